@@ -1,0 +1,152 @@
+# keyward — build, run, test, benchmark.
+#
+#   make run     install missing packages, build, set up the demo deployment in
+#                ./.keyward and open the console on it
+#   make check   the same setup, then every test: a normal build and an
+#                AddressSanitizer + UBSan build
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BUILD     ?= build
+SAN       ?=
+CC        ?= cc
+VERSION   := 0.1.0
+
+# Libraries: pkg-config for every one.  PKCS#11 is header-only (p11-kit);
+# the module itself is dlopen()ed at run time so any vendor's works.
+PKGS      := ncursesw openssl libcurl jansson sqlite3
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN      := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wformat=2 -Werror
+HARDEN    := -fstack-protector-strong -fPIE
+HARDEN_LD := -pie -Wl,-z,relro,-z,now
+ifeq ($(SAN),1)
+OPT       := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_LD    := -fsanitize=address,undefined
+else
+OPT       := -O2 -g -D_FORTIFY_SOURCE=3
+SAN_LD    :=
+endif
+CFLAGS    ?=
+CFLAGS    += -std=c11 -D_GNU_SOURCE -DKEYWARD_VERSION='"$(VERSION)"' $(OPT) $(WARN) $(HARDEN) \
+             -Icore -Ihsm -Iui $(PKG_CFLAGS)
+LDFLAGS   += $(HARDEN_LD) $(SAN_LD)
+LDLIBS    += $(PKG_LIBS) -ldl -lpthread
+
+LIB_SRC   := $(sort $(wildcard core/*.c) $(wildcard hsm/*.c))
+UI_SRC    := $(sort $(wildcard ui/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TH_SRC    := $(sort $(wildcard tests/th_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UI_OBJ    := $(UI_SRC:%.c=$(BUILD)/%.o)
+TH_OBJ    := $(TH_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIB       := $(BUILD)/libkeyward.a
+BIN       := $(BUILD)/keyward
+
+DEMO_HOME ?= $(CURDIR)/.keyward
+
+.PHONY: all deps run check test unit shtest asan bench install uninstall clean demo distclean
+
+all: deps-quiet $(BIN)
+
+# ---------------------------------------------------------------- packages
+DEB_PKGS := build-essential pkg-config libncurses-dev libssl-dev libcurl4-openssl-dev \
+            libjansson-dev libsqlite3-dev check softhsm2 opensc libp11-kit-dev tmux sqlite3 \
+            python3
+# Quick when everything is there: one dpkg-query, no apt-get.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+deps-quiet:
+	@[ -n "$(NODEPS)" ] || $(MAKE) -s deps
+
+# ---------------------------------------------------------------- build
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN): $(UI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(UI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/th_%.o: tests/th_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/test_%: tests/test_%.c $(TH_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP $(LDFLAGS) -o $@ $< $(TH_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
+
+# ---------------------------------------------------------------- run
+demo: all
+	@if [ ! -f "$(DEMO_HOME)/config.json" ]; then \
+	    echo "setting up the demo deployment in $(DEMO_HOME) (demo only: the PIN is in a file)"; \
+	    KEYWARD_HOME="$(DEMO_HOME)" $(BIN) init --demo >/dev/null || exit $$?; \
+	fi
+
+run: demo
+	KEYWARD_HOME="$(DEMO_HOME)" $(BIN)
+
+# ---------------------------------------------------------------- tests
+# `unit` runs every Check binary; `shtest` drives the real binary (CLI and
+# console under tmux).  Each test makes its own token directory and database.
+unit: $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+	    echo "== $$t"; CK_DEFAULT_TIMEOUT=120 $$t || fail=1; done; exit $$fail
+
+shtest: $(BIN)
+	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash tests/run-shell-tests.sh
+
+test: all unit shtest
+
+check: deps-quiet
+	@$(MAKE) --no-print-directory NODEPS=1 test
+	@echo "== AddressSanitizer + UBSan build"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory NODEPS=1 BUILD=build-asan SAN=1 test
+
+asan:
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
+
+# ---------------------------------------------------------------- bench
+bench: all $(BENCH_BIN)
+	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash bench/run.sh
+
+# ---------------------------------------------------------------- install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/keyward/themes $(DESTDIR)$(PREFIX)/share/doc/keyward
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keyward
+	install -m 0644 themes/*.json $(DESTDIR)$(PREFIX)/share/keyward/themes/ 2>/dev/null || true
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/keyward/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/keyward
+	rm -rf $(DESTDIR)$(PREFIX)/share/keyward $(DESTDIR)$(PREFIX)/share/doc/keyward
+
+clean:
+	rm -rf build build-asan
+
+distclean: clean
+	rm -rf .keyward
