@@ -1,0 +1,66 @@
+/*
+ * authz.h — roles, actions and the single authorisation decision.
+ *
+ * Every core entry point that reads or changes the deployment calls
+ * km_authorize() (keyward.h) with one of these actions before it touches
+ * anything.  The policy is the table in authz.c: action -> roles allowed.
+ * A denial is itself audited.
+ */
+#ifndef KM_AUTHZ_H
+#define KM_AUTHZ_H
+
+#include "km.h"
+
+/* X(enum, bit, name) */
+#define KM_ROLES(X)                    \
+	X(KM_ROLE_ADMIN,    0, "admin")    \
+	X(KM_ROLE_OFFICER,  1, "officer")  \
+	X(KM_ROLE_APPROVER, 2, "approver") \
+	X(KM_ROLE_AUDITOR,  3, "auditor")  \
+	X(KM_ROLE_SERVICE,  4, "service")
+
+enum {
+#define ROLE_ENUM(e, bit, name) e = 1u << bit,
+	KM_ROLES(ROLE_ENUM)
+#undef ROLE_ENUM
+};
+
+/* X(enum, name) — the name is what the audit log records. */
+#define KM_ACTIONS(X)                       \
+	X(KM_ACT_STATUS,       "status")        \
+	X(KM_ACT_KEY_READ,     "key.read")      \
+	X(KM_ACT_KEY_CREATE,   "key.create")    \
+	X(KM_ACT_KEY_TAG,      "key.tag")       \
+	X(KM_ACT_KEY_ROTATE,   "key.rotate")    \
+	X(KM_ACT_KEY_STATE,    "key.state")     \
+	X(KM_ACT_PROTECT,      "protect")       \
+	X(KM_ACT_UNPROTECT,    "unprotect")     \
+	X(KM_ACT_ASSET_READ,   "asset.read")    \
+	X(KM_ACT_AUDIT_READ,   "audit.read")    \
+	X(KM_ACT_AUDIT_VERIFY, "audit.verify")  \
+	X(KM_ACT_USER_READ,    "user.read")     \
+	X(KM_ACT_USER_ADD,     "user.add")
+
+typedef enum km_action {
+#define ACT_ENUM(e, name) e,
+	KM_ACTIONS(ACT_ENUM)
+#undef ACT_ENUM
+	KM_ACT_COUNT
+} km_action;
+
+const char *km_action_name(km_action a);
+
+/* Role bit set <-> "officer,auditor". */
+km_status km_roles_parse(const char *list, unsigned *roles, km_err *e);
+void km_roles_format(unsigned roles, char *buf, size_t cap);
+
+/* Separation of duties: admin excludes officer and service. */
+km_status km_roles_check_separation(unsigned roles, km_err *e);
+
+/* The policy: 1 if any of `roles` may perform `a`. */
+int km_policy_allows(unsigned roles, km_action a);
+
+/* Roles that may perform `a`, formatted, for denial messages. */
+void km_policy_roles_for(km_action a, char *buf, size_t cap);
+
+#endif
