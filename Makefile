@@ -75,26 +75,32 @@ deps-quiet:
 # ---------------------------------------------------------------- build
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC  $<'
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	@echo '  AR  $@'
+	@$(AR) rcs $@ $^
 
 $(BIN): $(UI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(UI_OBJ) $(LIB) $(LDLIBS)
+	@echo '  LD  $@'
+	@$(CC) $(LDFLAGS) -o $@ $(UI_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/th_%.o: tests/th_%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP -c $< -o $@
+	@echo '  CC  $<'
+	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/test_%: tests/test_%.c $(TH_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP $(LDFLAGS) -o $@ $< $(TH_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
+	@echo '  LD  $@'
+	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP $(LDFLAGS) -o $@ $< $(TH_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	@echo '  LD  $@'
+	@$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 -include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 

@@ -14,6 +14,7 @@
 #include "km.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <jansson.h>
 
 #define KM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"

@@ -64,14 +64,20 @@ km_status km_wrap(km_err *e, const char *fmt, ...)
 {
 	if (!e)
 		return KM_EINTERNAL;
-	char prefix[KM_ERR_MSG_MAX];
-	char old[KM_ERR_MSG_MAX];
+	char joined[2 * KM_ERR_MSG_MAX + 2];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof prefix, fmt, ap);
+	int n = vsnprintf(joined, KM_ERR_MSG_MAX, fmt, ap);
 	va_end(ap);
-	memcpy(old, e->msg, sizeof old);
-	snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+	if (n < 0)
+		n = 0;
+	size_t used = strlen(joined);
+	memcpy(joined + used, ": ", 2);
+	memcpy(joined + used + 2, e->msg, strnlen(e->msg, KM_ERR_MSG_MAX - 1) + 1);
+	joined[sizeof joined - 1] = '\0';
+	size_t len = strnlen(joined, KM_ERR_MSG_MAX - 1);
+	memcpy(e->msg, joined, len);
+	e->msg[len] = '\0';
 	return e->code;
 }
 
@@ -81,4 +87,15 @@ void km_err_clear(km_err *e)
 		e->code = KM_OK;
 		e->msg[0] = '\0';
 	}
+}
+
+size_t km_strlcpy(char *dst, const char *src, size_t cap)
+{
+	size_t n = strlen(src);
+	if (cap) {
+		size_t c = n < cap - 1 ? n : cap - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
 }

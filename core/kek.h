@@ -56,6 +56,11 @@ typedef struct km_tag { char key[KM_TAG_KEY_MAX + 1]; char value[KM_TAG_VALUE_MA
 km_status km_key_create(km_ctx *ctx, const char *name, const km_tag *tags,
                         size_t ntags, km_err *e);
 
+/* Create n keys (each with version 1 active and the same tags) in one
+ * transaction, one audit event each: imports, demo content, benchmarks. */
+km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
+                             const km_tag *tags, size_t ntags, km_err *e);
+
 /* Set (or with an empty value remove) tags. */
 km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags,
                      size_t ntags, km_err *e);

@@ -64,6 +64,7 @@ typedef struct km_init_opts {
 	const char *softhsm2_conf;/* optional; written into config.json */
 	const char *pin_file;     /* optional; written into config.json (demo) */
 	unsigned first_user_roles;/* 0: KM_ROLE_ADMIN */
+	int demo_users;           /* also enrol the demo's named users */
 } km_init_opts;
 
 /* Create (or adopt) the token, the root key and audit key pair, the
@@ -73,7 +74,7 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e);
 
 /* Status summary for `keyward status` and the console's status bar. */
 typedef struct km_status_info {
-	char home[512];
+	char home[PATH_MAX];
 	char deployment_id[40];
 	char token_label[33];
 	char token_desc[128];  /* manufacturer model serial */
@@ -95,7 +96,7 @@ km_status km_status_get(km_ctx *ctx, km_status_info *out, km_err *e);
 km_status km_record_verification(km_ctx *ctx, int intact, uint64_t first_bad,
                                  const char *problem, km_err *e);
 
-/* Unix time now, or KEYWARD_NOW in tests?  No: always the real clock. */
+/* Unix time now (the real clock; tests never fake it). */
 int64_t km_now(void);
 /* RFC 3339 UTC seconds: "2026-11-23T12:45:13Z". */
 void km_time_format(int64_t t, char buf[32]);

@@ -58,6 +58,9 @@ const char *km_status_name(km_status s);
 /* Process exit code for a status; documented in `keyward --help`. */
 int km_status_exit_code(km_status s);
 
+/* Copy with truncation, always NUL-terminated; returns strlen(src). */
+size_t km_strlcpy(char *dst, const char *src, size_t cap);
+
 #define KM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

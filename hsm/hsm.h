@@ -116,4 +116,16 @@ typedef struct hsm_uri {
 } hsm_uri;
 km_status hsm_uri_parse(const char *uri, hsm_uri *out, km_err *e);
 
+/* ---- Added by the hsm/ implementation: pure OpenSSL, no HSM involved ---- */
+
+/* Largest DER ECDSA-Sig-Value for P-256: SEQUENCE of two INTEGERs of up to
+ * 33 bytes each. */
+#define HSM_SIG_DER_MAX 72
+
+/* Convert a raw r||s signature from hsm_audit_sign() into the DER
+ * ECDSA-Sig-Value that OpenSSL's EVP_DigestVerify / EVP_PKEY_verify expect.
+ * cap smaller than the encoding -> KM_EUSAGE. */
+km_status hsm_sig_to_der(const uint8_t sig[HSM_SIG_BYTES], uint8_t *der, size_t cap,
+                         size_t *der_len, km_err *e);
+
 #endif

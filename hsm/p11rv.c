@@ -4,11 +4,11 @@
  *
  * One table, written from the #defines of the PKCS#11 v2.40 header that
  * p11-kit ships (plus the few v3.0 codes a newer module may return).  It
- * must never carry a PIN or key bytes: it only turns numbers into names.
+ * must never carry a PIN or key bytes: it only turns numbers into names
+ * and says what a failure means for the caller.
  */
-#include "hsm.h"
+#include "hsm_int.h"
 
-#include <p11-kit/pkcs11.h>
 #include <stdio.h>
 
 /* PKCS#11 v3.0 codes that the v2.40 header lacks; a v3 module may send them. */
@@ -139,4 +139,36 @@ const char *hsm_rv_name(unsigned long rv)
 			return rv_names[i].name;
 	snprintf(unknown, sizeof unknown, "CKR_0x%lX", rv);
 	return unknown;
+}
+
+/* What a failure means for the caller, and a hint a person can act on.
+ * Codes not listed are KM_EHSM with no hint: the CKR_ name says enough. */
+static const struct {
+	CK_RV rv;
+	km_status status;
+	const char *hint;
+} rv_meanings[] = {
+	{CKR_PIN_INCORRECT, KM_EDENIED, "wrong PIN"},
+	{CKR_PIN_LEN_RANGE, KM_EDENIED, "wrong PIN (its length is outside what the token accepts)"},
+	{CKR_PIN_INVALID, KM_EDENIED, "wrong PIN (it has characters the token does not accept)"},
+	{CKR_PIN_LOCKED, KM_EDENIED, "the PIN is locked after too many wrong attempts; "
+	                             "the security officer must reset it"},
+	{CKR_PIN_EXPIRED, KM_EDENIED, "the PIN has expired"},
+	{CKR_USER_NOT_LOGGED_IN, KM_ESTATE, "not logged in to the token"},
+	{CKR_USER_PIN_NOT_INITIALIZED, KM_ESTATE, "the token has no user PIN yet"},
+	{CKR_HOST_MEMORY, KM_ENOMEM, "out of memory"},
+	{CKR_DEVICE_MEMORY, KM_EHSM, "the token is full"},
+	{CKR_TOKEN_NOT_PRESENT, KM_EHSM, "the token is gone"},
+	{CKR_DEVICE_REMOVED, KM_EHSM, "the token is gone"},
+	{CKR_SESSION_HANDLE_INVALID, KM_EHSM, "the session is gone (was the process forked?)"},
+	{CKR_CRYPTOKI_NOT_INITIALIZED, KM_EHSM, "the module is not initialised (was the process forked?)"},
+};
+
+km_status hsm_p11_fail(km_err *e, CK_RV rv, const char *what, const char *fn)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(rv_meanings); i++)
+		if (rv_meanings[i].rv == rv)
+			return km_fail(e, rv_meanings[i].status, "%s: %s (%s: %s)", what, rv_meanings[i].hint,
+			               fn, hsm_rv_name(rv));
+	return km_fail(e, KM_EHSM, "%s (%s: %s)", what, fn, hsm_rv_name(rv));
 }

@@ -1,0 +1,454 @@
+/*
+ * asset.c — protect, unprotect and the asset catalogue.
+ *
+ * Order of protect, and why:
+ *   1. authorise; load the active version;
+ *   2. reserve one wrap on its durable counter (own transaction), so the
+ *      count never undercounts DEKs that exist, even after a crash;
+ *   3. DEK generated and wrapped in locked memory; envelope streamed;
+ *   4. output file renamed into place;
+ *   5. one transaction: catalogue row + counters + audit event + signed head.
+ *      If it fails, the renamed output is removed again.
+ * Unprotect audits the key use before any plaintext is released.
+ */
+#include "asset.h"
+#include "kek.h"
+#include "kek_int.h"
+#include "atomicfile.h"
+#include "db.h"
+#include "envelope.h"
+#include "secmem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+km_status km_asset_spec_parse(const char *spec, char kind[32], char name[256],
+                              char version[128], km_err *e)
+{
+	const char *colon = spec ? strchr(spec, ':') : NULL;
+	if (!colon || colon == spec)
+		return km_fail(e, KM_EINVAL, "asset '%s' must be written KIND:NAME[@VERSION], e.g. "
+		               "feature:credit-risk/income@7", spec ? spec : "");
+	size_t kl = (size_t)(colon - spec);
+	if (kl > KM_ASSET_KIND_MAX)
+		return km_fail(e, KM_EINVAL, "asset kind '%.*s' is too long", (int)kl, spec);
+	memcpy(kind, spec, kl);
+	kind[kl] = '\0';
+	const char *rest = colon + 1, *at = strrchr(rest, '@');
+	size_t nl = at ? (size_t)(at - rest) : strlen(rest);
+	if (nl > KM_ASSET_NAME_MAX)
+		return km_fail(e, KM_EINVAL, "asset name in '%s' is longer than %d bytes", spec, KM_ASSET_NAME_MAX);
+	memcpy(name, rest, nl);
+	name[nl] = '\0';
+	const char *v = at ? at + 1 : "";
+	if (strlen(v) > KM_ASSET_VERSION_MAX)
+		return km_fail(e, KM_EINVAL, "asset version in '%s' is longer than %d bytes", spec, KM_ASSET_VERSION_MAX);
+	snprintf(version, 128, "%s", v);
+	if (!km_asset_kind_valid(kind)) {
+		char kinds[128] = "";
+		for (size_t i = 0; km_asset_kinds[i]; i++) {
+			strncat(kinds, i ? ", " : "", sizeof kinds - strlen(kinds) - 1);
+			strncat(kinds, km_asset_kinds[i], sizeof kinds - strlen(kinds) - 1);
+		}
+		return km_fail(e, KM_EINVAL, "unknown asset kind '%s'; kinds are %s", kind, kinds);
+	}
+	return KM_OK;
+}
+
+static km_status reserve_wraps(km_ctx *ctx, const kek_version_row *row, const char *kek_name,
+                               uint64_t n, km_err *e)
+{
+	km_status st = km_tx_begin(ctx, e);
+	if (st)
+		return st;
+	int64_t wraps;
+	char sql[160];
+	snprintf(sql, sizeof sql, "SELECT wraps FROM key_versions WHERE key_id = %lld AND version = %u",
+	         (long long)row->key_id, row->version);
+	st = km_db_int64(ctx->db, sql, &wraps, e);
+	if (!st && (uint64_t)wraps + n > ctx->cfg.kek_max_wraps)
+		st = km_fail(e, KM_ELIMIT, "version %u of key '%s' has wrapped %lld data keys; the bound is "
+		             "%llu (kek_max_wraps, far below the 2^32 random-nonce limit of AES-GCM): rotate "
+		             "the key", row->version, kek_name, (long long)wraps,
+		             (unsigned long long)ctx->cfg.kek_max_wraps);
+	if (!st) {
+		snprintf(sql, sizeof sql, "UPDATE key_versions SET wraps = wraps + %llu WHERE key_id = %lld AND version = %u",
+		         (unsigned long long)n, (long long)row->key_id, row->version);
+		st = km_db_exec(ctx->db, sql, e);
+	}
+	if (st) {
+		km_tx_rollback(ctx);
+		return st;
+	}
+	return km_db_commit(ctx->db, e);
+}
+
+static km_status insert_asset(km_ctx *ctx, sqlite3_stmt *q, const km_asset_ref *ref, int64_t key_id,
+                              const uint8_t *wrapped, uint64_t size, km_err *e)
+{
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, ref->uid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, ref->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, ref->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, ref->version, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, key_id);
+	sqlite3_bind_int64(q, 6, ref->kek_version);
+	sqlite3_bind_blob(q, 7, wrapped, KM_WRAPPED_DEK_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 8, (int64_t)size);
+	sqlite3_bind_int64(q, 9, km_now());
+	sqlite3_bind_text(q, 10, ctx->actor.name, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		return km_db_fail(ctx->db, e, "recording the asset");
+	return KM_OK;
+}
+
+#define INSERT_ASSET_SQL "INSERT INTO assets(uid, kind, name, version, key_id, kek_version, " \
+	"wrapped_dek, size, created, created_by) VALUES(?,?,?,?,?,?,?,?,?,?)"
+
+static km_status count_use(km_ctx *ctx, int64_t key_id, uint32_t version, uint64_t new_assets, km_err *e)
+{
+	char sql[200];
+	snprintf(sql, sizeof sql, "UPDATE key_versions SET assets = assets + %llu, last_used = %lld "
+	         "WHERE key_id = %lld AND version = %u", (unsigned long long)new_assets,
+	         (long long)km_now(), (long long)key_id, version);
+	km_status st = km_db_exec(ctx->db, sql, e);
+	return st ? st : kek_summary_refresh(ctx, key_id, e);
+}
+
+static json_t *asset_details(const km_asset_ref *ref, int64_t id, uint64_t size)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "uid", ref->uid, "kind", ref->kind, "name", ref->name,
+	                 "version", ref->version, "asset_id", (json_int_t)id, "size", (json_int_t)size);
+}
+
+km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
+                     int in_fd, int out_fd, const char *out_path, km_asset_info *out, km_err *e)
+{
+	char kind[32], name[256], version[128], uid[KM_ASSET_UID_LEN + 1];
+	km_status st = km_asset_spec_parse(asset_spec, kind, name, version, e);
+	if (!st)
+		st = km_key_name_validate(key_name, e);
+	if (st)
+		return st;
+	char obj[KM_KEY_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "key:%s", key_name);
+	if ((st = km_authorize(ctx, KM_ACT_PROTECT, obj, e)))
+		return st;
+	kek_version_row row;
+	if ((st = kek_version_load(ctx, key_name, 0, &row, e))) {
+		if (st == KM_ESTATE)
+			km_audit_failure(ctx, KM_ACT_PROTECT, obj, e);
+		return st;
+	}
+	snprintf(obj, sizeof obj, "key:%s@%u", key_name, row.version);
+	if ((st = km_asset_uid_new(uid, e)))
+		return st;
+	km_asset_ref ref = {uid, kind, name, version, key_name, row.version};
+	if ((st = km_asset_ref_validate(&ref, e)))
+		return st;
+	if ((st = reserve_wraps(ctx, &row, key_name, 1, e))) {
+		if (st == KM_ELIMIT)
+			km_audit_failure(ctx, KM_ACT_PROTECT, obj, e);
+		return st;
+	}
+	const uint8_t *kek;
+	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+		return st;
+
+	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
+	if (!dek)
+		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
+	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
+	envelope_header h;
+	atomicfile af = {-1, NULL, NULL};
+	uint64_t size = 0;
+	st = dek_generate(dek, e);
+	if (!st)
+		st = dek_wrap(kek, dek, &ref, wrapped, e);
+	if (!st)
+		st = envelope_header_init(&h, &ref, wrapped, e);
+	if (!st && out_path) {
+		st = atomicfile_open(out_path, &af, e);
+		out_fd = af.fd;
+	}
+	if (!st)
+		st = envelope_encrypt(in_fd, out_fd, &h, dek, &size, e);
+	km_secure_free(dek, KM_DEK_BYTES);
+	if (!st && out_path)
+		st = atomicfile_commit(&af, e);
+	else if (out_path)
+		atomicfile_abort(&af);
+	if (st)
+		return st;
+
+	/* The envelope exists; now make it a fact of the catalogue. */
+	sqlite3_stmt *q = NULL;
+	int64_t id = 0;
+	if (!(st = km_tx_begin(ctx, e))) {
+		st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
+		if (!st)
+			st = insert_asset(ctx, q, &ref, row.key_id, wrapped, size, e);
+		sqlite3_finalize(q);
+		id = sqlite3_last_insert_rowid(ctx->db);
+		if (!st)
+			st = count_use(ctx, row.key_id, row.version, 1, e);
+		if (!st)
+			st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok", asset_details(&ref, id, size), e);
+		if (!st)
+			st = km_tx_commit(ctx, e);
+		else
+			km_tx_rollback(ctx);
+	}
+	if (st) {
+		if (out_path)
+			unlink(out_path);
+		return st;
+	}
+	if (out) {
+		memset(out, 0, sizeof *out);
+		out->id = id;
+		snprintf(out->uid, sizeof out->uid, "%s", uid);
+		snprintf(out->kind, sizeof out->kind, "%s", kind);
+		snprintf(out->name, sizeof out->name, "%s", name);
+		snprintf(out->version, sizeof out->version, "%s", version);
+		snprintf(out->kek_name, sizeof out->kek_name, "%s", key_name);
+		out->kek_version = row.version;
+		out->size = size;
+		out->created = km_now();
+		snprintf(out->created_by, sizeof out->created_by, "%s", ctx->actor.name);
+	}
+	return KM_OK;
+}
+
+#define ASSET_COLS "a.id, a.uid, a.kind, a.name, a.version, k.name, a.kek_version, a.size, a.created, a.created_by"
+
+static void asset_row(sqlite3_stmt *q, km_asset_info *a)
+{
+	memset(a, 0, sizeof *a);
+	a->id = sqlite3_column_int64(q, 0);
+	snprintf(a->uid, sizeof a->uid, "%s", (const char *)sqlite3_column_text(q, 1));
+	snprintf(a->kind, sizeof a->kind, "%s", (const char *)sqlite3_column_text(q, 2));
+	snprintf(a->name, sizeof a->name, "%s", (const char *)sqlite3_column_text(q, 3));
+	snprintf(a->version, sizeof a->version, "%s", (const char *)sqlite3_column_text(q, 4));
+	snprintf(a->kek_name, sizeof a->kek_name, "%s", (const char *)sqlite3_column_text(q, 5));
+	a->kek_version = (uint32_t)sqlite3_column_int64(q, 6);
+	a->size = (uint64_t)sqlite3_column_int64(q, 7);
+	a->created = sqlite3_column_int64(q, 8);
+	snprintf(a->created_by, sizeof a->created_by, "%s", (const char *)sqlite3_column_text(q, 9));
+}
+
+/* The catalogue row for an envelope's uid, which must agree with the
+ * header on every field. */
+static km_status catalogue_match(km_ctx *ctx, const km_asset_ref *ref, km_asset_info *a, km_err *e)
+{
+	sqlite3_stmt *q;
+	km_status st = km_db_prepare(ctx->db, "SELECT " ASSET_COLS " FROM assets a JOIN keys k ON k.id = a.key_id "
+	                             "WHERE a.uid = ?", &q, e);
+	if (st)
+		return st;
+	sqlite3_bind_text(q, 1, ref->uid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		asset_row(q, a);
+		if (strcmp(a->kind, ref->kind) || strcmp(a->name, ref->name) || strcmp(a->version, ref->version) ||
+		    strcmp(a->kek_name, ref->kek_name) || a->kek_version != ref->kek_version)
+			st = km_fail(e, KM_EINTEGRITY, "the envelope's header does not match catalogue entry %lld "
+			             "(%s:%s): it was altered or belongs to another asset", (long long)a->id, a->kind, a->name);
+	} else if (rc == SQLITE_DONE) {
+		st = km_fail(e, KM_EINTEGRITY, "the envelope names asset %s, which this deployment's catalogue "
+		             "does not hold", ref->uid);
+	} else {
+		st = km_db_fail(ctx->db, e, "reading the catalogue");
+	}
+	sqlite3_finalize(q);
+	return st;
+}
+
+km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
+                       km_asset_info *out, km_err *e)
+{
+	envelope_header h;
+	km_status st = envelope_read_header(in_fd, &h, e);
+	if (st)
+		return st;
+	km_asset_ref ref;
+	envelope_header_ref(&h, &ref);
+	char obj[KM_KEY_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "key:%s@%u", h.kek_name, h.kek_version);
+	if ((st = km_authorize(ctx, KM_ACT_UNPROTECT, obj, e)))
+		return st;
+	kek_version_row row;
+	km_asset_info a;
+	if ((st = kek_version_load(ctx, h.kek_name, h.kek_version, &row, e)) ||
+	    (st = catalogue_match(ctx, &ref, &a, e)))
+		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
+	if (!km_state_can_decrypt(row.state)) {
+		km_fail(e, KM_ESTATE, "version %u of key '%s' is %s: it can no longer decrypt", row.version,
+		        h.kek_name, km_state_name(row.state));
+		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
+	}
+	const uint8_t *kek;
+	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+		return st;
+	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
+	if (!dek)
+		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
+	if ((st = dek_unwrap(kek, h.wrapped_dek, &ref, dek, e))) {
+		km_secure_free(dek, KM_DEK_BYTES);
+		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
+	}
+	/* The key use is on record before any plaintext leaves. */
+	if (!(st = km_tx_begin(ctx, e))) {
+		st = count_use(ctx, row.key_id, row.version, 0, e);
+		if (!st)
+			st = km_tx_audit(ctx, km_action_name(KM_ACT_UNPROTECT), obj, "ok", asset_details(&ref, a.id, a.size), e);
+		if (!st)
+			st = km_tx_commit(ctx, e);
+		else
+			km_tx_rollback(ctx);
+	}
+	atomicfile af = {-1, NULL, NULL};
+	uint64_t size = 0;
+	if (!st && out_path) {
+		st = atomicfile_open(out_path, &af, e);
+		out_fd = af.fd;
+	}
+	if (!st)
+		st = envelope_decrypt(in_fd, out_fd, &h, dek, &size, e);
+	km_secure_free(dek, KM_DEK_BYTES);
+	if (out_path && af.final_path) {
+		if (!st)
+			st = atomicfile_commit(&af, e);
+		else
+			atomicfile_abort(&af);
+	}
+	if (st) {
+		if (st == KM_EINTEGRITY)
+			km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
+		return st;
+	}
+	if (out)
+		*out = a;
+	return KM_OK;
+}
+
+km_status km_asset_get(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e)
+{
+	char obj[48];
+	snprintf(obj, sizeof obj, "asset:%lld", (long long)id);
+	km_status st = km_authorize(ctx, KM_ACT_ASSET_READ, obj, e);
+	if (st)
+		return st;
+	sqlite3_stmt *q;
+	if ((st = km_db_prepare(ctx->db, "SELECT " ASSET_COLS " FROM assets a JOIN keys k ON k.id = a.key_id "
+	                        "WHERE a.id = ?", &q, e)))
+		return st;
+	sqlite3_bind_int64(q, 1, id);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		asset_row(q, out);
+	else if (rc == SQLITE_DONE)
+		st = km_fail(e, KM_ENOTFOUND, "no asset with id %lld", (long long)id);
+	else
+		st = km_db_fail(ctx->db, e, "reading the asset");
+	sqlite3_finalize(q);
+	return st;
+}
+
+km_status km_asset_list(km_ctx *ctx, const km_asset_query *qy,
+                        int (*cb)(void *c, const km_asset_info *a), void *cbctx, km_err *e)
+{
+	km_status st = km_authorize(ctx, KM_ACT_ASSET_READ, qy->key_name ? qy->key_name : "", e);
+	if (st)
+		return st;
+	int64_t key_id = 0;
+	if (qy->key_name && (st = kek_lookup_id(ctx, qy->key_name, &key_id, e)))
+		return st;
+	char sql[512];
+	snprintf(sql, sizeof sql, "SELECT " ASSET_COLS " FROM assets a JOIN keys k ON k.id = a.key_id WHERE 1%s%s%s%s "
+	         "ORDER BY a.id DESC LIMIT ?5",
+	         key_id ? " AND a.key_id = ?1" : "", qy->kek_version ? " AND a.kek_version = ?2" : "",
+	         qy->kind ? " AND a.kind = ?3" : "", qy->before_id ? " AND a.id < ?4" : "");
+	sqlite3_stmt *q;
+	if ((st = km_db_prepare(ctx->db, sql, &q, e)))
+		return st;
+	sqlite3_bind_int64(q, 1, key_id);
+	sqlite3_bind_int64(q, 2, qy->kek_version);
+	if (qy->kind)
+		sqlite3_bind_text(q, 3, qy->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, qy->before_id);
+	sqlite3_bind_int(q, 5, qy->limit > 0 ? qy->limit : 100);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		km_asset_info a;
+		asset_row(q, &a);
+		if (cb(cbctx, &a))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		st = km_db_fail(ctx->db, e, "listing assets");
+	sqlite3_finalize(q);
+	return st;
+}
+
+km_status km_asset_register_bulk(km_ctx *ctx, const char *key_name, const char *const *specs,
+                                 size_t n, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "key:%s", key_name);
+	km_status st = km_authorize(ctx, KM_ACT_PROTECT, obj, e);
+	if (st)
+		return st;
+	kek_version_row row;
+	if ((st = kek_version_load(ctx, key_name, 0, &row, e)))
+		return st;
+	snprintf(obj, sizeof obj, "key:%s@%u", key_name, row.version);
+	if ((st = reserve_wraps(ctx, &row, key_name, n, e)))
+		return st;
+	const uint8_t *kek;
+	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+		return st;
+	dek_ctx *dc = NULL;
+	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
+	if (!dek)
+		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
+	if ((st = dek_ctx_new(kek, &dc, e))) {
+		km_secure_free(dek, KM_DEK_BYTES);
+		return st;
+	}
+	sqlite3_stmt *q = NULL;
+	if (!(st = km_tx_begin(ctx, e))) {
+		st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
+		for (size_t i = 0; !st && i < n; i++) {
+			char kind[32], name[256], version[128], uid[KM_ASSET_UID_LEN + 1];
+			uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
+			st = km_asset_spec_parse(specs[i], kind, name, version, e);
+			km_asset_ref ref = {uid, kind, name, version, key_name, row.version};
+			if (!st)
+				st = km_asset_uid_new(uid, e);
+			if (!st)
+				st = km_asset_ref_validate(&ref, e);
+			if (!st)
+				st = dek_generate(dek, e);
+			if (!st)
+				st = dek_ctx_wrap(dc, dek, &ref, wrapped, e);
+			if (!st)
+				st = insert_asset(ctx, q, &ref, row.key_id, wrapped, 0, e);
+			if (!st)
+				st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok",
+				                 asset_details(&ref, sqlite3_last_insert_rowid(ctx->db), 0), e);
+		}
+		sqlite3_finalize(q);
+		if (!st)
+			st = count_use(ctx, row.key_id, row.version, n, e);
+		if (!st)
+			st = km_tx_commit(ctx, e);
+		else
+			km_tx_rollback(ctx);
+	}
+	dek_ctx_free(dc);
+	km_secure_free(dek, KM_DEK_BYTES);
+	return st;
+}

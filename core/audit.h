@@ -1,0 +1,216 @@
+/*
+ * audit.h — keyward's tamper-evident audit log: storage, tree heads,
+ * verification and queries.  docs/audit.md explains the design.
+ *
+ * Every event is one canonical JSON object, stored with its RFC 6962 leaf
+ * hash; the log is an RFC 6962 / 9162 Merkle tree over those leaves, and its
+ * tree heads are C2SP tlog-checkpoint texts signed by the HSM audit key
+ * (ECDSA P-256 over SHA-256 of the text).  audit_verify() recomputes
+ * everything from the event bytes and reports the first entry that does not
+ * check out, in a sentence a person understands.
+ *
+ * The caller owns the connection and the transaction.  audit_append() and
+ * audit_sign_head() must run inside the caller's write transaction
+ * (BEGIN IMMEDIATE): that is how an event lands atomically with the change
+ * it records, and how two processes never hand out the same sequence
+ * number.  The readers (verify, proofs, queries) open a read transaction of
+ * their own when the caller has none, so they see one consistent snapshot.
+ *
+ * This module must never: store key material in an event (details with
+ * key-material names are refused), change or delete an event, or write
+ * anything during verification (auditors verify read-only).
+ */
+#ifndef KM_AUDIT_H
+#define KM_AUDIT_H
+
+#include "km.h"
+#include "merkle.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+/* The audit tables, for the schema migration to execute once (several
+ * statements; sqlite3_exec them).  Filter columns are generated from the
+ * JSON, so they can never disagree with what was hashed. */
+extern const char audit_schema_sql[];
+
+#define AUDIT_SIG_BYTES 64    /* ECDSA P-256 raw r||s, as hsm_audit_sign() makes */
+#define AUDIT_TIME_LEN 24     /* "2026-11-23T12:45:13.123Z" */
+
+/* ------------------------------------------------------------ writing */
+
+typedef struct audit_event {
+	const char *actor;   /* who: a user name, "system", a service id; non-empty */
+	const char *action;  /* what: "key.rotate", "audit.verify"...; non-empty */
+	const char *object;  /* what it touched: "features/credit-risk"; NULL for none */
+	const char *outcome; /* "ok" | "denied" | "error" */
+	json_t *details;     /* borrowed, may be NULL; a JSON object of strings,
+	                      * integers, booleans, null, arrays and objects —
+	                      * no real numbers, never key material */
+} audit_event;
+
+/* Append one event at seq = last seq + 1 (1-based, contiguous).  The event
+ * text is
+ *   {"action":..,"actor":..,"details":{..},"object":..,"outcome":..,"seq":N,"time":".."}
+ * serialised by Jansson with JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII
+ * (sorted keys, no whitespace, pure ASCII); time is the current UTC time,
+ * RFC 3339 with milliseconds.  Stores the leaf hash and advances the stored
+ * Merkle frontier.
+ *   KM_EUSAGE       not inside a write transaction; missing field; outcome
+ *                   not one of the three
+ *   KM_EINVAL       details not an object, holds a real number, nests
+ *                   deeper than 32, or a string is not UTF-8
+ *   KM_EINTERNAL    details has a key named key, dek, kek, secret, pin,
+ *                   passphrase or plaintext (any case): a caller bug that
+ *                   would leak key material into the log
+ *   KM_EINTEGRITY   the stored frontier does not match the log (tampered or
+ *                   damaged; run audit_verify)
+ * *seq_out (may be NULL) receives the new sequence number. */
+km_status audit_append(sqlite3 *db, const audit_event *ev, uint64_t *seq_out, km_err *e);
+
+/* Sign digest (SHA-256 of the checkpoint text) with the audit key: raw
+ * r||s.  hsm_audit_sign() has this shape once ctx is bound to the hsm. */
+typedef km_status (*audit_sign_fn)(void *ctx, const uint8_t digest[32],
+                                   uint8_t sig[AUDIT_SIG_BYTES], km_err *e);
+
+/* If the log is longer than its newest tree head, sign a head for the whole
+ * log: checkpoint text (see audit_checkpoint_text) with the time now, signed
+ * through sign(sign_ctx, ...), stored in audit_tree_heads.  Nothing to do
+ * (KM_OK) when the newest head already covers the log.  Call it inside the
+ * write transaction, just before every COMMIT that appended events, so that
+ * every committed event is covered by a signed head.
+ *   KM_EUSAGE       not inside a write transaction
+ *   KM_ECONFIG      audit_meta has no 'origin'
+ *   KM_EINTEGRITY   the log is shorter than its newest head (entries were
+ *                   deleted), or the frontier does not match the log
+ *   whatever sign() returns (the head is not stored then) */
+km_status audit_sign_head(sqlite3 *db, audit_sign_fn sign, void *sign_ctx, km_err *e);
+
+/* The checkpoint text that a tree head signs, in the C2SP tlog-checkpoint
+ * shape:
+ *   "<origin>\n<size>\n<base64 root>\ntime <unix seconds>\n"
+ * (the last line is an extension line).  Writes at most cap bytes including
+ * the terminating NUL; returns the text length, or 0 if cap is too small or
+ * the origin is empty or holds a newline. */
+size_t audit_checkpoint_text(const char *origin, uint64_t size, const uint8_t root[32],
+                             int64_t time, char *buf, size_t cap);
+
+/* The log's origin line from audit_meta, e.g. "keyward/3f9c...".
+ * KM_ENOTFOUND if not set; KM_EUSAGE if cap is too small. */
+km_status audit_origin(sqlite3 *db, char *buf, size_t cap, km_err *e);
+
+/* ------------------------------------------------------------ reading */
+
+/* One event.  Every string points into one block owned by the row (json
+ * first); object is NULL when the event has none.  From audit_get() the
+ * caller owns the row (audit_row_free); inside an audit_query() callback the
+ * row is borrowed and valid only until the callback returns — keep a copy
+ * with audit_row_copy(). */
+typedef struct audit_row {
+	uint64_t seq;
+	char *json;        /* the event text exactly as stored and hashed */
+	uint8_t leaf_hash[MERKLE_HASH_BYTES];
+	char *time;        /* RFC 3339 UTC, milliseconds */
+	char *actor;
+	char *action;
+	char *object;      /* NULL when none */
+	char *outcome;
+} audit_row;
+
+/* Event `seq`; KM_ENOTFOUND if there is none. */
+km_status audit_get(sqlite3 *db, uint64_t seq, audit_row *out, km_err *e);
+
+/* An owned deep copy of src (free with audit_row_free). */
+km_status audit_row_copy(const audit_row *src, audit_row *dst, km_err *e);
+
+/* Free what a row owns and zero it; NULL and zeroed rows are fine. */
+void audit_row_free(audit_row *row);
+
+/* Number of events: the highest sequence number (0 for an empty log). */
+km_status audit_size(sqlite3 *db, uint64_t *n, km_err *e);
+
+/* The newest signed tree head.  *have = 0 (and the rest zeroed) if none. */
+km_status audit_latest_head(sqlite3 *db, uint64_t *size, uint8_t root[MERKLE_HASH_BYTES],
+                            int64_t *time, uint8_t sig[AUDIT_SIG_BYTES], int *have, km_err *e);
+
+/* Filters for audit_query; NULL or "" means "any".  All given filters must
+ * match (AND). */
+typedef struct audit_filter {
+	const char *object;        /* exact object name */
+	const char *object_prefix; /* object starts with this ("features/") */
+	const char *actor;         /* exact */
+	const char *action;        /* exact */
+	const char *outcome;       /* exact: ok, denied, error */
+	const char *time_from;     /* RFC 3339 prefix, inclusive: "2026-03" */
+	const char *time_to;       /* RFC 3339 prefix, inclusive: "2026-03-31" */
+} audit_filter;
+
+/* Callback per row; return nonzero to stop early (not an error). */
+typedef int (*audit_row_fn)(void *ctx, const audit_row *row);
+
+/* Events matching f (may be NULL), newest first, with seq < before_seq
+ * (0 = from the newest), at most limit rows (limit <= 0: 50).  Keyset
+ * pagination: pass the last row's seq as before_seq to get the next page.
+ * Uses the filter indexes; fast on millions of events. */
+km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, int limit,
+                      audit_row_fn row_cb, void *ctx, km_err *e);
+
+/* ------------------------------------------------------------ verifying */
+
+typedef struct audit_verify_result {
+	uint64_t entries_total;   /* rows in audit_events */
+	uint64_t entries_checked; /* entries that checked out, in order from 1 */
+	uint64_t heads_total;     /* rows in audit_tree_heads */
+	uint64_t heads_checked;   /* heads whose root and signature checked out */
+	int intact;               /* 1: everything checked out */
+	uint64_t first_bad_seq;   /* 0 when intact; see docs/audit.md */
+	char problem[256];        /* one sentence; "" when intact */
+	uint64_t head_size;       /* the newest head that checked out (0: none) */
+	uint8_t head_root[MERKLE_HASH_BYTES];
+	int64_t head_time;
+} audit_verify_result;
+
+/* Progress: called about every 4096 entries and at the end; nonzero
+ * cancels (audit_verify then returns KM_EBUSY, "verification cancelled"). */
+typedef int (*audit_progress_fn)(void *ctx, uint64_t checked, uint64_t total);
+
+/* Verify the whole log against the audit public key `pub`, streaming every
+ * event in sequence order in constant memory, read-only.  Checks: sequence
+ * numbers contiguous from 1; each event's own "seq" equals its row; the
+ * event text has the canonical shape; recomputed leaf hash equals the
+ * stored one; at each tree head's size the recomputed root equals the
+ * head's root and the head's signature verifies over its checkpoint text;
+ * no head is beyond the end of the log; every entry is covered by a signed
+ * head; the stored frontier matches the entries.  Stops at the first
+ * problem.  Returns KM_OK with r->intact 0 or 1 when verification ran; an
+ * error status only when it could not run (database error, cancelled). */
+km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, audit_progress_fn progress, void *pctx,
+                       audit_verify_result *r, km_err *e);
+
+/* Verify one entry: its text is canonical (re-serialised by Jansson) and its
+ * own "seq" matches, its leaf hash matches the text, it is included in the
+ * newest signed tree head (inclusion proof recomputed from the stored leaf
+ * hashes), and that head's signature verifies.  KM_OK with r->intact 0/1
+ * as above (r->entries_* count this one entry); KM_ENOTFOUND if there is no
+ * such entry. */
+km_status audit_verify_entry(sqlite3 *db, EVP_PKEY *pub, uint64_t seq,
+                             audit_verify_result *r, km_err *e);
+
+/* Inclusion proof of entry `seq` (1-based) in the tree of the first
+ * tree_size entries, leaf-most hash first, for an auditor to check with
+ * merkle_verify_inclusion(leaf_hash, seq - 1, tree_size, ...) against a
+ * signed head of that size.  proof must hold MERKLE_PROOF_MAX hashes.
+ * Reads about tree_size stored leaf hashes.  KM_EUSAGE if seq is 0 or
+ * beyond tree_size, or tree_size beyond the log. */
+km_status audit_inclusion_proof(sqlite3 *db, uint64_t seq, uint64_t tree_size,
+                                uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *proof_len, km_err *e);
+
+/* Consistency proof between the trees of the first `first` and the first
+ * `second` entries (RFC 9162): lets a SIEM holding an old signed head check
+ * that the current head extends it.  Same conventions as above. */
+km_status audit_consistency_proof(sqlite3 *db, uint64_t first, uint64_t second,
+                                  uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *proof_len,
+                                  km_err *e);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * authz.c — the policy table: which roles may perform which action.
+ *
+ * One row per action.  Keep this the only place that knows it; the
+ * decision itself (with the audit of denials) is km_authorize().
+ */
+#include "authz.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define R_ALL (KM_ROLE_ADMIN | KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR | KM_ROLE_SERVICE)
+#define R_STAFF (KM_ROLE_ADMIN | KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR)
+
+static const char *const action_names[KM_ACT_COUNT] = {
+#define ACT_NAME(e, name) [e] = name,
+	KM_ACTIONS(ACT_NAME)
+#undef ACT_NAME
+};
+
+/* Separation of duties from the brief: administrators manage people, not
+ * keys; services use keys in their scopes but never manage them or read the
+ * audit log; auditors only read. */
+static const unsigned policy[KM_ACT_COUNT] = {
+	[KM_ACT_STATUS] = R_ALL,
+	[KM_ACT_KEY_READ] = R_STAFF,
+	[KM_ACT_KEY_CREATE] = KM_ROLE_OFFICER,
+	[KM_ACT_KEY_TAG] = KM_ROLE_OFFICER,
+	[KM_ACT_KEY_ROTATE] = KM_ROLE_OFFICER,
+	[KM_ACT_KEY_STATE] = KM_ROLE_OFFICER,
+	[KM_ACT_PROTECT] = KM_ROLE_OFFICER | KM_ROLE_SERVICE,
+	[KM_ACT_UNPROTECT] = KM_ROLE_OFFICER | KM_ROLE_SERVICE,
+	[KM_ACT_ASSET_READ] = KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR | KM_ROLE_SERVICE,
+	[KM_ACT_AUDIT_READ] = R_STAFF,
+	[KM_ACT_AUDIT_VERIFY] = R_STAFF,
+	[KM_ACT_USER_READ] = KM_ROLE_ADMIN | KM_ROLE_AUDITOR,
+	[KM_ACT_USER_ADD] = KM_ROLE_ADMIN,
+};
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} roles[] = {
+#define ROLE_ROW(e, bit, name) {e, name},
+	KM_ROLES(ROLE_ROW)
+#undef ROLE_ROW
+};
+
+/* Pairs of roles one person must never hold together. */
+static const struct {
+	unsigned a, b;
+} exclusive[] = {
+	{KM_ROLE_ADMIN, KM_ROLE_OFFICER},
+	{KM_ROLE_ADMIN, KM_ROLE_SERVICE},
+	{KM_ROLE_AUDITOR, KM_ROLE_SERVICE},
+};
+
+const char *km_action_name(km_action a)
+{
+	return (unsigned)a < KM_ACT_COUNT ? action_names[a] : "unknown";
+}
+
+int km_policy_allows(unsigned r, km_action a)
+{
+	return (unsigned)a < KM_ACT_COUNT && (policy[a] & r) != 0;
+}
+
+void km_roles_format(unsigned r, char *buf, size_t cap)
+{
+	size_t used = 0;
+	if (cap == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < KM_ARRAY_LEN(roles); i++) {
+		if (!(r & roles[i].bit))
+			continue;
+		int w = snprintf(buf + used, cap - used, "%s%s", used ? "," : "", roles[i].name);
+		if (w < 0 || (size_t)w >= cap - used)
+			return;
+		used += (size_t)w;
+	}
+	if (used == 0)
+		snprintf(buf, cap, "none");
+}
+
+void km_policy_roles_for(km_action a, char *buf, size_t cap)
+{
+	km_roles_format((unsigned)a < KM_ACT_COUNT ? policy[a] : 0, buf, cap);
+}
+
+km_status km_roles_parse(const char *list, unsigned *out, km_err *e)
+{
+	unsigned r = 0;
+	const char *p = list ? list : "";
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		size_t i;
+		for (i = 0; i < KM_ARRAY_LEN(roles); i++)
+			if (strlen(roles[i].name) == n && strncmp(p, roles[i].name, n) == 0)
+				break;
+		if (i == KM_ARRAY_LEN(roles))
+			return km_fail(e, KM_EUSAGE, "unknown role '%.*s'; roles are admin, officer, "
+			               "approver, auditor, service", (int)n, p);
+		r |= roles[i].bit;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (r == 0)
+		return km_fail(e, KM_EUSAGE, "no role given");
+	*out = r;
+	return KM_OK;
+}
+
+km_status km_roles_check_separation(unsigned r, km_err *e)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(exclusive); i++) {
+		if ((r & exclusive[i].a) && (r & exclusive[i].b)) {
+			char a[32], b[32];
+			km_roles_format(exclusive[i].a, a, sizeof a);
+			km_roles_format(exclusive[i].b, b, sizeof b);
+			return km_fail(e, KM_EDENIED, "separation of duties: one user cannot be both %s and %s", a, b);
+		}
+	}
+	return KM_OK;
+}

@@ -1,0 +1,269 @@
+/*
+ * db.c — opening the catalogue and migrating its schema.
+ */
+#include "db.h"
+#include "audit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The catalogue's own tables.  The audit tables come from audit.c
+ * (audit_schema_sql) so the audit layer owns its storage. */
+static const char schema_v1_catalogue[] =
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE users("
+	"  name TEXT PRIMARY KEY,"
+	"  roles INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  created_by TEXT NOT NULL);"
+	/* keys.cur_* summarise the current version so the inventory can be
+	 * sorted and paged by any column with an index (keyset pagination);
+	 * kek.c refreshes them in the same transaction as every change. */
+	"CREATE TABLE keys("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  created INTEGER NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  cur_version INTEGER NOT NULL DEFAULT 0,"
+	"  cur_state TEXT NOT NULL DEFAULT 'pending',"
+	"  cur_created INTEGER NOT NULL DEFAULT 0,"
+	"  assets INTEGER NOT NULL DEFAULT 0,"
+	"  last_used INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX keys_by_version ON keys(cur_version, name);"
+	"CREATE INDEX keys_by_state ON keys(cur_state, name);"
+	"CREATE INDEX keys_by_age ON keys(cur_created, name);"
+	"CREATE INDEX keys_by_assets ON keys(assets, name);"
+	"CREATE INDEX keys_by_last_use ON keys(last_used, name);"
+	"CREATE TABLE key_tags("
+	"  key_id INTEGER NOT NULL REFERENCES keys(id),"
+	"  tag TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY(key_id, tag)) WITHOUT ROWID;"
+	"CREATE INDEX key_tags_by_value ON key_tags(tag, value, key_id);"
+	"CREATE TABLE key_versions("
+	"  key_id INTEGER NOT NULL REFERENCES keys(id),"
+	"  version INTEGER NOT NULL,"
+	"  state TEXT NOT NULL CHECK(state IN ('pending','active','decrypt-only','retired',"
+	"                                      'destroy-scheduled','destroyed','compromised')),"
+	"  wrapped BLOB," /* KEK wrapped by the HSM root; NULL once destroyed */
+	"  created INTEGER NOT NULL,"
+	"  activated INTEGER NOT NULL DEFAULT 0,"
+	"  deactivated INTEGER NOT NULL DEFAULT 0,"
+	"  destroy_after INTEGER NOT NULL DEFAULT 0,"
+	"  destroyed INTEGER NOT NULL DEFAULT 0,"
+	"  wraps INTEGER NOT NULL DEFAULT 0,"
+	"  assets INTEGER NOT NULL DEFAULT 0,"
+	"  last_used INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY(key_id, version),"
+	"  CHECK((state = 'destroyed') = (wrapped IS NULL))) WITHOUT ROWID;"
+	"CREATE TABLE assets("
+	"  id INTEGER PRIMARY KEY,"
+	"  uid TEXT NOT NULL UNIQUE,"
+	"  kind TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  key_id INTEGER NOT NULL,"
+	"  kek_version INTEGER NOT NULL,"
+	"  wrapped_dek BLOB NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  FOREIGN KEY(key_id, kek_version) REFERENCES key_versions(key_id, version));"
+	"CREATE INDEX assets_by_key ON assets(key_id, kek_version, id);"
+	"CREATE INDEX assets_by_kind ON assets(kind, id);";
+
+/* Migration steps; index i takes the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	schema_v1_catalogue,
+};
+
+int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }
+
+km_status km_db_fail(sqlite3 *db, km_err *e, const char *what)
+{
+	int rc = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
+	km_status code = ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) ? KM_EBUSY : KM_EDB;
+	if (code == KM_EBUSY)
+		return km_fail(e, code, "%s: the catalogue is locked by another keyward process "
+		               "(waited %d s); try again", what, KM_DB_BUSY_TIMEOUT_MS / 1000);
+	return km_fail(e, code, "%s: %s", what, db ? sqlite3_errmsg(db) : "cannot allocate");
+}
+
+km_status km_db_exec(sqlite3 *db, const char *sql, km_err *e)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return km_db_fail(db, e, "database");
+	return KM_OK;
+}
+
+km_status km_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, km_err *e)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+		return km_db_fail(db, e, "database (prepare)");
+	return KM_OK;
+}
+
+km_status km_db_begin(sqlite3 *db, km_err *e)
+{
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return km_db_fail(db, e, "cannot start a transaction");
+	return KM_OK;
+}
+
+km_status km_db_commit(sqlite3 *db, km_err *e)
+{
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		km_status st = km_db_fail(db, e, "cannot commit");
+		km_db_rollback(db);
+		return st;
+	}
+	return KM_OK;
+}
+
+void km_db_rollback(sqlite3 *db)
+{
+	if (db && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+km_status km_db_int64(sqlite3 *db, const char *sql, int64_t *out, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = km_db_prepare(db, sql, &st, e);
+	if (s)
+		return s;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		*out = 0;
+	else
+		s = km_db_fail(db, e, "database (read)");
+	sqlite3_finalize(st);
+	return s;
+}
+
+km_status km_db_meta_get(sqlite3 *db, const char *key, char *buf, size_t cap, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = km_db_prepare(db, "SELECT value FROM meta WHERE key = ?", &st, e);
+	if (s)
+		return s;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	else if (rc == SQLITE_DONE)
+		s = km_fail(e, KM_ENOTFOUND, "catalogue has no '%s' (not a keyward database?)", key);
+	else
+		s = km_db_fail(db, e, "database (meta)");
+	sqlite3_finalize(st);
+	return s;
+}
+
+km_status km_db_meta_set(sqlite3 *db, const char *key, const char *value, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = km_db_prepare(db, "INSERT INTO meta(key, value) VALUES(?, ?) "
+	                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st, e);
+	if (s)
+		return s;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		s = km_db_fail(db, e, "database (meta)");
+	sqlite3_finalize(st);
+	return s;
+}
+
+static km_status migrate(sqlite3 *db, km_err *e)
+{
+	int64_t have;
+	km_status s = km_db_int64(db, "PRAGMA user_version", &have, e);
+	if (s)
+		return s;
+	int want = km_db_schema_version();
+	if (have > want)
+		return km_fail(e, KM_EDB, "the catalogue has schema version %lld but this keyward "
+		               "knows only up to %d: upgrade keyward", (long long)have, want);
+	for (int v = (int)have; v < want; v++) {
+		if ((s = km_db_begin(db, e)))
+			return s;
+		/* Re-check inside the write lock: another process may have
+		 * migrated while we waited. */
+		int64_t now_v;
+		if ((s = km_db_int64(db, "PRAGMA user_version", &now_v, e))) {
+			km_db_rollback(db);
+			return s;
+		}
+		if (now_v > v) {
+			km_db_rollback(db);
+			continue;
+		}
+		char pragma[64];
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+		if ((s = km_db_exec(db, migrations[v], e)) ||
+		    (v == 0 && (s = km_db_exec(db, audit_schema_sql, e))) ||
+		    (s = km_db_exec(db, pragma, e))) {
+			km_db_rollback(db);
+			return km_wrap(e, "schema migration to version %d failed", v + 1);
+		}
+		if ((s = km_db_commit(db, e)))
+			return s;
+	}
+	return KM_OK;
+}
+
+static km_status configure(sqlite3 *db, int readonly, km_err *e)
+{
+	sqlite3_busy_timeout(db, KM_DB_BUSY_TIMEOUT_MS);
+	if (sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;", NULL, NULL, NULL) != SQLITE_OK)
+		return km_db_fail(db, e, "database setup");
+	if (!readonly) {
+		/* WAL lets readers (the console, a verifier) run beside a writer;
+		 * synchronous=FULL because a committed audit event must survive a
+		 * power cut. */
+		if (sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", NULL, NULL, NULL) != SQLITE_OK)
+			return km_db_fail(db, e, "database setup (WAL)");
+	}
+	return KM_OK;
+}
+
+km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e)
+{
+	sqlite3 *db = NULL;
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		km_status s = km_fail(e, create ? KM_EDB : KM_ECONFIG, "cannot open the catalogue %s: %s",
+		                      path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return s;
+	}
+	km_status s = configure(db, 0, e);
+	if (!s)
+		s = migrate(db, e);
+	if (s) {
+		sqlite3_close(db);
+		return s;
+	}
+	*out = db;
+	return KM_OK;
+}
+
+km_status km_db_open_readonly(const char *path, sqlite3 **out, km_err *e)
+{
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		km_status s = km_fail(e, KM_EDB, "cannot open the catalogue %s: %s", path,
+		                      db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return s;
+	}
+	km_status s = configure(db, 1, e);
+	if (s) {
+		sqlite3_close(db);
+		return s;
+	}
+	*out = db;
+	return KM_OK;
+}

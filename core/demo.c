@@ -1,0 +1,245 @@
+/*
+ * demo.c — demo content for `keyward init --demo` and `keyward demo`.
+ *
+ * Uses only public core calls, so the demo's catalogue and audit log are
+ * exactly what a security officer's work would have produced.
+ */
+#include "demo.h"
+#include "asset.h"
+#include "kek.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct demo_key {
+	const char *name;
+	const char *tags;      /* "k=v;k=v" */
+	const char *assets;    /* "kind:name@ver;..." protected under version 1 */
+	int rotations;         /* rotations after the first assets */
+	const char *assets2;   /* protected under the newest version */
+	/* Final touches on older versions: "1=retired" etc. */
+	const char *states;
+} demo_key;
+
+static const demo_key demo_keys[] = {
+	{"features/credit-risk",
+	 "data_category=financial;sensitivity=high;retention=7y;region=eu-west-1;owner=risk-ml",
+	 "feature:credit-risk/income@1;feature:credit-risk/debt-ratio@1;feature:credit-risk/utilisation@1",
+	 2, "feature:credit-risk/income@2;feature:credit-risk/debt-ratio@2;feature:credit-risk/delinquency-90d@1",
+	 "1=retired"},
+	{"features/fraud-signals",
+	 "data_category=behavioural;sensitivity=high;retention=2y;region=us-east-1;owner=fraud-ml",
+	 "feature:fraud-signals/device-velocity@3;feature:fraud-signals/geo-mismatch@1",
+	 1, "feature:fraud-signals/device-velocity@4;feature:fraud-signals/merchant-risk@2", ""},
+	{"feature-groups/customer-360",
+	 "data_category=pii;sensitivity=high;retention=5y;region=eu-west-1;owner=customer-data",
+	 "feature:customer-360/profile@12;feature:customer-360/tenure@3", 0, "", ""},
+	{"features/churn-propensity",
+	 "data_category=behavioural;sensitivity=low;retention=1y;region=eu-west-1;owner=growth-ml",
+	 "feature:churn-propensity/engagement@5", 0, "", ""},
+	{"datasets/claims-2024",
+	 "data_category=health;sensitivity=high;retention=10y;region=eu-central-1;owner=claims-analytics",
+	 "dataset:claims-2024/raw@2024-12-31;dataset:claims-2024/curated@v3", 1,
+	 "dataset:claims-2024/curated@v4", "1=retired;1=destroy-scheduled"},
+	{"datasets/claims-2025",
+	 "data_category=health;sensitivity=high;retention=10y;region=eu-central-1;owner=claims-analytics",
+	 "dataset:claims-2025/raw@2025-06-30;dataset:claims-2025/train-split@v1;dataset:claims-2025/test-split@v1",
+	 0, "", ""},
+	{"datasets/transactions-eu",
+	 "data_category=financial;sensitivity=medium;retention=7y;region=eu-west-1;owner=payments-data",
+	 "dataset:transactions-eu/daily@2026-11-01;dataset:transactions-eu/daily@2026-11-02", 1,
+	 "dataset:transactions-eu/daily@2026-11-20", ""},
+	{"models/fraud-v4",
+	 "data_category=model;sensitivity=medium;retention=3y;region=us-east-1;owner=fraud-ml",
+	 "model:fraud-v4/weights@4.0.0;model:fraud-v4/tokenizer@4.0.0", 1,
+	 "model:fraud-v4/weights@4.1.0", "1=retired"},
+	{"models/credit-scorer-v2",
+	 "data_category=model;sensitivity=high;retention=7y;region=eu-west-1;owner=risk-ml",
+	 "model:credit-scorer-v2/weights@2.3.1;model:credit-scorer-v2/calibration@2.3.1", 0, "", ""},
+	{"inference/scoring-api",
+	 "data_category=inference-log;sensitivity=high;retention=30d;region=eu-west-1;owner=ml-platform",
+	 "inference-log:scoring-api/requests@2026-11-21;inference-log:scoring-api/requests@2026-11-22", 1,
+	 "inference-log:scoring-api/requests@2026-11-23", "1=compromised"},
+	{"inference/fraud-api",
+	 "data_category=inference-log;sensitivity=medium;retention=30d;region=us-east-1;owner=fraud-ml",
+	 "inference-log:fraud-api/requests@2026-11-23", 0, "", ""},
+};
+
+/* Split "a;b;c" into a caller-sized array of pointers into buf. */
+static size_t split(char *buf, char **out, size_t cap)
+{
+	size_t n = 0;
+	for (char *save = NULL, *t = strtok_r(buf, ";", &save); t && n < cap; t = strtok_r(NULL, ";", &save))
+		out[n++] = t;
+	return n;
+}
+
+static km_status protect_demo_asset(km_ctx *ctx, const char *key, const char *spec, km_err *e)
+{
+	const km_config *cfg = km_config_get(ctx);
+	char dir[PATH_MAX + 16], path[PATH_MAX + 300], file[256];
+	snprintf(dir, sizeof dir, "%s/demo-assets", cfg->home);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return km_fail(e, KM_EIO, "cannot create %s: %s", dir, strerror(errno));
+	size_t j = 0;
+	for (const char *p = spec; *p && j + 1 < sizeof file - 5; p++)
+		file[j++] = (*p == '/' || *p == ':' || *p == '@') ? '_' : *p;
+	file[j] = '\0';
+	snprintf(path, sizeof path, "%s/%s.kwe", dir, file);
+
+	/* Plausible content: a CSV-ish body of a few KiB. */
+	int fd = memfd_create("keyward-demo", MFD_CLOEXEC);
+	if (fd < 0)
+		return km_fail(e, KM_EIO, "memfd_create: %s", strerror(errno));
+	FILE *f = fdopen(dup(fd), "w");
+	if (!f) {
+		close(fd);
+		return km_fail(e, KM_EIO, "fdopen: %s", strerror(errno));
+	}
+	fprintf(f, "# demo data for %s\nentity_id,value,event_time\n", spec);
+	for (int i = 0; i < 200; i++)
+		fprintf(f, "%06d,%d.%02d,2026-11-%02dT%02d:00:00Z\n", i * 7919 % 1000000, (i * 37) % 1000, i % 100,
+		        1 + i % 23, i % 24);
+	fclose(f);
+	lseek(fd, 0, SEEK_SET);
+	km_status st = km_protect(ctx, key, spec, fd, -1, path, NULL, e);
+	close(fd);
+	return st;
+}
+
+static km_status protect_list(km_ctx *ctx, const char *key, const char *list, km_err *e)
+{
+	char buf[1024];
+	char *specs[16];
+	snprintf(buf, sizeof buf, "%s", list);
+	size_t n = split(buf, specs, 16);
+	for (size_t i = 0; i < n; i++) {
+		km_status st = protect_demo_asset(ctx, key, specs[i], e);
+		if (st)
+			return km_wrap(e, "demo asset %s", specs[i]);
+	}
+	return KM_OK;
+}
+
+static km_status showcase(km_ctx *ctx, const demo_key *k, km_err *e)
+{
+	char buf[1024];
+	char *kv[16];
+	km_tag tags[16];
+	snprintf(buf, sizeof buf, "%s", k->tags);
+	size_t nt = split(buf, kv, 16);
+	for (size_t i = 0; i < nt; i++) {
+		km_status st = km_tag_parse(kv[i], tags[i].key, tags[i].value, e);
+		if (st)
+			return st;
+	}
+	km_status st = km_key_create(ctx, k->name, tags, nt, e);
+	if (!st)
+		st = protect_list(ctx, k->name, k->assets, e);
+	for (int r = 0; !st && r < k->rotations; r++)
+		st = km_key_rotate(ctx, k->name, NULL, e);
+	if (!st && k->assets2[0])
+		st = protect_list(ctx, k->name, k->assets2, e);
+	snprintf(buf, sizeof buf, "%s", k->states);
+	char *changes[8];
+	size_t nc = split(buf, changes, 8);
+	for (size_t i = 0; !st && i < nc; i++) {
+		char *eq = strchr(changes[i], '=');
+		km_key_state to;
+		if (!eq)
+			return km_fail(e, KM_EINTERNAL, "demo table: bad state change '%s'", changes[i]);
+		*eq = '\0';
+		if (!(st = km_state_parse(eq + 1, &to, e)))
+			st = km_key_set_state(ctx, k->name, (uint32_t)atoi(changes[i]), to, e);
+	}
+	return st;
+}
+
+static const char *const bulk_kinds[] = {"feature", "dataset", "model", "inference-log"};
+static const char *const bulk_regions[] = {"eu-west-1", "us-east-1", "eu-central-1", "ap-south-1"};
+static const char *const bulk_levels[] = {"low", "medium", "high"};
+
+static km_status extra_keys(km_ctx *ctx, const km_demo_opts *o, km_err *e)
+{
+	enum { BATCH = 2000 };
+	char (*names)[64] = malloc(sizeof(char[64]) * BATCH);
+	const char **ptrs = malloc(sizeof(char *) * BATCH);
+	km_status st = (names && ptrs) ? KM_OK : km_fail(e, KM_ENOMEM, "out of memory");
+	for (uint64_t done = 0; !st && done < o->extra_keys;) {
+		size_t n = 0;
+		uint64_t first = done;
+		for (; n < BATCH && done < o->extra_keys; n++, done++) {
+			snprintf(names[n], 64, "%ss/team-%03llu/scope-%06llu", bulk_kinds[done % 4],
+			         (unsigned long long)(done / 97 % 1000), (unsigned long long)done);
+			ptrs[n] = names[n];
+		}
+		km_tag tags[3];
+		snprintf(tags[0].key, sizeof tags[0].key, "region");
+		snprintf(tags[0].value, sizeof tags[0].value, "%s", bulk_regions[first / BATCH % 4]);
+		snprintf(tags[1].key, sizeof tags[1].key, "sensitivity");
+		snprintf(tags[1].value, sizeof tags[1].value, "%s", bulk_levels[first / BATCH % 3]);
+		snprintf(tags[2].key, sizeof tags[2].key, "owner");
+		snprintf(tags[2].value, sizeof tags[2].value, "team-%03llu", (unsigned long long)(first / BATCH));
+		st = km_key_create_bulk(ctx, ptrs, n, tags, 3, e);
+		if (o->progress)
+			o->progress(o->pctx, "keys", done, o->extra_keys);
+	}
+	free(names);
+	free(ptrs);
+	return st;
+}
+
+static km_status extra_events(km_ctx *ctx, const km_demo_opts *o, km_err *e)
+{
+	enum { BATCH = 10000 };
+	const char *key = "datasets/bulk-events";
+	km_status st = km_key_create(ctx, key, NULL, 0, e);
+	if (st == KM_EEXISTS)
+		st = KM_OK;
+	char (*specs)[80] = malloc(sizeof(char[80]) * BATCH);
+	const char **ptrs = malloc(sizeof(char *) * BATCH);
+	if (!specs || !ptrs)
+		st = km_fail(e, KM_ENOMEM, "out of memory");
+	for (uint64_t done = 0; !st && done < o->extra_events;) {
+		size_t n = 0;
+		for (; n < BATCH && done < o->extra_events; n++, done++) {
+			snprintf(specs[n], 80, "dataset:bulk/partition-%llu@%llu", (unsigned long long)(done / 1000),
+			         (unsigned long long)(done % 1000));
+			ptrs[n] = specs[n];
+		}
+		st = km_asset_register_bulk(ctx, key, ptrs, n, e);
+		if (o->progress)
+			o->progress(o->pctx, "events", done, o->extra_events);
+	}
+	free(specs);
+	free(ptrs);
+	return st;
+}
+
+km_status km_demo_fill(km_ctx *ctx, const km_demo_opts *o, km_err *e)
+{
+	km_demo_opts none = {0, 0, NULL, NULL};
+	if (!o)
+		o = &none;
+	km_key_info probe;
+	km_err ignored;
+	km_status st = KM_OK;
+	/* Showcase content once; `keyward demo` may run again for extras. */
+	if (km_key_get(ctx, demo_keys[0].name, &probe, &ignored) != KM_OK) {
+		for (size_t i = 0; !st && i < KM_ARRAY_LEN(demo_keys); i++) {
+			st = showcase(ctx, &demo_keys[i], e);
+			if (o->progress)
+				o->progress(o->pctx, "showcase keys", i + 1, KM_ARRAY_LEN(demo_keys));
+		}
+	}
+	if (!st && o->extra_keys)
+		st = extra_keys(ctx, o, e);
+	if (!st && o->extra_events)
+		st = extra_events(ctx, o, e);
+	return st;
+}

@@ -1,0 +1,34 @@
+/*
+ * kek_int.h — internal to core/: KEK lookups shared by kek.c and asset.c.
+ */
+#ifndef KM_KEK_INT_H
+#define KM_KEK_INT_H
+
+#include "ctx.h"
+#include "keystate.h"
+
+typedef struct kek_version_row {
+	int64_t key_id;
+	uint32_t version;
+	km_key_state state;
+	uint8_t wrapped[64];
+	size_t wrapped_len;
+	uint64_t wraps;
+} kek_version_row;
+
+/* The key's id, or KM_ENOTFOUND "no key named X". */
+km_status kek_lookup_id(km_ctx *ctx, const char *name, int64_t *id, km_err *e);
+
+/* One version row; version 0 = the active version (KM_ESTATE if none). */
+km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
+                           kek_version_row *row, km_err *e);
+
+/* Plaintext of a version, from the cache or unwrapped by the HSM root;
+ * valid until the next cache call.  `bytes` is charged to the cache. */
+km_status kek_material(km_ctx *ctx, const kek_version_row *row, uint64_t bytes,
+                       const uint8_t **key, km_err *e);
+
+/* Recompute keys.cur_* / assets / last_used for one key (in a tx). */
+km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * hsm_int.h — what the files of hsm/ share with each other and nobody else.
+ *
+ * This is the only header that includes <p11-kit/pkcs11.h>; it must never be
+ * included from outside hsm/, so PKCS#11 types stay out of keyward's API.
+ */
+#ifndef KM_HSM_INT_H
+#define KM_HSM_INT_H
+
+#include "hsm.h"
+
+#include <p11-kit/pkcs11.h>
+
+struct hsm {
+	void *lib;                 /* dlopen() handle of the module */
+	CK_FUNCTION_LIST_PTR fl;   /* the module's entry points */
+	CK_SLOT_ID slot;           /* found by label/URI at open; never configured */
+	CK_SESSION_HANDLE session;
+	int have_session;
+	int logged_in;
+};
+
+/* Fill *e for a failed PKCS#11 call: "<what>[: <hint>] (<fn>: CKR_...)" and
+ * return the km_status that rv maps to (PIN problems -> KM_EDENIED). */
+km_status hsm_p11_fail(km_err *e, CK_RV rv, const char *what, const char *fn);
+
+#endif

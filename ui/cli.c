@@ -1,0 +1,751 @@
+/*
+ * cli.c — the command table, the argument parser, help, docs and dispatch.
+ *
+ * ui_cli_commands[] is the only list of commands.  Dispatch, `--help`
+ * (global and per command) and the Markdown reference (docs/cli.md, made by
+ * `keyward help markdown`) are all generated from it, and the exit-code
+ * table from the core's km_status_name()/km_status_exit_code().
+ */
+#include "cli.h"
+#include "prompt.h"
+#include "kek.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+/* ---------------------------------------------------------------- table */
+
+#define OPTS(...) ((const ui_opt[]){__VA_ARGS__, {NULL, 0, NULL, NULL}})
+
+static const ui_cmd ui_cli_commands[] = {
+	{"init", NULL, "", 0, 0,
+	 "create a deployment: token, root and audit keys, database, first user",
+	 "Creates (or adopts) the HSM token, the root AES-256 key and the EC P-256 "
+	 "audit-signing key inside it, the catalogue database, config.json and the "
+	 "first user (you).  The user PIN comes from KEYWARD_PIN, --pin-file or a "
+	 "prompt (asked twice); when the token must be created, the SO PIN comes "
+	 "from KEYWARD_SO_PIN, --so-pin-file or a prompt.  With --demo, random PINs "
+	 "are generated and the user PIN is written to HOME/demo-pin.DEMO-ONLY "
+	 "(mode 0600) - for demonstrations only - and demo content is added.",
+	 OPTS({"demo", 0, NULL, "demo deployment: generated PINs in a file, demo content"},
+	      {"pin-file", 0, "FILE", "read the user PIN from FILE (first non-comment line)"},
+	      {"so-pin-file", 0, "FILE", "read the token's SO PIN from FILE"},
+	      {"module", 0, "PATH", "PKCS#11 module (default " KM_DEFAULT_MODULE ")"},
+	      {"token", 0, "LABEL|URI", "token label or RFC 7512 pkcs11: URI (default keyward)"},
+	      {"softhsm2-conf", 0, "FILE", "SoftHSM2 configuration to record in config.json"}),
+	 0, ui_cmd_init},
+	{"status", NULL, "", 0, 0,
+	 "show the deployment, the HSM token, counts and the audit log's state", NULL,
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_status},
+	{"key", "create", "NAME", 1, 1,
+	 "create a key-encryption key with version 1 active",
+	 "NAME is a scope such as features/credit-risk or models/fraud-v4: "
+	 "segments of [a-z0-9._-] separated by '/'.",
+	 OPTS({"tag", 't', "K=V", "set a tag (repeatable)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_create},
+	{"key", "list", "", 0, 0, "list keys",
+	 "--filter TEXT matches names containing TEXT; --filter TAG:VALUE matches "
+	 "keys whose tag TAG equals VALUE.  Sort columns: name, version, state, age, "
+	 "assets, last-use.",
+	 OPTS({"filter", 'f', "F", "name substring, or TAG:VALUE"},
+	      {"sort", 's', "COL", "sort column (default name)"},
+	      {"desc", 0, NULL, "sort descending"},
+	      {"limit", 'n', "N", "at most N keys"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_list},
+	{"key", "show", "NAME", 1, 1,
+	 "show a key: tags, versions, and its latest audit events", NULL,
+	 OPTS({"events", 0, "N", "how many recent audit events (default 10)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_show},
+	{"key", "tag", "NAME K=V...", 2, -1,
+	 "set tags on a key (K= removes tag K)", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_tag},
+	{"key", "rotate", "NAME", 1, 1,
+	 "make a new active version; the previous one becomes decrypt-only", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_rotate},
+	{"key", "state", "NAME VERSION STATE", 3, 3,
+	 "change a key version's state",
+	 "States: pending, active, decrypt-only, retired, destroy-scheduled, "
+	 "destroyed, compromised.  Only the transitions of the life cycle are "
+	 "allowed; a refused change lists the allowed ones.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_state},
+	{"protect", NULL, "[IN [OUT]]", 0, 2,
+	 "encrypt a file into a keyward envelope under a key's active version",
+	 "IN and OUT default to stdin and stdout (\"-\" also means them).  With OUT, "
+	 "the envelope is written to a temporary file beside it and renamed when "
+	 "complete.  KIND is feature, dataset, model or inference-log.",
+	 OPTS({"key", 'k', "NAME", "the key-encryption key (required)"},
+	      {"asset", 'a', "KIND:NAME[@VERSION]", "what is being protected (required)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_protect},
+	{"unprotect", NULL, "[IN [OUT]]", 0, 2,
+	 "decrypt a keyward envelope",
+	 "IN and OUT default to stdin and stdout (\"-\" also means them).  To OUT, "
+	 "the plaintext is written to a temporary file and renamed only when every "
+	 "segment authenticated; to stdout, only authenticated segments are written "
+	 "and a truncated or damaged envelope ends with exit code 5.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_unprotect},
+	{"asset", "list", "", 0, 0, "list protected assets, newest first", NULL,
+	 OPTS({"key", 'k', "NAME", "only assets under this key"},
+	      {"kind", 0, "K", "only assets of this kind"},
+	      {"limit", 'n', "N", "at most N assets (default 100)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_asset_list},
+	{"asset", "show", "ID", 1, 1, "show one asset", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_asset_show},
+	{"audit", "verify", "", 0, 0,
+	 "verify the audit log: every leaf, the root, every signed tree head",
+	 "Prints the entries and tree heads checked, the newest signed tree head, "
+	 "and \"intact\" - or the first bad entry and what is wrong with it (exit "
+	 "code 5).  --entry SEQ checks one entry's inclusion in the newest signed "
+	 "tree head.",
+	 OPTS({"entry", 0, "SEQ", "verify one entry only"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_verify},
+	{"audit", "tail", "", 0, 0, "show the latest audit events, oldest first", NULL,
+	 OPTS({"lines", 'n', "N", "how many events (default 20)"},
+	      {"key", 0, "K", "only events about key K"},
+	      {"actor", 0, "A", "only events by user A"},
+	      {"action", 0, "A", "only this action (e.g. key.rotate)"},
+	      {"outcome", 0, "O", "only this outcome (e.g. ok, denied)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_tail},
+	{"audit", "show", "SEQ", 1, 1, "show one audit event with its canonical JSON", NULL,
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_show},
+	{"audit", "pubkey", "", 0, 0,
+	 "print the audit-signing public key (PEM) for outside verifiers", NULL, NULL,
+	 UI_CMD_SESSION, ui_cmd_audit_pubkey},
+	{"user", "list", "", 0, 0, "list keyward users and their roles", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_list},
+	{"user", "add", "NAME", 1, 1, "enrol a user",
+	 "Roles: admin, officer, approver, auditor, service.  Separation of duties: "
+	 "admin cannot be combined with officer or service.",
+	 OPTS({"role", 'r', "R[,R]", "roles (required)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_add},
+	{"demo", NULL, "", 0, 0,
+	 "add demo content (and scale content) to an existing deployment", NULL,
+	 OPTS({"keys", 0, "N", "extra generated keys (default 0)"},
+	      {"events", 0, "N", "approximate extra audit events (default 0)"}),
+	 UI_CMD_SESSION, ui_cmd_demo},
+	{"console", NULL, "", 0, 0,
+	 "open the interactive console (also: keyward with no command)", NULL,
+	 OPTS({"theme", 0, "NAME", "colour theme"}),
+	 UI_CMD_SESSION, ui_cmd_console},
+	{"help", NULL, "[COMMAND [SUB] | keys | markdown]", 0, 2,
+	 "help on a command; `help keys`: console key bindings; `help markdown`: docs/cli.md",
+	 NULL, NULL, 0, ui_cmd_help},
+};
+
+static const ui_opt ui_global_opts[] = {
+	{"home", 0, "DIR", "deployment directory (default $KEYWARD_HOME, else $XDG_DATA_HOME/keyward)"},
+	{"pin-file", 0, "FILE", "read the user PIN from FILE (else KEYWARD_PIN, config, prompt)"},
+	{"as", 0, "USER", "act as keyward user USER (honoured for root only; recorded as via)"},
+	{"json", 0, NULL, "JSON output on listings and shows"},
+	{"version", 0, NULL, "print the version"},
+	{"help", 'h', NULL, "this help"},
+	{NULL, 0, NULL, NULL},
+};
+
+/* Options every command has. */
+static const ui_opt ui_help_opt = {"help", 'h', NULL, "help on this command"};
+static const ui_opt ui_json_opt = {"json", 0, NULL, "JSON output"};
+
+/* ---------------------------------------------------------------- parsing */
+
+static const ui_opt *opt_find_long(const ui_opt *opts, const char *name, size_t len)
+{
+	for (size_t i = 0; opts && opts[i].name; i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static const ui_opt *opt_find_short(const ui_opt *opts, char c)
+{
+	for (size_t i = 0; opts && opts[i].name; i++)
+		if (opts[i].short_name == c)
+			return &opts[i];
+	return NULL;
+}
+
+/* Look an option up in the command's own table, then the common ones. */
+static const ui_opt *cmd_opt_long(const ui_cmd *c, const char *name, size_t len)
+{
+	const ui_opt *o = opt_find_long(c->opts, name, len);
+	if (!o && strlen(ui_help_opt.name) == len && strncmp(name, ui_help_opt.name, len) == 0)
+		o = &ui_help_opt;
+	if (!o && (c->flags & UI_CMD_JSON) && strlen(ui_json_opt.name) == len &&
+	    strncmp(name, ui_json_opt.name, len) == 0)
+		o = &ui_json_opt;
+	return o;
+}
+
+static const ui_opt *cmd_opt_short(const ui_cmd *c, char ch)
+{
+	const ui_opt *o = opt_find_short(c->opts, ch);
+	if (!o && ch == ui_help_opt.short_name)
+		o = &ui_help_opt;
+	return o;
+}
+
+static void cmd_title(const ui_cmd *c, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%s%s", c->name, c->sub ? " " : "", c->sub ? c->sub : "");
+}
+
+/* Parse argv[0..argc) for command c: options anywhere, "--" ends them, a
+ * lone "-" is positional.  a->opts and a->pos point into argv. */
+static km_status args_parse(const ui_cmd *c, int argc, char **argv, ui_args *a, km_err *e)
+{
+	char title[64];
+	cmd_title(c, title, sizeof title);
+	memset(a, 0, sizeof *a);
+	a->cmd = c;
+	a->opts = calloc((size_t)argc + 1, sizeof *a->opts);
+	a->pos = calloc((size_t)argc + 1, sizeof *a->pos);
+	if (!a->opts || !a->pos)
+		return km_fail(e, KM_ENOMEM, "out of memory");
+	int only_pos = 0;
+	for (int i = 0; i < argc; i++) {
+		char *s = argv[i];
+		if (only_pos || s[0] != '-' || s[1] == '\0') {
+			a->pos[a->npos++] = s;
+			continue;
+		}
+		if (strcmp(s, "--") == 0) {
+			only_pos = 1;
+			continue;
+		}
+		const ui_opt *o;
+		const char *val = NULL;
+		if (s[1] == '-') {
+			const char *name = s + 2;
+			const char *eq = strchr(name, '=');
+			size_t len = eq ? (size_t)(eq - name) : strlen(name);
+			o = cmd_opt_long(c, name, len);
+			if (!o)
+				return km_fail(e, KM_EUSAGE, "%s: unknown option --%.*s", title,
+				               (int)len, name);
+			if (eq) {
+				if (!o->arg)
+					return km_fail(e, KM_EUSAGE, "%s: --%s takes no value", title, o->name);
+				val = eq + 1;
+			}
+		} else {
+			o = cmd_opt_short(c, s[1]);
+			if (!o)
+				return km_fail(e, KM_EUSAGE, "%s: unknown option -%c", title, s[1]);
+			if (s[2] != '\0') {
+				if (!o->arg)
+					return km_fail(e, KM_EUSAGE, "%s: -%c takes no value", title, s[1]);
+				val = s + 2;
+			}
+		}
+		if (o->arg && !val) {
+			if (i + 1 >= argc)
+				return km_fail(e, KM_EUSAGE, "%s: --%s needs a value (%s)", title,
+				               o->name, o->arg);
+			val = argv[++i];
+		}
+		a->opts[a->nopts].opt = o;
+		a->opts[a->nopts].val = val ? val : "";
+		a->nopts++;
+	}
+	return KM_OK;
+}
+
+static void args_free(ui_args *a)
+{
+	free(a->opts);
+	free(a->pos);
+	a->opts = NULL;
+	a->pos = NULL;
+}
+
+const char *ui_arg(const ui_args *a, const char *name)
+{
+	const char *v = NULL;
+	for (size_t i = 0; i < a->nopts; i++)
+		if (strcmp(a->opts[i].opt->name, name) == 0)
+			v = a->opts[i].val;
+	return v;
+}
+
+int ui_arg_flag(const ui_args *a, const char *name)
+{
+	return ui_arg(a, name) != NULL;
+}
+
+size_t ui_arg_all(const ui_args *a, const char *name, const char **out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < a->nopts; i++)
+		if (strcmp(a->opts[i].opt->name, name) == 0) {
+			if (n < cap)
+				out[n] = a->opts[i].val;
+			n++;
+		}
+	return n;
+}
+
+km_status ui_parse_u64(const char *s, const char *what, uint64_t min, uint64_t max,
+                       uint64_t *out, km_err *e)
+{
+	char *end = NULL;
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return km_fail(e, KM_EUSAGE, "%s must be a number, not \"%s\"", what, s ? s : "");
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return km_fail(e, KM_EUSAGE, "%s must be a number, not \"%s\"", what, s);
+	if (v < min || v > max)
+		return km_fail(e, KM_EUSAGE, "%s must be between %" PRIu64 " and %" PRIu64, what,
+		               min, max);
+	*out = (uint64_t)v;
+	return KM_OK;
+}
+
+km_status ui_arg_u64(const ui_args *a, const char *name, uint64_t def, uint64_t min,
+                     uint64_t max, uint64_t *out, km_err *e)
+{
+	const char *v = ui_arg(a, name);
+	if (!v) {
+		*out = def;
+		return KM_OK;
+	}
+	char what[64];
+	snprintf(what, sizeof what, "--%s", name);
+	return ui_parse_u64(v, what, min, max, out, e);
+}
+
+/* ---------------------------------------------------------------- help */
+
+static void opt_synopsis(const ui_opt *o, char *buf, size_t cap)
+{
+	if (o->short_name)
+		snprintf(buf, cap, "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+		         o->arg ? o->arg : "");
+	else
+		snprintf(buf, cap, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+}
+
+static void cmd_usage(const ui_cmd *c, char *buf, size_t cap)
+{
+	char title[64];
+	cmd_title(c, title, sizeof title);
+	size_t n = (size_t)snprintf(buf, cap, "keyward %s", title);
+	for (size_t i = 0; c->opts && c->opts[i].name && n < cap; i++) {
+		const ui_opt *o = &c->opts[i];
+		n += (size_t)snprintf(buf + n, cap - n, " [--%s%s%s]", o->name, o->arg ? " " : "",
+		                      o->arg ? o->arg : "");
+	}
+	if (c->args[0] && n < cap)
+		snprintf(buf + n, cap - n, " %s", c->args);
+}
+
+/* Word-wrap text at width, every line indented. */
+static void print_wrapped(FILE *f, const char *text, int indent, int width)
+{
+	int col = 0;
+	const char *p = text;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		size_t w = strcspn(p, " ");
+		if (w == 0)
+			break;
+		if (col > indent && col + 1 + (int)w > width) {
+			fputc('\n', f);
+			col = 0;
+		}
+		if (col == 0) {
+			fprintf(f, "%*s", indent, "");
+			col = indent;
+		} else {
+			fputc(' ', f);
+			col++;
+		}
+		fprintf(f, "%.*s", (int)w, p);
+		col += (int)w;
+		p += w;
+	}
+	if (col)
+		fputc('\n', f);
+}
+
+static void print_opts(FILE *f, const ui_opt *opts, int with_common, unsigned flags)
+{
+	char syn[96];
+	for (size_t i = 0; opts && opts[i].name; i++) {
+		opt_synopsis(&opts[i], syn, sizeof syn);
+		fprintf(f, "  %-28s %s\n", syn, opts[i].help);
+	}
+	if (with_common) {
+		if (flags & UI_CMD_JSON) {
+			opt_synopsis(&ui_json_opt, syn, sizeof syn);
+			fprintf(f, "  %-28s %s\n", syn, ui_json_opt.help);
+		}
+		opt_synopsis(&ui_help_opt, syn, sizeof syn);
+		fprintf(f, "  %-28s %s\n", syn, ui_help_opt.help);
+	}
+}
+
+/* Exit codes grouped: one row per code, the statuses that map to it. */
+typedef void (*exit_row_fn)(FILE *f, int code, const char *names);
+
+static void exit_codes_each(FILE *f, exit_row_fn row)
+{
+	int maxcode = 2; /* usage errors are 2 even without a status row */
+	for (int s = 0; s < KM_STATUS_COUNT; s++)
+		if (km_status_exit_code((km_status)s) > maxcode)
+			maxcode = km_status_exit_code((km_status)s);
+	for (int code = 0; code <= maxcode; code++) {
+		char names[256] = "";
+		size_t n = 0;
+		for (int s = 0; s < KM_STATUS_COUNT; s++) {
+			if (km_status_exit_code((km_status)s) != code)
+				continue;
+			n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "",
+			                      km_status_name((km_status)s));
+			if (n >= sizeof names)
+				break;
+		}
+		if (names[0])
+			row(f, code, names);
+	}
+}
+
+static void exit_row_text(FILE *f, int code, const char *names)
+{
+	fprintf(f, "  %-3d %s\n", code, names);
+}
+
+static void exit_row_md(FILE *f, int code, const char *names)
+{
+	fprintf(f, "| %d | %s |\n", code, names);
+}
+
+static void help_global(FILE *f)
+{
+	fprintf(f, "keyward %s - HSM-rooted key management for ML data and models\n\n",
+	        KEYWARD_VERSION);
+	fprintf(f, "Usage: keyward [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+	           "       keyward [GLOBAL OPTIONS]            open the console\n\n");
+	fprintf(f, "Global options (before the command):\n");
+	print_opts(f, ui_global_opts, 0, 0);
+	fprintf(f, "\nCommands:\n");
+	for (size_t i = 0; i < KM_ARRAY_LEN(ui_cli_commands); i++) {
+		const ui_cmd *c = &ui_cli_commands[i];
+		if (c->flags & UI_CMD_HIDDEN)
+			continue;
+		char title[64];
+		cmd_title(c, title, sizeof title);
+		fprintf(f, "  %-16s %s\n", title, c->summary);
+	}
+	fprintf(f, "\n`keyward COMMAND --help` shows a command's options.\n"
+	           "Messages go to stderr, data to stdout.\n\nExit codes:\n");
+	exit_codes_each(f, exit_row_text);
+	fprintf(f, "\nEnvironment: KEYWARD_HOME, KEYWARD_PIN, KEYWARD_SO_PIN (init), "
+	           "KEYWARD_PKCS11_MODULE, KEYWARD_TOKEN, KEYWARD_DB.\n");
+}
+
+static void help_command(FILE *f, const ui_cmd *c)
+{
+	char usage[512];
+	cmd_usage(c, usage, sizeof usage);
+	fprintf(f, "Usage: %s\n\n", usage);
+	print_wrapped(f, c->summary, 2, 78);
+	if (c->help) {
+		fputc('\n', f);
+		print_wrapped(f, c->help, 2, 78);
+	}
+	fprintf(f, "\nOptions:\n");
+	print_opts(f, c->opts, 1, c->flags);
+}
+
+/* Help for a group ("keyward key"): its subcommands. */
+static void help_group(FILE *f, const char *name)
+{
+	fprintf(f, "Usage: keyward %s SUBCOMMAND ...\n\nSubcommands:\n", name);
+	for (size_t i = 0; i < KM_ARRAY_LEN(ui_cli_commands); i++) {
+		const ui_cmd *c = &ui_cli_commands[i];
+		if (strcmp(c->name, name) == 0 && c->sub && !(c->flags & UI_CMD_HIDDEN))
+			fprintf(f, "  %-10s %s\n", c->sub, c->summary);
+	}
+	fprintf(f, "\n`keyward %s SUBCOMMAND --help` shows its options.\n", name);
+}
+
+static void help_markdown(FILE *f)
+{
+	fprintf(f, "# keyward command line\n\n"
+	           "<!-- Generated by `keyward help markdown` from the command table in "
+	           "ui/cli.c; do not edit by hand. -->\n\n"
+	           "```\nkeyward [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+	           "keyward [GLOBAL OPTIONS]        # opens the console\n```\n\n"
+	           "Messages go to stderr as `keyward: <message>`, data to stdout.  "
+	           "Every listing and show takes `--json` (one JSON document on stdout; "
+	           "a listing is an array).  Every command takes `--help`.\n\n"
+	           "## Global options\n\n| option | meaning |\n|---|---|\n");
+	char syn[96];
+	for (size_t i = 0; ui_global_opts[i].name; i++) {
+		opt_synopsis(&ui_global_opts[i], syn, sizeof syn);
+		fprintf(f, "| `%s` | %s |\n", syn, ui_global_opts[i].help);
+	}
+	fprintf(f, "\nEnvironment: `KEYWARD_HOME`, `KEYWARD_PIN`, `KEYWARD_SO_PIN` (init), "
+	           "`KEYWARD_PKCS11_MODULE`, `KEYWARD_TOKEN`, `KEYWARD_DB`.\n\n"
+	           "## Exit codes\n\n| code | statuses |\n|---|---|\n");
+	exit_codes_each(f, exit_row_md);
+	fprintf(f, "\nA usage error (unknown option, missing argument) exits with 2.\n\n"
+	           "## Commands\n");
+	for (size_t i = 0; i < KM_ARRAY_LEN(ui_cli_commands); i++) {
+		const ui_cmd *c = &ui_cli_commands[i];
+		if (c->flags & UI_CMD_HIDDEN)
+			continue;
+		char title[64], usage[512];
+		cmd_title(c, title, sizeof title);
+		cmd_usage(c, usage, sizeof usage);
+		fprintf(f, "\n### %s\n\n```\n%s\n```\n\n%s.\n", title, usage, c->summary);
+		if (c->help)
+			fprintf(f, "\n%s\n", c->help);
+		if ((c->opts && c->opts[0].name) || (c->flags & UI_CMD_JSON)) {
+			fprintf(f, "\n| option | meaning |\n|---|---|\n");
+			for (size_t j = 0; c->opts && c->opts[j].name; j++) {
+				opt_synopsis(&c->opts[j], syn, sizeof syn);
+				fprintf(f, "| `%s` | %s |\n", syn, c->opts[j].help);
+			}
+			if (c->flags & UI_CMD_JSON)
+				fprintf(f, "| `--json` | %s |\n", ui_json_opt.help);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- help command */
+
+/* ui/actions.h from the console: the key-binding table as Markdown. */
+#if __has_include("actions.h")
+#include "actions.h"
+#define UI_HAVE_ACTIONS 1
+#endif
+#if __has_include("console.h")
+#include "console.h"
+#define UI_HAVE_CONSOLE 1
+#endif
+
+static int group_exists(const char *name)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(ui_cli_commands); i++)
+		if (strcmp(ui_cli_commands[i].name, name) == 0 && ui_cli_commands[i].sub)
+			return 1;
+	return 0;
+}
+
+static const ui_cmd *cmd_find(const char *name, const char *sub)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(ui_cli_commands); i++) {
+		const ui_cmd *c = &ui_cli_commands[i];
+		if (strcmp(c->name, name) != 0)
+			continue;
+		if (!c->sub || (sub && strcmp(c->sub, sub) == 0))
+			return c;
+	}
+	return NULL;
+}
+
+km_status ui_cmd_help(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	(void)cli;
+	if (a->npos == 0) {
+		help_global(stdout);
+		return KM_OK;
+	}
+	const char *what = a->pos[0];
+	if (strcmp(what, "markdown") == 0 && a->npos == 1) {
+		help_markdown(stdout);
+		return KM_OK;
+	}
+	if (strcmp(what, "keys") == 0 && a->npos == 1) {
+#ifdef UI_HAVE_ACTIONS
+		ui_actions_markdown(stdout);
+		return KM_OK;
+#else
+		return km_fail(e, KM_EUSAGE, "this build has no console key bindings");
+#endif
+	}
+	const ui_cmd *c = cmd_find(what, a->npos > 1 ? a->pos[1] : NULL);
+	if (c) {
+		help_command(stdout, c);
+		return KM_OK;
+	}
+	if (group_exists(what) && a->npos == 1) {
+		help_group(stdout, what);
+		return KM_OK;
+	}
+	return km_fail(e, KM_EUSAGE, "no command \"%s%s%s\" (see keyward --help)", what,
+	               a->npos > 1 ? " " : "", a->npos > 1 ? a->pos[1] : "");
+}
+
+km_status ui_cmd_console(ui_cli *cli, const ui_args *a, km_err *e)
+{
+#ifdef UI_HAVE_CONSOLE
+	const char *theme = ui_arg(a, "theme");
+	int rc = ui_console_run(cli->ctx, theme);
+	if (rc != 0)
+		return km_fail(e, KM_EINTERNAL, "the console ended with an error");
+	return KM_OK;
+#else
+	(void)cli;
+	(void)a;
+	return km_fail(e, KM_EUSAGE, "this build has no console yet; see keyward --help");
+#endif
+}
+
+/* ---------------------------------------------------------------- session */
+
+km_status ui_cli_open(ui_cli *cli, const char *pin_file, km_err *e)
+{
+	km_open_opts o = {
+		.home = cli->home,
+		.pin_file = pin_file ? pin_file : cli->pin_file,
+		.prompt = ui_prompt_secret,
+		.prompt_ctx = NULL,
+		.as_user = cli->as_user,
+	};
+	return km_open(&o, &cli->ctx, e);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static int usage_exit(const char *hint, const km_err *e)
+{
+	fprintf(stderr, "keyward: %s\n", e->msg);
+	if (hint)
+		fprintf(stderr, "keyward: see `%s`\n", hint);
+	return km_status_exit_code(KM_EUSAGE);
+}
+
+static int run_command(ui_cli *cli, const ui_cmd *c, int argc, char **argv)
+{
+	km_err e;
+	km_err_clear(&e);
+	ui_args a;
+	char title[64], hint[96];
+	cmd_title(c, title, sizeof title);
+	snprintf(hint, sizeof hint, "keyward %s --help", title);
+
+	km_status st = args_parse(c, argc, argv, &a, &e);
+	if (st != KM_OK) {
+		args_free(&a);
+		return usage_exit(hint, &e);
+	}
+	if (ui_arg_flag(&a, "help") && c->run != ui_cmd_help) {
+		help_command(stdout, c);
+		args_free(&a);
+		return 0;
+	}
+	if (a.npos < c->min_args || (c->max_args >= 0 && a.npos > c->max_args)) {
+		if (a.npos < c->min_args)
+			km_fail(&e, KM_EUSAGE, "%s: missing argument (%s)", title, c->args);
+		else
+			km_fail(&e, KM_EUSAGE, "%s: unexpected argument \"%s\"", title,
+			        a.pos[c->max_args]);
+		args_free(&a);
+		return usage_exit(hint, &e);
+	}
+	if (ui_arg_flag(&a, "json"))
+		cli->json = 1;
+
+	if (c->flags & UI_CMD_SESSION)
+		st = ui_cli_open(cli, NULL, &e);
+	if (st == KM_OK)
+		st = c->run(cli, &a, &e);
+	if (cli->ctx) {
+		km_close(cli->ctx);
+		cli->ctx = NULL;
+	}
+	args_free(&a);
+	if (fflush(stdout) != 0 && st == KM_OK)
+		st = km_fail(&e, KM_EIO, "writing to stdout: %s", strerror(errno));
+	if (st != KM_OK) {
+		fprintf(stderr, "keyward: %s\n", e.msg[0] ? e.msg : km_status_name(st));
+		if (st == KM_EUSAGE)
+			fprintf(stderr, "keyward: see `%s`\n", hint);
+	}
+	return km_status_exit_code(st);
+}
+
+static const ui_cmd ui_global_cmd = {"keyward", NULL, "", 0, -1, "", NULL, ui_global_opts,
+                                     0, NULL};
+
+int ui_cli_main(int argc, char **argv)
+{
+	ui_cli cli = {.prog = argc > 0 ? argv[0] : "keyward", .stderr_tty = isatty(2)};
+	km_err e;
+	km_err_clear(&e);
+
+	/* Global options: everything before the first word that is not an
+	 * option or an option's value. */
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *s = argv[i];
+		if (s[0] != '-' || s[1] == '\0' || strcmp(s, "--") == 0)
+			break;
+		const ui_opt *o = s[1] == '-' ? opt_find_long(ui_global_opts, s + 2, strcspn(s + 2, "="))
+		                              : opt_find_short(ui_global_opts, s[1]);
+		if (o && o->arg && !strchr(s, '=') && s[1] == '-')
+			i++; /* its value */
+	}
+	if (i > argc)
+		i = argc;
+	ui_args g;
+	km_status st = args_parse(&ui_global_cmd, i - 1, argv + 1, &g, &e);
+	if (st != KM_OK) {
+		args_free(&g);
+		return usage_exit("keyward --help", &e);
+	}
+	cli.home = ui_arg(&g, "home");
+	cli.pin_file = ui_arg(&g, "pin-file");
+	cli.as_user = ui_arg(&g, "as");
+	cli.json = ui_arg_flag(&g, "json");
+	int want_version = ui_arg_flag(&g, "version");
+	int want_help = ui_arg_flag(&g, "help");
+	args_free(&g);
+	if (i < argc && strcmp(argv[i], "--") == 0)
+		i++;
+	if (want_version) {
+		printf("keyward %s\n", KEYWARD_VERSION);
+		return 0;
+	}
+	if (want_help) {
+		help_global(stdout);
+		return 0;
+	}
+
+	if (i >= argc) /* no command: the console */
+		return run_command(&cli, cmd_find("console", NULL), 0, argv + argc);
+
+	const char *name = argv[i];
+	const char *sub = i + 1 < argc ? argv[i + 1] : NULL;
+	if (group_exists(name)) {
+		if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
+			help_group(stdout, name);
+			return 0;
+		}
+		const ui_cmd *c = sub ? cmd_find(name, sub) : NULL;
+		if (!c) {
+			if (sub)
+				fprintf(stderr, "keyward: %s: unknown subcommand \"%s\"\n", name, sub);
+			else
+				fprintf(stderr, "keyward: %s: which subcommand?\n", name);
+			help_group(stderr, name);
+			return km_status_exit_code(KM_EUSAGE);
+		}
+		return run_command(&cli, c, argc - i - 2, argv + i + 2);
+	}
+	const ui_cmd *c = cmd_find(name, NULL);
+	if (!c) {
+		km_fail(&e, KM_EUSAGE, "unknown command \"%s\"", name);
+		return usage_exit("keyward --help", &e);
+	}
+	return run_command(&cli, c, argc - i - 1, argv + i + 1);
+}

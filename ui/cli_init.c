@@ -1,0 +1,385 @@
+/*
+ * cli_init.c — `keyward init`, `status`, `demo`, `user list`, `user add`.
+ *
+ * init gathers the PINs (environment, file, or a no-echo prompt asked twice)
+ * and hands them to km_init_deployment(); PINs live in locked memory and are
+ * cleansed on every path.  `init --demo` makes random PINs and writes the
+ * user PIN to HOME/demo-pin.DEMO-ONLY: a deliberate, clearly marked
+ * convenience for demonstrations that config.json records as pin_file.
+ */
+#include "cli.h"
+#include "prompt.h"
+#include "demo.h"
+#include "user.h"
+#include "secmem.h"
+#include "hsm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#define PIN_CAP 256
+#define DEMO_PIN_FILE "demo-pin.DEMO-ONLY"
+#define DEMO_PIN_LEN 20
+
+/* ---------------------------------------------------------------- PINs */
+
+/* A secret from the environment, a file, or the terminal (twice when
+ * `confirm`).  buf is locked memory of PIN_CAP bytes. */
+static km_status pin_get(const char *env, const char *file, const char *question,
+                         int confirm, char *buf, km_err *e)
+{
+	const char *v = getenv(env);
+	if (v && *v) {
+		if (strlen(v) >= PIN_CAP)
+			return km_fail(e, KM_EUSAGE, "%s is longer than %d bytes", env, PIN_CAP - 1);
+		memcpy(buf, v, strlen(v) + 1);
+		return KM_OK;
+	}
+	if (file)
+		return ui_secret_from_file(file, buf, PIN_CAP, e);
+	km_status st = ui_prompt_secret(NULL, question, buf, PIN_CAP, e);
+	if (st != KM_OK || !confirm)
+		return st;
+	char *again = km_secure_alloc(PIN_CAP);
+	if (!again)
+		return km_fail(e, KM_ENOMEM, "out of locked memory");
+	char q2[128];
+	snprintf(q2, sizeof q2, "%s (again)", question);
+	st = ui_prompt_secret(NULL, q2, again, PIN_CAP, e);
+	if (st == KM_OK && strcmp(buf, again) != 0)
+		st = km_fail(e, KM_EUSAGE, "the two answers differ; nothing was changed");
+	km_secure_free(again, PIN_CAP);
+	if (st != KM_OK)
+		OPENSSL_cleanse(buf, PIN_CAP);
+	return st;
+}
+
+/* DEMO_PIN_LEN random characters from an unambiguous alphabet. */
+static km_status pin_random(char *buf, km_err *e)
+{
+	static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
+	unsigned char raw[DEMO_PIN_LEN];
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		return km_fail(e, KM_EINTERNAL, "the random generator failed");
+	for (size_t i = 0; i < DEMO_PIN_LEN; i++)
+		buf[i] = alphabet[raw[i] % (sizeof alphabet - 1)];
+	buf[DEMO_PIN_LEN] = '\0';
+	OPENSSL_cleanse(raw, sizeof raw);
+	return KM_OK;
+}
+
+static km_status mkdir_p_private(const char *dir, km_err *e)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+		return km_fail(e, KM_EUSAGE, "path too long: %s", dir);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
+	return KM_OK;
+}
+
+/* The demo PIN: reuse the file a failed earlier `init --demo` left (the token
+ * may already carry that PIN), else make one and write the file. */
+static km_status demo_pin_file(const char *path, char *pin, km_err *e)
+{
+	if (access(path, F_OK) == 0)
+		return ui_secret_from_file(path, pin, PIN_CAP, e);
+	km_status st = pin_random(pin, e);
+	if (st != KM_OK)
+		return st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return km_fail(e, KM_EIO, "cannot write %s: %s", path, strerror(errno));
+	}
+	fprintf(f, "# DEMO ONLY: the user PIN of a demonstration deployment, kept in a file "
+	           "for convenience. Never do this with real keys.\n%s\n", pin);
+	if (fclose(f) != 0)
+		return km_fail(e, KM_EIO, "cannot write %s: %s", path, strerror(errno));
+	return KM_OK;
+}
+
+/* Would init have to create the token?  Mirrors the core's resolution
+ * (the environment overrides the option) and asks the module. */
+static int token_missing(const ui_args *a)
+{
+	const char *module = getenv("KEYWARD_PKCS11_MODULE");
+	const char *token = getenv("KEYWARD_TOKEN");
+	if (!module || !*module)
+		module = ui_arg(a, "module") ? ui_arg(a, "module") : KM_DEFAULT_MODULE;
+	if (!token || !*token)
+		token = ui_arg(a, "token") ? ui_arg(a, "token") : KM_DEFAULT_TOKEN;
+	hsm_config hc = {module, token};
+	int found = 1;
+	km_err e;
+	if (hsm_token_exists(&hc, &found, &e) != KM_OK)
+		return 0; /* let init itself report the problem */
+	return !found;
+}
+
+/* ---------------------------------------------------------------- progress */
+
+static void demo_progress(void *c, const char *what, uint64_t done, uint64_t total)
+{
+	ui_cli *cli = c;
+	if (!cli->stderr_tty)
+		return;
+	fprintf(stderr, "\r\033[Kkeyward: %s %" PRIu64 "/%" PRIu64, what, done, total);
+	if (done >= total)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static km_status demo_fill(ui_cli *cli, uint64_t keys, uint64_t events, km_err *e)
+{
+	km_demo_opts o = {.extra_keys = keys, .extra_events = events,
+	                  .progress = demo_progress, .pctx = cli};
+	km_status st = km_demo_fill(cli->ctx, &o, e);
+	if (cli->stderr_tty)
+		fputs("\r\033[K", stderr);
+	return st;
+}
+
+/* ---------------------------------------------------------------- init */
+
+km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	int demo = ui_arg_flag(a, "demo");
+	char home[PATH_MAX], conf[PATH_MAX], pin_path[PATH_MAX + 32];
+	km_status st = km_config_home(cli->home, home, sizeof home, e);
+	if (st != KM_OK)
+		return st;
+
+	/* Record absolute paths: config.json resolves relative ones against
+	 * the home, not against where init was run. */
+	const char *softhsm2_conf = ui_arg(a, "softhsm2-conf");
+	if (softhsm2_conf) {
+		if (!realpath(softhsm2_conf, conf))
+			return km_fail(e, KM_ECONFIG, "SoftHSM2 configuration %s: %s", softhsm2_conf,
+			               strerror(errno));
+		softhsm2_conf = conf;
+		setenv("SOFTHSM2_CONF", conf, 1); /* for the token check below */
+	}
+	snprintf(pin_path, sizeof pin_path, "%s/config.json", home);
+	if (access(pin_path, F_OK) == 0)
+		return km_fail(e, KM_EEXISTS, "%s is already a keyward deployment (config.json exists)",
+		               home);
+
+	char *pin = km_secure_alloc(PIN_CAP);
+	char *so_pin = km_secure_alloc(PIN_CAP);
+	if (!pin || !so_pin) {
+		km_secure_free(pin, PIN_CAP);
+		km_secure_free(so_pin, PIN_CAP);
+		return km_fail(e, KM_ENOMEM, "out of locked memory");
+	}
+	km_init_opts o = {
+		.home = cli->home,
+		.module_path = ui_arg(a, "module"),
+		.token = ui_arg(a, "token"),
+		.softhsm2_conf = softhsm2_conf,
+	};
+	if (demo) {
+		snprintf(pin_path, sizeof pin_path, "%s/%s", home, DEMO_PIN_FILE);
+		st = mkdir_p_private(home, e);
+		if (st == KM_OK)
+			st = demo_pin_file(pin_path, pin, e);
+		if (st == KM_OK)
+			st = pin_random(so_pin, e);
+		o.pin_file = pin_path;
+		o.first_user_roles = KM_ROLE_OFFICER | KM_ROLE_AUDITOR;
+		o.demo_users = 1;
+	} else {
+		const char *pin_file = ui_arg(a, "pin-file") ? ui_arg(a, "pin-file") : cli->pin_file;
+		st = pin_get("KEYWARD_PIN", pin_file, "New user PIN", 1, pin, e);
+		if (st == KM_OK && (getenv("KEYWARD_SO_PIN") || ui_arg(a, "so-pin-file") ||
+		                    token_missing(a)))
+			st = pin_get("KEYWARD_SO_PIN", ui_arg(a, "so-pin-file"),
+			             "The token will be created: its SO PIN", 1, so_pin, e);
+	}
+	o.pin = pin;
+	o.so_pin = so_pin[0] ? so_pin : NULL;
+	if (st == KM_OK)
+		st = km_init_deployment(&o, e);
+	km_secure_free(so_pin, PIN_CAP);
+	km_secure_free(pin, PIN_CAP);
+	if (st != KM_OK)
+		return st;
+
+	ui_note("initialised the deployment at %s", home);
+	if (!demo)
+		return KM_OK;
+	/* The demo: open it like any later session would and fill it. */
+	st = ui_cli_open(cli, pin_path, e);
+	if (st == KM_OK)
+		st = demo_fill(cli, 0, 0, e);
+	if (st == KM_OK)
+		ui_note("demo content added; the PIN is in %s (DEMO ONLY)", pin_path);
+	return st;
+}
+
+/* ---------------------------------------------------------------- status */
+
+km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	(void)a;
+	km_status_info s;
+	km_status st = km_status_get(cli->ctx, &s, e);
+	if (st != KM_OK)
+		return st;
+	const km_actor *who = km_actor_get(cli->ctx);
+	char roles[128], t[32];
+	km_roles_format(who->roles, roles, sizeof roles);
+	if (cli->json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "home", json_string(s.home));
+		json_object_set_new(o, "deployment_id", json_string(s.deployment_id));
+		json_object_set_new(o, "token", json_string(s.token_label));
+		json_object_set_new(o, "token_description", json_string(s.token_desc));
+		json_object_set_new(o, "hsm_logged_in", json_boolean(s.hsm_logged_in));
+		json_object_set_new(o, "user", json_string(who->name));
+		json_object_set_new(o, "roles", json_string(roles));
+		json_object_set_new(o, "os_user", json_string(who->os_user));
+		json_object_set_new(o, "via", who->via[0] ? json_string(who->via) : json_null());
+		json_object_set_new(o, "keys", json_integer((json_int_t)s.keys));
+		json_object_set_new(o, "versions", json_integer((json_int_t)s.versions));
+		json_object_set_new(o, "assets", json_integer((json_int_t)s.assets));
+		json_object_set_new(o, "audit_events", json_integer((json_int_t)s.audit_events));
+		json_object_set_new(o, "audit_head_size", json_integer((json_int_t)s.audit_head_size));
+		json_object_set_new(o, "audit_head_time", ui_json_time(s.audit_head_time));
+		json_object_set_new(o, "last_verified",
+		                    s.last_verified[0] ? json_string(s.last_verified) : json_null());
+		json_object_set_new(o, "last_verified_intact",
+		                    s.last_verified[0] ? json_boolean(s.last_verified_intact)
+		                                       : json_null());
+		json_object_set_new(o, "keys_due", json_integer((json_int_t)s.keys_due));
+		json_object_set_new(o, "keys_overdue", json_integer((json_int_t)s.keys_overdue));
+		return ui_json_print(o, e);
+	}
+	printf("deployment: %s (%s)\n", s.home, s.deployment_id);
+	printf("token:      %s (%s)%s\n", s.token_label, s.token_desc,
+	       s.hsm_logged_in ? ", logged in" : "");
+	printf("user:       %s (%s)%s%s%s\n", who->name, roles[0] ? roles : "no roles",
+	       who->via[0] ? " via " : "", who->via, "");
+	printf("keys:       %" PRIu64 " (%" PRIu64 " versions), %" PRIu64 " due, %" PRIu64
+	       " overdue\n", s.keys, s.versions, s.keys_due, s.keys_overdue);
+	printf("assets:     %" PRIu64 "\n", s.assets);
+	printf("audit log:  %" PRIu64 " events; newest signed head: size %" PRIu64 " at %s\n",
+	       s.audit_events, s.audit_head_size, ui_time_str(s.audit_head_time, t));
+	if (s.last_verified[0])
+		printf("verified:   %s, %s\n", s.last_verified,
+		       s.last_verified_intact ? "intact" : "FAILED");
+	else
+		printf("verified:   never (run `keyward audit verify`)\n");
+	return KM_OK;
+}
+
+/* ---------------------------------------------------------------- demo */
+
+km_status ui_cmd_demo(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	uint64_t keys, events;
+	km_status st = ui_arg_u64(a, "keys", 0, 0, 1000000, &keys, e);
+	if (st == KM_OK)
+		st = ui_arg_u64(a, "events", 0, 0, 100000000, &events, e);
+	if (st == KM_OK)
+		st = demo_fill(cli, keys, events, e);
+	if (st == KM_OK)
+		ui_note("demo content added");
+	return st;
+}
+
+/* ---------------------------------------------------------------- users */
+
+typedef struct user_list {
+	json_t *arr;
+	ui_table *t;
+	km_status st;
+} user_list;
+
+static int user_cb(void *c, const km_user_info *u)
+{
+	user_list *l = c;
+	char roles[128], created[32];
+	km_roles_format(u->roles, roles, sizeof roles);
+	if (l->arr) {
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(u->name));
+		json_object_set_new(o, "roles", json_string(roles));
+		json_object_set_new(o, "created", ui_json_time(u->created));
+		json_object_set_new(o, "created_by", json_string(u->created_by));
+		return json_array_append_new(l->arr, o) != 0;
+	}
+	const char *cells[] = {u->name, roles, ui_time_str(u->created, created), u->created_by};
+	l->st = ui_table_add(l->t, cells, NULL);
+	return l->st != KM_OK;
+}
+
+km_status ui_cmd_user_list(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	(void)a;
+	static const char *const hdr[] = {"USER", "ROLES", "CREATED", "BY"};
+	user_list l = {0};
+	if (cli->json)
+		l.arr = json_array();
+	else
+		l.t = ui_table_new(KM_ARRAY_LEN(hdr), hdr);
+	if (!l.arr && !l.t)
+		return km_fail(e, KM_ENOMEM, "out of memory");
+	km_status st = km_user_list(cli->ctx, user_cb, &l, e);
+	if (st == KM_OK && l.st != KM_OK)
+		st = km_fail(e, l.st, "out of memory listing users");
+	if (st == KM_OK) {
+		if (l.arr) {
+			st = ui_json_print(l.arr, e);
+			l.arr = NULL;
+		} else {
+			ui_table_print(l.t, stdout);
+		}
+	}
+	json_decref(l.arr);
+	ui_table_free(l.t);
+	return st;
+}
+
+km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	const char *rolestr = ui_arg(a, "role");
+	if (!rolestr || !*rolestr)
+		return km_fail(e, KM_EUSAGE, "user add: --role R[,R] is required");
+	unsigned roles;
+	km_status st = km_roles_parse(rolestr, &roles, e);
+	if (st == KM_OK)
+		st = km_user_add(cli->ctx, a->pos[0], roles, e);
+	if (st != KM_OK)
+		return st;
+	char fmt[128];
+	km_roles_format(roles, fmt, sizeof fmt);
+	if (cli->json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(a->pos[0]));
+		json_object_set_new(o, "roles", json_string(fmt));
+		return ui_json_print(o, e);
+	}
+	printf("added user %s (%s)\n", a->pos[0], fmt);
+	return KM_OK;
+}

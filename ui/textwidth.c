@@ -1,0 +1,220 @@
+/*
+ * textwidth.c — display width, clipping and sanitising of text.
+ *
+ * Must never: write past `cap`, split a multibyte character, or emit a
+ * control character (they become '?').
+ */
+#include "textwidth.h"
+
+#include <langinfo.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <wchar.h>
+
+/* One decoded character: its byte length and width.  An undecodable byte
+ * or an unprintable character is reported as one byte, one cell, and
+ * `bad` set so that it is drawn as '?'. */
+typedef struct tw_char {
+	size_t len;
+	int width;
+	int bad;
+} tw_char;
+
+static tw_char tw_next(const char *s, size_t avail)
+{
+	tw_char c = {1, 1, 0};
+	unsigned char b = (unsigned char)s[0];
+	if (b < 0x80) {
+		c.bad = (b < 0x20 || b == 0x7f);
+		return c;
+	}
+	mbstate_t st;
+	memset(&st, 0, sizeof st);
+	wchar_t wc;
+	size_t n = mbrtowc(&wc, s, avail, &st);
+	if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+		c.bad = 1;
+		return c;
+	}
+	int w = wcwidth(wc);
+	if (w < 0) {
+		c.len = n;
+		c.bad = 1;
+		return c;
+	}
+	c.len = n;
+	c.width = w;
+	return c;
+}
+
+int ui_tw_width(const char *s)
+{
+	int w = 0;
+	size_t left = strlen(s);
+	while (left > 0) {
+		tw_char c = tw_next(s, left);
+		w += c.width;
+		s += c.len;
+		left -= c.len;
+	}
+	return w;
+}
+
+size_t ui_tw_clip(const char *s, int cells, int *used)
+{
+	size_t off = 0, left = strlen(s);
+	int w = 0;
+	while (left > 0) {
+		tw_char c = tw_next(s + off, left);
+		if (w + c.width > cells)
+			break;
+		w += c.width;
+		off += c.len;
+		left -= c.len;
+	}
+	if (used)
+		*used = w;
+	return off;
+}
+
+/* Append n bytes (or '?' for a bad character) if they fit with the NUL. */
+static int tw_put(char *out, size_t cap, size_t *o, const char *p, size_t n)
+{
+	if (*o + n + 1 > cap)
+		return 0;
+	memcpy(out + *o, p, n);
+	*o += n;
+	out[*o] = '\0';
+	return 1;
+}
+
+static int tw_spaces(char *out, size_t cap, size_t *o, int n)
+{
+	int done = 0;
+	while (done < n && tw_put(out, cap, o, " ", 1))
+		done++;
+	return done;
+}
+
+int ui_tw_fit(char *out, size_t cap, const char *s, int cells, unsigned flags)
+{
+	if (cap == 0)
+		return 0;
+	out[0] = '\0';
+	if (cells <= 0 || !s)
+		s = "";
+	if (cells < 0)
+		cells = 0;
+	int total = ui_tw_width(s);
+	int budget = cells;
+	const char *ell = NULL;
+	int cut = total > cells;
+	if (cut && (flags & UI_TW_ELLIPSIS) && cells >= 1) {
+		ell = ui_tw_glyphs(ui_tw_locale_is_utf8())->ellipsis;
+		budget = cells - 1;
+	}
+	int shown = total;
+	if (cut)
+		ui_tw_clip(s, budget, &shown);
+	size_t o = 0;
+	int written = 0;
+	int pad = (flags & (UI_TW_PAD | UI_TW_RIGHT)) ? cells - shown - (ell ? 1 : 0) : 0;
+	if ((flags & UI_TW_RIGHT) && pad > 0) {
+		written += tw_spaces(out, cap, &o, pad);
+		pad = 0;
+	}
+	size_t left = strlen(s);
+	int w = 0;
+	while (left > 0) {
+		tw_char c = tw_next(s, left);
+		if (w + c.width > budget)
+			break;
+		int ok = c.bad ? tw_put(out, cap, &o, "?", 1) : tw_put(out, cap, &o, s, c.len);
+		if (!ok)
+			break;
+		w += c.width;
+		s += c.len;
+		left -= c.len;
+	}
+	written += w;
+	if (ell && tw_put(out, cap, &o, ell, strlen(ell)))
+		written += 1;
+	if (pad > 0)
+		written += tw_spaces(out, cap, &o, cells - written);
+	return written;
+}
+
+int ui_tw_locale_is_utf8(void)
+{
+	const char *cs = nl_langinfo(CODESET);
+	return cs && (strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "utf8") == 0);
+}
+
+static const ui_glyphs glyphs_utf8 = {
+	.hline = "\xe2\x94\x80", .vline = "\xe2\x94\x82",
+	.tl = "\xe2\x94\x8c", .tr = "\xe2\x94\x90", .bl = "\xe2\x94\x94", .br = "\xe2\x94\x98",
+	.tee_down = "\xe2\x94\xac", .tee_up = "\xe2\x94\xb4",
+	.ellipsis = "\xe2\x80\xa6",
+	.bar_full = "\xe2\x96\x88", .bar_empty = "\xe2\x96\x91",
+	.ok = "\xe2\x9c\x93", .bad = "\xe2\x9c\x97",
+	.sort_asc = "\xe2\x96\xb2", .sort_desc = "\xe2\x96\xbc",
+};
+
+static const ui_glyphs glyphs_ascii = {
+	.hline = "-", .vline = "|",
+	.tl = "+", .tr = "+", .bl = "+", .br = "+",
+	.tee_down = "+", .tee_up = "+",
+	.ellipsis = "~",
+	.bar_full = "#", .bar_empty = ".",
+	.ok = "+", .bad = "!",
+	.sort_asc = "^", .sort_desc = "v",
+};
+
+const ui_glyphs *ui_tw_glyphs(int utf8)
+{
+	return utf8 ? &glyphs_utf8 : &glyphs_ascii;
+}
+
+size_t ui_tw_wrap(const char *s, int cells, size_t *next)
+{
+	size_t left = strlen(s), off = 0, last_space = 0;
+	int w = 0, have_space = 0;
+	while (left > 0) {
+		tw_char c = tw_next(s + off, left);
+		if (s[off] == '\n') {
+			*next = off + 1;
+			return off;
+		}
+		if (w + c.width > cells && off > 0)
+			break;
+		if (s[off] == ' ') {
+			last_space = off;
+			have_space = 1;
+		}
+		w += c.width;
+		off += c.len;
+		left -= c.len;
+	}
+	if (left == 0) {
+		*next = off;
+		return off;
+	}
+	if (have_space && last_space > 0) {
+		*next = last_space + 1;
+		return last_space;
+	}
+	*next = off;
+	return off;
+}
+
+void ui_tw_format(char *buf, size_t cap, const char *fmt, ...)
+{
+	if (cap == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+}
