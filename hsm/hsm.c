@@ -124,6 +124,11 @@ static km_status softhsm_conf_problem(km_err *e)
 	if (!f)
 		return km_fail(e, KM_ECONFIG, "SoftHSM2 configuration %s (SOFTHSM2_CONF) cannot be read: %s",
 		               conf, strerror(errno));
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		return km_fail(e, KM_ECONFIG, "SoftHSM2 configuration %s (SOFTHSM2_CONF) is not a regular file",
+		               conf);
+	}
 	while (fgets(line, sizeof line, f)) {
 		const char *key = "directories.tokendir";
 		char *p = line + strspn(line, " \t");

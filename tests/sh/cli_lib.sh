@@ -1,0 +1,108 @@
+# cli_lib.sh — helpers for the CLI shell tests (sourced, never run).
+#
+# kw_setup makes a private temp dir per test: a SoftHSM2 conf and token
+# directory, the deployment (KEYWARD_HOME) and a scratch dir, all removed on
+# exit unless KEEP=1.  Every command's stdout/stderr lands in $OUT / $ERR so
+# a failing check can show them.
+
+: "${KEYWARD_BIN:?set KEYWARD_BIN to the keyward binary}"
+export LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC
+unset KEYWARD_PIN KEYWARD_SO_PIN KEYWARD_TOKEN KEYWARD_PKCS11_MODULE KEYWARD_DB SOFTHSM2_CONF
+MODULE=${KEYWARD_TEST_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${OUT:-}" ] && [ -s "$OUT" ]; then echo "--- stdout:" >&2; head -c 4000 "$OUT" >&2; echo >&2; fi
+	if [ -n "${ERR:-}" ] && [ -s "$ERR" ]; then echo "--- stderr:" >&2; head -c 4000 "$ERR" >&2; echo >&2; fi
+	exit 1
+}
+
+step() { echo "== $*"; }
+
+kw_cleanup() {
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "kept $TEST_DIR" >&2
+	else
+		rm -rf "$TEST_DIR"
+	fi
+}
+
+kw_setup() {
+	TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kwcli.XXXXXX")
+	trap kw_cleanup EXIT
+	mkdir -p "$TEST_DIR/tokens" "$TEST_DIR/work"
+	CONF=$TEST_DIR/softhsm2.conf
+	cat >"$CONF" <<EOF
+directories.tokendir = $TEST_DIR/tokens
+objectstore.backend = file
+log.level = ERROR
+EOF
+	export KEYWARD_HOME=$TEST_DIR/kw
+	export HOME=$TEST_DIR
+	W=$TEST_DIR/work
+	OUT=$TEST_DIR/out
+	ERR=$TEST_DIR/err
+	DB=$KEYWARD_HOME/keyward.db
+}
+
+# The demo deployment: officer + auditor for the invoking user, PIN in a file.
+kw_init_demo() {
+	"$KEYWARD_BIN" init --demo --softhsm2-conf "$CONF" >"$OUT" 2>"$ERR" || fail "init --demo exited $?"
+	PIN=$(grep -v '^#' "$KEYWARD_HOME/demo-pin.DEMO-ONLY" | head -n1)
+}
+
+# A plain deployment with PINs from the environment.
+kw_init_plain() {
+	PIN=user-pin-1234
+	KEYWARD_PIN=$PIN KEYWARD_SO_PIN=so-pin-5678 "$KEYWARD_BIN" init --softhsm2-conf "$CONF" \
+		>"$OUT" 2>"$ERR" || fail "init exited $?"
+}
+
+# kw ARGS...: run keyward, stdout to $OUT, stderr to $ERR; returns its status.
+kw() {
+	"$KEYWARD_BIN" "$@" >"$OUT" 2>"$ERR"
+}
+
+# expect CODE ARGS...: run keyward and require exit status CODE.
+expect() {
+	local want=$1 got=0
+	shift
+	"$KEYWARD_BIN" "$@" >"$OUT" 2>"$ERR" || got=$?
+	[ "$got" = "$want" ] || fail "keyward $* exited $got, expected $want"
+}
+
+# ok ARGS...: keyward must succeed.
+ok() { expect 0 "$@"; }
+
+# has FILE TEXT / lacks FILE TEXT: fixed-string search.
+has() { grep -qF -- "$2" "$1" || fail "$(basename "$1") does not contain: $2"; }
+lacks() { ! grep -qF -- "$2" "$1" || fail "$(basename "$1") contains: $2"; }
+
+# jget FILE EXPR: evaluate a Python expression over the JSON document d.
+jget() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2" ||
+		fail "cannot evaluate $2 over $(basename "$1")"
+}
+
+# jeq FILE EXPR VALUE: require a JSON field's value.
+jeq() {
+	local got
+	got=$(jget "$1" "$2")
+	[ "$got" = "$3" ] || fail "$2 is '$got', expected '$3'"
+}
+
+# pattern FILE SIZE: a deterministic, recognisable test pattern of SIZE bytes.
+pattern() {
+	python3 - "$1" "$2" <<'EOF'
+import sys
+n = int(sys.argv[2])
+unit = b"KEYWARD-PLAINTEXT-PATTERN-0123456789abcdef|"
+data = (unit * (n // len(unit) + 1))[:n]
+open(sys.argv[1], "wb").write(data)
+EOF
+}
+
+# The audit log as text, for before/after comparisons.
+audit_snapshot() {
+	sqlite3 "$DB" 'SELECT seq, json FROM audit_events ORDER BY seq' >"$1"
+}
