@@ -138,6 +138,8 @@ asan:
 
 # ---------------------------------------------------------------- bench
 bench: all $(BENCH_BIN)
+	@command -v age >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get install -y -qq age; }
 	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash bench/run.sh
 
 # ---------------------------------------------------------------- install

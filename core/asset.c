@@ -3,12 +3,14 @@
  *
  * Order of protect, and why:
  *   1. authorise; load the active version;
- *   2. reserve one wrap on its durable counter (own transaction), so the
+ *   2. DEK generated and wrapped in locked memory;
+ *   3. reserve one wrap on its durable counter (own transaction), so the
  *      count never undercounts DEKs that exist, even after a crash;
- *   3. DEK generated and wrapped in locked memory; envelope streamed;
- *   4. output file renamed into place;
- *   5. one transaction: catalogue row + counters + audit event + signed head.
- *      If it fails, the renamed output is removed again.
+ *   4. one transaction: catalogue row (size -1: being written), counters,
+ *      audit event, signed head — before any envelope byte leaves, so the
+ *      other end of a pipe can unprotect at once;
+ *   5. envelope streamed (to a temp file renamed into place, or the fd),
+ *      then the size recorded; on failure the entry is withdrawn, audited.
  * Unprotect audits the key use before any plaintext is released.
  */
 #include "asset.h"
@@ -96,7 +98,7 @@ static km_status insert_asset(km_ctx *ctx, sqlite3_stmt *q, const km_asset_ref *
 	sqlite3_bind_int64(q, 5, key_id);
 	sqlite3_bind_int64(q, 6, ref->kek_version);
 	sqlite3_bind_blob(q, 7, wrapped, KM_WRAPPED_DEK_BYTES, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 8, (int64_t)size);
+	sqlite3_bind_int64(q, 8, size == UINT64_MAX ? -1 : (int64_t)size);
 	sqlite3_bind_int64(q, 9, km_now());
 	sqlite3_bind_text(q, 10, ctx->actor.name, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE)
@@ -110,17 +112,18 @@ static km_status insert_asset(km_ctx *ctx, sqlite3_stmt *q, const km_asset_ref *
 static km_status count_use(km_ctx *ctx, int64_t key_id, uint32_t version, uint64_t new_assets, km_err *e)
 {
 	char sql[200];
-	snprintf(sql, sizeof sql, "UPDATE key_versions SET assets = assets + %llu, last_used = %lld "
-	         "WHERE key_id = %lld AND version = %u", (unsigned long long)new_assets,
+	/* new_assets == UINT64_MAX takes one back (a withdrawn protect). */
+	snprintf(sql, sizeof sql, "UPDATE key_versions SET assets = assets + %lld, last_used = %lld "
+	         "WHERE key_id = %lld AND version = %u", new_assets == UINT64_MAX ? -1LL : (long long)new_assets,
 	         (long long)km_now(), (long long)key_id, version);
 	km_status st = km_db_exec(ctx->db, sql, e);
 	return st ? st : kek_summary_refresh(ctx, key_id, e);
 }
 
-static json_t *asset_details(const km_asset_ref *ref, int64_t id, uint64_t size)
+static json_t *asset_details(const km_asset_ref *ref, int64_t id)
 {
-	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "uid", ref->uid, "kind", ref->kind, "name", ref->name,
-	                 "version", ref->version, "asset_id", (json_int_t)id, "size", (json_int_t)size);
+	return json_pack("{s:s,s:s,s:s,s:s,s:I}", "uid", ref->uid, "kind", ref->kind, "name", ref->name,
+	                 "version", ref->version, "asset_id", (json_int_t)id);
 }
 
 km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
@@ -148,25 +151,51 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 	km_asset_ref ref = {uid, kind, name, version, key_name, row.version};
 	if ((st = km_asset_ref_validate(&ref, e)))
 		return st;
-	if ((st = reserve_wraps(ctx, &row, key_name, 1, e))) {
-		if (st == KM_ELIMIT)
-			km_audit_failure(ctx, KM_ACT_PROTECT, obj, e);
-		return st;
-	}
 	const uint8_t *kek;
 	if ((st = kek_material(ctx, &row, 0, &kek, e)))
 		return st;
-
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
 	if (!dek)
 		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
 	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
-	envelope_header h;
-	atomicfile af = {-1, NULL, NULL};
-	uint64_t size = 0;
 	st = dek_generate(dek, e);
 	if (!st)
 		st = dek_wrap(kek, dek, &ref, wrapped, e);
+	if (st) {
+		km_secure_free(dek, KM_DEK_BYTES);
+		return st;
+	}
+
+	/* The asset exists in the catalogue (size -1: being written) and
+	 * its protect event is on record before the first envelope byte
+	 * leaves, so a reader at the other end of a pipe can already
+	 * unprotect it. */
+	sqlite3_stmt *q = NULL;
+	int64_t id = 0;
+	if ((st = reserve_wraps(ctx, &row, key_name, 1, e))) {
+		km_secure_free(dek, KM_DEK_BYTES);
+		if (st == KM_ELIMIT)
+			km_audit_failure(ctx, KM_ACT_PROTECT, obj, e);
+		return st;
+	}
+	if (!(st = km_tx_begin(ctx, e))) {
+		st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
+		if (!st)
+			st = insert_asset(ctx, q, &ref, row.key_id, wrapped, UINT64_MAX, e);
+		sqlite3_finalize(q);
+		id = sqlite3_last_insert_rowid(ctx->db);
+		if (!st)
+			st = count_use(ctx, row.key_id, row.version, 1, e);
+		if (!st)
+			st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok", asset_details(&ref, id), e);
+		if (!st)
+			st = km_tx_commit(ctx, e);
+		else
+			km_tx_rollback(ctx);
+	}
+	envelope_header h;
+	atomicfile af = {-1, NULL, NULL};
+	uint64_t size = 0;
 	if (!st)
 		st = envelope_header_init(&h, &ref, wrapped, e);
 	if (!st && out_path) {
@@ -176,36 +205,35 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 	if (!st)
 		st = envelope_encrypt(in_fd, out_fd, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
-	if (!st && out_path)
-		st = atomicfile_commit(&af, e);
-	else if (out_path)
-		atomicfile_abort(&af);
-	if (st)
-		return st;
-
-	/* The envelope exists; now make it a fact of the catalogue. */
-	sqlite3_stmt *q = NULL;
-	int64_t id = 0;
-	if (!(st = km_tx_begin(ctx, e))) {
-		st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
+	if (out_path && af.final_path) {
 		if (!st)
-			st = insert_asset(ctx, q, &ref, row.key_id, wrapped, size, e);
-		sqlite3_finalize(q);
-		id = sqlite3_last_insert_rowid(ctx->db);
-		if (!st)
-			st = count_use(ctx, row.key_id, row.version, 1, e);
-		if (!st)
-			st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok", asset_details(&ref, id, size), e);
-		if (!st)
-			st = km_tx_commit(ctx, e);
+			st = atomicfile_commit(&af, e);
 		else
-			km_tx_rollback(ctx);
+			atomicfile_abort(&af);
 	}
+	if (id == 0)
+		return st;
+	char sql[160];
 	if (st) {
-		if (out_path)
-			unlink(out_path);
+		/* Nothing usable was produced: withdraw the catalogue entry. */
+		km_err keep = *e, ignored;
+		snprintf(sql, sizeof sql, "DELETE FROM assets WHERE id = %lld", (long long)id);
+		if (km_tx_begin(ctx, &ignored) == KM_OK) {
+			if (km_db_exec(ctx->db, sql, &ignored) == KM_OK &&
+			    count_use(ctx, row.key_id, row.version, UINT64_MAX, &ignored) == KM_OK &&
+			    km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "error",
+			                json_pack("{s:s,s:I,s:s}", "uid", uid, "asset_id", (json_int_t)id,
+			                          "message", keep.msg), &ignored) == KM_OK)
+				km_tx_commit(ctx, &ignored);
+			else
+				km_tx_rollback(ctx);
+		}
+		*e = keep;
 		return st;
 	}
+	snprintf(sql, sizeof sql, "UPDATE assets SET size = %llu WHERE id = %lld", (unsigned long long)size, (long long)id);
+	if ((st = km_db_exec(ctx->db, sql, e)))
+		return km_wrap(e, "the envelope is complete but its size was not recorded");
 	if (out) {
 		memset(out, 0, sizeof *out);
 		out->id = id;
@@ -303,7 +331,7 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 	if (!(st = km_tx_begin(ctx, e))) {
 		st = count_use(ctx, row.key_id, row.version, 0, e);
 		if (!st)
-			st = km_tx_audit(ctx, km_action_name(KM_ACT_UNPROTECT), obj, "ok", asset_details(&ref, a.id, a.size), e);
+			st = km_tx_audit(ctx, km_action_name(KM_ACT_UNPROTECT), obj, "ok", asset_details(&ref, a.id), e);
 		if (!st)
 			st = km_tx_commit(ctx, e);
 		else
@@ -329,8 +357,10 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 			km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
 		return st;
 	}
-	if (out)
+	if (out) {
 		*out = a;
+		out->size = size; /* what came out, even if the writer is still at work */
+	}
 	return KM_OK;
 }
 
@@ -438,7 +468,7 @@ km_status km_asset_register_bulk(km_ctx *ctx, const char *key_name, const char *
 				st = insert_asset(ctx, q, &ref, row.key_id, wrapped, 0, e);
 			if (!st)
 				st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok",
-				                 asset_details(&ref, sqlite3_last_insert_rowid(ctx->db), 0), e);
+				                 asset_details(&ref, sqlite3_last_insert_rowid(ctx->db)), e);
 		}
 		sqlite3_finalize(q);
 		if (!st)

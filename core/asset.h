@@ -13,6 +13,8 @@
 
 #include "keyward.h"
 
+#define KM_ASSET_SIZE_PENDING UINT64_MAX
+
 typedef struct km_asset_info {
 	int64_t id;
 	char uid[33];
@@ -21,7 +23,8 @@ typedef struct km_asset_info {
 	char version[128];
 	char kek_name[129];
 	uint32_t kek_version;
-	uint64_t size;        /* plaintext bytes */
+	uint64_t size;        /* plaintext bytes; KM_ASSET_SIZE_PENDING while being written
+	                         (or if the writer was killed) */
 	int64_t created;
 	char created_by[64];
 } km_asset_info;

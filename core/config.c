@@ -232,6 +232,10 @@ km_status km_config_save(const km_config *c, km_err *e)
 	json_object_set_new(o, "kek_max_wraps", json_integer((json_int_t)c->kek_max_wraps));
 	json_object_set_new(o, "rotation_days", json_integer((json_int_t)c->rotation_days));
 	json_object_set_new(o, "destroy_wait_seconds", json_integer((json_int_t)c->destroy_wait_s));
+	json_object_set_new(o, "cache_max_age_seconds", json_integer((json_int_t)c->cache_max_age_s));
+	json_object_set_new(o, "cache_max_uses", json_integer((json_int_t)c->cache_max_uses));
+	json_object_set_new(o, "cache_max_bytes", json_integer((json_int_t)c->cache_max_bytes));
+	json_object_set_new(o, "cache_max_entries", json_integer((json_int_t)c->cache_max_entries));
 	if (c->keys)
 		json_object_set(o, "keys", c->keys);
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);

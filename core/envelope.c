@@ -478,6 +478,9 @@ static void chunk_failed(env_job *j, env_worker *w, env_batch *b, uint64_t index
 	else if (other)
 		b->st = km_fail(&b->err, KM_EINTEGRITY,
 		                "envelope has trailing data after its final segment %llu", n);
+	else if (last && len < j->in_unit)
+		b->st = km_fail(&b->err, KM_EINTEGRITY, "segment %llu failed authentication "
+		                "(damaged, or the envelope is cut inside it)", n);
 	else
 		b->st = km_fail(&b->err, KM_EINTEGRITY, "segment %llu failed authentication", n);
 }

@@ -63,7 +63,9 @@ static void live_acquire(CK_FUNCTION_LIST_PTR fl, int initialised_by_us)
 	struct live_module *m = live_find(fl);
 	if (m) {
 		m->users++;
-		/* Our earlier C_Finalize-less release left it to someone else. */
+		/* CKR_OK with users still counted: someone finalised the module
+		 * behind our back and we just initialised it again, so the
+		 * final C_Finalize is ours now. */
 		if (initialised_by_us)
 			m->owner = 1;
 	} else {

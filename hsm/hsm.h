@@ -76,7 +76,9 @@ km_status hsm_token_describe(hsm *h, hsm_token_info *out, km_err *e);
 km_status hsm_root_create(hsm *h, km_err *e);
 km_status hsm_audit_key_create(hsm *h, km_err *e);
 
-/* Are the root key and the audit key pair present?  Each flag 1 or 0. */
+/* Are the root key and the audit key pair present?  Each flag 1 or 0.
+ * Needs hsm_login first (private objects are invisible before it): without
+ * it -> KM_ESTATE, as for every key function below. */
 km_status hsm_objects_present(hsm *h, int *root, int *audit_key, km_err *e);
 
 /* Generate a new AES-256 KEK inside the HSM and return it wrapped by the

@@ -90,12 +90,19 @@ static km_status find_object(const hsm *h, CK_OBJECT_CLASS cls, const kw_object 
 static km_status need_object(const hsm *h, CK_OBJECT_CLASS cls, const kw_object *o,
                              CK_OBJECT_HANDLE *obj, km_err *e)
 {
+	CK_SESSION_INFO si;
 	int found = 0;
 	km_status st = find_object(h, cls, o, obj, &found, e);
-	if (st == KM_OK && !found)
-		st = km_fail(e, KM_ENOTFOUND, "the HSM token has no %s (\"%s\"); create it first", o->what,
-		             o->label);
-	return st;
+
+	if (st != KM_OK || found)
+		return st;
+	/* Private objects vanish when the token logs us out (another process
+	 * closing the last session, a module restart): say that, not "missing". */
+	if (h->fl->C_GetSessionInfo(h->session, &si) == CKR_OK && si.state != CKS_RW_USER_FUNCTIONS &&
+	    si.state != CKS_RO_USER_FUNCTIONS)
+		return km_fail(e, KM_ESTATE, "the HSM session is no longer logged in; log in again");
+	return km_fail(e, KM_ENOTFOUND, "the HSM token has no %s (\"%s\"); create it first", o->what,
+	               o->label);
 }
 
 km_status hsm_root_create(hsm *h, km_err *e)

@@ -212,7 +212,8 @@ START_TEST(test_wrong_pin)
 	ck_assert_int_eq(e.code, KM_EDENIED);
 	ck_assert_msg(strstr(e.msg, "wrong PIN") && strstr(e.msg, wrong_pins[_i].ckr) &&
 	              strstr(e.msg, "C_Login"), "message: %s", e.msg);
-	ck_assert_msg(!strstr(e.msg, wrong_pins[_i].pin), "PIN leaked into: %s", e.msg);
+	ck_assert_msg(!wrong_pins[_i].pin[0] || !strstr(e.msg, wrong_pins[_i].pin), "PIN leaked into: %s",
+	              e.msg);
 	/* A failed attempt must not leave the handle half logged in. */
 	int root, audit;
 	ck_assert_int_eq(hsm_objects_present(h, &root, &audit, &e), KM_ESTATE);
@@ -261,16 +262,16 @@ START_TEST(test_module_errors)
 }
 END_TEST
 
-/* (A conf without directories.tokendir is not on the list: SoftHSM2 then
- * falls back to its default directory and initialises fine.) */
-enum conf_break { CONF_MISSING, CONF_IS_DIR, CONF_NO_TOKENDIR_DIR, CONF_TOKENDIR_IS_FILE };
+/* Not on the list because SoftHSM2 then initialises fine from its default
+ * token directory: a conf without directories.tokendir, a conf that is a
+ * directory. */
+enum conf_break { CONF_MISSING, CONF_NO_TOKENDIR_DIR, CONF_TOKENDIR_IS_FILE };
 
 static const struct {
 	enum conf_break how;
 	const char *expect;
 } conf_rows[] = {
 	{CONF_MISSING, "cannot be read"},
-	{CONF_IS_DIR, "is not a regular file"},
 	{CONF_NO_TOKENDIR_DIR, "does not exist"},
 	{CONF_TOKENDIR_IS_FILE, "is not a directory"},
 };
@@ -293,9 +294,6 @@ START_TEST(test_broken_softhsm_conf)
 		f = fopen(path, "w");
 		fprintf(f, "directories.tokendir = %s/gone\nobjectstore.backend = file\n", t.dir);
 		fclose(f);
-		break;
-	case CONF_IS_DIR:
-		ck_assert_int_eq(mkdir(path, 0700), 0);
 		break;
 	case CONF_TOKENDIR_IS_FILE:
 		f = fopen(path, "w");
@@ -395,6 +393,38 @@ START_TEST(test_two_handles)
 	h1 = open_login(&t);
 	ck_assert_msg(hsm_audit_sign(h1, digest, sig, &e) == KM_OK, "%s", e.msg);
 	hsm_close(h1);
+	th_hsm_teardown(&t);
+}
+END_TEST
+
+/* A forked child initialises the module again (SoftHSM2 may answer
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED) and works on its own session; the
+ * parent's handle is unharmed. */
+START_TEST(test_fork_child)
+{
+	th_hsm t;
+	hsm *h;
+	uint8_t digest[32] = {7}, sig[HSM_SIG_BYTES];
+	km_err e;
+	int status = 0;
+
+	ck_assert_int_eq(th_hsm_setup_keys(&t, &h), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		hsm_config cfg = th_hsm_config(&t);
+		hsm *c = NULL;
+		int ok = hsm_open(&cfg, &c, &e) == KM_OK && hsm_login(c, t.pin, &e) == KM_OK &&
+		         hsm_audit_sign(c, digest, sig, &e) == KM_OK;
+		if (!ok)
+			fprintf(stderr, "child: %s\n", e.msg);
+		hsm_close(c);
+		_exit(ok ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (status %d)", status);
+	ck_assert_msg(hsm_audit_sign(h, digest, sig, &e) == KM_OK, "%s", e.msg);
+	hsm_close(h);
 	th_hsm_teardown(&t);
 }
 END_TEST
@@ -854,6 +884,7 @@ static Suite *hsm_suite(void)
 	tcase_add_test(tc, test_token_create);
 	tcase_add_test(tc, test_token_by_uri);
 	tcase_add_test(tc, test_two_handles);
+	tcase_add_test(tc, test_fork_child);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("keys");

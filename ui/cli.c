@@ -476,6 +476,27 @@ static void help_group(FILE *f, const char *name)
 	fprintf(f, "\n`keyward %s SUBCOMMAND --help` shows its options.\n", name);
 }
 
+/* A Markdown table cell: '|' would end the cell, even inside backticks. */
+static void md_cell(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+}
+
+static void md_opt_row(FILE *f, const ui_opt *o)
+{
+	char syn[96];
+	opt_synopsis(o, syn, sizeof syn);
+	fputs("| `", f);
+	md_cell(f, syn);
+	fputs("` | ", f);
+	md_cell(f, o->help);
+	fputs(" |\n", f);
+}
+
 static void help_markdown(FILE *f)
 {
 	fprintf(f, "# keyward command line\n\n"
@@ -487,11 +508,8 @@ static void help_markdown(FILE *f)
 	           "Every listing and show takes `--json` (one JSON document on stdout; "
 	           "a listing is an array).  Every command takes `--help`.\n\n"
 	           "## Global options\n\n| option | meaning |\n|---|---|\n");
-	char syn[96];
-	for (size_t i = 0; ui_global_opts[i].name; i++) {
-		opt_synopsis(&ui_global_opts[i], syn, sizeof syn);
-		fprintf(f, "| `%s` | %s |\n", syn, ui_global_opts[i].help);
-	}
+	for (size_t i = 0; ui_global_opts[i].name; i++)
+		md_opt_row(f, &ui_global_opts[i]);
 	fprintf(f, "\nEnvironment: `KEYWARD_HOME`, `KEYWARD_PIN`, `KEYWARD_SO_PIN` (init), "
 	           "`KEYWARD_PKCS11_MODULE`, `KEYWARD_TOKEN`, `KEYWARD_DB`.\n\n"
 	           "## Exit codes\n\n| code | statuses |\n|---|---|\n");
@@ -510,12 +528,10 @@ static void help_markdown(FILE *f)
 			fprintf(f, "\n%s\n", c->help);
 		if ((c->opts && c->opts[0].name) || (c->flags & UI_CMD_JSON)) {
 			fprintf(f, "\n| option | meaning |\n|---|---|\n");
-			for (size_t j = 0; c->opts && c->opts[j].name; j++) {
-				opt_synopsis(&c->opts[j], syn, sizeof syn);
-				fprintf(f, "| `%s` | %s |\n", syn, c->opts[j].help);
-			}
+			for (size_t j = 0; c->opts && c->opts[j].name; j++)
+				md_opt_row(f, &c->opts[j]);
 			if (c->flags & UI_CMD_JSON)
-				fprintf(f, "| `--json` | %s |\n", ui_json_opt.help);
+				md_opt_row(f, &ui_json_opt);
 		}
 	}
 }
@@ -638,7 +654,7 @@ static int run_command(ui_cli *cli, const ui_cmd *c, int argc, char **argv)
 		args_free(&a);
 		return usage_exit(hint, &e);
 	}
-	if (ui_arg_flag(&a, "help") && c->run != ui_cmd_help) {
+	if (ui_arg_flag(&a, "help")) {
 		help_command(stdout, c);
 		args_free(&a);
 		return 0;

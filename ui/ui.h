@@ -115,6 +115,8 @@ void ui_size(ui_console *c, int *rows, int *cols);
  * if ui_needs_paint()). */
 int ui_read_key(ui_console *c, int *key);
 int ui_needs_paint(ui_console *c);
+/* Show a line being edited on the message row (prefix NULL: stop). */
+void ui_prompt_show(ui_console *c, const char *prefix, const char *text);
 
 /* ---- formatting ------------------------------------------------------ */
 /* "45s", "12m", "5h", "3d", "7mo", "2y"; "-" for t == 0. */

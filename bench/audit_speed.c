@@ -1,0 +1,352 @@
+/*
+ * audit_speed.c — how fast the audit log appends, verifies and answers
+ * filtered queries at scale.
+ *
+ *   audit_speed [-n EVENTS] [--heads-every K] [--out FILE] [--db FILE]
+ *               [--soft-signer] [--runs R]
+ *
+ * Builds a fresh database of EVENTS realistic events (default 1,000,000)
+ * through audit_append(), signing a tree head every K events (default: one
+ * head at the end, all in one transaction), then times audit_verify() on a
+ * fresh connection (best of R runs, default 3), a few filtered queries, and
+ * one SHA-256 pass over the same event bytes in this process.  The
+ * concatenated event JSON is written to FILE so a script can time
+ * `openssl dgst -sha256 FILE` and `sha256sum FILE` beside it.
+ *
+ * Tree heads are signed by a real SoftHSM2 token made in a temp dir (needs
+ * /usr/lib/softhsm/libsofthsm2.so or KEYWARD_TEST_PKCS11_MODULE);
+ * --soft-signer uses an in-process OpenSSL P-256 key instead, for machines
+ * without SoftHSM2 (benchmark only: keyward itself always signs in the HSM).
+ */
+#include "audit.h"
+#include "hsm.h"
+
+#include <openssl/ec.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "audit_speed: %s: %s\n", what, why);
+	exit(1);
+}
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		die(sql, err ? err : "?");
+}
+
+/* ------------------------------------------------------------ signers */
+
+typedef struct signer {
+	hsm *h;          /* SoftHSM2 token, or */
+	EVP_PKEY *soft;  /* an in-process key (--soft-signer) */
+	EVP_PKEY *pub;
+	char dir[256];   /* temp dir for the token */
+} signer;
+
+static km_status sign_hsm(void *ctx, const uint8_t digest[32], uint8_t sig[64], km_err *e)
+{
+	return hsm_audit_sign(((signer *)ctx)->h, digest, sig, e);
+}
+
+static km_status sign_soft(void *ctx, const uint8_t digest[32], uint8_t sig[64], km_err *e)
+{
+	signer *s = ctx;
+	unsigned char der[80];
+	size_t der_len = sizeof der;
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(s->soft, NULL);
+	km_status st = KM_EINTERNAL;
+	if (pc && EVP_PKEY_sign_init(pc) == 1 && EVP_PKEY_sign(pc, der, &der_len, digest, 32) == 1) {
+		const unsigned char *p = der;
+		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+		if (es && BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) == 32 &&
+		    BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) == 32)
+			st = KM_OK;
+		ECDSA_SIG_free(es);
+	}
+	EVP_PKEY_CTX_free(pc);
+	return st == KM_OK ? st : km_fail(e, st, "software signing failed");
+}
+
+static void signer_open(signer *s, int soft)
+{
+	km_err e;
+	memset(s, 0, sizeof *s);
+	if (soft) {
+		s->soft = EVP_EC_gen("P-256");
+		if (!s->soft)
+			die("software key", "EVP_EC_gen failed");
+		s->pub = s->soft;
+		return;
+	}
+	const char *module = getenv("KEYWARD_TEST_PKCS11_MODULE");
+	char conf[300], tokens[300];
+	snprintf(s->dir, sizeof s->dir, "/tmp/kw-bench-hsm-XXXXXX");
+	if (!mkdtemp(s->dir))
+		die("mkdtemp", s->dir);
+	snprintf(conf, sizeof conf, "%s/softhsm2.conf", s->dir);
+	snprintf(tokens, sizeof tokens, "%s/tokens", s->dir);
+	mkdir(tokens, 0700);
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		die(conf, "cannot write");
+	fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
+	fclose(f);
+	setenv("SOFTHSM2_CONF", conf, 1);
+	hsm_config cfg = {module && *module ? module : "/usr/lib/softhsm/libsofthsm2.so", "kw-bench"};
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	if (hsm_token_create(&cfg, "bench-so-pin", "bench-pin", &e) != KM_OK ||
+	    hsm_open(&cfg, &s->h, &e) != KM_OK || hsm_login(s->h, "bench-pin", &e) != KM_OK ||
+	    hsm_audit_key_create(s->h, &e) != KM_OK || hsm_audit_pubkey_der(s->h, &der, &der_len, &e) != KM_OK)
+		die("SoftHSM2 token (try --soft-signer)", e.msg);
+	const unsigned char *p = der;
+	s->pub = d2i_PUBKEY(NULL, &p, (long)der_len);
+	free(der);
+	if (!s->pub)
+		die("audit public key", "does not parse");
+}
+
+static void signer_close(signer *s)
+{
+	EVP_PKEY_free(s->pub);
+	hsm_close(s->h);
+	if (s->dir[0]) {
+		char cmd[300];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "audit_speed: could not remove %s\n", s->dir);
+	}
+}
+
+/* ------------------------------------------------------------ the workload */
+
+static const char *const actors[] = {
+	"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+	"mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "svc-scoring",
+};
+static const char *const actions[] = {
+	"key.rotate", "key.create", "asset.protect", "asset.unprotect", "request.approve",
+	"request.create", "audit.verify", "key.compromise", "policy.change", "user.login",
+};
+static const char *const kinds[] = {"features", "datasets", "models", "inference"};
+
+static void make_event(uint64_t i, char *object, size_t cap, audit_event *ev, json_t **details)
+{
+	uint64_t r = i * 2654435761u; /* cheap deterministic scatter */
+	snprintf(object, cap, "%s/asset-%03llu", kinds[r % KM_ARRAY_LEN(kinds)],
+	         (unsigned long long)(r / 7 % 250));
+	*details = json_pack("{s:s,s:i,s:s,s:s}", "request", "req-7f3a9c", "version", (int)(r % 12),
+	                     "reason", "scheduled rotation per policy", "via", "ssh:10.0.4.17");
+	ev->actor = actors[r / 3 % KM_ARRAY_LEN(actors)];
+	ev->action = actions[r / 11 % KM_ARRAY_LEN(actions)];
+	ev->object = object;
+	ev->outcome = r % 50 == 0 ? "denied" : r % 97 == 0 ? "error" : "ok";
+	ev->details = *details;
+}
+
+static int count_row(void *ctx, const audit_row *row)
+{
+	(void)row;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t n = 1000000, heads_every = 0;
+	const char *out = NULL, *dbpath = NULL;
+	int soft = 0, runs = 3;
+	char dir[256] = "", path[400], outbuf[400];
+	signer sg;
+	sqlite3 *db;
+	km_err e;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			n = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--heads-every") && i + 1 < argc)
+			heads_every = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+			out = argv[++i];
+		else if (!strcmp(argv[i], "--db") && i + 1 < argc)
+			dbpath = argv[++i];
+		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--soft-signer"))
+			soft = 1;
+		else {
+			fprintf(stderr, "usage: audit_speed [-n EVENTS] [--heads-every K] [--out FILE] [--db FILE] "
+			                "[--soft-signer] [--runs R]\n");
+			return 2;
+		}
+	}
+	if (heads_every == 0)
+		heads_every = n;
+	if (!dbpath) {
+		snprintf(dir, sizeof dir, "/tmp/kw-bench-audit-XXXXXX");
+		if (!mkdtemp(dir))
+			die("mkdtemp", dir);
+		snprintf(path, sizeof path, "%s/audit.db", dir);
+		dbpath = path;
+	}
+	if (!out) {
+		snprintf(outbuf, sizeof outbuf, "%s/events.json", dir[0] ? dir : "/tmp");
+		out = outbuf;
+	}
+	signer_open(&sg, soft);
+	audit_sign_fn sign = soft ? sign_soft : sign_hsm;
+
+	/* ---- build */
+	unlink(dbpath);
+	if (sqlite3_open(dbpath, &db) != SQLITE_OK)
+		die(dbpath, "cannot open");
+	exec_sql(db, "PRAGMA journal_mode = WAL");
+	exec_sql(db, audit_schema_sql);
+	exec_sql(db, "INSERT INTO audit_meta(key, value) VALUES('origin', 'keyward/bench')");
+	double t0 = now_s();
+	for (uint64_t done = 0; done < n;) {
+		uint64_t upto = done + heads_every < n ? done + heads_every : n;
+		exec_sql(db, "BEGIN IMMEDIATE");
+		for (; done < upto; done++) {
+			char object[64];
+			audit_event ev;
+			json_t *d;
+			make_event(done + 1, object, sizeof object, &ev, &d);
+			if (audit_append(db, &ev, NULL, &e) != KM_OK)
+				die("audit_append", e.msg);
+			json_decref(d);
+		}
+		if (audit_sign_head(db, sign, &sg, &e) != KM_OK)
+			die("audit_sign_head", e.msg);
+		exec_sql(db, "COMMIT");
+	}
+	double t_build = now_s() - t0;
+	sqlite3_close(db);
+
+	/* ---- the same bytes, concatenated, for openssl dgst / sha256sum */
+	if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		die(dbpath, "cannot reopen");
+	FILE *f = fopen(out, "wb");
+	if (!f)
+		die(out, "cannot write");
+	sqlite3_stmt *st;
+	size_t bytes = 0;
+	sqlite3_prepare_v2(db, "SELECT json FROM audit_events ORDER BY seq", -1, &st, NULL);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		fwrite(sqlite3_column_text(st, 0), 1, len, f);
+		bytes += len;
+	}
+	sqlite3_finalize(st);
+	fclose(f);
+
+	/* one in-process SHA-256 pass over the file, as a floor */
+	double t_sha = 0;
+	{
+		FILE *in = fopen(out, "rb");
+		static unsigned char buf[1 << 20];
+		unsigned char md[32];
+		unsigned int mdlen;
+		size_t got;
+		EVP_MD_CTX *m = EVP_MD_CTX_new();
+		t0 = now_s();
+		EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+		while (in && (got = fread(buf, 1, sizeof buf, in)) > 0)
+			EVP_DigestUpdate(m, buf, got);
+		EVP_DigestFinal_ex(m, md, &mdlen);
+		t_sha = now_s() - t0;
+		EVP_MD_CTX_free(m);
+		if (in)
+			fclose(in);
+	}
+
+	/* ---- verify, best of runs, each on a fresh connection */
+	double best = 1e9;
+	audit_verify_result r = {0};
+	sqlite3_close(db);
+	for (int i = 0; i < runs; i++) {
+		sqlite3 *vdb;
+		if (sqlite3_open_v2(dbpath, &vdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+			die(dbpath, "cannot reopen");
+		t0 = now_s();
+		if (audit_verify(vdb, sg.pub, NULL, NULL, &r, &e) != KM_OK)
+			die("audit_verify", e.msg);
+		double t = now_s() - t0;
+		if (t < best)
+			best = t;
+		sqlite3_close(vdb);
+		if (!r.intact)
+			die("audit_verify", r.problem);
+	}
+
+	printf("events            %llu (%.1f MiB of event JSON, %.0f bytes each)\n", (unsigned long long)n,
+	       (double)bytes / 1048576.0, n ? (double)bytes / (double)n : 0.0);
+	printf("tree heads        %llu (one per %llu events)\n", (unsigned long long)r.heads_total,
+	       (unsigned long long)heads_every);
+	printf("append            %.2f s  (%.0f events/s, audit_append + sign, %s)\n", t_build,
+	       (double)n / t_build, soft ? "software signer" : "SoftHSM2");
+	printf("verify            %.3f s  (best of %d; %.0f events/s)\n", best, runs, (double)n / best);
+	printf("sha256 in-process %.3f s  (one EVP pass over the concatenated bytes)\n", t_sha);
+	printf("verify / sha256   %.2f\n", t_sha > 0 ? best / t_sha : 0.0);
+	printf("event bytes       %s\n", out);
+
+	/* ---- filtered queries, first page of 50 and a deep page */
+	if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		die(dbpath, "cannot reopen");
+	static const struct {
+		const char *what;
+		audit_filter f;
+	} queries[] = {
+		{"no filter", {0}},
+		{"actor = erin", {.actor = "erin"}},
+		{"object = features/asset-042", {.object = "features/asset-042"}},
+		{"object prefix models/", {.object_prefix = "models/"}},
+		{"object prefix datasets/asset-1", {.object_prefix = "datasets/asset-1"}},
+		{"outcome = error", {.outcome = "error"}},
+		{"action + outcome (key.compromise, denied)", {.action = "key.compromise", .outcome = "denied"}},
+		{"actor + object prefix (trent, inference/)", {.actor = "trent", .object_prefix = "inference/"}},
+		{"time_to 2000 (no match)", {.time_to = "2000"}},
+		{"time_from today", {.time_from = "2000-01-01"}},
+	};
+	for (size_t i = 0; i < KM_ARRAY_LEN(queries); i++) {
+		int rows = 0, deep = 0;
+		t0 = now_s();
+		if (audit_query(db, &queries[i].f, 0, 50, count_row, &rows, &e) != KM_OK)
+			die("audit_query", e.msg);
+		double t1 = now_s() - t0;
+		t0 = now_s();
+		if (audit_query(db, &queries[i].f, n / 2, 50, count_row, &deep, &e) != KM_OK)
+			die("audit_query", e.msg);
+		double t2 = now_s() - t0;
+		printf("query %-44s %6.2f ms (%d rows); page at seq %llu: %6.2f ms (%d rows)\n", queries[i].what,
+		       t1 * 1000, rows, (unsigned long long)(n / 2), t2 * 1000, deep);
+	}
+	sqlite3_close(db);
+	signer_close(&sg);
+	if (dir[0] && !strstr(out, dir)) {
+		unlink(path);
+		char wal[420];
+		snprintf(wal, sizeof wal, "%s-wal", path);
+		unlink(wal);
+		snprintf(wal, sizeof wal, "%s-shm", path);
+		unlink(wal);
+		rmdir(dir);
+	}
+	return 0;
+}

@@ -1,0 +1,1527 @@
+/*
+ * audit.c — the audit log: canonical events, Merkle frontier, signed tree
+ * heads, verification, proofs and filtered queries.
+ *
+ * The tables are the truth.  Nothing is cached between calls: the frontier
+ * (at most 64 rows) is read inside the caller's write transaction on every
+ * append, so several processes appending to one database never disagree.
+ *
+ * Verification is the hot path (a million events must verify within a small
+ * multiple of hashing their bytes).  It splits into a reader, which steps
+ * SQLite and copies rows into batches, and a checker, which hashes and
+ * compares; the two run on two threads and overlap.  Every check lives in
+ * the checker, so problems are reported strictly in log order.
+ */
+#include "audit.h"
+#include "hsm.h"
+
+#include <openssl/err.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+const char audit_schema_sql[] =
+	"CREATE TABLE audit_events(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL, "
+	"time TEXT GENERATED ALWAYS AS (json_extract(json,'$.time')) VIRTUAL, "
+	"actor TEXT GENERATED ALWAYS AS (json_extract(json,'$.actor')) VIRTUAL, "
+	"action TEXT GENERATED ALWAYS AS (json_extract(json,'$.action')) VIRTUAL, "
+	"object TEXT GENERATED ALWAYS AS (json_extract(json,'$.object')) VIRTUAL, "
+	"outcome TEXT GENERATED ALWAYS AS (json_extract(json,'$.outcome')) VIRTUAL);\n"
+	"CREATE INDEX audit_events_object ON audit_events(object, seq);\n"
+	"CREATE INDEX audit_events_actor ON audit_events(actor, seq);\n"
+	"CREATE INDEX audit_events_action ON audit_events(action, seq);\n"
+	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);\n"
+	"CREATE INDEX audit_events_time ON audit_events(time);\n"
+	"CREATE TABLE audit_tree_heads(size INTEGER PRIMARY KEY, root BLOB NOT NULL, "
+	"time INTEGER NOT NULL, signature BLOB NOT NULL);\n"
+	"CREATE TABLE audit_frontier(level INTEGER PRIMARY KEY, hash BLOB NOT NULL);\n"
+	"CREATE TABLE audit_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
+
+#define HB MERKLE_HASH_BYTES
+#define JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
+#define DETAILS_MAX_DEPTH 32
+#define PROGRESS_EVERY 4096
+/* Bulk verification re-serialises one entry in this many with Jansson (the
+ * full canonical check); every entry gets the cheap shape check. */
+#define CANONICAL_SAMPLE 256
+
+/* Field names that would mean someone is logging key material. */
+static const char *const key_material_names[] = {
+	"key", "dek", "kek", "secret", "pin", "passphrase", "plaintext",
+};
+
+static const char *const outcomes[] = {"ok", "denied", "error"};
+
+/* ------------------------------------------------------------ small helpers */
+
+static km_status db_fail(sqlite3 *db, km_err *e, const char *what)
+{
+	int rc = sqlite3_errcode(db);
+	km_status s = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? KM_EBUSY : KM_EDB;
+	return km_fail(e, s, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static km_status prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, km_err *e)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_fail(db, e, "audit log query");
+	}
+	return KM_OK;
+}
+
+/* Inside a transaction that holds the write lock? */
+static km_status require_write_txn(sqlite3 *db, const char *fn, km_err *e)
+{
+	if (sqlite3_get_autocommit(db) || sqlite3_txn_state(db, "main") != SQLITE_TXN_WRITE)
+		return km_fail(e, KM_EUSAGE, "%s must run inside the caller's write transaction "
+		               "(BEGIN IMMEDIATE)", fn);
+	return KM_OK;
+}
+
+/* Readers: open a read transaction when the caller has none, so every
+ * statement sees the same snapshot.  *opened says whether to end it. */
+static km_status read_begin(sqlite3 *db, int *opened, km_err *e)
+{
+	*opened = 0;
+	if (!sqlite3_get_autocommit(db))
+		return KM_OK;
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, e, "starting a read transaction on the audit log");
+	*opened = 1;
+	return KM_OK;
+}
+
+static void read_end(sqlite3 *db, int opened)
+{
+	if (opened)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
+/* One integer (or *out = dflt for NULL / no row). */
+static km_status query_int64(sqlite3 *db, const char *sql, int64_t dflt, int64_t *out, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, sql, &st, e);
+	if (s != KM_OK)
+		return s;
+	int rc = sqlite3_step(st);
+	*out = dflt;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		s = db_fail(db, e, "reading the audit log");
+	sqlite3_finalize(st);
+	return s;
+}
+
+static size_t col_bytes(sqlite3_stmt *st, int col)
+{
+	int n = sqlite3_column_bytes(st, col);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Now as "2026-11-23T12:45:13.123Z". */
+static void fmt_time_ms(char out[AUDIT_TIME_LEN + 8])
+{
+	struct timespec ts;
+	struct tm tm;
+	char secs[24];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, AUDIT_TIME_LEN + 8, "%.19s.%03dZ", secs, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* "dddd-dd-ddTdd:dd:dd.dddZ" */
+static int time_shape_ok(const char *t)
+{
+	static const char pattern[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	for (size_t i = 0; i < AUDIT_TIME_LEN; i++) {
+		if (pattern[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != pattern[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ canonical events */
+
+static int is_key_material_name(const char *k)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(key_material_names); i++)
+		if (strcasecmp(k, key_material_names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* details: no real numbers, no key-material names, bounded depth. */
+static km_status check_details(const json_t *v, const char *name, int depth, km_err *e)
+{
+	const char *k;
+	json_t *child;
+	size_t i;
+
+	if (depth > DETAILS_MAX_DEPTH)
+		return km_fail(e, KM_EINVAL, "audit details nest deeper than %d levels", DETAILS_MAX_DEPTH);
+	if (json_is_real(v))
+		return km_fail(e, KM_EINVAL, "audit details field \"%s\" is a real number; "
+		               "events record integers or strings only", name);
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, child) {
+			km_status s;
+			if (is_key_material_name(k))
+				return km_fail(e, KM_EINTERNAL, "refusing to log a details field named \"%s\": "
+				               "audit events must never carry key material", k);
+			if ((s = check_details(child, k, depth + 1, e)) != KM_OK)
+				return s;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			km_status s = check_details(child, name, depth + 1, e);
+			if (s != KM_OK)
+				return s;
+		}
+	}
+	return KM_OK;
+}
+
+static int outcome_ok(const char *o)
+{
+	for (size_t i = 0; o && i < KM_ARRAY_LEN(outcomes); i++)
+		if (strcmp(o, outcomes[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The canonical text of an event (malloc'd). */
+static km_status event_text(const audit_event *ev, uint64_t seq, const char *time, char **out,
+                            km_err *e)
+{
+	json_t *o = json_object(), *v;
+	km_status s = KM_OK;
+
+	*out = NULL;
+	if (!o)
+		return km_fail(e, KM_ENOMEM, "out of memory building an audit event");
+	struct {
+		const char *name;
+		json_t *value;
+	} fields[] = {
+		{"action", json_string(ev->action)},
+		{"actor", json_string(ev->actor)},
+		{"object", ev->object ? json_string(ev->object) : json_null()},
+		{"outcome", json_string(ev->outcome)},
+		{"seq", json_integer((json_int_t)seq)},
+		{"time", json_string(time)},
+		{"details", ev->details ? json_incref(ev->details) : json_object()},
+	};
+	for (size_t i = 0; i < KM_ARRAY_LEN(fields); i++) {
+		v = fields[i].value;
+		if (!v && s == KM_OK)
+			s = km_fail(e, KM_EINVAL, "audit event field \"%s\" is not valid UTF-8", fields[i].name);
+		if (v && json_object_set_new(o, fields[i].name, v) != 0 && s == KM_OK)
+			s = km_fail(e, KM_ENOMEM, "out of memory building an audit event");
+	}
+	if (s == KM_OK) {
+		*out = json_dumps(o, JSON_FLAGS);
+		if (!*out)
+			s = km_fail(e, KM_EINVAL, "audit event cannot be serialised (invalid UTF-8 in details?)");
+	}
+	json_decref(o);
+	return s;
+}
+
+static km_status validate_event(const audit_event *ev, km_err *e)
+{
+	if (!ev || !ev->actor || !*ev->actor || !ev->action || !*ev->action)
+		return km_fail(e, KM_EUSAGE, "an audit event needs an actor and an action");
+	if (!outcome_ok(ev->outcome))
+		return km_fail(e, KM_EUSAGE, "audit outcome \"%s\" is not ok, denied or error",
+		               ev->outcome ? ev->outcome : "(null)");
+	if (ev->details && !json_is_object(ev->details))
+		return km_fail(e, KM_EINVAL, "audit details must be a JSON object");
+	return ev->details ? check_details(ev->details, "details", 1, e) : KM_OK;
+}
+
+/* Full canonical check of a stored event: parses with Jansson (duplicate keys
+ * refused), checks the seven fields and their types, and re-serialises: the
+ * bytes must come back identical.  0 = canonical; else why in buf. */
+static int canonical_problem(const char *text, size_t len, int64_t seq, char *why, size_t cap)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	int bad = 1;
+	km_err e;
+
+	if (!o) {
+		snprintf(why, cap, "it is not valid JSON (%.80s)", jerr.text);
+		return 1;
+	}
+	json_t *t = json_object_get(o, "time");
+	if (!json_is_object(o) || json_object_size(o) != 7 ||
+	    !json_is_string(json_object_get(o, "action")) || !json_is_string(json_object_get(o, "actor")) ||
+	    !json_is_object(json_object_get(o, "details")) ||
+	    !(json_is_string(json_object_get(o, "object")) || json_is_null(json_object_get(o, "object"))) ||
+	    !outcome_ok(json_string_value(json_object_get(o, "outcome"))) ||
+	    !json_is_integer(json_object_get(o, "seq")) || !json_is_string(t) ||
+	    json_string_length(t) != AUDIT_TIME_LEN || !time_shape_ok(json_string_value(t))) {
+		snprintf(why, cap, "its fields are not the seven an event has");
+	} else if (json_integer_value(json_object_get(o, "seq")) != seq) {
+		snprintf(why, cap, "its text says it is entry %lld (rows were renumbered, reordered or swapped)",
+		         (long long)json_integer_value(json_object_get(o, "seq")));
+	} else if (check_details(json_object_get(o, "details"), "details", 1, &e) != KM_OK) {
+		snprintf(why, cap, "its details break the event rules (%.100s)", e.msg);
+	} else {
+		char *again = json_dumps(o, JSON_FLAGS);
+		if (!again)
+			snprintf(why, cap, "it cannot be re-serialised");
+		else if (strlen(again) != len || memcmp(again, text, len) != 0)
+			snprintf(why, cap, "it is not in canonical form (sorted keys, no whitespace, ASCII)");
+		else
+			bad = 0;
+		free(again);
+	}
+	json_decref(o);
+	return bad;
+}
+
+/* ------------------------------------------------------------ frontier storage */
+
+static km_status frontier_load(sqlite3 *db, merkle_frontier *f, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, "SELECT level, hash FROM audit_frontier ORDER BY level", &st, e);
+	int rc;
+
+	merkle_frontier_init(f);
+	if (s != KM_OK)
+		return s;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t level = sqlite3_column_int64(st, 0);
+		if (level < 0 || level >= MERKLE_MAX_LEVELS || col_bytes(st, 1) != HB) {
+			s = km_fail(e, KM_EINTEGRITY, "the stored audit frontier is damaged (level %lld); "
+			            "run audit verify", (long long)level);
+			break;
+		}
+		memcpy(f->hash[level], sqlite3_column_blob(st, 1), HB);
+		f->size |= UINT64_C(1) << level;
+	}
+	if (s == KM_OK && rc != SQLITE_DONE)
+		s = db_fail(db, e, "reading the audit frontier");
+	sqlite3_finalize(st);
+	return s;
+}
+
+/* Record that the new leaf landed at `level`: the levels below merged. */
+static km_status frontier_store(sqlite3 *db, const merkle_frontier *f, unsigned level, km_err *e)
+{
+	sqlite3_stmt *del, *ins;
+	km_status s = prepare(db, "DELETE FROM audit_frontier WHERE level < ?", &del, e);
+	if (s != KM_OK)
+		return s;
+	if ((s = prepare(db, "INSERT INTO audit_frontier(level, hash) VALUES(?, ?)", &ins, e)) != KM_OK) {
+		sqlite3_finalize(del);
+		return s;
+	}
+	sqlite3_bind_int(del, 1, (int)level);
+	sqlite3_bind_int(ins, 1, (int)level);
+	sqlite3_bind_blob(ins, 2, f->hash[level], HB, SQLITE_STATIC);
+	if (sqlite3_step(del) != SQLITE_DONE || sqlite3_step(ins) != SQLITE_DONE)
+		s = db_fail(db, e, "updating the audit frontier");
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	return s;
+}
+
+static km_status log_size(sqlite3 *db, uint64_t *n, km_err *e)
+{
+	int64_t v;
+	km_status s = query_int64(db, "SELECT max(seq) FROM audit_events", 0, &v, e);
+	*n = (s == KM_OK && v > 0) ? (uint64_t)v : 0;
+	return s;
+}
+
+/* The frontier, checked against the log's length. */
+static km_status frontier_for_log(sqlite3 *db, merkle_frontier *f, uint64_t *n, km_err *e)
+{
+	km_status s = log_size(db, n, e);
+	if (s == KM_OK)
+		s = frontier_load(db, f, e);
+	if (s == KM_OK && f->size != *n)
+		s = km_fail(e, KM_EINTEGRITY, "the stored audit frontier covers %llu entries but the log "
+		            "has %llu; the log was tampered with or damaged: run audit verify",
+		            (unsigned long long)f->size, (unsigned long long)*n);
+	return s;
+}
+
+/* ------------------------------------------------------------ append */
+
+km_status audit_append(sqlite3 *db, const audit_event *ev, uint64_t *seq_out, km_err *e)
+{
+	merkle_hasher *h = NULL;
+	merkle_frontier f;
+	uint8_t leaf[HB];
+	char now[AUDIT_TIME_LEN + 8], *text = NULL;
+	uint64_t n;
+	unsigned level = 0;
+	sqlite3_stmt *ins = NULL;
+	km_status s;
+
+	if ((s = require_write_txn(db, "audit_append", e)) != KM_OK || (s = validate_event(ev, e)) != KM_OK)
+		return s;
+	if ((s = frontier_for_log(db, &f, &n, e)) != KM_OK)
+		return s;
+	fmt_time_ms(now);
+	if ((s = event_text(ev, n + 1, now, &text, e)) != KM_OK)
+		return s;
+	if ((s = merkle_hasher_new(&h, e)) == KM_OK &&
+	    (s = merkle_leaf_hash(h, text, strlen(text), leaf, e)) == KM_OK &&
+	    (s = merkle_frontier_append(h, &f, leaf, &level, e)) == KM_OK &&
+	    (s = prepare(db, "INSERT INTO audit_events(seq, json, leaf_hash) VALUES(?, ?, ?)", &ins, e)) == KM_OK) {
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)(n + 1));
+		sqlite3_bind_text(ins, 2, text, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(ins, 3, leaf, HB, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			s = db_fail(db, e, "appending an audit event");
+		else
+			s = frontier_store(db, &f, level, e);
+	}
+	sqlite3_finalize(ins);
+	merkle_hasher_free(h);
+	free(text);
+	if (s == KM_OK && seq_out)
+		*seq_out = n + 1;
+	return s;
+}
+
+/* ------------------------------------------------------------ tree heads */
+
+size_t audit_checkpoint_text(const char *origin, uint64_t size, const uint8_t root[32],
+                             int64_t time, char *buf, size_t cap)
+{
+	unsigned char b64[4 * ((HB + 2) / 3) + 1];
+
+	if (!origin || !*origin || strchr(origin, '\n'))
+		return 0;
+	EVP_EncodeBlock(b64, root, HB);
+	int n = snprintf(buf, cap, "%s\n%llu\n%s\ntime %lld\n", origin, (unsigned long long)size,
+	                 (const char *)b64, (long long)time);
+	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+}
+
+km_status audit_origin(sqlite3 *db, char *buf, size_t cap, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, "SELECT value FROM audit_meta WHERE key = 'origin'", &st, e);
+	if (s != KM_OK)
+		return s;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t n = col_bytes(st, 0);
+		if (n + 1 > cap) {
+			s = km_fail(e, KM_EUSAGE, "the audit origin is longer than %zu bytes", cap);
+		} else {
+			memcpy(buf, n ? (const char *)sqlite3_column_text(st, 0) : "", n);
+			buf[n] = '\0';
+		}
+	} else if (rc == SQLITE_DONE) {
+		s = km_fail(e, KM_ENOTFOUND, "the audit log has no origin (audit_meta 'origin')");
+	} else {
+		s = db_fail(db, e, "reading the audit origin");
+	}
+	sqlite3_finalize(st);
+	return s;
+}
+
+#define ORIGIN_MAX 256
+#define CHECKPOINT_MAX (ORIGIN_MAX + 128)
+
+km_status audit_sign_head(sqlite3 *db, audit_sign_fn sign, void *sign_ctx, km_err *e)
+{
+	merkle_hasher *h = NULL;
+	merkle_frontier f;
+	uint8_t root[HB], digest[HB], sig[AUDIT_SIG_BYTES];
+	char origin[ORIGIN_MAX], text[CHECKPOINT_MAX];
+	int64_t head;
+	uint64_t n;
+	size_t len;
+	km_status s;
+
+	if ((s = require_write_txn(db, "audit_sign_head", e)) != KM_OK)
+		return s;
+	if ((s = query_int64(db, "SELECT max(size) FROM audit_tree_heads", 0, &head, e)) != KM_OK ||
+	    (s = frontier_for_log(db, &f, &n, e)) != KM_OK)
+		return s;
+	if (head > 0 && n < (uint64_t)head)
+		return km_fail(e, KM_EINTEGRITY, "the audit log has %llu entries but a signed tree head "
+		               "covers %lld: entries were deleted; run audit verify",
+		               (unsigned long long)n, (long long)head);
+	if (n == 0 || n == (uint64_t)(head > 0 ? head : 0))
+		return KM_OK;
+	s = audit_origin(db, origin, sizeof origin, e);
+	if (s == KM_ENOTFOUND)
+		return km_fail(e, KM_ECONFIG, "the audit log has no origin (audit_meta 'origin'); "
+		               "the deployment was not initialised");
+	if (s != KM_OK)
+		return s;
+	int64_t now = (int64_t)time(NULL);
+	if ((s = merkle_hasher_new(&h, e)) != KM_OK)
+		return s;
+	if ((s = merkle_frontier_root(h, &f, root, e)) == KM_OK) {
+		len = audit_checkpoint_text(origin, n, root, now, text, sizeof text);
+		if (len == 0)
+			s = km_fail(e, KM_ECONFIG, "the audit origin is empty or malformed");
+	}
+	if (s == KM_OK && (s = merkle_sha256(h, text, len, digest, e)) == KM_OK &&
+	    (s = sign(sign_ctx, digest, sig, e)) == KM_OK) {
+		sqlite3_stmt *ins;
+		if ((s = prepare(db, "INSERT INTO audit_tree_heads(size, root, time, signature) "
+		                 "VALUES(?, ?, ?, ?)", &ins, e)) == KM_OK) {
+			sqlite3_bind_int64(ins, 1, (sqlite3_int64)n);
+			sqlite3_bind_blob(ins, 2, root, HB, SQLITE_STATIC);
+			sqlite3_bind_int64(ins, 3, now);
+			sqlite3_bind_blob(ins, 4, sig, AUDIT_SIG_BYTES, SQLITE_STATIC);
+			if (sqlite3_step(ins) != SQLITE_DONE)
+				s = db_fail(db, e, "storing the audit tree head");
+			sqlite3_finalize(ins);
+		}
+	}
+	merkle_hasher_free(h);
+	return s;
+}
+
+km_status audit_size(sqlite3 *db, uint64_t *n, km_err *e)
+{
+	return log_size(db, n, e);
+}
+
+km_status audit_latest_head(sqlite3 *db, uint64_t *size, uint8_t root[HB], int64_t *time_out,
+                            uint8_t sig[AUDIT_SIG_BYTES], int *have, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, "SELECT size, root, time, signature FROM audit_tree_heads "
+	                      "ORDER BY size DESC LIMIT 1", &st, e);
+	*have = 0;
+	*size = 0;
+	*time_out = 0;
+	memset(root, 0, HB);
+	memset(sig, 0, AUDIT_SIG_BYTES);
+	if (s != KM_OK)
+		return s;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t sz = sqlite3_column_int64(st, 0);
+		*size = sz > 0 ? (uint64_t)sz : 0;
+		*time_out = sqlite3_column_int64(st, 2);
+		if (col_bytes(st, 1) == HB)
+			memcpy(root, sqlite3_column_blob(st, 1), HB);
+		if (col_bytes(st, 3) == AUDIT_SIG_BYTES)
+			memcpy(sig, sqlite3_column_blob(st, 3), AUDIT_SIG_BYTES);
+		*have = 1;
+	} else if (rc != SQLITE_DONE) {
+		s = db_fail(db, e, "reading the newest audit tree head");
+	}
+	sqlite3_finalize(st);
+	return s;
+}
+
+/* ------------------------------------------------------------ rows */
+
+#define ROW_COLUMNS "seq, json, leaf_hash, time, actor, action, object, outcome"
+
+/* Fill *row from a statement selecting ROW_COLUMNS: one block holds every
+ * string. */
+static km_status row_from_stmt(sqlite3_stmt *st, audit_row *row, km_err *e)
+{
+	enum { NSTR = 6 };
+	static const int cols[NSTR] = {1, 3, 4, 5, 6, 7};
+	char **dst[NSTR] = {&row->json, &row->time, &row->actor, &row->action, &row->object, &row->outcome};
+	size_t len[NSTR], total = 0, off = 0;
+	char *block;
+
+	memset(row, 0, sizeof *row);
+	for (int i = 0; i < NSTR; i++) {
+		len[i] = col_bytes(st, cols[i]);
+		total += len[i] + 1;
+	}
+	if (!(block = malloc(total)))
+		return km_fail(e, KM_ENOMEM, "out of memory reading an audit event");
+	for (int i = 0; i < NSTR; i++) {
+		const unsigned char *t = sqlite3_column_text(st, cols[i]);
+		if (!t && i > 0) /* SQL NULL: e.g. an event without an object */
+			continue;
+		memcpy(block + off, t ? (const char *)t : "", len[i]);
+		block[off + len[i]] = '\0';
+		*dst[i] = block + off;
+		off += len[i] + 1;
+	}
+	row->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	if (col_bytes(st, 2) == HB)
+		memcpy(row->leaf_hash, sqlite3_column_blob(st, 2), HB);
+	return KM_OK;
+}
+
+void audit_row_free(audit_row *row)
+{
+	if (!row)
+		return;
+	free(row->json); /* the block */
+	memset(row, 0, sizeof *row);
+}
+
+km_status audit_row_copy(const audit_row *src, audit_row *dst, km_err *e)
+{
+	const char *const from[] = {src->json, src->time, src->actor, src->action, src->object, src->outcome};
+	char **to[] = {&dst->json, &dst->time, &dst->actor, &dst->action, &dst->object, &dst->outcome};
+	size_t total = 0, off = 0;
+	char *block;
+
+	for (size_t i = 0; i < KM_ARRAY_LEN(from); i++)
+		total += from[i] ? strlen(from[i]) + 1 : 0;
+	memset(dst, 0, sizeof *dst);
+	if (!(block = malloc(total ? total : 1)))
+		return km_fail(e, KM_ENOMEM, "out of memory copying an audit event");
+	block[0] = '\0';
+	dst->json = block; /* owner of the block even if src->json was NULL */
+	for (size_t i = 0; i < KM_ARRAY_LEN(from); i++) {
+		if (!from[i])
+			continue;
+		size_t n = strlen(from[i]) + 1;
+		memcpy(block + off, from[i], n);
+		*to[i] = block + off;
+		off += n;
+	}
+	dst->seq = src->seq;
+	memcpy(dst->leaf_hash, src->leaf_hash, HB);
+	return KM_OK;
+}
+
+km_status audit_get(sqlite3 *db, uint64_t seq, audit_row *out, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, "SELECT " ROW_COLUMNS " FROM audit_events WHERE seq = ?", &st, e);
+	memset(out, 0, sizeof *out);
+	if (s != KM_OK)
+		return s;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		s = row_from_stmt(st, out, e);
+	else if (rc == SQLITE_DONE)
+		s = km_fail(e, KM_ENOTFOUND, "there is no audit entry %llu", (unsigned long long)seq);
+	else
+		s = db_fail(db, e, "reading an audit entry");
+	sqlite3_finalize(st);
+	return s;
+}
+
+/* ------------------------------------------------------------ queries */
+
+/* How a filter field becomes SQL: exact match, or a prefix / time range
+ * turned into a half-open byte range that the indexes serve. */
+typedef enum { BIND_EXACT, BIND_PREFIX, BIND_FROM, BIND_TO } bind_kind;
+
+static const struct {
+	size_t offset;
+	const char *sql;
+	bind_kind kind;
+} filter_clauses[] = {
+	{offsetof(audit_filter, object), " AND object = ?", BIND_EXACT},
+	{offsetof(audit_filter, object_prefix), " AND object >= ? AND object < ?", BIND_PREFIX},
+	{offsetof(audit_filter, actor), " AND actor = ?", BIND_EXACT},
+	{offsetof(audit_filter, action), " AND action = ?", BIND_EXACT},
+	{offsetof(audit_filter, outcome), " AND outcome = ?", BIND_EXACT},
+	{offsetof(audit_filter, time_from), " AND time >= ?", BIND_FROM},
+	{offsetof(audit_filter, time_to), " AND time < ?", BIND_TO},
+};
+
+/* The filter's value for clause i, or NULL if that filter is not set. */
+static const char *filter_value(const audit_filter *f, size_t i)
+{
+	const char *v;
+	if (!f)
+		return NULL;
+	memcpy(&v, (const char *)f + filter_clauses[i].offset, sizeof v);
+	return v && *v ? v : NULL;
+}
+
+/* prefix + 0xFF: above every string that starts with prefix (0xFF never
+ * occurs in UTF-8), so [prefix, upper) is exactly "starts with prefix". */
+static char *prefix_upper(const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *u = malloc(n + 2);
+	if (u) {
+		memcpy(u, prefix, n);
+		u[n] = '\xff';
+		u[n + 1] = '\0';
+	}
+	return u;
+}
+
+km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, int limit,
+                      audit_row_fn row_cb, void *ctx, km_err *e)
+{
+	char sql[1024] = "SELECT " ROW_COLUMNS " FROM audit_events WHERE 1";
+	char *uppers[KM_ARRAY_LEN(filter_clauses)] = {NULL};
+	sqlite3_stmt *st;
+	int param = 1, rc, opened;
+	km_status s;
+
+	for (size_t i = 0; i < KM_ARRAY_LEN(filter_clauses); i++)
+		if (filter_value(f, i))
+			strcat(sql, filter_clauses[i].sql);
+	if (before_seq)
+		strcat(sql, " AND seq < ?");
+	strcat(sql, " ORDER BY seq DESC LIMIT ?");
+	if ((s = read_begin(db, &opened, e)) != KM_OK)
+		return s;
+	if ((s = prepare(db, sql, &st, e)) != KM_OK) {
+		read_end(db, opened);
+		return s;
+	}
+	for (size_t i = 0; i < KM_ARRAY_LEN(filter_clauses) && s == KM_OK; i++) {
+		const char *v = filter_value(f, i);
+		if (!v)
+			continue;
+		if (filter_clauses[i].kind == BIND_EXACT || filter_clauses[i].kind == BIND_FROM) {
+			sqlite3_bind_text(st, param++, v, -1, SQLITE_STATIC);
+			continue;
+		}
+		/* BIND_PREFIX binds [v, upper); BIND_TO binds only upper (inclusive prefix). */
+		if (!(uppers[i] = prefix_upper(v))) {
+			s = km_fail(e, KM_ENOMEM, "out of memory building an audit query");
+			break;
+		}
+		if (filter_clauses[i].kind == BIND_PREFIX)
+			sqlite3_bind_text(st, param++, v, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, param++, uppers[i], -1, SQLITE_STATIC);
+	}
+	if (before_seq)
+		sqlite3_bind_int64(st, param++, (sqlite3_int64)before_seq);
+	sqlite3_bind_int(st, param, limit > 0 ? limit : 50);
+	while (s == KM_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		audit_row row;
+		if ((s = row_from_stmt(st, &row, e)) != KM_OK)
+			break;
+		int stop = row_cb(ctx, &row);
+		audit_row_free(&row);
+		if (stop)
+			break;
+	}
+	if (s == KM_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		s = db_fail(db, e, "querying the audit log");
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < KM_ARRAY_LEN(uppers); i++)
+		free(uppers[i]);
+	read_end(db, opened);
+	return s;
+}
+
+/* ------------------------------------------------------------ signatures */
+
+/* Does sig (raw r||s) verify over the checkpoint text of this head?
+ * *ok = 1 / 0; an error status only if OpenSSL could not run at all. */
+static km_status head_signature_ok(EVP_MD_CTX *vctx, EVP_PKEY *pub, const char *origin, uint64_t size,
+                                   const uint8_t root[HB], int64_t time, const uint8_t *sig,
+                                   size_t sig_len, int *ok, km_err *e)
+{
+	char text[CHECKPOINT_MAX];
+	uint8_t der[HSM_SIG_DER_MAX];
+	size_t der_len = 0, len;
+	km_err ignored;
+
+	*ok = 0;
+	len = audit_checkpoint_text(origin, size, root, time, text, sizeof text);
+	if (len == 0 || sig_len != AUDIT_SIG_BYTES ||
+	    hsm_sig_to_der(sig, der, sizeof der, &der_len, &ignored) != KM_OK)
+		return KM_OK;
+	EVP_MD_CTX_reset(vctx);
+	if (EVP_DigestVerifyInit_ex(vctx, NULL, "SHA256", NULL, NULL, pub, NULL) != 1) {
+		ERR_clear_error();
+		return km_fail(e, KM_EINTERNAL, "OpenSSL cannot verify with the audit public key "
+		               "(is it an EC P-256 key?)");
+	}
+	*ok = EVP_DigestVerify(vctx, der, der_len, (const unsigned char *)text, len) == 1;
+	ERR_clear_error();
+	return KM_OK;
+}
+
+/* ------------------------------------------------------------ verification: checker */
+
+/* The checker's state: everything it has proven so far. */
+typedef struct vstate {
+	merkle_hasher *h;
+	EVP_MD_CTX *vctx;
+	EVP_PKEY *pub;
+	const char *origin; /* NULL: no origin stored */
+	merkle_frontier f;  /* of the entries proven so far (f.size of them) */
+	uint64_t last_head; /* size of the newest head proven so far */
+	int failed;         /* a problem was found (r->problem says which) */
+	km_status err;      /* verification itself broke */
+	km_err err_msg;
+	audit_verify_result *r;
+} vstate;
+
+__attribute__((format(printf, 3, 4)))
+static void v_fail(vstate *v, uint64_t first_bad, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->r->problem, sizeof v->r->problem, fmt, ap);
+	va_end(ap);
+	v->r->first_bad_seq = first_bad;
+	v->r->intact = 0;
+	v->failed = 1;
+}
+
+static void v_error(vstate *v, km_status s)
+{
+	if (v->err == KM_OK)
+		v->err = s;
+}
+
+/* "entry 7" or "entries 7..9" */
+static void fmt_range(char *buf, size_t cap, uint64_t lo, uint64_t hi)
+{
+	if (lo == hi)
+		snprintf(buf, cap, "entry %llu", (unsigned long long)lo);
+	else
+		snprintf(buf, cap, "entries %llu..%llu", (unsigned long long)lo, (unsigned long long)hi);
+}
+
+/* The cheap per-entry shape check: printable ASCII (canonical text is
+ * JSON_ENSURE_ASCII with control characters escaped), starts with the first
+ * key, and ends with exactly ,"seq":<seq>,"time":"<RFC 3339 ms>"} — in the
+ * canonical form seq and time are always the last two keys.  Returns 0 if
+ * fine, 1 if the text claims another seq (*claimed set), 2 if malformed. */
+static int shape_check(const char *t, size_t len, uint64_t seq, long long *claimed)
+{
+	static const char head[] = "{\"action\":\"";
+	static const char tail[] = ",\"time\":\"";
+	char want[48];
+	int wl = snprintf(want, sizeof want, ",\"seq\":%llu", (unsigned long long)seq);
+	size_t tl = sizeof tail - 1, hl = sizeof head - 1;
+	size_t suffix = tl + AUDIT_TIME_LEN + 2;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)t[i] < 0x20 || (unsigned char)t[i] > 0x7e)
+			return 2;
+	if (len < hl + (size_t)wl + suffix || memcmp(t, head, hl) != 0)
+		return 2;
+	const char *tp = t + len - suffix;
+	if (memcmp(tp, tail, tl) != 0 || !time_shape_ok(tp + tl) || memcmp(t + len - 2, "\"}", 2) != 0)
+		return 2;
+	if (memcmp(tp - wl, want, (size_t)wl) == 0)
+		return 0;
+	/* Not our seq: find the number the text claims, for the message. */
+	const char *p = tp;
+	while (p > t && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	if (p - t >= 7 && memcmp(p - 7, ",\"seq\":", 7) == 0 && p < tp) {
+		*claimed = strtoll(p, NULL, 10);
+		return 1;
+	}
+	return 2;
+}
+
+static void v_entry(vstate *v, int64_t seq, const char *text, size_t len, const uint8_t *stored,
+                    size_t stored_len)
+{
+	uint64_t expect = v->f.size + 1;
+	uint8_t leaf[HB];
+	long long claimed = 0;
+	char why[160];
+
+	if (seq != (int64_t)expect) {
+		if (seq <= 0)
+			v_fail(v, expect, "a row has the impossible sequence number %lld "
+			       "(sequence numbers start at 1): rows were renumbered", (long long)seq);
+		else if (expect == 1)
+			v_fail(v, 1, "entries 1..%lld are missing (the log starts at entry %lld)",
+			       (long long)seq - 1, (long long)seq);
+		else if ((uint64_t)seq == expect + 1)
+			v_fail(v, expect, "entry %llu is missing (the sequence jumps from %llu to %lld)",
+			       (unsigned long long)expect, (unsigned long long)expect - 1, (long long)seq);
+		else
+			v_fail(v, expect, "entries %llu..%lld are missing (the sequence jumps from %llu to %lld)",
+			       (unsigned long long)expect, (long long)seq - 1, (unsigned long long)expect - 1,
+			       (long long)seq);
+		return;
+	}
+	switch (shape_check(text, len, expect, &claimed)) {
+	case 1:
+		v_fail(v, expect, "entry %llu: its text says it is entry %lld "
+		       "(rows were renumbered, reordered or swapped)", (unsigned long long)expect, claimed);
+		return;
+	case 2:
+		v_fail(v, expect, "entry %llu: the event text is malformed (not keyward's canonical form)",
+		       (unsigned long long)expect);
+		return;
+	default:
+		break;
+	}
+	if (expect % CANONICAL_SAMPLE == 1 && canonical_problem(text, len, seq, why, sizeof why)) {
+		v_fail(v, expect, "entry %llu: the event text is not canonical: %s", (unsigned long long)expect, why);
+		return;
+	}
+	km_status s = merkle_leaf_hash(v->h, text, len, leaf, &v->err_msg);
+	if (s != KM_OK) {
+		v_error(v, s);
+		return;
+	}
+	if (stored_len != HB || memcmp(leaf, stored, HB) != 0) {
+		v_fail(v, expect, "entry %llu: event was modified (leaf hash does not match)",
+		       (unsigned long long)expect);
+		return;
+	}
+	if ((s = merkle_frontier_append(v->h, &v->f, leaf, NULL, &v->err_msg)) != KM_OK)
+		v_error(v, s);
+	else
+		v->r->entries_checked = v->f.size;
+}
+
+static void v_head(vstate *v, int64_t size, const uint8_t *root, size_t root_len, int64_t time,
+                   const uint8_t *sig, size_t sig_len)
+{
+	uint64_t n = v->f.size, lo = v->last_head + 1;
+	uint8_t computed[HB], root_copy[HB] = {0};
+	char range[64];
+	int ok = 0;
+	km_status s;
+
+	if (size < 0) {
+		v_fail(v, lo, "a tree head has the impossible size %lld (forged)", (long long)size);
+		return;
+	}
+	if (!v->origin) {
+		v_fail(v, lo, "the log's origin line (audit_meta 'origin') is missing, so no tree head "
+		       "signature can be checked");
+		return;
+	}
+	if (root_len == HB)
+		memcpy(root_copy, root, HB);
+	s = head_signature_ok(v->vctx, v->pub, v->origin, (uint64_t)size, root_copy, time, sig, sig_len,
+	                      &ok, &v->err_msg);
+	if (s != KM_OK) {
+		v_error(v, s);
+		return;
+	}
+	if (!ok || root_len != HB) {
+		v_fail(v, lo, "tree head at size %lld: signature does not verify (forged or damaged)",
+		       (long long)size);
+		return;
+	}
+	if ((uint64_t)size > n) {
+		/* A genuine head beyond the last entry: the tail is gone. */
+		fmt_range(range, sizeof range, n + 1, (uint64_t)size);
+		v_fail(v, n + 1, "%s are missing: the log ends at entry %llu but a signed tree head covers "
+		       "%lld entries (the log was truncated)", range, (unsigned long long)n, (long long)size);
+		return;
+	}
+	if ((s = merkle_frontier_root(v->h, &v->f, computed, &v->err_msg)) != KM_OK) {
+		v_error(v, s);
+		return;
+	}
+	if (memcmp(computed, root, HB) != 0) {
+		fmt_range(range, sizeof range, lo, n);
+		v_fail(v, lo, "%s do not match the signed tree head at size %lld: an entry in this range "
+		       "was altered together with its stored hash, or rows were reordered", range,
+		       (long long)size);
+		return;
+	}
+	v->last_head = n;
+	v->r->heads_checked++;
+	v->r->head_size = n;
+	memcpy(v->r->head_root, computed, HB);
+	v->r->head_time = time;
+}
+
+/* After the last entry: everything covered, and the frontier cache true. */
+static void v_finish(vstate *v, sqlite3 *db, km_err *e)
+{
+	uint64_t n = v->f.size;
+	merkle_frontier stored;
+	char range[64];
+
+	if (n > v->last_head) {
+		fmt_range(range, sizeof range, v->last_head + 1, n);
+		v_fail(v, v->last_head + 1, "%s %s not covered by any signed tree head "
+		       "(they could have been inserted)", range, v->last_head + 1 == n ? "is" : "are");
+		return;
+	}
+	km_status s = frontier_load(db, &stored, e);
+	int same = s == KM_OK && stored.size == n;
+	for (unsigned l = 0; same && l < MERKLE_MAX_LEVELS; l++)
+		same = !(n >> l & 1) || memcmp(stored.hash[l], v->f.hash[l], HB) == 0;
+	if (s == KM_EINTEGRITY || (s == KM_OK && !same)) {
+		v_fail(v, n + 1, "the stored Merkle frontier does not match entries 1..%llu; the entries are "
+		       "intact, but the next tree head would be signed over a wrong root (tampered or "
+		       "damaged)", (unsigned long long)n);
+		return;
+	}
+	if (s != KM_OK) {
+		v_error(v, s);
+		return;
+	}
+	v->r->intact = 1;
+	v->r->first_bad_seq = 0;
+	v->r->problem[0] = '\0';
+}
+
+/* ------------------------------------------------------------ verification: pipeline */
+
+enum { ITEM_ENTRY, ITEM_HEAD };
+
+/* One row handed from the reader to the checker.  Hashes and signatures are
+ * copied with their real stored lengths so a damaged blob is still seen. */
+typedef struct vitem {
+	int kind;
+	int64_t num;       /* entry seq, or head size */
+	size_t off, len;   /* entry text in the batch arena */
+	size_t hash_len;   /* stored leaf hash / head root */
+	uint8_t hash[HB];
+	int64_t time;      /* head */
+	size_t sig_len;
+	uint8_t sig[AUDIT_SIG_BYTES];
+} vitem;
+
+#define BATCH_ITEMS 1024
+#define BATCH_ARENA (256 * 1024)
+
+typedef struct vbatch {
+	vitem item[BATCH_ITEMS];
+	size_t count;
+	char *arena;
+	size_t used, cap;
+} vbatch;
+
+static void batch_run(vstate *v, const vbatch *b)
+{
+	for (size_t i = 0; i < b->count && !v->failed && v->err == KM_OK; i++) {
+		const vitem *it = &b->item[i];
+		if (it->kind == ITEM_ENTRY)
+			v_entry(v, it->num, b->arena + it->off, it->len, it->hash, it->hash_len);
+		else
+			v_head(v, it->num, it->hash, it->hash_len, it->time, it->sig, it->sig_len);
+	}
+}
+
+static void item_head(vitem *it, sqlite3_stmt *hs)
+{
+	memset(it, 0, sizeof *it);
+	it->kind = ITEM_HEAD;
+	it->num = sqlite3_column_int64(hs, 0);
+	it->hash_len = col_bytes(hs, 1);
+	if (it->hash_len)
+		memcpy(it->hash, sqlite3_column_blob(hs, 1), it->hash_len < HB ? it->hash_len : HB);
+	it->time = sqlite3_column_int64(hs, 2);
+	it->sig_len = col_bytes(hs, 3);
+	if (it->sig_len)
+		memcpy(it->sig, sqlite3_column_blob(hs, 3),
+		       it->sig_len < AUDIT_SIG_BYTES ? it->sig_len : AUDIT_SIG_BYTES);
+}
+
+/* Two batches ping-pong between the reader (the caller's thread, which owns
+ * the SQLite connection) and the checker thread (hashing, signatures).
+ * Without a thread the reader runs each batch itself. */
+typedef struct vpipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	vbatch batch[2];
+	int full[2];      /* handed to the checker, not yet done */
+	int done;         /* reader: no more batches (or cancelled) */
+	int stop;         /* checker: found a problem or broke */
+	uint64_t checked; /* entries proven so far */
+	vstate *v;
+	int threaded;
+} vpipe;
+
+static void *checker_main(void *arg)
+{
+	vpipe *p = arg;
+	for (int cur = 0;; cur ^= 1) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->full[cur] && !p->done)
+			pthread_cond_wait(&p->cv, &p->mu);
+		int go = p->full[cur];
+		pthread_mutex_unlock(&p->mu);
+		if (!go)
+			break;
+		batch_run(p->v, &p->batch[cur]);
+		pthread_mutex_lock(&p->mu);
+		p->full[cur] = 0;
+		p->checked = p->v->f.size;
+		p->stop = p->v->failed || p->v->err != KM_OK;
+		int stop = p->stop;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+/* Hand batch cur over (or run it here when single-threaded). */
+static void pipe_submit(vpipe *p, int cur)
+{
+	if (!p->threaded) {
+		batch_run(p->v, &p->batch[cur]);
+		p->checked = p->v->f.size;
+		p->stop = p->v->failed || p->v->err != KM_OK;
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->full[cur] = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait until batch cur may be refilled and empty it; 0 if the checker
+ * stopped (nothing more is worth reading). */
+static int pipe_acquire(vpipe *p, int cur)
+{
+	int go = !p->stop;
+	if (p->threaded) {
+		pthread_mutex_lock(&p->mu);
+		while (p->full[cur] && !p->stop)
+			pthread_cond_wait(&p->cv, &p->mu);
+		go = !p->stop;
+		pthread_mutex_unlock(&p->mu);
+	}
+	p->batch[cur].count = 0;
+	p->batch[cur].used = 0;
+	return go;
+}
+
+static uint64_t pipe_checked(vpipe *p)
+{
+	uint64_t c;
+	if (!p->threaded)
+		return p->checked;
+	pthread_mutex_lock(&p->mu);
+	c = p->checked;
+	pthread_mutex_unlock(&p->mu);
+	return c;
+}
+
+/* No more batches: let the checker drain what it has and finish. */
+static void pipe_close(vpipe *p, pthread_t thread)
+{
+	if (!p->threaded)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->done = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(thread, NULL);
+}
+
+/* Cancel: the checker stops after its current batch. */
+static void pipe_cancel(vpipe *p, pthread_t thread)
+{
+	if (p->threaded) {
+		pthread_mutex_lock(&p->mu);
+		p->full[0] = p->full[1] = 0;
+		pthread_mutex_unlock(&p->mu);
+	}
+	pipe_close(p, thread);
+}
+
+/* The reader: merge entries (by seq) and heads (by size) into batches.  A
+ * head goes right after the entry that brings the log to its size; the
+ * first head beyond the last entry goes last.  *cancelled on a nonzero
+ * progress answer. */
+static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, void *pctx,
+                          uint64_t total, int *cancelled, km_err *e)
+{
+	sqlite3_stmt *es = NULL, *hs = NULL;
+	km_status s;
+	int cur = 0, erc, hrc;
+	uint64_t rows = 0, next_progress = PROGRESS_EVERY;
+
+	*cancelled = 0;
+	if ((s = prepare(db, "SELECT seq, json, leaf_hash FROM audit_events ORDER BY seq", &es, e)) != KM_OK ||
+	    (s = prepare(db, "SELECT size, root, time, signature FROM audit_tree_heads ORDER BY size",
+	                 &hs, e)) != KM_OK)
+		goto out;
+	hrc = sqlite3_step(hs);
+	erc = sqlite3_step(es);
+	if (!pipe_acquire(p, cur))
+		goto out;
+	for (;;) {
+		vbatch *b = &p->batch[cur];
+		if (hrc != SQLITE_ROW && hrc != SQLITE_DONE) {
+			s = db_fail(db, e, "reading audit tree heads");
+			break;
+		}
+		if (erc != SQLITE_ROW && erc != SQLITE_DONE) {
+			s = db_fail(db, e, "reading audit events");
+			break;
+		}
+		int head_due = hrc == SQLITE_ROW && sqlite3_column_int64(hs, 0) <= (int64_t)rows;
+		int head_beyond = hrc == SQLITE_ROW && !head_due && erc == SQLITE_DONE;
+		if (!head_due && !head_beyond && erc == SQLITE_DONE)
+			break;
+		size_t need = (head_due || head_beyond) ? 0 : col_bytes(es, 1);
+		if (b->count == BATCH_ITEMS || b->used + need > b->cap) {
+			pipe_submit(p, cur);
+			cur ^= 1;
+			if (rows >= next_progress && progress) {
+				next_progress = rows + PROGRESS_EVERY;
+				if (progress(pctx, pipe_checked(p), total)) {
+					*cancelled = 1;
+					break;
+				}
+			}
+			if (!pipe_acquire(p, cur))
+				break;
+			b = &p->batch[cur];
+			if (need > b->cap) {
+				char *bigger = realloc(b->arena, need);
+				if (!bigger) {
+					s = km_fail(e, KM_ENOMEM, "out of memory for a %zu-byte audit event", need);
+					break;
+				}
+				b->arena = bigger;
+				b->cap = need;
+			}
+		}
+		vitem *it = &b->item[b->count++];
+		if (head_due || head_beyond) {
+			item_head(it, hs);
+			hrc = head_beyond ? SQLITE_DONE : sqlite3_step(hs);
+			continue;
+		}
+		it->kind = ITEM_ENTRY;
+		it->num = sqlite3_column_int64(es, 0);
+		it->off = b->used;
+		it->len = need;
+		if (need)
+			memcpy(b->arena + b->used, sqlite3_column_text(es, 1), need);
+		b->used += need;
+		it->hash_len = col_bytes(es, 2);
+		if (it->hash_len)
+			memcpy(it->hash, sqlite3_column_blob(es, 2), it->hash_len < HB ? it->hash_len : HB);
+		rows++;
+		erc = sqlite3_step(es);
+	}
+	if (s == KM_OK && !*cancelled && p->batch[cur].count > 0)
+		pipe_submit(p, cur);
+out:
+	sqlite3_finalize(es);
+	sqlite3_finalize(hs);
+	return s;
+}
+
+km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, audit_progress_fn progress, void *pctx,
+                       audit_verify_result *r, km_err *e)
+{
+	vpipe *p = NULL;
+	vstate v;
+	pthread_t thread;
+	char origin[ORIGIN_MAX];
+	int64_t count, heads, maxseq;
+	int opened, cancelled = 0;
+	km_status s;
+
+	memset(r, 0, sizeof *r);
+	memset(&v, 0, sizeof v);
+	if (!pub)
+		return km_fail(e, KM_EUSAGE, "audit_verify needs the audit public key");
+	if ((s = read_begin(db, &opened, e)) != KM_OK)
+		return s;
+	v.r = r;
+	v.pub = pub;
+	merkle_frontier_init(&v.f);
+	if ((s = query_int64(db, "SELECT count(*) FROM audit_events", 0, &count, e)) != KM_OK ||
+	    (s = query_int64(db, "SELECT count(*) FROM audit_tree_heads", 0, &heads, e)) != KM_OK ||
+	    (s = query_int64(db, "SELECT max(seq) FROM audit_events", 0, &maxseq, e)) != KM_OK)
+		goto out;
+	r->entries_total = (uint64_t)count;
+	r->heads_total = (uint64_t)heads;
+	s = audit_origin(db, origin, sizeof origin, e);
+	if (s == KM_OK)
+		v.origin = origin;
+	else if (s != KM_ENOTFOUND)
+		goto out;
+	km_err_clear(e);
+	if ((s = merkle_hasher_new(&v.h, e)) != KM_OK)
+		goto out;
+	if (!(v.vctx = EVP_MD_CTX_new()) || !(p = calloc(1, sizeof *p)) ||
+	    !(p->batch[0].arena = malloc(BATCH_ARENA)) || !(p->batch[1].arena = malloc(BATCH_ARENA))) {
+		s = km_fail(e, KM_ENOMEM, "out of memory for audit verification");
+		goto out;
+	}
+	p->batch[0].cap = p->batch[1].cap = BATCH_ARENA;
+	p->v = &v;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	/* A checker thread pays off beyond a couple of batches; without one
+	 * (small log, or no thread to be had) the same work runs inline. */
+	p->threaded = (uint64_t)count > 2 * BATCH_ITEMS && pthread_create(&thread, NULL, checker_main, p) == 0;
+
+	s = read_all(db, p, progress, pctx, maxseq > count ? (uint64_t)maxseq : (uint64_t)count,
+	             &cancelled, e);
+	if (s != KM_OK || cancelled)
+		pipe_cancel(p, thread);
+	else
+		pipe_close(p, thread);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	if (s != KM_OK)
+		goto out;
+	if (cancelled) {
+		s = km_fail(e, KM_EBUSY, "verification cancelled after %llu entries",
+		            (unsigned long long)v.f.size);
+		goto out;
+	}
+	if (v.err != KM_OK) {
+		s = v.err;
+		if (e)
+			*e = v.err_msg;
+		goto out;
+	}
+	if (!v.failed)
+		v_finish(&v, db, e);
+	if (v.err != KM_OK) {
+		s = v.err;
+		goto out;
+	}
+	if (progress)
+		progress(pctx, r->entries_checked, r->entries_total);
+out:
+	if (s != KM_OK) {
+		uint64_t et = r->entries_total, ht = r->heads_total;
+		memset(r, 0, sizeof *r);
+		r->entries_total = et;
+		r->heads_total = ht;
+	}
+	if (p) {
+		free(p->batch[0].arena);
+		free(p->batch[1].arena);
+		free(p);
+	}
+	EVP_MD_CTX_free(v.vctx);
+	merkle_hasher_free(v.h);
+	read_end(db, opened);
+	return s;
+}
+
+/* ------------------------------------------------------------ proofs */
+
+/* Leaf hashes straight from audit_events, for the proof generators: one
+ * statement stepped forward while the requests ascend, re-positioned when
+ * they jump. */
+typedef struct leaf_cursor {
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	uint64_t next;
+	int positioned;
+} leaf_cursor;
+
+static km_status cursor_leaf(void *ctx, uint64_t index, uint8_t out[HB], km_err *e)
+{
+	leaf_cursor *c = ctx;
+	uint64_t seq = index + 1;
+
+	if (!c->positioned || index != c->next) {
+		sqlite3_reset(c->st);
+		sqlite3_bind_int64(c->st, 1, (sqlite3_int64)seq);
+		c->positioned = 1;
+	}
+	int rc = sqlite3_step(c->st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		c->positioned = 0;
+		return db_fail(c->db, e, "reading audit leaf hashes");
+	}
+	if (rc == SQLITE_DONE || sqlite3_column_int64(c->st, 0) != (int64_t)seq) {
+		c->positioned = 0;
+		return km_fail(e, KM_EINTEGRITY, "entry %llu is missing", (unsigned long long)seq);
+	}
+	if (col_bytes(c->st, 1) != HB)
+		return km_fail(e, KM_EINTEGRITY, "entry %llu: the stored leaf hash is damaged",
+		               (unsigned long long)seq);
+	memcpy(out, sqlite3_column_blob(c->st, 1), HB);
+	c->next = index + 1;
+	return KM_OK;
+}
+
+static km_status cursor_open(sqlite3 *db, leaf_cursor *c, km_err *e)
+{
+	memset(c, 0, sizeof *c);
+	c->db = db;
+	return prepare(db, "SELECT seq, leaf_hash FROM audit_events WHERE seq >= ? ORDER BY seq", &c->st, e);
+}
+
+/* Shared by both proofs: read transaction, bounds, cursor, hasher. */
+typedef enum { PROOF_INCLUSION, PROOF_CONSISTENCY } proof_kind;
+
+static km_status make_proof(sqlite3 *db, proof_kind kind, uint64_t a, uint64_t b,
+                            uint8_t (*proof)[HB], size_t *proof_len, km_err *e)
+{
+	merkle_hasher *h = NULL;
+	leaf_cursor c = {0};
+	uint64_t n;
+	int opened;
+	km_status s;
+
+	*proof_len = 0;
+	if ((s = read_begin(db, &opened, e)) != KM_OK)
+		return s;
+	if ((s = log_size(db, &n, e)) != KM_OK)
+		goto out;
+	if (b > n) {
+		s = km_fail(e, KM_EUSAGE, "the audit log has only %llu entries, not %llu",
+		            (unsigned long long)n, (unsigned long long)b);
+		goto out;
+	}
+	if (kind == PROOF_INCLUSION && (a == 0 || a > b)) {
+		s = km_fail(e, KM_EUSAGE, "entry %llu is not in a tree of %llu entries",
+		            (unsigned long long)a, (unsigned long long)b);
+		goto out;
+	}
+	if ((s = cursor_open(db, &c, e)) != KM_OK || (s = merkle_hasher_new(&h, e)) != KM_OK)
+		goto out;
+	if (kind == PROOF_INCLUSION)
+		s = merkle_inclusion_proof(h, cursor_leaf, &c, a - 1, b, proof, MERKLE_PROOF_MAX, proof_len, e);
+	else
+		s = merkle_consistency_proof(h, cursor_leaf, &c, a, b, proof, MERKLE_PROOF_MAX, proof_len, e);
+out:
+	sqlite3_finalize(c.st);
+	merkle_hasher_free(h);
+	read_end(db, opened);
+	return s;
+}
+
+km_status audit_inclusion_proof(sqlite3 *db, uint64_t seq, uint64_t tree_size,
+                                uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *proof_len, km_err *e)
+{
+	return make_proof(db, PROOF_INCLUSION, seq, tree_size, proof, proof_len, e);
+}
+
+km_status audit_consistency_proof(sqlite3 *db, uint64_t first, uint64_t second,
+                                  uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *proof_len,
+                                  km_err *e)
+{
+	return make_proof(db, PROOF_CONSISTENCY, first, second, proof, proof_len, e);
+}
+
+/* ------------------------------------------------------------ one entry */
+
+__attribute__((format(printf, 3, 4)))
+static void r_fail(audit_verify_result *r, uint64_t first_bad, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->problem, sizeof r->problem, fmt, ap);
+	va_end(ap);
+	r->first_bad_seq = first_bad;
+	r->intact = 0;
+}
+
+km_status audit_verify_entry(sqlite3 *db, EVP_PKEY *pub, uint64_t seq, audit_verify_result *r,
+                             km_err *e)
+{
+	audit_row row = {0};
+	merkle_hasher *h = NULL;
+	EVP_MD_CTX *vctx = NULL;
+	uint8_t leaf[HB], root[HB], sig[AUDIT_SIG_BYTES], proof[MERKLE_PROOF_MAX][HB];
+	char origin[ORIGIN_MAX], why[160];
+	uint64_t head_size, n;
+	int64_t head_time, heads;
+	size_t proof_len = 0;
+	int have = 0, ok = 0, opened;
+	km_err pe;
+	km_status s;
+
+	memset(r, 0, sizeof *r);
+	if (!pub)
+		return km_fail(e, KM_EUSAGE, "audit_verify_entry needs the audit public key");
+	if ((s = read_begin(db, &opened, e)) != KM_OK)
+		return s;
+	if ((s = log_size(db, &n, e)) != KM_OK ||
+	    (s = query_int64(db, "SELECT count(*) FROM audit_tree_heads", 0, &heads, e)) != KM_OK ||
+	    (s = audit_get(db, seq, &row, e)) != KM_OK)
+		goto out;
+	r->entries_total = n;
+	r->heads_total = (uint64_t)heads;
+	if ((s = merkle_hasher_new(&h, e)) != KM_OK)
+		goto out;
+	if (!(vctx = EVP_MD_CTX_new())) {
+		s = km_fail(e, KM_ENOMEM, "out of memory verifying an audit entry");
+		goto out;
+	}
+	size_t len = strlen(row.json);
+	if (canonical_problem(row.json, len, (int64_t)seq, why, sizeof why)) {
+		r_fail(r, seq, "entry %llu: %s", (unsigned long long)seq, why);
+		goto out;
+	}
+	if ((s = merkle_leaf_hash(h, row.json, len, leaf, e)) != KM_OK)
+		goto out;
+	if (memcmp(leaf, row.leaf_hash, HB) != 0) {
+		r_fail(r, seq, "entry %llu: event was modified (leaf hash does not match)", (unsigned long long)seq);
+		goto out;
+	}
+	if ((s = audit_latest_head(db, &head_size, root, &head_time, sig, &have, e)) != KM_OK)
+		goto out;
+	if (!have || head_size < seq) {
+		r_fail(r, seq, "entry %llu is not covered by any signed tree head (it could have been inserted)",
+		       (unsigned long long)seq);
+		goto out;
+	}
+	s = audit_origin(db, origin, sizeof origin, e);
+	if (s == KM_ENOTFOUND) {
+		s = KM_OK;
+		r_fail(r, seq, "the log's origin line (audit_meta 'origin') is missing, so the tree head "
+		       "signature cannot be checked");
+		goto out;
+	}
+	if (s != KM_OK || (s = head_signature_ok(vctx, pub, origin, head_size, root, head_time, sig,
+	                                         AUDIT_SIG_BYTES, &ok, e)) != KM_OK)
+		goto out;
+	if (!ok) {
+		r_fail(r, seq, "tree head at size %llu: signature does not verify (forged or damaged)",
+		       (unsigned long long)head_size);
+		goto out;
+	}
+	if (head_size > n) {
+		r_fail(r, n + 1, "entries %llu..%llu are missing: the log ends at entry %llu but a signed "
+		       "tree head covers %llu entries (the log was truncated)", (unsigned long long)n + 1,
+		       (unsigned long long)head_size, (unsigned long long)n, (unsigned long long)head_size);
+		goto out;
+	}
+	s = audit_inclusion_proof(db, seq, head_size, proof, &proof_len, &pe);
+	if (s == KM_OK)
+		s = merkle_verify_inclusion(h, leaf, seq - 1, head_size, (const uint8_t(*)[HB])proof,
+		                            proof_len, root, &pe);
+	if (s == KM_EINTEGRITY) {
+		s = KM_OK;
+		r_fail(r, seq, "entry %llu cannot be proven to be in the signed tree head at size %llu (%s): "
+		       "the stored log differs from what was signed; run a full verification",
+		       (unsigned long long)seq, (unsigned long long)head_size, pe.msg);
+		goto out;
+	}
+	if (s != KM_OK) {
+		if (e)
+			*e = pe;
+		goto out;
+	}
+	r->intact = 1;
+	r->entries_checked = 1;
+	r->heads_checked = 1;
+	r->head_size = head_size;
+	memcpy(r->head_root, root, HB);
+	r->head_time = head_time;
+out:
+	audit_row_free(&row);
+	EVP_MD_CTX_free(vctx);
+	merkle_hasher_free(h);
+	read_end(db, opened);
+	return s;
+}

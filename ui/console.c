@@ -1,0 +1,937 @@
+/*
+ * console.c — the console's terminal, event loop, bars, help overlay and
+ * the global actions.
+ *
+ * One loop reads keys with a 100 ms timeout so background work (audit
+ * verification) can report progress; KEY_RESIZE arrives through that loop
+ * (curses' own SIGWINCH handling); our SIGINT/SIGTERM handler only sets a
+ * flag.  A frame is painted only when something changed (ui_dirty), data
+ * is fetched only when it changed (ui_view.stale), and each frame ends in
+ * one doupdate().
+ *
+ * Must never: draw unmeasured text, leave the terminal in curses mode on
+ * any way out, or do work in a signal handler.
+ */
+#include "console.h"
+#include "ui.h"
+#include "views.h"
+#include "dialog.h"
+
+#include <locale.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UI_MIN_ROWS 24
+#define UI_MIN_COLS 80
+#define UI_STATUS_EVERY_S 30
+
+static volatile sig_atomic_t ui_stop_requested;
+
+static void ui_on_stop_signal(int sig)
+{
+	(void)sig;
+	ui_stop_requested = 1;
+}
+
+struct ui_console {
+	km_ctx *ctx;
+	const km_actor *actor;
+	SCREEN *screen;
+	ui_view views[UI_VIEW_COUNT];
+	int cur;
+	ui_keymap keymap;
+	ui_theme theme;
+	attr_t attrs[UI_EL_COUNT];
+	int colour_started;
+	int utf8;
+	int rows, cols, too_small;
+	int dirty, quit;
+	int help_open, help_top;
+	char msg[KM_ERR_MSG_MAX + 128];
+	int msg_error;
+	km_status_info status;
+	int status_stale;
+	time_t status_time;
+	char status_problem[KM_ERR_MSG_MAX];
+	int tab_x[UI_VIEW_COUNT], tab_w[UI_VIEW_COUNT];
+	int cursor_y, cursor_x; /* -1: hidden */
+	int prompting;
+	const char *prompt_prefix;
+	const char *prompt_text;
+};
+
+static const struct ui_view_ops *const view_registry[UI_VIEW_COUNT] = {
+#define UI_VIEW_ROW(n) [UI_VIEW_##n] = &ui_view_##n,
+	UI_VIEWS(UI_VIEW_ROW)
+#undef UI_VIEW_ROW
+};
+
+typedef void (*ui_action_fn)(ui_console *c, ui_action a, int key);
+static const ui_action_fn action_handlers[UI_ACT_COUNT] = {
+#define UI_ACT_FN(e, name, keys, screens, help, fn) [e] = fn,
+	UI_ACTIONS(UI_ACT_FN)
+#undef UI_ACT_FN
+};
+
+/* ---- session accessors ------------------------------------------------ */
+
+km_ctx *ui_ctx(ui_console *c) { return c->ctx; }
+const km_actor *ui_actor(ui_console *c) { return c->actor; }
+void ui_dirty(ui_console *c) { c->dirty = 1; }
+int ui_needs_paint(ui_console *c) { return c->dirty; }
+int ui_too_small(ui_console *c) { return c->too_small; }
+const ui_glyphs *ui_glyph(ui_console *c) { return ui_tw_glyphs(c->utf8); }
+
+void ui_size(ui_console *c, int *rows, int *cols)
+{
+	*rows = c->rows;
+	*cols = c->cols;
+}
+
+void ui_changed(ui_console *c)
+{
+	for (int i = 0; i < UI_VIEW_COUNT; i++)
+		c->views[i].stale = 1;
+	c->status_stale = 1;
+	c->dirty = 1;
+}
+
+void ui_message(ui_console *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+	va_end(ap);
+	c->msg_error = 0;
+	c->dirty = 1;
+}
+
+void ui_error_text(ui_console *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+	va_end(ap);
+	c->msg_error = 1;
+	c->dirty = 1;
+}
+
+void ui_error(ui_console *c, const km_err *e)
+{
+	/* The core's sentence, verbatim: it names what failed and why. */
+	ui_error_text(c, "%s", e->msg[0] ? e->msg : km_status_name(e->code));
+}
+
+ui_view *ui_view_find(ui_console *c, const char *name)
+{
+	for (int i = 0; i < UI_VIEW_COUNT; i++)
+		if (strcmp(c->views[i].ops->name, name) == 0)
+			return &c->views[i];
+	return NULL;
+}
+
+ui_view *ui_view_current(ui_console *c) { return &c->views[c->cur]; }
+
+void ui_view_show(ui_console *c, ui_view *v)
+{
+	c->cur = (int)(v - c->views);
+	c->help_open = 0;
+	c->dirty = 1;
+}
+
+/* ---- theme -------------------------------------------------------------- */
+
+static const attr_t curses_attr_of_bit[] = {
+	[UI_A_BOLD_BIT] = A_BOLD,
+	[UI_A_DIM_BIT] = A_DIM,
+	[UI_A_UNDERLINE_BIT] = A_UNDERLINE,
+	[UI_A_REVERSE_BIT] = A_REVERSE,
+	[UI_A_STANDOUT_BIT] = A_STANDOUT,
+	[UI_A_ITALIC_BIT] = A_ITALIC,
+};
+
+/* A theme colour the terminal can show: bright colours fold to the base
+ * colour on 8-colour terminals, anything else unknown to the default. */
+static short ui_colour_fit(short c, attr_t *extra)
+{
+	if (c < 0 || c < COLORS)
+		return c;
+	if (c < 16) {
+		*extra |= A_BOLD;
+		return (short)(c - 8);
+	}
+	return -1;
+}
+
+static void ui_theme_apply(ui_console *c)
+{
+	int colour = !c->theme.mono && has_colors();
+	if (colour && !c->colour_started) {
+		start_color();
+		use_default_colors();
+		c->colour_started = 1;
+	}
+	for (int i = 0; i < UI_EL_COUNT; i++) {
+		const ui_style *s = &c->theme.el[i];
+		attr_t a = 0;
+		for (size_t b = 0; b < KM_ARRAY_LEN(curses_attr_of_bit); b++)
+			if (s->attrs & (1u << b))
+				a |= curses_attr_of_bit[b];
+		if (colour && i + 1 < COLOR_PAIRS) {
+			attr_t extra = 0;
+			short fg = ui_colour_fit(s->fg, &extra);
+			attr_t ignored = 0;
+			short bg = ui_colour_fit(s->bg, &ignored);
+			init_pair((short)(i + 1), fg, bg);
+			a |= (attr_t)COLOR_PAIR(i + 1) | extra;
+		}
+		c->attrs[i] = a;
+	}
+	c->dirty = 1;
+}
+
+static void ui_theme_select(ui_console *c, const char *name, char *msg, size_t cap)
+{
+	ui_theme_load(&c->theme, name, msg, cap);
+	ui_theme_apply(c);
+}
+
+attr_t ui_attr(ui_console *c, ui_element el)
+{
+	return (unsigned)el < UI_EL_COUNT ? c->attrs[el] : A_NORMAL;
+}
+
+ui_element ui_state_element(km_key_state s)
+{
+	char name[48];
+	ui_tw_format(name, sizeof name, "state.%s", km_state_name(s));
+	int e = ui_theme_element_by_name(name);
+	return e < 0 ? UI_EL_NORMAL : (ui_element)e;
+}
+
+/* ---- drawing ----------------------------------------------------------- */
+
+void ui_draw_text(ui_console *c, int y, int x, int w, ui_element el, unsigned flags,
+                  const char *s)
+{
+	if (y < 0 || y >= c->rows || x < 0 || x >= c->cols || w <= 0)
+		return;
+	if (x + w > c->cols)
+		w = c->cols - x;
+	char buf[1024];
+	ui_tw_fit(buf, sizeof buf, s ? s : "", w, flags);
+	attrset((int)ui_attr(c, el));
+	mvaddstr(y, x, buf);
+	attrset(A_NORMAL);
+}
+
+void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el)
+{
+	ui_draw_text(c, y, x, w, el, UI_TW_PAD, "");
+}
+
+void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el)
+{
+	if (y < 0 || y >= c->rows || x < 0 || w <= 0)
+		return;
+	if (x + w > c->cols)
+		w = c->cols - x;
+	const char *h = ui_glyph(c)->hline;
+	attrset((int)ui_attr(c, el));
+	move(y, x);
+	for (int i = 0; i < w; i++)
+		addstr(h);
+	attrset(A_NORMAL);
+}
+
+void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title)
+{
+	if (r.h < 2 || r.w < 2)
+		return;
+	const ui_glyphs *g = ui_glyph(c);
+	for (int y = r.y + 1; y < r.y + r.h - 1; y++) {
+		ui_draw_text(c, y, r.x, 1, frame, 0, g->vline);
+		ui_draw_fill(c, y, r.x + 1, r.w - 2, fill);
+		ui_draw_text(c, y, r.x + r.w - 1, 1, frame, 0, g->vline);
+	}
+	ui_draw_text(c, r.y, r.x, 1, frame, 0, g->tl);
+	ui_draw_hline(c, r.y, r.x + 1, r.w - 2, frame);
+	ui_draw_text(c, r.y, r.x + r.w - 1, 1, frame, 0, g->tr);
+	ui_draw_text(c, r.y + r.h - 1, r.x, 1, frame, 0, g->bl);
+	ui_draw_hline(c, r.y + r.h - 1, r.x + 1, r.w - 2, frame);
+	ui_draw_text(c, r.y + r.h - 1, r.x + r.w - 1, 1, frame, 0, g->br);
+	if (title && *title) {
+		char t[256];
+		ui_tw_format(t, sizeof t, " %s ", title);
+		ui_draw_text(c, r.y, r.x + 2, r.w - 4, UI_EL_DIALOG_TITLE, UI_TW_ELLIPSIS, t);
+	}
+}
+
+/* ---- formatting --------------------------------------------------------- */
+
+void ui_fmt_age(int64_t t, int64_t now, char buf[16])
+{
+	if (t == 0) {
+		ui_tw_format(buf, 16, "-");
+		return;
+	}
+	int64_t d = now - t;
+	if (d < 0)
+		d = 0;
+	static const struct { int64_t secs; const char *unit; } units[] = {
+		{365 * 86400, "y"}, {30 * 86400, "mo"}, {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"},
+	};
+	for (size_t i = 0; i < KM_ARRAY_LEN(units); i++)
+		if (d >= units[i].secs || units[i].secs == 1) {
+			ui_tw_format(buf, 16, "%lld%s", (long long)(d / units[i].secs), units[i].unit);
+			return;
+		}
+}
+
+void ui_fmt_time(int64_t t, char buf[32])
+{
+	if (t == 0) {
+		ui_tw_format(buf, 32, "-");
+		return;
+	}
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* ---- bars ---------------------------------------------------------------- */
+
+static void ui_status_refresh(ui_console *c)
+{
+	km_err e;
+	km_err_clear(&e);
+	if (km_status_get(c->ctx, &c->status, &e) == KM_OK)
+		c->status_problem[0] = '\0';
+	else
+		ui_tw_format(c->status_problem, sizeof c->status_problem, "status: %s", e.msg);
+	c->status_stale = 0;
+	c->status_time = time(NULL);
+}
+
+static int64_t ui_parse_rfc3339(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+static void ui_paint_title(ui_console *c)
+{
+	ui_draw_fill(c, 0, 0, c->cols, UI_EL_TITLE);
+	int x = 0;
+	ui_draw_text(c, 0, x, 9, UI_EL_TITLE, 0, " keyward ");
+	x += 9;
+	for (int i = 0; i < UI_VIEW_COUNT && x < c->cols; i++) {
+		char t[64];
+		ui_tw_format(t, sizeof t, " %d %s ", i + 1, c->views[i].ops->title);
+		int w = ui_tw_width(t);
+		c->tab_x[i] = x;
+		c->tab_w[i] = w;
+		ui_draw_text(c, 0, x, w, i == c->cur ? UI_EL_TAB_ACTIVE : UI_EL_TITLE, 0, t);
+		x += w + 1;
+	}
+	char right[160];
+	ui_tw_format(right, sizeof right, "? help  : command  q back ");
+	int rw = ui_tw_width(right);
+	if (x + rw < c->cols)
+		ui_draw_text(c, 0, c->cols - rw, rw, UI_EL_TITLE, 0, right);
+}
+
+/* Status bar segments: text and element, joined by a separator. */
+static void ui_paint_status(ui_console *c)
+{
+	int y = c->rows - 2;
+	ui_draw_fill(c, y, 0, c->cols, UI_EL_STATUS);
+	if (c->status_stale || time(NULL) - c->status_time >= UI_STATUS_EVERY_S)
+		ui_status_refresh(c);
+	const km_status_info *s = &c->status;
+	const ui_glyphs *g = ui_glyph(c);
+	struct { char text[192]; ui_element el; } seg[6];
+	int n = 0;
+	char roles[96];
+	km_roles_format(c->actor->roles, roles, sizeof roles);
+	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", s->home[0] ? s->home : "?");
+	seg[n++].el = UI_EL_STATUS;
+	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)%s%s", c->actor->name,
+	             roles[0] ? roles : "no roles", c->actor->via[0] ? " via " : "", c->actor->via);
+	seg[n++].el = UI_EL_STATUS;
+	if (c->status_problem[0]) {
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", c->status_problem);
+		seg[n++].el = UI_EL_STATUS_BAD;
+	} else {
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "HSM %s: %s", s->token_label,
+		             s->hsm_logged_in ? "logged in" : "NOT logged in");
+		seg[n++].el = s->hsm_logged_in ? UI_EL_STATUS : UI_EL_STATUS_BAD;
+		char ver[96] = "never verified";
+		ui_element vel = UI_EL_STATUS_WARN;
+		if (s->last_verified[0]) {
+			char age[16];
+			ui_fmt_age(ui_parse_rfc3339(s->last_verified), (int64_t)time(NULL), age);
+			ui_tw_format(ver, sizeof ver, "verified %s ago %s", age,
+			             s->last_verified_intact ? g->ok : "FAILED");
+			vel = s->last_verified_intact ? UI_EL_STATUS : UI_EL_STATUS_BAD;
+		}
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "audit %llu events, %s",
+		             (unsigned long long)s->audit_events, ver);
+		seg[n++].el = vel;
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu keys: %llu due, %llu overdue",
+		             (unsigned long long)s->keys, (unsigned long long)s->keys_due,
+		             (unsigned long long)s->keys_overdue);
+		seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD
+		            : s->keys_due     ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+	}
+	int x = 1;
+	for (int i = 0; i < n && x < c->cols; i++) {
+		if (i > 0) {
+			ui_draw_text(c, y, x, 3, UI_EL_STATUS, 0, " ");
+			ui_draw_text(c, y, x + 1, 1, UI_EL_STATUS, 0, g->vline);
+			x += 3;
+		}
+		int w = ui_tw_width(seg[i].text);
+		if (x + w > c->cols - 1)
+			w = c->cols - 1 - x;
+		ui_draw_text(c, y, x, w, seg[i].el, UI_TW_ELLIPSIS, seg[i].text);
+		x += w;
+	}
+}
+
+static void ui_paint_message(ui_console *c)
+{
+	int y = c->rows - 1;
+	ui_draw_fill(c, y, 0, c->cols, UI_EL_NORMAL);
+	c->cursor_y = -1;
+	if (c->prompting) {
+		int pw = ui_tw_width(c->prompt_prefix);
+		ui_draw_text(c, y, 0, pw, UI_EL_PROMPT, 0, c->prompt_prefix);
+		/* show the end of a long input: what is being typed */
+		const char *t = c->prompt_text;
+		int room = c->cols - pw - 1;
+		while (ui_tw_width(t) > room && *t)
+			t++;
+		while ((*t & 0xC0) == 0x80)
+			t++;
+		ui_draw_text(c, y, pw, room, UI_EL_NORMAL, 0, t);
+		c->cursor_y = y;
+		c->cursor_x = pw + ui_tw_width(t);
+		return;
+	}
+	ui_draw_text(c, y, 0, c->cols, c->msg_error ? UI_EL_ERROR : UI_EL_MESSAGE, UI_TW_ELLIPSIS,
+	             c->msg);
+}
+
+/* The help overlay: row i of the generated text, drawn at y (or only
+ * counted when y < 0).  Returns the number of rows. */
+static int ui_help_rows(ui_console *c, int first, int y0, int rows, int x, int w)
+{
+	int row = 0;
+#define HELP_LINE(el, text)                                                   \
+	do {                                                                      \
+		if (row >= first && row - first < rows)                               \
+			ui_draw_text(c, y0 + row - first, x, w, el, UI_TW_ELLIPSIS, text); \
+		row++;                                                                \
+	} while (0)
+	ui_view *v = ui_view_current(c);
+	char line[512];
+	ui_tw_format(line, sizeof line, "%s screen", v->ops->title);
+	HELP_LINE(UI_EL_SECTION, line);
+	const char *p = v->ops->help;
+	while (p && *p) {
+		size_t next;
+		size_t len = ui_tw_wrap(p, w, &next);
+		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
+		HELP_LINE(UI_EL_NORMAL, line);
+		p += next;
+	}
+	HELP_LINE(UI_EL_NORMAL, "");
+	HELP_LINE(UI_EL_SECTION, "Keys (rebind them in config.json \"keys\"; docs/keys.md)");
+	for (int a = 0; a < UI_ACT_COUNT; a++) {
+		const ui_action_info *ai = ui_action_get((ui_action)a);
+		char keys[96];
+		ui_keymap_keys(&c->keymap, (ui_action)a, keys, sizeof keys);
+		if (row >= first && row - first < rows) {
+			int yy = y0 + row - first;
+			ui_draw_text(c, yy, x, 18, UI_EL_HELP_KEY, UI_TW_ELLIPSIS, keys[0] ? keys : "(unbound)");
+			ui_draw_text(c, yy, x + 19, 15, UI_EL_NORMAL, UI_TW_ELLIPSIS, ai->name);
+			ui_draw_text(c, yy, x + 35, w - 35, UI_EL_NORMAL, UI_TW_ELLIPSIS, ai->help);
+		}
+		row++;
+	}
+	HELP_LINE(UI_EL_NORMAL, "");
+	HELP_LINE(UI_EL_SECTION, "Commands (:)");
+	size_t ncmd;
+	ui_command_get(0, &ncmd);
+	for (size_t i = 0; i < ncmd; i++) {
+		const ui_command_info *ci = ui_command_get(i, NULL);
+		ui_tw_format(line, sizeof line, ":%s %s", ci->name, ci->args);
+		if (row >= first && row - first < rows) {
+			int yy = y0 + row - first;
+			ui_draw_text(c, yy, x, 34, UI_EL_HELP_KEY, UI_TW_ELLIPSIS, line);
+			ui_draw_text(c, yy, x + 35, w - 35, UI_EL_NORMAL, UI_TW_ELLIPSIS, ci->help);
+		}
+		row++;
+	}
+#undef HELP_LINE
+	return row;
+}
+
+static int ui_help_page(ui_console *c)
+{
+	return c->rows - 3 - 2;
+}
+
+static void ui_paint_help(ui_console *c)
+{
+	ui_rect r = {1, 0, c->rows - 3, c->cols};
+	ui_draw_box(c, r, UI_EL_BORDER, UI_EL_NORMAL, "Help: keys in force (j/k scroll, any other key closes)");
+	int total = ui_help_rows(c, 0, -1000, 0, 2, r.w - 4);
+	if (c->help_top > total - ui_help_page(c))
+		c->help_top = total - ui_help_page(c) > 0 ? total - ui_help_page(c) : 0;
+	ui_help_rows(c, c->help_top, r.y + 1, r.h - 2, 2, r.w - 4);
+}
+
+static void ui_paint_too_small(ui_console *c)
+{
+	char a[96], b[96];
+	ui_tw_format(a, sizeof a, "Terminal too small: %dx%d", c->cols, c->rows);
+	ui_tw_format(b, sizeof b, "keyward needs at least %dx%d; enlarge the window", UI_MIN_COLS,
+	             UI_MIN_ROWS);
+	int y = c->rows / 2 - 1;
+	int wa = ui_tw_width(a), wb = ui_tw_width(b);
+	ui_draw_text(c, y, wa < c->cols ? (c->cols - wa) / 2 : 0, c->cols, UI_EL_ERROR, UI_TW_ELLIPSIS, a);
+	ui_draw_text(c, y + 1, wb < c->cols ? (c->cols - wb) / 2 : 0, c->cols, UI_EL_NORMAL,
+	             UI_TW_ELLIPSIS, b);
+}
+
+void ui_paint(ui_console *c)
+{
+	getmaxyx(stdscr, c->rows, c->cols);
+	c->too_small = c->rows < UI_MIN_ROWS || c->cols < UI_MIN_COLS;
+	erase();
+	c->dirty = 0;
+	c->cursor_y = -1;
+	if (c->too_small) {
+		ui_paint_too_small(c);
+		return;
+	}
+	ui_paint_title(c);
+	ui_view *v = ui_view_current(c);
+	ui_rect area = {1, 0, c->rows - 3, c->cols};
+	if (v->stale || area.h != v->area.h || area.w != v->area.w) {
+		v->area = area;
+		v->stale = 0;
+		if (v->ops->reload)
+			v->ops->reload(v);
+	}
+	v->area = area;
+	v->ops->draw(v, area);
+	if (c->help_open)
+		ui_paint_help(c);
+	ui_paint_status(c);
+	ui_paint_message(c);
+}
+
+void ui_flush(ui_console *c)
+{
+	if (c->cursor_y >= 0) {
+		move(c->cursor_y, c->cursor_x);
+		curs_set(1);
+	} else {
+		curs_set(0);
+	}
+	wnoutrefresh(stdscr);
+	doupdate();
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+static MEVENT ui_last_mouse;
+
+int ui_read_key(ui_console *c, int *key)
+{
+	if (ui_stop_requested)
+		c->quit = 1;
+	if (c->quit)
+		return -1;
+	wint_t wch;
+	int rc = wget_wch(stdscr, &wch);
+	if (rc == ERR) {
+		for (int i = 0; i < UI_VIEW_COUNT; i++)
+			if (c->views[i].ops->tick)
+				c->views[i].ops->tick(&c->views[i]);
+		if (time(NULL) - c->status_time >= UI_STATUS_EVERY_S) {
+			c->status_stale = 1;
+			c->dirty = 1;
+		}
+		return ui_stop_requested ? -1 : 0;
+	}
+	if (rc == KEY_CODE_YES) {
+		if (wch == KEY_RESIZE) {
+			c->dirty = 1;
+			return 0;
+		}
+		if (wch == KEY_MOUSE) {
+			if (getmouse(&ui_last_mouse) != OK)
+				return 0;
+		}
+		*key = UI_KEY_FN((int)wch);
+		return 1;
+	}
+	*key = ui_key_normalize((int)wch);
+	return 1;
+}
+
+/* ---- global actions ----------------------------------------------------- */
+
+void ui_act_help(ui_console *c, ui_action a, int key)
+{
+	(void)a;
+	(void)key;
+	c->help_open = 1;
+	c->help_top = 0;
+}
+
+void ui_act_quit(ui_console *c, ui_action a, int key)
+{
+	(void)key;
+	if (a == UI_ACT_QUIT_NOW) {
+		c->quit = 1;
+		return;
+	}
+	ui_view *v = ui_view_current(c);
+	if (v->ops->handle && v->ops->handle(v, UI_ACT_QUIT))
+		return;
+	if (c->cur != 0) {
+		ui_view_show(c, &c->views[0]);
+		return;
+	}
+	c->quit = 1;
+}
+
+void ui_act_screen(ui_console *c, ui_action a, int key)
+{
+	int n = c->cur;
+	if (a == UI_ACT_NEXT_SCREEN)
+		n = (n + 1) % UI_VIEW_COUNT;
+	else if (a == UI_ACT_PREV_SCREEN)
+		n = (n + UI_VIEW_COUNT - 1) % UI_VIEW_COUNT;
+	else if (key >= '1' && key <= '9') {
+		n = key - '1';
+		if (n >= UI_VIEW_COUNT) {
+			ui_error_text(c, "there is no screen %d (1-%d)", n + 1, UI_VIEW_COUNT);
+			return;
+		}
+	}
+	ui_view_show(c, &c->views[n]);
+}
+
+struct ui_filter_prompt {
+	ui_view *v;
+};
+
+static void ui_filter_changed(void *ctx, const char *text)
+{
+	struct ui_filter_prompt *fp = ctx;
+	fp->v->ops->filter(fp->v, text);
+}
+
+void ui_act_filter(ui_console *c, ui_action a, int key)
+{
+	(void)a;
+	(void)key;
+	ui_view *v = ui_view_current(c);
+	if (!v->ops->filter) {
+		ui_error_text(c, "the %s screen has no filter", v->ops->title);
+		return;
+	}
+	char before[256], text[256];
+	ui_tw_format(before, sizeof before, "%s", v->ops->filter_text ? v->ops->filter_text(v) : "");
+	ui_tw_format(text, sizeof text, "%s", before);
+	struct ui_filter_prompt fp = {v};
+	if (!ui_prompt(c, "/", text, sizeof text, ui_filter_changed, &fp))
+		v->ops->filter(v, before);
+}
+
+void ui_act_command(ui_console *c, ui_action a, int key)
+{
+	(void)a;
+	(void)key;
+	char line[1024] = "";
+	if (ui_prompt(c, ":", line, sizeof line, NULL, NULL))
+		ui_op_command(c, line);
+}
+
+void ui_act_reload(ui_console *c, ui_action a, int key)
+{
+	(void)a;
+	(void)key;
+	ui_changed(c);
+	ui_message(c, "reloaded");
+}
+
+void ui_act_redraw(ui_console *c, ui_action a, int key)
+{
+	(void)a;
+	(void)key;
+	clearok(curscr, TRUE);
+	c->dirty = 1;
+}
+
+void ui_act_view(ui_console *c, ui_action a, int key)
+{
+	(void)key;
+	ui_view *v = ui_view_current(c);
+	if (!v->ops->handle || !v->ops->handle(v, a))
+		ui_error_text(c, "%s: not available on the %s screen", ui_action_get(a)->name,
+		              v->ops->title);
+}
+
+/* ---- prompt (message line editor) ---------------------------------------- */
+
+void ui_prompt_show(ui_console *c, const char *prefix, const char *text)
+{
+	c->prompting = prefix != NULL;
+	c->prompt_prefix = prefix;
+	c->prompt_text = text;
+	c->dirty = 1;
+}
+
+/* ---- :commands that concern the console itself --------------------------- */
+
+void ui_colon_theme(ui_console *c, int argc, char **argv)
+{
+	if (argc != 2) {
+		ui_error_text(c, "usage: :theme NAME");
+		return;
+	}
+	char msg[1024] = "";
+	ui_theme_select(c, argv[1], msg, sizeof msg);
+	if (msg[0])
+		ui_error_text(c, "%s", msg);
+	else
+		ui_message(c, "theme %s%s", c->theme.name,
+		           getenv("NO_COLOR") && *getenv("NO_COLOR") ? " (NO_COLOR is set: mono)" : "");
+}
+
+void ui_colon_help(ui_console *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	ui_act_help(c, UI_ACT_HELP, 0);
+}
+
+void ui_colon_quit(ui_console *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	c->quit = 1;
+}
+
+void ui_colon_screen(ui_console *c, int argc, char **argv)
+{
+	ui_view *v = argc == 2 ? ui_view_find(c, argv[1]) : NULL;
+	if (!v) {
+		char names[128] = "";
+		for (int i = 0; i < UI_VIEW_COUNT; i++)
+			ui_tw_format(names + strlen(names), sizeof names - strlen(names), "%s%s",
+			             i ? ", " : "", c->views[i].ops->name);
+		ui_error_text(c, "usage: :screen NAME (%s)", names);
+		return;
+	}
+	ui_view_show(c, v);
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void ui_mouse(ui_console *c)
+{
+	MEVENT *m = &ui_last_mouse;
+	if (c->too_small)
+		return;
+	if (m->bstate & (BUTTON4_PRESSED)) {
+		for (int i = 0; i < 3; i++)
+			ui_act_view(c, UI_ACT_MOVE_UP, 0);
+		return;
+	}
+#ifdef BUTTON5_PRESSED
+	if (m->bstate & BUTTON5_PRESSED) {
+		for (int i = 0; i < 3; i++)
+			ui_act_view(c, UI_ACT_MOVE_DOWN, 0);
+		return;
+	}
+#endif
+	if (!(m->bstate & (BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON1_RELEASED)))
+		return;
+	if (m->y == 0) {
+		for (int i = 0; i < UI_VIEW_COUNT; i++)
+			if (m->x >= c->tab_x[i] && m->x < c->tab_x[i] + c->tab_w[i])
+				ui_view_show(c, &c->views[i]);
+		return;
+	}
+	ui_view *v = ui_view_current(c);
+	if (!c->help_open && v->ops->click && m->y >= v->area.y && m->y < v->area.y + v->area.h)
+		v->ops->click(v, m->y, m->x);
+}
+
+static void ui_dispatch(ui_console *c, int key)
+{
+	c->msg[0] = '\0';
+	c->msg_error = 0;
+	c->dirty = 1;
+	if (key == UI_KEY_FN(KEY_MOUSE)) {
+		ui_mouse(c);
+		return;
+	}
+	int a = ui_keymap_lookup(&c->keymap, key);
+	if (c->help_open) {
+		if (a == UI_ACT_MOVE_DOWN)
+			c->help_top++;
+		else if (a == UI_ACT_MOVE_UP && c->help_top > 0)
+			c->help_top--;
+		else if (a == UI_ACT_PAGE_DOWN)
+			c->help_top += ui_help_page(c);
+		else if (a == UI_ACT_PAGE_UP)
+			c->help_top = c->help_top > ui_help_page(c) ? c->help_top - ui_help_page(c) : 0;
+		else
+			c->help_open = 0;
+		return;
+	}
+	if (a < 0) {
+		char kn[32];
+		ui_key_format(key, kn, sizeof kn);
+		ui_error_text(c, "%s is not bound to anything (? lists the keys)", kn);
+		return;
+	}
+	action_handlers[a](c, (ui_action)a, key);
+}
+
+static void ui_loop(ui_console *c)
+{
+	while (!c->quit) {
+		if (c->dirty) {
+			ui_paint(c);
+			ui_flush(c);
+		}
+		int key;
+		int got = ui_read_key(c, &key);
+		if (got < 0)
+			break;
+		if (got > 0)
+			ui_dispatch(c, key);
+	}
+}
+
+static void ui_append_problem(char *msg, size_t cap, const char *problem)
+{
+	size_t n = strlen(msg);
+	if (problem[0])
+		ui_tw_format(msg + n, cap - n, "%s%s", n ? " | " : "", problem);
+}
+
+int ui_console_run(km_ctx *ctx, const char *theme_opt)
+{
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "keyward: the console needs a terminal; for scripts use the "
+		                "commands (keyward --help)\n");
+		return 2;
+	}
+	setlocale(LC_ALL, "");
+	ui_console *c = calloc(1, sizeof *c);
+	if (!c) {
+		fprintf(stderr, "keyward: out of memory\n");
+		return 1;
+	}
+	c->ctx = ctx;
+	c->actor = km_actor_get(ctx);
+	c->utf8 = ui_tw_locale_is_utf8();
+	c->status_stale = 1;
+
+	char problems[2048] = "";
+	char msg[1024] = "";
+	const km_config *cfg = km_config_get(ctx);
+	const char *theme = theme_opt;
+	if (!theme || !*theme)
+		theme = getenv("KEYWARD_THEME");
+	if ((!theme || !*theme) && cfg)
+		theme = cfg->theme;
+	ui_keymap_default(&c->keymap);
+	if (cfg && ui_keymap_rebind(&c->keymap, cfg->keys, msg, sizeof msg) != 0)
+		ui_append_problem(problems, sizeof problems, msg);
+
+	set_escdelay(25);
+	c->screen = newterm(NULL, stdout, stdin);
+	if (!c->screen) {
+		const char *term = getenv("TERM");
+		fprintf(stderr, "keyward: cannot use the terminal \"%s\" (TERM); try TERM=xterm-256color\n",
+		        term ? term : "");
+		free(c);
+		return 2;
+	}
+	struct sigaction sa, old_int, old_term;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = ui_on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	ui_stop_requested = 0;
+
+	cbreak();
+	noecho();
+	nonl();
+	keypad(stdscr, TRUE);
+	curs_set(0);
+	wtimeout(stdscr, 100);
+	mousemask(BUTTON1_PRESSED | BUTTON1_CLICKED | BUTTON4_PRESSED
+#ifdef BUTTON5_PRESSED
+	          | BUTTON5_PRESSED
+#endif
+	          , NULL);
+	mouseinterval(0);
+
+	msg[0] = '\0';
+	ui_theme_select(c, theme, msg, sizeof msg);
+	ui_append_problem(problems, sizeof problems, msg);
+	if (problems[0])
+		ui_error_text(c, "%s", problems);
+
+	for (int i = 0; i < UI_VIEW_COUNT; i++) {
+		ui_view *v = &c->views[i];
+		v->ops = view_registry[i];
+		v->c = c;
+		v->stale = 1;
+		v->st = v->ops->state_size ? calloc(1, v->ops->state_size) : NULL;
+		if (v->ops->open)
+			v->ops->open(v);
+	}
+	c->dirty = 1;
+	ui_loop(c);
+
+	for (int i = 0; i < UI_VIEW_COUNT; i++) {
+		if (c->views[i].ops->close)
+			c->views[i].ops->close(&c->views[i]);
+		free(c->views[i].st);
+	}
+	endwin();
+	delscreen(c->screen);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	free(c);
+	return 0;
+}
+
+void ui_console_keys_markdown(FILE *f)
+{
+	ui_actions_markdown(f);
+}

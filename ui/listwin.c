@@ -1,0 +1,237 @@
+/*
+ * listwin.c — keyset-paginated window of rows (see listwin.h).
+ *
+ * Must never: hold more than `cap` rows, or leave `sel` outside [0, n).
+ */
+#include "listwin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ui_lw_init(ui_listwin *w, size_t elem, ui_lw_fetch_fn fetch, void *ctx)
+{
+	memset(w, 0, sizeof *w);
+	w->elem = elem;
+	w->fetch = fetch;
+	w->ctx = ctx;
+}
+
+void ui_lw_free(ui_listwin *w)
+{
+	free(w->rows);
+	free(w->scratch);
+	w->rows = w->scratch = NULL;
+	w->n = w->cap = w->sel = 0;
+}
+
+void *ui_lw_row(ui_listwin *w, int i)
+{
+	return i >= 0 && i < w->n ? w->rows + (size_t)i * w->elem : NULL;
+}
+
+void *ui_lw_selected(ui_listwin *w)
+{
+	return ui_lw_row(w, w->sel);
+}
+
+static void clamp(ui_listwin *w)
+{
+	if (w->sel >= w->n)
+		w->sel = w->n - 1;
+	if (w->sel < 0)
+		w->sel = 0;
+}
+
+static int fetch(ui_listwin *w, const void *cursor, int backwards, int limit, int *got)
+{
+	*got = 0;
+	if (limit <= 0)
+		return 0;
+	km_err_clear(&w->err);
+	if (w->fetch(w->ctx, cursor, backwards, limit, w->scratch, got, &w->err) != KM_OK) {
+		*got = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy a cursor row out of the window before the window is overwritten. */
+static void *copy_row(ui_listwin *w, const void *row)
+{
+	void *c = malloc(w->elem);
+	if (c)
+		memcpy(c, row, w->elem);
+	return c;
+}
+
+int ui_lw_from(ui_listwin *w, const void *cursor)
+{
+	int got;
+	if (fetch(w, cursor, 0, w->cap, &got) != 0)
+		return -1;
+	memcpy(w->rows, w->scratch, (size_t)got * w->elem);
+	w->n = got;
+	clamp(w);
+	return 0;
+}
+
+int ui_lw_home(ui_listwin *w)
+{
+	w->sel = 0;
+	return ui_lw_from(w, NULL);
+}
+
+int ui_lw_end(ui_listwin *w)
+{
+	int got;
+	if (fetch(w, NULL, 1, w->cap, &got) != 0)
+		return -1;
+	for (int i = 0; i < got; i++)
+		memcpy(w->rows + (size_t)(got - 1 - i) * w->elem, w->scratch + (size_t)i * w->elem, w->elem);
+	w->n = got;
+	w->sel = got - 1;
+	clamp(w);
+	return 0;
+}
+
+int ui_lw_reload(ui_listwin *w)
+{
+	if (w->n == 0)
+		return ui_lw_home(w);
+	void *first = copy_row(w, w->rows);
+	if (!first)
+		return -1;
+	int got, rc;
+	if (fetch(w, first, 1, 1, &got) != 0)
+		rc = -1;
+	else if (got == 0)
+		rc = ui_lw_from(w, NULL);
+	else {
+		void *prev = copy_row(w, w->scratch);
+		rc = prev ? ui_lw_from(w, prev) : -1;
+		free(prev);
+	}
+	free(first);
+	return rc;
+}
+
+int ui_lw_resize(ui_listwin *w, int cap)
+{
+	if (cap < 1)
+		cap = 1;
+	if (cap == w->cap && w->rows)
+		return 0;
+	char *r = realloc(w->rows, (size_t)cap * w->elem);
+	if (r)
+		w->rows = r;
+	char *s = realloc(w->scratch, (size_t)cap * w->elem);
+	if (s)
+		w->scratch = s;
+	if (!r || !s) {
+		km_fail(&w->err, KM_ENOMEM, "out of memory for %d rows", cap);
+		return -1;
+	}
+	w->cap = cap;
+	if (w->n > cap)
+		w->n = cap;
+	clamp(w);
+	return ui_lw_reload(w);
+}
+
+int ui_lw_down(ui_listwin *w)
+{
+	if (w->sel < w->n - 1) {
+		w->sel++;
+		return 0;
+	}
+	if (w->n == 0)
+		return 0;
+	int got;
+	if (fetch(w, w->rows + (size_t)(w->n - 1) * w->elem, 0, 1, &got) != 0)
+		return -1;
+	if (got == 0)
+		return 0;
+	if (w->n == w->cap) {
+		memmove(w->rows, w->rows + w->elem, (size_t)(w->n - 1) * w->elem);
+		w->n--;
+	}
+	memcpy(w->rows + (size_t)w->n * w->elem, w->scratch, w->elem);
+	w->n++;
+	w->sel = w->n - 1;
+	return 0;
+}
+
+int ui_lw_up(ui_listwin *w)
+{
+	if (w->sel > 0) {
+		w->sel--;
+		return 0;
+	}
+	if (w->n == 0)
+		return 0;
+	int got;
+	if (fetch(w, w->rows, 1, 1, &got) != 0)
+		return -1;
+	if (got == 0)
+		return 0;
+	int keep = w->n == w->cap ? w->n - 1 : w->n;
+	memmove(w->rows + w->elem, w->rows, (size_t)keep * w->elem);
+	memcpy(w->rows, w->scratch, w->elem);
+	w->n = keep + 1;
+	w->sel = 0;
+	return 0;
+}
+
+int ui_lw_page_down(ui_listwin *w)
+{
+	if (w->n == 0)
+		return 0;
+	int got;
+	if (fetch(w, w->rows + (size_t)(w->n - 1) * w->elem, 0, w->cap, &got) != 0)
+		return -1;
+	if (got == 0) {
+		w->sel = w->n - 1;
+		return 0;
+	}
+	/* window = the last (cap - got) old rows, then the new ones */
+	int keep = w->cap - got;
+	if (keep > w->n)
+		keep = w->n;
+	memmove(w->rows, w->rows + (size_t)(w->n - keep) * w->elem, (size_t)keep * w->elem);
+	memcpy(w->rows + (size_t)keep * w->elem, w->scratch, (size_t)got * w->elem);
+	w->n = keep + got;
+	if (got < w->cap)
+		w->sel = w->n - 1;
+	clamp(w);
+	return 0;
+}
+
+int ui_lw_page_up(ui_listwin *w)
+{
+	if (w->n == 0)
+		return 0;
+	int got;
+	if (fetch(w, w->rows, 1, w->cap, &got) != 0)
+		return -1;
+	if (got == 0) {
+		w->sel = 0;
+		return 0;
+	}
+	int keep = w->cap - got;
+	if (keep > w->n)
+		keep = w->n;
+	memmove(w->rows + (size_t)got * w->elem, w->rows, (size_t)keep * w->elem);
+	for (int i = 0; i < got; i++)
+		memcpy(w->rows + (size_t)(got - 1 - i) * w->elem, w->scratch + (size_t)i * w->elem, w->elem);
+	w->n = keep + got;
+	if (got < w->cap)
+		w->sel = 0;
+	clamp(w);
+	return 0;
+}
+
+void ui_lw_select(ui_listwin *w, int i)
+{
+	w->sel = i;
+	clamp(w);
+}

@@ -1,0 +1,721 @@
+/*
+ * view_audit.c — the audit log, newest first: filters by key, actor,
+ * action, outcome and time range; a detail pane with the event's canonical
+ * JSON and leaf hash; full verification on a worker thread with progress.
+ *
+ * Loads only what is visible (km_audit_query with before_seq).  Sequence
+ * numbers are contiguous from 1, so without a filter the rows just above a
+ * given one are found by arithmetic; with a filter by probing ever larger
+ * ranges.
+ *
+ * Verification: km_audit_verify_start authorises on this (the owner)
+ * thread; km_audit_verify_run runs on a pthread with its own read-only
+ * connection; the progress callback only stores numbers under a mutex; the
+ * console's tick (10 Hz) picks them up, and km_audit_verify_finish records
+ * the result on this thread.  The screen never waits for the worker except
+ * to join it once it said it is done (or when the console closes, after
+ * asking it to cancel).
+ */
+#include "ui.h"
+#include "dialog.h"
+#include "listwin.h"
+#include "views.h"
+#include "auditlog.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct au_row {
+	uint64_t seq;
+	char time[32], actor[64], action[48], object[200], outcome[16];
+} au_row;
+
+typedef struct au_verify {
+	pthread_mutex_t mu;
+	pthread_t thread;
+	km_verify_job *job;
+	int running;          /* owner thread: a worker exists, not yet joined */
+	struct timespec t0;
+	/* written by the worker under mu */
+	uint64_t checked, total;
+	int done, cancel;
+	km_status rc;
+	km_err err;
+	audit_verify_result r;
+	/* owner thread only */
+	int have_result;
+	audit_verify_result last;
+	double seconds;
+	uint64_t shown_checked;
+} au_verify;
+
+typedef struct audit_state {
+	ui_listwin lw;
+	char filter_text[256];
+	char f_prefix[200], f_actor[64], f_action[64], f_outcome[16], f_from[40], f_to[40];
+	audit_filter f;
+	int filtered;
+	uint64_t newest;
+	int detail_open;
+	uint64_t detail_seq;
+	int detail_loaded;
+	audit_row detail;
+	char detail_err[KM_ERR_MSG_MAX];
+	int list_y, list_rows;
+	au_verify v;
+	int mu_ready;
+} audit_state;
+
+/* ---- data ---------------------------------------------------------------- */
+
+static void au_copy(au_row *d, const audit_row *r)
+{
+	d->seq = r->seq;
+	ui_tw_format(d->time, sizeof d->time, "%s", r->time ? r->time : "");
+	ui_tw_format(d->actor, sizeof d->actor, "%s", r->actor ? r->actor : "");
+	ui_tw_format(d->action, sizeof d->action, "%s", r->action ? r->action : "");
+	ui_tw_format(d->object, sizeof d->object, "%s", r->object ? r->object : "");
+	ui_tw_format(d->outcome, sizeof d->outcome, "%s", r->outcome ? r->outcome : "");
+}
+
+struct au_collect {
+	au_row *rows;
+	int n, limit;
+	uint64_t above;  /* backwards: keep only seq > above, the last `limit` seen */
+	int ring;        /* 1: keep the last `limit` rows seen (ring buffer) */
+	int seen;
+};
+
+static int au_collect_row(void *ctx, const audit_row *r)
+{
+	struct au_collect *o = ctx;
+	if (!o->ring) {
+		if (o->n >= o->limit)
+			return 1;
+		au_copy(&o->rows[o->n++], r);
+		return 0;
+	}
+	if (r->seq <= o->above)
+		return 1;
+	au_copy(&o->rows[o->seen % o->limit], r);
+	o->seen++;
+	return 0;
+}
+
+static const audit_filter *au_filter_ptr(audit_state *s)
+{
+	return s->filtered ? &s->f : NULL;
+}
+
+static km_status au_fetch(void *ctx, const void *cursor, int backwards, int limit, void *out,
+                          int *got, km_err *e)
+{
+	ui_view *v = ctx;
+	audit_state *s = v->st;
+	km_ctx *kc = ui_ctx(v->c);
+	const au_row *cur = cursor;
+	*got = 0;
+	if (!backwards) {
+		struct au_collect o = {.rows = out, .limit = limit};
+		km_status st = km_audit_query(kc, au_filter_ptr(s), cur ? cur->seq : 0, limit,
+		                              au_collect_row, &o, e);
+		*got = o.n;
+		return st;
+	}
+	/* newer than cursor (or from the oldest), nearest first */
+	uint64_t lo = cur ? cur->seq : 0;
+	if (lo >= s->newest)
+		return KM_OK;
+	au_row *tmp = calloc((size_t)limit, sizeof *tmp);
+	if (!tmp)
+		return km_fail(e, KM_ENOMEM, "out of memory");
+	uint64_t span = (uint64_t)limit;
+	km_status st = KM_OK;
+	struct au_collect o;
+	for (;;) {
+		memset(&o, 0, sizeof o);
+		o.rows = tmp;
+		o.limit = limit;
+		o.above = lo;
+		o.ring = 1;
+		uint64_t before = lo + span + 1;
+		int top = before > s->newest;
+		uint64_t qlimit = span < 1000000 ? span : 1000000;
+		st = km_audit_query(kc, au_filter_ptr(s), top ? 0 : before, (int)qlimit, au_collect_row, &o,
+		                    e);
+		if (st != KM_OK || o.seen >= limit || top)
+			break;
+		span *= 8;
+	}
+	if (st == KM_OK) {
+		int n = o.seen < limit ? o.seen : limit;
+		/* the ring holds the last n rows seen, newest first; the last seen
+		 * is the nearest to lo */
+		for (int i = 0; i < n; i++)
+			((au_row *)out)[i] = tmp[(o.seen - 1 - i) % limit];
+		*got = n;
+	}
+	free(tmp);
+	return st;
+}
+
+static int au_newest_cb(void *ctx, const audit_row *r)
+{
+	*(uint64_t *)ctx = r->seq;
+	return 1;
+}
+
+static void au_report(ui_view *v, int rc)
+{
+	audit_state *s = v->st;
+	if (rc != 0)
+		ui_error(v->c, &s->lw.err);
+}
+
+static int au_list_rows(ui_view *v)
+{
+	audit_state *s = v->st;
+	int h = v->area.h - 2 - ((s->v.running || s->v.have_result) ? 3 : 0);
+	if (s->detail_open)
+		h = h / 2;
+	return h < 1 ? 1 : h;
+}
+
+static void au_detail_clear(audit_state *s)
+{
+	audit_row_free(&s->detail);
+	s->detail_loaded = 0;
+}
+
+static void au_reload(ui_view *v)
+{
+	audit_state *s = v->st;
+	km_err e;
+	km_err_clear(&e);
+	s->newest = 0;
+	if (km_audit_query(ui_ctx(v->c), NULL, 0, 1, au_newest_cb, &s->newest, &e) != KM_OK) {
+		ui_error(v->c, &e);
+		ui_tw_format(s->lw.err.msg, sizeof s->lw.err.msg, "%s", e.msg);
+	}
+	int cap = au_list_rows(v);
+	au_report(v, cap != s->lw.cap ? ui_lw_resize(&s->lw, cap) : ui_lw_reload(&s->lw));
+	au_detail_clear(s);
+}
+
+static void au_open(ui_view *v)
+{
+	audit_state *s = v->st;
+	ui_lw_init(&s->lw, sizeof(au_row), au_fetch, v);
+	pthread_mutex_init(&s->v.mu, NULL);
+	s->mu_ready = 1;
+}
+
+static void au_verify_stop(audit_state *s)
+{
+	if (!s->v.running)
+		return;
+	pthread_mutex_lock(&s->v.mu);
+	s->v.cancel = 1;
+	pthread_mutex_unlock(&s->v.mu);
+	pthread_join(s->v.thread, NULL);
+	km_audit_verify_abandon(s->v.job);
+	s->v.job = NULL;
+	s->v.running = 0;
+}
+
+static void au_close(ui_view *v)
+{
+	audit_state *s = v->st;
+	au_verify_stop(s);
+	ui_lw_free(&s->lw);
+	au_detail_clear(s);
+	if (s->mu_ready)
+		pthread_mutex_destroy(&s->v.mu);
+}
+
+/* ---- filter ------------------------------------------------------------- */
+
+static const struct {
+	const char *prefix;
+	size_t off;   /* field of audit_state receiving the value */
+	size_t cap;
+	int key;      /* 1: value is a key name: object prefix "key:NAME" */
+} au_filter_words[] = {
+	{"key:", offsetof(audit_state, f_prefix), sizeof(((audit_state *)0)->f_prefix), 1},
+	{"object:", offsetof(audit_state, f_prefix), sizeof(((audit_state *)0)->f_prefix), 0},
+	{"actor:", offsetof(audit_state, f_actor), sizeof(((audit_state *)0)->f_actor), 0},
+	{"action:", offsetof(audit_state, f_action), sizeof(((audit_state *)0)->f_action), 0},
+	{"outcome:", offsetof(audit_state, f_outcome), sizeof(((audit_state *)0)->f_outcome), 0},
+	{"since:", offsetof(audit_state, f_from), sizeof(((audit_state *)0)->f_from), 0},
+	{"until:", offsetof(audit_state, f_to), sizeof(((audit_state *)0)->f_to), 0},
+};
+
+static void au_filter_parse(audit_state *s, const char *text)
+{
+	ui_tw_format(s->filter_text, sizeof s->filter_text, "%s", text);
+	s->f_prefix[0] = s->f_actor[0] = s->f_action[0] = s->f_outcome[0] = s->f_from[0] =
+		s->f_to[0] = '\0';
+	char buf[256];
+	ui_tw_format(buf, sizeof buf, "%s", text);
+	char *save = NULL;
+	for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		size_t i = 0;
+		while (i < KM_ARRAY_LEN(au_filter_words) &&
+		       strncmp(w, au_filter_words[i].prefix, strlen(au_filter_words[i].prefix)) != 0)
+			i++;
+		char *dst = s->f_prefix;
+		size_t cap = sizeof s->f_prefix;
+		const char *val = w;
+		int key = 0;
+		if (i < KM_ARRAY_LEN(au_filter_words)) {
+			dst = (char *)s + au_filter_words[i].off;
+			cap = au_filter_words[i].cap;
+			val = w + strlen(au_filter_words[i].prefix);
+			key = au_filter_words[i].key;
+		}
+		ui_tw_format(dst, cap, "%s%s", key ? "key:" : "", val);
+	}
+	s->f = (audit_filter){
+		.object_prefix = s->f_prefix[0] ? s->f_prefix : NULL,
+		.actor = s->f_actor[0] ? s->f_actor : NULL,
+		.action = s->f_action[0] ? s->f_action : NULL,
+		.outcome = s->f_outcome[0] ? s->f_outcome : NULL,
+		.time_from = s->f_from[0] ? s->f_from : NULL,
+		.time_to = s->f_to[0] ? s->f_to : NULL,
+	};
+	s->filtered = s->f_prefix[0] || s->f_actor[0] || s->f_action[0] || s->f_outcome[0] ||
+	              s->f_from[0] || s->f_to[0];
+}
+
+static void au_filter(ui_view *v, const char *text)
+{
+	audit_state *s = v->st;
+	au_filter_parse(s, text);
+	au_report(v, ui_lw_home(&s->lw));
+	ui_dirty(v->c);
+}
+
+static const char *au_filter_text(ui_view *v)
+{
+	audit_state *s = v->st;
+	return s->filter_text;
+}
+
+struct au_form_ctx {
+	ui_view *v;
+};
+
+static int au_form_submit(void *ctx, ui_field *f, size_t n, char *general, size_t cap)
+{
+	struct au_form_ctx *fc = ctx;
+	static const char *const words[] = {"key:", "actor:", "action:", "outcome:", "since:", "until:"};
+	(void)general;
+	(void)cap;
+	char text[512] = "";
+	for (size_t i = 0; i < n; i++) {
+		if (strchr(f[i].value, ' ')) {
+			ui_tw_format(f[i].error, sizeof f[i].error, "no spaces here");
+			return -1;
+		}
+		if (f[i].value[0])
+			ui_tw_format(text + strlen(text), sizeof text - strlen(text), "%s%s%s",
+			             text[0] ? " " : "", words[i], f[i].value);
+	}
+	au_filter(fc->v, text);
+	return 0;
+}
+
+static void au_filter_form(ui_view *v)
+{
+	audit_state *s = v->st;
+	ui_field f[6] = {
+		{.label = "Key", .hint = "events about this key (all its versions)"},
+		{.label = "Actor", .hint = "user name"},
+		{.label = "Action", .hint = "e.g. key.rotate, key.state, login, audit.verify"},
+		{.label = "Outcome", .hint = "ok, denied or error"},
+		{.label = "Since", .hint = "RFC 3339 time or prefix, inclusive: 2026-03 or 2026-03-01T10"},
+		{.label = "Until", .hint = "RFC 3339 time or prefix, inclusive: 2026-03-31"},
+	};
+	const char *vals[6] = {s->f_prefix, s->f_actor, s->f_action, s->f_outcome, s->f_from, s->f_to};
+	for (int i = 0; i < 6; i++)
+		ui_tw_format(f[i].value, sizeof f[i].value, "%s",
+		             i == 0 && strncmp(vals[0], "key:", 4) == 0 ? vals[0] + 4 : vals[i]);
+	struct au_form_ctx fc = {v};
+	ui_dialog_form(v->c, "Filter audit events", f, 6, au_form_submit, &fc);
+}
+
+/* ---- verification -------------------------------------------------------- */
+
+static int au_progress(void *ctx, uint64_t checked, uint64_t total)
+{
+	au_verify *vf = ctx;
+	pthread_mutex_lock(&vf->mu);
+	vf->checked = checked;
+	vf->total = total;
+	int cancel = vf->cancel;
+	pthread_mutex_unlock(&vf->mu);
+	return cancel;
+}
+
+static void *au_verify_main(void *arg)
+{
+	au_verify *vf = arg;
+	audit_verify_result r;
+	memset(&r, 0, sizeof r);
+	km_err e;
+	km_err_clear(&e);
+	km_status rc = km_audit_verify_run(vf->job, au_progress, vf, &r, &e);
+	pthread_mutex_lock(&vf->mu);
+	vf->r = r;
+	vf->rc = rc;
+	vf->err = e;
+	vf->done = 1;
+	pthread_mutex_unlock(&vf->mu);
+	return NULL;
+}
+
+static void au_verify_begin(ui_view *v)
+{
+	audit_state *s = v->st;
+	if (s->v.running) {
+		ui_message(v->c, "verification is already running");
+		return;
+	}
+	km_err e;
+	km_err_clear(&e);
+	km_verify_job *job = NULL;
+	if (km_audit_verify_start(ui_ctx(v->c), &job, &e) != KM_OK) {
+		ui_error(v->c, &e);
+		ui_changed(v->c); /* the denial is an event */
+		return;
+	}
+	s->v.job = job;
+	s->v.checked = s->v.total = 0;
+	s->v.done = s->v.cancel = 0;
+	s->v.have_result = 0;
+	s->v.shown_checked = 0;
+	clock_gettime(CLOCK_MONOTONIC, &s->v.t0);
+	if (pthread_create(&s->v.thread, NULL, au_verify_main, &s->v) != 0) {
+		km_audit_verify_abandon(job);
+		s->v.job = NULL;
+		ui_error_text(v->c, "cannot start the verification thread");
+		return;
+	}
+	s->v.running = 1;
+	v->stale = 1; /* the progress panel takes rows from the list */
+	ui_message(v->c, "verifying the audit log...");
+}
+
+static double au_elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* After a failed verification: show the bad entry, unfiltered, selected. */
+static void au_jump_to(ui_view *v, uint64_t seq)
+{
+	audit_state *s = v->st;
+	au_filter_parse(s, "");
+	au_row above = {.seq = seq + 1};
+	s->lw.sel = 0;
+	au_report(v, ui_lw_from(&s->lw, &above));
+	s->detail_open = 1;
+	au_detail_clear(s);
+}
+
+static void au_tick(ui_view *v)
+{
+	audit_state *s = v->st;
+	if (!s->v.running)
+		return;
+	pthread_mutex_lock(&s->v.mu);
+	int done = s->v.done;
+	uint64_t checked = s->v.checked;
+	pthread_mutex_unlock(&s->v.mu);
+	if (checked != s->v.shown_checked) {
+		s->v.shown_checked = checked;
+		ui_dirty(v->c);
+	}
+	if (!done) {
+		ui_dirty(v->c); /* the rate and elapsed time move */
+		return;
+	}
+	pthread_join(s->v.thread, NULL);
+	s->v.running = 0;
+	s->v.seconds = au_elapsed(&s->v.t0);
+	km_err e;
+	km_err_clear(&e);
+	if (s->v.rc != KM_OK) {
+		km_audit_verify_abandon(s->v.job);
+		s->v.job = NULL;
+		ui_error(v->c, &s->v.err);
+		ui_changed(v->c);
+		return;
+	}
+	s->v.last = s->v.r;
+	s->v.have_result = 1;
+	if (km_audit_verify_finish(ui_ctx(v->c), s->v.job, &s->v.r, &e) != KM_OK)
+		ui_error(v->c, &e);
+	s->v.job = NULL;
+	ui_changed(v->c);
+	if (s->v.last.intact) {
+		ui_message(v->c, "audit log intact: %llu entries, %llu signed tree heads checked",
+		           (unsigned long long)s->v.last.entries_checked,
+		           (unsigned long long)s->v.last.heads_checked);
+	} else {
+		ui_error_text(v->c, "audit log damaged at entry %llu: %s",
+		              (unsigned long long)s->v.last.first_bad_seq, s->v.last.problem);
+		if (s->v.last.first_bad_seq) {
+			/* reload first (sizes change), then jump */
+			ui_lw_resize(&s->lw, au_list_rows(v));
+			au_jump_to(v, s->v.last.first_bad_seq);
+			v->stale = 0;
+		}
+	}
+}
+
+static void au_hex(const uint8_t *b, size_t n, char *out, size_t cap)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 2 < cap; i++) {
+		out[o++] = hx[b[i] >> 4];
+		out[o++] = hx[b[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+static int au_draw_verify(ui_view *v, ui_rect a)
+{
+	audit_state *s = v->st;
+	ui_console *c = v->c;
+	const ui_glyphs *g = ui_glyph(c);
+	char t[600];
+	if (s->v.running) {
+		pthread_mutex_lock(&s->v.mu);
+		uint64_t checked = s->v.checked, total = s->v.total;
+		pthread_mutex_unlock(&s->v.mu);
+		double secs = au_elapsed(&s->v.t0);
+		double rate = secs > 0 ? (double)checked / secs : 0;
+		ui_tw_format(t, sizeof t, "Verifying the audit log: %llu / %llu entries  %.0f entries/s  %.1f s",
+		             (unsigned long long)checked, (unsigned long long)total, rate, secs);
+		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS, t);
+		int bw = a.w - 2;
+		int done = total ? (int)((double)bw * (double)checked / (double)total) : 0;
+		if (done > bw)
+			done = bw;
+		attrset((int)ui_attr(c, UI_EL_PROGRESS_DONE));
+		for (int i = 0; i < done; i++)
+			mvaddstr(a.y + 1, a.x + 1 + i, g->bar_full);
+		attrset((int)ui_attr(c, UI_EL_PROGRESS_TODO));
+		for (int i = done; i < bw; i++)
+			mvaddstr(a.y + 1, a.x + 1 + i, g->bar_empty);
+		attrset(A_NORMAL);
+		return 3;
+	}
+	if (!s->v.have_result)
+		return 0;
+	const audit_verify_result *r = &s->v.last;
+	if (r->intact) {
+		ui_tw_format(t, sizeof t, "%s Audit log intact: %llu entries and %llu signed tree heads checked in %.2f s",
+		             g->ok, (unsigned long long)r->entries_checked,
+		             (unsigned long long)r->heads_checked, s->v.seconds);
+		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_OK, UI_TW_ELLIPSIS, t);
+		char root[2 * MERKLE_HASH_BYTES + 1], tm[32];
+		au_hex(r->head_root, MERKLE_HASH_BYTES, root, sizeof root);
+		ui_fmt_time(r->head_time, tm);
+		ui_tw_format(t, sizeof t, "Signed tree head: size %llu  root %s  time %s UTC",
+		             (unsigned long long)r->head_size, root, tm);
+		ui_draw_text(c, a.y + 1, a.x + 1, a.w - 2, UI_EL_HASH, UI_TW_ELLIPSIS, t);
+	} else {
+		ui_tw_format(t, sizeof t, "%s Audit log DAMAGED: first bad entry %llu (%llu entries checked before it)",
+		             g->bad, (unsigned long long)r->first_bad_seq,
+		             (unsigned long long)r->entries_checked);
+		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_BAD, UI_TW_ELLIPSIS, t);
+		ui_draw_text(c, a.y + 1, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, r->problem);
+	}
+	return 3;
+}
+
+/* ---- drawing ------------------------------------------------------------- */
+
+enum { AU_SEQ = 8, AU_TIME = 19, AU_ACTOR = 16, AU_ACTION = 16, AU_OUTCOME = 8 };
+
+static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_element base)
+{
+	ui_console *c = v->c;
+	char t[64];
+	ui_draw_fill(c, y, a.x, a.w, base);
+	int x = a.x + 1;
+	ui_tw_format(t, sizeof t, "%llu", (unsigned long long)r->seq);
+	ui_draw_text(c, y, x, AU_SEQ, base, UI_TW_RIGHT, t);
+	x += AU_SEQ + 1;
+	char tm[32];
+	ui_tw_format(tm, sizeof tm, "%.19s", r->time);
+	if (tm[10] == 'T')
+		tm[10] = ' ';
+	ui_draw_text(c, y, x, AU_TIME, base, UI_TW_PAD, tm);
+	x += AU_TIME + 1;
+	ui_draw_text(c, y, x, AU_ACTOR, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->actor);
+	x += AU_ACTOR + 1;
+	ui_draw_text(c, y, x, AU_ACTION, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->action);
+	x += AU_ACTION + 1;
+	ui_element oe = base != UI_EL_NORMAL ? base : strcmp(r->outcome, "ok") == 0 ? UI_EL_OK : UI_EL_BAD;
+	ui_draw_text(c, y, x, AU_OUTCOME, oe, UI_TW_PAD, r->outcome);
+	x += AU_OUTCOME + 1;
+	ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->object);
+}
+
+static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
+{
+	audit_state *s = v->st;
+	ui_console *c = v->c;
+	if (!s->detail_loaded || s->detail_seq != r->seq) {
+		au_detail_clear(s);
+		s->detail_seq = r->seq;
+		s->detail_loaded = 1;
+		s->detail_err[0] = '\0';
+		km_err e;
+		km_err_clear(&e);
+		if (km_audit_get(ui_ctx(c), r->seq, &s->detail, &e) != KM_OK)
+			ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
+	}
+	char t[200];
+	ui_draw_hline(c, a.y, a.x, a.w, UI_EL_BORDER);
+	ui_tw_format(t, sizeof t, " Event %llu ", (unsigned long long)r->seq);
+	ui_draw_text(c, a.y, a.x + 2, a.w - 4, UI_EL_SECTION, 0, t);
+	int y = a.y + 1;
+	if (s->detail_err[0]) {
+		ui_draw_text(c, y, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, s->detail_err);
+		return;
+	}
+	char hex[2 * MERKLE_HASH_BYTES + 1];
+	au_hex(s->detail.leaf_hash, MERKLE_HASH_BYTES, hex, sizeof hex);
+	ui_draw_text(c, y, a.x + 1, 11, UI_EL_SECTION, 0, "Leaf hash");
+	ui_draw_text(c, y++, a.x + 12, a.w - 13, UI_EL_HASH, UI_TW_ELLIPSIS, hex);
+	ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, 0, "Canonical JSON (exactly as hashed)");
+	const char *p = s->detail.json ? s->detail.json : "";
+	while (*p && y < a.y + a.h) {
+		/* no break at spaces: the bytes as they are, cut at the width */
+		size_t len = ui_tw_clip(p, a.w - 2, NULL);
+		if (len == 0)
+			len = 1;
+		size_t next = len;
+		char line[1024];
+		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
+		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_NORMAL, 0, line);
+		p += next;
+	}
+}
+
+static void au_draw(ui_view *v, ui_rect a)
+{
+	audit_state *s = v->st;
+	ui_console *c = v->c;
+	char info[400];
+	ui_tw_format(info, sizeof info, "%llu events, newest first%s%s%s   (f: filter form, V: verify)",
+	             (unsigned long long)s->newest, s->filtered ? "; filter \"" : "",
+	             s->filtered ? s->filter_text : "", s->filtered ? "\"" : "");
+	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filtered ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
+	             info);
+	int y = a.y + 1;
+	ui_rect vr = {y, a.x, 3, a.w};
+	y += au_draw_verify(v, vr);
+	ui_draw_fill(c, y, a.x, a.w, UI_EL_HEADER);
+	char hdr[200];
+	ui_tw_format(hdr, sizeof hdr, "%*s %-*s %-*s %-*s %-*s %s", AU_SEQ, "SEQ", AU_TIME, "TIME (UTC)",
+	             AU_ACTOR, "ACTOR", AU_ACTION, "ACTION", AU_OUTCOME, "OUTCOME", "OBJECT");
+	ui_draw_text(c, y, a.x + 1, a.w - 2, UI_EL_HEADER, UI_TW_PAD, hdr);
+	y++;
+	int rows = au_list_rows(v);
+	if (rows != s->lw.cap)
+		au_report(v, ui_lw_resize(&s->lw, rows));
+	s->list_y = y;
+	s->list_rows = rows;
+	if (s->lw.n == 0)
+		ui_draw_text(c, y, a.x + 2, a.w - 4, UI_EL_DIM, UI_TW_ELLIPSIS,
+		             s->lw.err.code != KM_OK ? s->lw.err.msg
+		             : s->filtered          ? "no event matches the filter (/ or f to change it, q to clear)"
+		                                    : "no events");
+	for (int i = 0; i < s->lw.n && i < rows; i++)
+		au_draw_row(v, y + i, a, ui_lw_row(&s->lw, i), i == s->lw.sel ? UI_EL_SELECTED : UI_EL_NORMAL);
+	const au_row *sel = ui_lw_selected(&s->lw);
+	if (s->detail_open && sel) {
+		ui_rect d = {y + rows, a.x, a.y + a.h - (y + rows), a.w};
+		au_draw_detail(v, d, sel);
+	}
+}
+
+/* ---- actions ------------------------------------------------------------- */
+
+static int au_handle(ui_view *v, ui_action a)
+{
+	audit_state *s = v->st;
+	switch (a) {
+	case UI_ACT_MOVE_DOWN: au_report(v, ui_lw_down(&s->lw)); return 1;
+	case UI_ACT_MOVE_UP: au_report(v, ui_lw_up(&s->lw)); return 1;
+	case UI_ACT_PAGE_DOWN: au_report(v, ui_lw_page_down(&s->lw)); return 1;
+	case UI_ACT_PAGE_UP: au_report(v, ui_lw_page_up(&s->lw)); return 1;
+	case UI_ACT_FIRST: au_report(v, ui_lw_home(&s->lw)); return 1;
+	case UI_ACT_LAST: au_report(v, ui_lw_end(&s->lw)); return 1;
+	case UI_ACT_ENTER:
+	case UI_ACT_PANE_RIGHT:
+		s->detail_open = a == UI_ACT_ENTER ? !s->detail_open : 1;
+		au_report(v, ui_lw_resize(&s->lw, au_list_rows(v)));
+		return 1;
+	case UI_ACT_PANE_LEFT:
+		return 1;
+	case UI_ACT_QUIT:
+		if (s->detail_open) {
+			s->detail_open = 0;
+			au_report(v, ui_lw_resize(&s->lw, au_list_rows(v)));
+			return 1;
+		}
+		if (s->filtered) {
+			au_filter(v, "");
+			return 1;
+		}
+		return 0;
+	case UI_ACT_AUDIT_FILTER:
+		au_filter_form(v);
+		return 1;
+	case UI_ACT_AUDIT_VERIFY:
+		au_verify_begin(v);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void au_click(ui_view *v, int y, int x)
+{
+	audit_state *s = v->st;
+	(void)x;
+	if (y >= s->list_y && y < s->list_y + s->list_rows)
+		ui_lw_select(&s->lw, y - s->list_y);
+	ui_dirty(v->c);
+}
+
+const struct ui_view_ops ui_view_audit = {
+	.name = "audit",
+	.title = "Audit",
+	.help = "The audit log, newest first. / filters with words key:NAME actor:NAME action:NAME "
+	        "outcome:ok|denied|error since:TIME until:TIME (a bare word is an object prefix); "
+	        "f opens the same filter as a form. Enter shows the event's canonical JSON and leaf "
+	        "hash. V verifies the whole log in the background: every leaf, every signed tree "
+	        "head; on damage the list jumps to the first bad entry.",
+	.state_size = sizeof(audit_state),
+	.open = au_open,
+	.close = au_close,
+	.reload = au_reload,
+	.draw = au_draw,
+	.handle = au_handle,
+	.filter = au_filter,
+	.filter_text = au_filter_text,
+	.click = au_click,
+	.tick = au_tick,
+};

@@ -1,0 +1,620 @@
+/*
+ * view_keys.c — the key inventory: every KEK with its current version,
+ * state, age, tags, assets and last use; a detail pane for the selected
+ * key (versions, tags, assets, latest audit events); the key actions.
+ *
+ * Loads only what is visible: the list is a keyset-paginated window
+ * (listwin.h) over km_key_list; the detail pane is fetched when the
+ * selection changes while it is open.  Changes go through commands.c, the
+ * same core calls as the CLI.
+ *
+ * Must never: change anything itself (it asks ui_op_*), or query the
+ * deployment while only repainting an unchanged selection.
+ */
+#include "ui.h"
+#include "listwin.h"
+#include "views.h"
+#include "kek.h"
+#include "asset.h"
+#include "auditlog.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KV_MAX_VERSIONS 64
+#define KV_MAX_TAGS 32
+#define KV_MAX_ASSETS 8
+#define KV_MAX_EVENTS 8
+
+typedef struct kv_event {
+	uint64_t seq;
+	char time[32], actor[64], action[48], outcome[16];
+} kv_event;
+
+typedef struct keys_state {
+	ui_listwin lw;
+	char filter[256];
+	km_key_sort sort;
+	int desc;
+	uint64_t count;
+	int detail_open, focus_detail;
+	/* the detail pane, for detail_name */
+	char detail_name[KM_KEY_NAME_MAX + 1];
+	int detail_loaded;
+	km_key_version_info versions[KV_MAX_VERSIONS];
+	int nversions, vsel;
+	km_tag tags[KV_MAX_TAGS];
+	int ntags;
+	km_asset_info assets[KV_MAX_ASSETS];
+	int nassets;
+	kv_event events[KV_MAX_EVENTS];
+	int nevents;
+	char detail_err[KM_ERR_MSG_MAX];
+	int list_y, list_rows; /* where rows were drawn, for clicks */
+	int ver_y;             /* first version row in the detail pane */
+} keys_state;
+
+/* Columns of the table; sort < 0: not sortable.  width 0: shares the rest. */
+typedef struct kv_column {
+	const char *title;
+	int width;
+	int sort;
+	int right;
+} kv_column;
+
+enum { KV_COL_NAME, KV_COL_VER, KV_COL_STATE, KV_COL_AGE, KV_COL_TAGS, KV_COL_ASSETS, KV_COL_USE, KV_NCOL };
+
+static const kv_column kv_columns[KV_NCOL] = {
+	[KV_COL_NAME] = {"NAME", 0, KM_KEY_SORT_NAME, 0},
+	[KV_COL_VER] = {"VER", 4, KM_KEY_SORT_VERSION, 1},
+	[KV_COL_STATE] = {"STATE", 17, KM_KEY_SORT_STATE, 0},
+	[KV_COL_AGE] = {"AGE", 6, KM_KEY_SORT_AGE, 1},
+	[KV_COL_TAGS] = {"TAGS", 0, -1, 0},
+	[KV_COL_ASSETS] = {"ASSETS", 7, KM_KEY_SORT_ASSETS, 1},
+	[KV_COL_USE] = {"LAST USE", 9, KM_KEY_SORT_LAST_USE, 1},
+};
+
+/* ---- data ---------------------------------------------------------------- */
+
+struct kv_fetch_out {
+	km_key_info *rows;
+	int n, limit;
+};
+
+static int kv_fetch_row(void *ctx, const km_key_info *k)
+{
+	struct kv_fetch_out *o = ctx;
+	if (o->n >= o->limit)
+		return 1;
+	o->rows[o->n++] = *k;
+	return 0;
+}
+
+static km_status kv_fetch(void *ctx, const void *cursor, int backwards, int limit, void *out,
+                          int *got, km_err *e)
+{
+	ui_view *v = ctx;
+	keys_state *s = v->st;
+	km_key_query q = {
+		.filter = s->filter,
+		.sort = s->sort,
+		.descending = s->desc,
+		.cursor = cursor,
+		.backwards = backwards,
+		.limit = limit,
+	};
+	struct kv_fetch_out o = {out, 0, limit};
+	km_status st = km_key_list(ui_ctx(v->c), &q, kv_fetch_row, &o, e);
+	*got = o.n;
+	return st;
+}
+
+static void kv_count(ui_view *v)
+{
+	keys_state *s = v->st;
+	km_err e;
+	km_err_clear(&e);
+	if (km_key_count(ui_ctx(v->c), s->filter, &s->count, &e) != KM_OK)
+		s->count = 0;
+}
+
+static int kv_list_rows(ui_view *v)
+{
+	keys_state *s = v->st;
+	int h = v->area.h - 2; /* info line, header */
+	if (s->detail_open)
+		h = (v->area.h * 2) / 5 - 2;
+	return h < 1 ? 1 : h;
+}
+
+static void kv_report(ui_view *v, int rc)
+{
+	keys_state *s = v->st;
+	if (rc != 0)
+		ui_error(v->c, &s->lw.err);
+}
+
+static void kv_reload(ui_view *v)
+{
+	keys_state *s = v->st;
+	int cap = kv_list_rows(v);
+	int rc = cap != s->lw.cap ? ui_lw_resize(&s->lw, cap) : ui_lw_reload(&s->lw);
+	kv_report(v, rc);
+	kv_count(v);
+	s->detail_loaded = 0;
+}
+
+static void kv_open(ui_view *v)
+{
+	keys_state *s = v->st;
+	ui_lw_init(&s->lw, sizeof(km_key_info), kv_fetch, v);
+	s->sort = KM_KEY_SORT_NAME;
+}
+
+static void kv_close(ui_view *v)
+{
+	keys_state *s = v->st;
+	ui_lw_free(&s->lw);
+}
+
+static int kv_version_cb(void *ctx, const km_key_version_info *ver)
+{
+	keys_state *s = ctx;
+	if (s->nversions >= KV_MAX_VERSIONS)
+		return 1;
+	s->versions[s->nversions++] = *ver;
+	return 0;
+}
+
+static int kv_tag_cb(void *ctx, const km_tag *t)
+{
+	keys_state *s = ctx;
+	if (s->ntags >= KV_MAX_TAGS)
+		return 1;
+	s->tags[s->ntags++] = *t;
+	return 0;
+}
+
+static int kv_asset_cb(void *ctx, const km_asset_info *a)
+{
+	keys_state *s = ctx;
+	if (s->nassets >= KV_MAX_ASSETS)
+		return 1;
+	s->assets[s->nassets++] = *a;
+	return 0;
+}
+
+static int kv_event_cb(void *ctx, const audit_row *r)
+{
+	keys_state *s = ctx;
+	if (s->nevents >= KV_MAX_EVENTS)
+		return 1;
+	kv_event *ev = &s->events[s->nevents++];
+	ev->seq = r->seq;
+	ui_tw_format(ev->time, sizeof ev->time, "%s", r->time ? r->time : "");
+	ui_tw_format(ev->actor, sizeof ev->actor, "%s", r->actor ? r->actor : "");
+	ui_tw_format(ev->action, sizeof ev->action, "%s", r->action ? r->action : "");
+	ui_tw_format(ev->outcome, sizeof ev->outcome, "%s", r->outcome ? r->outcome : "");
+	return 0;
+}
+
+/* Fetch the detail pane for the selected key (recalc on selection change). */
+static void kv_detail_load(ui_view *v, const km_key_info *k)
+{
+	keys_state *s = v->st;
+	if (s->detail_loaded && strcmp(s->detail_name, k->name) == 0)
+		return;
+	int same = strcmp(s->detail_name, k->name) == 0;
+	ui_tw_format(s->detail_name, sizeof s->detail_name, "%s", k->name);
+	s->detail_loaded = 1;
+	s->nversions = s->ntags = s->nassets = s->nevents = 0;
+	s->detail_err[0] = '\0';
+	if (!same)
+		s->vsel = 0;
+	km_ctx *ctx = ui_ctx(v->c);
+	km_err e;
+	km_err_clear(&e);
+	if (km_key_versions(ctx, k->name, kv_version_cb, s, &e) != KM_OK ||
+	    km_key_tags(ctx, k->name, kv_tag_cb, s, &e) != KM_OK) {
+		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
+		return;
+	}
+	km_asset_query aq = {.key_name = k->name, .limit = KV_MAX_ASSETS};
+	if (km_asset_list(ctx, &aq, kv_asset_cb, s, &e) != KM_OK)
+		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
+	char prefix[KM_KEY_NAME_MAX + 8];
+	ui_tw_format(prefix, sizeof prefix, "key:%s", k->name);
+	audit_filter f = {.object_prefix = prefix};
+	km_err e2;
+	km_err_clear(&e2);
+	if (km_audit_query(ctx, &f, 0, KV_MAX_EVENTS, kv_event_cb, s, &e2) != KM_OK) {
+		/* an officer without audit.read sees the reason, not an error */
+		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e2.msg);
+	}
+	if (s->vsel >= s->nversions)
+		s->vsel = s->nversions ? s->nversions - 1 : 0;
+}
+
+/* ---- drawing ------------------------------------------------------------- */
+
+static void kv_widths(int total, int w[KV_NCOL])
+{
+	int fixed = 0, flex = 0;
+	for (int i = 0; i < KV_NCOL; i++) {
+		fixed += kv_columns[i].width + 1;
+		flex += kv_columns[i].width == 0;
+	}
+	int rest = total - fixed - 1;
+	if (rest < 2 * 8)
+		rest = 2 * 8;
+	for (int i = 0; i < KV_NCOL; i++)
+		w[i] = kv_columns[i].width;
+	w[KV_COL_NAME] = rest * 45 / 100;
+	w[KV_COL_TAGS] = rest - w[KV_COL_NAME];
+	(void)flex;
+}
+
+static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const km_key_info *k,
+                        ui_element base)
+{
+	ui_console *c = v->c;
+	char cell[KV_NCOL][256];
+	int64_t now = km_now();
+	ui_tw_format(cell[KV_COL_NAME], sizeof cell[0], "%s", k->name);
+	ui_tw_format(cell[KV_COL_VER], sizeof cell[0], "%u", k->current_version);
+	ui_tw_format(cell[KV_COL_STATE], sizeof cell[0], "%s",
+	             k->current_version ? km_state_name(k->current_state) : "-");
+	char age[16];
+	ui_fmt_age(k->current_created, now, age);
+	ui_tw_format(cell[KV_COL_AGE], sizeof cell[0], "%s", age);
+	ui_tw_format(cell[KV_COL_TAGS], sizeof cell[0], "%s", k->tags);
+	ui_tw_format(cell[KV_COL_ASSETS], sizeof cell[0], "%llu", (unsigned long long)k->assets);
+	if (k->last_used) {
+		ui_fmt_age(k->last_used, now, age);
+		ui_tw_format(cell[KV_COL_USE], sizeof cell[0], "%s ago", age);
+	} else {
+		ui_tw_format(cell[KV_COL_USE], sizeof cell[0], "never");
+	}
+	ui_draw_fill(c, y, x0, v->area.w, base);
+	int x = x0 + 1;
+	for (int i = 0; i < KV_NCOL; i++) {
+		ui_element el = base;
+		if (i == KV_COL_STATE && base == UI_EL_NORMAL && k->current_version)
+			el = ui_state_element(k->current_state);
+		ui_draw_text(c, y, x, w[i], el,
+		             UI_TW_PAD | UI_TW_ELLIPSIS | (kv_columns[i].right ? UI_TW_RIGHT : 0u), cell[i]);
+		x += w[i] + 1;
+	}
+}
+
+static void kv_draw_list(ui_view *v, ui_rect a)
+{
+	keys_state *s = v->st;
+	ui_console *c = v->c;
+	const ui_glyphs *g = ui_glyph(c);
+	char info[512];
+	ui_tw_format(info, sizeof info, "%llu key%s%s%s%s  sorted by %s %s",
+	             (unsigned long long)s->count, s->count == 1 ? "" : "s",
+	             s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "",
+	             km_key_sort_name(s->sort), s->desc ? "(descending)" : "(ascending)");
+	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filter[0] ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
+	             info);
+	int w[KV_NCOL];
+	kv_widths(a.w, w);
+	ui_draw_fill(c, a.y + 1, a.x, a.w, UI_EL_HEADER);
+	int x = a.x + 1;
+	for (int i = 0; i < KV_NCOL; i++) {
+		char t[64];
+		int sorted = kv_columns[i].sort == (int)s->sort;
+		ui_tw_format(t, sizeof t, "%s%s", kv_columns[i].title,
+		             sorted ? (s->desc ? g->sort_desc : g->sort_asc) : "");
+		ui_draw_text(c, a.y + 1, x, w[i], UI_EL_HEADER,
+		             UI_TW_PAD | (kv_columns[i].right ? UI_TW_RIGHT : 0u), t);
+		x += w[i] + 1;
+	}
+	s->list_y = a.y + 2;
+	s->list_rows = a.h - 2;
+	if (s->lw.n == 0) {
+		ui_draw_text(c, a.y + 2, a.x + 2, a.w - 4, UI_EL_DIM, UI_TW_ELLIPSIS,
+		             s->lw.err.code != KM_OK ? s->lw.err.msg
+		             : s->filter[0]         ? "no key matches the filter (/ to change it, q to clear)"
+		                                    : "no keys yet: c creates one");
+		return;
+	}
+	for (int i = 0; i < s->lw.n && i < a.h - 2; i++) {
+		ui_element base = UI_EL_NORMAL;
+		if (i == s->lw.sel)
+			base = s->focus_detail ? UI_EL_SELECTED_IDLE : UI_EL_SELECTED;
+		kv_draw_row(v, a.y + 2 + i, a.x, w, ui_lw_row(&s->lw, i), base);
+	}
+}
+
+static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
+{
+	keys_state *s = v->st;
+	ui_console *c = v->c;
+	kv_detail_load(v, k);
+	char t[300];
+	ui_draw_hline(c, a.y, a.x, a.w, UI_EL_BORDER);
+	ui_tw_format(t, sizeof t, " %s ", k->name);
+	ui_draw_text(c, a.y, a.x + 2, a.w - 4, UI_EL_SECTION, UI_TW_ELLIPSIS, t);
+	int lw = a.w / 2 - 1, rx = a.x + a.w / 2 + 1, rw = a.w - a.w / 2 - 2;
+	int y = a.y + 1, bottom = a.y + a.h;
+	/* versions */
+	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, "Versions");
+	ui_tw_format(t, sizeof t, "%4s %-17s %-10s %-10s %7s %6s", "VER", "STATE", "CREATED",
+	             "ACTIVATED", "WRAPS", "ASSETS");
+	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_HEADER, UI_TW_PAD, t);
+	s->ver_y = y;
+	int vmax = (bottom - y) - 3 - (s->ntags ? 1 : 0);
+	if (vmax < 1)
+		vmax = 1;
+	int first = s->vsel >= vmax ? s->vsel - vmax + 1 : 0;
+	s->ver_y = y - first;
+	for (int i = first; i < s->nversions && i - first < vmax; i++) {
+		const km_key_version_info *ver = &s->versions[i];
+		char cr[32], ac[32];
+		ui_fmt_time(ver->created, cr);
+		ui_fmt_time(ver->activated, ac);
+		cr[10] = ac[10] = '\0';
+		int sel = s->focus_detail && i == s->vsel;
+		ui_element base = sel ? UI_EL_SELECTED : UI_EL_NORMAL;
+		ui_draw_fill(c, y, a.x + 1, lw, base);
+		ui_tw_format(t, sizeof t, "%4u", ver->version);
+		ui_draw_text(c, y, a.x + 1, 5, base, UI_TW_PAD, t);
+		ui_draw_text(c, y, a.x + 6, 17, sel ? base : ui_state_element(ver->state), UI_TW_PAD,
+		             km_state_name(ver->state));
+		ui_tw_format(t, sizeof t, " %-10s %-10s %7llu %6llu", cr, ac,
+		             (unsigned long long)ver->wraps, (unsigned long long)ver->assets);
+		ui_draw_text(c, y, a.x + 23, lw - 22, base, UI_TW_PAD, t);
+		y++;
+	}
+	y++;
+	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, "Tags");
+	char tags[1024] = "";
+	for (int i = 0; i < s->ntags; i++)
+		ui_tw_format(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s=%s", i ? ", " : "",
+		             s->tags[i].key, s->tags[i].value);
+	if (y < bottom)
+		ui_draw_text(c, y++, a.x + 1, lw, s->ntags ? UI_EL_NORMAL : UI_EL_DIM, UI_TW_ELLIPSIS,
+		             s->ntags ? tags : "(none; t edits tags)");
+	/* right column: assets, events */
+	for (int yy = a.y + 1; yy < bottom; yy++)
+		ui_draw_text(c, yy, a.x + a.w / 2, 1, UI_EL_BORDER, 0, ui_glyph(c)->vline);
+	y = a.y + 1;
+	ui_tw_format(t, sizeof t, "Assets (%llu; first %d)", (unsigned long long)k->assets,
+	             s->nassets);
+	ui_draw_text(c, y++, rx, rw, UI_EL_SECTION, UI_TW_ELLIPSIS, t);
+	int half = (bottom - y) / 2;
+	for (int i = 0; i < s->nassets && i < half - 1; i++) {
+		const km_asset_info *as = &s->assets[i];
+		ui_tw_format(t, sizeof t, "%-8s %s%s%s  v%u", as->kind, as->name, as->version[0] ? "@" : "",
+		             as->version, as->kek_version);
+		ui_draw_text(c, y++, rx, rw, UI_EL_NORMAL, UI_TW_ELLIPSIS, t);
+	}
+	if (s->nassets == 0)
+		ui_draw_text(c, y++, rx, rw, UI_EL_DIM, 0, "(none)");
+	y = a.y + 1 + half + 1;
+	ui_draw_text(c, y++, rx, rw, UI_EL_SECTION, 0, "Latest audit events");
+	if (s->detail_err[0])
+		ui_draw_text(c, y++, rx, rw, UI_EL_ERROR, UI_TW_ELLIPSIS, s->detail_err);
+	for (int i = 0; i < s->nevents && y < bottom; i++) {
+		const kv_event *ev = &s->events[i];
+		ui_tw_format(t, sizeof t, "#%llu %.19s %s %s", (unsigned long long)ev->seq, ev->time,
+		             ev->actor, ev->action);
+		int ow = ui_tw_width(ev->outcome) + 1;
+		ui_draw_text(c, y, rx, rw - ow, UI_EL_NORMAL, UI_TW_ELLIPSIS | UI_TW_PAD, t);
+		ui_draw_text(c, y, rx + rw - ow + 1, ow - 1,
+		             strcmp(ev->outcome, "ok") == 0 ? UI_EL_OK : UI_EL_BAD, 0, ev->outcome);
+		y++;
+	}
+}
+
+static void kv_draw(ui_view *v, ui_rect a)
+{
+	keys_state *s = v->st;
+	ui_rect list = a;
+	if (s->detail_open)
+		list.h = (a.h * 2) / 5;
+	kv_draw_list(v, list);
+	const km_key_info *k = ui_lw_selected(&s->lw);
+	if (s->detail_open && k) {
+		ui_rect d = {a.y + list.h, a.x, a.h - list.h, a.w};
+		kv_draw_detail(v, d, k);
+	}
+}
+
+/* ---- actions ------------------------------------------------------------- */
+
+static void kv_layout_changed(ui_view *v)
+{
+	keys_state *s = v->st;
+	int cap = kv_list_rows(v);
+	if (cap != s->lw.cap) {
+		/* keep the selected row visible in the smaller window */
+		if (s->lw.sel >= cap && s->lw.n > 0) {
+			km_key_info *sel = ui_lw_selected(&s->lw);
+			km_key_info keep = *sel;
+			int idx = s->lw.sel - cap + 1;
+			km_key_info *prev = idx > 0 ? ui_lw_row(&s->lw, idx - 1) : NULL;
+			km_key_info pk;
+			if (prev)
+				pk = *prev;
+			kv_report(v, ui_lw_resize(&s->lw, cap));
+			kv_report(v, ui_lw_from(&s->lw, prev ? &pk : NULL));
+			for (int i = 0; i < s->lw.n; i++)
+				if (strcmp(((km_key_info *)ui_lw_row(&s->lw, i))->name, keep.name) == 0)
+					s->lw.sel = i;
+		} else {
+			kv_report(v, ui_lw_resize(&s->lw, cap));
+		}
+	}
+}
+
+static int kv_handle(ui_view *v, ui_action a)
+{
+	keys_state *s = v->st;
+	ui_console *c = v->c;
+	km_key_info *k = ui_lw_selected(&s->lw);
+	km_key_info sel;
+	if (k)
+		sel = *k; /* the window may move under a dialog */
+	switch (a) {
+	case UI_ACT_MOVE_DOWN:
+		if (s->focus_detail) {
+			if (s->vsel < s->nversions - 1)
+				s->vsel++;
+		} else
+			kv_report(v, ui_lw_down(&s->lw));
+		return 1;
+	case UI_ACT_MOVE_UP:
+		if (s->focus_detail) {
+			if (s->vsel > 0)
+				s->vsel--;
+		} else
+			kv_report(v, ui_lw_up(&s->lw));
+		return 1;
+	case UI_ACT_PAGE_DOWN: kv_report(v, ui_lw_page_down(&s->lw)); return 1;
+	case UI_ACT_PAGE_UP: kv_report(v, ui_lw_page_up(&s->lw)); return 1;
+	case UI_ACT_FIRST:
+		if (s->focus_detail)
+			s->vsel = 0;
+		else
+			kv_report(v, ui_lw_home(&s->lw));
+		return 1;
+	case UI_ACT_LAST:
+		if (s->focus_detail)
+			s->vsel = s->nversions ? s->nversions - 1 : 0;
+		else
+			kv_report(v, ui_lw_end(&s->lw));
+		return 1;
+	case UI_ACT_ENTER:
+		s->detail_open = !s->detail_open;
+		s->focus_detail = 0;
+		kv_layout_changed(v);
+		return 1;
+	case UI_ACT_PANE_RIGHT:
+		if (!s->detail_open) {
+			s->detail_open = 1;
+			kv_layout_changed(v);
+		}
+		s->focus_detail = 1;
+		return 1;
+	case UI_ACT_PANE_LEFT:
+		s->focus_detail = 0;
+		return 1;
+	case UI_ACT_QUIT:
+		if (s->detail_open) {
+			s->detail_open = s->focus_detail = 0;
+			kv_layout_changed(v);
+			return 1;
+		}
+		if (s->filter[0]) {
+			s->filter[0] = '\0';
+			kv_report(v, ui_lw_home(&s->lw));
+			kv_count(v);
+			return 1;
+		}
+		return 0;
+	case UI_ACT_SORT_NEXT:
+		s->sort = (km_key_sort)((s->sort + 1) % KM_KEY_SORT_COUNT);
+		kv_report(v, ui_lw_home(&s->lw));
+		return 1;
+	case UI_ACT_SORT_REVERSE:
+		s->desc = !s->desc;
+		kv_report(v, ui_lw_home(&s->lw));
+		return 1;
+	case UI_ACT_KEY_CREATE:
+		ui_op_create(c, NULL, NULL);
+		return 1;
+	case UI_ACT_KEY_TAGS:
+	case UI_ACT_KEY_ROTATE:
+	case UI_ACT_KEY_STATE:
+		if (!k) {
+			ui_error_text(c, "no key selected");
+			return 1;
+		}
+		if (a == UI_ACT_KEY_TAGS)
+			ui_op_edit_tags(c, sel.name);
+		else if (a == UI_ACT_KEY_ROTATE)
+			ui_op_rotate(c, sel.name, 1);
+		else if (s->focus_detail && s->detail_loaded && s->vsel < s->nversions)
+			ui_op_set_state(c, sel.name, s->versions[s->vsel].version, s->versions[s->vsel].state, -1);
+		else if (sel.current_version)
+			ui_op_set_state(c, sel.name, sel.current_version, sel.current_state, -1);
+		else
+			ui_error_text(c, "%s has no version yet", sel.name);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void kv_filter(ui_view *v, const char *text)
+{
+	keys_state *s = v->st;
+	ui_tw_format(s->filter, sizeof s->filter, "%s", text);
+	int rc = ui_lw_home(&s->lw);
+	kv_report(v, rc);
+	kv_count(v);
+	ui_dirty(v->c);
+}
+
+static const char *kv_filter_text(ui_view *v)
+{
+	keys_state *s = v->st;
+	return s->filter;
+}
+
+static int kv_sort(ui_view *v, const char *column, int descending)
+{
+	keys_state *s = v->st;
+	for (int i = 0; i < KM_KEY_SORT_COUNT; i++)
+		if (strcmp(km_key_sort_name((km_key_sort)i), column) == 0) {
+			s->sort = (km_key_sort)i;
+			s->desc = descending;
+			kv_report(v, ui_lw_home(&s->lw));
+			return 0;
+		}
+	char names[128] = "";
+	for (int i = 0; i < KM_KEY_SORT_COUNT; i++)
+		ui_tw_format(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+		             km_key_sort_name((km_key_sort)i));
+	ui_error_text(v->c, "cannot sort keys by \"%s\"; columns: %s", column, names);
+	return -1;
+}
+
+static void kv_click(ui_view *v, int y, int x)
+{
+	keys_state *s = v->st;
+	(void)x;
+	if (y >= s->list_y && y < s->list_y + s->list_rows) {
+		ui_lw_select(&s->lw, y - s->list_y);
+		s->focus_detail = 0;
+	} else if (s->detail_open && y >= s->ver_y && y < s->ver_y + s->nversions && x < v->area.w / 2) {
+		s->vsel = y - s->ver_y;
+		s->focus_detail = 1;
+	}
+	ui_dirty(v->c);
+}
+
+const struct ui_view_ops ui_view_keys = {
+	.name = "keys",
+	.title = "Keys",
+	.help = "Every key-encryption key with its current version and state, the age of that "
+	        "version, its tags, the assets under it and when it was last used. Enter opens the "
+	        "detail pane (versions, tags, assets, latest audit events); l moves into it to pick a "
+	        "version for x (change state). / filters by name or tag:value (sensitivity:high); "
+	        "s and S change the sort.",
+	.state_size = sizeof(keys_state),
+	.open = kv_open,
+	.close = kv_close,
+	.reload = kv_reload,
+	.draw = kv_draw,
+	.handle = kv_handle,
+	.filter = kv_filter,
+	.filter_text = kv_filter_text,
+	.sort = kv_sort,
+	.click = kv_click,
+};
