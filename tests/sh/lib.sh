@@ -4,12 +4,12 @@
 #
 #   kw_fresh_home     temp KEYWARD_HOME with a SoftHSM2 conf + token dir, no init
 #   kw_demo_home      the same, then `keyward init --demo` (prints nothing)
-#   tmux_start [ENV=VAL...] -- CMD...   start CMD in a 120x40 tmux window
+#   tmux_start [VAR=VAL...] [--size CxR] [--] CMD...   start CMD in a tmux window (120x40)
 #   wait_for TEXT [SECONDS]             poll the screen until TEXT shows (fixed string)
 #   wait_gone TEXT [SECONDS]            poll until TEXT is gone
 #   screen [-e]                         the screen now (-e: with colour escapes)
 #   keys KEY...                         tmux send-keys
-#   tmux_stop                           kill the tmux server (also on exit)
+#   tmux_stop                           kill the tmux server (also done on exit)
 #   fail MSG                            print MSG and the screen, exit 1
 #
 # Everything lives under one temp dir removed on exit (KEEP=1 keeps it).
@@ -46,7 +46,73 @@ step() { echo "== $*"; }
 kw_fresh_home() {
 	export KEYWARD_HOME=$KW_TMP/home
 	mkdir -p "$KEYWARD_HOME/tokens"
-	cat >"$KEYWARD_HOME/softhsm2.conf" <<EOF
-directories.tokendir = $KEYWARD_HOME/tokens
-objectstore.backend = file
-log.level = ERROR
+	printf '%s\n' "directories.tokendir = $KEYWARD_HOME/tokens" "objectstore.backend = file" \
+		"log.level = ERROR" >"$KEYWARD_HOME/softhsm2.conf"
+	KW_CONF=$KEYWARD_HOME/softhsm2.conf
+}
+
+kw_demo_home() {
+	kw_fresh_home
+	"$KEYWARD_BIN" init --demo --softhsm2-conf "$KW_CONF" >"$KW_TMP/init.out" 2>&1 ||
+		fail "keyward init --demo failed: $(cat "$KW_TMP/init.out")"
+	KW_DB=$KEYWARD_HOME/keyward.db
+}
+
+# tmux_start [VAR=VALUE...] [--size COLSxROWS] [--] COMMAND [ARGS...]
+# Runs COMMAND with KEYWARD_HOME, LANG=C.UTF-8, TZ=UTC, TERM=xterm-256color,
+# KEYWARD_THEMES_DIR=<repo>/themes and the given variables, in directory
+# $KW_CWD (default: the repo).  The pane stays after the program ends so
+# its last words stay readable ("[exited N]").
+tmux_start() {
+	local envs=() size=120x40
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--) shift; break ;;
+		--size) size=$2; shift 2 ;;
+		*=*) envs+=("$1"); shift ;;
+		*) break ;;
+		esac
+	done
+	local cmd
+	printf -v cmd '%q ' env -u NO_COLOR KEYWARD_HOME="$KEYWARD_HOME" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+		TZ=UTC TERM=xterm-256color KEYWARD_THEMES_DIR="$KW_REPO/themes" "${envs[@]}" "$@"
+	tmux -L "$KW_TMUX_SOCK" -f /dev/null new-session -d -s kw -x "${size%x*}" -y "${size#*x}" \
+		-c "${KW_CWD:-$KW_REPO}" "$cmd; echo \"[exited \$?]\"; sleep 600" ||
+		fail "cannot start tmux"
+}
+
+screen() {
+	if [ "${1:-}" = -e ]; then
+		tmux -L "$KW_TMUX_SOCK" capture-pane -p -e -t kw
+	else
+		tmux -L "$KW_TMUX_SOCK" capture-pane -p -t kw
+	fi
+}
+
+keys() { tmux -L "$KW_TMUX_SOCK" send-keys -t kw "$@"; }
+
+# wait_for TEXT [SECONDS]: the screen shows TEXT (fixed string) within the bound.
+wait_for() {
+	local text=$1 limit=${2:-10} i=0
+	local n=$((limit * 10))
+	while [ "$i" -lt "$n" ]; do
+		screen | grep -qF -- "$text" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	fail "\"$text\" did not appear within ${limit}s"
+}
+
+# wait_gone TEXT [SECONDS]: TEXT leaves the screen within the bound.
+wait_gone() {
+	local text=$1 limit=${2:-10} i=0
+	local n=$((limit * 10))
+	while [ "$i" -lt "$n" ]; do
+		screen | grep -qF -- "$text" || return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	fail "\"$text\" still on screen after ${limit}s"
+}
+
+tmux_stop() { tmux -L "$KW_TMUX_SOCK" kill-server 2>/dev/null || true; }
