@@ -55,7 +55,7 @@ recip=$(grep -o 'age1[0-9a-z]*' "$work/age.key" | head -1)
 ae_r=$($M age -r "$recip" -o "$shm/plain.age" "$shm/plain")
 ad_r=$($M age -d -i "$work/age.key" -o "$shm/back" "$shm/plain.age")
 rm -f "$shm/back" "$shm/plain.age"
-ossl=$(openssl speed -evp aes-256-gcm -seconds 2 -bytes 16384 2>/dev/null | awk '/^aes-256-gcm/ {print $NF}' | tr -d k)
+ossl=$(openssl speed -evp aes-256-gcm -seconds 2 -bytes 16384 2>/dev/null | awk 'tolower($1) == "aes-256-gcm" {print $NF}' | tr -d k)
 ossl_mbps=$(python3 -c "print(f'{float(\"$ossl\")*1000/1048576:.0f}')")
 cp_s=$(field "$cp_r" seconds); p_s=$(field "$p_r" seconds); u_s=$(field "$u_r" seconds)
 ae_s=$(field "$ae_r" seconds); ad_s=$(field "$ad_r" seconds)
@@ -76,8 +76,8 @@ say ""
 # ---------------------------------------------------------------- 2. DEK wraps
 say "## 2. DEK generate + wrap"
 if [ -x "$BUILD/bench/envelope_speed" ]; then
-	dek=$("$BUILD/bench/envelope_speed" --dek-wraps 1000000 | grep -o '[0-9.]* wraps/s' | awk '{print $1}')
-	o64=$(openssl speed -evp aes-256-gcm -seconds 2 -bytes 64 2>/dev/null | awk '/^aes-256-gcm/ {print $NF}' | tr -d k)
+	dek=$("$BUILD/bench/envelope_speed" --dek-wraps 1000000 | awk '/keyed/ {print $(NF-1)}')
+	o64=$(openssl speed -evp aes-256-gcm -seconds 2 -bytes 64 2>/dev/null | awk 'tolower($1) == "aes-256-gcm" {print $NF}' | tr -d k)
 	o64_ops=$(python3 -c "print(f'{float(\"$o64\")*1000/64:.0f}')")
 	say ""
 	say "| what | per second | ratio |"
@@ -114,8 +114,9 @@ with open(path, "w") as f:
 PY
 grep -v '^CREATE INDEX' "$work/schema.sql" | sed 's/REFERENCES [a-z_]*([a-z_, ]*)//g; s/FOREIGN KEY([^)]*) *//g' > "$work/schema2.sql"
 rm -f "$work/raw.db"
-sqlite3 "$work/raw.db" "PRAGMA journal_mode=WAL;" < "$work/schema2.sql" >/dev/null 2>&1 || sqlite3 "$work/raw.db" < "$work/schema2.sql"
-sqlite3 "$work/raw.db" "$(grep '^CREATE INDEX' "$work/schema.sql" | tr '\n' ' ')" 2>/dev/null || true
+sqlite3 "$work/raw.db" < "$work/schema2.sql"
+sqlite3 "$work/raw.db" "PRAGMA journal_mode=WAL;" >/dev/null
+grep '^CREATE INDEX' "$work/schema.sql" | sqlite3 "$work/raw.db"
 raw_r=$($M --in "$work/rows.sql" sqlite3 "$work/raw.db")
 raw_s=$(field "$raw_r" seconds)
 say ""

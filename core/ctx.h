@@ -29,6 +29,8 @@ struct km_ctx {
 	EVP_PKEY *audit_pub;
 	char deployment_id[40];
 	kek_cache *cache;
+	int log_damaged;         /* the login event could not be appended */
+	char log_problem[KM_ERR_MSG_MAX];
 };
 
 km_status km_tx_begin(km_ctx *ctx, km_err *e);

@@ -49,6 +49,7 @@ km_status km_random_hex(char *out, size_t n, km_err *e)
 }
 
 const km_actor *km_actor_get(const km_ctx *ctx) { return &ctx->actor; }
+const char *km_log_damage(const km_ctx *ctx) { return ctx->log_damaged ? ctx->log_problem : NULL; }
 const km_config *km_config_get(const km_ctx *ctx) { return &ctx->cfg; }
 sqlite3 *km_db(km_ctx *ctx) { return ctx->db; }
 hsm *km_hsm(km_ctx *ctx) { return ctx->h; }
@@ -67,6 +68,11 @@ void km_tx_rollback(km_ctx *ctx) { km_db_rollback(ctx->db); }
 km_status km_tx_audit(km_ctx *ctx, const char *action, const char *object,
                       const char *outcome, json_t *details, km_err *e)
 {
+	if (ctx->log_damaged) {
+		json_decref(details);
+		return km_fail(e, KM_EINTEGRITY, "the audit log is damaged, so nothing can be recorded "
+		               "or changed (%s); run `keyward audit verify`", ctx->log_problem);
+	}
 	if (!details)
 		details = json_object();
 	if (ctx->actor.via[0])
@@ -306,8 +312,16 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 	}
 	char roles[64];
 	km_roles_format(ctx->actor.roles, roles, sizeof roles);
-	if ((st = km_audit_event(ctx, "login", "", "ok", json_pack("{s:s}", "roles", roles), e)))
-		goto fail;
+	if ((st = km_audit_event(ctx, "login", "", "ok", json_pack("{s:s}", "roles", roles), e))) {
+		/* A damaged log cannot take the login event — nor any other, so
+		 * nothing can change in this session.  It stays open so that an
+		 * auditor can verify and read exactly what is wrong. */
+		if (st != KM_EINTEGRITY)
+			goto fail;
+		ctx->log_damaged = 1;
+		snprintf(ctx->log_problem, sizeof ctx->log_problem, "%s", e->msg);
+		km_err_clear(e);
+	}
 	*out = ctx;
 	return KM_OK;
 fail:
@@ -488,6 +502,10 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 	}
 	if ((st = mkdir_private(home, e)))
 		goto out;
+	if (chmod(home, 0700) != 0) {
+		st = km_fail(e, KM_ECONFIG, "cannot make %s private (chmod 0700): %s", home, strerror(errno));
+		goto out;
+	}
 	if (o->module_path)
 		snprintf(ctx->cfg.module_path, sizeof ctx->cfg.module_path, "%s", o->module_path);
 	if (o->token)

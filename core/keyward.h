@@ -45,6 +45,9 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e);
 void km_close(km_ctx *ctx);
 
 const km_actor *km_actor_get(const km_ctx *ctx);
+/* NULL, or why this session is read-only: the audit log refused the login
+ * event because it is damaged.  Verification and reads still work. */
+const char *km_log_damage(const km_ctx *ctx);
 const km_config *km_config_get(const km_ctx *ctx);
 sqlite3 *km_db(km_ctx *ctx);
 hsm *km_hsm(km_ctx *ctx);

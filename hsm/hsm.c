@@ -404,8 +404,21 @@ static km_status token_scan_run(CK_FUNCTION_LIST_PTR fl, const hsm_uri *q, token
 static km_status token_locate(CK_FUNCTION_LIST_PTR fl, const token_query *q, CK_SLOT_ID *slot, km_err *e)
 {
 	token_scan sc;
-	km_status st = token_scan_run(fl, &q->uri, &sc, e);
+	km_status st = KM_OK;
 
+	/* SoftHSM2 re-reads its token files on these calls, and a process
+	 * writing them at the same moment makes it answer CKR_GENERAL_ERROR
+	 * or show no token at all (SoftHSMv2 issue 757): look again, with
+	 * backoff, before believing it. */
+	for (int i = 0; i < P11_TRIES; i++) {
+		if (i > 0)
+			sleep_ms(P11_BACKOFF_MS << (i - 1));
+		st = token_scan_run(fl, &q->uri, &sc, e);
+		if (st == KM_OK && sc.matches > 0)
+			break;
+		if (st != KM_OK && st != KM_EHSM)
+			return st;
+	}
 	if (st != KM_OK)
 		return st;
 	if (sc.matches == 0)
@@ -488,7 +501,15 @@ km_status hsm_login(hsm *h, const char *pin, km_err *e)
 		return km_fail(e, KM_EUSAGE, "HSM login needs a PIN");
 	if (h->logged_in)
 		return KM_OK;
-	rv = h->fl->C_Login(h->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
+	/* CKR_GENERAL_ERROR here is the same concurrent-reader race as in
+	 * token_locate; a wrong PIN has its own codes and is never retried. */
+	for (int i = 0; i < P11_TRIES; i++) {
+		if (i > 0)
+			sleep_ms(P11_BACKOFF_MS << (i - 1));
+		rv = h->fl->C_Login(h->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
+		if (rv != CKR_GENERAL_ERROR)
+			break;
+	}
 	/* Login state is per application, so another handle may have done it. */
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		return hsm_p11_fail(e, rv, "HSM login failed", "C_Login");
@@ -656,7 +677,13 @@ km_status hsm_token_describe(hsm *h, hsm_token_info *out, km_err *e)
 	if (!h || !out)
 		return km_fail(e, KM_EUSAGE, "hsm_token_describe: NULL argument");
 	memset(out, 0, sizeof *out);
-	rv = h->fl->C_GetTokenInfo(h->slot, &ti);
+	for (int i = 0; i < P11_TRIES; i++) {  /* the race of token_locate */
+		if (i > 0)
+			sleep_ms(P11_BACKOFF_MS << (i - 1));
+		rv = h->fl->C_GetTokenInfo(h->slot, &ti);
+		if (rv != CKR_GENERAL_ERROR)
+			break;
+	}
 	if (rv != CKR_OK)
 		return hsm_p11_fail(e, rv, "reading the HSM token's description failed", "C_GetTokenInfo");
 	p11_text(out->label, sizeof out->label, ti.label, sizeof ti.label);

@@ -568,6 +568,17 @@ static const ui_cmd *cmd_find(const char *name, const char *sub)
 	return NULL;
 }
 
+/* `keyward help TOPIC`: documents generated from tables. */
+static const struct {
+	const char *topic;
+	void (*print)(FILE *f);
+} ui_help_topics[] = {
+	{"markdown", help_markdown}, /* docs/cli.md, from ui_cli_commands[] */
+#ifdef UI_HAVE_ACTIONS
+	{"keys", ui_actions_markdown}, /* docs/keys.md, from the console's action table */
+#endif
+};
+
 km_status ui_cmd_help(ui_cli *cli, const ui_args *a, km_err *e)
 {
 	(void)cli;
@@ -576,18 +587,11 @@ km_status ui_cmd_help(ui_cli *cli, const ui_args *a, km_err *e)
 		return KM_OK;
 	}
 	const char *what = a->pos[0];
-	if (strcmp(what, "markdown") == 0 && a->npos == 1) {
-		help_markdown(stdout);
-		return KM_OK;
-	}
-	if (strcmp(what, "keys") == 0 && a->npos == 1) {
-#ifdef UI_HAVE_ACTIONS
-		ui_actions_markdown(stdout);
-		return KM_OK;
-#else
-		return km_fail(e, KM_EUSAGE, "this build has no console key bindings");
-#endif
-	}
+	for (size_t i = 0; a->npos == 1 && i < KM_ARRAY_LEN(ui_help_topics); i++)
+		if (strcmp(what, ui_help_topics[i].topic) == 0) {
+			ui_help_topics[i].print(stdout);
+			return KM_OK;
+		}
 	const ui_cmd *c = cmd_find(what, a->npos > 1 ? a->pos[1] : NULL);
 	if (c) {
 		help_command(stdout, c);
@@ -597,7 +601,7 @@ km_status ui_cmd_help(ui_cli *cli, const ui_args *a, km_err *e)
 		help_group(stdout, what);
 		return KM_OK;
 	}
-	return km_fail(e, KM_EUSAGE, "no command \"%s%s%s\" (see keyward --help)", what,
+	return km_fail(e, KM_EUSAGE, "no command or help topic \"%s%s%s\"", what,
 	               a->npos > 1 ? " " : "", a->npos > 1 ? a->pos[1] : "");
 }
 
@@ -607,7 +611,7 @@ km_status ui_cmd_console(ui_cli *cli, const ui_args *a, km_err *e)
 	const char *theme = ui_arg(a, "theme");
 	int rc = ui_console_run(cli->ctx, theme);
 	if (rc != 0)
-		return km_fail(e, KM_EINTERNAL, "the console ended with an error");
+		return km_fail(e, KM_EINTERNAL, "the console could not run (see the message above)");
 	return KM_OK;
 #else
 	(void)cli;

@@ -102,19 +102,21 @@ km_status ui_json_print(json_t *doc, km_err *e);
 /* RFC 3339 UTC, or JSON null / "-" when t == 0. */
 json_t *ui_json_time(int64_t t);
 const char *ui_time_str(int64_t t, char buf[32]);
+/* s sanitised for a terminal (control characters and undecodable bytes
+ * become '?'; NULL and "" become "-"), cut to fit cap bytes.  Returns buf. */
+const char *ui_clean(const char *s, char *buf, size_t cap);
 /* Message to stderr: "keyward: ..." */
 void ui_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A plain-text table: add rows of cells, then print with columns padded to
- * the widest cell (display width, not bytes). */
+ * the widest cell (display width, not bytes; textwidth.h).  Cells are
+ * sanitised: control characters print as '?'. */
 typedef struct ui_table ui_table;
 ui_table *ui_table_new(size_t ncols, const char *const *headers);
 /* Cells are copied; NULL prints as "-". */
 km_status ui_table_add(ui_table *t, const char *const *cells, km_err *e);
 void ui_table_print(ui_table *t, FILE *f);
 void ui_table_free(ui_table *t);
-/* Display width of a UTF-8 string in the current locale. */
-size_t ui_text_width(const char *s);
 
 /* ---- handlers (cli_*.c) ------------------------------------------------ */
 #define UI_CLI_HANDLERS(X)  \

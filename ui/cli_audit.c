@@ -29,11 +29,16 @@ void ui_audit_row_print(const audit_row *r, FILE *f)
 	json_t *ev = json_loads(r->json, 0, NULL);
 	char *details = NULL;
 	json_t *d = ev ? json_object_get(ev, "details") : NULL;
-	if (d && json_object_size(d) > 0)
-		details = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
-	fprintf(f, "%8" PRIu64 "  %s  %-12s %-14s %-7s %s%s%s\n", r->seq, r->time ? r->time : "-",
-	        r->actor ? r->actor : "-", r->action ? r->action : "-",
-	        r->outcome ? r->outcome : "-", r->object ? r->object : "-", details ? "  " : "",
+	if (d && json_object_size(d) > 0) /* ASCII: JSON_ENSURE_ASCII escapes */
+		details = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	/* The fields are decoded from JSON: a tampered row could hold escape
+	 * sequences, so they are cleaned before they reach a terminal. */
+	char t[64], actor[128], action[128], outcome[32], object[512];
+	fprintf(f, "%8" PRIu64 "  %s  %-12s %-14s %-7s %s%s%s\n", r->seq,
+	        ui_clean(r->time, t, sizeof t), ui_clean(r->actor, actor, sizeof actor),
+	        ui_clean(r->action, action, sizeof action),
+	        ui_clean(r->outcome, outcome, sizeof outcome),
+	        ui_clean(r->object, object, sizeof object), details ? "  " : "",
 	        details ? details : "");
 	free(details);
 	json_decref(ev);
@@ -189,14 +194,18 @@ km_status ui_cmd_audit_show(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "json", json_string(r.json));
 		st = ui_json_print(o, e);
 	} else {
+		char buf[512];
 		printf("seq:        %" PRIu64 "\n", r.seq);
-		printf("time:       %s\n", r.time ? r.time : "-");
-		printf("actor:      %s\n", r.actor ? r.actor : "-");
-		printf("action:     %s\n", r.action ? r.action : "-");
-		printf("object:     %s\n", r.object ? r.object : "-");
-		printf("outcome:    %s\n", r.outcome ? r.outcome : "-");
+		printf("time:       %s\n", ui_clean(r.time, buf, sizeof buf));
+		printf("actor:      %s\n", ui_clean(r.actor, buf, sizeof buf));
+		printf("action:     %s\n", ui_clean(r.action, buf, sizeof buf));
+		printf("object:     %s\n", ui_clean(r.object, buf, sizeof buf));
+		printf("outcome:    %s\n", ui_clean(r.outcome, buf, sizeof buf));
 		printf("leaf hash:  %s\n", leaf);
-		printf("event:      %s\n", r.json);
+		/* Exactly as stored and hashed, but never raw control bytes. */
+		char *ev = malloc(strlen(r.json) * 2 + 1);
+		printf("event:      %s\n", ev ? ui_clean(r.json, ev, strlen(r.json) * 2 + 1) : "?");
+		free(ev);
 	}
 	audit_row_free(&r);
 	return st;

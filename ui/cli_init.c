@@ -56,7 +56,7 @@ static km_status pin_get(const char *env, const char *file, const char *question
 	snprintf(q2, sizeof q2, "%s (again)", question);
 	st = ui_prompt_secret(NULL, q2, again, PIN_CAP, e);
 	if (st == KM_OK && strcmp(buf, again) != 0)
-		st = km_fail(e, KM_EUSAGE, "the two answers differ; nothing was changed");
+		st = km_fail(e, KM_EINVAL, "the two answers differ; nothing was changed");
 	km_secure_free(again, PIN_CAP);
 	if (st != KM_OK)
 		OPENSSL_cleanse(buf, PIN_CAP);

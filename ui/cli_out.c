@@ -4,11 +4,11 @@
  * handlers' own printf; messages never go to stdout.
  */
 #include "cli.h"
+#include "textwidth.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wchar.h>
 
 km_status ui_json_print(json_t *doc, km_err *e)
 {
@@ -51,6 +51,14 @@ void ui_note(const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *ui_clean(const char *s, char *buf, size_t cap)
+{
+	if (!s || !*s)
+		s = "-";
+	ui_tw_fit(buf, cap, s, ui_tw_width(s), 0);
+	return buf;
+}
+
 /* ---------------------------------------------------------------- tables */
 
 struct ui_table {
@@ -58,34 +66,6 @@ struct ui_table {
 	size_t nrows, cap;
 	char **cells; /* nrows * ncols, row-major; row 0 = headers */
 };
-
-size_t ui_text_width(const char *s)
-{
-	mbstate_t ps;
-	memset(&ps, 0, sizeof ps);
-	size_t w = 0;
-	const char *p = s;
-	size_t left = strlen(s);
-	while (left > 0) {
-		wchar_t wc;
-		size_t n = mbrtowc(&wc, p, left, &ps);
-		if (n == (size_t)-1 || n == (size_t)-2) {
-			/* Not valid in this locale: count the byte. */
-			memset(&ps, 0, sizeof ps);
-			w++;
-			p++;
-			left--;
-			continue;
-		}
-		if (n == 0)
-			break;
-		int cw = wcwidth(wc);
-		w += cw > 0 ? (size_t)cw : 0;
-		p += n;
-		left -= n;
-	}
-	return w;
-}
 
 ui_table *ui_table_new(size_t ncols, const char *const *headers)
 {
@@ -112,7 +92,14 @@ km_status ui_table_add(ui_table *t, const char *const *cells, km_err *e)
 	}
 	char **row = t->cells + t->nrows * t->ncols;
 	for (size_t i = 0; i < t->ncols; i++) {
-		row[i] = strdup(cells[i] ? cells[i] : "-");
+		/* Sanitised as the console does: no control character or escape
+		 * sequence from the catalogue reaches the terminal. */
+		const char *c = cells[i] ? cells[i] : "-";
+		int w = ui_tw_width(c);
+		size_t cap = strlen(c) + (size_t)w + 1;
+		row[i] = malloc(cap);
+		if (row[i])
+			ui_tw_fit(row[i], cap, c, w, 0);
 		if (!row[i]) {
 			for (size_t j = 0; j < i; j++)
 				free(row[j]);
@@ -130,7 +117,7 @@ void ui_table_print(ui_table *t, FILE *f)
 		return;
 	for (size_t r = 0; r < t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
-			size_t cw = ui_text_width(t->cells[r * t->ncols + c]);
+			size_t cw = (size_t)ui_tw_width(t->cells[r * t->ncols + c]);
 			if (cw > w[c])
 				w[c] = cw;
 		}
@@ -139,7 +126,7 @@ void ui_table_print(ui_table *t, FILE *f)
 			const char *s = t->cells[r * t->ncols + c];
 			fputs(s, f);
 			if (c + 1 < t->ncols) {
-				size_t pad = w[c] - ui_text_width(s) + 2;
+				size_t pad = w[c] - (size_t)ui_tw_width(s) + 2;
 				fprintf(f, "%*s", (int)pad, "");
 			}
 		}

@@ -59,6 +59,8 @@ if [ -f docs/cli.md ]; then
 else
 	fail "docs/cli.md is missing"
 fi
+ok help keys
+has "$OUT" "Console keys"
 ok help key rotate
 has "$OUT" "Usage: keyward key rotate NAME"
 ok help audit

@@ -23,7 +23,7 @@ ok unprotect "$W/env" "$W/back2"
 
 step "no plaintext anywhere in the deployment or the token directory"
 grep -c -F "$unit" "$W/env" >/dev/null && fail "the envelope contains plaintext"
-hits=$(grep -r -l -a -F "$unit" "$KEYWARD_HOME" "$TEST_DIR/tokens" || true)
+hits=$(grep -r -l -a -F "$unit" "$KEYWARD_HOME" "$TOKENS" || true)
 [ -z "$hits" ] || fail "plaintext found in: $hits"
 for f in "$DB" "$DB-wal"; do
 	[ -e "$f" ] || continue
@@ -34,7 +34,7 @@ step "the PIN is not in the audit log, the database, its WAL or the tokens"
 sqlite3 "$DB" 'SELECT json FROM audit_events' >"$W/events"
 [ -s "$W/events" ] || fail "no audit events"
 lacks "$W/events" "$PIN"
-hits=$(grep -r -l -a -F "$PIN" "$KEYWARD_HOME" "$TEST_DIR/tokens" | grep -v 'demo-pin.DEMO-ONLY$' || true)
+hits=$(grep -r -l -a -F "$PIN" "$KEYWARD_HOME" "$TOKENS" | grep -v 'demo-pin.DEMO-ONLY$' || true)
 [ -z "$hits" ] || fail "the PIN found in: $hits"
 
 step "pkcs11-tool: root and audit keys sensitive, never extractable"

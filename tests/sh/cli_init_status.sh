@@ -4,14 +4,19 @@
 set -euo pipefail
 source "$(dirname "$0")/cli_lib.sh"
 kw_setup
+# A home that init itself must create (kw_setup's exists already).
+export KEYWARD_HOME=$TEST_DIR/plain
+DB=$KEYWARD_HOME/keyward.db
 
 step "plain init"
 kw_init_plain
 has "$ERR" "initialised the deployment at $KEYWARD_HOME"
 [ -f "$KEYWARD_HOME/config.json" ] || fail "no config.json"
 [ ! -e "$KEYWARD_HOME/demo-pin.DEMO-ONLY" ] || fail "plain init wrote a demo PIN file"
-perms=$(stat -c %a "$KEYWARD_HOME")
-[ "$perms" = 700 ] || fail "deployment dir mode $perms"
+for f in "$KEYWARD_HOME" "$KEYWARD_HOME/config.json" "$DB"; do
+	perms=$(stat -c %a "$f")
+	case $perms in 700 | 600) ;; *) fail "$(basename "$f") has mode $perms" ;; esac
+done
 
 step "status"
 export KEYWARD_PIN=$PIN
@@ -87,6 +92,18 @@ a=$(jget "$OUT" 'd["assets"]')
 [ "$a" -gt 10 ] || fail "demo has only $a assets"
 ok user list --json
 has "$OUT" '"alice"'
+step "--as (root only): act as another demo user, recorded as via"
+ok --as dave status --json
+jeq "$OUT" 'd["user"]' dave
+jeq "$OUT" 'd["roles"]' auditor
+jeq "$OUT" 'd["via"]' "$(id -un)"
+expect 4 --as dave key create features/as-test
+has "$ERR" "dave"
+has "$ERR" "key.create"
+expect 4 --as svc-feature-store audit tail
+ok audit tail -n 6 --outcome denied --json
+jeq "$OUT" '[(e["actor"], e["action"]) for e in d][-2:]' '[["dave", "key.create"], ["svc-feature-store", "audit.read"]]'
+expect 3 key show features/as-test
 ok demo --keys 3 --events 50
 ok status --json
 k2=$(jget "$OUT" 'd["keys"]')

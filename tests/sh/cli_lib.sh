@@ -5,11 +5,12 @@
 # exit unless KEEP=1.  Every command's stdout/stderr lands in $OUT / $ERR so
 # a failing check can show them.
 
-: "${KEYWARD_BIN:?set KEYWARD_BIN to the keyward binary}"
-export LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC
-unset KEYWARD_PIN KEYWARD_SO_PIN KEYWARD_TOKEN KEYWARD_PKCS11_MODULE KEYWARD_DB SOFTHSM2_CONF
+# Builds on lib.sh (the shared temp dir, cleanup, environment and
+# kw_fresh_home); adds output capture and JSON checks.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MODULE=${KEYWARD_TEST_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 
+# fail MSG: print MSG and the last command's stdout / stderr, exit 1.
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -n "${OUT:-}" ] && [ -s "$OUT" ]; then echo "--- stdout:" >&2; head -c 4000 "$OUT" >&2; echo >&2; fi
@@ -17,29 +18,19 @@ fail() {
 	exit 1
 }
 
-step() { echo "== $*"; }
-
-kw_cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "kept $TEST_DIR" >&2
-	else
-		rm -rf "$TEST_DIR"
-	fi
-}
-
+# kw_setup: a fresh home (not initialised) plus a scratch dir.
+#   TEST_DIR  the test's temp dir (removed on exit unless KEEP=1)
+#   CONF      its SoftHSM2 conf; TOKENS its token directory
+#   W         scratch files; OUT / ERR the last command's output
+#   DB        the deployment's database
 kw_setup() {
-	TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kwcli.XXXXXX")
-	trap kw_cleanup EXIT
-	mkdir -p "$TEST_DIR/tokens" "$TEST_DIR/work"
-	CONF=$TEST_DIR/softhsm2.conf
-	cat >"$CONF" <<EOF
-directories.tokendir = $TEST_DIR/tokens
-objectstore.backend = file
-log.level = ERROR
-EOF
-	export KEYWARD_HOME=$TEST_DIR/kw
+	kw_fresh_home
+	TEST_DIR=$KW_TMP
+	CONF=$KW_CONF
+	TOKENS=$KEYWARD_HOME/tokens
 	export HOME=$TEST_DIR
 	W=$TEST_DIR/work
+	mkdir -p "$W"
 	OUT=$TEST_DIR/out
 	ERR=$TEST_DIR/err
 	DB=$KEYWARD_HOME/keyward.db
