@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ struct ui_console {
 	int tab_x[UI_VIEW_COUNT], tab_w[UI_VIEW_COUNT];
 	int cursor_y, cursor_x; /* -1: hidden */
 	int prompting;
+	int dispatching, modal_ran; /* a dialog ran inside the dispatch */
 	const char *prompt_prefix;
 	const char *prompt_text;
 };
@@ -76,6 +78,28 @@ static const ui_action_fn action_handlers[UI_ACT_COUNT] = {
 	UI_ACTIONS(UI_ACT_FN)
 #undef UI_ACT_FN
 };
+
+/* KEYWARD_CONSOLE_TIMING=FILE: append how long the first frame and each
+ * keystroke (dispatch + paint + doupdate) took, and the peak RSS at the
+ * end — what `make bench` records.  Off (NULL) otherwise. */
+static FILE *ui_timing;
+
+static double ui_ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+void ui_timing_key(int key, const struct timespec *t0)
+{
+	if (!ui_timing)
+		return;
+	char kn[32];
+	ui_key_format(key, kn, sizeof kn);
+	fprintf(ui_timing, "key %s %.2f ms\n", kn, ui_ms_since(t0));
+	fflush(ui_timing);
+}
 
 /* ---- session accessors ------------------------------------------------ */
 
@@ -292,6 +316,16 @@ void ui_fmt_age(int64_t t, int64_t now, char buf[16])
 		}
 }
 
+void ui_fmt_count(uint64_t n, char buf[16])
+{
+	if (n < 1000000)
+		ui_tw_format(buf, 16, "%llu", (unsigned long long)n);
+	else if (n < 1000000000)
+		ui_tw_format(buf, 16, "%.1fM", (double)n / 1e6);
+	else
+		ui_tw_format(buf, 16, "%.1fG", (double)n / 1e9);
+}
+
 void ui_fmt_time(int64_t t, char buf[32])
 {
 	if (t == 0) {
@@ -355,6 +389,10 @@ static void ui_paint_status(ui_console *c)
 {
 	int y = c->rows - 2;
 	ui_draw_fill(c, y, 0, c->cols, UI_EL_STATUS);
+	if (c->status_time == 0 && !c->status_stale) {
+		ui_draw_text(c, y, 1, c->cols - 2, UI_EL_STATUS, UI_TW_ELLIPSIS, "reading the deployment's status...");
+		return;
+	}
 	if (c->status_stale || time(NULL) - c->status_time >= UI_STATUS_EVERY_S)
 		ui_status_refresh(c);
 	const km_status_info *s = &c->status;
@@ -387,11 +425,29 @@ static void ui_paint_status(ui_console *c)
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "audit %llu events, %s",
 		             (unsigned long long)s->audit_events, ver);
 		seg[n++].el = vel;
-		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu keys: %llu due, %llu overdue",
-		             (unsigned long long)s->keys, (unsigned long long)s->keys_due,
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu due, %llu overdue",
+		             (unsigned long long)s->keys_due,
 		             (unsigned long long)s->keys_overdue);
 		seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD
 		            : s->keys_due     ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+	}
+	/* too wide: the home path gives way first, keeping its end */
+	int total = 1 + 3 * (n - 1);
+	for (int i = 0; i < n; i++)
+		total += ui_tw_width(seg[i].text);
+	int excess = total - (c->cols - 1);
+	if (excess > 0) {
+		int room = ui_tw_width(seg[0].text) - excess - 1;
+		if (room < 8)
+			room = 8;
+		const char *p = seg[0].text;
+		while (*p && ui_tw_width(p) > room)
+			p++;
+		while ((*p & 0xC0) == 0x80)
+			p++;
+		char tail[192];
+		ui_tw_format(tail, sizeof tail, "%s%s", g->ellipsis, p);
+		ui_tw_format(seg[0].text, sizeof seg[0].text, "%s", tail);
 	}
 	int x = 1;
 	for (int i = 0; i < n && x < c->cols; i++) {
@@ -565,6 +621,8 @@ int ui_read_key(ui_console *c, int *key)
 		c->quit = 1;
 	if (c->quit)
 		return -1;
+	if (c->dispatching)
+		c->modal_ran = 1;
 	wint_t wch;
 	int rc = wget_wch(stdscr, &wch);
 	if (rc == ERR) {
@@ -660,8 +718,13 @@ void ui_act_filter(ui_console *c, ui_action a, int key)
 	ui_tw_format(before, sizeof before, "%s", v->ops->filter_text ? v->ops->filter_text(v) : "");
 	ui_tw_format(text, sizeof text, "%s", before);
 	struct ui_filter_prompt fp = {v};
-	if (!ui_prompt(c, "/", text, sizeof text, ui_filter_changed, &fp))
-		v->ops->filter(v, before);
+	int incremental = !v->ops->filter_on_enter;
+	if (!ui_prompt(c, "/", text, sizeof text, incremental ? ui_filter_changed : NULL, &fp)) {
+		if (incremental)
+			v->ops->filter(v, before);
+	} else if (!incremental) {
+		v->ops->filter(v, text);
+	}
 }
 
 void ui_act_command(ui_console *c, ui_action a, int key)
@@ -817,19 +880,42 @@ static void ui_dispatch(ui_console *c, int key)
 	action_handlers[a](c, (ui_action)a, key);
 }
 
-static void ui_loop(ui_console *c)
+static void ui_loop(ui_console *c, const struct timespec *t_open)
 {
+	int first = 1;
+	struct timespec t_key;
+	int timing_key = 0;
 	while (!c->quit) {
 		if (c->dirty) {
 			ui_paint(c);
 			ui_flush(c);
+			if (ui_timing && first)
+				fprintf(ui_timing, "first-frame %.2f ms\n", ui_ms_since(t_open));
+			if (timing_key)
+				ui_timing_key(timing_key, &t_key);
+			if (first) {
+				/* the status bar's numbers come after the first frame: the
+				 * screen shows at once, the counts a moment later */
+				first = 0;
+				c->status_stale = 1;
+				c->dirty = 1;
+				continue;
+			}
 		}
+		timing_key = 0;
 		int key;
 		int got = ui_read_key(c, &key);
 		if (got < 0)
 			break;
-		if (got > 0)
+		if (got > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t_key);
+			c->dispatching = 1;
+			c->modal_ran = 0;
 			ui_dispatch(c, key);
+			c->dispatching = 0;
+			/* a key that opened a prompt or dialog was timed inside it */
+			timing_key = c->modal_ran ? 0 : key;
+		}
 	}
 }
 
@@ -847,7 +933,11 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 		                "commands (keyward --help)\n");
 		return 2;
 	}
-	setlocale(LC_ALL, "");
+	struct timespec t_open;
+	clock_gettime(CLOCK_MONOTONIC, &t_open);
+	const char *timing = getenv("KEYWARD_CONSOLE_TIMING");
+	ui_timing = timing && *timing ? fopen(timing, "ae") : NULL;
+	setlocale(LC_CTYPE, ""); /* widths and wide-character input; numbers stay "C" */
 	ui_console *c = calloc(1, sizeof *c);
 	if (!c) {
 		fprintf(stderr, "keyward: out of memory\n");
@@ -856,7 +946,7 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 	c->ctx = ctx;
 	c->actor = km_actor_get(ctx);
 	c->utf8 = ui_tw_locale_is_utf8();
-	c->status_stale = 1;
+	c->status_stale = 0; /* fetched after the first frame (ui_loop) */
 
 	char problems[2048] = "";
 	char msg[1024] = "";
@@ -877,6 +967,9 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 		fprintf(stderr, "keyward: cannot use the terminal \"%s\" (TERM); try TERM=xterm-256color\n",
 		        term ? term : "");
 		free(c);
+		if (ui_timing)
+			fclose(ui_timing);
+		ui_timing = NULL;
 		return 2;
 	}
 	struct sigaction sa, old_int, old_term;
@@ -916,7 +1009,7 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 			v->ops->open(v);
 	}
 	c->dirty = 1;
-	ui_loop(c);
+	ui_loop(c, &t_open);
 
 	for (int i = 0; i < UI_VIEW_COUNT; i++) {
 		if (c->views[i].ops->close)
@@ -928,6 +1021,13 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	free(c);
+	if (ui_timing) {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(ui_timing, "max-rss %ld KiB\n", ru.ru_maxrss);
+		fclose(ui_timing);
+		ui_timing = NULL;
+	}
 	return 0;
 }
 

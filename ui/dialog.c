@@ -9,6 +9,7 @@
 #include "dialog.h"
 
 #include <string.h>
+#include <time.h>
 #include <wchar.h>
 
 int ui_edit_key(char *buf, size_t cap, int key)
@@ -53,17 +54,24 @@ int ui_prompt(ui_console *c, const char *prefix, char *buf, size_t cap,
 {
 	int result = 0;
 	ui_prompt_show(c, prefix, buf);
+	struct timespec t0;
+	int timed = 0;
 	for (;;) {
 		if (ui_needs_paint(c)) {
 			ui_paint(c);
 			ui_flush(c);
+			if (timed)
+				ui_timing_key(timed, &t0);
 		}
+		timed = 0;
 		int key;
 		int got = ui_read_key(c, &key);
 		if (got < 0)
 			break;
 		if (got == 0)
 			continue;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		timed = key;
 		ui_dirty(c);
 		if (key == UI_KEY_ENTER) {
 			result = 1;

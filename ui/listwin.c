@@ -71,6 +71,7 @@ int ui_lw_from(ui_listwin *w, const void *cursor)
 		return -1;
 	memcpy(w->rows, w->scratch, (size_t)got * w->elem);
 	w->n = got;
+	w->at_start = cursor == NULL;
 	clamp(w);
 	return 0;
 }
@@ -90,14 +91,20 @@ int ui_lw_end(ui_listwin *w)
 		memcpy(w->rows + (size_t)(got - 1 - i) * w->elem, w->scratch + (size_t)i * w->elem, w->elem);
 	w->n = got;
 	w->sel = got - 1;
+	w->at_start = got < w->cap;
 	clamp(w);
 	return 0;
 }
 
 int ui_lw_reload(ui_listwin *w)
 {
-	if (w->n == 0)
-		return ui_lw_home(w);
+	if (w->n == 0 || w->at_start) {
+		int sel = w->sel;
+		int rc = ui_lw_from(w, NULL);
+		w->sel = sel;
+		clamp(w);
+		return rc;
+	}
 	void *first = copy_row(w, w->rows);
 	if (!first)
 		return -1;
@@ -154,6 +161,7 @@ int ui_lw_down(ui_listwin *w)
 	if (w->n == w->cap) {
 		memmove(w->rows, w->rows + w->elem, (size_t)(w->n - 1) * w->elem);
 		w->n--;
+		w->at_start = 0;
 	}
 	memcpy(w->rows + (size_t)w->n * w->elem, w->scratch, w->elem);
 	w->n++;
@@ -172,8 +180,10 @@ int ui_lw_up(ui_listwin *w)
 	int got;
 	if (fetch(w, w->rows, 1, 1, &got) != 0)
 		return -1;
-	if (got == 0)
+	if (got == 0) {
+		w->at_start = 1;
 		return 0;
+	}
 	int keep = w->n == w->cap ? w->n - 1 : w->n;
 	memmove(w->rows + w->elem, w->rows, (size_t)keep * w->elem);
 	memcpy(w->rows, w->scratch, w->elem);
@@ -197,6 +207,8 @@ int ui_lw_page_down(ui_listwin *w)
 	int keep = w->cap - got;
 	if (keep > w->n)
 		keep = w->n;
+	if (keep < w->n)
+		w->at_start = 0;
 	memmove(w->rows, w->rows + (size_t)(w->n - keep) * w->elem, (size_t)keep * w->elem);
 	memcpy(w->rows + (size_t)keep * w->elem, w->scratch, (size_t)got * w->elem);
 	w->n = keep + got;
@@ -215,8 +227,11 @@ int ui_lw_page_up(ui_listwin *w)
 		return -1;
 	if (got == 0) {
 		w->sel = 0;
+		w->at_start = 1;
 		return 0;
 	}
+	if (got < w->cap)
+		w->at_start = 1;
 	int keep = w->cap - got;
 	if (keep > w->n)
 		keep = w->n;

@@ -33,6 +33,8 @@ typedef struct ui_listwin {
 	char *scratch;      /* cap rows, for fetching */
 	ui_lw_fetch_fn fetch;
 	void *ctx;
+	int at_start;       /* rows[0] is the listing's first row: a reload
+	                     * then shows rows that arrived before it */
 	km_err err;         /* last fetch problem (code KM_OK if none) */
 } ui_listwin;
 

@@ -201,6 +201,10 @@ size_t ui_tw_wrap(const char *s, int cells, size_t *next)
 		*next = off;
 		return off;
 	}
+	if (s[off] == ' ') { /* the line ends exactly at a space */
+		*next = off + 1;
+		return off;
+	}
 	if (have_space && last_space > 0) {
 		*next = last_space + 1;
 		return last_space;

@@ -308,7 +308,7 @@ int ui_theme_load(ui_theme *t, const char *name, char *msg, size_t cap)
 	}
 	int builtin_default = strcmp(name, "default") == 0 && strstr(why, "not found");
 	if (!builtin_default)
-		ui_tw_format(msg, cap, "theme %s; using the default theme", why);
+		ui_tw_format(msg, cap, "using the default theme: %s", why);
 	if (no_color) {
 		ui_theme_builtin(t, 1);
 		return -1;

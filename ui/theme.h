@@ -139,8 +139,8 @@ int ui_theme_find(const char *name, char *path, size_t cap, char *msg, size_t ms
 /* Pick and load the theme: NO_COLOR (set and non-empty in the
  * environment) means "mono"; else `name` (NULL or "" = "default").  Never
  * fails: on a problem *t is the default theme (or the built-in one) and
- * msg says what happened ("theme FILE: problem; using the default
- * theme").  Returns 0 if the asked-for theme loaded, -1 if it fell back. */
+ * msg says what happened ("using the default theme: FILE:
+ * problem").  Returns 0 if the asked-for theme loaded, -1 if it fell back. */
 int ui_theme_load(ui_theme *t, const char *name, char *msg, size_t cap);
 
 const char *ui_theme_element_name(ui_element e);

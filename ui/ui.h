@@ -48,8 +48,10 @@ struct ui_view_ops {
 	/* Handle an action; 1 if handled (the console repaints), 0 if the
 	 * action means nothing here. */
 	int (*handle)(ui_view *v, ui_action a);
-	/* Set the filter (incrementally, per keystroke); NULL if none. */
+	/* Set the filter; NULL if none.  Called per keystroke when
+	 * filter_on_enter is 0 (incremental), else once on Enter. */
 	void (*filter)(ui_view *v, const char *text);
+	int filter_on_enter;
 	/* The filter in force, for the prompt's initial text and Esc. */
 	const char *(*filter_text)(ui_view *v);
 	/* :sort COLUMN [asc|desc]; 0, or -1 having set the message. */
@@ -118,9 +120,16 @@ int ui_needs_paint(ui_console *c);
 /* Show a line being edited on the message row (prefix NULL: stop). */
 void ui_prompt_show(ui_console *c, const char *prefix, const char *text);
 
+/* KEYWARD_CONSOLE_TIMING: record how long a keystroke took (from t0 to
+ * now, after the frame was flushed).  No-op when timing is off. */
+struct timespec;
+void ui_timing_key(int key, const struct timespec *t0);
+
 /* ---- formatting ------------------------------------------------------ */
 /* "45s", "12m", "5h", "3d", "7mo", "2y"; "-" for t == 0. */
 void ui_fmt_age(int64_t t, int64_t now, char buf[16]);
+/* A count in at most 6 cells: "999999", "1.2M", "3.4G". */
+void ui_fmt_count(uint64_t n, char buf[16]);
 /* "2025-11-23 12:45:13" (UTC); "-" for 0. */
 void ui_fmt_time(int64_t t, char buf[32]);
 

@@ -64,6 +64,11 @@ typedef struct audit_state {
 	audit_row detail;
 	char detail_err[KM_ERR_MSG_MAX];
 	int list_y, list_rows;
+	/* With a filter, rows are not contiguous in seq: the seqs of the
+	 * filtered listing seen so far from its newest row down (a prefix of
+	 * the listing), so moving back up is one query, not a search. */
+	uint64_t *known;
+	size_t nknown, known_cap;
 	au_verify v;
 	int mu_ready;
 } audit_state;
@@ -109,6 +114,44 @@ static const audit_filter *au_filter_ptr(audit_state *s)
 	return s->filtered ? &s->f : NULL;
 }
 
+#define AU_KNOWN_MAX (1u << 18)
+
+/* Record forward-fetched rows that extend the known prefix. */
+static void au_known_add(audit_state *s, const au_row *cursor, const au_row *rows, int n)
+{
+	if (!cursor)
+		s->nknown = 0;
+	else if (s->nknown == 0 || s->known[s->nknown - 1] != cursor->seq)
+		return; /* not contiguous with what we know */
+	for (int i = 0; i < n && s->nknown < AU_KNOWN_MAX; i++) {
+		if (s->nknown == s->known_cap) {
+			size_t cap = s->known_cap ? s->known_cap * 2 : 1024;
+			uint64_t *k = realloc(s->known, cap * sizeof *k);
+			if (!k)
+				return;
+			s->known = k;
+			s->known_cap = cap;
+		}
+		s->known[s->nknown++] = rows[i].seq;
+	}
+}
+
+/* Index of seq in the known prefix (descending), or -1. */
+static long au_known_find(const audit_state *s, uint64_t seq)
+{
+	size_t lo = 0, hi = s->nknown;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->known[mid] == seq)
+			return (long)mid;
+		if (s->known[mid] > seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
 static km_status au_fetch(void *ctx, const void *cursor, int backwards, int limit, void *out,
                           int *got, km_err *e)
 {
@@ -122,12 +165,34 @@ static km_status au_fetch(void *ctx, const void *cursor, int backwards, int limi
 		km_status st = km_audit_query(kc, au_filter_ptr(s), cur ? cur->seq : 0, limit,
 		                              au_collect_row, &o, e);
 		*got = o.n;
+		if (st == KM_OK && s->filtered)
+			au_known_add(s, cur, out, o.n);
 		return st;
 	}
 	/* newer than cursor (or from the oldest), nearest first */
 	uint64_t lo = cur ? cur->seq : 0;
 	if (lo >= s->newest)
 		return KM_OK;
+	long at = s->filtered && cur ? au_known_find(s, lo) : -1;
+	if (at == 0)
+		return KM_OK; /* lo is the newest matching row */
+	if (at > 0) {
+		long from = at - limit > 0 ? at - limit : 0;
+		int n = (int)(at - from);
+		struct au_collect o = {.rows = out, .limit = n};
+		km_status st = km_audit_query(kc, au_filter_ptr(s), s->known[from] + 1, n, au_collect_row,
+		                              &o, e);
+		if (st != KM_OK)
+			return st;
+		au_row *rows = out; /* newest first -> nearest first */
+		for (int i = 0; i < o.n / 2; i++) {
+			au_row t = rows[i];
+			rows[i] = rows[o.n - 1 - i];
+			rows[o.n - 1 - i] = t;
+		}
+		*got = o.n;
+		return KM_OK;
+	}
 	au_row *tmp = calloc((size_t)limit, sizeof *tmp);
 	if (!tmp)
 		return km_fail(e, KM_ENOMEM, "out of memory");
@@ -231,6 +296,8 @@ static void au_close(ui_view *v)
 	au_verify_stop(s);
 	ui_lw_free(&s->lw);
 	au_detail_clear(s);
+	free(s->known);
+	s->known = NULL;
 	if (s->mu_ready)
 		pthread_mutex_destroy(&s->v.mu);
 }
@@ -287,6 +354,7 @@ static void au_filter_parse(audit_state *s, const char *text)
 	};
 	s->filtered = s->f_prefix[0] || s->f_actor[0] || s->f_action[0] || s->f_outcome[0] ||
 	              s->f_from[0] || s->f_to[0];
+	s->nknown = 0;
 }
 
 static void au_filter(ui_view *v, const char *text)
@@ -543,7 +611,10 @@ static int au_draw_verify(ui_view *v, ui_rect a)
 
 /* ---- drawing ------------------------------------------------------------- */
 
-enum { AU_SEQ = 8, AU_TIME = 19, AU_ACTOR = 16, AU_ACTION = 16, AU_OUTCOME = 8 };
+enum { AU_SEQ = 8, AU_TIME = 19, AU_OUTCOME = 8 };
+/* actor and action columns: narrower on a narrow terminal, for the object */
+#define AU_ACTOR (a.w >= 110 ? 16 : 10)
+#define AU_ACTION (a.w >= 110 ? 16 : 12)
 
 static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_element base)
 {
@@ -716,6 +787,9 @@ const struct ui_view_ops ui_view_audit = {
 	.handle = au_handle,
 	.filter = au_filter,
 	.filter_text = au_filter_text,
+	/* exact words (actor:, outcome:) mean nothing half-typed, and a short
+	 * object prefix matches most of a large log: filter on Enter */
+	.filter_on_enter = 1,
 	.click = au_click,
 	.tick = au_tick,
 };

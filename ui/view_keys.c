@@ -220,18 +220,86 @@ static void kv_detail_load(ui_view *v, const km_key_info *k)
 		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
 		return;
 	}
-	km_asset_query aq = {.key_name = k->name, .limit = KV_MAX_ASSETS};
-	if (km_asset_list(ctx, &aq, kv_asset_cb, s, &e) != KM_OK)
-		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
-	char prefix[KM_KEY_NAME_MAX + 8];
-	ui_tw_format(prefix, sizeof prefix, "key:%s", k->name);
-	audit_filter f = {.object_prefix = prefix};
+	/* Newest assets: per version (the catalogue's index is key, version,
+	 * id, so each is a seek), merged by id; all versions at once would
+	 * sort every asset of a busy key. */
+	km_asset_info found[KV_MAX_ASSETS];
+	int nf = 0;
+	for (int i = 0; i < s->nversions && i < 16; i++) {
+		km_asset_query aq = {.key_name = k->name, .kek_version = s->versions[i].version,
+		                     .limit = KV_MAX_ASSETS};
+		s->nassets = 0;
+		if (km_asset_list(ctx, &aq, kv_asset_cb, s, &e) != KM_OK) {
+			ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
+			break;
+		}
+		for (int j = 0; j < s->nassets; j++) {
+			int at = nf < KV_MAX_ASSETS ? nf++ : -1;
+			if (at < 0) {
+				int old = 0;
+				for (int m = 1; m < nf; m++)
+					if (found[m].id < found[old].id)
+						old = m;
+				if (found[old].id > s->assets[j].id)
+					continue;
+				at = old;
+			}
+			found[at] = s->assets[j];
+		}
+	}
+	for (int i = 0; i < nf; i++)
+		for (int j = i + 1; j < nf; j++)
+			if (found[j].id > found[i].id) {
+				km_asset_info t = found[i];
+				found[i] = found[j];
+				found[j] = t;
+			}
+	s->nassets = nf;
+	memcpy(s->assets, found, (size_t)nf * sizeof found[0]);
+	/* Latest events: the key's own object and each version's, by exact
+	 * object (an index seek each), merged newest first.  A prefix query
+	 * would sort every event of a busy key. */
 	km_err e2;
 	km_err_clear(&e2);
-	if (km_audit_query(ctx, &f, 0, KV_MAX_EVENTS, kv_event_cb, s, &e2) != KM_OK) {
-		/* an officer without audit.read sees the reason, not an error */
-		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e2.msg);
+	kv_event merged[KV_MAX_EVENTS * 2];
+	int nm = 0;
+	for (int i = -1; i < s->nversions && i < 16; i++) {
+		char obj[KM_KEY_NAME_MAX + 24];
+		if (i < 0)
+			ui_tw_format(obj, sizeof obj, "key:%s", k->name);
+		else
+			ui_tw_format(obj, sizeof obj, "key:%s@%u", k->name, s->versions[i].version);
+		audit_filter f = {.object = obj};
+		s->nevents = 0;
+		if (km_audit_query(ctx, &f, 0, KV_MAX_EVENTS, kv_event_cb, s, &e2) != KM_OK) {
+			/* an officer without audit.read sees the reason */
+			ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e2.msg);
+			break;
+		}
+		for (int j = 0; j < s->nevents; j++) {
+			int at = nm < KV_MAX_EVENTS * 2 ? nm++ : -1;
+			if (at < 0) { /* replace the oldest if this one is newer */
+				int old = 0;
+				for (int m = 1; m < nm; m++)
+					if (merged[m].seq < merged[old].seq)
+						old = m;
+				if (merged[old].seq > s->events[j].seq)
+					continue;
+				at = old;
+			}
+			merged[at] = s->events[j];
+		}
 	}
+	/* newest first, at most KV_MAX_EVENTS */
+	for (int i = 0; i < nm; i++)
+		for (int j = i + 1; j < nm; j++)
+			if (merged[j].seq > merged[i].seq) {
+				kv_event t = merged[i];
+				merged[i] = merged[j];
+				merged[j] = t;
+			}
+	s->nevents = nm < KV_MAX_EVENTS ? nm : KV_MAX_EVENTS;
+	memcpy(s->events, merged, (size_t)s->nevents * sizeof merged[0]);
 	if (s->vsel >= s->nversions)
 		s->vsel = s->nversions ? s->nversions - 1 : 0;
 }
@@ -250,7 +318,9 @@ static void kv_widths(int total, int w[KV_NCOL])
 		rest = 2 * 8;
 	for (int i = 0; i < KV_NCOL; i++)
 		w[i] = kv_columns[i].width;
-	w[KV_COL_NAME] = rest * 45 / 100;
+	/* names matter more than tags on a narrow terminal */
+	int name = rest * 45 / 100, floor = rest - 8 < 26 ? rest - 8 : 26;
+	w[KV_COL_NAME] = name > floor ? name : floor;
 	w[KV_COL_TAGS] = rest - w[KV_COL_NAME];
 	(void)flex;
 }
@@ -269,7 +339,7 @@ static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const k
 	ui_fmt_age(k->current_created, now, age);
 	ui_tw_format(cell[KV_COL_AGE], sizeof cell[0], "%s", age);
 	ui_tw_format(cell[KV_COL_TAGS], sizeof cell[0], "%s", k->tags);
-	ui_tw_format(cell[KV_COL_ASSETS], sizeof cell[0], "%llu", (unsigned long long)k->assets);
+	ui_fmt_count(k->assets, cell[KV_COL_ASSETS]);
 	if (k->last_used) {
 		ui_fmt_age(k->last_used, now, age);
 		ui_tw_format(cell[KV_COL_USE], sizeof cell[0], "%s ago", age);
@@ -365,8 +435,10 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 		ui_draw_text(c, y, a.x + 1, 5, base, UI_TW_PAD, t);
 		ui_draw_text(c, y, a.x + 6, 17, sel ? base : ui_state_element(ver->state), UI_TW_PAD,
 		             km_state_name(ver->state));
-		ui_tw_format(t, sizeof t, " %-10s %-10s %7llu %6llu", cr, ac,
-		             (unsigned long long)ver->wraps, (unsigned long long)ver->assets);
+		char wr[16], as[16];
+		ui_fmt_count(ver->wraps, wr);
+		ui_fmt_count(ver->assets, as);
+		ui_tw_format(t, sizeof t, " %-10s %-10s %7s %6s", cr, ac, wr, as);
 		ui_draw_text(c, y, a.x + 23, lw - 22, base, UI_TW_PAD, t);
 		y++;
 	}

@@ -23,7 +23,9 @@ KW_TMUX_SOCK=kwtest-$$
 KW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kwsh.XXXXXX")
 
 kw_lib_cleanup() {
-	tmux -L "$KW_TMUX_SOCK" kill-server 2>/dev/null || true
+	tmux_stop
+	# a killed server can leave its socket file behind
+	rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$KW_TMUX_SOCK"
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "kept $KW_TMP" >&2
 	else
@@ -76,9 +78,13 @@ tmux_start() {
 	local cmd
 	printf -v cmd '%q ' env -u NO_COLOR KEYWARD_HOME="$KEYWARD_HOME" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
 		TZ=UTC TERM=xterm-256color KEYWARD_THEMES_DIR="$KW_REPO/themes" "${envs[@]}" "$@"
-	tmux -L "$KW_TMUX_SOCK" -f /dev/null new-session -d -s kw -x "${size%x*}" -y "${size#*x}" \
-		-c "${KW_CWD:-$KW_REPO}" "$cmd; echo \"[exited \$?]\"; sleep 600" ||
-		fail "cannot start tmux"
+	local try
+	for try in 1 2 3 4 5; do
+		tmux -L "$KW_TMUX_SOCK" -f /dev/null new-session -d -s kw -x "${size%x*}" -y "${size#*x}" \
+			-c "${KW_CWD:-$KW_REPO}" "$cmd; echo \"[exited \$?]\"; sleep 600" && return 0
+		sleep 0.2 # a server still shutting down after tmux_stop
+	done
+	fail "cannot start tmux"
 }
 
 screen() {
@@ -115,4 +121,12 @@ wait_gone() {
 	fail "\"$text\" still on screen after ${limit}s"
 }
 
-tmux_stop() { tmux -L "$KW_TMUX_SOCK" kill-server 2>/dev/null || true; }
+# tmux_stop: kill the server and wait (bounded) until it is gone.
+tmux_stop() {
+	tmux -L "$KW_TMUX_SOCK" kill-server 2>/dev/null || true
+	local i=0
+	while [ $i -lt 50 ] && tmux -L "$KW_TMUX_SOCK" has-session 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}

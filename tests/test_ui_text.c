@@ -1,0 +1,515 @@
+/*
+ * test_ui_text.c — the console's pure modules: display width and clipping
+ * (textwidth.c), theme parsing and loading (theme.c), the action table, key
+ * names and the keymap with rebinding (actions.c), and the generated key
+ * reference (docs/keys.md must equal ui_actions_markdown()).
+ *
+ * The modules are compiled into this test directly (they are part of the
+ * keyward binary, not of libkeyward.a).
+ */
+#include "km.h"
+#include "../ui/textwidth.c"
+#include "../ui/theme.c"
+#include "../ui/actions.c"
+
+#include <check.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static char repo_root[PATH_MAX];
+
+static void utf8_locale(void)
+{
+	ck_assert_ptr_nonnull(setlocale(LC_ALL, "C.UTF-8"));
+}
+
+/* ---- width ---------------------------------------------------------------- */
+
+static const struct {
+	const char *s;
+	int width;
+} width_rows[] = {
+	{"", 0},
+	{"abc", 3},
+	{"features/credit-risk", 20},
+	{"\xc3\xa9t\xc3\xa9", 3},                 /* été */
+	{"\xe6\x97\xa5\xe6\x9c\xac", 4},          /* 日本: two wide characters */
+	{"e\xcc\x81", 1},                         /* e + combining acute */
+	{"a\tb", 3},                              /* a control character draws as '?' */
+	{"\xff", 1},                              /* an invalid byte draws as '?' */
+	{"\xe6\x97", 2},                          /* a truncated sequence: two '?' */
+	{"\xf0\x9f\x94\x91 key", 6},              /* emoji (wide) + " key" */
+};
+
+START_TEST(test_width)
+{
+	utf8_locale();
+	for (size_t i = 0; i < KM_ARRAY_LEN(width_rows); i++)
+		ck_assert_msg(ui_tw_width(width_rows[i].s) == width_rows[i].width,
+		              "row %zu: width %d, expected %d", i, ui_tw_width(width_rows[i].s),
+		              width_rows[i].width);
+}
+END_TEST
+
+static const struct {
+	const char *s;
+	int cells;
+	size_t bytes;
+	int used;
+} clip_rows[] = {
+	{"abcdef", 3, 3, 3},
+	{"abc", 10, 3, 3},
+	{"abc", 0, 0, 0},
+	{"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 5, 6, 4}, /* 日本語 in 5 cells: 日本 */
+	{"\xe6\x97\xa5\xe6\x9c\xac", 1, 0, 0},             /* a wide char never half-fits */
+	{"\xc3\xa9t\xc3\xa9", 2, 3, 2},
+};
+
+START_TEST(test_clip)
+{
+	utf8_locale();
+	for (size_t i = 0; i < KM_ARRAY_LEN(clip_rows); i++) {
+		int used = -1;
+		size_t b = ui_tw_clip(clip_rows[i].s, clip_rows[i].cells, &used);
+		ck_assert_msg(b == clip_rows[i].bytes && used == clip_rows[i].used,
+		              "row %zu: %zu bytes / %d cells, expected %zu / %d", i, b, used,
+		              clip_rows[i].bytes, clip_rows[i].used);
+	}
+}
+END_TEST
+
+static const struct {
+	const char *s;
+	int cells;
+	unsigned flags;
+	const char *out;
+} fit_rows[] = {
+	{"abcdef", 4, UI_TW_ELLIPSIS, "abc\xe2\x80\xa6"},
+	{"abcdef", 4, 0, "abcd"},
+	{"ab", 4, UI_TW_PAD, "ab  "},
+	{"ab", 4, UI_TW_RIGHT, "  ab"},
+	{"abcd", 4, UI_TW_ELLIPSIS | UI_TW_PAD, "abcd"},
+	{"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 4, UI_TW_ELLIPSIS, "\xe6\x97\xa5\xe2\x80\xa6"},
+	{"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 5, UI_TW_ELLIPSIS | UI_TW_PAD,
+	 "\xe6\x97\xa5\xe6\x9c\xac\xe2\x80\xa6"},      /* 日本… fills 5 cells */
+	{"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 4, UI_TW_ELLIPSIS | UI_TW_PAD,
+	 "\xe6\x97\xa5\xe2\x80\xa6 "},                  /* 日… padded to 4 cells */
+	{"a\x1b[31mb", 10, 0, "a?[31mb"},             /* escapes never reach the terminal */
+	{"x\ny", 10, 0, "x?y"},
+	{"anything", 0, UI_TW_PAD, ""},
+	{"", 3, UI_TW_PAD, "   "},
+};
+
+START_TEST(test_fit)
+{
+	utf8_locale();
+	for (size_t i = 0; i < KM_ARRAY_LEN(fit_rows); i++) {
+		char out[64];
+		ui_tw_fit(out, sizeof out, fit_rows[i].s, fit_rows[i].cells, fit_rows[i].flags);
+		ck_assert_msg(strcmp(out, fit_rows[i].out) == 0, "row %zu: \"%s\", expected \"%s\"", i,
+		              out, fit_rows[i].out);
+		if (fit_rows[i].cells > 0)
+			ck_assert_int_le(ui_tw_width(out), fit_rows[i].cells);
+	}
+	/* a tiny buffer is never overrun and stays terminated */
+	char small[4];
+	ui_tw_fit(small, sizeof small, "abcdefgh", 8, UI_TW_PAD);
+	ck_assert_str_eq(small, "abc");
+}
+END_TEST
+
+START_TEST(test_ascii_fallback)
+{
+	ck_assert_ptr_nonnull(setlocale(LC_ALL, "C"));
+	ck_assert_int_eq(ui_tw_locale_is_utf8(), 0);
+	const ui_glyphs *g = ui_tw_glyphs(ui_tw_locale_is_utf8());
+	const char *all[] = {g->hline, g->vline, g->tl, g->tr, g->bl, g->br, g->tee_down, g->tee_up,
+	                     g->ellipsis, g->bar_full, g->bar_empty, g->ok, g->bad, g->sort_asc,
+	                     g->sort_desc};
+	for (size_t i = 0; i < KM_ARRAY_LEN(all); i++)
+		ck_assert_msg(strlen(all[i]) == 1 && (unsigned char)all[i][0] < 0x80,
+		              "glyph %zu is not ASCII in the C locale", i);
+	/* in the C locale a UTF-8 byte is not text: it draws as '?', one per byte */
+	char out[32];
+	ui_tw_fit(out, sizeof out, "\xc3\xa9", 5, 0);
+	ck_assert_str_eq(out, "??");
+	utf8_locale();
+	ck_assert_int_eq(ui_tw_locale_is_utf8(), 1);
+	g = ui_tw_glyphs(1);
+	const char *uni[] = {g->hline, g->vline, g->tl, g->tr, g->bl, g->br, g->tee_down, g->tee_up,
+	                     g->ellipsis, g->bar_full, g->bar_empty, g->ok, g->bad, g->sort_asc,
+	                     g->sort_desc};
+	for (size_t i = 0; i < KM_ARRAY_LEN(uni); i++)
+		ck_assert_int_eq(ui_tw_width(uni[i]), 1);
+}
+END_TEST
+
+START_TEST(test_wrap)
+{
+	utf8_locale();
+	size_t next;
+	const char *s = "hello world and more";
+	ck_assert_uint_eq(ui_tw_wrap(s, 11, &next), 11);
+	ck_assert_uint_eq(next, 12);
+	ck_assert_uint_eq(ui_tw_wrap("abcdefghij", 4, &next), 4); /* no space: cut */
+	ck_assert_uint_eq(next, 4);
+	ck_assert_uint_eq(ui_tw_wrap("ab\ncd", 10, &next), 2);    /* newline ends a line */
+	ck_assert_uint_eq(next, 3);
+	ck_assert_uint_eq(ui_tw_wrap("\xe6\x97\xa5", 1, &next), 3); /* always advances */
+}
+END_TEST
+
+/* ---- themes --------------------------------------------------------------- */
+
+static const struct {
+	const char *json;
+	const char *error; /* NULL: good; else a substring of the message */
+} theme_rows[] = {
+	{"{\"elements\": {}}", NULL},
+	{"{\"name\": \"x\", \"description\": \"d\", \"elements\": {\"title\": {\"fg\": \"red\", "
+	 "\"bg\": 17, \"attrs\": [\"bold\", \"underline\"]}}}", NULL},
+	{"{\"mono\": true, \"elements\": {\"selected\": {\"attrs\": [\"reverse\"]}}}", NULL},
+	{"{\"elements\": {\"state.compromised\": {\"fg\": \"bright-white\", \"bg\": \"red\"}}}", NULL},
+	{"{\"elements\": {\"title\": {\"fg\": \"purple\"}}}", "element \"title\": fg is not a colour"},
+	{"{\"elements\": {\"title\": {\"bg\": 256}}}", "bg is not a colour"},
+	{"{\"elements\": {\"title\": {\"fg\": -2}}}", "fg is not a colour"},
+	{"{\"elements\": {\"nosuch\": {}}}", "unknown element \"nosuch\""},
+	{"{\"elements\": {\"title\": {\"attrs\": [\"blink\"]}}}", "unknown attribute \"blink\""},
+	{"{\"elements\": {\"title\": {\"attrs\": \"bold\"}}}", "attrs must be an array"},
+	{"{\"elements\": {\"title\": {\"colour\": \"red\"}}}", "unknown field \"colour\""},
+	{"{\"elements\": {\"title\": \"red\"}}", "element \"title\" must be an object"},
+	{"{\"elements\": []}", "\"elements\" must be an object"},
+	{"{\"colours\": {}}", "unknown key \"colours\""},
+	{"{\"name\": \"x\"}", "no \"elements\" object"},
+	{"{\"name\": 3, \"elements\": {}}", "\"name\" must be a string"},
+	{"{\"mono\": \"yes\", \"elements\": {}}", "\"mono\" must be true or false"},
+	{"[]", "must be a JSON object"},
+	{"{\"elements\": {", "line 1 column"},
+	{"", "line"},
+	{"{\"elements\": {}, \"elements\": {}}", "duplicate"},
+};
+
+START_TEST(test_theme_parse_table)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(theme_rows); i++) {
+		ui_theme t;
+		ui_theme_builtin(&t, 0);
+		ui_theme before = t;
+		char msg[512] = "";
+		int rc = ui_theme_parse(&t, theme_rows[i].json, "themes/x.json", msg, sizeof msg);
+		if (!theme_rows[i].error) {
+			ck_assert_msg(rc == 0, "row %zu refused: %s", i, msg);
+			continue;
+		}
+		ck_assert_msg(rc == -1, "row %zu accepted", i);
+		ck_assert_msg(strncmp(msg, "themes/x.json: ", 15) == 0, "row %zu: no file name in \"%s\"", i,
+		              msg);
+		ck_assert_msg(strstr(msg, theme_rows[i].error) != NULL, "row %zu: \"%s\" lacks \"%s\"", i, msg,
+		              theme_rows[i].error);
+		ck_assert_msg(memcmp(&t, &before, sizeof t) == 0, "row %zu changed the theme", i);
+	}
+	/* values land where they should */
+	ui_theme t;
+	char msg[256];
+	ck_assert_int_eq(ui_theme_parse(&t, theme_rows[1].json, "x", msg, sizeof msg), 0);
+	ck_assert_int_eq(t.el[UI_EL_TITLE].fg, UI_C_RED);
+	ck_assert_int_eq(t.el[UI_EL_TITLE].bg, 17);
+	ck_assert_uint_eq(t.el[UI_EL_TITLE].attrs, UI_A_BOLD | UI_A_UNDERLINE);
+	ck_assert_str_eq(t.name, "x");
+	ui_theme b;
+	ui_theme_builtin(&b, 0);
+	ck_assert_int_eq(t.el[UI_EL_HEADER].fg, b.el[UI_EL_HEADER].fg); /* untouched: built-in */
+}
+END_TEST
+
+static char *read_all(const char *path)
+{
+	char err[256];
+	char *s = slurp(path, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	return s;
+}
+
+START_TEST(test_theme_files)
+{
+	static const char *const names[] = {"default", "light", "high-contrast", "mono"};
+	for (size_t i = 0; i < KM_ARRAY_LEN(names); i++) {
+		char path[PATH_MAX + 64], msg[512];
+		snprintf(path, sizeof path, "%s/themes/%s.json", repo_root, names[i]);
+		char *text = read_all(path);
+		ui_theme t;
+		ck_assert_msg(ui_theme_parse(&t, text, path, msg, sizeof msg) == 0, "%s", msg);
+		free(text);
+		/* every theme names every element: nothing silently built-in */
+		json_t *j = json_load_file(path, 0, NULL);
+		ck_assert_ptr_nonnull(j);
+		for (int e = 0; e < UI_EL_COUNT; e++)
+			ck_assert_msg(json_object_get(json_object_get(j, "elements"),
+			                              ui_theme_element_name((ui_element)e)) != NULL,
+			              "%s lacks element %s", names[i], ui_theme_element_name((ui_element)e));
+		json_decref(j);
+		if (strcmp(names[i], "default") == 0 || strcmp(names[i], "mono") == 0) {
+			ui_theme b;
+			ui_theme_builtin(&b, strcmp(names[i], "mono") == 0);
+			ck_assert_int_eq(t.mono, b.mono);
+			for (int e = 0; e < UI_EL_COUNT; e++)
+				ck_assert_msg(memcmp(&t.el[e], &b.el[e], sizeof b.el[e]) == 0,
+				              "themes/%s.json and the built-in table differ at %s", names[i],
+				              ui_theme_element_name((ui_element)e));
+		}
+	}
+}
+END_TEST
+
+static char tmpdir[] = "/tmp/kwtheme.XXXXXX";
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+START_TEST(test_theme_load)
+{
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	ck_assert_int_eq(chdir(tmpdir), 0); /* no ./themes here */
+	write_file(tmpdir, "default.json", "{\"elements\": {\"title\": {\"fg\": \"nope\"}}}");
+	write_file(tmpdir, "broken.json", "{\"elements\": {");
+	write_file(tmpdir, "fine.json", "{\"elements\": {\"title\": {\"fg\": \"magenta\"}}}");
+	setenv("KEYWARD_THEMES_DIR", tmpdir, 1);
+	unsetenv("NO_COLOR");
+	ui_theme t, b;
+	char msg[1024];
+	ui_theme_builtin(&b, 0);
+
+	ck_assert_int_eq(ui_theme_load(&t, "fine", msg, sizeof msg), 0);
+	ck_assert_str_eq(msg, "");
+	ck_assert_int_eq(t.el[UI_EL_TITLE].fg, UI_C_MAGENTA);
+
+	/* a broken default: the message names the file and the problem; built-in */
+	ck_assert_int_eq(ui_theme_load(&t, NULL, msg, sizeof msg), -1);
+	ck_assert_msg(strstr(msg, "/default.json: element \"title\": fg is not a colour") &&
+	              strstr(msg, "using the default theme"), "%s", msg);
+	ck_assert_int_eq(memcmp(t.el, b.el, sizeof b.el), 0);
+
+	/* a broken named theme */
+	ck_assert_int_eq(ui_theme_load(&t, "broken", msg, sizeof msg), -1);
+	ck_assert_msg(strstr(msg, "/broken.json: line 1") != NULL, "%s", msg);
+
+	/* unknown and unsafe names */
+	ck_assert_int_eq(ui_theme_load(&t, "nosuch", msg, sizeof msg), -1);
+	ck_assert_msg(strstr(msg, "theme \"nosuch\" not found") != NULL, "%s", msg);
+	ck_assert_int_eq(ui_theme_load(&t, "../etc/passwd", msg, sizeof msg), -1);
+	ck_assert_msg(strstr(msg, "a theme name is") != NULL, "%s", msg);
+
+	/* NO_COLOR wins over the asked-for theme */
+	setenv("NO_COLOR", "1", 1);
+	ck_assert_int_eq(ui_theme_load(&t, "fine", msg, sizeof msg), -1); /* no mono.json here */
+	ck_assert_int_eq(t.mono, 1);
+	write_file(tmpdir, "mono.json", "{\"mono\": true, \"elements\": {}}");
+	ck_assert_int_eq(ui_theme_load(&t, "fine", msg, sizeof msg), 0);
+	ck_assert_int_eq(t.mono, 1);
+	unsetenv("NO_COLOR");
+	unsetenv("KEYWARD_THEMES_DIR");
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* ---- actions and the keymap ------------------------------------------------- */
+
+START_TEST(test_keymap_default)
+{
+	utf8_locale();
+	ui_keymap km;
+	ui_keymap_default(&km);
+	size_t names = 0;
+	for (int a = 0; a < UI_ACT_COUNT; a++) {
+		const ui_action_info *ai = ui_action_get((ui_action)a);
+		ck_assert_int_eq(ui_action_by_name(ai->name), a);
+		char buf[64];
+		ui_tw_format(buf, sizeof buf, "%s", ai->keys);
+		char *save = NULL;
+		for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+			int key;
+			ck_assert_msg(ui_key_parse(t, &key) == 0, "%s: key \"%s\" does not parse", ai->name, t);
+			ck_assert_msg(ui_keymap_lookup(&km, key) == a, "%s: key \"%s\" bound elsewhere",
+			              ai->name, t);
+			char back[32];
+			ui_key_format(key, back, sizeof back);
+			ck_assert_str_eq(back, t); /* the help shows what the table says */
+			names++;
+		}
+		ck_assert_msg(ai->help[0] && ai->screens[0], "%s lacks help", ai->name);
+	}
+	/* no key in two rows of the table */
+	ck_assert_uint_eq(km.n, names);
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'j'), UI_ACT_MOVE_DOWN);
+	ck_assert_int_eq(ui_keymap_lookup(&km, UI_KEY_FN(KEY_DOWN)), UI_ACT_MOVE_DOWN);
+	ck_assert_int_eq(ui_keymap_lookup(&km, '\r'), UI_ACT_ENTER);
+	ck_assert_int_eq(ui_keymap_lookup(&km, UI_KEY_FN(KEY_ENTER)), UI_ACT_ENTER);
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'Z'), -1);
+	ck_assert_int_eq(ui_action_by_name("nosuch"), -1);
+}
+END_TEST
+
+static const struct {
+	const char *name;
+	int key;
+} key_rows[] = {
+	{"j", 'j'}, {"G", 'G'}, {":", ':'}, {"?", '?'}, {"\xc3\xa9", 0xe9},
+	{"^R", 18}, {"C-r", 18}, {"c-f", 6}, {"Up", UI_KEY_FN(KEY_UP)}, {"pgdn", UI_KEY_FN(KEY_NPAGE)},
+	{"PageUp", UI_KEY_FN(KEY_PPAGE)}, {"Enter", '\n'}, {"Tab", '\t'}, {"BTab", UI_KEY_FN(KEY_BTAB)},
+	{"Esc", 27}, {"Space", ' '}, {"F1", UI_KEY_FN(KEY_F(1))}, {"F12", UI_KEY_FN(KEY_F(12))},
+	/* malformed */
+	{"", -1}, {"jj", -1}, {"F13", -1}, {"F0", -1}, {"^", '^'}, {"^I", -1}, {"C-", -1},
+	{"Ctrl", -1}, {" ", -1}, {"\x01", -1}, {"\xff", -1},
+};
+
+START_TEST(test_key_names)
+{
+	utf8_locale();
+	for (size_t i = 0; i < KM_ARRAY_LEN(key_rows); i++) {
+		int key = -2;
+		int rc = ui_key_parse(key_rows[i].name, &key);
+		if (key_rows[i].key < 0)
+			ck_assert_msg(rc == -1, "row %zu \"%s\" accepted", i, key_rows[i].name);
+		else
+			ck_assert_msg(rc == 0 && key == key_rows[i].key, "row %zu \"%s\": rc %d key %d", i,
+			              key_rows[i].name, rc, key);
+	}
+}
+END_TEST
+
+static json_t *J(const char *text)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, 0, &je);
+	ck_assert_msg(j != NULL, "%s", je.text);
+	return j;
+}
+
+START_TEST(test_keymap_rebind)
+{
+	utf8_locale();
+	ui_keymap km;
+	ui_keymap_default(&km);
+	char msg[512] = "";
+	json_t *j = J("{\"rotate-key\": \"R\", \"move-down\": [\"n\", \"Down\"], \"help\": \"j\"}");
+	ck_assert_msg(ui_keymap_rebind(&km, j, msg, sizeof msg) == 0, "%s", msg);
+	json_decref(j);
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'R'), UI_ACT_KEY_ROTATE);
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'r'), -1);           /* default replaced */
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'n'), UI_ACT_MOVE_DOWN);
+	ck_assert_int_eq(ui_keymap_lookup(&km, UI_KEY_FN(KEY_DOWN)), UI_ACT_MOVE_DOWN);
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'j'), UI_ACT_HELP);   /* taken from move-down */
+	ck_assert_int_eq(ui_keymap_lookup(&km, '?'), -1);            /* help's defaults replaced */
+	char keys[64];
+	ui_keymap_keys(&km, UI_ACT_MOVE_DOWN, keys, sizeof keys);
+	ck_assert_str_eq(keys, "n Down");
+	ck_assert_int_eq(ui_keymap_rebind(&km, NULL, msg, sizeof msg), 0); /* no "keys" */
+}
+END_TEST
+
+static const struct {
+	const char *json;
+	const char *error;
+} rebind_bad[] = {
+	{"{\"nosuch\": \"x\"}", "unknown action \"nosuch\""},
+	{"{\"help\": \"NotAKey\"}", "\"help\": \"NotAKey\" is not a key name"},
+	{"{\"help\": 5}", "\"help\" must be a key name or a list"},
+	{"{\"help\": [\"x\", 5]}", "(not a string)"},
+	{"[\"help\"]", "must be an object"},
+	{"{\"move-down\": \"n\", \"quit\": \"\"}", "\"quit\": \"\" is not a key name"},
+};
+
+START_TEST(test_keymap_rebind_bad)
+{
+	utf8_locale();
+	for (size_t i = 0; i < KM_ARRAY_LEN(rebind_bad); i++) {
+		ui_keymap km, before;
+		ui_keymap_default(&km);
+		before = km;
+		char msg[512] = "";
+		json_t *j = J(rebind_bad[i].json);
+		ck_assert_msg(ui_keymap_rebind(&km, j, msg, sizeof msg) == -1, "row %zu accepted", i);
+		json_decref(j);
+		ck_assert_msg(strstr(msg, rebind_bad[i].error) != NULL, "row %zu: \"%s\" lacks \"%s\"", i,
+		              msg, rebind_bad[i].error);
+		ck_assert_msg(memcmp(&km, &before, sizeof km) == 0, "row %zu: keymap changed", i);
+	}
+}
+END_TEST
+
+START_TEST(test_keys_markdown)
+{
+	utf8_locale();
+	char *live = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&live, &len);
+	ck_assert_ptr_nonnull(f);
+	ui_actions_markdown(f);
+	fclose(f);
+	for (int a = 0; a < UI_ACT_COUNT; a++) {
+		char want[64];
+		snprintf(want, sizeof want, "| `%s` |", ui_action_get((ui_action)a)->name);
+		ck_assert_msg(strstr(live, want) != NULL, "markdown lacks %s", want);
+	}
+	size_t n;
+	ui_command_get(0, &n);
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "| `:%s", ui_command_get(i, NULL)->name);
+		ck_assert_msg(strstr(live, want) != NULL, "markdown lacks %s", want);
+	}
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/docs/keys.md", repo_root);
+	char *doc = read_all(path);
+	ck_assert_msg(strcmp(doc, live) == 0,
+	              "docs/keys.md is stale: regenerate it with `keyward help keys > docs/keys.md`");
+	free(doc);
+	free(live);
+}
+END_TEST
+
+static Suite *ui_text_suite(void)
+{
+	Suite *s = suite_create("ui_text");
+	TCase *t = tcase_create("textwidth");
+	tcase_add_test(t, test_width);
+	tcase_add_test(t, test_clip);
+	tcase_add_test(t, test_fit);
+	tcase_add_test(t, test_ascii_fallback);
+	tcase_add_test(t, test_wrap);
+	suite_add_tcase(s, t);
+	t = tcase_create("theme");
+	tcase_add_test(t, test_theme_parse_table);
+	tcase_add_test(t, test_theme_files);
+	tcase_add_test(t, test_theme_load);
+	suite_add_tcase(s, t);
+	t = tcase_create("actions");
+	tcase_add_test(t, test_keymap_default);
+	tcase_add_test(t, test_key_names);
+	tcase_add_test(t, test_keymap_rebind);
+	tcase_add_test(t, test_keymap_rebind_bad);
+	tcase_add_test(t, test_keys_markdown);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	if (!getcwd(repo_root, sizeof repo_root))
+		return 2;
+	SRunner *sr = srunner_create(ui_text_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
