@@ -348,13 +348,13 @@ km_status km_status_get(km_ctx *ctx, km_status_info *s, km_err *e)
 	int64_t v, now = km_now();
 	int64_t cadence = ctx->cfg.rotation_days * 86400;
 	char sql[512];
-	if ((st = km_db_int64(ctx->db, "SELECT count(*) FROM keys", &v, e)))
+	if ((st = km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'keys'", &v, e)))
 		return st;
 	s->keys = (uint64_t)v;
-	if ((st = km_db_int64(ctx->db, "SELECT count(*) FROM key_versions", &v, e)))
+	if ((st = km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'versions'", &v, e)))
 		return st;
 	s->versions = (uint64_t)v;
-	if ((st = km_db_int64(ctx->db, "SELECT count(*) FROM assets", &v, e)))
+	if ((st = km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'assets'", &v, e)))
 		return st;
 	s->assets = (uint64_t)v;
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM keys WHERE cur_state = 'active' AND "
@@ -363,9 +363,10 @@ km_status km_status_get(km_ctx *ctx, km_status_info *s, km_err *e)
 	if ((st = km_db_int64(ctx->db, sql, &v, e)))
 		return st;
 	s->keys_due = (uint64_t)v;
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM keys k WHERE cur_state = 'compromised' OR "
-	         "(cur_state = 'active' AND cur_created <= %lld) OR EXISTS (SELECT 1 FROM key_versions kv "
-	         "WHERE kv.key_id = k.id AND kv.state = 'active' AND kv.wraps >= %llu)",
+	/* Each part is one index range; UNION counts a key once. */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM (SELECT id FROM keys WHERE cur_state = 'compromised' "
+	         "UNION SELECT id FROM keys WHERE cur_state = 'active' AND cur_created <= %lld "
+	         "UNION SELECT key_id FROM key_versions WHERE state = 'active' AND wraps >= %llu)",
 	         (long long)(now - 2 * cadence), (unsigned long long)(ctx->cfg.kek_max_wraps / 10 * 9));
 	if ((st = km_db_int64(ctx->db, sql, &v, e)))
 		return st;

@@ -206,6 +206,16 @@ START_TEST(protect_unprotect_and_state_rules)
 	int env2 = memfd_create("env2", 0);
 	ck_assert_int_eq(km_protect(ctx, "features/x", "feature:x/score@2", in, env2, NULL, &a, &e), KM_ESTATE);
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets"), 1);
+	/* the status counters agree with the tables */
+	ck_assert_int_eq(count(ctx, "SELECT n FROM counts WHERE name = 'assets'"), 1);
+	ck_assert_int_eq(count(ctx, "SELECT n FROM counts WHERE name = 'versions'"),
+	                 count(ctx, "SELECT count(*) FROM key_versions"));
+	km_status_info si;
+	ck_assert_int_eq(km_status_get(ctx, &si, &e), KM_OK);
+	ck_assert_uint_eq(si.keys, 1);
+	ck_assert_uint_eq(si.versions, 2);
+	ck_assert_uint_eq(si.assets, 1);
+	ck_assert_uint_eq(si.keys_overdue, 1); /* its newest version is compromised */
 	assert_log_intact(ctx);
 	close(in); close(env); close(out); close(out2); close(env2);
 	km_close(ctx);
