@@ -693,8 +693,10 @@ km_status km_key_count(km_ctx *ctx, const char *filter, uint64_t *n, km_err *e)
 		return st;
 	char tag[KM_TAG_KEY_MAX + 1] = "", val[KM_TAG_VALUE_MAX + 1] = "", like[2 * KM_KEY_NAME_MAX + 8] = "";
 	char sql[512];
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM keys k WHERE %s",
-	         filter_sql(filter, tag, sizeof tag, val, sizeof val, like, sizeof like));
+	if (!filter || !*filter)
+		return km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'keys'", (int64_t *)n, e);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM (SELECT 1 FROM keys k WHERE %s LIMIT %d)",
+	         filter_sql(filter, tag, sizeof tag, val, sizeof val, like, sizeof like), KM_KEY_COUNT_CAP + 1);
 	sqlite3_stmt *q;
 	if ((st = km_db_prepare(ctx->db, sql, &q, e)))
 		return st;

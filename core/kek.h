@@ -121,7 +121,11 @@ typedef struct km_key_query {
 km_status km_key_list(km_ctx *ctx, const km_key_query *q,
                       int (*cb)(void *c, const km_key_info *k), void *cbctx, km_err *e);
 
-/* Number of keys matching a filter (for "n of N" displays). */
+/* Number of keys matching a filter (for "n of N" displays).  Unfiltered it
+ * is exact and O(1); a filtered count stops at KM_KEY_COUNT_CAP + 1, so a
+ * keystroke in the filter never scans past what a person can use — show
+ * "more than KM_KEY_COUNT_CAP" then. */
+#define KM_KEY_COUNT_CAP 5000
 km_status km_key_count(km_ctx *ctx, const char *filter, uint64_t *n, km_err *e);
 
 #endif

@@ -417,6 +417,8 @@ void ui_colon_filter(ui_console *c, int argc, char **argv)
 		ui_tw_format(text + strlen(text), sizeof text - strlen(text), "%s%s", i > 1 ? " " : "",
 		             argv[i]);
 	v->ops->filter(v, text);
+	if (v->ops->filter_settled)
+		v->ops->filter_settled(v);
 }
 
 void ui_colon_sort(ui_console *c, int argc, char **argv)

@@ -725,6 +725,8 @@ void ui_act_filter(ui_console *c, ui_action a, int key)
 	} else if (!incremental) {
 		v->ops->filter(v, text);
 	}
+	if (incremental && v->ops->filter_settled)
+		v->ops->filter_settled(v);
 }
 
 void ui_act_command(ui_console *c, ui_action a, int key)

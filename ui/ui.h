@@ -52,6 +52,9 @@ struct ui_view_ops {
 	 * filter_on_enter is 0 (incremental), else once on Enter. */
 	void (*filter)(ui_view *v, const char *text);
 	int filter_on_enter;
+	/* Optional: the incremental filter was kept (Enter) or restored (Esc);
+	 * work too slow for every keystroke (counting matches) goes here. */
+	void (*filter_settled)(ui_view *v);
 	/* The filter in force, for the prompt's initial text and Esc. */
 	const char *(*filter_text)(ui_view *v);
 	/* :sort COLUMN [asc|desc]; 0, or -1 having set the message. */

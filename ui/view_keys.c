@@ -35,6 +35,7 @@ typedef struct kv_event {
 typedef struct keys_state {
 	ui_listwin lw;
 	char filter[256];
+	int count_pending; /* the filter changed while typing; count not yet made */
 	km_key_sort sort;
 	int desc;
 	uint64_t count;
@@ -364,8 +365,14 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 	ui_console *c = v->c;
 	const ui_glyphs *g = ui_glyph(c);
 	char info[512];
-	ui_tw_format(info, sizeof info, "%llu key%s%s%s%s  sorted by %s %s",
-	             (unsigned long long)s->count, s->count == 1 ? "" : "s",
+	char n[48];
+	if (s->count_pending)
+		snprintf(n, sizeof n, "keys");
+	else
+		snprintf(n, sizeof n, "%s%llu key%s", s->count > KM_KEY_COUNT_CAP ? "more than " : "",
+		         (unsigned long long)(s->count > KM_KEY_COUNT_CAP ? KM_KEY_COUNT_CAP : s->count),
+		         s->count == 1 ? "" : "s");
+	ui_tw_format(info, sizeof info, "%s%s%s%s  sorted by %s %s", n,
 	             s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "",
 	             km_key_sort_name(s->sort), s->desc ? "(descending)" : "(ascending)");
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filter[0] ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
@@ -629,7 +636,17 @@ static void kv_filter(ui_view *v, const char *text)
 	ui_tw_format(s->filter, sizeof s->filter, "%s", text);
 	int rc = ui_lw_home(&s->lw);
 	kv_report(v, rc);
+	/* Counting matches can scan every key; per keystroke only the
+	 * visible page is fetched, the count follows in kv_filter_settled. */
+	s->count_pending = 1;
+	ui_dirty(v->c);
+}
+
+static void kv_filter_settled(ui_view *v)
+{
+	keys_state *s = v->st;
 	kv_count(v);
+	s->count_pending = 0;
 	ui_dirty(v->c);
 }
 
@@ -687,6 +704,7 @@ const struct ui_view_ops ui_view_keys = {
 	.handle = kv_handle,
 	.filter = kv_filter,
 	.filter_text = kv_filter_text,
+	.filter_settled = kv_filter_settled,
 	.sort = kv_sort,
 	.click = kv_click,
 };
