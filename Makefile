@@ -78,6 +78,14 @@ $(BUILD)/%.o: %.c
 	@echo '  CC  $<'
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The installed binary looks for themes under PREFIX (after ./themes and
+# $KEYWARD_THEMES_DIR); a stamp rebuilds theme.o when PREFIX changes.
+THEMES_DIR := $(PREFIX)/share/keyward/themes
+$(BUILD)/ui/theme.o: CFLAGS += -DUI_THEMES_DIR='"$(THEMES_DIR)"'
+$(BUILD)/ui/theme.o: $(BUILD)/prefix-$(subst /,_,$(PREFIX)).stamp
+$(BUILD)/prefix-%.stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/prefix-*.stamp && touch $@
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo '  AR  $@'
@@ -146,7 +154,7 @@ bench: all $(BENCH_BIN)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/keyward/themes $(DESTDIR)$(PREFIX)/share/doc/keyward
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keyward
-	install -m 0644 themes/*.json $(DESTDIR)$(PREFIX)/share/keyward/themes/ 2>/dev/null || true
+	install -m 0644 themes/*.json $(DESTDIR)$(PREFIX)/share/keyward/themes/
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/keyward/
 
 uninstall:
