@@ -55,8 +55,8 @@ typedef struct audit_event {
  *   {"action":..,"actor":..,"details":{..},"object":..,"outcome":..,"seq":N,"time":".."}
  * serialised by Jansson with JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII
  * (sorted keys, no whitespace, pure ASCII); time is the current UTC time,
- * RFC 3339 with milliseconds.  Stores the leaf hash and advances the stored
- * Merkle frontier.
+ * RFC 3339 with milliseconds, but never earlier than the previous event's.
+ * Stores the leaf hash and advances the stored Merkle frontier.
  *   KM_EUSAGE       not inside a write transaction; missing field; outcome
  *                   not one of the three
  *   KM_EINVAL       details not an object, holds a real number, nests
@@ -71,6 +71,17 @@ km_status audit_append(sqlite3 *db, const audit_event *ev, uint64_t *seq_out, km
 
 /* Sign digest (SHA-256 of the checkpoint text) with the audit key: raw
  * r||s.  hsm_audit_sign() has this shape once ctx is bound to the hsm. */
+/* A writer for many appends in one transaction: statements prepared once,
+ * the frontier kept in memory and written back by audit_writer_sign_head.
+ * Call audit_writer_reset whenever a transaction ends (commit or
+ * rollback); free it before closing the connection.  audit_append is a
+ * one-event writer. */
+typedef struct audit_writer audit_writer;
+km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e);
+void audit_writer_free(audit_writer *w);
+void audit_writer_reset(audit_writer *w);
+km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *seq_out, km_err *e);
+
 typedef km_status (*audit_sign_fn)(void *ctx, const uint8_t digest[32],
                                    uint8_t sig[AUDIT_SIG_BYTES], km_err *e);
 
@@ -93,6 +104,9 @@ km_status audit_sign_head(sqlite3 *db, audit_sign_fn sign, void *sign_ctx, km_er
  * (the last line is an extension line).  Writes at most cap bytes including
  * the terminating NUL; returns the text length, or 0 if cap is too small or
  * the origin is empty or holds a newline. */
+/* Write the writer's frontier, then audit_sign_head. */
+km_status audit_writer_sign_head(audit_writer *w, audit_sign_fn sign, void *sign_ctx, km_err *e);
+
 size_t audit_checkpoint_text(const char *origin, uint64_t size, const uint8_t root[32],
                              int64_t time, char *buf, size_t cap);
 
@@ -152,7 +166,9 @@ typedef int (*audit_row_fn)(void *ctx, const audit_row *row);
 /* Events matching f (may be NULL), newest first, with seq < before_seq
  * (0 = from the newest), at most limit rows (limit <= 0: 50).  Keyset
  * pagination: pass the last row's seq as before_seq to get the next page.
- * Uses the filter indexes; fast on millions of events. */
+ * Walks the index of the most selective filter (probed first), and turns a
+ * time range into a seq range (times never decrease along the log): a few
+ * milliseconds on a million events. */
 km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, int limit,
                       audit_row_fn row_cb, void *ctx, km_err *e);
 
@@ -182,9 +198,13 @@ typedef int (*audit_progress_fn)(void *ctx, uint64_t checked, uint64_t total);
  * stored one; at each tree head's size the recomputed root equals the
  * head's root and the head's signature verifies over its checkpoint text;
  * no head is beyond the end of the log; every entry is covered by a signed
- * head; the stored frontier matches the entries.  Stops at the first
- * problem.  Returns KM_OK with r->intact 0 or 1 when verification ran; an
- * error status only when it could not run (database error, cancelled). */
+ * head; times never decrease; the stored frontier matches the entries.
+ * Stops at the first problem.  Returns KM_OK with r->intact 0 or 1 when
+ * verification ran; an error status only when it could not run (database
+ * error; KM_EBUSY when cancelled).  For logs of more than 4096 entries it
+ * runs a helper thread for hashing; the connection is only ever used on the
+ * calling thread (fine with SQLITE_OPEN_NOMUTEX).  See docs/audit.md for the
+ * problems it reports and their first_bad_seq. */
 km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, audit_progress_fn progress, void *pctx,
                        audit_verify_result *r, km_err *e);
 

@@ -17,6 +17,7 @@
 
 #include "keyward.h"
 #include "kekcache.h"
+#include "audit.h"
 
 #include <openssl/evp.h>
 #include <jansson.h>
@@ -29,6 +30,7 @@ struct km_ctx {
 	EVP_PKEY *audit_pub;
 	char deployment_id[40];
 	kek_cache *cache;
+	audit_writer *aw;         /* created on first use; reset at every transaction end */
 	int log_damaged;         /* the login event could not be appended */
 	char log_problem[KM_ERR_MSG_MAX];
 };

@@ -242,7 +242,8 @@ static km_status new_cipher_ctx(const uint8_t *kek, EVP_CIPHER_CTX **out, km_err
 	return KM_OK;
 }
 
-/* c is keyed; only the nonce and direction change per call. */
+/* c is keyed; only the nonce and direction change per call.  The nonce is
+ * already in out[0..12). */
 static km_status wrap_keyed(EVP_CIPHER_CTX *c, const uint8_t *dek, const km_asset_ref *ref,
                             uint8_t out[KM_WRAPPED_DEK_BYTES], km_err *e)
 {
@@ -254,8 +255,6 @@ static km_status wrap_keyed(EVP_CIPHER_CTX *c, const uint8_t *dek, const km_asse
 	km_status st = dek_aad(ref, aad, &aad_len, e);
 	if (st != KM_OK)
 		return st;
-	if (RAND_bytes(out, WRAP_NONCE_BYTES) != 1)
-		return km_fail(e, KM_EINTERNAL, "the random generator failed (wrap nonce)");
 	if (EVP_CipherInit_ex(c, NULL, NULL, NULL, out, 1) != 1 ||
 	    EVP_CipherUpdate(c, NULL, &n, aad, (int)aad_len) != 1 ||
 	    EVP_CipherUpdate(c, out + WRAP_CT_OFFSET, &n, dek, KM_DEK_BYTES) != 1 ||
@@ -312,6 +311,8 @@ km_status dek_wrap(const uint8_t *kek, const uint8_t *dek, const km_asset_ref *r
 	EVP_CIPHER_CTX *c;
 	if (!kek || !dek || !out)
 		return km_fail(e, KM_EUSAGE, "dek_wrap: missing key or output");
+	if (RAND_bytes(out, WRAP_NONCE_BYTES) != 1)
+		return km_fail(e, KM_EINTERNAL, "the random generator failed (wrap nonce)");
 	km_status st = new_cipher_ctx(kek, &c, e);
 	if (st != KM_OK)
 		return st;
@@ -334,8 +335,15 @@ km_status dek_unwrap(const uint8_t *kek, const uint8_t in[KM_WRAPPED_DEK_BYTES],
 	return st;
 }
 
+/* Nonces drawn 64 at a time: every RAND call costs a getpid() system call
+ * (OpenSSL's fork check), which dominated the cost of a wrap.  Nonces are
+ * public; drawing them in bulk changes nothing about their randomness. */
+#define NONCE_POOL 64
+
 struct dek_ctx {
 	EVP_CIPHER_CTX *cipher; /* keyed with the KEK; direction set per call */
+	size_t nonces_left;
+	uint8_t nonces[NONCE_POOL * WRAP_NONCE_BYTES];
 };
 
 km_status dek_ctx_new(const uint8_t *kek, dek_ctx **out, km_err *e)
@@ -359,6 +367,16 @@ km_status dek_ctx_wrap(dek_ctx *c, const uint8_t *dek, const km_asset_ref *ref,
 {
 	if (!c || !dek || !out)
 		return km_fail(e, KM_EUSAGE, "dek_ctx_wrap: missing context, key or output");
+	if (c->nonces_left == 0) {
+		if (RAND_bytes(c->nonces, (int)sizeof c->nonces) != 1)
+			return km_fail(e, KM_EINTERNAL, "the random generator failed (wrap nonce)");
+		c->nonces_left = NONCE_POOL;
+	}
+	/* Each pooled nonce is used once, then erased from the pool. */
+	c->nonces_left--;
+	uint8_t *nonce = c->nonces + c->nonces_left * WRAP_NONCE_BYTES;
+	memcpy(out, nonce, WRAP_NONCE_BYTES);
+	memset(nonce, 0, WRAP_NONCE_BYTES);
 	return wrap_keyed(c->cipher, dek, ref, out, e);
 }
 

@@ -275,8 +275,11 @@ km_status envelope_read_header(int in_fd, envelope_header *h, km_err *e)
 
 	km_asset_ref ref;
 	envelope_header_ref(h, &ref);
-	if ((st = km_asset_ref_validate(&ref, e)) != KM_OK)
-		return km_wrap(e, "envelope header");
+	if ((st = km_asset_ref_validate(&ref, e)) != KM_OK) {
+		if (e)
+			km_wrap(e, "envelope header");
+		return st;
+	}
 
 	/* The segments authenticate the encoding of *h; it must be these very
 	 * bytes.  The parser above admits one encoding per header, so this

@@ -61,9 +61,22 @@ km_status km_ctx_sign(void *c, const uint8_t digest[32], uint8_t sig[64], km_err
 	return hsm_audit_sign(((km_ctx *)c)->h, digest, sig, e);
 }
 
-km_status km_tx_begin(km_ctx *ctx, km_err *e) { return km_db_begin(ctx->db, e); }
+km_status km_tx_begin(km_ctx *ctx, km_err *e)
+{
+	if (!ctx->aw) {
+		km_status st = audit_writer_new(ctx->db, &ctx->aw, e);
+		if (st)
+			return st;
+	}
+	audit_writer_reset(ctx->aw);
+	return km_db_begin(ctx->db, e);
+}
 
-void km_tx_rollback(km_ctx *ctx) { km_db_rollback(ctx->db); }
+void km_tx_rollback(km_ctx *ctx)
+{
+	audit_writer_reset(ctx->aw);
+	km_db_rollback(ctx->db);
+}
 
 km_status km_tx_audit(km_ctx *ctx, const char *action, const char *object,
                       const char *outcome, json_t *details, km_err *e)
@@ -79,19 +92,21 @@ km_status km_tx_audit(km_ctx *ctx, const char *action, const char *object,
 		json_object_set_new(details, "via", json_string(ctx->actor.via));
 	audit_event ev = {ctx->actor.name, action, object, outcome, details};
 	uint64_t seq;
-	km_status st = audit_append(ctx->db, &ev, &seq, e);
+	km_status st = audit_writer_append(ctx->aw, &ev, &seq, e);
 	json_decref(details);
 	return st;
 }
 
 km_status km_tx_commit(km_ctx *ctx, km_err *e)
 {
-	km_status st = audit_sign_head(ctx->db, km_ctx_sign, ctx, e);
+	km_status st = audit_writer_sign_head(ctx->aw, km_ctx_sign, ctx, e);
 	if (st) {
-		km_db_rollback(ctx->db);
+		km_tx_rollback(ctx);
 		return km_wrap(e, "cannot sign the audit tree head, nothing was changed");
 	}
-	return km_db_commit(ctx->db, e);
+	st = km_db_commit(ctx->db, e);
+	audit_writer_reset(ctx->aw);
+	return st;
 }
 
 km_status km_audit_event(km_ctx *ctx, const char *action, const char *object,
@@ -236,6 +251,7 @@ void km_close(km_ctx *ctx)
 	if (!ctx)
 		return;
 	kek_cache_free(ctx->cache);
+	audit_writer_free(ctx->aw);
 	EVP_PKEY_free(ctx->audit_pub);
 	if (ctx->db)
 		sqlite3_close(ctx->db);

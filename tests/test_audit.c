@@ -573,6 +573,21 @@ START_TEST(test_tamper_frontier)
 }
 END_TEST
 
+/* A rehashed entry whose text is valid JSON but not canonical: the bulk
+ * pass re-serialises entry 1 (and one in 256 after it) with Jansson. */
+START_TEST(test_tamper_non_canonical)
+{
+	standard_log();
+	char *json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", 1);
+	char *spaced = replace(json, "\"details\":{", "\"details\": {");
+	attacker_rewrite(fx.db, 1, spaced);
+	audit_verify_result r = verify();
+	expect_bad(&r, 1, "entry 1: the event text is not canonical", NULL);
+	free(json);
+	free(spaced);
+}
+END_TEST
+
 START_TEST(test_damaged_leaf_hash_blob)
 {
 	standard_log();
@@ -659,6 +674,29 @@ START_TEST(test_big_log)
 	expect_bad(&r, 7777, "entry 7777", "modified");
 	ck_assert_uint_eq(r.entries_checked, 7776);
 	sql(fx.db, "UPDATE audit_events SET json = replace(json, 'r-78', 'r-77') WHERE seq = 7777");
+	/* entries whose leaf the reader thread hashes (7777) and those the
+	 * checker hashes (6000) are both checked */
+	sql(fx.db, "UPDATE audit_events SET json = replace(json, 'r-77', 'r-78') WHERE seq = 6000");
+	r = verify();
+	expect_bad(&r, 6000, "entry 6000", "modified");
+	sql(fx.db, "UPDATE audit_events SET json = replace(json, 'r-78', 'r-77') WHERE seq = 6000");
+	r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	/* forged heads: the reader thread checks every other signature, the
+	 * checker the rest; both findings are reported the same way */
+	sql(fx.db, "CREATE TABLE keep AS SELECT size, root FROM audit_tree_heads");
+	sql(fx.db, "UPDATE audit_tree_heads SET root = randomblob(32) WHERE size = 794");
+	r = verify();
+	expect_bad(&r, 398, "tree head at size 794", "signature does not verify");
+	sql(fx.db, "UPDATE audit_tree_heads SET root = (SELECT root FROM keep WHERE keep.size = 794) "
+	           "WHERE size = 794");
+	sql(fx.db, "UPDATE audit_tree_heads SET root = randomblob(32) WHERE size = 1191");
+	r = verify();
+	expect_bad(&r, 795, "tree head at size 1191", "signature does not verify");
+	sql(fx.db, "UPDATE audit_tree_heads SET root = (SELECT root FROM keep WHERE keep.size = 1191) "
+	           "WHERE size = 1191");
+	r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
 	sql(fx.db, "DELETE FROM audit_events WHERE seq = 9500");
 	r = verify();
 	expect_bad(&r, 9500, "entry 9500 is missing", NULL);
@@ -926,28 +964,160 @@ START_TEST(test_query_time_range)
 }
 END_TEST
 
-/* The filters go through the indexes, never a scan with json_extract. */
+/* Give event i the time 2026-MM-DDT10:00:00.000Z of day i (attacker-style
+ * rewrite; only the queries care here), keeping times increasing. */
+static void set_day_times(uint64_t n)
+{
+	for (uint64_t i = 1; i <= n; i++) {
+		char *json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", (int64_t)i);
+		char *at = strstr(json, "\"time\":\"");
+		ck_assert_ptr_nonnull(at);
+		int month = 1 + (int)((i - 1) / 28), day = 1 + (int)((i - 1) % 28);
+		char t[32];
+		snprintf(t, sizeof t, "2026-%02d-%02dT10:00:00.000Z", month, day);
+		memcpy(at + 8, t, AUDIT_TIME_LEN);
+		attacker_rewrite(fx.db, (int64_t)i, json);
+		free(json);
+	}
+}
+
+START_TEST(test_query_time_semantics)
+{
+	static const struct {
+		const char *from, *to, *actor;
+		uint64_t first, last; /* expected seq range (0, 0: none) */
+	} rows[] = {
+		{"2026-02", "2026-02", NULL, 29, 56},         /* all of February */
+		{"2026-02-03", "2026-02-05", NULL, 31, 33},   /* inclusive day prefixes */
+		{"2026-02-03T10:00:00.000Z", "2026-02-03T10:00:00.000Z", NULL, 31, 31},
+		{NULL, "2026-01-28", NULL, 1, 28},
+		{"2026-04-16", NULL, NULL, 100, 100},
+		{"2026-04-17", NULL, NULL, 0, 0},
+		{NULL, "2025", NULL, 0, 0},
+		{"2026-03", "2026-02", NULL, 0, 0},           /* from after to */
+		{"2026-02", "2026-02", "bob", 29, 55},        /* bob: seq % 3 == 1 */
+	};
+	standard_log();
+	set_day_times(100);
+	for (size_t r = 0; r < KM_ARRAY_LEN(rows); r++) {
+		audit_filter f = {.time_from = rows[r].from, .time_to = rows[r].to, .actor = rows[r].actor};
+		collected c = run_query(&f, 0, 200);
+		uint64_t want = 0;
+		for (uint64_t i = rows[r].last; rows[r].last && i >= rows[r].first; i--) {
+			if (rows[r].actor && i % 3 != 1)
+				continue;
+			ck_assert_msg(want < c.n && c.seq[want] == i, "row %zu: result %llu should be %llu", r,
+			              (unsigned long long)(want < c.n ? c.seq[want] : 0), (unsigned long long)i);
+			want++;
+		}
+		ck_assert_msg(c.n == want, "row %zu: %zu results, want %llu", r, c.n, (unsigned long long)want);
+	}
+	/* pagination inside a time range */
+	audit_filter f = {.time_from = "2026-02", .time_to = "2026-02"};
+	collected c = run_query(&f, 40, 5);
+	ck_assert_uint_eq(c.n, 5);
+	ck_assert_uint_eq(c.seq[0], 39);
+	ck_assert_uint_eq(c.seq[4], 35);
+}
+END_TEST
+
+/* Capture every statement audit_query runs, to look at its plan. */
+typedef struct captured {
+	char *sql[16];
+	int n;
+} captured;
+
+static int capture_sql(unsigned type, void *ctx, void *p, void *x)
+{
+	captured *c = ctx;
+	(void)x;
+	if (type == SQLITE_TRACE_STMT && c->n < 16)
+		c->sql[c->n++] = strdup(sqlite3_sql(p));
+	return 0;
+}
+
+static void assert_no_scan(const char *sql, const char *what)
+{
+	char q[1200];
+	sqlite3_stmt *st;
+	snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, q, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(st, 3);
+		ck_assert_msg(strncmp(detail, "SCAN audit_events", 17) != 0 || strstr(detail, "INDEX"),
+		              "%s: full scan (%s) in %s", what, detail, sql);
+	}
+	sqlite3_finalize(st);
+}
+
+/* Every statement behind a filtered query searches an index or a rowid
+ * range: none computes json_extract over the whole log. */
 START_TEST(test_query_plans)
 {
-	static const char *const queries[] = {
-		"SELECT seq FROM audit_events WHERE 1 AND actor = 'a' ORDER BY seq DESC LIMIT 50",
-		"SELECT seq FROM audit_events WHERE 1 AND object = 'a' AND seq < 5 ORDER BY seq DESC LIMIT 50",
-		"SELECT seq FROM audit_events WHERE 1 AND object >= 'a' AND object < 'b' ORDER BY seq DESC LIMIT 50",
-		"SELECT seq FROM audit_events WHERE 1 AND outcome = 'denied' ORDER BY seq DESC LIMIT 50",
-		"SELECT seq FROM audit_events WHERE 1 AND action = 'x' ORDER BY seq DESC LIMIT 50",
+	static const audit_filter filters[] = {
+		{0},
+		{.actor = "bob"},
+		{.object = "features/fraud"},
+		{.object_prefix = "features/"},
+		{.outcome = "denied", .object_prefix = "models/"},
+		{.time_from = "2026-02"},
+		{.time_to = "2026-02", .action = "key.rotate"},
+		{.time_from = "2026", .time_to = "2026", .object_prefix = "features/", .actor = "alice"},
 	};
-	for (size_t i = 0; i < KM_ARRAY_LEN(queries); i++) {
-		char q[512];
-		sqlite3_stmt *st;
-		snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", queries[i]);
-		ck_assert_int_eq(sqlite3_prepare_v2(fx.db, q, -1, &st, NULL), SQLITE_OK);
-		int uses_index = 0;
-		while (sqlite3_step(st) == SQLITE_ROW)
-			uses_index |= strstr((const char *)sqlite3_column_text(st, 3), "USING INDEX") != NULL ||
-			              strstr((const char *)sqlite3_column_text(st, 3), "USING COVERING INDEX") != NULL;
-		sqlite3_finalize(st);
-		ck_assert_msg(uses_index, "no index for: %s", queries[i]);
+	standard_log();
+	for (size_t i = 0; i < KM_ARRAY_LEN(filters); i++) {
+		captured c = {{NULL}, 0};
+		sqlite3_trace_v2(fx.db, SQLITE_TRACE_STMT, capture_sql, &c);
+		run_query(&filters[i], 0, 10);
+		sqlite3_trace_v2(fx.db, 0, NULL, NULL);
+		ck_assert_int_ge(c.n, 1);
+		int time_lookups = 0;
+		for (int k = 0; k < c.n; k++) {
+			if (strncmp(c.sql[k], "SELECT", 6) == 0)
+				assert_no_scan(c.sql[k], "query");
+			time_lookups += strstr(c.sql[k], "ORDER BY time") != NULL;
+			free(c.sql[k]);
+		}
+		/* a time range becomes a sequence range: one index descent per bound */
+		ck_assert_int_eq(time_lookups, !!filters[i].time_from + !!filters[i].time_to);
 	}
+}
+END_TEST
+
+/* Time never goes backwards in the log, and verification notices if it
+ * does. */
+START_TEST(test_time_monotonic)
+{
+	audit_row row;
+	km_err e;
+
+	grow(fx.db, 3, 1);
+	/* the newest event claims a time far in the future (say, a host with a
+	 * clock ahead wrote it); the next append must not go back before it */
+	char *json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", 3);
+	char *at = strstr(json, "\"time\":\"");
+	memcpy(at + 8, "2999-01-01T00:00:00.000Z", AUDIT_TIME_LEN);
+	attacker_rewrite(fx.db, 3, json);
+	attacker_rebuild_frontier(fx.db);
+	grow(fx.db, 4, 1);
+	ck_assert_int_eq(audit_get(fx.db, 4, &row, &e), KM_OK);
+	ck_assert_str_eq(row.time, "2999-01-01T00:00:00.000Z");
+	audit_row_free(&row);
+	free(json);
+
+	/* a rewritten (rehashed) time that goes backwards is pinpointed */
+	sql(fx.db, "DELETE FROM audit_events");
+	sql(fx.db, "DELETE FROM audit_tree_heads");
+	sql(fx.db, "DELETE FROM audit_frontier");
+	standard_log();
+	json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", 42);
+	at = strstr(json, "\"time\":\"");
+	memcpy(at + 8, "2000-01-01T00:00:00.000Z", AUDIT_TIME_LEN);
+	attacker_rewrite(fx.db, 42, json);
+	audit_verify_result r = verify();
+	expect_bad(&r, 42, "entry 42: its time 2000-01-01T00:00:00.000Z is earlier than entry 41's",
+	           "reordered or rewritten");
+	free(json);
 }
 END_TEST
 
@@ -1091,6 +1261,7 @@ int main(void)
 	tcase_add_test(tc, test_tamper_origin);
 	tcase_add_test(tc, test_tamper_unsigned_append);
 	tcase_add_test(tc, test_tamper_frontier);
+	tcase_add_test(tc, test_tamper_non_canonical);
 	tcase_add_test(tc, test_damaged_leaf_hash_blob);
 	tcase_add_test(tc, test_signer_refuses_truncated_log);
 	tcase_add_test(tc, test_big_log);
@@ -1099,7 +1270,9 @@ int main(void)
 	tcase_add_test(tc, test_event_fields_and_usage);
 	tcase_add_test(tc, test_query_filters);
 	tcase_add_test(tc, test_query_time_range);
+	tcase_add_test(tc, test_query_time_semantics);
 	tcase_add_test(tc, test_query_plans);
+	tcase_add_test(tc, test_time_monotonic);
 	tcase_add_test(tc, test_inclusion_proofs);
 	tcase_add_test(tc, test_verify_entry_tampered);
 	tcase_add_test(tc, test_verify_entry_uncovered);
