@@ -126,6 +126,31 @@ static json_t *asset_details(const km_asset_ref *ref, int64_t id)
 	                 "version", ref->version, "asset_id", (json_int_t)id);
 }
 
+/* One envelope pass (envelope_encrypt or envelope_decrypt) to out_fd, or
+ * to out_path through a temporary file renamed only on success. */
+typedef km_status (*envelope_pass_fn)(int in_fd, int out_fd, const envelope_header *h,
+                                      const uint8_t *dek, uint64_t *bytes, km_err *e);
+
+static km_status stream_out(envelope_pass_fn pass, int in_fd, int out_fd, const char *out_path,
+                            const envelope_header *h, const uint8_t *dek, uint64_t *bytes, km_err *e)
+{
+	atomicfile af = {-1, NULL, NULL};
+	km_status st;
+	if (out_path) {
+		if ((st = atomicfile_open(out_path, &af, e)))
+			return st;
+		out_fd = af.fd;
+	}
+	st = pass(in_fd, out_fd, h, dek, bytes, e);
+	if (out_path) {
+		if (!st)
+			st = atomicfile_commit(&af, e);
+		else
+			atomicfile_abort(&af);
+	}
+	return st;
+}
+
 km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
                      int in_fd, int out_fd, const char *out_path, km_asset_info *out, km_err *e)
 {
@@ -194,23 +219,12 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 			km_tx_rollback(ctx);
 	}
 	envelope_header h;
-	atomicfile af = {-1, NULL, NULL};
 	uint64_t size = 0;
 	if (!st)
 		st = envelope_header_init(&h, &ref, wrapped, e);
-	if (!st && out_path) {
-		st = atomicfile_open(out_path, &af, e);
-		out_fd = af.fd;
-	}
 	if (!st)
-		st = envelope_encrypt(in_fd, out_fd, &h, dek, &size, e);
+		st = stream_out(envelope_encrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
-	if (out_path && af.final_path) {
-		if (!st)
-			st = atomicfile_commit(&af, e);
-		else
-			atomicfile_abort(&af);
-	}
 	if (id == 0)
 		return st;
 	char sql[160];
@@ -337,21 +351,10 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 		else
 			km_tx_rollback(ctx);
 	}
-	atomicfile af = {-1, NULL, NULL};
 	uint64_t size = 0;
-	if (!st && out_path) {
-		st = atomicfile_open(out_path, &af, e);
-		out_fd = af.fd;
-	}
 	if (!st)
-		st = envelope_decrypt(in_fd, out_fd, &h, dek, &size, e);
+		st = stream_out(envelope_decrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
-	if (out_path && af.final_path) {
-		if (!st)
-			st = atomicfile_commit(&af, e);
-		else
-			atomicfile_abort(&af);
-	}
 	if (st) {
 		if (st == KM_EINTEGRITY)
 			km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);

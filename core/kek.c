@@ -245,6 +245,65 @@ static void key_object(char *buf, size_t cap, const char *name, uint32_t version
 
 /* ---- changes ----------------------------------------------------------- */
 
+/* Inside the caller's transaction: a KEK generated in the HSM, its row,
+ * version 1 active, its tags, the summary and the audit event.  q is the
+ * prepared "INSERT INTO keys" statement, reused by bulk creation. */
+static km_status insert_new_key(km_ctx *ctx, sqlite3_stmt *q, const char *name, const km_tag *tags,
+                                size_t ntags, km_err *e)
+{
+	uint8_t wrapped[HSM_WRAPPED_KEK_MAX];
+	size_t wlen = 0;
+	char obj[KM_KEY_NAME_MAX + 16];
+	key_object(obj, sizeof obj, name, 0);
+	km_status st = hsm_kek_generate(ctx->h, wrapped, sizeof wrapped, &wlen, e);
+	if (st)
+		return st;
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, km_now());
+	sqlite3_bind_text(q, 3, ctx->actor.name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc == SQLITE_CONSTRAINT)
+		return km_fail(e, KM_EEXISTS, "a key named '%s' exists already", name);
+	if (rc != SQLITE_DONE)
+		return km_db_fail(ctx->db, e, "creating the key");
+	int64_t id = sqlite3_last_insert_rowid(ctx->db);
+	json_t *set = json_object(), *removed = json_array();
+	st = insert_version(ctx, id, 1, wrapped, wlen, e);
+	if (!st)
+		st = set_tags(ctx, id, tags, ntags, set, removed, e);
+	if (!st)
+		st = kek_summary_refresh(ctx, id, e);
+	json_decref(removed);
+	if (!st)
+		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_CREATE), obj, "ok",
+		                 json_pack("{s:i,s:s,s:O}", "version", 1, "state", "active", "tags", set), e);
+	json_decref(set);
+	return st;
+}
+
+#define INSERT_KEY_SQL "INSERT INTO keys(name, created, created_by) VALUES(?, ?, ?)"
+
+/* Validated and authorised: create the keys in one transaction. */
+static km_status km_key_create_bulk_authorised(km_ctx *ctx, const char *const *names, size_t n,
+                                               const km_tag *tags, size_t ntags, km_err *e)
+{
+	km_status st = km_tx_begin(ctx, e);
+	if (st)
+		return st;
+	sqlite3_stmt *q = NULL;
+	st = km_db_prepare(ctx->db, INSERT_KEY_SQL, &q, e);
+	for (size_t i = 0; !st && i < n; i++)
+		st = insert_new_key(ctx, q, names[i], tags, ntags, e);
+	sqlite3_finalize(q);
+	if (st) {
+		km_tx_rollback(ctx);
+		return st;
+	}
+	return km_tx_commit(ctx, e);
+}
+
 km_status km_key_create(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
 {
 	km_status st = km_key_name_validate(name, e);
@@ -256,48 +315,7 @@ km_status km_key_create(km_ctx *ctx, const char *name, const km_tag *tags, size_
 	key_object(obj, sizeof obj, name, 0);
 	if ((st = km_authorize(ctx, KM_ACT_KEY_CREATE, obj, e)))
 		return st;
-	int64_t id;
-	km_err probe;
-	if (kek_lookup_id(ctx, name, &id, &probe) == KM_OK)
-		return km_fail(e, KM_EEXISTS, "a key named '%s' exists already", name);
-
-	uint8_t wrapped[HSM_WRAPPED_KEK_MAX];
-	size_t wlen = 0;
-	if ((st = hsm_kek_generate(ctx->h, wrapped, sizeof wrapped, &wlen, e)))
-		return st;
-
-	if ((st = km_tx_begin(ctx, e)))
-		return st;
-	sqlite3_stmt *q;
-	if (!(st = km_db_prepare(ctx->db, "INSERT INTO keys(name, created, created_by) VALUES(?, ?, ?)", &q, e))) {
-		sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, km_now());
-		sqlite3_bind_text(q, 3, ctx->actor.name, -1, SQLITE_STATIC);
-		int rc = sqlite3_step(q);
-		if (rc == SQLITE_CONSTRAINT)
-			st = km_fail(e, KM_EEXISTS, "a key named '%s' exists already", name);
-		else if (rc != SQLITE_DONE)
-			st = km_db_fail(ctx->db, e, "creating the key");
-		sqlite3_finalize(q);
-	}
-	id = sqlite3_last_insert_rowid(ctx->db);
-	json_t *set = json_object(), *removed = json_array();
-	if (!st)
-		st = insert_version(ctx, id, 1, wrapped, wlen, e);
-	if (!st)
-		st = set_tags(ctx, id, tags, ntags, set, removed, e);
-	if (!st)
-		st = kek_summary_refresh(ctx, id, e);
-	json_decref(removed);
-	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_CREATE), obj, "ok",
-		                 json_pack("{s:i,s:s,s:O}", "version", 1, "state", "active", "tags", set), e);
-	json_decref(set);
-	if (st) {
-		km_tx_rollback(ctx);
-		return st;
-	}
-	return km_tx_commit(ctx, e);
+	return km_key_create_bulk_authorised(ctx, &name, 1, tags, ntags, e);
 }
 
 km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
@@ -310,48 +328,7 @@ km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
 		return st;
 	if ((st = km_authorize(ctx, KM_ACT_KEY_CREATE, "key:*", e)))
 		return st;
-	if ((st = km_tx_begin(ctx, e)))
-		return st;
-	sqlite3_stmt *q = NULL;
-	st = km_db_prepare(ctx->db, "INSERT INTO keys(name, created, created_by) VALUES(?, ?, ?)", &q, e);
-	for (size_t i = 0; !st && i < n; i++) {
-		uint8_t wrapped[HSM_WRAPPED_KEK_MAX];
-		size_t wlen = 0;
-		char obj[KM_KEY_NAME_MAX + 16];
-		key_object(obj, sizeof obj, names[i], 0);
-		if ((st = hsm_kek_generate(ctx->h, wrapped, sizeof wrapped, &wlen, e)))
-			break;
-		sqlite3_reset(q);
-		sqlite3_bind_text(q, 1, names[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, km_now());
-		sqlite3_bind_text(q, 3, ctx->actor.name, -1, SQLITE_STATIC);
-		int rc = sqlite3_step(q);
-		if (rc == SQLITE_CONSTRAINT) {
-			st = km_fail(e, KM_EEXISTS, "a key named '%s' exists already", names[i]);
-			break;
-		} else if (rc != SQLITE_DONE) {
-			st = km_db_fail(ctx->db, e, "creating keys");
-			break;
-		}
-		int64_t id = sqlite3_last_insert_rowid(ctx->db);
-		json_t *set = json_object(), *removed = json_array();
-		st = insert_version(ctx, id, 1, wrapped, wlen, e);
-		if (!st)
-			st = set_tags(ctx, id, tags, ntags, set, removed, e);
-		if (!st)
-			st = kek_summary_refresh(ctx, id, e);
-		json_decref(removed);
-		if (!st)
-			st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_CREATE), obj, "ok",
-			                 json_pack("{s:i,s:s,s:O}", "version", 1, "state", "active", "tags", set), e);
-		json_decref(set);
-	}
-	sqlite3_finalize(q);
-	if (st) {
-		km_tx_rollback(ctx);
-		return st;
-	}
-	return km_tx_commit(ctx, e);
+	return km_key_create_bulk_authorised(ctx, names, n, tags, ntags, e);
 }
 
 km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)

@@ -116,6 +116,8 @@ ui_table *ui_table_new(size_t ncols, const char *const *headers);
 /* Cells are copied; NULL prints as "-". */
 km_status ui_table_add(ui_table *t, const char *const *cells, km_err *e);
 void ui_table_print(ui_table *t, FILE *f);
+/* A listing's end: print arr as JSON if set, else the table; frees both. */
+km_status ui_listing_emit(json_t *arr, ui_table *t, km_err *e);
 void ui_table_free(ui_table *t);
 
 /* ---- handlers (cli_*.c) ------------------------------------------------ */

@@ -170,14 +170,8 @@ km_status ui_cmd_asset_list(ui_cli *cli, const ui_args *a, km_err *e)
 		    l.last_id <= 1)
 			break;
 	}
-	if (st == KM_OK) {
-		if (l.arr) {
-			st = ui_json_print(l.arr, e);
-			l.arr = NULL;
-		} else {
-			ui_table_print(l.t, stdout);
-		}
-	}
+	if (st == KM_OK)
+		return ui_listing_emit(l.arr, l.t, e);
 	json_decref(l.arr);
 	ui_table_free(l.t);
 	return st;

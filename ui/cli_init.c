@@ -348,14 +348,8 @@ km_status ui_cmd_user_list(ui_cli *cli, const ui_args *a, km_err *e)
 	km_status st = km_user_list(cli->ctx, user_cb, &l, e);
 	if (st == KM_OK && l.st != KM_OK)
 		st = km_fail(e, l.st, "out of memory listing users");
-	if (st == KM_OK) {
-		if (l.arr) {
-			st = ui_json_print(l.arr, e);
-			l.arr = NULL;
-		} else {
-			ui_table_print(l.t, stdout);
-		}
-	}
+	if (st == KM_OK)
+		return ui_listing_emit(l.arr, l.t, e);
 	json_decref(l.arr);
 	ui_table_free(l.t);
 	return st;

@@ -144,3 +144,14 @@ void ui_table_free(ui_table *t)
 	free(t->cells);
 	free(t);
 }
+
+km_status ui_listing_emit(json_t *arr, ui_table *t, km_err *e)
+{
+	km_status st = KM_OK;
+	if (arr)
+		st = ui_json_print(arr, e); /* takes arr */
+	else
+		ui_table_print(t, stdout);
+	ui_table_free(t);
+	return st;
+}
