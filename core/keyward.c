@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,6 +160,28 @@ static void export_softhsm_conf(const km_config *c)
 		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
 }
 
+/* Open the token and log in while holding HOME/.hsm-login.lock.  Logging in
+ * makes SoftHSM2 rewrite its token file, and another process reading it at
+ * that moment sees no token or no PIN (SoftHSMv2 issue 757); keyward's
+ * processes on one deployment take turns for this short phase.  The lock
+ * is advisory and only ever held for the login. */
+static km_status hsm_open_and_login(km_ctx *ctx, const char *pin, km_err *e)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/.hsm-login.lock", ctx->cfg.home);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+			;
+	hsm_config hc = {ctx->cfg.module_path, ctx->cfg.token};
+	km_status st = hsm_open(&hc, &ctx->h, e);
+	if (!st)
+		st = hsm_login(ctx->h, pin, e);
+	if (fd >= 0)
+		close(fd); /* releases the lock */
+	return st;
+}
+
 /* PIN file: '#' lines are comments; the first other line is the PIN. */
 static km_status read_pin_file(const char *path, char *pin, size_t cap, km_err *e)
 {
@@ -277,9 +300,6 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 	                         sizeof ctx->deployment_id, e)))
 		goto fail;
 
-	hsm_config hc = {ctx->cfg.module_path, ctx->cfg.token};
-	if ((st = hsm_open(&hc, &ctx->h, e)))
-		goto fail;
 	char *pin = km_secure_alloc(PIN_MAX);
 	if (!pin) {
 		st = km_fail(e, KM_ENOMEM, "locked memory exhausted");
@@ -287,7 +307,7 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 	}
 	st = obtain_pin(o, &ctx->cfg, pin, e);
 	if (!st)
-		st = hsm_login(ctx->h, pin, e);
+		st = hsm_open_and_login(ctx, pin, e);
 	km_secure_free(pin, PIN_MAX);
 	if (st)
 		goto fail;

@@ -24,7 +24,6 @@
 #define P11_LABEL_LEN 32
 /* SoftHSM2 answers concurrent starters on one token directory with a
  * transient CKR_GENERAL_ERROR (SoftHSMv2 issue 757): 4 tries, 20/40/80 ms. */
-#define P11_TRIES 4
 #define P11_BACKOFF_MS 20
 
 /* ---------------------------------------------------------------- modules */
@@ -102,8 +101,11 @@ static int live_others(CK_FUNCTION_LIST_PTR fl)
 	return others;
 }
 
-static void sleep_ms(long ms)
+void hsm_backoff(int attempt)
 {
+	if (attempt <= 0)
+		return;
+	long ms = P11_BACKOFF_MS << (attempt - 1);
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
@@ -181,9 +183,8 @@ static CK_RV initialise(CK_FUNCTION_LIST_PTR fl)
 
 	memset(&args, 0, sizeof args);
 	args.flags = CKF_OS_LOCKING_OK; /* the module may use threads; let it lock natively */
-	for (int i = 0; i < P11_TRIES; i++) {
-		if (i > 0)
-			sleep_ms(P11_BACKOFF_MS << (i - 1));
+	for (int i = 0; i < HSM_TRIES; i++) {
+		hsm_backoff(i);
 		rv = fl->C_Initialize(&args);
 		if (rv != CKR_GENERAL_ERROR)
 			break;
@@ -410,9 +411,8 @@ static km_status token_locate(CK_FUNCTION_LIST_PTR fl, const token_query *q, CK_
 	 * writing them at the same moment makes it answer CKR_GENERAL_ERROR
 	 * or show no token at all (SoftHSMv2 issue 757): look again, with
 	 * backoff, before believing it. */
-	for (int i = 0; i < P11_TRIES; i++) {
-		if (i > 0)
-			sleep_ms(P11_BACKOFF_MS << (i - 1));
+	for (int i = 0; i < HSM_TRIES; i++) {
+		hsm_backoff(i);
 		st = token_scan_run(fl, &q->uri, &sc, e);
 		if (st == KM_OK && sc.matches > 0)
 			break;
@@ -435,9 +435,8 @@ static km_status token_locate(CK_FUNCTION_LIST_PTR fl, const token_query *q, CK_
 static CK_RV open_session(CK_FUNCTION_LIST_PTR fl, CK_SLOT_ID slot, CK_SESSION_HANDLE *s)
 {
 	CK_RV rv = CKR_GENERAL_ERROR;
-	for (int i = 0; i < P11_TRIES; i++) {
-		if (i > 0)
-			sleep_ms(P11_BACKOFF_MS << (i - 1));
+	for (int i = 0; i < HSM_TRIES; i++) {
+		hsm_backoff(i);
 		rv = fl->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
 		if (rv != CKR_GENERAL_ERROR)
 			break;
@@ -503,11 +502,12 @@ km_status hsm_login(hsm *h, const char *pin, km_err *e)
 		return KM_OK;
 	/* CKR_GENERAL_ERROR here is the same concurrent-reader race as in
 	 * token_locate; a wrong PIN has its own codes and is never retried. */
-	for (int i = 0; i < P11_TRIES; i++) {
-		if (i > 0)
-			sleep_ms(P11_BACKOFF_MS << (i - 1));
+	for (int i = 0; i < HSM_TRIES; i++) {
+		hsm_backoff(i);
 		rv = h->fl->C_Login(h->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
-		if (rv != CKR_GENERAL_ERROR)
+		/* The token was found initialised a moment ago, so "no user PIN"
+		 * is the half-rewritten token file of that race, too. */
+		if (rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED)
 			break;
 	}
 	/* Login state is per application, so another handle may have done it. */
@@ -677,9 +677,8 @@ km_status hsm_token_describe(hsm *h, hsm_token_info *out, km_err *e)
 	if (!h || !out)
 		return km_fail(e, KM_EUSAGE, "hsm_token_describe: NULL argument");
 	memset(out, 0, sizeof *out);
-	for (int i = 0; i < P11_TRIES; i++) {  /* the race of token_locate */
-		if (i > 0)
-			sleep_ms(P11_BACKOFF_MS << (i - 1));
+	for (int i = 0; i < HSM_TRIES; i++) {  /* the race of token_locate */
+		hsm_backoff(i);
 		rv = h->fl->C_GetTokenInfo(h->slot, &ti);
 		if (rv != CKR_GENERAL_ERROR)
 			break;

@@ -24,4 +24,12 @@ struct hsm {
  * return the km_status that rv maps to (PIN problems -> KM_EDENIED). */
 km_status hsm_p11_fail(km_err *e, CK_RV rv, const char *what, const char *fn);
 
+/* SoftHSM2 re-reads its token files on many calls, and a process writing
+ * them at that moment makes it answer CKR_GENERAL_ERROR or miss objects
+ * and tokens that exist (SoftHSMv2 issue 757).  Idempotent lookups are
+ * tried HSM_TRIES times; hsm_backoff(i) sleeps before try i (none before
+ * the first). */
+#define HSM_TRIES 7 /* backoff 20 ms doubling: at most 1.26 s in all */
+void hsm_backoff(int attempt);
+
 #endif

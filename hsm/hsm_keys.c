@@ -92,8 +92,15 @@ static km_status need_object(const hsm *h, CK_OBJECT_CLASS cls, const kw_object 
 {
 	CK_SESSION_INFO si;
 	int found = 0;
-	km_status st = find_object(h, cls, o, obj, &found, e);
+	km_status st = KM_OK;
 
+	/* An object another process's write hid for a moment (hsm_int.h). */
+	for (int i = 0; i < HSM_TRIES && !found; i++) {
+		hsm_backoff(i);
+		st = find_object(h, cls, o, obj, &found, e);
+		if (st != KM_OK && st != KM_EHSM)
+			return st;
+	}
 	if (st != KM_OK || found)
 		return st;
 	/* Private objects vanish when the token logs us out (another process
