@@ -172,13 +172,15 @@ export KEYWARD_HOME="$home"
 n=$(sqlite3 "$home/keyward.db" "SELECT count(*) FROM audit_events")
 sqlite3 "$home/keyward.db" "SELECT json FROM audit_events ORDER BY seq" > "$shm/events.json"
 v_r=$($M --out /dev/null "$KW" audit verify) || { say "audit verify FAILED on an untouched log"; exit 1; }
+v_alone=$("$KW" --json audit verify | python3 -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
 d_r=$($M --out /dev/null openssl dgst -sha256 "$shm/events.json")
 s_r=$($M --out /dev/null sha256sum "$shm/events.json")
 v_s=$(field "$v_r" seconds); d_s=$(field "$d_r" seconds); s_s=$(field "$s_r" seconds)
 say ""
 say "| what ($n events, $(( $(stat -c %s "$shm/events.json") / 1048576 )) MiB of event JSON) | seconds | ratio vs openssl |"
 say "|---|---|---|"
-say "| keyward audit verify (leaves, roots, every tree head signature; incl. start + login) | $(printf %.3f $v_s) | $(ratio $v_s $d_s) |"
+say "| keyward audit verify, whole command (incl. process start, HSM login, login event) | $(printf %.3f $v_s) | $(ratio $v_s $d_s) |"
+say "| keyward audit verify, the verification itself (every leaf, root and tree head signature) | $(printf %.3f $v_alone) | $(ratio $v_alone $d_s) |"
 say "| openssl dgst -sha256 over the concatenated events | $(printf %.3f $d_s) | 1.00 |"
 say "| sha256sum over the same file | $(printf %.3f $s_s) | $(ratio $s_s $d_s) |"
 say ""

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- rows */
@@ -244,6 +245,8 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 	km_status st;
 	const char *entry = ui_arg(a, "entry");
 	uint64_t seq = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (entry) {
 		st = ui_parse_u64(entry, "--entry", 1, UINT64_MAX, &seq, e);
 		if (st == KM_OK)
@@ -255,6 +258,8 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 	}
 	if (st != KM_OK)
 		return st;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
 	char root[2 * MERKLE_HASH_BYTES + 1], t[32];
 	hex(r.head_root, MERKLE_HASH_BYTES, root);
@@ -267,6 +272,7 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "entries_checked", json_integer((json_int_t)r.entries_checked));
 		json_object_set_new(o, "heads_total", json_integer((json_int_t)r.heads_total));
 		json_object_set_new(o, "heads_checked", json_integer((json_int_t)r.heads_checked));
+		json_object_set_new(o, "seconds", json_real(secs));
 		json_object_set_new(o, "first_bad_seq",
 		                    r.intact ? json_null() : json_integer((json_int_t)r.first_bad_seq));
 		json_object_set_new(o, "problem", r.intact ? json_null() : json_string(r.problem));
@@ -281,6 +287,8 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 			printf("entry:              %" PRIu64 "\n", seq);
 		printf("entries checked:    %" PRIu64 " of %" PRIu64 "\n", r.entries_checked,
 		       r.entries_total);
+		printf("time:               %.3f s (%.0f entries/s)\n", secs,
+		       secs > 0 ? (double)r.entries_checked / secs : 0.0);
 		printf("tree heads checked: %" PRIu64 " of %" PRIu64 "\n", r.heads_checked,
 		       r.heads_total);
 		if (r.head_size)
