@@ -25,6 +25,16 @@ trap 'rm -rf "$shm" "$work"' EXIT
 say() { printf '%s\n' "$*" | tee -a "$out"; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else 'n/a')" "$1" "$2"; }
+# best3 CMD...: the fastest of three runs (seconds), for sub-second figures.
+best3() {
+	local b="" r t
+	for _ in 1 2 3; do
+		r=$($M --out /dev/null "$@") || return 1
+		t=$(field "$r" seconds)
+		b=$(python3 -c "import sys; a=sys.argv[1]; print(min(float(a), float(sys.argv[2])) if a else sys.argv[2])" "$b" "$t")
+	done
+	echo "$b"
+}
 mbps() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.0f}')" "$1" "$2"; }
 
 new_home() {
@@ -171,13 +181,17 @@ export KEYWARD_HOME="$home"
 "$KW" demo --events "$EVENTS" >/dev/null
 n=$(sqlite3 "$home/keyward.db" "SELECT count(*) FROM audit_events")
 sqlite3 "$home/keyward.db" "SELECT json FROM audit_events ORDER BY seq" > "$shm/events.json"
-v_r=$($M --out /dev/null "$KW" audit verify) || { say "audit verify FAILED on an untouched log"; exit 1; }
-v_alone=$("$KW" --json audit verify | python3 -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
-d_r=$($M --out /dev/null openssl dgst -sha256 "$shm/events.json")
-s_r=$($M --out /dev/null sha256sum "$shm/events.json")
-v_s=$(field "$v_r" seconds); d_s=$(field "$d_r" seconds); s_s=$(field "$s_r" seconds)
+"$KW" audit verify >/dev/null || { say "audit verify FAILED on an untouched log"; exit 1; }
+v_s=$(best3 "$KW" audit verify)
+v_alone=""
+for _ in 1 2 3; do
+	t=$("$KW" --json audit verify | python3 -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
+	v_alone=$(python3 -c "import sys; a=sys.argv[1]; print(min(float(a), float(sys.argv[2])) if a else sys.argv[2])" "$v_alone" "$t")
+done
+d_s=$(best3 openssl dgst -sha256 "$shm/events.json")
+s_s=$(best3 sha256sum "$shm/events.json")
 say ""
-say "| what ($n events, $(( $(stat -c %s "$shm/events.json") / 1048576 )) MiB of event JSON) | seconds | ratio vs openssl |"
+say "| what ($n events, $(( $(stat -c %s "$shm/events.json") / 1048576 )) MiB of event JSON; best of 3) | seconds | ratio vs openssl |"
 say "|---|---|---|"
 say "| keyward audit verify, whole command (incl. process start, HSM login, login event) | $(printf %.3f $v_s) | $(ratio $v_s $d_s) |"
 say "| keyward audit verify, the verification itself (every leaf, root and tree head signature) | $(printf %.3f $v_alone) | $(ratio $v_alone $d_s) |"
