@@ -8,9 +8,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static const char tmp_suffix[] = ".kwtmp.XXXXXX";
+#define TMP_MARK ".kwtmp."
+
+/* A writer holds an exclusive flock on its temp file until it commits or
+ * aborts.  A temp file for the same destination that can be locked now
+ * belongs to a writer that was killed: remove it, because it may hold
+ * part of a decrypted file. */
+static void sweep_stale(const char *dir, const char *base)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	size_t bl = strlen(base);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (n[0] != '.' || strncmp(n + 1, base, bl) != 0 ||
+		    strncmp(n + 1 + bl, TMP_MARK, sizeof TMP_MARK - 1) != 0 ||
+		    strlen(n + 1 + bl + sizeof TMP_MARK - 1) != 6)
+			continue;
+		int fd = openat(dirfd(d), n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), n, 0);
+		close(fd);
+	}
+	closedir(d);
+}
 
 /* The directory part of path ("." when there is none); malloc'd. */
 static char *dir_of(const char *path)
@@ -56,6 +86,7 @@ km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
 		return km_fail(e, KM_ENOMEM, "out of memory (output path)");
 	}
 	snprintf(af->tmp_path, need, "%s/.%s%s", dir, base, tmp_suffix);
+	sweep_stale(dir, base);
 	free(dir);
 
 	/* mkostemp: O_CREAT|O_EXCL, mode 0600. */
@@ -64,6 +95,15 @@ km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
 		int err = errno;
 		km_status st = km_fail(e, KM_EIO, "cannot create a temporary file beside %s: %s",
 		                       final_path, strerror(err));
+		release(af);
+		return st;
+	}
+	/* Held until commit or abort (closing the fd releases it). */
+	if (flock(af->fd, LOCK_EX | LOCK_NB) != 0) {
+		km_status st = km_fail(e, KM_EIO, "cannot lock the temporary file beside %s: %s",
+		                       final_path, strerror(errno));
+		close(af->fd);
+		unlink(af->tmp_path);
 		release(af);
 		return st;
 	}

@@ -8,6 +8,9 @@
  * (mode 0600, whatever the umask).  A crash may leave a temporary named
  * ".<name>.kwtmp.XXXXXX" in the directory; never a partial final file.
  */
+/* Recovery: the writer holds an exclusive flock on its temp file; the next
+ * atomicfile_open for the same destination removes temp files nobody
+ * holds (left by a killed writer). */
 #ifndef KM_ATOMICFILE_H
 #define KM_ATOMICFILE_H
 

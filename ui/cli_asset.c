@@ -25,7 +25,9 @@ static json_t *asset_json(const km_asset_info *a)
 	json_object_set_new(o, "version", a->version[0] ? json_string(a->version) : json_null());
 	json_object_set_new(o, "key", json_string(a->kek_name));
 	json_object_set_new(o, "key_version", json_integer(a->kek_version));
-	json_object_set_new(o, "size", json_integer((json_int_t)a->size));
+	/* null while being written, or if the writer was stopped */
+	json_object_set_new(o, "size", a->size == KM_ASSET_SIZE_PENDING ? json_null()
+	                                                                : json_integer((json_int_t)a->size));
 	json_object_set_new(o, "created", ui_json_time(a->created));
 	json_object_set_new(o, "created_by", json_string(a->created_by));
 	return o;
@@ -134,7 +136,10 @@ static int asset_cb(void *c, const km_asset_info *x)
 	snprintf(id, sizeof id, "%" PRId64, x->id);
 	asset_spec(x, spec, sizeof spec);
 	snprintf(kv, sizeof kv, "%s v%" PRIu32, x->kek_name, x->kek_version);
-	snprintf(size, sizeof size, "%" PRIu64, x->size);
+	if (x->size == KM_ASSET_SIZE_PENDING)
+		snprintf(size, sizeof size, "incomplete");
+	else
+		snprintf(size, sizeof size, "%" PRIu64, x->size);
 	const char *cells[] = {id, spec, kv, size, ui_time_str(x->created, created),
 	                       x->created_by};
 	l->st = ui_table_add(l->t, cells, NULL);
@@ -194,7 +199,10 @@ km_status ui_cmd_asset_show(ui_cli *cli, const ui_args *a, km_err *e)
 	printf("asset:      %" PRId64 " (%s)\n", x.id, x.uid);
 	printf("what:       %s\n", spec);
 	printf("key:        %s version %" PRIu32 "\n", x.kek_name, x.kek_version);
-	printf("size:       %" PRIu64 " bytes\n", x.size);
+	if (x.size == KM_ASSET_SIZE_PENDING)
+		printf("size:       incomplete (being written, or its writer was stopped)\n");
+	else
+		printf("size:       %" PRIu64 " bytes\n", x.size);
 	printf("created:    %s by %s\n", ui_time_str(x.created, created), x.created_by);
 	return KM_OK;
 }

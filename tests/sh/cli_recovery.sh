@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A keyward process killed in the middle of its work leaves a state the next
+# run recovers: protect killed mid-stream leaves an asset marked incomplete
+# and a log that verifies; unprotect killed mid-stream leaves a temp file of
+# partial plaintext that the next write to that destination removes.
+# FIFOs hold the writers mid-stream, so nothing here depends on timing.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+kw_demo_home
+W=$KW_TMP/work
+mkdir -p "$W"
+
+# wait_file GLOB: until a non-empty file matches (10 s at most)
+wait_file() {
+	for _ in $(seq 1 200); do
+		for f in $1; do [ -s "$f" ] && return 0; done
+		sleep 0.05
+	done
+	fail "no file matching $1 appeared"
+}
+
+step "protect killed mid-stream"
+mkfifo "$W/in"
+"$KEYWARD_BIN" protect --key features/credit-risk --asset feature:recovery/a@1 "$W/in" "$W/a.kwe" 2>"$W/err.p" &
+pid=$!
+exec 3>"$W/in"
+head -c 3000000 /dev/urandom >&3
+wait_file "$W/.a.kwe.kwtmp.*"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+exec 3>&-
+[ ! -e "$W/a.kwe" ] || fail "a partial envelope reached its final name"
+"$KEYWARD_BIN" asset list --limit 50 >"$W/assets"
+grep 'feature:recovery/a@1' "$W/assets" | grep -q incomplete || { cat "$W/assets"; fail "the interrupted asset is not marked incomplete"; }
+"$KEYWARD_BIN" audit verify >"$W/v" || { cat "$W/v"; fail "log does not verify after a killed protect"; }
+
+step "the next protect to that destination removes the stale temp file and works"
+head -c 100000 /dev/urandom >"$W/plain"
+"$KEYWARD_BIN" protect --key features/credit-risk --asset feature:recovery/a@2 "$W/plain" "$W/a.kwe" 2>/dev/null
+ls -a "$W" | grep -q '\.a\.kwe\.kwtmp\.' && fail "stale temp file left beside a.kwe"
+"$KEYWARD_BIN" unprotect "$W/a.kwe" 2>/dev/null | cmp -s - "$W/plain" || fail "round trip after recovery"
+
+step "unprotect killed mid-stream leaves partial plaintext only in a temp file, swept next time"
+head -c 3000000 /dev/urandom >"$W/big"
+"$KEYWARD_BIN" protect --key features/credit-risk --asset feature:recovery/b@1 "$W/big" "$W/b.kwe" 2>/dev/null
+mkfifo "$W/env"
+"$KEYWARD_BIN" unprotect "$W/env" "$W/b.out" 2>"$W/err.u" &
+pid=$!
+exec 4>"$W/env"
+head -c 2000000 "$W/b.kwe" >&4
+wait_file "$W/.b.out.kwtmp.*"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+exec 4>&-
+[ ! -e "$W/b.out" ] || fail "partial plaintext reached its final name"
+ls -a "$W" | grep -q '\.b\.out\.kwtmp\.' || fail "expected the killed writer's temp file (test setup)"
+"$KEYWARD_BIN" unprotect "$W/b.kwe" "$W/b.out" 2>/dev/null || fail "unprotect after recovery"
+cmp -s "$W/b.out" "$W/big" || fail "recovered output differs"
+ls -a "$W" | grep -q '\.b\.out\.kwtmp\.' && fail "stale partial plaintext left beside b.out"
+"$KEYWARD_BIN" audit verify >"$W/v" || { cat "$W/v"; fail "log does not verify at the end"; }
+echo "ok: killed writers recovered"
