@@ -10,6 +10,15 @@ kw_demo_home
 W=$KW_TMP/work
 mkdir -p "$W"
 
+# killed PID: send SIGKILL and check the writer died of it (status 137),
+# i.e. it really was stopped mid-stream rather than finishing first.
+killed() {
+	local rc=0
+	kill -9 "$1"
+	wait "$1" 2>/dev/null || rc=$?
+	[ "$rc" = 137 ] || fail "the writer was not killed mid-stream (exit status $rc)"
+}
+
 # wait_file GLOB: until a non-empty file matches (10 s at most)
 wait_file() {
 	for _ in $(seq 1 200); do
@@ -26,7 +35,7 @@ pid=$!
 exec 3>"$W/in"
 head -c 3000000 /dev/urandom >&3
 wait_file "$W/.a.kwe.kwtmp.*"
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+killed "$pid"
 exec 3>&-
 [ ! -e "$W/a.kwe" ] || fail "a partial envelope reached its final name"
 "$KEYWARD_BIN" asset list --limit 50 >"$W/assets"
@@ -48,7 +57,7 @@ pid=$!
 exec 4>"$W/env"
 head -c 2000000 "$W/b.kwe" >&4
 wait_file "$W/.b.out.kwtmp.*"
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+killed "$pid"
 exec 4>&-
 [ ! -e "$W/b.out" ] || fail "partial plaintext reached its final name"
 ls -a "$W" | grep -q '\.b\.out\.kwtmp\.' || fail "expected the killed writer's temp file (test setup)"
