@@ -14,7 +14,9 @@ VERSION   := 0.1.0
 
 # Libraries: pkg-config for every one.  PKCS#11 is header-only (p11-kit);
 # the module itself is dlopen()ed at run time so any vendor's works.
-PKGS      := ncursesw openssl libcurl jansson sqlite3
+# libcurl is installed (the audit-forwarding work will call it) but not
+# linked until something does.
+PKGS      := ncursesw openssl jansson sqlite3
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -32,11 +34,22 @@ SAN_LD    :=
 endif
 CFLAGS    ?=
 CFLAGS    += -std=c11 -D_GNU_SOURCE -DKEYWARD_VERSION='"$(VERSION)"' $(OPT) $(WARN) $(HARDEN) \
-             -Icore -Ihsm -Iui $(PKG_CFLAGS)
+             $(PKG_CFLAGS)
+# base/ is the shared floor (status values, error messages) of hsm/ and core/.
+# hsm/ sees only base/; core/ sees base/ and hsm/; ui/ sees only the public
+# core headers, copied into $(BUILD)/include, as sqlite3.h is to sqliteInt.h.
+LIB_INC   := -Ibase -Icore -Ihsm
+HSM_INC   := -Ibase -Ihsm
+UI_INC    := -I$(BUILD)/include -Iui
+TEST_INC  := -Ibase -Icore -Ihsm -Iui -Itests
 LDFLAGS   += $(HARDEN_LD) $(SAN_LD)
 LDLIBS    += $(PKG_LIBS) -ldl -lpthread
 
-LIB_SRC   := $(sort $(wildcard core/*.c) $(wildcard hsm/*.c))
+LIB_SRC   := $(sort $(wildcard base/*.c) $(wildcard core/*.c) $(wildcard hsm/*.c))
+# The core's public API: what ui/ may include.  Everything else in core/ is
+# internal (ctx.h, db.h, audit.h, ...).
+PUBLIC_HDR := base/km.h core/keyward.h core/authz.h core/config.h core/kek.h core/keystate.h \
+              core/asset.h core/auditlog.h core/audit_types.h core/user.h core/demo.h core/secmem.h
 UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))
@@ -54,7 +67,8 @@ DEMO_HOME ?= $(CURDIR)/.keyward
 
 .PHONY: all deps run check test unit shtest asan bench install uninstall clean demo distclean
 
-all: deps-quiet $(BIN)
+# Plain `make` only builds; `make deps`, `run` and `check` install packages.
+all: $(BIN)
 
 # ---------------------------------------------------------------- packages
 DEB_PKGS := build-essential pkg-config libncurses-dev libssl-dev libcurl4-openssl-dev \
@@ -73,10 +87,31 @@ deps-quiet:
 	@[ -n "$(NODEPS)" ] || $(MAKE) -s deps
 
 # ---------------------------------------------------------------- build
-$(BUILD)/%.o: %.c
+$(BUILD)/base/%.o: base/%.c
 	@mkdir -p $(dir $@)
 	@echo '  CC  $<'
-	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(CC) $(CFLAGS) -Ibase -MMD -MP -c $< -o $@
+
+$(BUILD)/hsm/%.o: hsm/%.c
+	@mkdir -p $(dir $@)
+	@echo '  CC  $<'
+	@$(CC) $(CFLAGS) $(HSM_INC) -MMD -MP -c $< -o $@
+
+$(BUILD)/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	@echo '  CC  $<'
+	@$(CC) $(CFLAGS) $(LIB_INC) -MMD -MP -c $< -o $@
+
+PUBLIC_COPY := $(addprefix $(BUILD)/include/,$(notdir $(PUBLIC_HDR)))
+$(BUILD)/include/%.h: base/%.h
+	@mkdir -p $(dir $@) && cp $< $@
+$(BUILD)/include/%.h: core/%.h
+	@mkdir -p $(dir $@) && cp $< $@
+
+$(BUILD)/ui/%.o: ui/%.c $(PUBLIC_COPY)
+	@mkdir -p $(dir $@)
+	@echo '  CC  $<'
+	@$(CC) $(CFLAGS) $(UI_INC) -MMD -MP -c $< -o $@
 
 # The installed binary looks for themes under PREFIX (after ./themes and
 # $KEYWARD_THEMES_DIR); a stamp rebuilds theme.o when PREFIX changes.
@@ -98,22 +133,22 @@ $(BIN): $(UI_OBJ) $(LIB)
 $(BUILD)/tests/th_%.o: tests/th_%.c
 	@mkdir -p $(dir $@)
 	@echo '  CC  $<'
-	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP -c $< -o $@
+	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_INC) -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/test_%: tests/test_%.c $(TH_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo '  LD  $@'
-	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP $(LDFLAGS) -o $@ $< $(TH_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
+	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_INC) -MMD -MP $(LDFLAGS) -o $@ $< $(TH_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo '  LD  $@'
-	@$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	@$(CC) $(CFLAGS) $(LIB_INC) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 -include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 
 # ---------------------------------------------------------------- run
-demo: all
+demo: deps-quiet all
 	@if [ ! -f "$(DEMO_HOME)/config.json" ]; then \
 	    echo "setting up the demo deployment in $(DEMO_HOME) (demo only: the PIN is in a file)"; \
 	    KEYWARD_HOME="$(DEMO_HOME)" $(BIN) init --demo >/dev/null || exit $$?; \
@@ -129,7 +164,7 @@ unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	    echo "== $$t"; CK_DEFAULT_TIMEOUT=120 $$t || fail=1; done; exit $$fail
 
-shtest: $(BIN)
+shtest: all
 	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash tests/run-shell-tests.sh
 
 test: all unit shtest

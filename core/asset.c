@@ -21,6 +21,8 @@
 #include "envelope.h"
 #include "secmem.h"
 
+#include <assert.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,27 +61,35 @@ km_status km_asset_spec_parse(const char *spec, char kind[32], char name[256],
 	return KM_OK;
 }
 
+/* Count n wraps against the version before any DEK it wraps leaves: in a
+ * transaction of its own, through the version's seal (an edited counter
+ * is refused, never carried forward), refused past kek_max_wraps. */
 static km_status reserve_wraps(km_ctx *ctx, const kek_version_row *row, const char *kek_name,
                                uint64_t n, km_err *e)
 {
 	km_status st = km_tx_begin(ctx, e);
 	if (st)
 		return st;
-	int64_t wraps;
-	char sql[160];
-	snprintf(sql, sizeof sql, "SELECT wraps FROM key_versions WHERE key_id = %lld AND version = %u",
-	         (long long)row->key_id, row->version);
-	st = km_db_int64(ctx->db, sql, &wraps, e);
-	if (!st && (uint64_t)wraps + n > ctx->cfg.kek_max_wraps)
-		st = km_fail(e, KM_ELIMIT, "version %u of key '%s' has wrapped %lld data keys; the bound is "
+	kek_version_row cur;
+	st = kek_version_load(ctx, kek_name, row->version, &cur, e);
+	if (!st && cur.key_id != row->key_id)
+		st = km_fail(e, KM_ESTATE, "key '%s' changed while in use; try again", kek_name);
+	if (!st && !km_state_can_encrypt(cur.state))
+		st = km_fail(e, KM_ESTATE, "version %u of key '%s' is %s now: it can no longer encrypt",
+		             cur.version, kek_name, km_state_name(cur.state));
+	if (!st && cur.wraps + n > ctx->cfg.kek_max_wraps)
+		st = km_fail(e, KM_ELIMIT, "version %u of key '%s' has wrapped %llu data keys; the bound is "
 		             "%llu (kek_max_wraps, far below the 2^32 random-nonce limit of AES-GCM): rotate "
-		             "the key", row->version, kek_name, (long long)wraps,
+		             "the key", row->version, kek_name, (unsigned long long)cur.wraps,
 		             (unsigned long long)ctx->cfg.kek_max_wraps);
 	if (!st) {
+		char sql[160];
 		snprintf(sql, sizeof sql, "UPDATE key_versions SET wraps = wraps + %llu WHERE key_id = %lld AND version = %u",
 		         (unsigned long long)n, (long long)row->key_id, row->version);
 		st = km_db_exec(ctx->db, sql, e);
 	}
+	if (!st)
+		st = kek_version_seal(ctx, row->key_id, row->version, NULL, e);
 	if (st) {
 		km_tx_rollback(ctx);
 		return st;
@@ -151,103 +161,99 @@ static km_status stream_out(envelope_pass_fn pass, int in_fd, int out_fd, const 
 	return st;
 }
 
-km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
-                     int in_fd, int out_fd, const char *out_path, km_asset_info *out, km_err *e)
+/* Withdraw the catalogue entry of a protect that produced nothing usable,
+ * recording why; *e is kept for the caller. */
+static void protect_withdraw(km_ctx *ctx, const kek_version_row *row, const char *obj,
+                             const char *uid, int64_t id, km_err *e)
+{
+	km_err ignored;
+	char sql[160];
+	snprintf(sql, sizeof sql, "DELETE FROM assets WHERE id = %lld", (long long)id);
+	if (km_tx_begin(ctx, &ignored) != KM_OK)
+		return;
+	if (km_db_exec(ctx->db, sql, &ignored) == KM_OK &&
+	    count_use(ctx, row->key_id, row->version, UINT64_MAX, &ignored) == KM_OK &&
+	    km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "error",
+	                json_pack("{s:s,s:I,s:s}", "uid", uid, "asset_id", (json_int_t)id,
+	                          "message", e->msg), &ignored) == KM_OK)
+		km_tx_commit(ctx, &ignored);
+	else
+		km_tx_rollback(ctx);
+}
+
+static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *asset_spec, int in_fd,
+                              int out_fd, const char *out_path, km_asset_info *out, km_err *e)
 {
 	char kind[32], name[256], version[128], uid[KM_ASSET_UID_LEN + 1];
+	char obj[KM_KEY_NAME_MAX + 32];
+	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
+	uint8_t *dek = NULL;
+	int64_t id = 0;
+	uint64_t size = 0;
+	kek_version_row row;
+	const uint8_t *kek;
+	sqlite3_stmt *q = NULL;
+	envelope_header h;
+
+	assert(ctx && key_name && asset_spec);
 	km_status st = km_asset_spec_parse(asset_spec, kind, name, version, e);
 	if (!st)
 		st = km_key_name_validate(key_name, e);
 	if (st)
 		return st;
-	char obj[KM_KEY_NAME_MAX + 32];
 	snprintf(obj, sizeof obj, "key:%s", key_name);
-	if ((st = km_authorize(ctx, KM_ACT_PROTECT, obj, e)))
+	if ((st = km_authorize(ctx, KM_ACT_PROTECT, obj, e)) ||
+	    (st = kek_version_load(ctx, key_name, 0, &row, e)))
 		return st;
-	kek_version_row row;
-	if ((st = kek_version_load(ctx, key_name, 0, &row, e))) {
-		if (st == KM_ESTATE)
-			km_audit_failure(ctx, KM_ACT_PROTECT, obj, e);
-		return st;
-	}
 	snprintf(obj, sizeof obj, "key:%s@%u", key_name, row.version);
+	snprintf(ctx->op_object, sizeof ctx->op_object, "%s", obj);
 	if ((st = km_asset_uid_new(uid, e)))
 		return st;
 	km_asset_ref ref = {uid, kind, name, version, key_name, row.version};
-	if ((st = km_asset_ref_validate(&ref, e)))
+	if ((st = km_asset_ref_validate(&ref, e)) || (st = kek_material(ctx, &row, 0, &kek, e)))
 		return st;
-	const uint8_t *kek;
-	if ((st = kek_material(ctx, &row, 0, &kek, e)))
-		return st;
-	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
-	if (!dek)
-		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
-	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
-	st = dek_generate(dek, e);
-	if (!st)
-		st = dek_wrap(kek, dek, &ref, wrapped, e);
-	if (st) {
-		km_secure_free(dek, KM_DEK_BYTES);
-		return st;
-	}
 
+	/* From here on the DEK exists: every path leaves through `out`. */
+	if (!(dek = km_secure_alloc(KM_DEK_BYTES)))
+		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
+	if ((st = dek_generate(dek, e)) || (st = dek_wrap(kek, dek, &ref, wrapped, e)))
+		goto out;
 	/* The asset exists in the catalogue (size -1: being written) and
 	 * its protect event is on record before the first envelope byte
 	 * leaves, so a reader at the other end of a pipe can already
 	 * unprotect it. */
-	sqlite3_stmt *q = NULL;
-	int64_t id = 0;
-	if ((st = reserve_wraps(ctx, &row, key_name, 1, e))) {
-		km_secure_free(dek, KM_DEK_BYTES);
-		if (st == KM_ELIMIT)
-			km_audit_failure(ctx, KM_ACT_PROTECT, obj, e);
-		return st;
-	}
-	if (!(st = km_tx_begin(ctx, e))) {
-		st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
-		if (!st)
-			st = insert_asset(ctx, q, &ref, row.key_id, wrapped, UINT64_MAX, e);
-		sqlite3_finalize(q);
+	if ((st = reserve_wraps(ctx, &row, key_name, 1, e)) || (st = km_tx_begin(ctx, e)))
+		goto out;
+	st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
+	if (!st)
+		st = insert_asset(ctx, q, &ref, row.key_id, wrapped, UINT64_MAX, e);
+	sqlite3_finalize(q);
+	if (!st)
 		id = sqlite3_last_insert_rowid(ctx->db);
-		if (!st)
-			st = count_use(ctx, row.key_id, row.version, 1, e);
-		if (!st)
-			st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok", asset_details(&ref, id), e);
-		if (!st)
-			st = km_tx_commit(ctx, e);
-		else
-			km_tx_rollback(ctx);
+	if (!st)
+		st = count_use(ctx, row.key_id, row.version, 1, e);
+	if (!st)
+		st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok", asset_details(&ref, id), e);
+	if (!st)
+		st = km_tx_commit(ctx, e);
+	else {
+		km_tx_rollback(ctx);
+		id = 0;
 	}
-	envelope_header h;
-	uint64_t size = 0;
-	if (!st)
-		st = envelope_header_init(&h, &ref, wrapped, e);
-	if (!st)
-		st = stream_out(envelope_encrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
-	km_secure_free(dek, KM_DEK_BYTES);
-	if (id == 0)
-		return st;
-	char sql[160];
-	if (st) {
+	if (st)
+		goto out;
+	if ((st = envelope_header_init(&h, &ref, wrapped, e)) ||
+	    (st = stream_out(envelope_encrypt, in_fd, out_fd, out_path, &h, dek, &size, e))) {
 		/* Nothing usable was produced: withdraw the catalogue entry. */
-		km_err keep = *e, ignored;
-		snprintf(sql, sizeof sql, "DELETE FROM assets WHERE id = %lld", (long long)id);
-		if (km_tx_begin(ctx, &ignored) == KM_OK) {
-			if (km_db_exec(ctx->db, sql, &ignored) == KM_OK &&
-			    count_use(ctx, row.key_id, row.version, UINT64_MAX, &ignored) == KM_OK &&
-			    km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "error",
-			                json_pack("{s:s,s:I,s:s}", "uid", uid, "asset_id", (json_int_t)id,
-			                          "message", keep.msg), &ignored) == KM_OK)
-				km_tx_commit(ctx, &ignored);
-			else
-				km_tx_rollback(ctx);
-		}
-		*e = keep;
-		return st;
+		protect_withdraw(ctx, &row, obj, uid, id, e);
+		goto out;
 	}
+	char sql[160];
 	snprintf(sql, sizeof sql, "UPDATE assets SET size = %llu WHERE id = %lld", (unsigned long long)size, (long long)id);
-	if ((st = km_db_exec(ctx->db, sql, e)))
-		return km_wrap(e, "the envelope is complete but its size was not recorded");
+	if ((st = km_db_exec(ctx->db, sql, e))) {
+		km_wrap(e, "the envelope is complete but its size was not recorded");
+		goto out;
+	}
 	if (out) {
 		memset(out, 0, sizeof *out);
 		out->id = id;
@@ -261,7 +267,19 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 		out->created = km_now();
 		snprintf(out->created_by, sizeof out->created_by, "%s", ctx->actor.name);
 	}
-	return KM_OK;
+out:
+	km_secure_free(dek, KM_DEK_BYTES);
+	OPENSSL_cleanse(wrapped, sizeof wrapped);
+	return st;
+}
+
+km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
+                     int in_fd, int out_fd, const char *out_path, km_asset_info *out, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "key:%s", key_name ? key_name : "");
+	km_op_begin(ctx, KM_ACT_PROTECT, obj);
+	return km_op_end(ctx, protect_impl(ctx, key_name, asset_spec, in_fd, out_fd, out_path, out, e), e);
 }
 
 #define ASSET_COLS "a.id, a.uid, a.kind, a.name, a.version, k.name, a.kek_version, a.size, a.created, a.created_by"
@@ -308,8 +326,8 @@ static km_status catalogue_match(km_ctx *ctx, const km_asset_ref *ref, km_asset_
 	return st;
 }
 
-km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
-                       km_asset_info *out, km_err *e)
+static km_status unprotect_impl(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
+                                km_asset_info *out, km_err *e)
 {
 	envelope_header h;
 	km_status st = envelope_read_header(in_fd, &h, e);
@@ -319,18 +337,17 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 	envelope_header_ref(&h, &ref);
 	char obj[KM_KEY_NAME_MAX + 32];
 	snprintf(obj, sizeof obj, "key:%s@%u", h.kek_name, h.kek_version);
+	snprintf(ctx->op_object, sizeof ctx->op_object, "%s", obj);
 	if ((st = km_authorize(ctx, KM_ACT_UNPROTECT, obj, e)))
 		return st;
 	kek_version_row row;
 	km_asset_info a;
 	if ((st = kek_version_load(ctx, h.kek_name, h.kek_version, &row, e)) ||
 	    (st = catalogue_match(ctx, &ref, &a, e)))
-		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
-	if (!km_state_can_decrypt(row.state)) {
-		km_fail(e, KM_ESTATE, "version %u of key '%s' is %s: it can no longer decrypt", row.version,
-		        h.kek_name, km_state_name(row.state));
-		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
-	}
+		return st;
+	if (!km_state_can_decrypt(row.state))
+		return km_fail(e, KM_ESTATE, "version %u of key '%s' is %s: it can no longer decrypt", row.version,
+		               h.kek_name, km_state_name(row.state));
 	const uint8_t *kek;
 	if ((st = kek_material(ctx, &row, 0, &kek, e)))
 		return st;
@@ -339,7 +356,7 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
 	if ((st = dek_unwrap(kek, h.wrapped_dek, &ref, dek, e))) {
 		km_secure_free(dek, KM_DEK_BYTES);
-		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
+		return st;
 	}
 	/* The key use is on record before any plaintext leaves. */
 	if (!(st = km_tx_begin(ctx, e))) {
@@ -356,8 +373,10 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 		st = stream_out(envelope_decrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
 	if (st) {
+		/* The use is on record as ok; a stream that fails to
+		 * authenticate is recorded too. */
 		if (st == KM_EINTEGRITY)
-			km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
+			ctx->op_recorded = 0;
 		return st;
 	}
 	if (out) {
@@ -367,11 +386,16 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 	return KM_OK;
 }
 
-km_status km_asset_get(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e)
+km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
+                       km_asset_info *out, km_err *e)
 {
-	char obj[48];
-	snprintf(obj, sizeof obj, "asset:%lld", (long long)id);
-	km_status st = km_authorize(ctx, KM_ACT_ASSET_READ, obj, e);
+	km_op_begin(ctx, KM_ACT_UNPROTECT, "envelope");
+	return km_op_end(ctx, unprotect_impl(ctx, in_fd, out_fd, out_path, out, e), e);
+}
+
+static km_status asset_get_impl(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e)
+{
+	km_status st = km_authorize(ctx, KM_ACT_ASSET_READ, NULL, e);
 	if (st)
 		return st;
 	sqlite3_stmt *q;
@@ -390,10 +414,18 @@ km_status km_asset_get(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e)
 	return st;
 }
 
-km_status km_asset_list(km_ctx *ctx, const km_asset_query *qy,
-                        int (*cb)(void *c, const km_asset_info *a), void *cbctx, km_err *e)
+km_status km_asset_get(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e)
 {
-	km_status st = km_authorize(ctx, KM_ACT_ASSET_READ, qy->key_name ? qy->key_name : "", e);
+	char obj[48];
+	snprintf(obj, sizeof obj, "asset:%lld", (long long)id);
+	km_op_begin(ctx, KM_ACT_ASSET_READ, obj);
+	return km_op_end(ctx, asset_get_impl(ctx, id, out, e), e);
+}
+
+static km_status asset_list_impl(km_ctx *ctx, const km_asset_query *qy,
+                                 int (*cb)(void *c, const km_asset_info *a), void *cbctx, km_err *e)
+{
+	km_status st = km_authorize(ctx, KM_ACT_ASSET_READ, NULL, e);
 	if (st)
 		return st;
 	int64_t key_id = 0;
@@ -426,8 +458,17 @@ km_status km_asset_list(km_ctx *ctx, const km_asset_query *qy,
 	return st;
 }
 
-km_status km_asset_register_bulk(km_ctx *ctx, const char *key_name, const char *const *specs,
-                                 size_t n, km_err *e)
+km_status km_asset_list(km_ctx *ctx, const km_asset_query *qy,
+                        int (*cb)(void *c, const km_asset_info *a), void *cbctx, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "%s%s", qy->key_name ? "key:" : "assets", qy->key_name ? qy->key_name : "");
+	km_op_begin(ctx, KM_ACT_ASSET_READ, obj);
+	return km_op_end(ctx, asset_list_impl(ctx, qy, cb, cbctx, e), e);
+}
+
+static km_status register_bulk_impl(km_ctx *ctx, const char *key_name, const char *const *specs,
+                                    size_t n, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 32];
 	snprintf(obj, sizeof obj, "key:%s", key_name);
@@ -484,4 +525,13 @@ km_status km_asset_register_bulk(km_ctx *ctx, const char *key_name, const char *
 	dek_ctx_free(dc);
 	km_secure_free(dek, KM_DEK_BYTES);
 	return st;
+}
+
+km_status km_asset_register_bulk(km_ctx *ctx, const char *key_name, const char *const *specs,
+                                 size_t n, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "key:%s", key_name ? key_name : "");
+	km_op_begin(ctx, KM_ACT_PROTECT, obj);
+	return km_op_end(ctx, register_bulk_impl(ctx, key_name, specs, n, e), e);
 }

@@ -25,6 +25,7 @@
 
 #include "km.h"
 #include "merkle.h"
+#include "audit_types.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -35,8 +36,9 @@
  * JSON, so they can never disagree with what was hashed. */
 extern const char audit_schema_sql[];
 
+_Static_assert(AUDIT_HASH_BYTES == MERKLE_HASH_BYTES, "audit hashes are Merkle hashes");
+
 #define AUDIT_SIG_BYTES 64    /* ECDSA P-256 raw r||s, as hsm_audit_sign() makes */
-#define AUDIT_TIME_LEN 24     /* "2026-11-23T12:45:13.123Z" */
 
 /* ------------------------------------------------------------ writing */
 
@@ -116,30 +118,10 @@ km_status audit_origin(sqlite3 *db, char *buf, size_t cap, km_err *e);
 
 /* ------------------------------------------------------------ reading */
 
-/* One event.  Every string points into one block owned by the row (json
- * first); object is NULL when the event has none.  From audit_get() the
- * caller owns the row (audit_row_free); inside an audit_query() callback the
- * row is borrowed and valid only until the callback returns — keep a copy
- * with audit_row_copy(). */
-typedef struct audit_row {
-	uint64_t seq;
-	char *json;        /* the event text exactly as stored and hashed */
-	uint8_t leaf_hash[MERKLE_HASH_BYTES];
-	char *time;        /* RFC 3339 UTC, milliseconds */
-	char *actor;
-	char *action;
-	char *object;      /* NULL when none */
-	char *outcome;
-} audit_row;
 
 /* Event `seq`; KM_ENOTFOUND if there is none. */
 km_status audit_get(sqlite3 *db, uint64_t seq, audit_row *out, km_err *e);
 
-/* An owned deep copy of src (free with audit_row_free). */
-km_status audit_row_copy(const audit_row *src, audit_row *dst, km_err *e);
-
-/* Free what a row owns and zero it; NULL and zeroed rows are fine. */
-void audit_row_free(audit_row *row);
 
 /* Number of events: the highest sequence number (0 for an empty log). */
 km_status audit_size(sqlite3 *db, uint64_t *n, km_err *e);
@@ -148,20 +130,7 @@ km_status audit_size(sqlite3 *db, uint64_t *n, km_err *e);
 km_status audit_latest_head(sqlite3 *db, uint64_t *size, uint8_t root[MERKLE_HASH_BYTES],
                             int64_t *time, uint8_t sig[AUDIT_SIG_BYTES], int *have, km_err *e);
 
-/* Filters for audit_query; NULL or "" means "any".  All given filters must
- * match (AND). */
-typedef struct audit_filter {
-	const char *object;        /* exact object name */
-	const char *object_prefix; /* object starts with this ("features/") */
-	const char *actor;         /* exact */
-	const char *action;        /* exact */
-	const char *outcome;       /* exact: ok, denied, error */
-	const char *time_from;     /* RFC 3339 prefix, inclusive: "2026-03" */
-	const char *time_to;       /* RFC 3339 prefix, inclusive: "2026-03-31" */
-} audit_filter;
 
-/* Callback per row; return nonzero to stop early (not an error). */
-typedef int (*audit_row_fn)(void *ctx, const audit_row *row);
 
 /* Events matching f (may be NULL), newest first, with seq < before_seq
  * (0 = from the newest), at most limit rows (limit <= 0: 50).  Keyset
@@ -174,22 +143,7 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 
 /* ------------------------------------------------------------ verifying */
 
-typedef struct audit_verify_result {
-	uint64_t entries_total;   /* rows in audit_events */
-	uint64_t entries_checked; /* entries that checked out, in order from 1 */
-	uint64_t heads_total;     /* rows in audit_tree_heads */
-	uint64_t heads_checked;   /* heads whose root and signature checked out */
-	int intact;               /* 1: everything checked out */
-	uint64_t first_bad_seq;   /* 0 when intact; see docs/audit.md */
-	char problem[256];        /* one sentence; "" when intact */
-	uint64_t head_size;       /* the newest head that checked out (0: none) */
-	uint8_t head_root[MERKLE_HASH_BYTES];
-	int64_t head_time;
-} audit_verify_result;
 
-/* Progress: called about every 4096 entries and at the end; nonzero
- * cancels (audit_verify then returns KM_EBUSY, "verification cancelled"). */
-typedef int (*audit_progress_fn)(void *ctx, uint64_t checked, uint64_t total);
 
 /* Verify the whole log against the audit public key `pub`, streaming every
  * event in sequence order in constant memory, read-only.  Checks: sequence

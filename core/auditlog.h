@@ -12,7 +12,7 @@
 #define KM_AUDITLOG_H
 
 #include "keyward.h"
-#include "audit.h"
+#include "audit_types.h"
 
 km_status km_audit_query(km_ctx *ctx, const audit_filter *f, uint64_t before_seq,
                          int limit, int (*row_cb)(void *c, const audit_row *row),

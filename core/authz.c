@@ -21,20 +21,36 @@ static const char *const action_names[KM_ACT_COUNT] = {
 /* Separation of duties from the brief: administrators manage people, not
  * keys; services use keys in their scopes but never manage them or read the
  * audit log; auditors only read. */
-static const unsigned policy[KM_ACT_COUNT] = {
-	[KM_ACT_STATUS] = R_ALL,
-	[KM_ACT_KEY_READ] = R_STAFF,
-	[KM_ACT_KEY_CREATE] = KM_ROLE_OFFICER,
-	[KM_ACT_KEY_TAG] = KM_ROLE_OFFICER,
-	[KM_ACT_KEY_ROTATE] = KM_ROLE_OFFICER,
-	[KM_ACT_KEY_STATE] = KM_ROLE_OFFICER,
-	[KM_ACT_PROTECT] = KM_ROLE_OFFICER | KM_ROLE_SERVICE,
-	[KM_ACT_UNPROTECT] = KM_ROLE_OFFICER | KM_ROLE_SERVICE,
-	[KM_ACT_ASSET_READ] = KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR | KM_ROLE_SERVICE,
-	[KM_ACT_AUDIT_READ] = R_STAFF,
-	[KM_ACT_AUDIT_VERIFY] = R_STAFF,
-	[KM_ACT_USER_READ] = KM_ROLE_ADMIN | KM_ROLE_AUDITOR,
-	[KM_ACT_USER_ADD] = KM_ROLE_ADMIN,
+#define CHANGE KM_POL_CHANGE
+#define STEPUP (KM_POL_CHANGE | KM_POL_STEPUP)
+#define SCOPED KM_POL_SCOPED
+
+/* Step-up: key state changes, rotation, user and role changes always ask
+ * for the passphrase (+ TOTP when enrolled); in a personal deployment every
+ * change does, because the OS login does not tell its people apart.  Reads
+ * and routine use (protect, unprotect, listings) never do.  Recording a
+ * verification is bookkeeping of a read, not a change. */
+static const struct {
+	unsigned roles;
+	unsigned flags;
+} policy[KM_ACT_COUNT] = {
+	[KM_ACT_STATUS] = {R_ALL, 0},
+	[KM_ACT_KEY_READ] = {R_STAFF, 0},
+	[KM_ACT_KEY_CREATE] = {KM_ROLE_OFFICER, CHANGE},
+	[KM_ACT_KEY_TAG] = {KM_ROLE_OFFICER, CHANGE},
+	[KM_ACT_KEY_ROTATE] = {KM_ROLE_OFFICER, STEPUP},
+	[KM_ACT_KEY_STATE] = {KM_ROLE_OFFICER, STEPUP},
+	[KM_ACT_PROTECT] = {KM_ROLE_OFFICER | KM_ROLE_SERVICE, SCOPED},
+	[KM_ACT_UNPROTECT] = {KM_ROLE_OFFICER | KM_ROLE_SERVICE, SCOPED},
+	[KM_ACT_ASSET_READ] = {KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR | KM_ROLE_SERVICE, 0},
+	[KM_ACT_AUDIT_READ] = {R_STAFF, 0},
+	[KM_ACT_AUDIT_VERIFY] = {R_STAFF, 0},
+	[KM_ACT_USER_READ] = {KM_ROLE_ADMIN | KM_ROLE_AUDITOR, 0},
+	[KM_ACT_USER_ADD] = {KM_ROLE_ADMIN, STEPUP},
+	[KM_ACT_USER_PASSWD] = {R_ALL, STEPUP},
+	[KM_ACT_USER_TOTP] = {R_ALL, STEPUP},
+	[KM_ACT_USER_LOCK] = {KM_ROLE_ADMIN, STEPUP},
+	[KM_ACT_USER_UNLOCK] = {KM_ROLE_ADMIN, STEPUP},
 };
 
 static const struct {
@@ -62,7 +78,50 @@ const char *km_action_name(km_action a)
 
 int km_policy_allows(unsigned r, km_action a)
 {
-	return (unsigned)a < KM_ACT_COUNT && (policy[a] & r) != 0;
+	return (unsigned)a < KM_ACT_COUNT && (policy[a].roles & r) != 0;
+}
+
+unsigned km_policy_flags(km_action a)
+{
+	return (unsigned)a < KM_ACT_COUNT ? policy[a].flags : 0;
+}
+
+int km_scope_contains(const char *scopes, const char *key_name)
+{
+	const char *p = scopes ? scopes : "";
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n > 0 && strncmp(key_name, p, n) == 0)
+			return 1;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+km_status km_scopes_validate(const char *scopes, km_err *e)
+{
+	const char *p = scopes ? scopes : "";
+	if (!*p)
+		return km_fail(e, KM_EINVAL, "no scope given: name key-name prefixes such as features/");
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n > 128)
+			return km_fail(e, KM_EINVAL, "scope %zu of \"%s\" must be 1 to 128 characters",
+			               (size_t)(p - scopes) + 1, scopes);
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+			    !strchr("._-/", c))
+				return km_fail(e, KM_EINVAL, "scope \"%.*s\": character %zu is not allowed "
+				               "(letters, digits, '.', '_', '-', '/')", (int)n, p, i + 1);
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return KM_OK;
 }
 
 void km_roles_format(unsigned r, char *buf, size_t cap)
@@ -85,7 +144,7 @@ void km_roles_format(unsigned r, char *buf, size_t cap)
 
 void km_policy_roles_for(km_action a, char *buf, size_t cap)
 {
-	km_roles_format((unsigned)a < KM_ACT_COUNT ? policy[a] : 0, buf, cap);
+	km_roles_format((unsigned)a < KM_ACT_COUNT ? policy[a].roles : 0, buf, cap);
 }
 
 km_status km_roles_parse(const char *list, unsigned *out, km_err *e)

@@ -39,7 +39,11 @@ enum {
 	X(KM_ACT_AUDIT_READ,   "audit.read")    \
 	X(KM_ACT_AUDIT_VERIFY, "audit.verify")  \
 	X(KM_ACT_USER_READ,    "user.read")     \
-	X(KM_ACT_USER_ADD,     "user.add")
+	X(KM_ACT_USER_ADD,     "user.add")      \
+	X(KM_ACT_USER_PASSWD,  "user.passwd")   \
+	X(KM_ACT_USER_TOTP,    "user.totp")     \
+	X(KM_ACT_USER_LOCK,    "user.lock")     \
+	X(KM_ACT_USER_UNLOCK,  "user.unlock")
 
 typedef enum km_action {
 #define ACT_ENUM(e, name) e,
@@ -59,6 +63,23 @@ km_status km_roles_check_separation(unsigned roles, km_err *e);
 
 /* The policy: 1 if any of `roles` may perform `a`. */
 int km_policy_allows(unsigned roles, km_action a);
+
+/* What else the policy asks of an action, beside a role. */
+enum {
+	KM_POL_CHANGE = 1u << 0, /* changes the deployment: step-up in personal mode */
+	KM_POL_STEPUP = 1u << 1, /* step-up (passphrase, + TOTP) in every mode */
+	KM_POL_SCOPED = 1u << 2, /* the object's key must lie in the user's scopes */
+};
+unsigned km_policy_flags(km_action a);
+
+/* Does `key_name` lie in `scopes` (comma-separated key-name prefixes, e.g.
+ * "features/,models/fraud")?  An empty list contains nothing. */
+int km_scope_contains(const char *scopes, const char *key_name);
+
+/* Scopes as given by a person: a comma-separated list of key-name
+ * prefixes, each 1..128 of the key-name characters.  KM_EINVAL naming the
+ * bad entry. */
+km_status km_scopes_validate(const char *scopes, km_err *e);
 
 /* Roles that may perform `a`, formatted, for denial messages. */
 void km_policy_roles_for(km_action a, char *buf, size_t cap);

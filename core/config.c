@@ -13,18 +13,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+int km_process_privileged(void)
+{
+	return getauxval(AT_SECURE) != 0;
+}
+
+const char *km_config_env(const char *name)
+{
+	/* secure_getenv is NULL under AT_SECURE already; the explicit test
+	 * keeps the rule visible and independent of the libc. */
+	if (km_process_privileged())
+		return NULL;
+	const char *v = secure_getenv(name);
+	return v && *v ? v : NULL;
+}
+
 km_status km_config_home(const char *home_opt, char *out, size_t cap, km_err *e)
 {
-	const char *h = home_opt && *home_opt ? home_opt : getenv("KEYWARD_HOME");
+	if (km_process_privileged()) {
+		if (home_opt && *home_opt)
+			return km_fail(e, KM_EUSAGE, "--home is not accepted here: this keyward is the "
+			               "system deployment's set-user-ID program, whose home is %s", KM_SYSTEM_HOME);
+		return snprintf(out, cap, "%s", KM_SYSTEM_HOME) < (int)cap ? KM_OK
+		       : km_fail(e, KM_ECONFIG, "deployment path is too long");
+	}
+	const char *h = home_opt && *home_opt ? home_opt : km_config_env("KEYWARD_HOME");
 	int n;
 	if (h && *h) {
 		n = snprintf(out, cap, "%s", h);
 	} else {
-		const char *xdg = getenv("XDG_DATA_HOME");
-		const char *home = getenv("HOME");
+		const char *xdg = km_config_env("XDG_DATA_HOME");
+		const char *home = km_config_env("HOME");
 		if (xdg && *xdg)
 			n = snprintf(out, cap, "%s/keyward", xdg);
 		else if (home && *home)
@@ -56,6 +79,10 @@ void km_config_defaults(km_config *c, const char *home)
 	c->kek_max_wraps = (uint64_t)1 << 30;    /* NIST SP 800-38D: random IVs below 2^32 */
 	c->rotation_days = 90;
 	c->destroy_wait_s = 7 * 24 * 3600;
+	c->argon2_t = 3;
+	c->argon2_m_kib = 64 * 1024;
+	c->lockout_failures = 5;
+	c->lockout_seconds = 15 * 60;
 }
 
 /* Resolve a possibly relative path against the home. */
@@ -68,7 +95,7 @@ static km_status set_path(char *dst, size_t cap, const char *home, const char *v
 	return KM_OK;
 }
 
-typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT } cfg_type;
+typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE } cfg_type;
 
 /* Every key config.json may hold: one row each.  Offsets point into
  * km_config so parsing is a loop over this table. */
@@ -80,6 +107,8 @@ static const struct cfg_key {
 	int width; /* bytes of the integer field */
 	const char *help;
 } cfg_keys[] = {
+	{"mode", CT_MODE, offsetof(km_config, mode), 0, 0, "\"personal\" or \"system\""},
+	{"default_user", CT_STRING, offsetof(km_config, default_user), 64, 0, "personal mode: the user when none is named"},
 	{"pkcs11_module", CT_PATH, offsetof(km_config, module_path), PATH_MAX, 0, "path of the PKCS#11 library"},
 	{"token", CT_STRING, offsetof(km_config, token), 256, 0, "token label or pkcs11: URI"},
 	{"database", CT_PATH, offsetof(km_config, db_path), PATH_MAX, 0, "SQLite catalogue path"},
@@ -93,7 +122,24 @@ static const struct cfg_key {
 	{"kek_max_wraps", CT_POS_INT, offsetof(km_config, kek_max_wraps), 0, 8, "DEKs one KEK version may wrap"},
 	{"rotation_days", CT_POS_INT, offsetof(km_config, rotation_days), 0, 8, "default rotation cadence"},
 	{"destroy_wait_seconds", CT_POS_INT, offsetof(km_config, destroy_wait_s), 0, 8, "waiting period before destruction"},
+	{"argon2_t", CT_POS_INT, offsetof(km_config, argon2_t), 0, 4, "Argon2id passes for new passphrases"},
+	{"argon2_m_kib", CT_POS_INT, offsetof(km_config, argon2_m_kib), 0, 4, "Argon2id memory (KiB) for new passphrases"},
+	{"lockout_failures", CT_POS_INT, offsetof(km_config, lockout_failures), 0, 4, "failed passphrases or codes before a lockout"},
+	{"lockout_seconds", CT_POS_INT, offsetof(km_config, lockout_seconds), 0, 8, "length of a lockout"},
 	{"keys", CT_OBJECT, offsetof(km_config, keys), 0, 0, "console key bindings"},
+};
+
+/* The settings the environment may override, personal mode only: the one
+ * place that knows them, and the one place set-user-ID switches off. */
+static const struct env_key {
+	const char *var;
+	const char *setting; /* a cfg_keys name of type CT_PATH or CT_STRING */
+} env_keys[] = {
+	{"KEYWARD_PKCS11_MODULE", "pkcs11_module"},
+	{"KEYWARD_TOKEN", "token"},
+	{"KEYWARD_DB", "database"},
+	{"SOFTHSM2_CONF", "softhsm2_conf"},
+	{"KEYWARD_THEME", "theme"},
 };
 
 km_status km_config_parse(km_config *c, const char *text, const char *origin, km_err *e)
@@ -120,7 +166,17 @@ km_status km_config_parse(km_config *c, const char *text, const char *origin, km
 			break;
 		}
 		char *field = (char *)c + ck->off;
-		if (ck->type == CT_PATH || ck->type == CT_STRING) {
+		if (ck->type == CT_MODE) {
+			const char *m = json_string_value(v);
+			if (m && strcmp(m, "personal") == 0)
+				c->mode = KM_MODE_PERSONAL;
+			else if (m && strcmp(m, "system") == 0)
+				c->mode = KM_MODE_SYSTEM;
+			else {
+				st = km_fail(e, KM_ECONFIG, "%s: \"%s\" must be %s", origin, k, ck->help);
+				break;
+			}
+		} else if (ck->type == CT_PATH || ck->type == CT_STRING) {
 			if (!json_is_string(v) || json_string_length(v) == 0) {
 				st = km_fail(e, KM_ECONFIG, "%s: \"%s\" must be a non-empty string (%s)", origin, k, ck->help);
 				break;
@@ -161,12 +217,28 @@ km_status km_config_parse(km_config *c, const char *text, const char *origin, km
 	return st;
 }
 
-static km_status env_override(char *dst, size_t cap, const char *home, const char *var, km_err *e)
+km_status km_config_env_overrides(km_config *c, km_err *e)
 {
-	const char *v = getenv(var);
-	if (!v || !*v)
-		return KM_OK;
-	return set_path(dst, cap, home, v, var, e);
+	for (size_t i = 0; i < KM_ARRAY_LEN(env_keys); i++) {
+		const char *v = km_config_env(env_keys[i].var);
+		if (!v)
+			continue;
+		const struct cfg_key *ck = NULL;
+		for (size_t j = 0; j < KM_ARRAY_LEN(cfg_keys); j++)
+			if (strcmp(cfg_keys[j].name, env_keys[i].setting) == 0)
+				ck = &cfg_keys[j];
+		char *field = (char *)c + ck->off;
+		if (ck->type == CT_PATH) {
+			km_status st = set_path(field, ck->cap, c->home, v, env_keys[i].var, e);
+			if (st)
+				return st;
+		} else if (strlen(v) >= ck->cap) {
+			return km_fail(e, KM_ECONFIG, "%s is too long", env_keys[i].var);
+		} else {
+			snprintf(field, ck->cap, "%s", v);
+		}
+	}
+	return KM_OK;
 }
 
 km_status km_config_load(km_config *c, const char *home_opt, km_err *e)
@@ -194,17 +266,10 @@ km_status km_config_load(km_config *c, const char *home_opt, km_err *e)
 	st = km_config_parse(c, buf, c->config_path, e);
 	if (st)
 		return st;
-
-	if ((st = env_override(c->module_path, sizeof c->module_path, home, "KEYWARD_PKCS11_MODULE", e)) ||
-	    (st = env_override(c->db_path, sizeof c->db_path, home, "KEYWARD_DB", e)))
-		return st;
-	const char *tok = getenv("KEYWARD_TOKEN");
-	if (tok && *tok)
-		snprintf(c->token, sizeof c->token, "%s", tok);
-	const char *theme = getenv("KEYWARD_THEME");
-	if (theme && *theme)
-		snprintf(c->theme, sizeof c->theme, "%s", theme);
-	return KM_OK;
+	if (km_process_privileged() && c->mode != KM_MODE_SYSTEM)
+		return km_fail(e, KM_ECONFIG, "%s is not a system deployment (\"mode\": \"system\"), "
+		               "but this keyward runs set-user-ID for one", c->config_path);
+	return km_config_env_overrides(c, e);
 }
 
 /* Paths under the home are saved relative, so a deployment directory can be
@@ -222,6 +287,13 @@ static void put_path(json_t *o, const char *key, const char *home, const char *p
 km_status km_config_save(const km_config *c, km_err *e)
 {
 	json_t *o = json_object();
+	json_object_set_new(o, "mode", json_string(c->mode == KM_MODE_SYSTEM ? "system" : "personal"));
+	if (c->default_user[0])
+		json_object_set_new(o, "default_user", json_string(c->default_user));
+	json_object_set_new(o, "argon2_t", json_integer(c->argon2_t));
+	json_object_set_new(o, "argon2_m_kib", json_integer(c->argon2_m_kib));
+	json_object_set_new(o, "lockout_failures", json_integer(c->lockout_failures));
+	json_object_set_new(o, "lockout_seconds", json_integer((json_int_t)c->lockout_seconds));
 	put_path(o, "pkcs11_module", c->home, c->module_path);
 	json_object_set_new(o, "token", json_string(c->token));
 	put_path(o, "database", c->home, c->db_path);

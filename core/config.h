@@ -1,12 +1,18 @@
 /*
  * config.h — where a deployment lives and what it talks to.
  *
- * KEYWARD_HOME selects the deployment directory (default
- * $XDG_DATA_HOME/keyward, else ~/.local/share/keyward).  KEYWARD_HOME/config.json
- * (parsed with Jansson; unknown keys and wrong types are refused with a
- * message naming the key) names the PKCS#11 module, the token and the
- * database; environment variables override: KEYWARD_PKCS11_MODULE,
- * KEYWARD_TOKEN, KEYWARD_DB.  Relative paths are relative to the home.
+ * Two modes, one code path.  A personal deployment lives where its owner
+ * says (--home, KEYWARD_HOME, default $XDG_DATA_HOME/keyward, else
+ * ~/.local/share/keyward) and the environment may override its settings
+ * (km_config_env_overrides: one table).  A system deployment lives in
+ * KM_SYSTEM_HOME, fixed at build time, and is reached through the
+ * set-user-ID binary: then nothing from the caller (environment, options,
+ * the current directory) chooses a path or a library, and config.json is
+ * read from the system home only.
+ *
+ * HOME/config.json is parsed with Jansson; unknown keys and wrong types are
+ * refused with a message naming the key.  Relative paths are relative to
+ * the home.
  */
 #ifndef KM_CONFIG_H
 #define KM_CONFIG_H
@@ -20,8 +26,21 @@
 #define KM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define KM_DEFAULT_TOKEN  "keyward"
 #define KM_DEFAULT_DB     "keyward.db"
+#define KM_SOFTHSM2_CONF  "softhsm2.conf"   /* a deployment's own, in its home */
+#define KM_TOKEN_DIR      "tokens"
+
+#ifndef KM_SYSTEM_HOME
+#define KM_SYSTEM_HOME "/var/lib/keyward"
+#endif
+#ifndef KM_SERVICE_USER
+#define KM_SERVICE_USER "keyward"
+#endif
+
+typedef enum km_mode { KM_MODE_PERSONAL = 0, KM_MODE_SYSTEM = 1 } km_mode;
 
 typedef struct km_config {
+	km_mode mode;
+	char default_user[64];         /* personal mode: who ran init */
 	char home[PATH_MAX];
 	char config_path[PATH_MAX];
 	char module_path[PATH_MAX];
@@ -41,17 +60,39 @@ typedef struct km_config {
 	/* Default rotation cadence, for "due" in the status bar. */
 	int64_t rotation_days;
 	int64_t destroy_wait_s;
+	/* Personal credentials: Argon2id cost for new passphrases, lockout. */
+	uint32_t argon2_t;
+	uint32_t argon2_m_kib;
+	uint32_t lockout_failures;
+	int64_t lockout_seconds;
 	json_t *keys;                  /* console key rebinding object, or NULL */
 } km_config;
 
-/* Resolve the home directory only. */
+/* 1 when this process runs with privilege it did not start with (the
+ * set-user-ID binary of a system deployment: AT_SECURE).  Then the caller
+ * chooses nothing: no home, no overrides. */
+int km_process_privileged(void);
+
+/* The value of an environment setting that may steer keyward (a path, a
+ * token, a user name), or NULL: always NULL for a privileged process.  The
+ * one door for such variables; secrets a person types (KEYWARD_PIN,
+ * KEYWARD_PASSPHRASE) are read where they are used. */
+const char *km_config_env(const char *name);
+
+/* Resolve the home directory only: home_opt, KEYWARD_HOME, the XDG default;
+ * KM_SYSTEM_HOME for a privileged process (which refuses home_opt). */
 km_status km_config_home(const char *home_opt, char *out, size_t cap, km_err *e);
 
 /* Fill defaults for `home`. */
 void km_config_defaults(km_config *c, const char *home);
 
+/* Apply the environment overrides of the settings table (personal mode,
+ * unprivileged only; a no-op otherwise).  Relative paths resolve against
+ * the home, as in config.json. */
+km_status km_config_env_overrides(km_config *c, km_err *e);
+
 /* Load HOME/config.json over the defaults, then apply environment
- * overrides.  Missing file -> KM_ECONFIG "no deployment at HOME (run
+ * overrides (km_config_env_overrides).  Missing file -> KM_ECONFIG "no deployment at HOME (run
  * `keyward init`)". */
 km_status km_config_load(km_config *c, const char *home_opt, km_err *e);
 

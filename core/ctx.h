@@ -18,15 +18,33 @@
 #include "keyward.h"
 #include "kekcache.h"
 #include "audit.h"
+#include "hsm.h"
 
+#include <sqlite3.h>
 #include <openssl/evp.h>
 #include <jansson.h>
+
+struct km_cred_session;
 
 struct km_ctx {
 	km_config cfg;
 	sqlite3 *db;
 	hsm *h;
 	km_actor actor;
+	char scopes[256];         /* the user's key-name prefixes ("" none) */
+	/* Where step-up finds the person's secrets (km_open_opts). */
+	char passphrase_file[PATH_MAX];
+	km_secret_prompt_fn prompt;
+	void *prompt_ctx;
+	/* After a successful step-up: the unlocked credential and the
+	 * passphrase (locked memory), for re-sealing and signing. */
+	struct km_cred_session *cred;
+	char *passphrase;
+	/* The operation in progress (km_op_begin): so that a failure is
+	 * recorded exactly once, whichever check refused it. */
+	km_action op;
+	char op_object[256];
+	int op_active, op_recorded;
 	EVP_PKEY *audit_pub;
 	char deployment_id[40];
 	kek_cache *cache;
@@ -34,6 +52,10 @@ struct km_ctx {
 	int log_damaged;         /* the login event could not be appended */
 	char log_problem[KM_ERR_MSG_MAX];
 };
+
+/* For core modules and tests: the session's catalogue connection and HSM. */
+sqlite3 *km_db(km_ctx *ctx);
+hsm *km_hsm(km_ctx *ctx);
 
 km_status km_tx_begin(km_ctx *ctx, km_err *e);
 /* details is stolen (decref'd) whatever happens; may be NULL. */
@@ -49,6 +71,31 @@ km_status km_audit_event(km_ctx *ctx, const char *action, const char *object,
 /* Record an action that failed after authorisation (integrity failure,
  * illegal state...), keeping *e intact for the caller; returns e->code. */
 km_status km_audit_failure(km_ctx *ctx, km_action a, const char *object, km_err *e);
+
+/* ---- one failure path ------------------------------------------------ */
+
+/* Every public entry point: km_op_begin(ctx, action, object) first, then
+ * its checks (validation, km_authorize, lookups, state), then
+ *     return km_op_end(ctx, status, e);
+ * km_op_end records a failure that nothing recorded yet (a denial is
+ * recorded by km_authorize, a success by km_tx_commit), so every attempt
+ * leaves exactly one event with its outcome. */
+void km_op_begin(km_ctx *ctx, km_action a, const char *object);
+km_status km_op_end(km_ctx *ctx, km_status st, km_err *e);
+
+/* Refuse action a for a reason of the caller's (separation of duties
+ * beyond roles): records the denial once, returns KM_EDENIED. */
+km_status km_authorize_deny(km_ctx *ctx, km_action a, const char *reason, km_err *e);
+
+/* After a successful step-up in this session: the unlocked credential and
+ * the passphrase that opened it; NULL before. */
+struct km_cred_session *km_step_up_session(km_ctx *ctx);
+const char *km_step_up_passphrase(km_ctx *ctx);
+
+/* Sealed records: a meta row and an HSM MAC over its name and value.
+ * get: KM_ENOTFOUND if absent, KM_EINTEGRITY if the MAC fails. */
+km_status km_sealed_put(km_ctx *ctx, const char *name, const char *value, km_err *e);
+km_status km_sealed_get(km_ctx *ctx, const char *name, char *value, size_t cap, km_err *e);
 
 /* Random lowercase hex id of 2*n characters (n <= 32). */
 km_status km_random_hex(char *out, size_t n, km_err *e);

@@ -95,11 +95,26 @@ static const char schema_v3_counts[] =
 	COUNT_TRIGGERS("key_versions", "versions")
 	COUNT_TRIGGERS("assets", "assets");
 
+/* v5: the trust boundary.  Users get scopes, a credential record, the
+ * failure counter and locks; users and key versions get the HSM MAC that
+ * seals them (rowmac.h).  A catalogue of v4 or older has unsealed rows,
+ * which every decision refuses: it must be initialised anew. */
+static const char schema_v5_sealed[] =
+	"ALTER TABLE users ADD COLUMN scopes TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN cred TEXT;"
+	"ALTER TABLE users ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN locked_until INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN totp_step INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE users ADD COLUMN mac BLOB;"
+	"ALTER TABLE key_versions ADD COLUMN mac BLOB;";
+
 /* Migration steps; index i takes the schema from version i to i + 1. */
 static const char *const migrations[] = {
 	schema_v1_catalogue,
 	schema_v2_indexes,
 	schema_v3_counts,
+	schema_v5_sealed,
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -9,6 +9,7 @@
 #include "kek_int.h"
 #include "db.h"
 #include "hsm.h"
+#include "rowmac.h"
 #include "secmem.h"
 
 #include <ctype.h>
@@ -106,6 +107,22 @@ km_status kek_lookup_id(km_ctx *ctx, const char *name, int64_t *id, km_err *e)
 	return st;
 }
 
+/* The sealed fields of a version, with its key's name so that swapping
+ * key names in the keys table breaks the seal. */
+#define KV_COLS "k.name, v.version, v.state, v.wrapped, v.created, v.activated, v.deactivated, " \
+	"v.destroy_after, v.destroyed, v.wraps, v.mac"
+#define KV_FROM " FROM key_versions v JOIN keys k ON k.id = v.key_id "
+
+static json_t *kv_fields(sqlite3_stmt *q)
+{
+	return json_pack("[s,I,s,o,I,I,I,I,I,I]", (const char *)sqlite3_column_text(q, 0),
+	                 (json_int_t)sqlite3_column_int64(q, 1), (const char *)sqlite3_column_text(q, 2),
+	                 km_rowmac_blob(sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3)),
+	                 (json_int_t)sqlite3_column_int64(q, 4), (json_int_t)sqlite3_column_int64(q, 5),
+	                 (json_int_t)sqlite3_column_int64(q, 6), (json_int_t)sqlite3_column_int64(q, 7),
+	                 (json_int_t)sqlite3_column_int64(q, 8), (json_int_t)sqlite3_column_int64(q, 9));
+}
+
 km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
                            kek_version_row *row, km_err *e)
 {
@@ -115,9 +132,9 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 		return st;
 	sqlite3_stmt *q;
 	st = km_db_prepare(ctx->db, version ?
-	                   "SELECT version, state, wrapped, wraps FROM key_versions WHERE key_id = ? AND version = ?" :
-	                   "SELECT version, state, wrapped, wraps FROM key_versions WHERE key_id = ? AND state = 'active' "
-	                   "ORDER BY version DESC LIMIT 1", &q, e);
+	                   "SELECT " KV_COLS KV_FROM "WHERE v.key_id = ? AND v.version = ?" :
+	                   "SELECT " KV_COLS KV_FROM "WHERE v.key_id = ? AND v.state = 'active' "
+	                   "ORDER BY v.version DESC LIMIT 1", &q, e);
 	if (st)
 		return st;
 	sqlite3_bind_int64(q, 1, row->key_id);
@@ -125,20 +142,59 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 		sqlite3_bind_int64(q, 2, version);
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
-		row->version = (uint32_t)sqlite3_column_int64(q, 0);
-		st = km_state_parse((const char *)sqlite3_column_text(q, 1), &row->state, e);
-		int len = sqlite3_column_bytes(q, 2);
+		row->version = (uint32_t)sqlite3_column_int64(q, 1);
+		char what[KM_KEY_NAME_MAX + 32];
+		snprintf(what, sizeof what, "'%s' version %u", name, row->version);
+		st = km_rowmac_check(ctx, "key_versions", what, kv_fields(q), sqlite3_column_blob(q, 10),
+		                     (size_t)sqlite3_column_bytes(q, 10), e);
+		if (!st)
+			st = km_state_parse((const char *)sqlite3_column_text(q, 2), &row->state, e);
+		int len = sqlite3_column_bytes(q, 3);
 		if (!st && len > 0 && (size_t)len <= sizeof row->wrapped) {
-			memcpy(row->wrapped, sqlite3_column_blob(q, 2), (size_t)len);
+			memcpy(row->wrapped, sqlite3_column_blob(q, 3), (size_t)len);
 			row->wrapped_len = (size_t)len;
 		}
-		row->wraps = (uint64_t)sqlite3_column_int64(q, 3);
+		row->wraps = (uint64_t)sqlite3_column_int64(q, 9);
 	} else if (rc == SQLITE_DONE) {
 		st = version ? km_fail(e, KM_ENOTFOUND, "key '%s' has no version %u", name, version)
 		             : km_fail(e, KM_ESTATE, "key '%s' has no active version: rotate it to make one", name);
 	} else {
 		st = km_db_fail(ctx->db, e, "reading key versions");
 	}
+	sqlite3_finalize(q);
+	return st;
+}
+
+km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char digest[65], km_err *e)
+{
+	sqlite3_stmt *q;
+	km_status st = km_db_prepare(ctx->db, "SELECT " KV_COLS KV_FROM "WHERE v.key_id = ? AND v.version = ?",
+	                             &q, e);
+	if (st)
+		return st;
+	sqlite3_bind_int64(q, 1, key_id);
+	sqlite3_bind_int64(q, 2, version);
+	uint8_t mac[KM_ROWMAC_BYTES];
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		json_t *f = kv_fields(q);
+		if (digest)
+			km_rowmac_digest(ctx, "key_versions", f, digest);
+		st = km_rowmac(ctx, "key_versions", f, mac, e);
+	} else {
+		st = rc == SQLITE_DONE ? km_fail(e, KM_EINTERNAL, "sealing a version that does not exist")
+		                       : km_db_fail(ctx->db, e, "reading key versions");
+	}
+	sqlite3_finalize(q);
+	if (st)
+		return st;
+	if ((st = km_db_prepare(ctx->db, "UPDATE key_versions SET mac = ? WHERE key_id = ? AND version = ?", &q, e)))
+		return st;
+	sqlite3_bind_blob(q, 1, mac, sizeof mac, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, key_id);
+	sqlite3_bind_int64(q, 3, version);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		st = km_db_fail(ctx->db, e, "sealing a key version");
 	sqlite3_finalize(q);
 	return st;
 }
@@ -205,7 +261,7 @@ static km_status insert_version(km_ctx *ctx, int64_t key_id, uint32_t version,
 	if (sqlite3_step(q) != SQLITE_DONE)
 		st = km_db_fail(ctx->db, e, "adding a key version");
 	sqlite3_finalize(q);
-	return st;
+	return st ? st : kek_version_seal(ctx, key_id, version, NULL, e);
 }
 
 static km_status set_tags(km_ctx *ctx, int64_t key_id, const km_tag *tags, size_t n,
@@ -304,7 +360,7 @@ static km_status km_key_create_bulk_authorised(km_ctx *ctx, const char *const *n
 	return km_tx_commit(ctx, e);
 }
 
-km_status km_key_create(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
+static km_status key_create_impl(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
 {
 	km_status st = km_key_name_validate(name, e);
 	if (!st)
@@ -318,7 +374,15 @@ km_status km_key_create(km_ctx *ctx, const char *name, const km_tag *tags, size_
 	return km_key_create_bulk_authorised(ctx, &name, 1, tags, ntags, e);
 }
 
-km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
+km_status km_key_create(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", 0);
+	km_op_begin(ctx, KM_ACT_KEY_CREATE, obj);
+	return km_op_end(ctx, key_create_impl(ctx, name, tags, ntags, e), e);
+}
+
+static km_status key_create_bulk_impl(km_ctx *ctx, const char *const *names, size_t n,
                              const km_tag *tags, size_t ntags, km_err *e)
 {
 	km_status st = tags_validate(tags, ntags, e);
@@ -331,7 +395,14 @@ km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
 	return km_key_create_bulk_authorised(ctx, names, n, tags, ntags, e);
 }
 
-km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
+km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
+                             const km_tag *tags, size_t ntags, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_KEY_CREATE, "key:*");
+	return km_op_end(ctx, key_create_bulk_impl(ctx, names, n, tags, ntags, e), e);
+}
+
+static km_status key_tag_impl(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 16];
 	key_object(obj, sizeof obj, name, 0);
@@ -361,7 +432,15 @@ km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags, size_t n
 	return km_tx_commit(ctx, e);
 }
 
-km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km_err *e)
+km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags, size_t ntags, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", 0);
+	km_op_begin(ctx, KM_ACT_KEY_TAG, obj);
+	return km_op_end(ctx, key_tag_impl(ctx, name, tags, ntags, e), e);
+}
+
+static km_status key_rotate_impl(km_ctx *ctx, const char *name, uint32_t *new_version, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 16];
 	key_object(obj, sizeof obj, name, 0);
@@ -377,19 +456,30 @@ km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km
 		return st;
 	if ((st = km_tx_begin(ctx, e)))
 		return st;
-	int64_t maxv = 0, prev = 0;
+	int64_t maxv = 0;
+	uint32_t prev = 0;
 	char sql[160];
 	snprintf(sql, sizeof sql, "SELECT coalesce(max(version), 0) FROM key_versions WHERE key_id = %lld", (long long)id);
 	st = km_db_int64(ctx->db, sql, &maxv, e);
-	snprintf(sql, sizeof sql, "SELECT coalesce(max(version), 0) FROM key_versions WHERE key_id = %lld "
-	         "AND state = 'active'", (long long)id);
-	if (!st)
-		st = km_db_int64(ctx->db, sql, &prev, e);
 	uint32_t v = (uint32_t)maxv + 1;
+	/* The active version, through its seal: an edited row is refused,
+	 * never re-sealed in its edited state. */
+	kek_version_row cur;
+	if (!st) {
+		st = kek_version_load(ctx, name, 0, &cur, e);
+		if (st == KM_ESTATE) {
+			km_err_clear(e);
+			st = KM_OK;
+		} else if (!st) {
+			prev = cur.version;
+		}
+	}
 	if (!st && prev) {
 		snprintf(sql, sizeof sql, "UPDATE key_versions SET state = 'decrypt-only', deactivated = %lld "
-		         "WHERE key_id = %lld AND state = 'active'", (long long)km_now(), (long long)id);
+		         "WHERE key_id = %lld AND version = %u", (long long)km_now(), (long long)id, prev);
 		st = km_db_exec(ctx->db, sql, e);
+		if (!st)
+			st = kek_version_seal(ctx, id, prev, NULL, e);
 	}
 	if (!st)
 		st = insert_version(ctx, id, v, wrapped, wlen, e);
@@ -398,7 +488,7 @@ km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km
 	if (!st) {
 		json_t *d = json_pack("{s:i}", "new_version", (int)v);
 		if (prev)
-			json_object_set_new(d, "previous_version", json_integer(prev));
+			json_object_set_new(d, "previous_version", json_integer((json_int_t)prev));
 		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_ROTATE), obj, "ok", d, e);
 	}
 	if (st) {
@@ -412,7 +502,15 @@ km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km
 	return KM_OK;
 }
 
-km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version, km_key_state to, km_err *e)
+km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", 0);
+	km_op_begin(ctx, KM_ACT_KEY_ROTATE, obj);
+	return km_op_end(ctx, key_rotate_impl(ctx, name, new_version, e), e);
+}
+
+static km_status key_set_state_impl(km_ctx *ctx, const char *name, uint32_t version, km_key_state to, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 32];
 	key_object(obj, sizeof obj, name, version);
@@ -475,6 +573,9 @@ km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version, km_k
 			sqlite3_finalize(q);
 		}
 	}
+	char digest[65] = "";
+	if (!st)
+		st = kek_version_seal(ctx, row.key_id, version, digest, e);
 	if (!st)
 		st = kek_summary_refresh(ctx, row.key_id, e);
 	if (!st) {
@@ -482,12 +583,11 @@ km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version, km_k
 		                      "version", (int)version);
 		if (to == KS_DESTROY_SCHEDULED)
 			json_object_set_new(d, "destroy_after", json_integer(now + ctx->cfg.destroy_wait_s));
+		json_object_set_new(d, "row", json_string(digest));
 		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_STATE), obj, "ok", d, e);
 	}
 	if (st) {
 		km_tx_rollback(ctx);
-		if (st == KM_ESTATE || st == KM_ENOTFOUND)
-			km_audit_failure(ctx, KM_ACT_KEY_STATE, obj, e);
 		return st;
 	}
 	if ((st = km_tx_commit(ctx, e)))
@@ -498,6 +598,14 @@ km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version, km_k
 	if (to == KS_DESTROYED)
 		sqlite3_wal_checkpoint_v2(ctx->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	return KM_OK;
+}
+
+km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version, km_key_state to, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", version);
+	km_op_begin(ctx, KM_ACT_KEY_STATE, obj);
+	return km_op_end(ctx, key_set_state_impl(ctx, name, version, to, e), e);
 }
 
 /* ---- reads ------------------------------------------------------------- */
@@ -524,7 +632,7 @@ static void key_row(sqlite3_stmt *q, km_key_info *k)
 	snprintf(k->tags, sizeof k->tags, "%s", tags ? (const char *)tags : "");
 }
 
-km_status km_key_get(km_ctx *ctx, const char *name, km_key_info *out, km_err *e)
+static km_status key_get_impl(km_ctx *ctx, const char *name, km_key_info *out, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 16];
 	key_object(obj, sizeof obj, name, 0);
@@ -546,7 +654,15 @@ km_status km_key_get(km_ctx *ctx, const char *name, km_key_info *out, km_err *e)
 	return st;
 }
 
-km_status km_key_versions(km_ctx *ctx, const char *name,
+km_status km_key_get(km_ctx *ctx, const char *name, km_key_info *out, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", 0);
+	km_op_begin(ctx, KM_ACT_KEY_READ, obj);
+	return km_op_end(ctx, key_get_impl(ctx, name, out, e), e);
+}
+
+static km_status key_versions_impl(km_ctx *ctx, const char *name,
                           int (*cb)(void *c, const km_key_version_info *v), void *cbctx, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 16];
@@ -584,7 +700,16 @@ km_status km_key_versions(km_ctx *ctx, const char *name,
 	return st;
 }
 
-km_status km_key_tags(km_ctx *ctx, const char *name, int (*cb)(void *c, const km_tag *t),
+km_status km_key_versions(km_ctx *ctx, const char *name,
+                          int (*cb)(void *c, const km_key_version_info *v), void *cbctx, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", 0);
+	km_op_begin(ctx, KM_ACT_KEY_READ, obj);
+	return km_op_end(ctx, key_versions_impl(ctx, name, cb, cbctx, e), e);
+}
+
+static km_status key_tags_impl(km_ctx *ctx, const char *name, int (*cb)(void *c, const km_tag *t),
                       void *cbctx, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 16];
@@ -609,6 +734,15 @@ km_status km_key_tags(km_ctx *ctx, const char *name, int (*cb)(void *c, const km
 		st = km_db_fail(ctx->db, e, "reading tags");
 	sqlite3_finalize(q);
 	return st;
+}
+
+km_status km_key_tags(km_ctx *ctx, const char *name, int (*cb)(void *c, const km_tag *t),
+                      void *cbctx, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 32];
+	key_object(obj, sizeof obj, name ? name : "", 0);
+	km_op_begin(ctx, KM_ACT_KEY_READ, obj);
+	return km_op_end(ctx, key_tags_impl(ctx, name, cb, cbctx, e), e);
 }
 
 /* Sort columns: the SQL expression, and whether "ascending" for the user
@@ -663,7 +797,7 @@ static void bind_filter(sqlite3_stmt *q, const char *tag, const char *val, const
 		sqlite3_bind_text(q, 12, like, -1, SQLITE_TRANSIENT);
 }
 
-km_status km_key_count(km_ctx *ctx, const char *filter, uint64_t *n, km_err *e)
+static km_status key_count_impl(km_ctx *ctx, const char *filter, uint64_t *n, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_KEY_READ, "", e);
 	if (st)
@@ -686,7 +820,13 @@ km_status km_key_count(km_ctx *ctx, const char *filter, uint64_t *n, km_err *e)
 	return st;
 }
 
-km_status km_key_list(km_ctx *ctx, const km_key_query *qy,
+km_status km_key_count(km_ctx *ctx, const char *filter, uint64_t *n, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_KEY_READ, "key:*");
+	return km_op_end(ctx, key_count_impl(ctx, filter, n, e), e);
+}
+
+static km_status key_list_impl(km_ctx *ctx, const km_key_query *qy,
                       int (*cb)(void *c, const km_key_info *k), void *cbctx, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_KEY_READ, "", e);
@@ -740,4 +880,11 @@ km_status km_key_list(km_ctx *ctx, const km_key_query *qy,
 		st = km_db_fail(ctx->db, e, "listing keys");
 	sqlite3_finalize(q);
 	return st;
+}
+
+km_status km_key_list(km_ctx *ctx, const km_key_query *qy,
+                      int (*cb)(void *c, const km_key_info *k), void *cbctx, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_KEY_READ, "key:*");
+	return km_op_end(ctx, key_list_impl(ctx, qy, cb, cbctx, e), e);
 }

@@ -19,9 +19,17 @@ typedef struct kek_version_row {
 /* The key's id, or KM_ENOTFOUND "no key named X". */
 km_status kek_lookup_id(km_ctx *ctx, const char *name, int64_t *id, km_err *e);
 
-/* One version row; version 0 = the active version (KM_ESTATE if none). */
+/* One version row; version 0 = the active version (KM_ESTATE if none).
+ * The row's HSM MAC is checked: KM_EINTEGRITY naming the version when it
+ * fails, so no decision ever uses an edited state or counter. */
 km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
                            kek_version_row *row, km_err *e);
+
+/* Re-seal a version row after a change, inside the caller's transaction
+ * (which must have loaded it with kek_version_load first, so an edited row
+ * is never laundered into a sealed one).  digest (may be NULL) receives
+ * the row's digest for the audit event. */
+km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char digest[65], km_err *e);
 
 /* Plaintext of a version, from the cache or unwrapped by the HSM root;
  * valid until the next cache call.  `bytes` is charged to the cache. */

@@ -4,9 +4,13 @@
  */
 #include "ctx.h"
 #include "audit.h"
+#include "caller.h"
+#include "cred.h"
 #include "db.h"
 #include "hsm.h"
+#include "rowmac.h"
 #include "secmem.h"
+#include "user_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,8 +93,9 @@ km_status km_tx_audit(km_ctx *ctx, const char *action, const char *object,
 	}
 	if (!details)
 		details = json_object();
-	if (ctx->actor.via[0])
-		json_object_set_new(details, "via", json_string(ctx->actor.via));
+	/* Personal mode: who was at the terminal when it is not the user. */
+	if (ctx->actor.os_user[0] && strcmp(ctx->actor.os_user, ctx->actor.name) != 0)
+		json_object_set_new(details, "os_user", json_string(ctx->actor.os_user));
 	audit_event ev = {ctx->actor.name, action, object, outcome, details};
 	uint64_t seq;
 	km_status st = audit_writer_append(ctx->aw, &ev, &seq, e);
@@ -107,6 +112,8 @@ km_status km_tx_commit(km_ctx *ctx, km_err *e)
 	}
 	st = km_db_commit(ctx->db, e);
 	audit_writer_reset(ctx->aw);
+	if (!st)
+		ctx->op_recorded = 1;
 	return st;
 }
 
@@ -125,39 +132,269 @@ km_status km_audit_event(km_ctx *ctx, const char *action, const char *object,
 	return km_tx_commit(ctx, e);
 }
 
+/* Objects in events are what the person typed: bounded, so a refused
+ * megabyte-long name does not become a megabyte-long event. */
+#define EVENT_OBJECT_MAX 200
+
 km_status km_audit_failure(km_ctx *ctx, km_action a, const char *object, km_err *e)
 {
 	km_err ignored;
+	char obj[EVENT_OBJECT_MAX + 1];
+	snprintf(obj, sizeof obj, "%s", object ? object : "");
 	json_t *d = json_pack("{s:s,s:s}", "error", km_status_name(e->code), "message", e->msg);
 	/* A failure to record the failure must not mask the original error. */
-	km_audit_event(ctx, km_action_name(a), object, "error", d, &ignored);
+	km_audit_event(ctx, km_action_name(a), obj, e->code == KM_EDENIED ? "denied" : "error", d, &ignored);
+	ctx->op_recorded = 1;
 	return e->code;
 }
 
+void km_op_begin(km_ctx *ctx, km_action a, const char *object)
+{
+	ctx->op = a;
+	ctx->op_active = 1;
+	ctx->op_recorded = 0;
+	snprintf(ctx->op_object, sizeof ctx->op_object, "%s", object ? object : "");
+}
+
+km_status km_op_end(km_ctx *ctx, km_status st, km_err *e)
+{
+	if (st != KM_OK && ctx->op_active && !ctx->op_recorded)
+		km_audit_failure(ctx, ctx->op, ctx->op_object, e);
+	ctx->op_active = 0;
+	return st;
+}
+
+/* One denial event with its reason, once per operation. */
+static km_status deny(km_ctx *ctx, km_action a, const char *object, json_t *d, km_err *e)
+{
+	km_err ignored;
+	char obj[EVENT_OBJECT_MAX + 1];
+	snprintf(obj, sizeof obj, "%s", object ? object : "");
+	if (!d)
+		d = json_object();
+	json_object_set_new(d, "reason", json_string(e->msg));
+	if (!ctx->op_recorded)
+		km_audit_event(ctx, km_action_name(a), obj, "denied", d, &ignored);
+	else
+		json_decref(d);
+	ctx->op_recorded = 1;
+	return KM_EDENIED;
+}
+
+km_status km_authorize_deny(km_ctx *ctx, km_action a, const char *reason, km_err *e)
+{
+	km_fail(e, KM_EDENIED, "%s is not allowed to %s: %s", ctx->actor.name, km_action_name(a), reason);
+	return deny(ctx, a, ctx->op_active ? ctx->op_object : "", NULL, e);
+}
+
+/* The key name inside an object "key:NAME" or "key:NAME@3", or NULL. */
+static const char *object_key(const char *object, char *buf, size_t cap)
+{
+	if (!object || strncmp(object, "key:", 4) != 0)
+		return NULL;
+	snprintf(buf, cap, "%s", object + 4);
+	char *at = strrchr(buf, '@');
+	if (at)
+		*at = '\0';
+	return buf;
+}
+
+/* A secret for step-up: a file named by the person (opened with their
+ * rights), the environment, or the prompt. */
+static km_status step_up_secret(km_ctx *ctx, const char *file, const char *env, const char *question,
+                                char *buf, size_t cap, km_err *e)
+{
+	if (file && *file) {
+		int fd;
+		km_status st = km_caller_open(file, O_RDONLY | O_NOFOLLOW, 0, &fd, e);
+		if (st)
+			return km_wrap(e, "passphrase file");
+		ssize_t n = read(fd, buf, cap - 1);
+		close(fd);
+		if (n < 0)
+			return km_fail(e, KM_EIO, "cannot read the passphrase file %s", file);
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (!buf[0])
+			return km_fail(e, KM_EINVAL, "the passphrase file %s holds no passphrase", file);
+		return KM_OK;
+	}
+	/* The person's own secret, not a setting: read even when privileged. */
+	const char *v = getenv(env);
+	if (v && *v) {
+		if (strlen(v) >= cap)
+			return km_fail(e, KM_EUSAGE, "%s is too long", env);
+		memcpy(buf, v, strlen(v) + 1);
+		return KM_OK;
+	}
+	if (ctx->prompt)
+		return ctx->prompt(ctx->prompt_ctx, question, buf, cap, e);
+	return km_fail(e, KM_EDENIED, "this needs %s: run on a terminal, or set %s%s", question, env,
+	               strcmp(env, "KEYWARD_PASSPHRASE") == 0 ? " or use --passphrase-file" : "");
+}
+
+/* Count a failed passphrase or code against the user, in the transaction
+ * that records the refusal; past the limit the user is locked out. */
+static void count_failure(km_ctx *ctx, km_action a, const char *object, const char *reason, km_err *e)
+{
+	km_err ignored;
+	user_row u;
+	char obj[EVENT_OBJECT_MAX + 1], digest[65];
+	snprintf(obj, sizeof obj, "%s", object ? object : "");
+	if (ctx->op_recorded || user_row_load(ctx, ctx->actor.name, &u, &ignored) != KM_OK)
+		return;
+	u.failures++;
+	int locked = u.failures >= ctx->cfg.lockout_failures;
+	if (locked) {
+		u.locked_until = km_now() + ctx->cfg.lockout_seconds;
+		u.failures = 0;
+	}
+	if (km_tx_begin(ctx, &ignored) == KM_OK) {
+		json_t *d = json_pack("{s:s,s:b}", "reason", reason, "locked_out", locked);
+		if (user_row_save(ctx, &u, 0, digest, &ignored) == KM_OK &&
+		    km_tx_audit(ctx, km_action_name(a), obj, "denied", d, &ignored) == KM_OK &&
+		    (!locked || km_tx_audit(ctx, "user.lockout", ctx->actor.name, "ok",
+		                            json_pack("{s:I,s:s}", "until", (json_int_t)u.locked_until,
+		                                      "row", digest), &ignored) == KM_OK))
+			km_tx_commit(ctx, &ignored);
+		else
+			km_tx_rollback(ctx);
+	}
+	ctx->op_recorded = 1;
+	if (locked)
+		km_wrap(e, "%s is now locked out for %lld minutes", ctx->actor.name,
+		        (long long)(ctx->cfg.lockout_seconds / 60));
+	user_row_clear(&u);
+}
+
+#define PASSPHRASE_CAP (KM_CRED_PASSPHRASE_MAX + 2)
+
+/* Step-up: the session user's passphrase (+ one-time code when enrolled),
+ * once per session. */
+static km_status step_up(km_ctx *ctx, km_action a, const char *object, km_err *e)
+{
+	if (ctx->cred)
+		return KM_OK;
+	user_row u;
+	km_status st = user_row_load(ctx, ctx->actor.name, &u, e);
+	if (st)
+		return st == KM_ENOTFOUND ? deny(ctx, a, object, NULL, e) : st;
+	char why[160];
+	if (user_row_locked(&u, km_now(), why, sizeof why)) {
+		user_row_clear(&u);
+		km_fail(e, KM_EDENIED, "%s", why);
+		return deny(ctx, a, object, NULL, e);
+	}
+	if (!u.cred) {
+		user_row_clear(&u);
+		km_fail(e, KM_EDENIED, "%s needs a passphrase to %s, and has none (a service "
+		        "cannot make changes)", ctx->actor.name, km_action_name(a));
+		return deny(ctx, a, object, NULL, e);
+	}
+	char *pass = km_secure_alloc(PASSPHRASE_CAP);
+	char *code = km_secure_alloc(KM_TOTP_CODE_MAX + 8);
+	km_cred_session *s = NULL;
+	char q[128];
+	snprintf(q, sizeof q, "Passphrase for %s: ", ctx->actor.name);
+	st = pass && code ? KM_OK : km_fail(e, KM_ENOMEM, "out of locked memory");
+	if (!st)
+		st = step_up_secret(ctx, ctx->passphrase_file, "KEYWARD_PASSPHRASE", q, pass, PASSPHRASE_CAP, e);
+	if (!st) {
+		st = km_cred_unlock(u.name, u.cred, pass, &s, e);
+		if (st == KM_EDENIED)
+			count_failure(ctx, a, object, "wrong passphrase", e);
+	}
+	int64_t step = -1;
+	if (!st && km_cred_session_has_totp(s)) {
+		st = step_up_secret(ctx, NULL, "KEYWARD_OTP", "One-time code: ", code, KM_TOTP_CODE_MAX + 8, e);
+		if (!st) {
+			st = km_cred_totp_check(s, code, km_now(), u.totp_step, &step, e);
+			if (st == KM_EDENIED || st == KM_EINVAL) {
+				st = KM_EDENIED;
+				e->code = KM_EDENIED;
+				count_failure(ctx, a, object, "wrong or reused one-time code", e);
+			}
+		}
+	}
+	if (!st && (u.failures || step >= 0)) {
+		/* Success: reset the counter; remember the code's step so it
+		 * cannot be used again. */
+		u.failures = 0;
+		if (step >= 0)
+			u.totp_step = step;
+		if (!(st = km_tx_begin(ctx, e))) {
+			char digest[65];
+			st = user_row_save(ctx, &u, 0, digest, e);
+			if (!st)
+				st = km_tx_audit(ctx, "user.auth", ctx->actor.name, "ok",
+				                 json_pack("{s:s,s:b}", "row", digest, "totp", step >= 0), e);
+			if (!st)
+				st = km_tx_commit(ctx, e);
+			else
+				km_tx_rollback(ctx);
+			ctx->op_recorded = 0; /* the operation itself is still to be recorded */
+		}
+	}
+	user_row_clear(&u);
+	km_secure_free(code, KM_TOTP_CODE_MAX + 8);
+	if (st) {
+		km_cred_session_free(s);
+		km_secure_free(pass, PASSPHRASE_CAP);
+		if (st == KM_EDENIED && !ctx->op_recorded)
+			return deny(ctx, a, object, NULL, e);
+		return st;
+	}
+	ctx->cred = s;
+	ctx->passphrase = pass;
+	return KM_OK;
+}
+
+struct km_cred_session *km_step_up_session(km_ctx *ctx) { return ctx->cred; }
+const char *km_step_up_passphrase(km_ctx *ctx) { return ctx->passphrase; }
+
 km_status km_authorize(km_ctx *ctx, km_action a, const char *object, km_err *e)
 {
-	if (km_policy_allows(ctx->actor.roles, a))
-		return KM_OK;
-	char have[64], need[64];
-	km_roles_format(ctx->actor.roles, have, sizeof have);
-	km_policy_roles_for(a, need, sizeof need);
-	km_fail(e, KM_EDENIED, "%s is not allowed to %s%s%s: it needs the role %s, and %s has %s",
-	        ctx->actor.name, km_action_name(a), object && *object ? " " : "",
-	        object ? object : "", need, ctx->actor.name, have);
-	km_err ignored;
-	json_t *d = json_pack("{s:s,s:s}", "roles", have, "needs", need);
-	km_audit_event(ctx, km_action_name(a), object ? object : "", "denied", d, &ignored);
-	return KM_EDENIED;
+	if (!object)
+		object = ctx->op_active ? ctx->op_object : "";
+	if (!km_policy_allows(ctx->actor.roles, a)) {
+		char have[64], need[64];
+		km_roles_format(ctx->actor.roles, have, sizeof have);
+		km_policy_roles_for(a, need, sizeof need);
+		km_fail(e, KM_EDENIED, "%s is not allowed to %s%s%.*s: it needs the role %s, and %s has %s",
+		        ctx->actor.name, km_action_name(a), *object ? " " : "", EVENT_OBJECT_MAX, object,
+		        need, ctx->actor.name, have);
+		return deny(ctx, a, object, json_pack("{s:s,s:s}", "roles", have, "needs", need), e);
+	}
+	unsigned flags = km_policy_flags(a);
+	char keybuf[256];
+	const char *key = object_key(object, keybuf, sizeof keybuf);
+	if ((flags & KM_POL_SCOPED) && key && ((ctx->actor.roles & KM_ROLE_SERVICE) || ctx->scopes[0]) &&
+	    !km_scope_contains(ctx->scopes, key)) {
+		km_fail(e, KM_EDENIED, "%s may not %s with '%.*s': it is outside %s's scopes (%s)",
+		        ctx->actor.name, km_action_name(a), EVENT_OBJECT_MAX, key, ctx->actor.name,
+		        ctx->scopes[0] ? ctx->scopes : "none");
+		return deny(ctx, a, object, json_pack("{s:s}", "scopes", ctx->scopes), e);
+	}
+	if ((flags & KM_POL_STEPUP) || ((flags & KM_POL_CHANGE) && ctx->actor.mode == KM_MODE_PERSONAL))
+		return step_up(ctx, a, object, e);
+	return KM_OK;
 }
 
 /* ---- opening a session ------------------------------------------------- */
 
-static void export_softhsm_conf(const km_config *c)
+static km_status export_softhsm_conf(const km_config *c, km_err *e)
 {
-	/* The environment wins: an operator pointing SOFTHSM2_CONF elsewhere
-	 * means it. */
-	if (c->softhsm2_conf[0] && !getenv("SOFTHSM2_CONF"))
-		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
+	/* SoftHSM2 reads SOFTHSM2_CONF itself.  The deployment's setting
+	 * (already overridden by the environment in personal mode, see
+	 * km_config_env_overrides) is what it must see; a privileged process
+	 * has a cleared environment and gets only its own. */
+	if (c->softhsm2_conf[0]) {
+		if (setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1) != 0)
+			return km_fail(e, KM_EINTERNAL, "cannot set SOFTHSM2_CONF");
+	} else if (km_process_privileged()) {
+		unsetenv("SOFTHSM2_CONF");
+	}
+	return KM_OK;
 }
 
 /* Open the token and log in while holding HOME/.hsm-login.lock.  Logging in
@@ -169,7 +406,7 @@ static km_status hsm_open_and_login(km_ctx *ctx, const char *pin, km_err *e)
 {
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof path, "%s/.hsm-login.lock", ctx->cfg.home);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0)
 		while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
 			;
@@ -182,38 +419,72 @@ static km_status hsm_open_and_login(km_ctx *ctx, const char *pin, km_err *e)
 	return st;
 }
 
-/* PIN file: '#' lines are comments; the first other line is the PIN. */
-static km_status read_pin_file(const char *path, char *pin, size_t cap, km_err *e)
+/* PIN file: '#' lines are comments; the first other line is the PIN.  The
+ * file must be private to its owner, and lines are read whole, so a long
+ * comment never leaks its tail into the PIN.  `as_caller`: a file the
+ * person named, opened with their rights. */
+static km_status read_pin_file(const char *path, int as_caller, char *pin, size_t cap, km_err *e)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return km_fail(e, KM_ECONFIG, "cannot read the PIN file %s: %s", path, strerror(errno));
-	char *line = km_secure_alloc(PIN_MAX + 2);
-	km_status st = km_fail(e, KM_ECONFIG, "the PIN file %s holds no PIN", path);
-	while (line && fgets(line, PIN_MAX + 2, f)) {
-		if (line[0] == '#')
-			continue;
+	int fd = -1;
+	km_status st = as_caller ? km_caller_open(path, O_RDONLY | O_NOFOLLOW, 0, &fd, e)
+	                         : ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0
+	                                ? km_fail(e, KM_ECONFIG, "cannot read the PIN file %s: %s", path,
+	                                          strerror(errno))
+	                                : KM_OK);
+	if (st)
+		return km_wrap(e, "PIN file");
+	struct stat sb;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return km_fail(e, KM_ECONFIG, "the PIN file %s is not a regular file", path);
+	}
+	if (sb.st_mode & 077) {
+		close(fd);
+		return km_fail(e, KM_ECONFIG, "the PIN file %s can be read by others (mode %03o): "
+		               "make it private (chmod 600)", path, (unsigned)(sb.st_mode & 0777));
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return km_fail(e, KM_EIO, "cannot read the PIN file %s", path);
+	}
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t n;
+	st = km_fail(e, KM_ECONFIG, "the PIN file %s holds no PIN", path);
+	while ((n = getline(&line, &lcap, f)) >= 0) {
 		line[strcspn(line, "\r\n")] = '\0';
-		if (!line[0])
+		if (line[0] == '#' || !line[0])
 			continue;
-		if (strlen(line) >= cap) {
+		if (strlen(line) >= cap)
 			st = km_fail(e, KM_ECONFIG, "the PIN in %s is too long", path);
-			break;
+		else {
+			memcpy(pin, line, strlen(line) + 1);
+			st = KM_OK;
 		}
-		memcpy(pin, line, strlen(line) + 1);
-		st = KM_OK;
 		break;
 	}
+	if (line) {
+		OPENSSL_cleanse(line, lcap);
+		free(line);
+	}
 	fclose(f);
-	km_secure_free(line, PIN_MAX + 2);
 	return st;
 }
 
+/* The HSM PIN.  System mode: the home's PIN file and nothing else.
+ * Personal mode: --pin-file, KEYWARD_PIN, the config's pin_file (the demo),
+ * then the prompt — the same order for every command, init included. */
 static km_status obtain_pin(const km_open_opts *o, const km_config *c, char *pin, km_err *e)
 {
+	if (c->mode == KM_MODE_SYSTEM || km_process_privileged()) {
+		if (!c->pin_file[0])
+			return km_fail(e, KM_ECONFIG, "the system deployment's config.json names no pin_file");
+		return read_pin_file(c->pin_file, 0, pin, PIN_MAX, e);
+	}
 	const char *env = getenv("KEYWARD_PIN");
 	if (o && o->pin_file)
-		return read_pin_file(o->pin_file, pin, PIN_MAX, e);
+		return read_pin_file(o->pin_file, 1, pin, PIN_MAX, e);
 	if (env && *env) {
 		if (strlen(env) >= PIN_MAX)
 			return km_fail(e, KM_EUSAGE, "KEYWARD_PIN is too long");
@@ -221,37 +492,10 @@ static km_status obtain_pin(const km_open_opts *o, const km_config *c, char *pin
 		return KM_OK;
 	}
 	if (c->pin_file[0])
-		return read_pin_file(c->pin_file, pin, PIN_MAX, e);
+		return read_pin_file(c->pin_file, 0, pin, PIN_MAX, e);
 	if (o && o->prompt)
 		return o->prompt(o->prompt_ctx, "HSM user PIN: ", pin, PIN_MAX, e);
-	return km_fail(e, KM_EUSAGE, "no PIN: set KEYWARD_PIN, use --pin-file, or run on a terminal");
-}
-
-static km_status os_user_name(char *out, size_t cap, km_err *e)
-{
-	struct passwd *pw = getpwuid(geteuid());
-	if (!pw)
-		return km_fail(e, KM_EDENIED, "cannot tell who you are: uid %u has no passwd entry",
-		               (unsigned)geteuid());
-	snprintf(out, cap, "%s", pw->pw_name);
-	return KM_OK;
-}
-
-static km_status load_roles(sqlite3 *db, const char *name, unsigned *roles, int *found, km_err *e)
-{
-	sqlite3_stmt *st;
-	km_status s = km_db_prepare(db, "SELECT roles FROM users WHERE name = ?", &st, e);
-	if (s)
-		return s;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	*found = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW)
-		*roles = (unsigned)sqlite3_column_int(st, 0);
-	else if (rc != SQLITE_DONE)
-		s = km_db_fail(db, e, "reading users");
-	sqlite3_finalize(st);
-	return s;
+	return km_fail(e, KM_EUSAGE, "no HSM PIN: use --pin-file, set KEYWARD_PIN, or run on a terminal");
 }
 
 static km_status load_audit_pubkey(km_ctx *ctx, km_err *e)
@@ -276,6 +520,8 @@ void km_close(km_ctx *ctx)
 	kek_cache_free(ctx->cache);
 	audit_writer_free(ctx->aw);
 	EVP_PKEY_free(ctx->audit_pub);
+	km_cred_session_free(ctx->cred);
+	km_secure_free(ctx->passphrase, PASSPHRASE_CAP);
 	if (ctx->db)
 		sqlite3_close(ctx->db);
 	hsm_close(ctx->h);
@@ -284,15 +530,99 @@ void km_close(km_ctx *ctx)
 	free(ctx);
 }
 
+/* Who is this session?  System mode: the real uid, nothing else.  Personal
+ * mode: the named user (the OS user owns the deployment either way). */
+static km_status session_identity(km_ctx *ctx, const km_open_opts *o, km_err *e)
+{
+	km_status st = km_caller_name(ctx->actor.os_user, sizeof ctx->actor.os_user, e);
+	if (st)
+		return st;
+	ctx->actor.mode = ctx->cfg.mode;
+	const char *named = o ? o->user : NULL;
+	if (ctx->cfg.mode == KM_MODE_SYSTEM) {
+		if (named && *named)
+			return km_fail(e, KM_EUSAGE, "--user is for personal deployments: in a system "
+			               "deployment you are your login name (%s)", ctx->actor.os_user);
+		snprintf(ctx->actor.name, sizeof ctx->actor.name, "%s", ctx->actor.os_user);
+		return KM_OK;
+	}
+	if (!named || !*named)
+		named = km_config_env("KEYWARD_USER");
+	if (!named || !*named)
+		named = ctx->cfg.default_user[0] ? ctx->cfg.default_user : ctx->actor.os_user;
+	if ((st = km_user_name_validate(named, e)))
+		return km_wrap(e, "--user");
+	snprintf(ctx->actor.name, sizeof ctx->actor.name, "%s", named);
+	return KM_OK;
+}
+
+/* The login: the user's sealed row decides roles and scopes; an unknown,
+ * damaged or locked user is refused and the refusal recorded. */
+static km_status session_login(km_ctx *ctx, km_err *e)
+{
+	km_err ignored;
+	user_row u;
+	km_status st = user_row_load(ctx, ctx->actor.name, &u, e);
+	if (st == KM_ENOTFOUND) {
+		km_audit_event(ctx, "login", "", "denied", json_pack("{s:s}", "reason", "not enrolled"), &ignored);
+		return km_fail(e, KM_EDENIED, "%s is not a keyward user of this deployment; ask an "
+		               "administrator to enrol you (keyward user add %s --role ...)",
+		               ctx->actor.name, ctx->actor.name);
+	}
+	if (st == KM_EINTEGRITY) {
+		km_audit_event(ctx, "login", "", "error", json_pack("{s:s,s:s}", "error", "integrity",
+		               "message", e->msg), &ignored);
+		return st;
+	}
+	if (st)
+		return st;
+	char why[160];
+	if (user_row_locked(&u, km_now(), why, sizeof why)) {
+		user_row_clear(&u);
+		km_audit_event(ctx, "login", "", "denied", json_pack("{s:s}", "reason", why), &ignored);
+		return km_fail(e, KM_EDENIED, "%s; an administrator can lift it (keyward user unlock %s)",
+		               why, ctx->actor.name);
+	}
+	ctx->actor.roles = u.roles;
+	snprintf(ctx->scopes, sizeof ctx->scopes, "%s", u.scopes);
+	user_row_clear(&u);
+	char roles[64];
+	km_roles_format(ctx->actor.roles, roles, sizeof roles);
+	if ((st = km_audit_event(ctx, "login", "", "ok", json_pack("{s:s}", "roles", roles), e))) {
+		/* A damaged log cannot take the login event — nor any other, so
+		 * nothing can change in this session.  It stays open so that an
+		 * auditor can verify and read exactly what is wrong. */
+		if (st != KM_EINTEGRITY)
+			return st;
+		ctx->log_damaged = 1;
+		snprintf(ctx->log_problem, sizeof ctx->log_problem, "%s", e->msg);
+		km_err_clear(e);
+	}
+	return KM_OK;
+}
+
 km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 {
 	km_ctx *ctx = calloc(1, sizeof *ctx);
 	if (!ctx)
 		return km_fail(e, KM_ENOMEM, "out of memory");
-	km_status st = km_config_load(&ctx->cfg, o ? o->home : NULL, e);
-	if (st)
+	km_status st = KM_OK;
+	if (km_process_privileged() && o && (o->pin_file || o->user)) {
+		st = km_fail(e, KM_EUSAGE, "--pin-file and --user are not accepted by the system "
+		             "deployment's set-user-ID keyward");
 		goto fail;
-	export_softhsm_conf(&ctx->cfg);
+	}
+	if ((st = km_config_load(&ctx->cfg, o ? o->home : NULL, e)) ||
+	    (st = export_softhsm_conf(&ctx->cfg, e)))
+		goto fail;
+	if (o) {
+		if (o->passphrase_file)
+			snprintf(ctx->passphrase_file, sizeof ctx->passphrase_file, "%s", o->passphrase_file);
+		ctx->prompt = o->prompt;
+		ctx->prompt_ctx = o->prompt_ctx;
+	}
+	if ((st = session_identity(ctx, o, e)))
+		goto fail;
 
 	if ((st = km_db_open(ctx->cfg.db_path, 0, &ctx->db, e)))
 		goto fail;
@@ -314,50 +644,14 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 	if ((st = load_audit_pubkey(ctx, e)))
 		goto fail;
 
-	/* Who is at the terminal, and who do they act as. */
-	if ((st = os_user_name(ctx->actor.os_user, sizeof ctx->actor.os_user, e)))
-		goto fail;
-	snprintf(ctx->actor.name, sizeof ctx->actor.name, "%s", ctx->actor.os_user);
-	if (o && o->as_user && *o->as_user) {
-		if (geteuid() != 0) {
-			st = km_fail(e, KM_EDENIED, "--as is only for the superuser (who can become any "
-			             "user anyway); log in as %s instead", o->as_user);
-			goto fail;
-		}
-		snprintf(ctx->actor.name, sizeof ctx->actor.name, "%s", o->as_user);
-		snprintf(ctx->actor.via, sizeof ctx->actor.via, "%s", ctx->actor.os_user);
-	}
-	int found = 0;
-	if ((st = load_roles(ctx->db, ctx->actor.name, &ctx->actor.roles, &found, e)))
-		goto fail;
-
 	kek_cache_limits lim = {ctx->cfg.cache_max_age_s, ctx->cfg.cache_max_uses,
 	                        ctx->cfg.cache_max_bytes, ctx->cfg.cache_max_entries};
 	if (!(ctx->cache = kek_cache_new(&lim))) {
 		st = km_fail(e, KM_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (!found) {
-		km_err ignored;
-		ctx->actor.roles = 0;
-		km_audit_event(ctx, "login", "", "denied", json_pack("{s:s}", "reason", "not enrolled"), &ignored);
-		st = km_fail(e, KM_EDENIED, "%s is not a keyward user of this deployment; ask an "
-		             "administrator to enrol you (keyward user add %s --role ...)",
-		             ctx->actor.name, ctx->actor.name);
+	if ((st = session_login(ctx, e)))
 		goto fail;
-	}
-	char roles[64];
-	km_roles_format(ctx->actor.roles, roles, sizeof roles);
-	if ((st = km_audit_event(ctx, "login", "", "ok", json_pack("{s:s}", "roles", roles), e))) {
-		/* A damaged log cannot take the login event — nor any other, so
-		 * nothing can change in this session.  It stays open so that an
-		 * auditor can verify and read exactly what is wrong. */
-		if (st != KM_EINTEGRITY)
-			goto fail;
-		ctx->log_damaged = 1;
-		snprintf(ctx->log_problem, sizeof ctx->log_problem, "%s", e->msg);
-		km_err_clear(e);
-	}
 	*out = ctx;
 	return KM_OK;
 fail:
@@ -374,6 +668,14 @@ km_status km_status_get(km_ctx *ctx, km_status_info *s, km_err *e)
 		return st;
 	memset(s, 0, sizeof *s);
 	snprintf(s->home, sizeof s->home, "%s", ctx->cfg.home);
+	s->mode = ctx->cfg.mode;
+	if (ctx->cfg.mode == KM_MODE_SYSTEM)
+		snprintf(s->boundary, sizeof s->boundary, "system deployment: files owned by the service "
+		         "account; people are named by their login (uid %u)", (unsigned)getuid());
+	else
+		snprintf(s->boundary, sizeof s->boundary, "personal deployment: the OS user %s owns every "
+		         "file and is the boundary; people are told apart by passphrases",
+		         ctx->actor.os_user);
 	snprintf(s->deployment_id, sizeof s->deployment_id, "%s", ctx->deployment_id);
 	hsm_token_info ti;
 	if (hsm_token_describe(ctx->h, &ti, e) == KM_OK) {
@@ -415,20 +717,56 @@ km_status km_status_get(km_ctx *ctx, km_status_info *s, km_err *e)
 	if ((st = audit_latest_head(ctx->db, &s->audit_head_size, root, &s->audit_head_time, sig, &have, e)))
 		return st;
 
-	sqlite3_stmt *q;
-	if ((st = km_db_prepare(ctx->db, "SELECT value FROM audit_meta WHERE key = 'last_verified'", &q, e)))
-		return st;
-	if (sqlite3_step(q) == SQLITE_ROW) {
-		json_t *j = json_loads((const char *)sqlite3_column_text(q, 0), 0, NULL);
-		if (j) {
-			snprintf(s->last_verified, sizeof s->last_verified, "%s",
-			         json_string_value(json_object_get(j, "time")) ? json_string_value(json_object_get(j, "time")) : "");
-			s->last_verified_intact = json_is_true(json_object_get(j, "intact"));
-			json_decref(j);
-		}
+	/* The verification record is sealed: a row edited by hand shows as
+	 * "never verified", not as a reassuring date. */
+	char text[512];
+	km_err rec_err;
+	if (km_sealed_get(ctx, "last_verified", text, sizeof text, &rec_err) == KM_OK) {
+		json_t *j = json_loads(text, 0, NULL);
+		const char *t = json_string_value(json_object_get(j, "time"));
+		snprintf(s->last_verified, sizeof s->last_verified, "%s", t ? t : "");
+		s->last_verified_intact = json_is_true(json_object_get(j, "intact"));
+		json_decref(j);
 	}
-	sqlite3_finalize(q);
 	return KM_OK;
+}
+
+/* Sealed records: meta rows whose value carries an HSM MAC. */
+km_status km_sealed_put(km_ctx *ctx, const char *name, const char *value, km_err *e)
+{
+	uint8_t mac[KM_ROWMAC_BYTES];
+	char key[96];
+	km_status st = km_rowmac(ctx, "meta", json_pack("[s,s]", name, value), mac, e);
+	if (st)
+		return st;
+	json_t *hex = km_rowmac_blob(mac, sizeof mac);
+	snprintf(key, sizeof key, "%s.mac", name);
+	st = km_db_meta_set(ctx->db, name, value, e);
+	if (!st)
+		st = km_db_meta_set(ctx->db, key, json_string_value(hex), e);
+	json_decref(hex);
+	return st;
+}
+
+km_status km_sealed_get(km_ctx *ctx, const char *name, char *value, size_t cap, km_err *e)
+{
+	char key[96], mac_hex[2 * KM_ROWMAC_BYTES + 8];
+	uint8_t mac[KM_ROWMAC_BYTES];
+	snprintf(key, sizeof key, "%s.mac", name);
+	km_status st = km_db_meta_get(ctx->db, name, value, cap, e);
+	if (!st)
+		st = km_db_meta_get(ctx->db, key, mac_hex, sizeof mac_hex, e);
+	if (st)
+		return st;
+	size_t n = strlen(mac_hex) / 2;
+	for (size_t i = 0; i < n && i < sizeof mac; i++) {
+		unsigned b;
+		if (sscanf(mac_hex + 2 * i, "%2x", &b) != 1)
+			n = 0;
+		mac[i] = (uint8_t)b;
+	}
+	return km_rowmac_check(ctx, "meta", name, json_pack("[s,s]", name, value), n == sizeof mac ? mac : NULL,
+	                       n, e);
 }
 
 km_status km_record_verification(km_ctx *ctx, int intact, uint64_t first_bad,
@@ -438,18 +776,10 @@ km_status km_record_verification(km_ctx *ctx, int intact, uint64_t first_bad,
 	km_time_format(km_now(), when);
 	json_t *rec = json_pack("{s:s,s:b,s:I,s:s}", "time", when, "intact", intact,
 	                        "first_bad", (json_int_t)first_bad, "problem", problem ? problem : "");
-	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 	km_status st = km_tx_begin(ctx, e);
 	if (!st) {
-		sqlite3_stmt *q;
-		st = km_db_prepare(ctx->db, "INSERT INTO audit_meta(key, value) VALUES('last_verified', ?) "
-		                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &q, e);
-		if (!st) {
-			sqlite3_bind_text(q, 1, text, -1, SQLITE_STATIC);
-			if (sqlite3_step(q) != SQLITE_DONE)
-				st = km_db_fail(ctx->db, e, "recording the verification");
-			sqlite3_finalize(q);
-		}
+		st = km_sealed_put(ctx, "last_verified", text, e);
 		if (!st)
 			st = km_tx_audit(ctx, km_action_name(KM_ACT_AUDIT_VERIFY), "audit",
 			                 intact ? "ok" : "error", json_incref(rec), e);
@@ -468,31 +798,16 @@ km_status km_record_verification(km_ctx *ctx, int intact, uint64_t first_bad,
 static const struct {
 	const char *name;
 	unsigned roles;
+	const char *scopes;
 } demo_people[] = {
-	{"alice", KM_ROLE_OFFICER},
-	{"bob", KM_ROLE_APPROVER},
-	{"carol", KM_ROLE_APPROVER},
-	{"dave", KM_ROLE_AUDITOR},
-	{"erin", KM_ROLE_ADMIN},
-	{"svc-feature-store", KM_ROLE_SERVICE},
-	{"svc-scoring-api", KM_ROLE_SERVICE},
+	{"alice", KM_ROLE_OFFICER, ""},
+	{"bob", KM_ROLE_APPROVER, ""},
+	{"carol", KM_ROLE_APPROVER, ""},
+	{"dave", KM_ROLE_AUDITOR, ""},
+	{"erin", KM_ROLE_ADMIN, ""},
+	{"svc-feature-store", KM_ROLE_SERVICE, "features/,datasets/"},
+	{"svc-scoring-api", KM_ROLE_SERVICE, "models/,inference/"},
 };
-
-static km_status insert_user(sqlite3 *db, const char *name, unsigned roles, const char *by, km_err *e)
-{
-	sqlite3_stmt *q;
-	km_status st = km_db_prepare(db, "INSERT INTO users(name, roles, created, created_by) VALUES(?,?,?,?)", &q, e);
-	if (st)
-		return st;
-	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(q, 2, (int)roles);
-	sqlite3_bind_int64(q, 3, km_now());
-	sqlite3_bind_text(q, 4, by, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		st = km_db_fail(db, e, "adding user");
-	sqlite3_finalize(q);
-	return st;
-}
 
 static km_status mkdir_private(const char *dir, km_err *e)
 {
@@ -518,22 +833,167 @@ static km_status mkdir_private(const char *dir, km_err *e)
 	return km_fail(e, KM_ECONFIG, "cannot create %s: %s", dir, strerror(errno));
 }
 
+/* Write a small private file once (O_EXCL: never over something else). */
+static km_status write_private(const char *path, const char *text, km_err *e)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
+	size_t n = strlen(text);
+	km_status st = (write(fd, text, n) == (ssize_t)n && fsync(fd) == 0) ? KM_OK
+	               : km_fail(e, KM_EIO, "cannot write %s: %s", path, strerror(errno));
+	close(fd);
+	if (st)
+		unlink(path);
+	return st;
+}
+
+/* A personal deployment that uses SoftHSM2 without a configuration of its
+ * own named gets one inside its home. */
+static int own_softhsm(const km_init_opts *o)
+{
+	const char *mod = o->module_path ? o->module_path : km_config_env("KEYWARD_PKCS11_MODULE");
+	return !o->softhsm2_conf && !km_config_env("SOFTHSM2_CONF") &&
+	       (!mod || strcmp(mod, KM_DEFAULT_MODULE) == 0);
+}
+
+/* Settings as init will record them: options, then the environment (personal
+ * mode), then the defaults.  A PIN inside a token URI never gets this far:
+ * the token is stored with every pin-value and pin-source stripped. */
+static km_status init_settings(const km_init_opts *o, km_config *c, km_err *e)
+{
+	char home[PATH_MAX];
+	km_status st = km_config_home(o->home, home, sizeof home, e);
+	if (st)
+		return st;
+	km_config_defaults(c, home);
+	c->mode = o->mode;
+	if (o->module_path)
+		snprintf(c->module_path, sizeof c->module_path, "%s", o->module_path);
+	if (o->token)
+		snprintf(c->token, sizeof c->token, "%s", o->token);
+	if (o->softhsm2_conf)
+		snprintf(c->softhsm2_conf, sizeof c->softhsm2_conf, "%s", o->softhsm2_conf);
+	if (o->pin_file)
+		snprintf(c->pin_file, sizeof c->pin_file, "%s", o->pin_file);
+	if (o->argon2_t)
+		c->argon2_t = o->argon2_t;
+	if (o->argon2_m_kib)
+		c->argon2_m_kib = o->argon2_m_kib;
+	if ((st = km_config_env_overrides(c, e)))
+		return st;
+	if (o->mode == KM_MODE_SYSTEM || own_softhsm(o)) {
+		snprintf(c->softhsm2_conf, sizeof c->softhsm2_conf, "%s/%s", home, KM_SOFTHSM2_CONF);
+		snprintf(c->module_path, sizeof c->module_path, "%s", KM_DEFAULT_MODULE);
+	}
+	char clean[sizeof c->token];
+	if ((st = hsm_uri_strip_secrets(c->token, clean, sizeof clean, e)))
+		return st;
+	snprintf(c->token, sizeof c->token, "%s", clean);
+	return KM_OK;
+}
+
+km_status km_init_needs_so_pin(const km_init_opts *o, int *needs, km_err *e)
+{
+	km_config c;
+	*needs = 0;
+	km_status st = init_settings(o, &c, e);
+	if (st)
+		return st;
+	int own = o->mode == KM_MODE_SYSTEM || own_softhsm(o);
+	if (!own) {
+		if ((st = export_softhsm_conf(&c, e)) == KM_OK) {
+			hsm_config hc = {c.module_path, c.token};
+			int found = 1;
+			if (hsm_token_exists(&hc, &found, e) == KM_OK)
+				*needs = !found;
+		}
+	}
+	km_config_free(&c);
+	return KM_OK;
+}
+
+/* The deployment's own SoftHSM2: configuration and token directory. */
+static km_status own_softhsm_setup(const km_config *c, km_err *e)
+{
+	char dir[PATH_MAX + 16], text[PATH_MAX + 128];
+	snprintf(dir, sizeof dir, "%s/%s", c->home, KM_TOKEN_DIR);
+	km_status st = mkdir_private(dir, e);
+	if (st)
+		return st;
+	if (access(c->softhsm2_conf, F_OK) == 0)
+		return KM_OK; /* an earlier, interrupted init made it */
+	snprintf(text, sizeof text, "# keyward: this deployment's own SoftHSM2 token directory\n"
+	         "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", dir);
+	return write_private(c->softhsm2_conf, text, e);
+}
+
+static km_status random_pin(char *buf, size_t len, km_err *e)
+{
+	static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
+	unsigned char raw[64];
+	if (len >= sizeof raw || RAND_bytes(raw, (int)len) != 1)
+		return km_fail(e, KM_EINTERNAL, "the random generator failed");
+	for (size_t i = 0; i < len; i++)
+		buf[i] = alphabet[raw[i] % (sizeof alphabet - 1)];
+	buf[len] = '\0';
+	OPENSSL_cleanse(raw, sizeof raw);
+	return KM_OK;
+}
+
+/* A new user row in init's transaction: sealed and recorded. */
+static km_status init_user(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
+                           const char *passphrase, km_err *e)
+{
+	user_row u = {.roles = roles, .created = km_now(), .totp_step = -1};
+	snprintf(u.name, sizeof u.name, "%s", name);
+	snprintf(u.created_by, sizeof u.created_by, "%s", ctx->actor.name);
+	snprintf(u.scopes, sizeof u.scopes, "%s", scopes);
+	km_cred_params p = km_cred_params_default();
+	p.t_cost = ctx->cfg.argon2_t;
+	p.m_cost_kib = ctx->cfg.argon2_m_kib;
+	km_status st = passphrase ? km_cred_create(name, passphrase, &p, &u.cred, e) : KM_OK;
+	char digest[65], rolestr[64];
+	km_roles_format(roles, rolestr, sizeof rolestr);
+	if (!st)
+		st = user_row_save(ctx, &u, 1, digest, e);
+	if (!st)
+		st = km_tx_audit(ctx, km_action_name(KM_ACT_USER_ADD), name, "ok",
+		                 json_pack("{s:s,s:s,s:s}", "roles", rolestr, "scopes", scopes, "row", digest), e);
+	user_row_clear(&u);
+	return st;
+}
+
 km_status km_init_deployment(const km_init_opts *o, km_err *e)
 {
 	km_ctx *ctx = calloc(1, sizeof *ctx);
 	if (!ctx)
 		return km_fail(e, KM_ENOMEM, "out of memory");
-	char home[PATH_MAX];
 	int created_db = 0;
-	km_status st = km_config_home(o->home, home, sizeof home, e);
-	if (st)
+	char *so_pin = NULL, *pin = NULL;
+	km_status st;
+	if (o->mode == KM_MODE_SYSTEM && getuid() != 0) {
+		st = km_fail(e, KM_EDENIED, "only root may initialise the system deployment "
+		             "(sudo keyward init --system --admin NAME)");
 		goto out;
-	km_config_defaults(&ctx->cfg, home);
+	}
+	if (o->mode != KM_MODE_SYSTEM && km_process_privileged()) {
+		st = km_fail(e, KM_EUSAGE, "this keyward is the system deployment's set-user-ID program: "
+		             "use init --system, or a keyward that is not set-user-ID for a personal deployment");
+		goto out;
+	}
+	if ((st = init_settings(o, &ctx->cfg, e)))
+		goto out;
+	const char *home = ctx->cfg.home;
 	if (access(ctx->cfg.config_path, F_OK) == 0) {
 		st = km_fail(e, KM_EEXISTS, "%s is already a keyward deployment (config.json exists)", home);
 		goto out;
 	}
-	if (!o->pin || !*o->pin) {
+	if (!o->passphrase || !*o->passphrase) {
+		st = km_fail(e, KM_EUSAGE, "init needs the first user's passphrase");
+		goto out;
+	}
+	if (o->mode != KM_MODE_SYSTEM && (!o->pin || !*o->pin)) {
 		st = km_fail(e, KM_EUSAGE, "init needs the user PIN");
 		goto out;
 	}
@@ -543,55 +1003,96 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		st = km_fail(e, KM_ECONFIG, "cannot make %s private (chmod 0700): %s", home, strerror(errno));
 		goto out;
 	}
-	if (o->module_path)
-		snprintf(ctx->cfg.module_path, sizeof ctx->cfg.module_path, "%s", o->module_path);
-	if (o->token)
-		snprintf(ctx->cfg.token, sizeof ctx->cfg.token, "%s", o->token);
-	if (o->softhsm2_conf)
-		snprintf(ctx->cfg.softhsm2_conf, sizeof ctx->cfg.softhsm2_conf, "%s", o->softhsm2_conf);
-	if (o->pin_file)
-		snprintf(ctx->cfg.pin_file, sizeof ctx->cfg.pin_file, "%s", o->pin_file);
-	/* Environment overrides, as for every later session. */
-	const char *envmod = getenv("KEYWARD_PKCS11_MODULE"), *envtok = getenv("KEYWARD_TOKEN");
-	if (envmod && *envmod)
-		snprintf(ctx->cfg.module_path, sizeof ctx->cfg.module_path, "%s", envmod);
-	if (envtok && *envtok)
-		snprintf(ctx->cfg.token, sizeof ctx->cfg.token, "%s", envtok);
-	if (o->softhsm2_conf)
-		setenv("SOFTHSM2_CONF", o->softhsm2_conf, 1);
-	else
-		export_softhsm_conf(&ctx->cfg);
 
 	unsigned roles = o->first_user_roles ? o->first_user_roles : KM_ROLE_ADMIN;
 	if ((st = km_roles_check_separation(roles, e)))
 		goto out;
-	if ((st = os_user_name(ctx->actor.name, sizeof ctx->actor.name, e)))
+	if ((st = km_caller_name(ctx->actor.os_user, sizeof ctx->actor.os_user, e)))
+		goto out;
+	snprintf(ctx->actor.name, sizeof ctx->actor.name, "%s",
+	         o->first_user && *o->first_user ? o->first_user : ctx->actor.os_user);
+	if ((st = km_user_name_validate(ctx->actor.name, e)))
 		goto out;
 	ctx->actor.roles = roles;
+	ctx->actor.mode = o->mode;
+	ctx->cfg.mode = o->mode;
+	if (o->mode == KM_MODE_PERSONAL)
+		snprintf(ctx->cfg.default_user, sizeof ctx->cfg.default_user, "%s", ctx->actor.name);
 
-	/* The token: adopt it if it exists, else create it. */
+	/* The token: the deployment's own (system mode, or personal with
+	 * SoftHSM2 and no configuration named), else adopt or create the one
+	 * named. */
+	int own = o->mode == KM_MODE_SYSTEM || own_softhsm(o);
+	so_pin = km_secure_alloc(PIN_MAX);
+	pin = km_secure_alloc(PIN_MAX);
+	if (!so_pin || !pin) {
+		st = km_fail(e, KM_ENOMEM, "out of locked memory");
+		goto out;
+	}
+	if (own && (st = own_softhsm_setup(&ctx->cfg, e)))
+		goto out;
+	if ((st = export_softhsm_conf(&ctx->cfg, e)))
+		goto out;
+	if (o->mode == KM_MODE_SYSTEM) {
+		/* Nobody types the system PIN: it lives in the home, readable by
+		 * the service account only. */
+		char text[PIN_MAX + 128];
+		snprintf(ctx->cfg.pin_file, sizeof ctx->cfg.pin_file, "%s/pin", home);
+		if (access(ctx->cfg.pin_file, F_OK) == 0)
+			st = read_pin_file(ctx->cfg.pin_file, 0, pin, PIN_MAX, e);
+		else if (!(st = random_pin(pin, 32, e))) {
+			snprintf(text, sizeof text, "# keyward system deployment: HSM user PIN\n%s\n", pin);
+			st = write_private(ctx->cfg.pin_file, text, e);
+			OPENSSL_cleanse(text, sizeof text);
+		}
+		if (st)
+			goto out;
+	} else {
+		snprintf(pin, PIN_MAX, "%s", o->pin);
+	}
 	hsm_config hc = {ctx->cfg.module_path, ctx->cfg.token};
 	int exists = 0;
 	if ((st = hsm_token_exists(&hc, &exists, e)))
 		goto out;
 	if (!exists) {
-		if (!o->so_pin || !*o->so_pin) {
+		if (own) {
+			/* Recorded next to the token it opens, for recovery. */
+			char path[PATH_MAX + 16], text[PIN_MAX + 128];
+			snprintf(path, sizeof path, "%s/so-pin", home);
+			if ((st = random_pin(so_pin, 32, e)))
+				goto out;
+			snprintf(text, sizeof text, "# keyward: SoftHSM2 security-officer PIN of this deployment's token\n%s\n", so_pin);
+			unlink(path); /* from an init killed before its token existed */
+			st = write_private(path, text, e);
+			OPENSSL_cleanse(text, sizeof text);
+			if (st)
+				goto out;
+		} else if (!o->so_pin || !*o->so_pin) {
 			st = km_fail(e, KM_EUSAGE, "token '%s' does not exist; creating it needs an SO PIN "
 			             "(KEYWARD_SO_PIN or --so-pin-file)", ctx->cfg.token);
 			goto out;
+		} else {
+			snprintf(so_pin, PIN_MAX, "%s", o->so_pin);
 		}
-		if ((st = hsm_token_create(&hc, o->so_pin, o->pin, e)))
+		if ((st = hsm_token_create(&hc, so_pin, pin, e)))
 			goto out;
 	}
-	if ((st = hsm_open(&hc, &ctx->h, e)) || (st = hsm_login(ctx->h, o->pin, e)))
+	if ((st = hsm_open(&hc, &ctx->h, e)) || (st = hsm_login(ctx->h, pin, e)))
 		goto out;
-	int have_root = 0, have_audit = 0;
-	if ((st = hsm_objects_present(ctx->h, &have_root, &have_audit, e)))
+	hsm_objects have;
+	if ((st = hsm_objects_present(ctx->h, &have, e)))
 		goto out;
-	if (!have_root && (st = hsm_root_create(ctx->h, e)))
+	if (!have.root && (st = hsm_root_create(ctx->h, e)))
 		goto out;
-	if (!have_audit && (st = hsm_audit_key_create(ctx->h, e)))
+	if (!have.audit_key && (st = hsm_audit_key_create(ctx->h, e)))
 		goto out;
+	if (!have.mac_key && (st = hsm_mac_key_create(ctx->h, e)))
+		goto out;
+	if (have.anchor) {
+		st = km_fail(e, KM_EEXISTS, "token '%s' already anchors another keyward audit log; "
+		             "give this deployment a token of its own", ctx->cfg.token);
+		goto out;
+	}
 
 	if (access(ctx->cfg.db_path, F_OK) == 0) {
 		st = km_fail(e, KM_EEXISTS, "the catalogue %s exists already; move it away or "
@@ -606,9 +1107,8 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 
 	if ((st = km_tx_begin(ctx, e)))
 		goto out;
-	char origin[80], rolestr[64];
+	char origin[80];
 	snprintf(origin, sizeof origin, "keyward/%s", ctx->deployment_id);
-	km_roles_format(roles, rolestr, sizeof rolestr);
 	sqlite3_stmt *q = NULL;
 	if (!(st = km_db_meta_set(ctx->db, "deployment_id", ctx->deployment_id, e)) &&
 	    !(st = km_db_prepare(ctx->db, "INSERT INTO audit_meta(key, value) VALUES('origin', ?)", &q, e))) {
@@ -618,23 +1118,19 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		sqlite3_finalize(q);
 	}
 	if (!st)
-		st = insert_user(ctx->db, ctx->actor.name, roles, ctx->actor.name, e);
-	if (!st)
 		st = km_tx_audit(ctx, "init", "deployment", "ok",
-		                 json_pack("{s:s,s:s,s:s,s:s}", "deployment", ctx->deployment_id,
+		                 json_pack("{s:s,s:s,s:s,s:s,s:s}", "deployment", ctx->deployment_id,
+		                           "mode", o->mode == KM_MODE_SYSTEM ? "system" : "personal",
 		                           "token", ctx->cfg.token, "module", ctx->cfg.module_path,
 		                           "first_user", ctx->actor.name), e);
 	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_USER_ADD), ctx->actor.name, "ok",
-		                 json_pack("{s:s}", "roles", rolestr), e);
+		st = init_user(ctx, ctx->actor.name, roles, "", o->passphrase, e);
 	for (size_t i = 0; !st && o->demo_users && i < KM_ARRAY_LEN(demo_people); i++) {
 		if (strcmp(demo_people[i].name, ctx->actor.name) == 0)
 			continue;
-		km_roles_format(demo_people[i].roles, rolestr, sizeof rolestr);
-		st = insert_user(ctx->db, demo_people[i].name, demo_people[i].roles, ctx->actor.name, e);
-		if (!st)
-			st = km_tx_audit(ctx, km_action_name(KM_ACT_USER_ADD), demo_people[i].name, "ok",
-			                 json_pack("{s:s}", "roles", rolestr), e);
+		int svc = demo_people[i].roles & KM_ROLE_SERVICE;
+		st = init_user(ctx, demo_people[i].name, demo_people[i].roles, demo_people[i].scopes,
+		               svc ? NULL : KM_DEMO_PASSPHRASE, e);
 	}
 	if (st) {
 		km_tx_rollback(ctx);
@@ -657,6 +1153,8 @@ out:
 		snprintf(p, sizeof p, "%s-shm", ctx->cfg.db_path);
 		unlink(p);
 	}
+	km_secure_free(so_pin, PIN_MAX);
+	km_secure_free(pin, PIN_MAX);
 	km_close(ctx);
 	return st;
 }

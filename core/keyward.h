@@ -14,31 +14,35 @@
 #include "authz.h"
 #include "config.h"
 
-#include <sqlite3.h>
-
 typedef struct km_ctx km_ctx;
-typedef struct hsm hsm;
 
 /* Asks a person for a secret without echo; writes a NUL-terminated string
  * into buf.  The CLI supplies one that reads /dev/tty. */
 typedef km_status (*km_secret_prompt_fn)(void *ctx, const char *question,
                                           char *buf, size_t cap, km_err *e);
 
+/* Identity.  A system deployment names the person by the real uid and
+ * accepts none of home, pin_file and user (KM_EUSAGE).  A personal one
+ * takes user (else KEYWARD_USER, else the person who ran init): the OS
+ * login does not tell its people apart, so every change there asks for the
+ * named person's passphrase. */
 typedef struct km_open_opts {
 	const char *home;        /* NULL: KEYWARD_HOME, then $XDG_DATA_HOME/keyward */
-	const char *pin_file;    /* NULL: KEYWARD_PIN, then config pin_file, then prompt */
+	const char *pin_file;    /* NULL: config pin_file, then KEYWARD_PIN, then prompt */
+	const char *user;        /* personal mode: act as this keyward user */
+	/* Step-up: a file holding the passphrase (opened with the caller's
+	 * rights), else KEYWARD_PASSPHRASE, else the prompt; the one-time
+	 * code from KEYWARD_OTP, else the prompt. */
+	const char *passphrase_file;
 	km_secret_prompt_fn prompt;
 	void *prompt_ctx;
-	/* Act as this keyward user.  Honoured only for the superuser, who can
-	 * become any OS user anyway (su); recorded in every event as "via". */
-	const char *as_user;
 } km_open_opts;
 
 typedef struct km_actor {
 	char name[64];    /* keyward user name */
 	unsigned roles;   /* KM_ROLE_* bits */
-	char os_user[64]; /* who is at the terminal */
-	char via[64];     /* "root" when --as was used, else "" */
+	char os_user[64]; /* who is at the terminal (the real uid's login) */
+	km_mode mode;     /* personal or system deployment */
 } km_actor;
 
 km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e);
@@ -49,12 +53,14 @@ const km_actor *km_actor_get(const km_ctx *ctx);
  * event because it is damaged.  Verification and reads still work. */
 const char *km_log_damage(const km_ctx *ctx);
 const km_config *km_config_get(const km_ctx *ctx);
-sqlite3 *km_db(km_ctx *ctx);
-hsm *km_hsm(km_ctx *ctx);
 
-/* The one authorisation decision.  On denial: audits a "denied" event (in a
- * transaction of its own) and returns KM_EDENIED with a message naming the
- * action, the user, their roles and the roles that may do it. */
+/* The one authorisation decision: role (the policy table), scope (a key
+ * outside a scoped user's prefixes), lock state, and step-up where the
+ * policy asks for it (the passphrase, + TOTP when enrolled; failures count
+ * towards a lockout).  On refusal: records one "denied" event with the
+ * reason (in a transaction of its own) and returns KM_EDENIED with a
+ * message naming what is missing.  object NULL: the one given to
+ * km_op_begin. */
 km_status km_authorize(km_ctx *ctx, km_action a, const char *object, km_err *e);
 
 /* ---- deployment set-up ------------------------------------------------- */
@@ -65,14 +71,30 @@ typedef struct km_init_opts {
 	const char *pin;          /* user PIN (required) */
 	const char *so_pin;       /* needed only when the token must be created */
 	const char *softhsm2_conf;/* optional; written into config.json */
-	const char *pin_file;     /* optional; written into config.json (demo) */
+	const char *pin_file;     /* optional; written into config.json (demo, system) */
 	unsigned first_user_roles;/* 0: KM_ROLE_ADMIN */
-	int demo_users;           /* also enrol the demo's named users */
+	const char *first_user;   /* NULL: the caller's login name */
+	const char *passphrase;   /* the first user's passphrase (required) */
+	int demo_users;           /* also enrol the demo's named users, passphrase
+	                           * KM_DEMO_PASSPHRASE */
+	km_mode mode;             /* system: the home is KM_SYSTEM_HOME */
+	uint32_t argon2_t, argon2_m_kib; /* 0: the defaults */
 } km_init_opts;
 
-/* Create (or adopt) the token, the root key and audit key pair, the
- * catalogue, config.json and the first user (the invoking OS user).
- * Refuses with KM_EEXISTS if the deployment is already initialised. */
+#define KM_DEMO_PASSPHRASE "keyward-demo"
+
+/* Does init have to create the token (so it needs an SO PIN)?  A personal
+ * deployment that uses SoftHSM2 without a configuration of its own gets a
+ * token directory of its own inside the home, so its token is always new
+ * and its SO PIN made at random (kept in HOME/so-pin, 0600). */
+km_status km_init_needs_so_pin(const km_init_opts *o, int *needs, km_err *e);
+
+/* Create (or adopt) the token, the root key, audit key pair and row-MAC
+ * key, the catalogue, config.json and the first user.  A personal
+ * deployment with the default module gets its own SoftHSM2 configuration
+ * and token directory (HOME/softhsm2.conf, HOME/tokens), so two deployments
+ * never meet.  Refuses with KM_EEXISTS if the deployment is already
+ * initialised. */
 km_status km_init_deployment(const km_init_opts *o, km_err *e);
 
 /* Status summary for `keyward status` and the console's status bar. */
@@ -86,8 +108,10 @@ typedef struct km_status_info {
 	uint64_t audit_events;
 	uint64_t audit_head_size;      /* newest signed tree head */
 	int64_t audit_head_time;
-	char last_verified[64];        /* RFC 3339 time or "" */
+	char last_verified[64];        /* RFC 3339 time or "" (from a sealed record) */
 	int last_verified_intact;      /* valid if last_verified[0] */
+	km_mode mode;
+	char boundary[160];            /* who the trust boundary is, in a sentence */
 	uint64_t keys_due;             /* current version older than the cadence */
 	uint64_t keys_overdue;         /* compromised, or past 2x cadence, or over 90% of wraps */
 } km_status_info;

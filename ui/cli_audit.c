@@ -185,8 +185,8 @@ km_status ui_cmd_audit_show(ui_cli *cli, const ui_args *a, km_err *e)
 	st = km_audit_get(cli->ctx, seq, &r, e);
 	if (st != KM_OK)
 		return st;
-	char leaf[2 * MERKLE_HASH_BYTES + 1];
-	hex(r.leaf_hash, MERKLE_HASH_BYTES, leaf);
+	char leaf[2 * AUDIT_HASH_BYTES + 1];
+	hex(r.leaf_hash, AUDIT_HASH_BYTES, leaf);
 	if (cli->json) {
 		json_t *o = json_object();
 		json_object_set_new(o, "seq", json_integer((json_int_t)r.seq));
@@ -261,8 +261,8 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
-	char root[2 * MERKLE_HASH_BYTES + 1], t[32];
-	hex(r.head_root, MERKLE_HASH_BYTES, root);
+	char root[2 * AUDIT_HASH_BYTES + 1], t[32];
+	hex(r.head_root, AUDIT_HASH_BYTES, root);
 	if (cli->json) {
 		json_t *o = json_object();
 		json_object_set_new(o, "intact", json_boolean(r.intact));

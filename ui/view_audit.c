@@ -593,8 +593,8 @@ static int au_draw_verify(ui_view *v, ui_rect a)
 		             g->ok, (unsigned long long)r->entries_checked,
 		             (unsigned long long)r->heads_checked, s->v.seconds);
 		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_OK, UI_TW_ELLIPSIS, t);
-		char root[2 * MERKLE_HASH_BYTES + 1], tm[32];
-		au_hex(r->head_root, MERKLE_HASH_BYTES, root, sizeof root);
+		char root[2 * AUDIT_HASH_BYTES + 1], tm[32];
+		au_hex(r->head_root, AUDIT_HASH_BYTES, root, sizeof root);
 		ui_fmt_time(r->head_time, tm);
 		ui_tw_format(t, sizeof t, "Signed tree head: size %llu  root %s  time %s UTC",
 		             (unsigned long long)r->head_size, root, tm);
@@ -664,8 +664,8 @@ static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
 		ui_draw_text(c, y, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, s->detail_err);
 		return;
 	}
-	char hex[2 * MERKLE_HASH_BYTES + 1];
-	au_hex(s->detail.leaf_hash, MERKLE_HASH_BYTES, hex, sizeof hex);
+	char hex[2 * AUDIT_HASH_BYTES + 1];
+	au_hex(s->detail.leaf_hash, AUDIT_HASH_BYTES, hex, sizeof hex);
 	ui_draw_text(c, y, a.x + 1, 11, UI_EL_SECTION, 0, "Leaf hash");
 	ui_draw_text(c, y++, a.x + 12, a.w - 13, UI_EL_HASH, UI_TW_ELLIPSIS, hex);
 	ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, 0, "Canonical JSON (exactly as hashed)");

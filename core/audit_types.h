@@ -1,0 +1,69 @@
+/*
+ * audit_types.h — the audit log's values as the front ends see them: one
+ * event row, a query filter and a verification result.  Public (ui/ may
+ * include it); the storage and hashing layer underneath is audit.h, which
+ * only core/ sees.
+ */
+#ifndef KM_AUDIT_TYPES_H
+#define KM_AUDIT_TYPES_H
+
+#include "km.h"
+
+#define AUDIT_HASH_BYTES 32   /* SHA-256: leaf hashes and tree roots */
+#define AUDIT_TIME_LEN 24     /* "2026-11-23T12:45:13.123Z" */
+
+/* One event.  Every string points into one block owned by the row (json
+ * first); object is NULL when the event has none.  From audit_get() the
+ * caller owns the row (audit_row_free); inside an audit_query() callback the
+ * row is borrowed and valid only until the callback returns — keep a copy
+ * with audit_row_copy(). */
+typedef struct audit_row {
+	uint64_t seq;
+	char *json;        /* the event text exactly as stored and hashed */
+	uint8_t leaf_hash[AUDIT_HASH_BYTES];
+	char *time;        /* RFC 3339 UTC, milliseconds */
+	char *actor;
+	char *action;
+	char *object;      /* NULL when none */
+	char *outcome;
+} audit_row;
+
+/* An owned deep copy of src (free with audit_row_free). */
+km_status audit_row_copy(const audit_row *src, audit_row *dst, km_err *e);
+
+/* Free what a row owns and zero it; NULL and zeroed rows are fine. */
+void audit_row_free(audit_row *row);
+
+/* Filters for audit_query; NULL or "" means "any".  All given filters must
+ * match (AND). */
+typedef struct audit_filter {
+	const char *object;        /* exact object name */
+	const char *object_prefix; /* object starts with this ("features/") */
+	const char *actor;         /* exact */
+	const char *action;        /* exact */
+	const char *outcome;       /* exact: ok, denied, error */
+	const char *time_from;     /* RFC 3339 prefix, inclusive: "2026-03" */
+	const char *time_to;       /* RFC 3339 prefix, inclusive: "2026-03-31" */
+} audit_filter;
+
+/* Callback per row; return nonzero to stop early (not an error). */
+typedef int (*audit_row_fn)(void *ctx, const audit_row *row);
+
+typedef struct audit_verify_result {
+	uint64_t entries_total;   /* rows in audit_events */
+	uint64_t entries_checked; /* entries that checked out, in order from 1 */
+	uint64_t heads_total;     /* rows in audit_tree_heads */
+	uint64_t heads_checked;   /* heads whose root and signature checked out */
+	int intact;               /* 1: everything checked out */
+	uint64_t first_bad_seq;   /* 0 when intact; see docs/audit.md */
+	char problem[256];        /* one sentence; "" when intact */
+	uint64_t head_size;       /* the newest head that checked out (0: none) */
+	uint8_t head_root[AUDIT_HASH_BYTES];
+	int64_t head_time;
+} audit_verify_result;
+
+/* Progress: called about every 4096 entries and at the end; nonzero
+ * cancels (audit_verify then returns KM_EBUSY, "verification cancelled"). */
+typedef int (*audit_progress_fn)(void *ctx, uint64_t checked, uint64_t total);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * rowmac.h — internal to core/: HSM-made MACs over the rows that
+ * authorisation reads (users and their roles, scopes, credentials and
+ * lockout counters; key versions' states and counters; sealed records such
+ * as the last verification).
+ *
+ * Anyone who can write the SQLite file can change a row, but only the HSM
+ * can make its MAC: HMAC-SHA256 under the deployment's non-extractable
+ * "keyward-mac" key over a canonical text that names the deployment, the
+ * table and every field of the row.  A decision never uses a row whose MAC
+ * fails: it is refused as KM_EINTEGRITY naming the row.  Listings may show
+ * rows unchecked.
+ *
+ * A row copied back from an older state carries an old but valid MAC; the
+ * audit log records every sealed change with the row's digest, and
+ * `audit verify` compares each row with the newest digest the log holds.
+ */
+#ifndef KM_ROWMAC_H
+#define KM_ROWMAC_H
+
+#include "ctx.h"
+
+#define KM_ROWMAC_BYTES 32
+
+/* MAC of a row: `fields` (a JSON array, stolen) in canonical form, prefixed
+ * by the deployment id and table. */
+km_status km_rowmac(km_ctx *ctx, const char *table, json_t *fields, uint8_t mac[KM_ROWMAC_BYTES],
+                    km_err *e);
+
+/* Check a stored MAC (mac may be NULL or of any length: a missing or short
+ * MAC fails).  On failure: KM_EINTEGRITY "the <table> row <what> fails its
+ * HSM MAC: it was changed outside keyward".  fields is stolen. */
+km_status km_rowmac_check(km_ctx *ctx, const char *table, const char *what, json_t *fields,
+                          const void *mac, size_t mac_len, km_err *e);
+
+/* SHA-256 of the row's canonical text, hex: what audit events record so that
+ * `audit verify` can tell a current row from a replayed one.  fields is
+ * borrowed. */
+void km_rowmac_digest(km_ctx *ctx, const char *table, const json_t *fields, char hex[65]);
+
+/* A blob as a JSON string (hex), for field lists. */
+json_t *km_rowmac_blob(const void *p, size_t n);
+
+#endif
