@@ -11,6 +11,7 @@
 #include "hsm.h"
 #include "rowmac.h"
 #include "secmem.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -66,9 +67,12 @@ km_status km_tag_parse(const char *kv, char key[KM_TAG_KEY_MAX + 1],
 			               kv, isprint((unsigned char)kv[i]) ? kv[i] : '?');
 	if (vl > KM_TAG_VALUE_MAX)
 		return km_fail(e, KM_EINVAL, "tag '%.*s': the value is longer than %d bytes", (int)kl, kv, KM_TAG_VALUE_MAX);
-	for (size_t i = 0; i < vl; i++)
-		if ((unsigned char)eq[1 + i] < 0x20 || eq[1 + i] == 0x7f)
-			return km_fail(e, KM_EINVAL, "tag '%.*s': the value contains a control character", (int)kl, kv);
+	/* Shown on terminals later: no C0/C1/bidi control, only UTF-8 (text.h). */
+	char what[KM_TAG_KEY_MAX + 24];
+	snprintf(what, sizeof what, "tag '%.*s': the value", (int)kl, kv);
+	km_status st = km_text_check(eq + 1, what, e);
+	if (st)
+		return st;
 	memcpy(key, kv, kl);
 	key[kl] = '\0';
 	memcpy(value, eq + 1, vl + 1);

@@ -26,7 +26,8 @@ km_status km_user_name_validate(const char *name, km_err *e)
 		return km_fail(e, KM_EINVAL, "user name must not start with '-'");
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+		/* ASCII whatever the locale: names are shown on terminals */
+		if (c >= 0x80 || (!isalnum(c) && c != '.' && c != '_' && c != '-'))
 			return km_fail(e, KM_EINVAL, "user name: character %zu is not allowed "
 			               "(letters, digits, '.', '_', '-')", i + 1);
 	}

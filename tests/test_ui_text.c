@@ -13,6 +13,7 @@
 #include "../ui/actions.c"
 
 #include <check.h>
+#include <wchar.h>
 #include <locale.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -36,10 +37,13 @@ static const struct {
 	{"\xc3\xa9t\xc3\xa9", 3},                 /* été */
 	{"\xe6\x97\xa5\xe6\x9c\xac", 4},          /* 日本: two wide characters */
 	{"e\xcc\x81", 1},                         /* e + combining acute */
-	{"a\tb", 3},                              /* a control character draws as '?' */
-	{"\xff", 1},                              /* an invalid byte draws as '?' */
-	{"\xe6\x97", 2},                          /* a truncated sequence: two '?' */
+	{"a\tb", 6},                              /* a control character draws as \x09 */
+	{"\xff", 4},                              /* an invalid byte draws as \xff */
+	{"\xe6\x97", 8},                          /* a truncated sequence: \xe6\x97 */
 	{"\xf0\x9f\x94\x91 key", 6},              /* emoji (wide) + " key" */
+	{"a\\b", 4},                             /* a backslash draws doubled */
+	{"\xe2\x80\xae", 6},                      /* U+202E (wcwidth 0) draws as \u202e */
+	{"\xc2\x9b", 6},                          /* U+009B draws as \u009b */
 };
 
 START_TEST(test_width)
@@ -95,8 +99,17 @@ static const struct {
 	 "\xe6\x97\xa5\xe6\x9c\xac\xe2\x80\xa6"},      /* 日本… fills 5 cells */
 	{"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 4, UI_TW_ELLIPSIS | UI_TW_PAD,
 	 "\xe6\x97\xa5\xe2\x80\xa6 "},                  /* 日… padded to 4 cells */
-	{"a\x1b[31mb", 10, 0, "a?[31mb"},             /* escapes never reach the terminal */
-	{"x\ny", 10, 0, "x?y"},
+	{"a\x1b[31mb", 10, 0, "a\\x1b[31mb"},         /* escapes never reach the terminal */
+	{"x\ny", 10, 0, "x\\x0ay"},
+	{"ab\x1b" "cd", 5, 0, "ab"},                  /* an escape is never cut in two */
+	{"ab\x1b" "cd", 6, UI_TW_ELLIPSIS, "ab\xe2\x80\xa6"},
+	{"ab\x1b" "cd", 7, UI_TW_ELLIPSIS, "ab\\x1b\xe2\x80\xa6"},
+	{"a\xe2\x80\xae" "b", 10, UI_TW_PAD, "a\\u202eb  "},  /* bidi: 8 cells, padded */
+	{"\xc2\x9b" "31m", 10, 0, "\\u009b31m"},
+	{"\x9b" "31m", 10, 0, "\\x9b31m"},
+	{"c:\\x", 10, 0, "c:\\\\x"},                 /* a typed backslash is doubled */
+	{"\"a\\u001b\"", 12, UI_TW_JSON, "\"a\\u001b\""}, /* JSON: its own escapes */
+	{"\"\x1b\"", 12, UI_TW_JSON, "\"\\x1b\""},
 	{"anything", 0, UI_TW_PAD, ""},
 	{"", 3, UI_TW_PAD, "   "},
 };
@@ -109,8 +122,13 @@ START_TEST(test_fit)
 		ui_tw_fit(out, sizeof out, fit_rows[i].s, fit_rows[i].cells, fit_rows[i].flags);
 		ck_assert_msg(strcmp(out, fit_rows[i].out) == 0, "row %zu: \"%s\", expected \"%s\"", i,
 		              out, fit_rows[i].out);
-		if (fit_rows[i].cells > 0)
-			ck_assert_int_le(ui_tw_width(out), fit_rows[i].cells);
+		/* what is drawn is all printable (wcswidth >= 0) and fits */
+		wchar_t wide[64];
+		size_t nw = mbstowcs(wide, out, KM_ARRAY_LEN(wide));
+		ck_assert_msg(nw != (size_t)-1, "row %zu: output is not text", i);
+		int drawn = wcswidth(wide, nw);
+		ck_assert_msg(drawn >= 0 && drawn <= fit_rows[i].cells,
+		              "row %zu: %d cells drawn for %d", i, drawn, fit_rows[i].cells);
 	}
 	/* a tiny buffer is never overrun and stays terminated */
 	char small[4];
@@ -130,10 +148,15 @@ START_TEST(test_ascii_fallback)
 	for (size_t i = 0; i < KM_ARRAY_LEN(all); i++)
 		ck_assert_msg(strlen(all[i]) == 1 && (unsigned char)all[i][0] < 0x80,
 		              "glyph %zu is not ASCII in the C locale", i);
-	/* in the C locale a UTF-8 byte is not text: it draws as '?', one per byte */
+	/* in the C locale the terminal may not be UTF-8: non-ASCII characters
+	 * draw as their code points, and a C1 control stays escaped */
 	char out[32];
-	ui_tw_fit(out, sizeof out, "\xc3\xa9", 5, 0);
-	ck_assert_str_eq(out, "??");
+	ck_assert_int_eq(ui_tw_width("\xc3\xa9"), 6);
+	ui_tw_fit(out, sizeof out, "\xc3\xa9\xc2\x9b", 12, 0);
+	ck_assert_str_eq(out, "\\u00e9\\u009b");
+	char *whole = ui_tw_display("\xe6\x97\xa5\x1b", 0);
+	ck_assert_str_eq(whole, "\\u65e5\\x1b");
+	free(whole);
 	utf8_locale();
 	ck_assert_int_eq(ui_tw_locale_is_utf8(), 1);
 	g = ui_tw_glyphs(1);

@@ -638,9 +638,9 @@ km_status ui_cli_open(ui_cli *cli, const char *pin_file, km_err *e)
 
 static int usage_exit(const char *hint, const km_err *e)
 {
-	fprintf(stderr, "keyward: %s\n", e->msg);
+	ui_note("%s", e->msg); /* cleaned: it may quote what was typed */
 	if (hint)
-		fprintf(stderr, "keyward: see `%s`\n", hint);
+		ui_note("see `%s`", hint);
 	return km_status_exit_code(KM_EUSAGE);
 }
 
@@ -687,9 +687,10 @@ static int run_command(ui_cli *cli, const ui_cmd *c, int argc, char **argv)
 	if (fflush(stdout) != 0 && st == KM_OK)
 		st = km_fail(&e, KM_EIO, "writing to stdout: %s", strerror(errno));
 	if (st != KM_OK) {
-		fprintf(stderr, "keyward: %s\n", e.msg[0] ? e.msg : km_status_name(st));
+		/* cleaned: the core's messages quote names and input */
+		ui_note("%s", e.msg[0] ? e.msg : km_status_name(st));
 		if (st == KM_EUSAGE)
-			fprintf(stderr, "keyward: see `%s`\n", hint);
+			ui_note("see `%s`", hint);
 	}
 	return km_status_exit_code(st);
 }
@@ -754,9 +755,9 @@ int ui_cli_main(int argc, char **argv)
 		const ui_cmd *c = sub ? cmd_find(name, sub) : NULL;
 		if (!c) {
 			if (sub)
-				fprintf(stderr, "keyward: %s: unknown subcommand \"%s\"\n", name, sub);
+				ui_note("%s: unknown subcommand \"%s\"", name, sub);
 			else
-				fprintf(stderr, "keyward: %s: which subcommand?\n", name);
+				ui_note("%s: which subcommand?", name);
 			help_group(stderr, name);
 			return km_status_exit_code(KM_EUSAGE);
 		}

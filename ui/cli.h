@@ -96,21 +96,34 @@ km_status ui_parse_u64(const char *s, const char *what, uint64_t min, uint64_t m
                        uint64_t *out, km_err *e);
 
 /* ---- output ------------------------------------------------------------ */
+/* Nothing reaches the terminal without being cleaned (cli_out.c): strings
+ * from the catalogue, the core's messages and the command line go out only
+ * through these functions, which escape what core/text.h escapes. */
 
-/* Print one JSON document on stdout (steals the reference). */
+/* Print one JSON document on stdout (steals the reference).  ASCII only:
+ * every control, C1, bidi and non-ASCII character is a \u escape. */
 km_status ui_json_print(json_t *doc, km_err *e);
+/* A JSON string for text from the catalogue: s itself, or (for bytes that
+ * are not UTF-8, which Jansson refuses) its escaped display form; null for
+ * NULL.  ui_json_set_text sets obj[key] so, the key treated the same way. */
+json_t *ui_json_text(const char *s);
+void ui_json_set_text(json_t *obj, const char *key, const char *s);
 /* RFC 3339 UTC, or JSON null / "-" when t == 0. */
 json_t *ui_json_time(int64_t t);
 const char *ui_time_str(int64_t t, char buf[32]);
-/* s sanitised for a terminal (control characters and undecodable bytes
- * become '?'; NULL and "" become "-"), cut to fit cap bytes.  Returns buf. */
+/* s in display form (escapes, textwidth.h; NULL and "" become "-"), cut to
+ * fit cap bytes.  Returns buf. */
 const char *ui_clean(const char *s, char *buf, size_t cap);
-/* Message to stderr: "keyward: ..." */
+/* Message to stderr: "keyward: ..." followed by a newline; the formatted
+ * text is cleaned as a whole. */
 void ui_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One line of data on stdout, cleaned as a whole, newline added.  The
+ * format itself must hold no backslash (it would print doubled). */
+void ui_print_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A plain-text table: add rows of cells, then print with columns padded to
- * the widest cell (display width, not bytes; textwidth.h).  Cells are
- * sanitised: control characters print as '?'. */
+ * the widest cell (display width, not bytes; textwidth.h).  Cells print in
+ * display form: escapes, never control characters. */
 typedef struct ui_table ui_table;
 ui_table *ui_table_new(size_t ncols, const char *const *headers);
 /* Cells are copied; NULL prints as "-". */

@@ -19,17 +19,17 @@ static json_t *asset_json(const km_asset_info *a)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "id", json_integer(a->id));
-	json_object_set_new(o, "uid", json_string(a->uid));
-	json_object_set_new(o, "kind", json_string(a->kind));
-	json_object_set_new(o, "name", json_string(a->name));
-	json_object_set_new(o, "version", a->version[0] ? json_string(a->version) : json_null());
-	json_object_set_new(o, "key", json_string(a->kek_name));
+	ui_json_set_text(o, "uid", a->uid);
+	ui_json_set_text(o, "kind", a->kind);
+	ui_json_set_text(o, "name", a->name);
+	json_object_set_new(o, "version", a->version[0] ? ui_json_text(a->version) : json_null());
+	ui_json_set_text(o, "key", a->kek_name);
 	json_object_set_new(o, "key_version", json_integer(a->kek_version));
 	/* null while being written, or if the writer was stopped */
 	json_object_set_new(o, "size", a->size == KM_ASSET_SIZE_PENDING ? json_null()
 	                                                                : json_integer((json_int_t)a->size));
 	json_object_set_new(o, "created", ui_json_time(a->created));
-	json_object_set_new(o, "created_by", json_string(a->created_by));
+	ui_json_set_text(o, "created_by", a->created_by);
 	return o;
 }
 
@@ -196,13 +196,13 @@ km_status ui_cmd_asset_show(ui_cli *cli, const ui_args *a, km_err *e)
 		return ui_json_print(asset_json(&x), e);
 	char spec[512], created[32];
 	asset_spec(&x, spec, sizeof spec);
-	printf("asset:      %" PRId64 " (%s)\n", x.id, x.uid);
-	printf("what:       %s\n", spec);
-	printf("key:        %s version %" PRIu32 "\n", x.kek_name, x.kek_version);
+	ui_print_line("asset:      %" PRId64 " (%s)", x.id, x.uid);
+	ui_print_line("what:       %s", spec);
+	ui_print_line("key:        %s version %" PRIu32, x.kek_name, x.kek_version);
 	if (x.size == KM_ASSET_SIZE_PENDING)
-		printf("size:       incomplete (being written, or its writer was stopped)\n");
+		ui_print_line("size:       incomplete (being written, or its writer was stopped)");
 	else
-		printf("size:       %" PRIu64 " bytes\n", x.size);
-	printf("created:    %s by %s\n", ui_time_str(x.created, created), x.created_by);
+		ui_print_line("size:       %" PRIu64 " bytes", x.size);
+	ui_print_line("created:    %s by %s", ui_time_str(x.created, created), x.created_by);
 	return KM_OK;
 }

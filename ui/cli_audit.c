@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "auditlog.h"
+#include "textwidth.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ json_t *ui_audit_row_json(const audit_row *r)
 {
 	json_t *ev = json_loads(r->json, 0, NULL);
 	if (!ev) /* stored text that does not parse: show it as it is */
-		ev = json_pack("{s:I,s:s}", "seq", (json_int_t)r->seq, "unparsed", r->json);
+		ev = json_pack("{s:I,s:o}", "seq", (json_int_t)r->seq, "unparsed", ui_json_text(r->json));
 	return ev;
 }
 
@@ -30,8 +31,12 @@ void ui_audit_row_print(const audit_row *r, FILE *f)
 	json_t *ev = json_loads(r->json, 0, NULL);
 	char *details = NULL;
 	json_t *d = ev ? json_object_get(ev, "details") : NULL;
-	if (d && json_object_size(d) > 0) /* ASCII: JSON_ENSURE_ASCII escapes */
-		details = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	if (d && json_object_size(d) > 0) {
+		/* ASCII (JSON_ENSURE_ASCII) but for DEL, which the cleaning takes */
+		char *raw = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+		details = raw ? ui_tw_display(raw, UI_TW_JSON) : NULL;
+		free(raw);
+	}
 	/* The fields are decoded from JSON: a tampered row could hold escape
 	 * sequences, so they are cleaned before they reach a terminal. */
 	char t[64], actor[128], action[128], outcome[32], object[512];
@@ -192,7 +197,7 @@ km_status ui_cmd_audit_show(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "seq", json_integer((json_int_t)r.seq));
 		json_object_set_new(o, "leaf_hash", json_string(leaf));
 		json_object_set_new(o, "event", ui_audit_row_json(&r));
-		json_object_set_new(o, "json", json_string(r.json));
+		json_object_set_new(o, "json", ui_json_text(r.json));
 		st = ui_json_print(o, e);
 	} else {
 		char buf[512];
@@ -203,9 +208,10 @@ km_status ui_cmd_audit_show(ui_cli *cli, const ui_args *a, km_err *e)
 		printf("object:     %s\n", ui_clean(r.object, buf, sizeof buf));
 		printf("outcome:    %s\n", ui_clean(r.outcome, buf, sizeof buf));
 		printf("leaf hash:  %s\n", leaf);
-		/* Exactly as stored and hashed, but never raw control bytes. */
-		char *ev = malloc(strlen(r.json) * 2 + 1);
-		printf("event:      %s\n", ev ? ui_clean(r.json, ev, strlen(r.json) * 2 + 1) : "?");
+		/* Exactly as stored and hashed, but never raw control bytes; its
+		 * backslashes are JSON's own and stay single. */
+		char *ev = ui_tw_display(r.json, UI_TW_JSON);
+		printf("event:      %s\n", ev ? ev : "?");
 		free(ev);
 	}
 	audit_row_free(&r);
@@ -275,7 +281,7 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "seconds", json_real(secs));
 		json_object_set_new(o, "first_bad_seq",
 		                    r.intact ? json_null() : json_integer((json_int_t)r.first_bad_seq));
-		json_object_set_new(o, "problem", r.intact ? json_null() : json_string(r.problem));
+		json_object_set_new(o, "problem", r.intact ? json_null() : ui_json_text(r.problem));
 		json_object_set_new(o, "head",
 		                    r.head_size ? json_pack("{s:I,s:s,s:o}", "size",
 		                                            (json_int_t)r.head_size, "root", root,
@@ -299,9 +305,9 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 		if (r.intact)
 			printf("intact\n");
 		else if (r.first_bad_seq)
-			printf("FAILED at entry %" PRIu64 ": %s\n", r.first_bad_seq, r.problem);
+			ui_print_line("FAILED at entry %" PRIu64 ": %s", r.first_bad_seq, r.problem);
 		else
-			printf("FAILED: %s\n", r.problem);
+			ui_print_line("FAILED: %s", r.problem);
 	}
 	if (st != KM_OK)
 		return st;

@@ -251,15 +251,15 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 	km_roles_format(who->roles, roles, sizeof roles);
 	if (cli->json) {
 		json_t *o = json_object();
-		json_object_set_new(o, "home", json_string(s.home));
-		json_object_set_new(o, "deployment_id", json_string(s.deployment_id));
-		json_object_set_new(o, "token", json_string(s.token_label));
-		json_object_set_new(o, "token_description", json_string(s.token_desc));
+		ui_json_set_text(o, "home", s.home);
+		ui_json_set_text(o, "deployment_id", s.deployment_id);
+		ui_json_set_text(o, "token", s.token_label);
+		ui_json_set_text(o, "token_description", s.token_desc);
 		json_object_set_new(o, "hsm_logged_in", json_boolean(s.hsm_logged_in));
-		json_object_set_new(o, "user", json_string(who->name));
+		ui_json_set_text(o, "user", who->name);
 		json_object_set_new(o, "roles", json_string(roles));
-		json_object_set_new(o, "os_user", json_string(who->os_user));
-		json_object_set_new(o, "via", who->via[0] ? json_string(who->via) : json_null());
+		ui_json_set_text(o, "os_user", who->os_user);
+		json_object_set_new(o, "via", who->via[0] ? ui_json_text(who->via) : json_null());
 		json_object_set_new(o, "keys", json_integer((json_int_t)s.keys));
 		json_object_set_new(o, "versions", json_integer((json_int_t)s.versions));
 		json_object_set_new(o, "assets", json_integer((json_int_t)s.assets));
@@ -267,7 +267,7 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "audit_head_size", json_integer((json_int_t)s.audit_head_size));
 		json_object_set_new(o, "audit_head_time", ui_json_time(s.audit_head_time));
 		json_object_set_new(o, "last_verified",
-		                    s.last_verified[0] ? json_string(s.last_verified) : json_null());
+		                    s.last_verified[0] ? ui_json_text(s.last_verified) : json_null());
 		json_object_set_new(o, "last_verified_intact",
 		                    s.last_verified[0] ? json_boolean(s.last_verified_intact)
 		                                       : json_null());
@@ -275,19 +275,19 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "keys_overdue", json_integer((json_int_t)s.keys_overdue));
 		return ui_json_print(o, e);
 	}
-	printf("deployment: %s (%s)\n", s.home, s.deployment_id);
-	printf("token:      %s (%s)%s\n", s.token_label, s.token_desc,
-	       s.hsm_logged_in ? ", logged in" : "");
-	printf("user:       %s (%s)%s%s%s\n", who->name, roles[0] ? roles : "no roles",
-	       who->via[0] ? " via " : "", who->via, "");
+	ui_print_line("deployment: %s (%s)", s.home, s.deployment_id);
+	ui_print_line("token:      %s (%s)%s", s.token_label, s.token_desc,
+	              s.hsm_logged_in ? ", logged in" : "");
+	ui_print_line("user:       %s (%s)%s%s", who->name, roles[0] ? roles : "no roles",
+	              who->via[0] ? " via " : "", who->via);
 	printf("keys:       %" PRIu64 " (%" PRIu64 " versions), %" PRIu64 " due, %" PRIu64
 	       " overdue\n", s.keys, s.versions, s.keys_due, s.keys_overdue);
 	printf("assets:     %" PRIu64 "\n", s.assets);
 	printf("audit log:  %" PRIu64 " events; newest signed head: size %" PRIu64 " at %s\n",
 	       s.audit_events, s.audit_head_size, ui_time_str(s.audit_head_time, t));
 	if (s.last_verified[0])
-		printf("verified:   %s, %s\n", s.last_verified,
-		       s.last_verified_intact ? "intact" : "FAILED");
+		ui_print_line("verified:   %s, %s", s.last_verified,
+		              s.last_verified_intact ? "intact" : "FAILED");
 	else
 		printf("verified:   never (run `keyward audit verify`)\n");
 	return KM_OK;
@@ -323,10 +323,10 @@ static int user_cb(void *c, const km_user_info *u)
 	km_roles_format(u->roles, roles, sizeof roles);
 	if (l->arr) {
 		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string(u->name));
+		ui_json_set_text(o, "name", u->name);
 		json_object_set_new(o, "roles", json_string(roles));
 		json_object_set_new(o, "created", ui_json_time(u->created));
-		json_object_set_new(o, "created_by", json_string(u->created_by));
+		ui_json_set_text(o, "created_by", u->created_by);
 		return json_array_append_new(l->arr, o) != 0;
 	}
 	const char *cells[] = {u->name, roles, ui_time_str(u->created, created), u->created_by};
@@ -370,10 +370,10 @@ km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 	km_roles_format(roles, fmt, sizeof fmt);
 	if (cli->json) {
 		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string(a->pos[0]));
+		ui_json_set_text(o, "name", a->pos[0]);
 		json_object_set_new(o, "roles", json_string(fmt));
 		return ui_json_print(o, e);
 	}
-	printf("added user %s (%s)\n", a->pos[0], fmt);
+	ui_print_line("added user %s (%s)", a->pos[0], fmt);
 	return KM_OK;
 }

@@ -20,7 +20,7 @@
 json_t *ui_key_json(const km_key_info *k, json_t *tags)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "name", json_string(k->name));
+	ui_json_set_text(o, "name", k->name);
 	json_object_set_new(o, "id", json_integer(k->id));
 	json_object_set_new(o, "current_version", json_integer(k->current_version));
 	json_object_set_new(o, "current_state",
@@ -30,7 +30,7 @@ json_t *ui_key_json(const km_key_info *k, json_t *tags)
 	json_object_set_new(o, "current_created", ui_json_time(k->current_created));
 	json_object_set_new(o, "assets", json_integer((json_int_t)k->assets));
 	json_object_set_new(o, "last_used", ui_json_time(k->last_used));
-	json_object_set_new(o, "created_by", json_string(k->created_by));
+	ui_json_set_text(o, "created_by", k->created_by);
 	if (tags)
 		json_object_set_new(o, "tags", tags);
 	return o;
@@ -38,7 +38,14 @@ json_t *ui_key_json(const km_key_info *k, json_t *tags)
 
 static int tag_to_json(void *c, const km_tag *t)
 {
-	json_object_set_new((json_t *)c, t->key, json_string(t->value));
+	ui_json_set_text((json_t *)c, t->key, t->value);
+	return 0;
+}
+
+/* " k=v" per tag, into a memory stream; printed cleaned as one line. */
+static int tag_to_text(void *c, const km_tag *t)
+{
+	fprintf((FILE *)c, " %s=%s", t->key, t->value);
 	return 0;
 }
 
@@ -81,9 +88,9 @@ static km_status key_report(ui_cli *cli, const char *name, const char *verb, km_
 			return st;
 		return ui_json_print(ui_key_json(&k, tags), e);
 	}
-	printf("%s %s: version %" PRIu32 " %s%s%s\n", verb, k.name, k.current_version,
-	       k.current_version ? km_state_name(k.current_state) : "(no version)",
-	       k.tags[0] ? ", tags: " : "", k.tags);
+	ui_print_line("%s %s: version %" PRIu32 " %s%s%s", verb, k.name, k.current_version,
+	              k.current_version ? km_state_name(k.current_state) : "(no version)",
+	              k.tags[0] ? ", tags: " : "", k.tags);
 	return KM_OK;
 }
 
@@ -281,7 +288,8 @@ km_status ui_cmd_key_show(ui_cli *cli, const ui_args *a, km_err *e)
 	if (st != KM_OK)
 		return st;
 	json_t *tags = NULL;
-	st = key_tags_json(cli->ctx, name, &tags, e);
+	if (cli->json)
+		st = key_tags_json(cli->ctx, name, &tags, e);
 	if (st != KM_OK)
 		return st;
 
@@ -326,19 +334,26 @@ km_status ui_cmd_key_show(ui_cli *cli, const ui_args *a, km_err *e)
 	}
 
 	char created[32];
-	printf("key:        %s\n", k.name);
-	printf("created:    %s by %s\n", ui_time_str(k.created, created), k.created_by);
-	printf("current:    version %" PRIu32 " (%s)\n", k.current_version,
-	       k.current_version ? km_state_name(k.current_state) : "none");
-	printf("assets:     %" PRIu64 "\n", k.assets);
-	printf("tags:      ");
-	const char *tk;
-	json_t *tv;
-	if (json_object_size(tags) == 0)
-		printf(" -");
-	json_object_foreach(tags, tk, tv)
-		printf(" %s=%s", tk, json_string_value(tv));
-	printf("\n\nversions:\n");
+	ui_print_line("key:        %s", k.name);
+	ui_print_line("created:    %s by %s", ui_time_str(k.created, created), k.created_by);
+	ui_print_line("current:    version %" PRIu32 " (%s)", k.current_version,
+	              k.current_version ? km_state_name(k.current_state) : "none");
+	ui_print_line("assets:     %" PRIu64, k.assets);
+	char *line = NULL;
+	size_t linelen = 0;
+	FILE *mf = open_memstream(&line, &linelen);
+	if (!mf) {
+		st = km_fail(e, KM_ENOMEM, "out of memory");
+		goto out;
+	}
+	st = km_key_tags(cli->ctx, name, tag_to_text, mf, e);
+	fclose(mf);
+	if (st == KM_OK)
+		ui_print_line("tags:      %s", line && line[0] ? line : " -");
+	free(line);
+	if (st != KM_OK)
+		goto out;
+	printf("\nversions:\n");
 	ui_table_print(s.table, stdout);
 	printf("\nlatest events:\n");
 	if (!may_read)
@@ -391,6 +406,6 @@ km_status ui_cmd_key_state(ui_cli *cli, const ui_args *a, km_err *e)
 		return st;
 	if (cli->json)
 		return key_report(cli, a->pos[0], "changed", e);
-	printf("%s version %" PRIu64 " is now %s\n", a->pos[0], v, km_state_name(to));
+	ui_print_line("%s version %" PRIu64 " is now %s", a->pos[0], v, km_state_name(to));
 	return KM_OK;
 }

@@ -1,60 +1,65 @@
 /*
  * textwidth.c — display width, clipping and sanitising of text.
  *
- * Must never: write past `cap`, split a multibyte character, or emit a
- * control character (they become '?').
+ * Must never: write past `cap`, split a multibyte character or an escape,
+ * or emit a unit that core/text.h escapes.
  */
 #include "textwidth.h"
+#include "text.h"
 
 #include <langinfo.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <wchar.h>
 
-/* One decoded character: its byte length and width.  An undecodable byte
- * or an unprintable character is reported as one byte, one cell, and
- * `bad` set so that it is drawn as '?'. */
+#ifndef __STDC_ISO_10646__
+#error "wcwidth() is called with Unicode code points: wchar_t must be ISO 10646"
+#endif
+
+/* One unit of text as it will be drawn: its byte length in the input, its
+ * width, and, when it is not drawn as its own bytes, the escape drawn in
+ * its place (core/text.h: the one definition of what is escaped). */
 typedef struct tw_char {
 	size_t len;
 	int width;
-	int bad;
+	size_t esclen; /* 0: the bytes themselves */
+	char esc[KM_TEXT_ESC_MAX];
 } tw_char;
 
-static tw_char tw_next(const char *s, size_t avail)
+/* km_text flags for the current locale and the UI_TW_* flags. */
+static unsigned tw_text_flags(unsigned flags)
 {
-	tw_char c = {1, 1, 0};
-	unsigned char b = (unsigned char)s[0];
-	if (b < 0x80) {
-		c.bad = (b < 0x20 || b == 0x7f);
-		return c;
+	return (ui_tw_locale_is_utf8() ? 0u : (unsigned)KM_TEXT_ASCII) |
+	       ((flags & UI_TW_JSON) ? (unsigned)KM_TEXT_KEEP_BACKSLASH : 0u);
+}
+
+static tw_char tw_next(const char *s, size_t avail, unsigned textflags)
+{
+	km_text_unit u = km_text_next(s, avail);
+	tw_char c = {.len = u.len, .width = 1};
+	c.esclen = km_text_escape(&u, textflags, c.esc);
+	if (c.esclen == 0 && u.cp >= 0x80) {
+		int w = wcwidth((wchar_t)u.cp);
+		if (w < 0) /* the locale has no width for it: show its number */
+			c.esclen = km_text_escape(&u, textflags | KM_TEXT_ASCII, c.esc);
+		else
+			c.width = w;
 	}
-	mbstate_t st;
-	memset(&st, 0, sizeof st);
-	wchar_t wc;
-	size_t n = mbrtowc(&wc, s, avail, &st);
-	if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
-		c.bad = 1;
-		return c;
-	}
-	int w = wcwidth(wc);
-	if (w < 0) {
-		c.len = n;
-		c.bad = 1;
-		return c;
-	}
-	c.len = n;
-	c.width = w;
+	if (c.esclen)
+		c.width = (int)c.esclen;
 	return c;
 }
 
-int ui_tw_width(const char *s)
+/* Width of s as drawn with the given km_text flags. */
+static int tw_width(const char *s, unsigned textflags)
 {
 	int w = 0;
 	size_t left = strlen(s);
 	while (left > 0) {
-		tw_char c = tw_next(s, left);
+		tw_char c = tw_next(s, left, textflags);
 		w += c.width;
 		s += c.len;
 		left -= c.len;
@@ -62,12 +67,17 @@ int ui_tw_width(const char *s)
 	return w;
 }
 
-size_t ui_tw_clip(const char *s, int cells, int *used)
+int ui_tw_width(const char *s)
+{
+	return tw_width(s, tw_text_flags(0));
+}
+
+static size_t tw_clip(const char *s, int cells, int *used, unsigned textflags)
 {
 	size_t off = 0, left = strlen(s);
 	int w = 0;
 	while (left > 0) {
-		tw_char c = tw_next(s + off, left);
+		tw_char c = tw_next(s + off, left, textflags);
 		if (w + c.width > cells)
 			break;
 		w += c.width;
@@ -79,7 +89,12 @@ size_t ui_tw_clip(const char *s, int cells, int *used)
 	return off;
 }
 
-/* Append n bytes (or '?' for a bad character) if they fit with the NUL. */
+size_t ui_tw_clip(const char *s, int cells, int *used)
+{
+	return tw_clip(s, cells, used, tw_text_flags(0));
+}
+
+/* Append n bytes if they fit with the NUL. */
 static int tw_put(char *out, size_t cap, size_t *o, const char *p, size_t n)
 {
 	if (*o + n + 1 > cap)
@@ -107,7 +122,8 @@ int ui_tw_fit(char *out, size_t cap, const char *s, int cells, unsigned flags)
 		s = "";
 	if (cells < 0)
 		cells = 0;
-	int total = ui_tw_width(s);
+	unsigned tf = tw_text_flags(flags);
+	int total = tw_width(s, tf);
 	int budget = cells;
 	const char *ell = NULL;
 	int cut = total > cells;
@@ -117,7 +133,7 @@ int ui_tw_fit(char *out, size_t cap, const char *s, int cells, unsigned flags)
 	}
 	int shown = total;
 	if (cut)
-		ui_tw_clip(s, budget, &shown);
+		tw_clip(s, budget, &shown, tf);
 	size_t o = 0;
 	int written = 0;
 	int pad = (flags & (UI_TW_PAD | UI_TW_RIGHT)) ? cells - shown - (ell ? 1 : 0) : 0;
@@ -128,10 +144,10 @@ int ui_tw_fit(char *out, size_t cap, const char *s, int cells, unsigned flags)
 	size_t left = strlen(s);
 	int w = 0;
 	while (left > 0) {
-		tw_char c = tw_next(s, left);
+		tw_char c = tw_next(s, left, tf);
 		if (w + c.width > budget)
 			break;
-		int ok = c.bad ? tw_put(out, cap, &o, "?", 1) : tw_put(out, cap, &o, s, c.len);
+		int ok = c.esclen ? tw_put(out, cap, &o, c.esc, c.esclen) : tw_put(out, cap, &o, s, c.len);
 		if (!ok)
 			break;
 		w += c.width;
@@ -144,6 +160,27 @@ int ui_tw_fit(char *out, size_t cap, const char *s, int cells, unsigned flags)
 	if (pad > 0)
 		written += tw_spaces(out, cap, &o, cells - written);
 	return written;
+}
+
+char *ui_tw_display(const char *s, unsigned flags)
+{
+	if (!s)
+		s = "";
+	size_t left = strlen(s);
+	char *out = malloc(KM_TEXT_CLEAN_CAP(left)); /* an escape is at most 4 bytes per byte */
+	if (!out)
+		return NULL;
+	unsigned tf = tw_text_flags(flags);
+	size_t o = 0;
+	while (left > 0) {
+		tw_char c = tw_next(s, left, tf);
+		memcpy(out + o, c.esclen ? c.esc : s, c.esclen ? c.esclen : c.len);
+		o += c.esclen ? c.esclen : c.len;
+		s += c.len;
+		left -= c.len;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 int ui_tw_locale_is_utf8(void)
@@ -181,8 +218,9 @@ size_t ui_tw_wrap(const char *s, int cells, size_t *next)
 {
 	size_t left = strlen(s), off = 0, last_space = 0;
 	int w = 0, have_space = 0;
+	unsigned tf = tw_text_flags(0);
 	while (left > 0) {
-		tw_char c = tw_next(s + off, left);
+		tw_char c = tw_next(s + off, left, tf);
 		if (s[off] == '\n') {
 			*next = off + 1;
 			return off;

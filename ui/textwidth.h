@@ -7,10 +7,15 @@
  * the wrong measure.  Widths come from mbrtowc + wcwidth in the current
  * locale (the console calls setlocale(LC_ALL, "")).
  *
- * Fitting also sanitises: a byte sequence that does not decode, or a
- * character that is not printable (wcwidth < 0, e.g. a control character
- * or an escape sequence smuggled into a key tag), becomes '?', so nothing
- * the database holds can move the cursor or change the terminal's state.
+ * Measuring and fitting also sanitise, so that nothing the database holds
+ * can move the cursor or change the terminal's state: every unit that
+ * core/text.h escapes (C0 and C1 controls, DEL, bidi controls, bytes that
+ * are not UTF-8, and the backslash itself) is drawn as its escape ("\x1b",
+ * "\u202e", "\\"), and so is a character the locale gives no width
+ * (wcwidth < 0).  Widths count the escape's cells, and an escape is never
+ * cut in two.  In a locale whose character set is not UTF-8 every
+ * non-ASCII character is escaped (KM_TEXT_ASCII).  Text is taken as UTF-8
+ * whatever the locale: the catalogue stores UTF-8.
  *
  * This module knows nothing about curses; it is unit-tested on its own.
  */
@@ -19,8 +24,7 @@
 
 #include <stddef.h>
 
-/* Display cells of UTF-8 (locale-encoded) s, as ui_tw_fit would draw it:
- * an undecodable byte or an unprintable character counts one cell ('?'). */
+/* Display cells of UTF-8 s, as ui_tw_fit draws it (escapes included). */
 int ui_tw_width(const char *s);
 
 /* Bytes of the longest prefix of s that fits in `cells` display cells,
@@ -31,12 +35,19 @@ enum {
 	UI_TW_ELLIPSIS = 1u << 0, /* mark a cut with the ellipsis glyph */
 	UI_TW_PAD      = 1u << 1, /* pad with spaces to exactly `cells` */
 	UI_TW_RIGHT    = 1u << 2, /* right-align (implies padding on the left) */
+	UI_TW_JSON     = 1u << 3, /* s is JSON text: backslashes stay single
+	                             (KM_TEXT_KEEP_BACKSLASH) */
 };
 
 /* Write s into out (NUL-terminated, at most cap bytes), sanitised and
  * fitted to `cells` display cells according to flags.  Returns the width
  * written.  `cells` <= 0 writes "". */
 int ui_tw_fit(char *out, size_t cap, const char *s, int cells, unsigned flags);
+
+/* The whole of s as ui_tw_fit would draw it, without fitting, in a new
+ * malloc'd string (flags: UI_TW_JSON only); "" for NULL; NULL only when out
+ * of memory.  For output that is not cut to a width (the CLI). */
+char *ui_tw_display(const char *s, unsigned flags);
 
 /* 1 if the locale's character set is UTF-8 (box drawing and the ellipsis
  * may then use Unicode), else 0. */

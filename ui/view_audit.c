@@ -678,7 +678,7 @@ static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
 		size_t next = len;
 		char line[1024];
 		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
-		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_NORMAL, 0, line);
+		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_NORMAL, UI_TW_JSON, line);
 		p += next;
 	}
 }
