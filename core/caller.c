@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 /* What a privileged keyward keeps of its caller's environment: nothing
  * that names a path or a library. */
 static const char *const env_keep[] = {
@@ -113,4 +115,63 @@ km_status km_caller_open(const char *path, int flags, mode_t mode, int *fd, km_e
 		return KM_OK;
 	return km_fail(e, (err == EACCES || err == EPERM) ? KM_EDENIED : KM_EIO, "%s: %s", path,
 	               strerror(err));
+}
+
+km_status km_secret_file_read(const char *path, unsigned flags, const char *what, char *buf,
+                              size_t cap, km_err *e)
+{
+	int fd = -1;
+	km_status st;
+	if (!buf || cap < 2)
+		return km_fail(e, KM_EUSAGE, "secret buffer too small");
+	buf[0] = '\0';
+	if (flags & KM_SECRET_CALLER)
+		st = km_caller_open(path, O_RDONLY | O_NOFOLLOW, 0, &fd, e);
+	else if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		st = km_fail(e, errno == EACCES ? KM_EDENIED : KM_ECONFIG, "%s: %s", path, strerror(errno));
+	else
+		st = KM_OK;
+	if (st)
+		return km_wrap(e, "cannot read the %s file", what);
+	struct stat sb;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return km_fail(e, KM_ECONFIG, "the %s file %s is not a regular file", what, path);
+	}
+	if (sb.st_mode & 077) {
+		close(fd);
+		return km_fail(e, KM_ECONFIG, "the %s file %s can be read by others (mode %03o): make it "
+		               "private (chmod 600)", what, path, (unsigned)(sb.st_mode & 0777));
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return km_fail(e, KM_EIO, "cannot read the %s file %s", what, path);
+	}
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t n;
+	st = km_fail(e, KM_ECONFIG, "the %s file %s holds no %s", what, path, what);
+	while ((n = getline(&line, &lcap, f)) >= 0) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if ((flags & KM_SECRET_COMMENTS) && (line[0] == '#' || !line[0]))
+			continue;
+		if (!line[0])
+			break;
+		if (strlen(line) >= cap)
+			st = km_fail(e, KM_ECONFIG, "the %s in %s is longer than %zu bytes", what, path, cap - 1);
+		else {
+			memcpy(buf, line, strlen(line) + 1);
+			st = KM_OK;
+		}
+		break;
+	}
+	if (line) {
+		OPENSSL_cleanse(line, lcap);
+		free(line);
+	}
+	fclose(f);
+	if (st)
+		OPENSSL_cleanse(buf, cap);
+	return st;
 }

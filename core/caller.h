@@ -35,4 +35,16 @@ km_status km_caller_name(char *out, size_t cap, km_err *e);
  * path and the reason: KM_EIO, or KM_EDENIED for EACCES/EPERM. */
 km_status km_caller_open(const char *path, int flags, mode_t mode, int *fd, km_err *e);
 
+/* Read a secret (a PIN, a passphrase) from a file: the first line, or with
+ * KM_SECRET_COMMENTS the first line that is neither empty nor a '#'
+ * comment; lines are read whole, so a long comment never leaks its tail.
+ * The file must be a regular file that only its owner can read (else
+ * KM_ECONFIG saying so: a secret others can read is no secret).
+ * KM_SECRET_CALLER opens it with the caller's rights (a file the person
+ * named).  `what` names the secret in messages ("PIN", "passphrase").  buf
+ * is cleansed on failure. */
+enum { KM_SECRET_CALLER = 1, KM_SECRET_COMMENTS = 2 };
+km_status km_secret_file_read(const char *path, unsigned flags, const char *what, char *buf,
+                              size_t cap, km_err *e);
+
 #endif

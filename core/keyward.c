@@ -204,21 +204,8 @@ static const char *object_key(const char *object, char *buf, size_t cap)
 static km_status step_up_secret(km_ctx *ctx, const char *file, const char *env, const char *question,
                                 char *buf, size_t cap, km_err *e)
 {
-	if (file && *file) {
-		int fd;
-		km_status st = km_caller_open(file, O_RDONLY | O_NOFOLLOW, 0, &fd, e);
-		if (st)
-			return km_wrap(e, "passphrase file");
-		ssize_t n = read(fd, buf, cap - 1);
-		close(fd);
-		if (n < 0)
-			return km_fail(e, KM_EIO, "cannot read the passphrase file %s", file);
-		buf[n] = '\0';
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (!buf[0])
-			return km_fail(e, KM_EINVAL, "the passphrase file %s holds no passphrase", file);
-		return KM_OK;
-	}
+	if (file && *file)
+		return km_secret_file_read(file, KM_SECRET_CALLER, "passphrase", buf, cap, e);
 	/* The person's own secret, not a setting: read even when privileged. */
 	const char *v = getenv(env);
 	if (v && *v) {
@@ -227,10 +214,12 @@ static km_status step_up_secret(km_ctx *ctx, const char *file, const char *env, 
 		memcpy(buf, v, strlen(v) + 1);
 		return KM_OK;
 	}
-	if (ctx->prompt)
-		return ctx->prompt(ctx->prompt_ctx, question, buf, cap, e);
-	return km_fail(e, KM_EDENIED, "this needs %s: run on a terminal, or set %s%s", question, env,
-	               strcmp(env, "KEYWARD_PASSPHRASE") == 0 ? " or use --passphrase-file" : "");
+	km_status st = ctx->prompt ? ctx->prompt(ctx->prompt_ctx, question, buf, cap, e) : KM_EUSAGE;
+	if (st == KM_EUSAGE)
+		return km_fail(e, KM_EDENIED, "%s needs %s and there is no terminal to ask on: set %s%s",
+		               ctx->actor.name, strcmp(env, "KEYWARD_OTP") == 0 ? "a one-time code" : "a passphrase",
+		               env, strcmp(env, "KEYWARD_PASSPHRASE") == 0 ? " or use --passphrase-file" : "");
+	return st;
 }
 
 /* Count a failed passphrase or code against the user, in the transaction
@@ -419,57 +408,10 @@ static km_status hsm_open_and_login(km_ctx *ctx, const char *pin, km_err *e)
 	return st;
 }
 
-/* PIN file: '#' lines are comments; the first other line is the PIN.  The
- * file must be private to its owner, and lines are read whole, so a long
- * comment never leaks its tail into the PIN.  `as_caller`: a file the
- * person named, opened with their rights. */
 static km_status read_pin_file(const char *path, int as_caller, char *pin, size_t cap, km_err *e)
 {
-	int fd = -1;
-	km_status st = as_caller ? km_caller_open(path, O_RDONLY | O_NOFOLLOW, 0, &fd, e)
-	                         : ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0
-	                                ? km_fail(e, KM_ECONFIG, "cannot read the PIN file %s: %s", path,
-	                                          strerror(errno))
-	                                : KM_OK);
-	if (st)
-		return km_wrap(e, "PIN file");
-	struct stat sb;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return km_fail(e, KM_ECONFIG, "the PIN file %s is not a regular file", path);
-	}
-	if (sb.st_mode & 077) {
-		close(fd);
-		return km_fail(e, KM_ECONFIG, "the PIN file %s can be read by others (mode %03o): "
-		               "make it private (chmod 600)", path, (unsigned)(sb.st_mode & 0777));
-	}
-	FILE *f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return km_fail(e, KM_EIO, "cannot read the PIN file %s", path);
-	}
-	char *line = NULL;
-	size_t lcap = 0;
-	ssize_t n;
-	st = km_fail(e, KM_ECONFIG, "the PIN file %s holds no PIN", path);
-	while ((n = getline(&line, &lcap, f)) >= 0) {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '#' || !line[0])
-			continue;
-		if (strlen(line) >= cap)
-			st = km_fail(e, KM_ECONFIG, "the PIN in %s is too long", path);
-		else {
-			memcpy(pin, line, strlen(line) + 1);
-			st = KM_OK;
-		}
-		break;
-	}
-	if (line) {
-		OPENSSL_cleanse(line, lcap);
-		free(line);
-	}
-	fclose(f);
-	return st;
+	return km_secret_file_read(path, KM_SECRET_COMMENTS | (as_caller ? KM_SECRET_CALLER : 0), "PIN",
+	                           pin, cap, e);
 }
 
 /* The HSM PIN.  System mode: the home's PIN file and nothing else.
@@ -493,9 +435,11 @@ static km_status obtain_pin(const km_open_opts *o, const km_config *c, char *pin
 	}
 	if (c->pin_file[0])
 		return read_pin_file(c->pin_file, 0, pin, PIN_MAX, e);
-	if (o && o->prompt)
-		return o->prompt(o->prompt_ctx, "HSM user PIN: ", pin, PIN_MAX, e);
-	return km_fail(e, KM_EUSAGE, "no HSM PIN: use --pin-file, set KEYWARD_PIN, or run on a terminal");
+	km_status st = o && o->prompt ? o->prompt(o->prompt_ctx, "HSM user PIN: ", pin, PIN_MAX, e) : KM_EUSAGE;
+	if (st == KM_EUSAGE)
+		return km_fail(e, KM_EUSAGE, "no HSM PIN and no terminal to ask for it: use --pin-file or "
+		               "set KEYWARD_PIN");
+	return st;
 }
 
 static km_status load_audit_pubkey(km_ctx *ctx, km_err *e)

@@ -25,15 +25,25 @@
 
 static const ui_cmd ui_cli_commands[] = {
 	{"init", NULL, "", 0, 0,
-	 "create a deployment: token, root and audit keys, database, first user",
-	 "Creates (or adopts) the HSM token, the root AES-256 key and the EC P-256 "
-	 "audit-signing key inside it, the catalogue database, config.json and the "
-	 "first user (you).  The user PIN comes from KEYWARD_PIN, --pin-file or a "
-	 "prompt (asked twice); when the token must be created, the SO PIN comes "
-	 "from KEYWARD_SO_PIN, --so-pin-file or a prompt.  With --demo, random PINs "
-	 "are generated and the user PIN is written to HOME/demo-pin.DEMO-ONLY "
-	 "(mode 0600) - for demonstrations only - and demo content is added.",
-	 OPTS({"demo", 0, NULL, "demo deployment: generated PINs in a file, demo content"},
+	 "create a deployment: token, HSM keys, database, first user",
+	 "A personal deployment (the default) lives in --home, KEYWARD_HOME or "
+	 "~/.local/share/keyward; the OS user who owns it is its boundary.  With the "
+	 "default SoftHSM2 module it gets a token directory of its own inside the "
+	 "home.  init creates the token, the root AES-256 key, the EC P-256 "
+	 "audit-signing key and the row-MAC key inside it, the catalogue, config.json "
+	 "and the first user (you, or --user NAME) with a passphrase.  The user PIN "
+	 "comes from --pin-file, KEYWARD_PIN or a prompt (asked twice); an SO PIN is "
+	 "asked for only when an existing module's token must be created; the "
+	 "passphrase from --passphrase-file, KEYWARD_PASSPHRASE or a prompt.  With "
+	 "--demo, the PIN is random and written to HOME/demo-pin.DEMO-ONLY (mode "
+	 "0600), demo people are enrolled with the passphrase keyward-demo, and demo "
+	 "content is added - for demonstrations only.  With --system (as root, "
+	 "through the installed set-user-ID keyward) the system deployment is made in "
+	 KM_SYSTEM_HOME ", owned by the service account, with a random PIN kept "
+	 "there; --admin names the first administrator's login.",
+	 OPTS({"demo", 0, NULL, "demo deployment: generated PIN in a file, demo people and content"},
+	      {"system", 0, NULL, "the system deployment (root only, set-user-ID keyward)"},
+	      {"admin", 0, "LOGIN", "with --system: the first administrator"},
 	      {"pin-file", 0, "FILE", "read the user PIN from FILE (first non-comment line)"},
 	      {"so-pin-file", 0, "FILE", "read the token's SO PIN from FILE"},
 	      {"module", 0, "PATH", "PKCS#11 module (default " KM_DEFAULT_MODULE ")"},
@@ -120,9 +130,35 @@ static const ui_cmd ui_cli_commands[] = {
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_list},
 	{"user", "add", "NAME", 1, 1, "enrol a user",
 	 "Roles: admin, officer, approver, auditor, service.  Separation of duties: "
-	 "admin cannot be combined with officer or service.",
-	 OPTS({"role", 'r', "R[,R]", "roles (required)"}),
+	 "admin cannot be combined with officer or service.  A service needs "
+	 "--scope: the key-name prefixes it may protect and unprotect with.  The new "
+	 "user's first passphrase comes from --new-passphrase-file, "
+	 "KEYWARD_NEW_PASSPHRASE or a prompt (services get none unless a file is "
+	 "given).  Needs your own passphrase (step-up).",
+	 OPTS({"role", 'r', "R[,R]", "roles (required)"},
+	      {"scope", 0, "P[,P]", "key-name prefixes, e.g. features/ (required for services)"},
+	      {"new-passphrase-file", 0, "FILE", "the new user's first passphrase"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_add},
+	{"user", "passwd", "", 0, 0, "change your passphrase",
+	 "Asks for your current passphrase (step-up), then the new one twice "
+	 "(or --new-passphrase-file, KEYWARD_NEW_PASSPHRASE).  Your signing key stays "
+	 "the same.",
+	 OPTS({"new-passphrase-file", 0, "FILE", "the new passphrase"}),
+	 UI_CMD_SESSION, ui_cmd_user_passwd},
+	{"user", "totp", "enrol|disable [NAME]", 1, 2, "enrol or remove a TOTP second factor",
+	 "enrol: makes a secret for your authenticator app (RFC 6238: SHA-1, 6 digits, "
+	 "30 s) and shows it once; from then on every step-up also asks for a code "
+	 "(KEYWARD_OTP or a prompt), and a code is good once.  disable: removes your "
+	 "own, or (administrator) NAME's, e.g. for a lost device.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_totp},
+	{"user", "lock", "NAME", 1, 1, "lock a user out (administrator)", NULL, NULL,
+	 UI_CMD_SESSION, ui_cmd_user_lock},
+	{"user", "unlock", "NAME", 1, 1,
+	 "lift a lock, or a lockout after failed passphrases (administrator)", NULL, NULL,
+	 UI_CMD_SESSION, ui_cmd_user_unlock},
+	{"user", "pubkey", "[NAME]", 0, 1,
+	 "print a user's Ed25519 signing public key (PEM) for openssl pkeyutl -verify", NULL, NULL,
+	 UI_CMD_SESSION, ui_cmd_user_pubkey},
 	{"demo", NULL, "", 0, 0,
 	 "add demo content (and scale content) to an existing deployment", NULL,
 	 OPTS({"keys", 0, "N", "extra generated keys (default 0)"},
@@ -139,8 +175,11 @@ static const ui_cmd ui_cli_commands[] = {
 
 static const ui_opt ui_global_opts[] = {
 	{"home", 0, "DIR", "deployment directory (default $KEYWARD_HOME, else $XDG_DATA_HOME/keyward)"},
-	{"pin-file", 0, "FILE", "read the user PIN from FILE (else KEYWARD_PIN, config, prompt)"},
-	{"as", 0, "USER", "act as keyward user USER (honoured for root only; recorded as via)"},
+	{"pin-file", 0, "FILE", "read the HSM user PIN from FILE (else KEYWARD_PIN, config, prompt)"},
+	{"user", 'u', "NAME", "personal deployments: act as keyward user NAME (else KEYWARD_USER, "
+	                      "else who ran init); changes ask for NAME's passphrase"},
+	{"passphrase-file", 0, "FILE", "step-up: read your passphrase from FILE (else "
+	                               "KEYWARD_PASSPHRASE, else a prompt)"},
 	{"json", 0, NULL, "JSON output on listings and shows"},
 	{"version", 0, NULL, "print the version"},
 	{"help", 'h', NULL, "this help"},
@@ -627,9 +666,10 @@ km_status ui_cli_open(ui_cli *cli, const char *pin_file, km_err *e)
 	km_open_opts o = {
 		.home = cli->home,
 		.pin_file = pin_file ? pin_file : cli->pin_file,
+		.user = cli->user,
+		.passphrase_file = cli->passphrase_file,
 		.prompt = ui_prompt_secret,
 		.prompt_ctx = NULL,
-		.as_user = cli->as_user,
 	};
 	return km_open(&o, &cli->ctx, e);
 }
@@ -726,7 +766,8 @@ int ui_cli_main(int argc, char **argv)
 	}
 	cli.home = ui_arg(&g, "home");
 	cli.pin_file = ui_arg(&g, "pin-file");
-	cli.as_user = ui_arg(&g, "as");
+	cli.user = ui_arg(&g, "user");
+	cli.passphrase_file = ui_arg(&g, "passphrase-file");
 	cli.json = ui_arg_flag(&g, "json");
 	int want_version = ui_arg_flag(&g, "version");
 	int want_help = ui_arg_flag(&g, "help");

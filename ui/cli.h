@@ -67,7 +67,8 @@ struct ui_cli {
 	const char *prog;
 	const char *home;       /* --home, or NULL */
 	const char *pin_file;   /* global --pin-file, or NULL */
-	const char *as_user;    /* --as, or NULL */
+	const char *user;       /* --user (personal deployments), or NULL */
+	const char *passphrase_file; /* --passphrase-file, or NULL */
 	int json;               /* --json given (globally or on the command) */
 	int stderr_tty;
 	km_ctx *ctx;            /* open for UI_CMD_SESSION commands */
@@ -154,6 +155,11 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_audit_pubkey)  \
 	X(ui_cmd_user_list)     \
 	X(ui_cmd_user_add)      \
+	X(ui_cmd_user_passwd)   \
+	X(ui_cmd_user_totp)     \
+	X(ui_cmd_user_lock)     \
+	X(ui_cmd_user_unlock)   \
+	X(ui_cmd_user_pubkey)   \
 	X(ui_cmd_console)       \
 	X(ui_cmd_help)
 

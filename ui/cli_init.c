@@ -12,7 +12,7 @@
 #include "demo.h"
 #include "user.h"
 #include "secmem.h"
-#include "hsm.h"
+#include "caller.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,39 +27,41 @@
 #include <openssl/rand.h>
 
 #define PIN_CAP 256
+#define PASS_CAP 1026 /* a passphrase of up to 1024 bytes, its newline and NUL */
 #define DEMO_PIN_FILE "demo-pin.DEMO-ONLY"
 #define DEMO_PIN_LEN 20
 
-/* ---------------------------------------------------------------- PINs */
+/* ---------------------------------------------------------------- secrets */
 
-/* A secret from the environment, a file, or the terminal (twice when
- * `confirm`).  buf is locked memory of PIN_CAP bytes. */
-static km_status pin_get(const char *env, const char *file, const char *question,
-                         int confirm, char *buf, km_err *e)
+/* A secret from a file (opened with your rights), the environment, or the
+ * terminal (twice when `confirm`).  The file comes first, as for every
+ * command.  buf is locked memory of `cap` bytes. */
+static km_status secret_get(const char *file, const char *env, const char *hint, const char *question,
+                            int confirm, char *buf, size_t cap, km_err *e)
 {
-	const char *v = getenv(env);
+	if (file)
+		return km_secret_file_read(file, KM_SECRET_CALLER | KM_SECRET_COMMENTS, "secret", buf, cap, e);
+	const char *v = env ? getenv(env) : NULL;
 	if (v && *v) {
-		if (strlen(v) >= PIN_CAP)
-			return km_fail(e, KM_EUSAGE, "%s is longer than %d bytes", env, PIN_CAP - 1);
+		if (strlen(v) >= cap)
+			return km_fail(e, KM_EUSAGE, "%s is longer than %zu bytes", env, cap - 1);
 		memcpy(buf, v, strlen(v) + 1);
 		return KM_OK;
 	}
-	if (file)
-		return ui_secret_from_file(file, buf, PIN_CAP, e);
-	km_status st = ui_prompt_secret(NULL, question, buf, PIN_CAP, e);
+	km_status st = ui_prompt_secret((void *)hint, question, buf, cap, e);
 	if (st != KM_OK || !confirm)
 		return st;
-	char *again = km_secure_alloc(PIN_CAP);
+	char *again = km_secure_alloc(cap);
 	if (!again)
 		return km_fail(e, KM_ENOMEM, "out of locked memory");
 	char q2[128];
-	snprintf(q2, sizeof q2, "%s (again)", question);
-	st = ui_prompt_secret(NULL, q2, again, PIN_CAP, e);
+	snprintf(q2, sizeof q2, "%.100s (again):", question);
+	st = ui_prompt_secret((void *)hint, q2, again, cap, e);
 	if (st == KM_OK && strcmp(buf, again) != 0)
 		st = km_fail(e, KM_EINVAL, "the two answers differ; nothing was changed");
-	km_secure_free(again, PIN_CAP);
+	km_secure_free(again, cap);
 	if (st != KM_OK)
-		OPENSSL_cleanse(buf, PIN_CAP);
+		OPENSSL_cleanse(buf, cap);
 	return st;
 }
 
@@ -119,24 +121,6 @@ static km_status demo_pin_file(const char *path, char *pin, km_err *e)
 	return KM_OK;
 }
 
-/* Would init have to create the token?  Mirrors the core's resolution
- * (the environment overrides the option) and asks the module. */
-static int token_missing(const ui_args *a)
-{
-	const char *module = getenv("KEYWARD_PKCS11_MODULE");
-	const char *token = getenv("KEYWARD_TOKEN");
-	if (!module || !*module)
-		module = ui_arg(a, "module") ? ui_arg(a, "module") : KM_DEFAULT_MODULE;
-	if (!token || !*token)
-		token = ui_arg(a, "token") ? ui_arg(a, "token") : KM_DEFAULT_TOKEN;
-	hsm_config hc = {module, token};
-	int found = 1;
-	km_err e;
-	if (hsm_token_exists(&hc, &found, &e) != KM_OK)
-		return 0; /* let init itself report the problem */
-	return !found;
-}
-
 /* ---------------------------------------------------------------- progress */
 
 static void demo_progress(void *c, const char *what, uint64_t done, uint64_t total)
@@ -164,9 +148,21 @@ static km_status demo_fill(ui_cli *cli, uint64_t keys, uint64_t events, km_err *
 
 km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 {
-	int demo = ui_arg_flag(a, "demo");
+	int demo = ui_arg_flag(a, "demo"), sys = ui_arg_flag(a, "system");
 	char home[PATH_MAX], conf[PATH_MAX], pin_path[PATH_MAX + 32];
-	km_status st = km_config_home(cli->home, home, sizeof home, e);
+	if (demo && sys)
+		return km_fail(e, KM_EUSAGE, "init: --demo and --system do not go together");
+	if (sys && (cli->home || ui_arg(a, "module") || ui_arg(a, "token") || ui_arg(a, "softhsm2-conf") ||
+	            ui_arg(a, "pin-file") || ui_arg(a, "so-pin-file")))
+		return km_fail(e, KM_EUSAGE, "init --system takes no paths, module, token or PIN: the "
+		               "system deployment lives in %s with a token of its own", KM_SYSTEM_HOME);
+	if (sys && !ui_arg(a, "admin"))
+		return km_fail(e, KM_EUSAGE, "init --system needs --admin NAME: the login name of the "
+		               "first administrator");
+	if (!sys && ui_arg(a, "admin"))
+		return km_fail(e, KM_EUSAGE, "init: --admin is for --system; a personal deployment's "
+		               "first user is you (or --user NAME)");
+	km_status st = km_config_home(sys ? NULL : cli->home, home, sizeof home, e);
 	if (st != KM_OK)
 		return st;
 
@@ -178,7 +174,6 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 			return km_fail(e, KM_ECONFIG, "SoftHSM2 configuration %s: %s", softhsm2_conf,
 			               strerror(errno));
 		softhsm2_conf = conf;
-		setenv("SOFTHSM2_CONF", conf, 1); /* for the token check below */
 	}
 	snprintf(pin_path, sizeof pin_path, "%s/config.json", home);
 	if (access(pin_path, F_OK) == 0)
@@ -187,53 +182,70 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 
 	char *pin = km_secure_alloc(PIN_CAP);
 	char *so_pin = km_secure_alloc(PIN_CAP);
-	if (!pin || !so_pin) {
-		km_secure_free(pin, PIN_CAP);
-		km_secure_free(so_pin, PIN_CAP);
-		return km_fail(e, KM_ENOMEM, "out of locked memory");
+	char *pass = km_secure_alloc(PASS_CAP);
+	if (!pin || !so_pin || !pass) {
+		st = km_fail(e, KM_ENOMEM, "out of locked memory");
+		goto out;
 	}
 	km_init_opts o = {
-		.home = cli->home,
+		.home = sys ? NULL : cli->home,
 		.module_path = ui_arg(a, "module"),
 		.token = ui_arg(a, "token"),
 		.softhsm2_conf = softhsm2_conf,
+		.mode = sys ? KM_MODE_SYSTEM : KM_MODE_PERSONAL,
+		.first_user = sys ? ui_arg(a, "admin") : cli->user,
 	};
 	if (demo) {
 		snprintf(pin_path, sizeof pin_path, "%s/%s", home, DEMO_PIN_FILE);
 		st = mkdir_p_private(home, e);
 		if (st == KM_OK)
 			st = demo_pin_file(pin_path, pin, e);
-		if (st == KM_OK)
-			st = pin_random(so_pin, e);
+		snprintf(pass, PASS_CAP, "%s", KM_DEMO_PASSPHRASE);
 		o.pin_file = pin_path;
 		o.first_user_roles = KM_ROLE_OFFICER | KM_ROLE_AUDITOR;
 		o.demo_users = 1;
 	} else {
-		const char *pin_file = ui_arg(a, "pin-file") ? ui_arg(a, "pin-file") : cli->pin_file;
-		st = pin_get("KEYWARD_PIN", pin_file, "New user PIN", 1, pin, e);
-		if (st == KM_OK && (getenv("KEYWARD_SO_PIN") || ui_arg(a, "so-pin-file") ||
-		                    token_missing(a)))
-			st = pin_get("KEYWARD_SO_PIN", ui_arg(a, "so-pin-file"),
-			             "The token will be created: its SO PIN", 1, so_pin, e);
+		if (!sys)
+			st = secret_get(ui_arg(a, "pin-file") ? ui_arg(a, "pin-file") : cli->pin_file,
+			                "KEYWARD_PIN", "use --pin-file or set KEYWARD_PIN",
+			                "New HSM user PIN:", 1, pin, PIN_CAP, e);
+		int needs = 0;
+		if (st == KM_OK)
+			st = km_init_needs_so_pin(&o, &needs, e);
+		if (st == KM_OK && needs)
+			st = secret_get(ui_arg(a, "so-pin-file"), "KEYWARD_SO_PIN",
+			                "use --so-pin-file or set KEYWARD_SO_PIN",
+			                "The token will be created: its SO PIN:", 1, so_pin, PIN_CAP, e);
+		if (st == KM_OK)
+			st = secret_get(cli->passphrase_file, "KEYWARD_PASSPHRASE",
+			                "use --passphrase-file or set KEYWARD_PASSPHRASE",
+			                sys ? "The first administrator's passphrase:" : "Your keyward passphrase:",
+			                1, pass, PASS_CAP, e);
 	}
 	o.pin = pin;
 	o.so_pin = so_pin[0] ? so_pin : NULL;
+	o.passphrase = pass;
 	if (st == KM_OK)
 		st = km_init_deployment(&o, e);
-	km_secure_free(so_pin, PIN_CAP);
-	km_secure_free(pin, PIN_CAP);
 	if (st != KM_OK)
-		return st;
+		goto out;
 
-	ui_note("initialised the deployment at %s", home);
+	ui_note("initialised the %s deployment at %s", sys ? "system" : "personal", home);
 	if (!demo)
-		return KM_OK;
-	/* The demo: open it like any later session would and fill it. */
+		goto out;
+	/* The demo: open it like any later session would and fill it; its
+	 * changes step up with the demo passphrase. */
+	setenv("KEYWARD_PASSPHRASE", KM_DEMO_PASSPHRASE, 1);
 	st = ui_cli_open(cli, pin_path, e);
 	if (st == KM_OK)
 		st = demo_fill(cli, 0, 0, e);
 	if (st == KM_OK)
-		ui_note("demo content added; the PIN is in %s (DEMO ONLY)", pin_path);
+		ui_note("demo content added; the PIN is in %s and every demo person's passphrase is "
+		        "\"%s\" (DEMO ONLY)", pin_path, KM_DEMO_PASSPHRASE);
+out:
+	km_secure_free(pass, PASS_CAP);
+	km_secure_free(so_pin, PIN_CAP);
+	km_secure_free(pin, PIN_CAP);
 	return st;
 }
 
@@ -259,7 +271,8 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 		ui_json_set_text(o, "user", who->name);
 		json_object_set_new(o, "roles", json_string(roles));
 		ui_json_set_text(o, "os_user", who->os_user);
-		json_object_set_new(o, "via", who->via[0] ? ui_json_text(who->via) : json_null());
+		json_object_set_new(o, "mode", json_string(s.mode == KM_MODE_SYSTEM ? "system" : "personal"));
+		ui_json_set_text(o, "trust_boundary", s.boundary);
 		json_object_set_new(o, "keys", json_integer((json_int_t)s.keys));
 		json_object_set_new(o, "versions", json_integer((json_int_t)s.versions));
 		json_object_set_new(o, "assets", json_integer((json_int_t)s.assets));
@@ -279,7 +292,9 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 	ui_print_line("token:      %s (%s)%s", s.token_label, s.token_desc,
 	              s.hsm_logged_in ? ", logged in" : "");
 	ui_print_line("user:       %s (%s)%s%s", who->name, roles[0] ? roles : "no roles",
-	              who->via[0] ? " via " : "", who->via);
+	              strcmp(who->os_user, who->name) ? ", OS user " : "",
+	              strcmp(who->os_user, who->name) ? who->os_user : "");
+	ui_print_line("mode:       %s", s.boundary);
 	printf("keys:       %" PRIu64 " (%" PRIu64 " versions), %" PRIu64 " due, %" PRIu64
 	       " overdue\n", s.keys, s.versions, s.keys_due, s.keys_overdue);
 	printf("assets:     %" PRIu64 "\n", s.assets);
@@ -316,20 +331,42 @@ typedef struct user_list {
 	km_status st;
 } user_list;
 
+static void user_state(const km_user_info *u, char *buf, size_t cap)
+{
+	char t[32];
+	if (!u->sealed)
+		snprintf(buf, cap, "DAMAGED (MAC fails)");
+	else if (u->disabled)
+		snprintf(buf, cap, "locked");
+	else if (u->locked_until > km_now())
+		snprintf(buf, cap, "locked out until %s", ui_time_str(u->locked_until, t));
+	else
+		snprintf(buf, cap, "%s%s", u->has_passphrase ? "passphrase" : "no passphrase",
+		         u->totp ? "+totp" : "");
+}
+
 static int user_cb(void *c, const km_user_info *u)
 {
 	user_list *l = c;
-	char roles[128], created[32];
+	char roles[128], created[32], state[64];
 	km_roles_format(u->roles, roles, sizeof roles);
+	user_state(u, state, sizeof state);
 	if (l->arr) {
 		json_t *o = json_object();
 		ui_json_set_text(o, "name", u->name);
 		json_object_set_new(o, "roles", json_string(roles));
+		ui_json_set_text(o, "scopes", u->scopes);
+		json_object_set_new(o, "passphrase", json_boolean(u->has_passphrase));
+		json_object_set_new(o, "totp", json_boolean(u->totp));
+		json_object_set_new(o, "locked", json_boolean(u->disabled));
+		json_object_set_new(o, "locked_until", ui_json_time(u->locked_until));
+		json_object_set_new(o, "sealed", json_boolean(u->sealed));
 		json_object_set_new(o, "created", ui_json_time(u->created));
 		ui_json_set_text(o, "created_by", u->created_by);
 		return json_array_append_new(l->arr, o) != 0;
 	}
-	const char *cells[] = {u->name, roles, ui_time_str(u->created, created), u->created_by};
+	const char *cells[] = {u->name, roles, u->scopes[0] ? u->scopes : "-", state,
+	                       ui_time_str(u->created, created), u->created_by};
 	l->st = ui_table_add(l->t, cells, NULL);
 	return l->st != KM_OK;
 }
@@ -337,7 +374,7 @@ static int user_cb(void *c, const km_user_info *u)
 km_status ui_cmd_user_list(ui_cli *cli, const ui_args *a, km_err *e)
 {
 	(void)a;
-	static const char *const hdr[] = {"USER", "ROLES", "CREATED", "BY"};
+	static const char *const hdr[] = {"USER", "ROLES", "SCOPES", "CREDENTIAL", "CREATED", "BY"};
 	user_list l = {0};
 	if (cli->json)
 		l.arr = json_array();
@@ -355,6 +392,16 @@ km_status ui_cmd_user_list(ui_cli *cli, const ui_args *a, km_err *e)
 	return st;
 }
 
+/* A new passphrase for someone (yourself, or a user being enrolled):
+ * --new-passphrase-file, KEYWARD_NEW_PASSPHRASE, or the terminal, twice. */
+static km_status new_passphrase(const ui_args *a, const char *whose, char *buf, km_err *e)
+{
+	char q[128];
+	snprintf(q, sizeof q, "New passphrase for %.64s:", whose);
+	return secret_get(ui_arg(a, "new-passphrase-file"), "KEYWARD_NEW_PASSPHRASE",
+	                  "use --new-passphrase-file or set KEYWARD_NEW_PASSPHRASE", q, 1, buf, PASS_CAP, e);
+}
+
 km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 {
 	const char *rolestr = ui_arg(a, "role");
@@ -362,8 +409,19 @@ km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 		return km_fail(e, KM_EUSAGE, "user add: --role R[,R] is required");
 	unsigned roles;
 	km_status st = km_roles_parse(rolestr, &roles, e);
+	if (st != KM_OK)
+		return st;
+	const char *scopes = ui_arg(a, "scope");
+	/* Services never step up, so they get no passphrase unless asked. */
+	int want_pass = !(roles & KM_ROLE_SERVICE) || ui_arg(a, "new-passphrase-file");
+	char *pass = km_secure_alloc(PASS_CAP);
+	if (!pass)
+		return km_fail(e, KM_ENOMEM, "out of locked memory");
+	if (want_pass)
+		st = new_passphrase(a, a->pos[0], pass, e);
 	if (st == KM_OK)
-		st = km_user_add(cli->ctx, a->pos[0], roles, e);
+		st = km_user_add(cli->ctx, a->pos[0], roles, scopes, want_pass ? pass : NULL, e);
+	km_secure_free(pass, PASS_CAP);
 	if (st != KM_OK)
 		return st;
 	char fmt[128];
@@ -372,8 +430,83 @@ km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 		json_t *o = json_object();
 		ui_json_set_text(o, "name", a->pos[0]);
 		json_object_set_new(o, "roles", json_string(fmt));
+		ui_json_set_text(o, "scopes", scopes ? scopes : "");
 		return ui_json_print(o, e);
 	}
-	ui_print_line("added user %s (%s)", a->pos[0], fmt);
+	ui_print_line("added user %s (%s)%s%s", a->pos[0], fmt, scopes ? " with scopes " : "",
+	              scopes ? scopes : "");
 	return KM_OK;
+}
+
+km_status ui_cmd_user_passwd(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	const km_actor *who = km_actor_get(cli->ctx);
+	char *pass = km_secure_alloc(PASS_CAP);
+	if (!pass)
+		return km_fail(e, KM_ENOMEM, "out of locked memory");
+	km_status st = new_passphrase(a, who->name, pass, e);
+	if (st == KM_OK)
+		st = km_user_passwd(cli->ctx, pass, e);
+	km_secure_free(pass, PASS_CAP);
+	if (st == KM_OK)
+		ui_print_line("changed the passphrase of %s; the signing key stays the same", who->name);
+	return st;
+}
+
+km_status ui_cmd_user_totp(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	const char *what = a->pos[0];
+	if (strcmp(what, "enrol") == 0 || strcmp(what, "enroll") == 0) {
+		if (a->npos > 1)
+			return km_fail(e, KM_EUSAGE, "user totp enrol: you can only enrol your own second factor");
+		char uri[256], secret[128];
+		km_status st = km_user_totp_enrol(cli->ctx, uri, sizeof uri, secret, sizeof secret, e);
+		if (st != KM_OK)
+			return st;
+		if (cli->json) {
+			json_t *o = json_pack("{s:s,s:s}", "otpauth_uri", uri, "secret", secret);
+			st = ui_json_print(o, e);
+		} else {
+			printf("second factor enrolled; add it to your authenticator app now (shown once):\n"
+			       "  secret: %s\n  uri:    %s\n", secret, uri);
+		}
+		OPENSSL_cleanse(uri, sizeof uri);
+		OPENSSL_cleanse(secret, sizeof secret);
+		return st;
+	}
+	if (strcmp(what, "disable") == 0) {
+		const char *name = a->npos > 1 ? a->pos[1] : NULL;
+		km_status st = km_user_totp_disable(cli->ctx, name, e);
+		if (st == KM_OK)
+			ui_print_line("second factor of %s removed", name ? name : km_actor_get(cli->ctx)->name);
+		return st;
+	}
+	return km_fail(e, KM_EUSAGE, "user totp: \"%s\" is neither enrol nor disable", what);
+}
+
+km_status ui_cmd_user_lock(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	km_status st = km_user_lock(cli->ctx, a->pos[0], e);
+	if (st == KM_OK)
+		ui_print_line("locked %s: every session of theirs is refused until `user unlock`", a->pos[0]);
+	return st;
+}
+
+km_status ui_cmd_user_unlock(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	km_status st = km_user_unlock(cli->ctx, a->pos[0], e);
+	if (st == KM_OK)
+		ui_print_line("unlocked %s", a->pos[0]);
+	return st;
+}
+
+km_status ui_cmd_user_pubkey(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	char *pem = NULL;
+	km_status st = km_user_pubkey_pem(cli->ctx, a->npos ? a->pos[0] : km_actor_get(cli->ctx)->name,
+	                                  &pem, e);
+	if (st == KM_OK)
+		fputs(pem, stdout);
+	free(pem);
+	return st;
 }

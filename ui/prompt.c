@@ -8,6 +8,7 @@
  * flag and waiting for input.
  */
 #include "prompt.h"
+#include "caller.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,22 +92,21 @@ static km_status prompt_read_line(int fd, const sigset_t *waitmask, char *buf, s
 km_status ui_prompt_secret(void *ctx, const char *question, char *buf, size_t cap,
                            km_err *e)
 {
-	(void)ctx;
+	/* ctx: how else the secret can be given, for the message when there
+	 * is no terminal ("set KEYWARD_SO_PIN or use --so-pin-file"). */
+	const char *hint = ctx ? (const char *)ctx : "see keyward --help for other ways to give it";
 	if (!buf || cap < 2)
 		return km_fail(e, KM_EUSAGE, "prompt buffer too small");
 	buf[0] = '\0';
 
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
-		return km_fail(e, KM_EUSAGE,
-		               "%s: no terminal to ask on (set KEYWARD_PIN or use --pin-file)",
-		               question);
+		return km_fail(e, KM_EUSAGE, "%s there is no terminal to ask on (%s)", question, hint);
 
 	struct termios saved;
 	if (tcgetattr(fd, &saved) != 0) {
 		close(fd);
-		return km_fail(e, KM_EUSAGE, "%s: /dev/tty is not a terminal (set KEYWARD_PIN or use --pin-file)",
-		               question);
+		return km_fail(e, KM_EUSAGE, "%s /dev/tty is not a terminal (%s)", question, hint);
 	}
 
 	/* Block the signals first, then install the handlers: from here until
@@ -160,31 +160,5 @@ km_status ui_prompt_secret(void *ctx, const char *question, char *buf, size_t ca
 
 km_status ui_secret_from_file(const char *path, char *buf, size_t cap, km_err *e)
 {
-	if (!buf || cap < 2)
-		return km_fail(e, KM_EUSAGE, "secret buffer too small");
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return km_fail(e, KM_ECONFIG, "cannot read PIN file %s: %s", path, strerror(errno));
-	km_status st = km_fail(e, KM_ECONFIG, "PIN file %s holds no PIN", path);
-	char line[512];
-	while (fgets(line, sizeof line, f)) {
-		size_t n = strcspn(line, "\r\n");
-		line[n] = '\0';
-		if (n == 0 || line[0] == '#')
-			continue;
-		if (n + 1 > cap) {
-			st = km_fail(e, KM_ECONFIG, "PIN in %s is longer than %zu bytes", path, cap - 1);
-		} else {
-			memcpy(buf, line, n + 1);
-			st = KM_OK;
-		}
-		break;
-	}
-	OPENSSL_cleanse(line, sizeof line);
-	fclose(f);
-	if (st == KM_OK)
-		km_err_clear(e);
-	else
-		OPENSSL_cleanse(buf, cap);
-	return st;
+	return km_secret_file_read(path, KM_SECRET_CALLER | KM_SECRET_COMMENTS, "PIN", buf, cap, e);
 }

@@ -14,11 +14,11 @@
 
 #include <stddef.h>
 
-/* km_secret_prompt_fn (keyward.h).  ctx is unused.  buf receives a
- * NUL-terminated line without its newline; on failure buf is cleansed.
- * KM_EUSAGE when there is no terminal to ask (the message says to use
- * KEYWARD_PIN or --pin-file); KM_EINVAL when the answer is longer than
- * cap - 1 bytes or empty. */
+/* km_secret_prompt_fn (keyward.h).  ctx, when not NULL, is a string saying
+ * how else the secret can be given, for the message when there is no
+ * terminal.  buf receives a NUL-terminated line without its newline; on
+ * failure buf is cleansed.  KM_EUSAGE when there is no terminal to ask;
+ * KM_EINVAL when the answer is longer than cap - 1 bytes or empty. */
 km_status ui_prompt_secret(void *ctx, const char *question, char *buf, size_t cap,
                            km_err *e);
 
