@@ -16,7 +16,7 @@ VERSION   := 0.1.0
 # the module itself is dlopen()ed at run time so any vendor's works.
 # libcurl is installed (the audit-forwarding work will call it) but not
 # linked until something does.
-PKGS      := ncursesw openssl jansson sqlite3
+PKGS      := ncursesw openssl jansson sqlite3 libargon2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -73,7 +73,7 @@ all: $(BIN)
 # ---------------------------------------------------------------- packages
 DEB_PKGS := build-essential pkg-config libncurses-dev libssl-dev libcurl4-openssl-dev \
             libjansson-dev libsqlite3-dev check softhsm2 opensc libp11-kit-dev tmux sqlite3 \
-            python3
+            python3 libargon2-dev
 # Quick when everything is there: one dpkg-query, no apt-get.
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
