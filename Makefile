@@ -6,6 +6,10 @@
 #                AddressSanitizer + UBSan build
 
 PREFIX    ?= /usr/local
+# The system deployment: its home and service account are fixed at build
+# time, so that nothing a caller of the set-user-ID binary sets can move them.
+SYSTEM_HOME  ?= /var/lib/keyward
+SERVICE_USER ?= keyward
 DESTDIR   ?=
 BUILD     ?= build
 SAN       ?=
@@ -34,7 +38,7 @@ SAN_LD    :=
 endif
 CFLAGS    ?=
 CFLAGS    += -std=c11 -D_GNU_SOURCE -DKEYWARD_VERSION='"$(VERSION)"' $(OPT) $(WARN) $(HARDEN) \
-             $(PKG_CFLAGS)
+             -DKM_SYSTEM_HOME='"$(SYSTEM_HOME)"' -DKM_SERVICE_USER='"$(SERVICE_USER)"' $(PKG_CFLAGS)
 # base/ is the shared floor (status values, error messages) of hsm/ and core/.
 # hsm/ sees only base/; core/ sees base/ and hsm/; ui/ sees only the public
 # core headers, copied into $(BUILD)/include, as sqlite3.h is to sqliteInt.h.
@@ -113,13 +117,14 @@ $(BUILD)/ui/%.o: ui/%.c $(PUBLIC_COPY)
 	@echo '  CC  $<'
 	@$(CC) $(CFLAGS) $(UI_INC) -MMD -MP -c $< -o $@
 
-# The installed binary looks for themes under PREFIX (after ./themes and
-# $KEYWARD_THEMES_DIR); a stamp rebuilds theme.o when PREFIX changes.
+# The installed binary looks for themes under PREFIX; a stamp rebuilds
+# everything when PREFIX, SYSTEM_HOME or SERVICE_USER change.
 THEMES_DIR := $(PREFIX)/share/keyward/themes
 $(BUILD)/ui/theme.o: CFLAGS += -DUI_THEMES_DIR='"$(THEMES_DIR)"'
-$(BUILD)/ui/theme.o: $(BUILD)/prefix-$(subst /,_,$(PREFIX)).stamp
-$(BUILD)/prefix-%.stamp:
-	@mkdir -p $(BUILD) && rm -f $(BUILD)/prefix-*.stamp && touch $@
+BUILD_STAMP := $(BUILD)/paths-$(subst /,_,$(PREFIX)-$(SYSTEM_HOME)-$(SERVICE_USER)).stamp
+$(LIB_OBJ) $(UI_OBJ): $(BUILD_STAMP)
+$(BUILD_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/paths-*.stamp && touch $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -148,14 +153,21 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 -include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 
 # ---------------------------------------------------------------- run
+# The demo is disposable: one left half-made by a killed init, or made by an
+# older keyward, is moved aside (never deleted) and a fresh one made.
 demo: deps-quiet all
+	@if [ -d "$(DEMO_HOME)" ] && { [ ! -f "$(DEMO_HOME)/config.json" ] || \
+	        ! grep -q '"mode"' "$(DEMO_HOME)/config.json"; }; then \
+	    old="$(DEMO_HOME).old-$$(date +%Y%m%d-%H%M%S)"; mv "$(DEMO_HOME)" "$$old"; \
+	    echo "the demo in $(DEMO_HOME) was incomplete or from an older keyward: moved it to $$old"; \
+	fi
 	@if [ ! -f "$(DEMO_HOME)/config.json" ]; then \
 	    echo "setting up the demo deployment in $(DEMO_HOME) (demo only: the PIN is in a file)"; \
-	    KEYWARD_HOME="$(DEMO_HOME)" $(BIN) init --demo >/dev/null || exit $$?; \
+	    $(BIN) --home "$(DEMO_HOME)" init --demo >/dev/null || exit $$?; \
 	fi
 
 run: demo
-	KEYWARD_HOME="$(DEMO_HOME)" $(BIN)
+	$(BIN) --home "$(DEMO_HOME)"
 
 # ---------------------------------------------------------------- tests
 # `unit` runs every Check binary; `shtest` drives the real binary (CLI and
@@ -186,11 +198,23 @@ bench: all $(BENCH_BIN)
 	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash bench/run.sh
 
 # ---------------------------------------------------------------- install
+# As root: the service account (created when missing), its home (0700) and
+# the binary set-user-ID to it.  Then `sudo keyward init --system --admin NAME`.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/keyward/themes $(DESTDIR)$(PREFIX)/share/doc/keyward
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keyward
 	install -m 0644 themes/*.json $(DESTDIR)$(PREFIX)/share/keyward/themes/
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/keyward/
+	@if [ "$$(id -u)" != 0 ]; then \
+	    install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keyward; \
+	    echo "note: not root, so keyward is installed without its service account (personal use only)"; \
+	else \
+	    id -u $(SERVICE_USER) >/dev/null 2>&1 || \
+	        useradd --system --home-dir $(SYSTEM_HOME) --no-create-home --shell /usr/sbin/nologin \
+	            --user-group $(SERVICE_USER); \
+	    install -d -o $(SERVICE_USER) -g $(SERVICE_USER) -m 0700 $(DESTDIR)$(SYSTEM_HOME); \
+	    install -o $(SERVICE_USER) -g $(SERVICE_USER) -m 4755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keyward; \
+	    echo "installed set-user-ID to $(SERVICE_USER); next: sudo $(PREFIX)/bin/keyward init --system --admin LOGIN"; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/keyward
@@ -200,4 +224,4 @@ clean:
 	rm -rf build build-asan
 
 distclean: clean
-	rm -rf .keyward
+	rm -rf .keyward .keyward.old-*

@@ -5,6 +5,8 @@
 #include "ctx.h"
 #include "db.h"
 #include "hsm.h"
+#include "kek_int.h"
+#include "user_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,4 +135,21 @@ km_status km_audit_pubkey_pem(km_ctx *ctx, char **pem, km_err *e)
 	}
 	BIO_free(b);
 	return *pem ? KM_OK : km_fail(e, KM_ENOMEM, "out of memory");
+}
+
+static km_status verify_rows_impl(km_ctx *ctx, km_rows_result *r, km_err *e)
+{
+	km_status st = km_authorize(ctx, KM_ACT_AUDIT_VERIFY, NULL, e);
+	memset(r, 0, sizeof *r);
+	if (!st)
+		st = user_rows_verify(ctx, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	if (!st)
+		st = kek_versions_verify(ctx, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	return st;
+}
+
+km_status km_audit_verify_rows(km_ctx *ctx, km_rows_result *r, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_AUDIT_VERIFY, "rows");
+	return km_op_end(ctx, verify_rows_impl(ctx, r, e), e);
 }

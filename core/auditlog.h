@@ -40,6 +40,15 @@ km_status km_audit_verify(km_ctx *ctx, audit_progress_fn progress, void *pctx,
 km_status km_audit_verify_entry(km_ctx *ctx, uint64_t seq, audit_verify_result *r,
                                 km_err *e);
 
+/* The HSM seals of every row that authorisation reads (users, key
+ * versions): rows checked, rows whose MAC fails, the first one named. */
+typedef struct km_rows_result {
+	uint64_t checked;
+	uint64_t bad;
+	char problem[256];
+} km_rows_result;
+km_status km_audit_verify_rows(km_ctx *ctx, km_rows_result *r, km_err *e);
+
 /* The audit public key as PEM (malloc'd), for verifiers outside keyward. */
 km_status km_audit_pubkey_pem(km_ctx *ctx, char **pem, km_err *e);
 

@@ -21,7 +21,7 @@
  * that names a path or a library. */
 static const char *const env_keep[] = {
 	"TERM", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "NO_COLOR", "COLUMNS", "LINES",
-	"KEYWARD_PASSPHRASE", "KEYWARD_OTP",
+	"KEYWARD_PASSPHRASE", "KEYWARD_NEW_PASSPHRASE", "KEYWARD_OTP",
 };
 
 /* 1 when /proc/self/uid_map is the initial namespace's identity map. */

@@ -39,4 +39,8 @@ km_status kek_material(km_ctx *ctx, const kek_version_row *row, uint64_t bytes,
 /* Recompute keys.cur_* / assets / last_used for one key (in a tx). */
 km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e);
 
+/* Check every key version's seal, as user_rows_verify does for users. */
+km_status kek_versions_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
+                              km_err *e);
+
 #endif

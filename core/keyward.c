@@ -54,6 +54,12 @@ km_status km_random_hex(char *out, size_t n, km_err *e)
 }
 
 const km_actor *km_actor_get(const km_ctx *ctx) { return &ctx->actor; }
+
+void km_set_secret_prompt(km_ctx *ctx, km_secret_prompt_fn fn, void *prompt_ctx)
+{
+	ctx->prompt = fn;
+	ctx->prompt_ctx = prompt_ctx;
+}
 const char *km_log_damage(const km_ctx *ctx) { return ctx->log_damaged ? ctx->log_problem : NULL; }
 const km_config *km_config_get(const km_ctx *ctx) { return &ctx->cfg; }
 sqlite3 *km_db(km_ctx *ctx) { return ctx->db; }

@@ -49,6 +49,10 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e);
 void km_close(km_ctx *ctx);
 
 const km_actor *km_actor_get(const km_ctx *ctx);
+
+/* Replace how this session asks for step-up secrets (the console puts up a
+ * dialog while it runs).  Returns nothing; fn NULL means "never ask". */
+void km_set_secret_prompt(km_ctx *ctx, km_secret_prompt_fn fn, void *prompt_ctx);
 /* NULL, or why this session is read-only: the audit log refused the login
  * event because it is damaged.  Verification and reads still work. */
 const char *km_log_damage(const km_ctx *ctx);

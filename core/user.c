@@ -429,6 +429,40 @@ km_status km_user_list(km_ctx *ctx, int (*cb)(void *c, const km_user_info *u), v
 	return km_op_end(ctx, user_list(ctx, cb, cbctx, e), e);
 }
 
+km_status user_rows_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
+                           km_err *e)
+{
+	sqlite3_stmt *q;
+	km_status st = km_db_prepare(ctx->db, "SELECT " USER_COLS " FROM users ORDER BY name", &q, e);
+	if (st)
+		return st;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		user_row u;
+		km_err rowerr;
+		char what[96];
+		km_status r = row_from_stmt(q, &u, &rowerr);
+		snprintf(what, sizeof what, "'%s'", u.name);
+		if (!r)
+			r = km_rowmac_check(ctx, "users", what, user_fields(&u), sqlite3_column_blob(q, 10),
+			                    (size_t)sqlite3_column_bytes(q, 10), &rowerr);
+		user_row_clear(&u);
+		(*checked)++;
+		if (r == KM_EINTEGRITY || r == KM_EINVAL) {
+			if (!(*bad)++)
+				snprintf(problem, cap, "%s", rowerr.msg);
+		} else if (r) {
+			*e = rowerr;
+			st = r;
+			break;
+		}
+	}
+	if (!st && rc != SQLITE_DONE)
+		st = km_db_fail(ctx->db, e, "reading users");
+	sqlite3_finalize(q);
+	return st;
+}
+
 static km_status user_pubkey(km_ctx *ctx, const char *name, char **pem, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_USER_READ, NULL, e);

@@ -78,7 +78,7 @@ START_TEST(init_and_login_are_audited)
 	/* init, user.add, login */
 	ck_assert_uint_ge(audit_count(ctx), 3);
 	km_err e;
-	km_init_opts again = {.home = D.home, .pin = D.hsm.pin};
+	km_init_opts again = {.home = D.home, .pin = D.hsm.pin, .passphrase = TH_PASSPHRASE};
 	ck_assert_int_eq(km_init_deployment(&again, &e), KM_EEXISTS);
 	assert_log_intact(ctx);
 	km_close(ctx);
@@ -264,7 +264,7 @@ START_TEST(denials_are_audited)
 	ck_assert_str_eq(action, "key.create");
 	ck_assert_str_eq(outcome, "denied");
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM keys"), 0);
-	ck_assert_int_eq(km_user_add(ctx, "mallory", KM_ROLE_OFFICER, &e), KM_EDENIED);
+	ck_assert_int_eq(km_user_add(ctx, "mallory", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_EDENIED);
 	assert_log_intact(ctx);
 	km_close(ctx);
 }
@@ -275,21 +275,20 @@ START_TEST(admin_enrols_but_cannot_use_keys)
 	th_deploy_setup(&D, KM_ROLE_ADMIN, NULL);
 	km_ctx *ctx = th_deploy_open(&D, NULL);
 	km_err e;
-	ck_assert_int_eq(km_user_add(ctx, "alice", KM_ROLE_OFFICER, &e), KM_OK);
-	ck_assert_int_eq(km_user_add(ctx, "alice", KM_ROLE_OFFICER, &e), KM_EEXISTS);
-	ck_assert_int_eq(km_user_add(ctx, "root2", KM_ROLE_ADMIN | KM_ROLE_OFFICER, &e), KM_EDENIED);
+	ck_assert_int_eq(km_user_add(ctx, "alice", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_OK);
+	ck_assert_int_eq(km_user_add(ctx, "alice", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_EEXISTS);
+	ck_assert_int_eq(km_user_add(ctx, "root2", KM_ROLE_ADMIN | KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_EDENIED);
 	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_EDENIED);
 	km_close(ctx);
-	if (geteuid() == 0) {
-		km_ctx *alice = th_deploy_open(&D, "alice");
-		ck_assert_str_eq(km_actor_get(alice)->name, "alice");
-		ck_assert_int_eq(km_key_create(alice, "features/x", NULL, 0, &e), KM_OK);
-		km_close(alice);
-		km_open_opts o = {.home = D.home, .as_user = "nobody-enrolled"};
-		km_ctx *none = NULL;
-		ck_assert_int_eq(km_open(&o, &none, &e), KM_EDENIED);
-		ck_assert_ptr_nonnull(strstr(e.msg, "not a keyward user"));
-	}
+	/* Personal mode: --user names the person; the passphrase proves it. */
+	km_ctx *alice = th_deploy_open(&D, "alice");
+	ck_assert_str_eq(km_actor_get(alice)->name, "alice");
+	ck_assert_int_eq(km_key_create(alice, "features/x", NULL, 0, &e), KM_OK);
+	km_close(alice);
+	km_open_opts o = {.home = D.home, .user = "nobody-enrolled"};
+	km_ctx *none = NULL;
+	ck_assert_int_eq(km_open(&o, &none, &e), KM_EDENIED);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not a keyward user"));
 }
 END_TEST
 

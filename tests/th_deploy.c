@@ -21,6 +21,11 @@ void th_deploy_setup(th_deploy *d, unsigned roles, const char *extra_config)
 	o.pin = d->hsm.pin;
 	o.softhsm2_conf = d->hsm.conf;
 	o.first_user_roles = roles;
+	/* Every test person's passphrase; cheap Argon2id so tests stay fast
+	 * (one test in test_cred runs the defaults). */
+	o.passphrase = TH_PASSPHRASE;
+	o.argon2_t = 1;
+	o.argon2_m_kib = 8;
 	km_err e = {0};
 	km_status st = km_init_deployment(&o, &e);
 	ck_assert_msg(st == KM_OK, "init: %s", e.msg);
@@ -35,13 +40,14 @@ void th_deploy_setup(th_deploy *d, unsigned roles, const char *extra_config)
 	}
 	setenv("KEYWARD_HOME", d->home, 1);
 	setenv("KEYWARD_PIN", d->hsm.pin, 1);
+	setenv("KEYWARD_PASSPHRASE", TH_PASSPHRASE, 1);
 }
 
-km_ctx *th_deploy_open(th_deploy *d, const char *as_user)
+km_ctx *th_deploy_open(th_deploy *d, const char *user)
 {
 	km_open_opts o = {0};
 	o.home = d->home;
-	o.as_user = as_user;
+	o.user = user;
 	km_ctx *ctx = NULL;
 	km_err e = {0};
 	km_status st = km_open(&o, &ctx, &e);

@@ -14,13 +14,17 @@ typedef struct th_deploy {
 	char home[300];
 } th_deploy;
 
+/* Every test user's passphrase (KEYWARD_PASSPHRASE is set to it). */
+#define TH_PASSPHRASE "test passphrase"
+
 /* Create the deployment; the invoking user gets `roles`.  extra_config is
  * JSON members merged into config.json (e.g. "\"kek_max_wraps\": 3") or
  * NULL.  Exports KEYWARD_HOME and KEYWARD_PIN.  Aborts the test on failure. */
 void th_deploy_setup(th_deploy *d, unsigned roles, const char *extra_config);
 
-/* km_open on it (as_user may be NULL); aborts the test on failure. */
-km_ctx *th_deploy_open(th_deploy *d, const char *as_user);
+/* km_open on it as keyward user `user` (NULL: who ran init); aborts the
+ * test on failure. */
+km_ctx *th_deploy_open(th_deploy *d, const char *user);
 
 void th_deploy_teardown(th_deploy *d);
 

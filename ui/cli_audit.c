@@ -264,6 +264,12 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 	}
 	if (st != KM_OK)
 		return st;
+	/* The sealed rows too: a role or state edited by hand is as much a
+	 * failed verification as an edited event. */
+	km_rows_result rows;
+	memset(&rows, 0, sizeof rows);
+	if (!entry && (st = km_audit_verify_rows(cli->ctx, &rows, e)) != KM_OK)
+		return st;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
@@ -279,6 +285,11 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "heads_total", json_integer((json_int_t)r.heads_total));
 		json_object_set_new(o, "heads_checked", json_integer((json_int_t)r.heads_checked));
 		json_object_set_new(o, "seconds", json_real(secs));
+		if (!entry) {
+			json_object_set_new(o, "rows_checked", json_integer((json_int_t)rows.checked));
+			json_object_set_new(o, "rows_bad", json_integer((json_int_t)rows.bad));
+			json_object_set_new(o, "rows_problem", rows.bad ? ui_json_text(rows.problem) : json_null());
+		}
 		json_object_set_new(o, "first_bad_seq",
 		                    r.intact ? json_null() : json_integer((json_int_t)r.first_bad_seq));
 		json_object_set_new(o, "problem", r.intact ? json_null() : ui_json_text(r.problem));
@@ -302,8 +313,14 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 			       root, ui_time_str(r.head_time, t));
 		else
 			printf("newest signed head: none verified\n");
+		if (!entry) {
+			printf("sealed rows:        %" PRIu64 " checked, %" PRIu64 " failing their HSM MAC\n",
+			       rows.checked, rows.bad);
+			if (rows.bad)
+				ui_print_line("FAILED: %s", rows.problem);
+		}
 		if (r.intact)
-			printf("intact\n");
+			printf("%s\n", rows.bad ? "log intact, rows damaged" : "intact");
 		else if (r.first_bad_seq)
 			ui_print_line("FAILED at entry %" PRIu64 ": %s", r.first_bad_seq, r.problem);
 		else
@@ -311,6 +328,9 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 	}
 	if (st != KM_OK)
 		return st;
+	if (rows.bad)
+		return km_fail(e, KM_EINTEGRITY, "%" PRIu64 " sealed row%s fail%s their HSM MAC; the first: %s",
+		               rows.bad, rows.bad == 1 ? "" : "s", rows.bad == 1 ? "s" : "", rows.problem);
 	if (!r.intact) {
 		if (r.first_bad_seq)
 			return km_fail(e, KM_EINTEGRITY, "the audit log failed verification at entry %" PRIu64

@@ -200,6 +200,8 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 		st = mkdir_p_private(home, e);
 		if (st == KM_OK)
 			st = demo_pin_file(pin_path, pin, e);
+		if (st == KM_OK) /* used only if a named token must be created */
+			st = pin_random(so_pin, e);
 		snprintf(pass, PASS_CAP, "%s", KM_DEMO_PASSPHRASE);
 		o.pin_file = pin_path;
 		o.first_user_roles = KM_ROLE_OFFICER | KM_ROLE_AUDITOR;

@@ -928,6 +928,17 @@ static void ui_append_problem(char *msg, size_t cap, const char *problem)
 		ui_tw_format(msg + n, cap - n, "%s%s", n ? " | " : "", problem);
 }
 
+/* Step-up inside the console: a dialog, never the raw terminal under
+ * ncurses. */
+static km_status console_secret_prompt(void *pctx, const char *question, char *buf, size_t cap,
+                                       km_err *e)
+{
+	ui_console *c = pctx;
+	if (!ui_dialog_secret(c, "Step-up", question, buf, cap))
+		return km_fail(e, KM_EDENIED, "cancelled: %s was not given", question);
+	return KM_OK;
+}
+
 int ui_console_run(km_ctx *ctx, const char *theme_opt)
 {
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
@@ -937,7 +948,8 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 	}
 	struct timespec t_open;
 	clock_gettime(CLOCK_MONOTONIC, &t_open);
-	const char *timing = getenv("KEYWARD_CONSOLE_TIMING");
+	/* A file the caller names: never for a set-user-ID keyward. */
+	const char *timing = km_config_env("KEYWARD_CONSOLE_TIMING");
 	ui_timing = timing && *timing ? fopen(timing, "ae") : NULL;
 	setlocale(LC_CTYPE, ""); /* widths and wide-character input; numbers stay "C" */
 	ui_console *c = calloc(1, sizeof *c);
@@ -953,9 +965,9 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 	char problems[2048] = "";
 	char msg[1024] = "";
 	const km_config *cfg = km_config_get(ctx);
+	/* KEYWARD_THEME is applied by the core's configuration (personal
+	 * mode only). */
 	const char *theme = theme_opt;
-	if (!theme || !*theme)
-		theme = getenv("KEYWARD_THEME");
 	if ((!theme || !*theme) && cfg)
 		theme = cfg->theme;
 	ui_keymap_default(&c->keymap);
@@ -982,6 +994,7 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 	sigaction(SIGTERM, &sa, &old_term);
 	ui_stop_requested = 0;
 
+	km_set_secret_prompt(ctx, console_secret_prompt, c);
 	cbreak();
 	noecho();
 	nonl();
@@ -1018,6 +1031,7 @@ int ui_console_run(km_ctx *ctx, const char *theme_opt)
 			c->views[i].ops->close(&c->views[i]);
 		free(c->views[i].st);
 	}
+	km_set_secret_prompt(ctx, NULL, NULL);
 	endwin();
 	delscreen(c->screen);
 	sigaction(SIGINT, &old_int, NULL);

@@ -8,6 +8,8 @@
  */
 #include "dialog.h"
 
+#include <openssl/crypto.h>
+
 #include <string.h>
 #include <time.h>
 #include <wchar.h>
@@ -193,6 +195,57 @@ int ui_dialog_confirm(ui_console *c, const char *title, const char *text, const 
 		ui_edit_key(input, sizeof input, key);
 		problem[0] = '\0';
 	}
+	ui_dirty(c);
+	return result;
+}
+
+int ui_dialog_secret(ui_console *c, const char *title, const char *question, char *buf, size_t cap)
+{
+	/* The secret is edited in place in the caller's (locked) buffer and
+	 * shown only as one '*' per character. */
+	int result = 0;
+	buf[0] = '\0';
+	ui_dirty(c);
+	for (;;) {
+		if (ui_needs_paint(c)) {
+			ui_paint(c);
+			if (!ui_too_small(c)) {
+				ui_rect r = dialog_rect(c, 7);
+				int iw = r.w - 4;
+				ui_draw_box(c, r, UI_EL_BORDER, UI_EL_DIALOG, title);
+				ui_draw_text(c, r.y + 1, r.x + 2, iw, UI_EL_DIALOG, UI_TW_ELLIPSIS, question);
+				char stars[80];
+				size_t n = 0;
+				for (const char *p = buf; *p && n + 1 < sizeof stars; p++)
+					if (((unsigned char)*p & 0xC0) != 0x80)
+						stars[n++] = '*';
+				stars[n] = '\0';
+				ui_draw_text(c, r.y + 3, r.x + 2, iw, UI_EL_FIELD_FOCUS, UI_TW_PAD, stars);
+				ui_draw_text(c, r.y + r.h - 2, r.x + 2, iw, UI_EL_DIM, UI_TW_ELLIPSIS,
+				             "Enter: continue   Esc: cancel");
+			}
+			ui_flush(c);
+		}
+		int key;
+		int got = ui_read_key(c, &key);
+		if (got < 0)
+			break;
+		if (got == 0)
+			continue;
+		ui_dirty(c);
+		if (key == 27 || key == 7)
+			break;
+		if (key == UI_KEY_ENTER) {
+			result = buf[0] != '\0';
+			if (result)
+				break;
+			continue;
+		}
+		if (key != 23) /* ^W would show word boundaries of a secret */
+			ui_edit_key(buf, cap, key);
+	}
+	if (!result)
+		OPENSSL_cleanse(buf, cap);
 	ui_dirty(c);
 	return result;
 }

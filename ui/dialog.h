@@ -16,6 +16,11 @@
  * (the key's name, for destructive changes) and press Enter.  1 = yes. */
 int ui_dialog_confirm(ui_console *c, const char *title, const char *text, const char *typed);
 
+/* Ask for a secret (passphrase, one-time code) without showing it: one '*'
+ * per character.  buf is the caller's locked buffer, cleansed on cancel.
+ * 1 = entered, 0 = cancelled. */
+int ui_dialog_secret(ui_console *c, const char *title, const char *question, char *buf, size_t cap);
+
 /* Pick one of n items (Up/Down/j/k, Enter; Esc cancels).  Index or -1. */
 int ui_dialog_choose(ui_console *c, const char *title, const char *text,
                      const char *const *items, int n, int initial);
