@@ -177,7 +177,7 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 	if ((st = km_asset_ref_validate(&ref, e)))
 		return st;
 	const uint8_t *kek;
-	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+	if ((st = kek_material(ctx, &row, &kek, e)))
 		return st;
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
 	if (!dek)
@@ -225,6 +225,8 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 	if (!st)
 		st = stream_out(envelope_encrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
+	/* cache_max_bytes: what passed under this unwrap, finished or not. */
+	kek_cache_charge_bytes(ctx->cache, row.key_id, row.version, size);
 	if (id == 0)
 		return st;
 	char sql[160];
@@ -332,7 +334,7 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 		return km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
 	}
 	const uint8_t *kek;
-	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+	if ((st = kek_material(ctx, &row, &kek, e)))
 		return st;
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
 	if (!dek)
@@ -355,6 +357,7 @@ km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
 	if (!st)
 		st = stream_out(envelope_decrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
+	kek_cache_charge_bytes(ctx->cache, row.key_id, row.version, size);
 	if (st) {
 		if (st == KM_EINTEGRITY)
 			km_audit_failure(ctx, KM_ACT_UNPROTECT, obj, e);
@@ -441,7 +444,7 @@ km_status km_asset_register_bulk(km_ctx *ctx, const char *key_name, const char *
 	if ((st = reserve_wraps(ctx, &row, key_name, n, e)))
 		return st;
 	const uint8_t *kek;
-	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+	if ((st = kek_material(ctx, &row, &kek, e)))
 		return st;
 	dek_ctx *dc = NULL;
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);

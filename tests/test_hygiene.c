@@ -107,7 +107,7 @@ START_TEST(no_plaintext_key_on_disk)
 	kek_version_row row;
 	ck_assert_int_eq(kek_version_load(ctx, "features/credit-risk", 1, &row, &e), KM_OK);
 	const uint8_t *kek_ref;
-	ck_assert_int_eq(kek_material(ctx, &row, 0, &kek_ref, &e), KM_OK);
+	ck_assert_int_eq(kek_material(ctx, &row, &kek_ref, &e), KM_OK);
 	uint8_t kek[32];
 	memcpy(kek, kek_ref, 32);
 	sqlite3_stmt *q;
