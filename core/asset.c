@@ -210,7 +210,7 @@ static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *ass
 	if ((st = km_asset_uid_new(uid, e)))
 		return st;
 	km_asset_ref ref = {uid, kind, name, version, key_name, row.version};
-	if ((st = km_asset_ref_validate(&ref, e)) || (st = kek_material(ctx, &row, 0, &kek, e)))
+	if ((st = km_asset_ref_validate(&ref, e)) || (st = kek_material(ctx, &row, &kek, e)))
 		return st;
 
 	/* From here on the DEK exists: every path leaves through `out`. */
@@ -242,8 +242,12 @@ static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *ass
 	}
 	if (st)
 		goto out;
-	if ((st = envelope_header_init(&h, &ref, wrapped, e)) ||
-	    (st = stream_out(envelope_encrypt, in_fd, out_fd, out_path, &h, dek, &size, e))) {
+	if (!(st = envelope_header_init(&h, &ref, wrapped, e))) {
+		st = stream_out(envelope_encrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
+		/* cache_max_bytes: what passed under this unwrap, finished or not. */
+		kek_cache_charge_bytes(ctx->cache, row.key_id, row.version, size);
+	}
+	if (st) {
 		/* Nothing usable was produced: withdraw the catalogue entry. */
 		protect_withdraw(ctx, &row, obj, uid, id, e);
 		goto out;
@@ -349,7 +353,7 @@ static km_status unprotect_impl(km_ctx *ctx, int in_fd, int out_fd, const char *
 		return km_fail(e, KM_ESTATE, "version %u of key '%s' is %s: it can no longer decrypt", row.version,
 		               h.kek_name, km_state_name(row.state));
 	const uint8_t *kek;
-	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+	if ((st = kek_material(ctx, &row, &kek, e)))
 		return st;
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
 	if (!dek)
@@ -372,6 +376,7 @@ static km_status unprotect_impl(km_ctx *ctx, int in_fd, int out_fd, const char *
 	if (!st)
 		st = stream_out(envelope_decrypt, in_fd, out_fd, out_path, &h, dek, &size, e);
 	km_secure_free(dek, KM_DEK_BYTES);
+	kek_cache_charge_bytes(ctx->cache, row.key_id, row.version, size);
 	if (st) {
 		/* The use is on record as ok; a stream that fails to
 		 * authenticate is recorded too. */
@@ -482,7 +487,7 @@ static km_status register_bulk_impl(km_ctx *ctx, const char *key_name, const cha
 	if ((st = reserve_wraps(ctx, &row, key_name, n, e)))
 		return st;
 	const uint8_t *kek;
-	if ((st = kek_material(ctx, &row, 0, &kek, e)))
+	if ((st = kek_material(ctx, &row, &kek, e)))
 		return st;
 	dek_ctx *dc = NULL;
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);

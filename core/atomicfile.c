@@ -3,22 +3,81 @@
  */
 #include "atomicfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-static const char tmp_suffix[] = ".kwtmp.XXXXXX";
-#define TMP_MARK ".kwtmp."
+/* ".<name>" + mark + six characters from mkostemp.  Both marks have the
+ * same length, so a pending name becomes its ".kwtmp." name in place. */
+static const char tmp_mark[] = ".kwtmp.";
+static const char new_mark[] = ".kwnew.";
+#define MARK_LEN (sizeof tmp_mark - 1)
+#define SUFFIX_LEN 6
+/* Fresh names to try when a sweep or a collision gets in the way. */
+#define CREATE_ATTEMPTS 8
 
-/* A writer holds an exclusive flock on its temp file until it commits or
- * aborts.  A temp file for the same destination that can be locked now
- * belongs to a writer that was killed: remove it, because it may hold
- * part of a decrypted file. */
+_Static_assert(sizeof tmp_mark == sizeof new_mark, "the two marks must be the same length");
+
+enum temp_kind { NOT_OURS, TEMP_TMP, TEMP_PENDING };
+
+static enum temp_kind temp_kind_of(const char *n, const char *base, size_t bl)
+{
+	if (n[0] != '.' || strncmp(n + 1, base, bl) != 0)
+		return NOT_OURS;
+	const char *m = n + 1 + bl;
+	if (strlen(m) != MARK_LEN + SUFFIX_LEN)
+		return NOT_OURS;
+	if (strncmp(m, tmp_mark, MARK_LEN) == 0)
+		return TEMP_TMP;
+	if (strncmp(m, new_mark, MARK_LEN) == 0)
+		return TEMP_PENDING;
+	return NOT_OURS;
+}
+
+static int same_inode(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Remove one temporary of ours if its writer is provably gone (see
+ * atomicfile.h).  Never blocks: not on a FIFO (O_NONBLOCK, and the type is
+ * checked before opening), not on a lock (LOCK_NB). */
+static void sweep_one(int dfd, const char *n, enum temp_kind kind)
+{
+	struct stat named, opened, again;
+	if (fstatat(dfd, n, &named, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(named.st_mode))
+		return;
+	int fd = openat(dfd, n, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* The name may have been pointed elsewhere between the two looks. */
+	if (fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode) || !same_inode(&named, &opened))
+		goto out;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+		goto out; /* a live writer holds it */
+	if (kind == TEMP_PENDING) {
+		time_t now = time(NULL);
+		if (opened.st_size != 0 || opened.st_mtime > now ||
+		    now - opened.st_mtime < ATOMICFILE_PENDING_GRACE_S)
+			goto out; /* possibly a writer between creating and locking */
+	}
+	/* Unlink only the inode we hold locked: the name could have been
+	 * removed and reused since we opened it.  (A reuse between this look
+	 * and the unlink would need a writer to draw the same six random
+	 * characters for the same destination in that instant.) */
+	if (fstatat(dfd, n, &again, AT_SYMLINK_NOFOLLOW) == 0 && same_inode(&opened, &again))
+		unlinkat(dfd, n, 0);
+out:
+	close(fd);
+}
+
 static void sweep_stale(const char *dir, const char *base)
 {
 	DIR *d = opendir(dir);
@@ -27,17 +86,9 @@ static void sweep_stale(const char *dir, const char *base)
 	size_t bl = strlen(base);
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-		if (n[0] != '.' || strncmp(n + 1, base, bl) != 0 ||
-		    strncmp(n + 1 + bl, TMP_MARK, sizeof TMP_MARK - 1) != 0 ||
-		    strlen(n + 1 + bl + sizeof TMP_MARK - 1) != 6)
-			continue;
-		int fd = openat(dirfd(d), n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			unlinkat(dirfd(d), n, 0);
-		close(fd);
+		enum temp_kind kind = temp_kind_of(de->d_name, base, bl);
+		if (kind != NOT_OURS)
+			sweep_one(dirfd(d), de->d_name, kind);
 	}
 	closedir(d);
 }
@@ -62,6 +113,74 @@ static void release(atomicfile *af)
 	af->fd = -1;
 }
 
+/* Unlink path if it still names the file open on fd. */
+static void unlink_if_ours(const char *path, int fd)
+{
+	struct stat mine, named;
+	if (fstat(fd, &mine) == 0 && lstat(path, &named) == 0 && same_inode(&mine, &named))
+		unlink(path);
+}
+
+/* rename(from, to), but never replacing an existing `to`. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	/* A file system without RENAME_NOREPLACE (NFS): link(2) never
+	 * replaces either. */
+	if (link(from, to) == 0) {
+		unlink(from);
+		return 0;
+	}
+	if (errno == EEXIST || errno == ENOENT)
+		return -1;
+	/* No hard links either (FAT, some FUSE file systems): a plain
+	 * rename, which replaces only on a six-character collision. */
+	return rename(from, to);
+}
+
+/* Create the temporary: locked under its pending name first, so that it
+ * is never visible under the swept ".kwtmp." name without its lock. */
+static km_status create_locked(atomicfile *af, const char *dir, const char *base, km_err *e)
+{
+	size_t need = strlen(dir) + 2 + strlen(base) + MARK_LEN + SUFFIX_LEN + 1;
+	char *pending = malloc(need);
+	af->tmp_path = malloc(need);
+	if (!pending || !af->tmp_path) {
+		free(pending);
+		return km_fail(e, KM_ENOMEM, "out of memory (output path)");
+	}
+	int err = 0;
+	for (int attempt = 0; attempt < CREATE_ATTEMPTS; attempt++) {
+		snprintf(pending, need, "%s/.%s%sXXXXXX", dir, base, new_mark);
+		/* mkostemp: O_CREAT|O_EXCL, mode 0600. */
+		int fd = mkostemp(pending, O_CLOEXEC);
+		if (fd < 0) {
+			err = errno;
+			break;
+		}
+		snprintf(af->tmp_path, need, "%s/.%s%s%s", dir, base, tmp_mark,
+		         pending + strlen(pending) - SUFFIX_LEN);
+		/* A sweep may be looking at the fresh file this instant (it
+		 * holds the lock for microseconds, then leaves it): try a new
+		 * name rather than wait. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && rename_noreplace(pending, af->tmp_path) == 0) {
+			af->fd = fd;
+			free(pending);
+			return KM_OK;
+		}
+		err = errno;
+		unlink_if_ours(pending, fd);
+		close(fd);
+		if (err != EWOULDBLOCK && err != EEXIST && err != ENOENT)
+			break;
+	}
+	free(pending);
+	return km_fail(e, KM_EIO, "cannot create a temporary file beside %s: %s", af->final_path, strerror(err));
+}
+
 km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
 {
 	if (!af)
@@ -77,47 +196,30 @@ km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
 		return km_fail(e, KM_EUSAGE, "the output path %s names a directory, not a file", final_path);
 
 	char *dir = dir_of(final_path);
-	size_t need = (dir ? strlen(dir) : 0) + 2 + strlen(base) + sizeof tmp_suffix;
 	af->final_path = strdup(final_path);
-	af->tmp_path = malloc(need);
-	if (!dir || !af->final_path || !af->tmp_path) {
+	if (!dir || !af->final_path) {
 		free(dir);
 		release(af);
 		return km_fail(e, KM_ENOMEM, "out of memory (output path)");
 	}
-	snprintf(af->tmp_path, need, "%s/.%s%s", dir, base, tmp_suffix);
 	sweep_stale(dir, base);
+	km_status st = create_locked(af, dir, base, e);
 	free(dir);
-
-	/* mkostemp: O_CREAT|O_EXCL, mode 0600. */
-	af->fd = mkostemp(af->tmp_path, O_CLOEXEC);
-	if (af->fd < 0) {
-		int err = errno;
-		km_status st = km_fail(e, KM_EIO, "cannot create a temporary file beside %s: %s",
-		                       final_path, strerror(err));
+	if (st)
 		release(af);
-		return st;
-	}
-	/* Held until commit or abort (closing the fd releases it). */
-	if (flock(af->fd, LOCK_EX | LOCK_NB) != 0) {
-		km_status st = km_fail(e, KM_EIO, "cannot lock the temporary file beside %s: %s",
-		                       final_path, strerror(errno));
-		close(af->fd);
-		unlink(af->tmp_path);
-		release(af);
-		return st;
-	}
-	return KM_OK;
+	return st;
 }
 
 void atomicfile_abort(atomicfile *af)
 {
 	if (!af)
 		return;
+	/* Unlink before closing: closing lets go of the lock, and the name
+	 * must not outlive it. */
+	if (af->fd >= 0 && af->tmp_path && af->final_path)
+		unlink(af->tmp_path);
 	if (af->fd >= 0)
 		close(af->fd);
-	if (af->tmp_path && af->final_path)
-		unlink(af->tmp_path);
 	release(af);
 }
 
@@ -131,25 +233,24 @@ km_status atomicfile_commit(atomicfile *af, km_err *e)
 		atomicfile_abort(af);
 		return st;
 	}
-	int rc = close(af->fd);
-	af->fd = -1;
-	if (rc != 0) {
-		km_status st = km_fail(e, KM_EIO, "cannot close the output for %s: %s", af->final_path, strerror(errno));
-		atomicfile_abort(af);
-		return st;
-	}
+	/* Renamed while still locked: an unlocked ".kwtmp." file would be
+	 * fair game for another writer's sweep. */
 	if (rename(af->tmp_path, af->final_path) != 0) {
 		km_status st = km_fail(e, KM_EIO, "cannot move the output into place at %s: %s",
 		                       af->final_path, strerror(errno));
 		atomicfile_abort(af);
 		return st;
 	}
+	km_status st = KM_OK;
+	if (close(af->fd) != 0)
+		st = km_fail(e, KM_EIO, "%s is written, but closing it reported an error: %s",
+		             af->final_path, strerror(errno));
+	af->fd = -1;
 
 	/* The rename is durable only once the directory is. */
-	km_status st = KM_OK;
 	char *dir = dir_of(af->final_path);
 	int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd < 0 || fsync(dfd) != 0)
+	if (!st && (dfd < 0 || fsync(dfd) != 0))
 		st = km_fail(e, KM_EIO, "%s is written, but its directory could not be flushed to disk: %s",
 		             af->final_path, dir ? strerror(errno) : "out of memory");
 	if (dfd >= 0)

@@ -234,10 +234,9 @@ km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char d
 	return st;
 }
 
-km_status kek_material(km_ctx *ctx, const kek_version_row *row, uint64_t bytes,
-                       const uint8_t **key, km_err *e)
+km_status kek_material(km_ctx *ctx, const kek_version_row *row, const uint8_t **key, km_err *e)
 {
-	const uint8_t *k = kek_cache_get(ctx->cache, row->key_id, row->version, bytes);
+	const uint8_t *k = kek_cache_get(ctx->cache, row->key_id, row->version);
 	if (k) {
 		*key = k;
 		return KM_OK;
@@ -252,7 +251,7 @@ km_status kek_material(km_ctx *ctx, const kek_version_row *row, uint64_t bytes,
 		km_secure_free(plain, HSM_KEK_BYTES);
 		return st;
 	}
-	*key = kek_cache_put(ctx->cache, row->key_id, row->version, plain, bytes);
+	*key = kek_cache_put(ctx->cache, row->key_id, row->version, plain);
 	return KM_OK;
 }
 

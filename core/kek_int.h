@@ -32,9 +32,10 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char digest[65], km_err *e);
 
 /* Plaintext of a version, from the cache or unwrapped by the HSM root;
- * valid until the next cache call.  `bytes` is charged to the cache. */
-km_status kek_material(km_ctx *ctx, const kek_version_row *row, uint64_t bytes,
-                       const uint8_t **key, km_err *e);
+ * valid until the next cache call.  One use is charged to the cache; the
+ * bytes that then pass through the data key are charged by the caller
+ * (kek_cache_charge_bytes on ctx->cache) once the stream has ended. */
+km_status kek_material(km_ctx *ctx, const kek_version_row *row, const uint8_t **key, km_err *e);
 
 /* Recompute keys.cur_* / assets / last_used for one key (in a tx). */
 km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e);

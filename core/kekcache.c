@@ -49,6 +49,15 @@ kek_cache *kek_cache_new(const kek_cache_limits *l)
 	return c;
 }
 
+/* Index of (key_id, version), or c->n if absent. */
+static size_t find(const kek_cache *c, int64_t key_id, uint32_t version)
+{
+	size_t i = 0;
+	while (i < c->n && (c->e[i].key_id != key_id || c->e[i].version != version))
+		i++;
+	return i;
+}
+
 static void drop(kek_cache *c, size_t i)
 {
 	km_secure_free(c->e[i].key, 32);
@@ -76,45 +85,58 @@ size_t kek_cache_size(const kek_cache *c) { return c ? c->n : 0; }
 
 void kek_cache_evict(kek_cache *c, int64_t key_id, uint32_t version)
 {
-	for (size_t i = 0; c && i < c->n; i++)
-		if (c->e[i].key_id == key_id && c->e[i].version == version) {
-			drop(c, i);
-			return;
-		}
+	if (!c)
+		return;
+	size_t i = find(c, key_id, version);
+	if (i < c->n)
+		drop(c, i);
 }
 
 /* Charge a use; 0 if that would break a bound. */
-static int charge(kek_cache *c, kek_entry *x, uint64_t bytes)
+static int charge_use(kek_cache *c, kek_entry *x)
 {
 	if (mono_now() - x->born >= c->lim.max_age_s)
 		return 0;
 	if (x->uses + 1 > c->lim.max_uses)
 		return 0;
-	if (x->bytes + bytes > c->lim.max_bytes)
+	if (x->bytes >= c->lim.max_bytes)
 		return 0;
 	x->uses++;
-	x->bytes += bytes;
 	x->stamp = ++c->clock;
 	return 1;
 }
 
-const uint8_t *kek_cache_get(kek_cache *c, int64_t key_id, uint32_t version, uint64_t bytes)
+const uint8_t *kek_cache_get(kek_cache *c, int64_t key_id, uint32_t version)
 {
-	for (size_t i = 0; c && i < c->n; i++) {
-		kek_entry *x = &c->e[i];
-		if (x->key_id != key_id || x->version != version)
-			continue;
-		if (!charge(c, x, bytes)) {
-			drop(c, i);
-			return NULL;
-		}
-		return x->key;
+	if (!c)
+		return NULL;
+	size_t i = find(c, key_id, version);
+	if (i == c->n)
+		return NULL;
+	if (!charge_use(c, &c->e[i])) {
+		drop(c, i);
+		return NULL;
 	}
-	return NULL;
+	return c->e[i].key;
 }
 
-const uint8_t *kek_cache_put(kek_cache *c, int64_t key_id, uint32_t version,
-                             uint8_t *key, uint64_t bytes)
+int kek_cache_charge_bytes(kek_cache *c, int64_t key_id, uint32_t version, uint64_t bytes)
+{
+	if (!c)
+		return 0;
+	size_t i = find(c, key_id, version);
+	if (i == c->n)
+		return 0;
+	kek_entry *x = &c->e[i];
+	x->bytes = bytes > UINT64_MAX - x->bytes ? UINT64_MAX : x->bytes + bytes;
+	if (x->bytes >= c->lim.max_bytes) {
+		drop(c, i);
+		return 0;
+	}
+	return 1;
+}
+
+const uint8_t *kek_cache_put(kek_cache *c, int64_t key_id, uint32_t version, uint8_t *key)
 {
 	kek_cache_evict(c, key_id, version);
 	if (c->n == c->lim.max_entries) {
@@ -125,6 +147,6 @@ const uint8_t *kek_cache_put(kek_cache *c, int64_t key_id, uint32_t version,
 		drop(c, lru);
 	}
 	kek_entry *x = &c->e[c->n++];
-	*x = (kek_entry){key_id, version, key, mono_now(), 1, bytes, ++c->clock};
+	*x = (kek_entry){key_id, version, key, mono_now(), 1, 0, ++c->clock};
 	return x->key;
 }

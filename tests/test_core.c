@@ -6,6 +6,7 @@
 #include "asset.h"
 #include "audit.h"
 #include "auditlog.h"
+#include "ctx.h"
 #include "db.h"
 #include "kek.h"
 #include "user.h"
@@ -252,6 +253,48 @@ START_TEST(wrap_bound_stops_encryption)
 }
 END_TEST
 
+/* cache_max_bytes: the bytes that pass under one cached unwrap, protect
+ * and unprotect alike, are bounded; past the bound the version leaves the
+ * cache and the next use unwraps it afresh. */
+START_TEST(cache_byte_bound_forces_a_fresh_unwrap)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"cache_max_bytes\": 10000");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/bytes", NULL, 0, &e), KM_OK);
+	static char data[4000];
+	memset(data, 'b', sizeof data);
+	int env[4];
+	/* after each protect of 4000 bytes: held while below 10000 bytes */
+	static const size_t held_after[4] = {1, 1, 0, 1};
+	for (int i = 0; i < 4; i++) {
+		int in = memfd_with(data, sizeof data);
+		env[i] = memfd_create("env", 0);
+		char spec[64];
+		snprintf(spec, sizeof spec, "feature:bytes/f@%d", i);
+		ck_assert_msg(km_protect(ctx, "features/bytes", spec, in, env[i], NULL, NULL, &e) == KM_OK, "%s", e.msg);
+		ck_assert_msg(kek_cache_size(ctx->cache) == held_after[i], "after protect %d: %zu cached", i,
+		              kek_cache_size(ctx->cache));
+		close(in);
+	}
+	/* the fresh unwrap of the 4th protect holds 4000; unprotects count too */
+	static const size_t held_after_read[2] = {1, 0};
+	for (int i = 0; i < 2; i++) {
+		lseek(env[i], 0, SEEK_SET);
+		int out = memfd_create("out", 0);
+		km_asset_info a;
+		ck_assert_msg(km_unprotect(ctx, env[i], out, NULL, &a, &e) == KM_OK, "%s", e.msg);
+		ck_assert_uint_eq(a.size, sizeof data);
+		ck_assert_msg(kek_cache_size(ctx->cache) == held_after_read[i], "after unprotect %d: %zu cached", i,
+		              kek_cache_size(ctx->cache));
+		close(out);
+	}
+	for (int i = 0; i < 4; i++)
+		close(env[i]);
+	km_close(ctx);
+}
+END_TEST
+
 START_TEST(denials_are_audited)
 {
 	th_deploy_setup(&D, KM_ROLE_AUDITOR, NULL);
@@ -370,6 +413,7 @@ int main(void)
 	tcase_add_test(t, destruction_erases_material);
 	tcase_add_test(t, protect_unprotect_and_state_rules);
 	tcase_add_test(t, wrap_bound_stops_encryption);
+	tcase_add_test(t, cache_byte_bound_forces_a_fresh_unwrap);
 	tcase_add_test(t, denials_are_audited);
 	tcase_add_test(t, admin_enrols_but_cannot_use_keys);
 	tcase_add_test(t, inventory_keyset_pagination);

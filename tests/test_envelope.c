@@ -22,8 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MiB (1024u * 1024u)
@@ -1199,6 +1202,207 @@ START_TEST(test_atomicfile_with_failed_decrypt)
 }
 END_TEST
 
+/* ---- the sweep of stale temporaries ---- */
+
+static void make_file(const char *dir, const char *name, const char *content, time_t age_s)
+{
+	char p[600];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_msg(fd >= 0, "%s: %s", p, strerror(errno));
+	size_t n = strlen(content);
+	ck_assert_int_eq(write(fd, content, n), (ssize_t)n);
+	close(fd);
+	if (age_s) {
+		struct timespec t[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+		ck_assert_int_eq(utimensat(AT_FDCWD, p, t, 0), 0);
+	}
+}
+
+static int exists_in(const char *dir, const char *name)
+{
+	char p[600];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return lstat(p, &st) == 0;
+}
+
+/* Run one atomicfile_open + commit of `path` in a child; 0 if it
+ * finished with KM_OK within limit_s, -1 if it had to be killed. */
+static int write_in_child(const char *path, int limit_s)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		atomicfile af;
+		km_err e;
+		if (atomicfile_open(path, &af, &e) != KM_OK || write(af.fd, "ok", 2) != 2 ||
+		    atomicfile_commit(&af, &e) != KM_OK)
+			_exit(1);
+		_exit(0);
+	}
+	int status = 0;
+	for (int i = 0; i < limit_s * 100; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+/* Names like temporaries that are not regular files are left alone, and
+ * the sweep never waits on them: a FIFO opened for reading without
+ * O_NONBLOCK would block until someone writes. */
+START_TEST(test_atomicfile_sweep_skips_fifos)
+{
+	char *dir = temp_dir(), path[512], p[600], target[600];
+	snprintf(path, sizeof path, "%s/out.kwe", dir);
+	snprintf(p, sizeof p, "%s/.out.kwe.kwtmp.FIFO01", dir);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	snprintf(p, sizeof p, "%s/.out.kwe.kwnew.FIFO02", dir);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	make_file(dir, "target", "keep", 0);
+	snprintf(target, sizeof target, "%s/target", dir);
+	snprintf(p, sizeof p, "%s/.out.kwe.kwtmp.LINK01", dir);
+	ck_assert_int_eq(symlink(target, p), 0);
+
+	ck_assert_msg(write_in_child(path, 5) == 0, "the write beside a FIFO hung or failed");
+	ck_assert(exists_in(dir, "out.kwe"));
+	ck_assert(exists_in(dir, ".out.kwe.kwtmp.FIFO01"));
+	ck_assert(exists_in(dir, ".out.kwe.kwnew.FIFO02"));
+	ck_assert(exists_in(dir, ".out.kwe.kwtmp.LINK01"));
+	ck_assert(exists_in(dir, "target"));
+	ck_assert_int_eq(dir_entries(dir), 5);
+
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(dir);
+}
+END_TEST
+
+/* What the sweep removes: temporaries nobody holds (a killed writer's),
+ * and old empty pending files.  What it keeps: a temporary another
+ * process holds, a fresh pending file (a writer between creating and
+ * locking it), anything not belonging to this destination. */
+START_TEST(test_atomicfile_sweep_rules)
+{
+	char *dir = temp_dir(), path[512], held[600];
+	snprintf(path, sizeof path, "%s/out.kwe", dir);
+	make_file(dir, ".out.kwe.kwtmp.killed", "partial plaintext", 0);
+	make_file(dir, ".out.kwe.kwtmp.helddd", "a live writer's", 0);
+	make_file(dir, ".out.kwe.kwnew.fresh0", "", 0);
+	make_file(dir, ".out.kwe.kwnew.old000", "", 2 * ATOMICFILE_PENDING_GRACE_S);
+	make_file(dir, ".out.kwe.kwnew.full00", "not empty", 2 * ATOMICFILE_PENDING_GRACE_S);
+	make_file(dir, ".other.kwe.kwtmp.killed", "another destination", 0);
+	make_file(dir, ".out.kwe.kwtmp.toolong7", "not a name we make", 0);
+
+	/* a second process holds its temporary, as a live writer does */
+	int to_child[2], from_child[2];
+	ck_assert_int_eq(pipe(to_child), 0);
+	ck_assert_int_eq(pipe(from_child), 0);
+	snprintf(held, sizeof held, "%s/.out.kwe.kwtmp.helddd", dir);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(held, O_RDWR);
+		char c = fd >= 0 && flock(fd, LOCK_EX) == 0 ? 'L' : 'x';
+		if (write(from_child[1], &c, 1) != 1 || read(to_child[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	char c = 0;
+	ck_assert_int_eq(read(from_child[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'L');
+
+	ck_assert_int_eq(write_in_child(path, 5), 0);
+	ck_assert(!exists_in(dir, ".out.kwe.kwtmp.killed"));
+	ck_assert(exists_in(dir, ".out.kwe.kwtmp.helddd"));
+	ck_assert(exists_in(dir, ".out.kwe.kwnew.fresh0"));
+	ck_assert(!exists_in(dir, ".out.kwe.kwnew.old000"));
+	ck_assert(exists_in(dir, ".out.kwe.kwnew.full00"));
+	ck_assert(exists_in(dir, ".other.kwe.kwtmp.killed"));
+	ck_assert(exists_in(dir, ".out.kwe.kwtmp.toolong7"));
+	ck_assert(exists_in(dir, "out.kwe"));
+
+	/* once its holder is gone, the next write removes it */
+	ck_assert_int_eq(write(to_child[1], "q", 1), 1);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(write_in_child(path, 5), 0);
+	ck_assert(!exists_in(dir, ".out.kwe.kwtmp.helddd"));
+	close(to_child[0]);
+	close(to_child[1]);
+	close(from_child[0]);
+	close(from_child[1]);
+
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(dir);
+}
+END_TEST
+
+static double mono_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Two processes writing the same destination over and over, each
+ * sweeping before every write: neither may ever lose its temporary to the
+ * other's sweep (between creating and locking it, or between letting the
+ * lock go and renaming).  Before the fix this failed about five times a
+ * second here. */
+START_TEST(test_atomicfile_concurrent_writers)
+{
+	char *dir = temp_dir(), path[512];
+	snprintf(path, sizeof path, "%s/out.kwe", dir);
+	pid_t pid[2];
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		ck_assert_int_ge(pid[i], 0);
+		if (pid[i] == 0) {
+			int failures = 0, rounds = 0;
+			double end = mono_seconds() + 2.0;
+			while (mono_seconds() < end || rounds < 200) {
+				atomicfile af;
+				km_err e;
+				rounds++;
+				if (atomicfile_open(path, &af, &e) != KM_OK) {
+					failures++;
+					continue;
+				}
+				if (write(af.fd, i ? "two" : "one", 3) != 3)
+					failures++;
+				if (atomicfile_commit(&af, &e) != KM_OK) {
+					if (!failures)
+						fprintf(stderr, "writer %d: %s\n", i, e.msg);
+					failures++;
+				}
+			}
+			_exit(failures > 100 ? 100 : failures);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int status;
+		ck_assert_int_eq(waitpid(pid[i], &status, 0), pid[i]);
+		ck_assert(WIFEXITED(status));
+		ck_assert_msg(WEXITSTATUS(status) == 0, "writer %d lost its temporary %d times", i,
+		              WEXITSTATUS(status));
+	}
+	ck_assert_int_eq(dir_entries(dir), 1); /* out.kwe, nothing left over */
+
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------------ I/O errors */
 
 START_TEST(test_io_errors)
@@ -1268,8 +1472,12 @@ static Suite *envelope_suite(void)
 
 	tc = tcase_create("atomicfile");
 	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
+	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_atomicfile);
 	tcase_add_test(tc, test_atomicfile_with_failed_decrypt);
+	tcase_add_test(tc, test_atomicfile_sweep_skips_fifos);
+	tcase_add_test(tc, test_atomicfile_sweep_rules);
+	tcase_add_test(tc, test_atomicfile_concurrent_writers);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -26,6 +26,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 static th_deploy D;
@@ -107,7 +110,7 @@ START_TEST(no_plaintext_key_on_disk)
 	kek_version_row row;
 	ck_assert_int_eq(kek_version_load(ctx, "features/credit-risk", 1, &row, &e), KM_OK);
 	const uint8_t *kek_ref;
-	ck_assert_int_eq(kek_material(ctx, &row, 0, &kek_ref, &e), KM_OK);
+	ck_assert_int_eq(kek_material(ctx, &row, &kek_ref, &e), KM_OK);
 	uint8_t kek[32];
 	memcpy(kek, kek_ref, 32);
 	sqlite3_stmt *q;
@@ -153,6 +156,148 @@ START_TEST(process_hardening)
 }
 END_TEST
 
+/* ---- locked memory under RLIMIT_MEMLOCK ---- */
+
+typedef struct memlock_outcome {
+	int ran;                 /* 0: the child could not set up the scenario */
+	km_status rc;
+	km_memlock_state s;
+	char msg[KM_ERR_MSG_MAX];
+	uint64_t lck_before;     /* VmLck after km_memlock_process */
+	uint64_t lck_after;      /* ... and after 4 MiB of ordinary heap were touched */
+} memlock_outcome;
+
+static uint64_t vm_locked(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	uint64_t kib = UINT64_MAX;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmLck:", 6) == 0)
+			kib = strtoull(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib * 1024;
+}
+
+/* A fresh process with RLIMIT_MEMLOCK at `limit` (soft and hard), without
+ * CAP_IPC_LOCK if drop (root becomes nobody, as a service's user would
+ * be), runs km_hygiene_init and km_memlock_process — what
+ * `prlimit --memlock=LIMIT keyward` does at its start. */
+static memlock_outcome memlock_in_child(rlim_t limit, int drop)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		memlock_outcome o;
+		memset(&o, 0, sizeof o);
+		struct rlimit rl = {limit, limit};
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 ||
+		    (drop && geteuid() == 0 && (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+		                                setresuid(65534, 65534, 65534) != 0))) {
+			if (write(p[1], &o, sizeof o) != (ssize_t)sizeof o)
+				_exit(1);
+			_exit(0);
+		}
+		o.ran = 1;
+		km_err e;
+		km_err_clear(&e);
+		if (km_hygiene_init(&e) != KM_OK)
+			_exit(2);
+		o.rc = km_memlock_process(&o.s, &e);
+		memcpy(o.msg, e.msg, sizeof o.msg);
+		o.lck_before = vm_locked();
+		size_t n = 4u << 20;
+		volatile char *heap = malloc(n); /* where OpenSSL keeps cipher contexts */
+		for (size_t i = 0; heap && i < n; i += 4096)
+			heap[i] = 1;
+		o.lck_after = vm_locked();
+		if (write(p[1], &o, sizeof o) != (ssize_t)sizeof o)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	memlock_outcome o;
+	ck_assert_int_eq(read(p[0], &o, sizeof o), (ssize_t)sizeof o);
+	close(p[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "memlock child failed (%d)", status);
+	return o;
+}
+
+static void assert_refusal(const memlock_outcome *o, const char *limit_text, const char *what)
+{
+	char want[128];
+	snprintf(want, sizeof want, "locked memory unavailable: RLIMIT_MEMLOCK is %s; raise it "
+	         "(ulimit -l / LimitMEMLOCK=) to at least ", limit_text);
+	ck_assert_int_eq(o->rc, KM_ELIMIT);
+	ck_assert_msg(strncmp(o->msg, want, strlen(want)) == 0, "%s", o->msg);
+	/* the figure it asks for is the one the state reports */
+	char need[64];
+	snprintf(need, sizeof need, "at least %" PRIu64 " MiB; %s", o->s.need_bytes >> 20, what);
+	ck_assert_msg(strstr(o->msg, need) != NULL, "%s (want \"%s\")", o->msg, need);
+	ck_assert_uint_ge(o->s.need_bytes, KM_MEMLOCK_HEADROOM);
+	ck_assert_int_eq(o->s.exempt, 0);
+	/* and it did not lock the process: new heap pages stay unlocked */
+	ck_assert_uint_eq(o->lck_after, o->lck_before);
+}
+
+START_TEST(memlock_under_a_low_limit)
+{
+	/* 64 KiB (an old systemd default): not even the 256 KiB key heap */
+	memlock_outcome o = memlock_in_child(64 * 1024, 1);
+	ck_assert(o.ran);
+	ck_assert_int_eq(o.s.level, KM_MEMLOCK_NONE);
+	ck_assert_int_eq(o.s.heap_locked, 0);
+	ck_assert_uint_eq(o.s.limit_bytes, 64 * 1024);
+	assert_refusal(&o, "64 KiB", "nothing is locked");
+	ck_assert_uint_eq(o.lck_before, 0);
+
+	/* 1 MiB: the key heap, but not the rest (cipher contexts) */
+	o = memlock_in_child(1024 * 1024, 1);
+	ck_assert(o.ran);
+	ck_assert_int_eq(o.s.level, KM_MEMLOCK_KEYS);
+	ck_assert_int_eq(o.s.heap_locked, 1);
+	assert_refusal(&o, "1 MiB", "only the key heap is locked");
+	ck_assert_uint_ge(o.lck_before, KM_SECURE_HEAP_BYTES);
+	ck_assert_uint_lt(o.lck_before, 1024 * 1024);
+}
+END_TEST
+
+START_TEST(memlock_whole_process_when_allowed)
+{
+	/* CAP_IPC_LOCK (root): the limit does not apply, whatever it is. */
+	memlock_outcome o = memlock_in_child(64 * 1024, 0);
+	ck_assert(o.ran);
+	if (!o.s.exempt) {
+		fprintf(stderr, "memlock_whole_process_when_allowed: not root, exempt case not run\n");
+	} else {
+		ck_assert_msg(o.rc == KM_OK, "%s", o.msg);
+		ck_assert_int_eq(o.s.level, KM_MEMLOCK_PROCESS);
+		ck_assert_int_eq(o.s.heap_locked, 1); /* locked now, though OpenSSL's mlock failed */
+		/* MCL_FUTURE: ordinary heap touched later is locked too */
+		ck_assert_uint_ge(o.lck_after - o.lck_before, 4u << 20);
+	}
+	/* Without the capability, a limit that leaves the headroom is enough.
+	 * Needs a hard limit that can be raised that far; else not run. */
+	km_memlock_state now;
+	km_memlock_query(&now);
+	o = memlock_in_child((rlim_t)(now.need_bytes + (64u << 20)), 1);
+	if (!o.ran) {
+		fprintf(stderr, "memlock_whole_process_when_allowed: cannot raise RLIMIT_MEMLOCK here, "
+		        "limited case not run\n");
+		return;
+	}
+	ck_assert_msg(o.rc == KM_OK, "%s", o.msg);
+	ck_assert_int_eq(o.s.level, KM_MEMLOCK_PROCESS);
+	ck_assert_int_eq(o.s.exempt, 0);
+	ck_assert_uint_ge(o.lck_after - o.lck_before, 4u << 20);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hygiene");
@@ -161,6 +306,8 @@ int main(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, no_plaintext_key_on_disk);
 	tcase_add_test(t, process_hardening);
+	tcase_add_test(t, memlock_under_a_low_limit);
+	tcase_add_test(t, memlock_whole_process_when_allowed);
 	suite_add_tcase(s, t);
 	return th_run_suite(s);
 }

@@ -255,33 +255,62 @@ START_TEST(kek_cache_bounds)
 	kek_cache_limits lim = {3600, 3, 1000, 2};
 	kek_cache *c = kek_cache_new(&lim);
 	ck_assert_ptr_nonnull(c);
-	const uint8_t *k = kek_cache_put(c, 1, 1, fresh_key(0x11), 0);
+	const uint8_t *k = kek_cache_put(c, 1, 1, fresh_key(0x11));
 	ck_assert_uint_eq(k[0], 0x11);
 	/* uses: put counted one; two more allowed, the fourth drops it */
-	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1, 0));
-	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1, 0));
-	ck_assert_ptr_null(kek_cache_get(c, 1, 1, 0));
+	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1));
+	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1));
+	ck_assert_ptr_null(kek_cache_get(c, 1, 1));
 	ck_assert_uint_eq(kek_cache_size(c), 0);
-	/* bytes bound */
-	kek_cache_put(c, 1, 1, fresh_key(0x22), 600);
-	ck_assert_ptr_null(kek_cache_get(c, 1, 1, 500));
 	/* LRU: a third entry evicts the least recently used */
-	kek_cache_put(c, 1, 1, fresh_key(0x31), 0);
-	kek_cache_put(c, 2, 1, fresh_key(0x32), 0);
-	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1, 0));
-	kek_cache_put(c, 3, 1, fresh_key(0x33), 0);
+	kek_cache_put(c, 1, 1, fresh_key(0x31));
+	kek_cache_put(c, 2, 1, fresh_key(0x32));
+	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1));
+	kek_cache_put(c, 3, 1, fresh_key(0x33));
 	ck_assert_uint_eq(kek_cache_size(c), 2);
-	ck_assert_ptr_null(kek_cache_get(c, 2, 1, 0));
-	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1, 0));
+	ck_assert_ptr_null(kek_cache_get(c, 2, 1));
+	ck_assert_ptr_nonnull(kek_cache_get(c, 1, 1));
 	/* explicit eviction (a state change) */
 	kek_cache_evict(c, 3, 1);
-	ck_assert_ptr_null(kek_cache_get(c, 3, 1, 0));
+	ck_assert_ptr_null(kek_cache_get(c, 3, 1));
 	kek_cache_free(c);
 
 	kek_cache_limits zero_age = {0, 100, 1000, 2};
 	c = kek_cache_new(&zero_age);
-	kek_cache_put(c, 1, 1, fresh_key(0x44), 0);
-	ck_assert_ptr_null(kek_cache_get(c, 1, 1, 0));
+	kek_cache_put(c, 1, 1, fresh_key(0x44));
+	ck_assert_ptr_null(kek_cache_get(c, 1, 1));
+	kek_cache_free(c);
+}
+END_TEST
+
+/* Bytes reported under an entry, row by row: {bytes reported, held after}.
+ * The bound is 1000; reaching it evicts, and the next use misses. */
+static const struct {
+	uint64_t bytes;
+	int held;
+} byte_rows[] = {
+	{0, 1}, {600, 1}, {399, 1}, {1, 0},  /* 999 held, 1000 evicts */
+	{1000, 0},                            /* one stream past the bound at once */
+	{999, 1}, {UINT64_MAX, 0},            /* no wrap-around past 2^64 */
+};
+
+START_TEST(kek_cache_byte_bound)
+{
+	kek_cache_limits lim = {3600, 100, 1000, 4};
+	kek_cache *c = kek_cache_new(&lim);
+	ck_assert_ptr_nonnull(c);
+	kek_cache_put(c, 7, 2, fresh_key(0x55));
+	kek_cache_put(c, 8, 1, fresh_key(0x66)); /* a bystander: never charged */
+	for (size_t i = 0; i < KM_ARRAY_LEN(byte_rows); i++) {
+		if (!kek_cache_get(c, 7, 2))
+			kek_cache_put(c, 7, 2, fresh_key(0x55)); /* a fresh unwrap starts at 0 bytes */
+		ck_assert_int_eq(kek_cache_charge_bytes(c, 7, 2, byte_rows[i].bytes), byte_rows[i].held);
+		ck_assert_msg((kek_cache_get(c, 7, 2) != NULL) == byte_rows[i].held, "row %zu", i);
+		ck_assert_ptr_nonnull(kek_cache_get(c, 8, 1));
+	}
+	/* charging an absent entry changes nothing */
+	ck_assert_int_eq(kek_cache_charge_bytes(c, 9, 9, 5000), 0);
+	ck_assert_uint_eq(kek_cache_size(c), 1);
 	kek_cache_free(c);
 }
 END_TEST
@@ -298,6 +327,7 @@ int main(void)
 	tcase_add_test(t, config_table);
 	tcase_add_test(t, asset_spec_table);
 	tcase_add_test(t, kek_cache_bounds);
+	tcase_add_test(t, kek_cache_byte_bound);
 	suite_add_tcase(s, t);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

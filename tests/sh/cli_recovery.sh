@@ -2,7 +2,9 @@
 # A keyward process killed in the middle of its work leaves a state the next
 # run recovers: protect killed mid-stream leaves an asset marked incomplete
 # and a log that verifies; unprotect killed mid-stream leaves a temp file of
-# partial plaintext that the next write to that destination removes.
+# partial plaintext that the next write to that destination removes.  That
+# sweep removes only what nobody holds: a FIFO named like a temp file does
+# not hang it, and a live writer's temp file survives it.
 # FIFOs hold the writers mid-stream, so nothing here depends on timing.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -64,5 +66,29 @@ ls -a "$W" | grep -q '\.b\.out\.kwtmp\.' || fail "expected the killed writer's t
 "$KEYWARD_BIN" unprotect "$W/b.kwe" "$W/b.out" 2>/dev/null || fail "unprotect after recovery"
 cmp -s "$W/b.out" "$W/big" || fail "recovered output differs"
 ls -a "$W" | grep -q '\.b\.out\.kwtmp\.' && fail "stale partial plaintext left beside b.out"
+
+step "a FIFO named like a temp file neither hangs the next write nor is removed"
+mkfifo "$W/.c.out.kwtmp.FIFO01"
+rc=0
+timeout 20 "$KEYWARD_BIN" unprotect "$W/b.kwe" "$W/c.out" 2>"$W/err.c" || rc=$?
+[ "$rc" = 0 ] || fail "unprotect beside a FIFO failed or hung (status $rc): $(cat "$W/err.c")"
+cmp -s "$W/c.out" "$W/big" || fail "output written beside a FIFO differs"
+[ -p "$W/.c.out.kwtmp.FIFO01" ] || fail "the sweep removed a FIFO"
+
+step "a live writer's temp file survives another writer's sweep of the same destination"
+mkfifo "$W/env2"
+"$KEYWARD_BIN" unprotect "$W/env2" "$W/d.out" 2>"$W/err.d" &
+pid=$!
+exec 5>"$W/env2"
+head -c 2000000 "$W/b.kwe" >&5
+wait_file "$W/.d.out.kwtmp.*"
+live=$(ls "$W"/.d.out.kwtmp.*)
+"$KEYWARD_BIN" unprotect "$W/b.kwe" "$W/d.out" 2>/dev/null || fail "the second writer failed"
+[ -e "$live" ] || fail "the second writer's sweep removed the live writer's temp file"
+tail -c +2000001 "$W/b.kwe" >&5
+exec 5>&-
+wait "$pid" || fail "the first writer failed after the sweep: $(cat "$W/err.d")"
+cmp -s "$W/d.out" "$W/big" || fail "the first writer's output differs"
+ls -a "$W" | grep -q '\.d\.out\.kwtmp\.' && fail "temp file left beside d.out"
 "$KEYWARD_BIN" audit verify >"$W/v" || { cat "$W/v"; fail "log does not verify at the end"; }
 echo "ok: killed writers recovered"
