@@ -2,6 +2,7 @@
  * atomicfile.c — write-then-rename output files (see atomicfile.h).
  */
 #include "atomicfile.h"
+#include "caller.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -181,7 +182,7 @@ static km_status create_locked(atomicfile *af, const char *dir, const char *base
 	return km_fail(e, KM_EIO, "cannot create a temporary file beside %s: %s", af->final_path, strerror(err));
 }
 
-km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
+static km_status atomicfile_open_fs(const char *final_path, atomicfile *af, km_err *e)
 {
 	if (!af)
 		return km_fail(e, KM_EUSAGE, "atomicfile_open: no handle");
@@ -210,7 +211,7 @@ km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
 	return st;
 }
 
-void atomicfile_abort(atomicfile *af)
+static void atomicfile_abort_fs(atomicfile *af)
 {
 	if (!af)
 		return;
@@ -223,14 +224,14 @@ void atomicfile_abort(atomicfile *af)
 	release(af);
 }
 
-km_status atomicfile_commit(atomicfile *af, km_err *e)
+static km_status atomicfile_commit_fs(atomicfile *af, km_err *e)
 {
 	if (!af || af->fd < 0 || !af->final_path)
 		return km_fail(e, KM_EUSAGE, "atomicfile_commit: the file is not open");
 
 	if (fsync(af->fd) != 0) {
 		km_status st = km_fail(e, KM_EIO, "cannot flush %s to disk: %s", af->final_path, strerror(errno));
-		atomicfile_abort(af);
+		atomicfile_abort_fs(af);
 		return st;
 	}
 	/* Renamed while still locked: an unlocked ".kwtmp." file would be
@@ -238,7 +239,7 @@ km_status atomicfile_commit(atomicfile *af, km_err *e)
 	if (rename(af->tmp_path, af->final_path) != 0) {
 		km_status st = km_fail(e, KM_EIO, "cannot move the output into place at %s: %s",
 		                       af->final_path, strerror(errno));
-		atomicfile_abort(af);
+		atomicfile_abort_fs(af);
 		return st;
 	}
 	km_status st = KM_OK;
@@ -258,4 +259,30 @@ km_status atomicfile_commit(atomicfile *af, km_err *e)
 	free(dir);
 	release(af);
 	return st;
+}
+
+/* Every file operation on a path the person named runs with the person's
+ * file-system rights (caller.h): a set-user-ID keyward never writes where
+ * its caller could not. */
+km_status atomicfile_open(const char *final_path, atomicfile *af, km_err *e)
+{
+	km_caller_rights_begin();
+	km_status st = atomicfile_open_fs(final_path, af, e);
+	km_caller_rights_end();
+	return st;
+}
+
+km_status atomicfile_commit(atomicfile *af, km_err *e)
+{
+	km_caller_rights_begin();
+	km_status st = atomicfile_commit_fs(af, e);
+	km_caller_rights_end();
+	return st;
+}
+
+void atomicfile_abort(atomicfile *af)
+{
+	km_caller_rights_begin();
+	atomicfile_abort_fs(af);
+	km_caller_rights_end();
 }

@@ -93,24 +93,33 @@ km_status km_caller_name(char *out, size_t cap, km_err *e)
 	return KM_OK;
 }
 
-km_status km_caller_open(const char *path, int flags, mode_t mode, int *fd, km_err *e)
+void km_caller_rights_begin(void)
 {
-	int privileged = km_process_privileged();
-	uid_t euid = geteuid();
-	gid_t egid = getegid();
-	if (privileged) {
-		/* setfsuid reports the previous value, never an error: ask twice. */
+	if (km_process_privileged()) {
 		setfsgid(getgid());
 		setfsuid(getuid());
-		if ((uid_t)setfsuid((uid_t)-1) != getuid())
-			return km_fail(e, KM_EINTERNAL, "cannot take on your rights to open %s", path);
+	}
+}
+
+void km_caller_rights_end(void)
+{
+	if (km_process_privileged()) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+	}
+}
+
+km_status km_caller_open(const char *path, int flags, mode_t mode, int *fd, km_err *e)
+{
+	km_caller_rights_begin();
+	/* setfsuid reports the previous value, never an error: ask again. */
+	if (km_process_privileged() && (uid_t)setfsuid((uid_t)-1) != getuid()) {
+		km_caller_rights_end();
+		return km_fail(e, KM_EINTERNAL, "cannot take on your rights to open %s", path);
 	}
 	*fd = open(path, flags | O_CLOEXEC, mode);
 	int err = errno;
-	if (privileged) {
-		setfsuid(euid);
-		setfsgid(egid);
-	}
+	km_caller_rights_end();
 	if (*fd >= 0)
 		return KM_OK;
 	return km_fail(e, (err == EACCES || err == EPERM) ? KM_EDENIED : KM_EIO, "%s: %s", path,

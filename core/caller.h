@@ -35,6 +35,13 @@ km_status km_caller_name(char *out, size_t cap, km_err *e);
  * path and the reason: KM_EIO, or KM_EDENIED for EACCES/EPERM. */
 km_status km_caller_open(const char *path, int flags, mode_t mode, int *fd, km_err *e);
 
+/* Take on the caller's file-system rights (fsuid, fsgid) for a stretch of
+ * file operations on paths the person named (a temporary file, its rename,
+ * the directory sweep); a no-op unless privileged.  Not nested; no catalogue
+ * or HSM access in between. */
+void km_caller_rights_begin(void);
+void km_caller_rights_end(void);
+
 /* Read a secret (a PIN, a passphrase) from a file: the first line, or with
  * KM_SECRET_COMMENTS the first line that is neither empty nor a '#'
  * comment; lines are read whole, so a long comment never leaks its tail.

@@ -45,6 +45,7 @@ struct km_ctx {
 	km_action op;
 	char op_object[256];
 	int op_active, op_recorded;
+	char memlock_note[KM_ERR_MSG_MAX]; /* "" when every page is locked */
 	EVP_PKEY *audit_pub;
 	char deployment_id[40];
 	kek_cache *cache;

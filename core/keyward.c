@@ -565,6 +565,19 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 	if ((st = km_config_load(&ctx->cfg, o ? o->home : NULL, e)) ||
 	    (st = export_softhsm_conf(&ctx->cfg, e)))
 		goto fail;
+	/* Locked memory: every page where the limit allows; the key heap at
+	 * least.  A system deployment refuses to run with keys that could be
+	 * swapped out; a personal one says so in `status`. */
+	km_memlock_state ml;
+	km_err ml_err;
+	if (km_memlock_process(&ml, &ml_err) != KM_OK) {
+		if (ctx->cfg.mode == KM_MODE_SYSTEM && ml.level == KM_MEMLOCK_NONE) {
+			*e = ml_err;
+			st = ml_err.code ? ml_err.code : KM_ELIMIT;
+			goto fail;
+		}
+		snprintf(ctx->memlock_note, sizeof ctx->memlock_note, "%s", ml_err.msg);
+	}
 	if (o) {
 		if (o->passphrase_file)
 			snprintf(ctx->passphrase_file, sizeof ctx->passphrase_file, "%s", o->passphrase_file);
@@ -619,6 +632,8 @@ km_status km_status_get(km_ctx *ctx, km_status_info *s, km_err *e)
 	memset(s, 0, sizeof *s);
 	snprintf(s->home, sizeof s->home, "%s", ctx->cfg.home);
 	s->mode = ctx->cfg.mode;
+	snprintf(s->memlock, sizeof s->memlock, "%s", ctx->memlock_note[0] ? ctx->memlock_note
+	         : "every page locked (no key can be swapped out)");
 	if (ctx->cfg.mode == KM_MODE_SYSTEM)
 		snprintf(s->boundary, sizeof s->boundary, "system deployment: files owned by the service "
 		         "account; people are named by their login (uid %u)", (unsigned)getuid());

@@ -116,6 +116,7 @@ typedef struct km_status_info {
 	int last_verified_intact;      /* valid if last_verified[0] */
 	km_mode mode;
 	char boundary[160];            /* who the trust boundary is, in a sentence */
+	char memlock[KM_ERR_MSG_MAX];  /* what of the process is locked in memory */
 	uint64_t keys_due;             /* current version older than the cadence */
 	uint64_t keys_overdue;         /* compromised, or past 2x cadence, or over 90% of wraps */
 } km_status_info;

@@ -275,6 +275,7 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 		ui_json_set_text(o, "os_user", who->os_user);
 		json_object_set_new(o, "mode", json_string(s.mode == KM_MODE_SYSTEM ? "system" : "personal"));
 		ui_json_set_text(o, "trust_boundary", s.boundary);
+		ui_json_set_text(o, "memory_lock", s.memlock);
 		json_object_set_new(o, "keys", json_integer((json_int_t)s.keys));
 		json_object_set_new(o, "versions", json_integer((json_int_t)s.versions));
 		json_object_set_new(o, "assets", json_integer((json_int_t)s.assets));
@@ -297,6 +298,7 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 	              strcmp(who->os_user, who->name) ? ", OS user " : "",
 	              strcmp(who->os_user, who->name) ? who->os_user : "");
 	ui_print_line("mode:       %s", s.boundary);
+	ui_print_line("memory:     %s", s.memlock);
 	printf("keys:       %" PRIu64 " (%" PRIu64 " versions), %" PRIu64 " due, %" PRIu64
 	       " overdue\n", s.keys, s.versions, s.keys_due, s.keys_overdue);
 	printf("assets:     %" PRIu64 "\n", s.assets);
