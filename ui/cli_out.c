@@ -20,7 +20,8 @@
 /* JSON_ENSURE_ASCII has Jansson write every control character and every
  * non-ASCII character (C1, bidi, ...) as a \uXXXX escape.  DEL (0x7F) is
  * ASCII and Jansson leaves it raw; the output being pure ASCII, a 0x7F byte
- * can only stand inside a string, where \u007f means the same. */
+ * can only stand inside a string, where \u007F means the same (upper-case
+ * hex, as Jansson writes its escapes). */
 static int json_out(const char *buf, size_t size, void *data)
 {
 	FILE *f = data;
@@ -30,7 +31,7 @@ static int json_out(const char *buf, size_t size, void *data)
 			continue;
 		if (i > start && fwrite(buf + start, 1, i - start, f) != i - start)
 			return -1;
-		if (i < size && fputs("\\u007f", f) == EOF)
+		if (i < size && fputs("\\u007F", f) == EOF)
 			return -1;
 		start = i + 1;
 	}
