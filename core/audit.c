@@ -26,22 +26,35 @@
 #include <strings.h>
 #include <time.h>
 
-const char audit_schema_sql[] =
-	"CREATE TABLE audit_events(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL, "
-	"time TEXT GENERATED ALWAYS AS (json_extract(json,'$.time')) VIRTUAL, "
-	"actor TEXT GENERATED ALWAYS AS (json_extract(json,'$.actor')) VIRTUAL, "
-	"action TEXT GENERATED ALWAYS AS (json_extract(json,'$.action')) VIRTUAL, "
-	"object TEXT GENERATED ALWAYS AS (json_extract(json,'$.object')) VIRTUAL, "
-	"outcome TEXT GENERATED ALWAYS AS (json_extract(json,'$.outcome')) VIRTUAL);\n"
-	"CREATE INDEX audit_events_object ON audit_events(object, seq);\n"
-	"CREATE INDEX audit_events_actor ON audit_events(actor, seq);\n"
-	"CREATE INDEX audit_events_action ON audit_events(action, seq);\n"
-	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);\n"
-	"CREATE INDEX audit_events_time ON audit_events(time);\n"
-	"CREATE TABLE audit_tree_heads(size INTEGER PRIMARY KEY, root BLOB NOT NULL, "
-	"time INTEGER NOT NULL, signature BLOB NOT NULL);\n"
-	"CREATE TABLE audit_frontier(level INTEGER PRIMARY KEY, hash BLOB NOT NULL);\n"
-	"CREATE TABLE audit_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
+/* The audit tables of catalogue schema 1 ... */
+#define AUDIT_SCHEMA_V1                                                                              \
+	"CREATE TABLE audit_events(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL, " \
+	"time TEXT GENERATED ALWAYS AS (json_extract(json,'$.time')) VIRTUAL, "                       \
+	"actor TEXT GENERATED ALWAYS AS (json_extract(json,'$.actor')) VIRTUAL, "                     \
+	"action TEXT GENERATED ALWAYS AS (json_extract(json,'$.action')) VIRTUAL, "                   \
+	"object TEXT GENERATED ALWAYS AS (json_extract(json,'$.object')) VIRTUAL, "                   \
+	"outcome TEXT GENERATED ALWAYS AS (json_extract(json,'$.outcome')) VIRTUAL);\n"              \
+	"CREATE INDEX audit_events_object ON audit_events(object, seq);\n"                           \
+	"CREATE INDEX audit_events_actor ON audit_events(actor, seq);\n"                             \
+	"CREATE INDEX audit_events_action ON audit_events(action, seq);\n"                           \
+	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);\n"                         \
+	"CREATE INDEX audit_events_time ON audit_events(time);\n"                                    \
+	"CREATE TABLE audit_tree_heads(size INTEGER PRIMARY KEY, root BLOB NOT NULL, "                \
+	"time INTEGER NOT NULL, signature BLOB NOT NULL);\n"                                          \
+	"CREATE TABLE audit_frontier(level INTEGER PRIMARY KEY, hash BLOB NOT NULL);\n"               \
+	"CREATE TABLE audit_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+
+/* ... and of schema 4: node (level, idx) of the Merkle tree for every
+ * level >= 1 (level 0, the leaves, is audit_events.leaf_hash), so proofs
+ * cost O(log n) lookups.  Keyed by (level, idx) with no rowid: each level's
+ * nodes are appended in order, and a lookup is one b-tree descent. */
+#define AUDIT_SCHEMA_V4                                                                      \
+	"CREATE TABLE audit_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, " \
+	"PRIMARY KEY(level, idx)) WITHOUT ROWID;\n"
+
+const char audit_schema_v1_sql[] = AUDIT_SCHEMA_V1;
+const char audit_schema_v4_sql[] = AUDIT_SCHEMA_V4;
+const char audit_schema_sql[] = AUDIT_SCHEMA_V1 AUDIT_SCHEMA_V4;
 
 #define HB MERKLE_HASH_BYTES
 #define JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
@@ -344,6 +357,113 @@ static km_status frontier_for_log(sqlite3 *db, merkle_frontier *f, uint64_t *n, 
 	return s;
 }
 
+/* ------------------------------------------------------------ stored nodes
+ *
+ * Node (level, idx) is MTH of entries idx * 2^level + 1 .. (idx + 1) * 2^level;
+ * level 0 is an entry's own leaf hash.  Proofs, and the signer's anchor
+ * check, fetch them here; every one is an input to a proof that is then
+ * verified against a trusted root, never trusted by itself. */
+typedef struct node_reader {
+	sqlite3 *db;
+	sqlite3_stmt *leaf, *node;
+} node_reader;
+
+static void node_reader_close(node_reader *r)
+{
+	sqlite3_finalize(r->leaf);
+	sqlite3_finalize(r->node);
+	memset(r, 0, sizeof *r);
+}
+
+static km_status node_reader_open(sqlite3 *db, node_reader *r, km_err *e)
+{
+	km_status s;
+	memset(r, 0, sizeof *r);
+	r->db = db;
+	if ((s = prepare(db, "SELECT leaf_hash FROM audit_events WHERE seq = ?", &r->leaf, e)) != KM_OK ||
+	    (s = prepare(db, "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", &r->node, e)) != KM_OK)
+		node_reader_close(r);
+	return s;
+}
+
+/* merkle_node_fn over the tables. */
+static km_status read_node(void *ctx, unsigned level, uint64_t idx, uint8_t out[HB], km_err *e)
+{
+	node_reader *r = ctx;
+	sqlite3_stmt *st = level ? r->node : r->leaf;
+	unsigned long long first = (unsigned long long)(idx << level) + 1;
+	unsigned long long last = (unsigned long long)((idx + 1) << level);
+	km_status s = KM_OK;
+
+	sqlite3_reset(st);
+	if (level) {
+		sqlite3_bind_int(st, 1, (int)level);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)idx);
+	} else {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)(idx + 1));
+	}
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && col_bytes(st, 0) == HB)
+		memcpy(out, sqlite3_column_blob(st, 0), HB);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		s = db_fail(r->db, e, "reading the audit tree");
+	else if (level == 0)
+		s = km_fail(e, KM_EINTEGRITY, rc == SQLITE_DONE ? "entry %llu is missing" :
+		            "entry %llu: the stored leaf hash is damaged", first);
+	else
+		s = km_fail(e, KM_EINTEGRITY, "the stored tree node over entries %llu..%llu (level %u) is %s; "
+		            "the log was tampered with or damaged: run audit verify", first, last, level,
+		            rc == SQLITE_DONE ? "missing" : "damaged");
+	sqlite3_reset(st);
+	return s;
+}
+
+km_status audit_nodes_backfill(sqlite3 *db, km_err *e)
+{
+	sqlite3_stmt *leaves = NULL, *put = NULL;
+	merkle_hasher *h = NULL;
+	merkle_frontier f;
+	uint8_t nodes[MERKLE_MAX_LEVELS][HB];
+	km_status s;
+	int rc;
+
+	if ((s = require_write_txn(db, "audit_nodes_backfill", e)) != KM_OK)
+		return s;
+	merkle_frontier_init(&f);
+	if (sqlite3_exec(db, "DELETE FROM audit_nodes", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, e, "clearing the audit tree nodes");
+	if ((s = prepare(db, "SELECT seq, leaf_hash FROM audit_events ORDER BY seq", &leaves, e)) != KM_OK ||
+	    (s = prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES(?, ?, ?)", &put, e)) != KM_OK ||
+	    (s = merkle_hasher_new(&h, e)) != KM_OK)
+		goto out;
+	while ((rc = sqlite3_step(leaves)) == SQLITE_ROW) {
+		unsigned top = 0;
+		if (sqlite3_column_int64(leaves, 0) != (int64_t)(f.size + 1) || col_bytes(leaves, 1) != HB) {
+			rc = SQLITE_DONE; /* damaged: audit_verify will say where */
+			break;
+		}
+		if ((s = merkle_frontier_append_nodes(h, &f, sqlite3_column_blob(leaves, 1), nodes, &top, e)) != KM_OK)
+			goto out;
+		for (unsigned l = 1; l <= top; l++) {
+			sqlite3_reset(put);
+			sqlite3_bind_int(put, 1, (int)l);
+			sqlite3_bind_int64(put, 2, (sqlite3_int64)((f.size >> l) - 1));
+			sqlite3_bind_blob(put, 3, nodes[l], HB, SQLITE_STATIC);
+			if (sqlite3_step(put) != SQLITE_DONE) {
+				s = db_fail(db, e, "storing audit tree nodes");
+				goto out;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		s = db_fail(db, e, "reading the audit leaf hashes");
+out:
+	sqlite3_finalize(leaves);
+	sqlite3_finalize(put);
+	merkle_hasher_free(h);
+	return s;
+}
+
 /* ------------------------------------------------------------ append */
 
 /* The new event's seq and time, from the newest event in one lookup.  The
@@ -380,17 +500,22 @@ static km_status next_event(sqlite3 *db, uint64_t *n, char now[AUDIT_TIME_LEN + 
  * Within one write transaction nobody else can append, so the writer reads
  * the newest seq, its time and the frontier once (priming), keeps them in
  * memory while it appends with statements prepared once, and writes the
- * frontier back in one go before the tree head is signed.  It must be
- * reset whenever a transaction ends (commit or rollback), because another
- * process may append in between. */
+ * frontier back in one go before the tree head is signed.  The frontier
+ * found at priming (f0) is the state the anchor check proves; the head is
+ * signed over f0 extended in memory by this writer's own leaves.  It must
+ * be reset whenever a transaction ends (commit or rollback), because
+ * another process may append in between. */
 struct audit_writer {
 	sqlite3 *db;
-	sqlite3_stmt *insert, *frontier_clear, *frontier_put;
+	sqlite3_stmt *insert, *node_put, *frontier_clear, *frontier_put;
 	merkle_hasher *h;
 	int primed, dirty;
 	uint64_t n;                     /* newest seq */
 	char last_time[AUDIT_TIME_LEN + 8];
-	merkle_frontier f;
+	merkle_frontier f0;             /* as the transaction found it */
+	merkle_frontier f;              /* f0 + this transaction's leaves */
+	int anchor_ready;               /* next_anchor is proven or signed */
+	audit_anchor next_anchor;
 };
 
 km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e)
@@ -402,6 +527,7 @@ km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e)
 		return km_fail(e, KM_ENOMEM, "out of memory");
 	w->db = db;
 	if ((s = prepare(db, "INSERT INTO audit_events(seq, json, leaf_hash) VALUES(?, ?, ?)", &w->insert, e)) != KM_OK ||
+	    (s = prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES(?, ?, ?)", &w->node_put, e)) != KM_OK ||
 	    (s = prepare(db, "DELETE FROM audit_frontier", &w->frontier_clear, e)) != KM_OK ||
 	    (s = prepare(db, "INSERT INTO audit_frontier(level, hash) VALUES(?, ?)", &w->frontier_put, e)) != KM_OK ||
 	    (s = merkle_hasher_new(&w->h, e)) != KM_OK) {
@@ -417,6 +543,7 @@ void audit_writer_free(audit_writer *w)
 	if (!w)
 		return;
 	sqlite3_finalize(w->insert);
+	sqlite3_finalize(w->node_put);
 	sqlite3_finalize(w->frontier_clear);
 	sqlite3_finalize(w->frontier_put);
 	merkle_hasher_free(w->h);
@@ -428,6 +555,7 @@ void audit_writer_reset(audit_writer *w)
 	if (w) {
 		w->primed = 0;
 		w->dirty = 0;
+		w->anchor_ready = 0;
 	}
 }
 
@@ -438,14 +566,39 @@ static km_status writer_prime(audit_writer *w, km_err *e)
 		return s;
 	if (w->f.size != w->n)
 		return frontier_mismatch(&w->f, w->n, e);
+	w->f0 = w->f;
 	w->primed = 1;
+	return KM_OK;
+}
+
+/* Store the nodes that leaf number `size` (1-based) completed. */
+static km_status writer_put_nodes(audit_writer *w, uint64_t size, uint8_t (*nodes)[HB], unsigned top,
+                                  km_err *e)
+{
+	for (unsigned l = 1; l <= top; l++) {
+		uint64_t idx = (size >> l) - 1;
+		sqlite3_reset(w->node_put);
+		sqlite3_bind_int(w->node_put, 1, (int)l);
+		sqlite3_bind_int64(w->node_put, 2, (sqlite3_int64)idx);
+		sqlite3_bind_blob(w->node_put, 3, nodes[l], HB, SQLITE_STATIC);
+		int rc = sqlite3_step(w->node_put);
+		sqlite3_reset(w->node_put);
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			return km_fail(e, KM_EINTEGRITY, "a tree node over entries %llu..%llu (level %u) is already "
+			               "stored though the log ends before them; the log was tampered with or "
+			               "damaged: run audit verify", (unsigned long long)(idx << l) + 1,
+			               (unsigned long long)size, l);
+		if (rc != SQLITE_DONE)
+			return db_fail(w->db, e, "storing audit tree nodes");
+	}
 	return KM_OK;
 }
 
 km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *seq_out, km_err *e)
 {
-	uint8_t leaf[HB];
+	uint8_t leaf[HB], nodes[MERKLE_MAX_LEVELS][HB];
 	char now[AUDIT_TIME_LEN + 8], *text = NULL;
+	unsigned top = 0;
 	km_status s;
 
 	if ((s = require_write_txn(w->db, "audit_append", e)) != KM_OK || (s = validate_event(ev, e)) != KM_OK)
@@ -460,7 +613,7 @@ km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *
 		return s;
 	merkle_frontier next = w->f;
 	if ((s = merkle_leaf_hash(w->h, text, strlen(text), leaf, e)) == KM_OK &&
-	    (s = merkle_frontier_append(w->h, &next, leaf, NULL, e)) == KM_OK) {
+	    (s = merkle_frontier_append_nodes(w->h, &next, leaf, nodes, &top, e)) == KM_OK) {
 		sqlite3_reset(w->insert);
 		sqlite3_bind_int64(w->insert, 1, (sqlite3_int64)(w->n + 1));
 		sqlite3_bind_text(w->insert, 2, text, -1, SQLITE_STATIC);
@@ -469,12 +622,15 @@ km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *
 			s = db_fail(w->db, e, "appending an audit event");
 		sqlite3_reset(w->insert);
 	}
+	if (s == KM_OK)
+		s = writer_put_nodes(w, next.size, nodes, top, e);
 	if (s == KM_OK) {
 		/* Only a stored event moves the in-memory state forward. */
 		w->f = next;
 		w->n++;
 		memcpy(w->last_time, now, AUDIT_TIME_LEN);
 		w->dirty = 1;
+		w->anchor_ready = 0;
 		if (seq_out)
 			*seq_out = w->n;
 	}
@@ -504,12 +660,6 @@ static km_status writer_flush(audit_writer *w, km_err *e)
 	}
 	w->dirty = 0;
 	return KM_OK;
-}
-
-km_status audit_writer_sign_head(audit_writer *w, audit_sign_fn sign, void *sign_ctx, km_err *e)
-{
-	km_status s = writer_flush(w, e);
-	return s != KM_OK ? s : audit_sign_head(w->db, sign, sign_ctx, e);
 }
 
 km_status audit_append(sqlite3 *db, const audit_event *ev, uint64_t *seq_out, km_err *e)
@@ -567,56 +717,255 @@ km_status audit_origin(sqlite3 *db, char *buf, size_t cap, km_err *e)
 #define ORIGIN_MAX 256
 #define CHECKPOINT_MAX (ORIGIN_MAX + 128)
 
-km_status audit_sign_head(sqlite3 *db, audit_sign_fn sign, void *sign_ctx, km_err *e)
+static km_status head_signature_ok(EVP_MD_CTX *vctx, EVP_PKEY *pub, const char *origin, uint64_t size,
+                                   const uint8_t root[HB], int64_t time, const uint8_t *sig,
+                                   size_t sig_len, int *ok, km_err *e);
+
+static km_status newest_head_size(sqlite3 *db, uint64_t *size, km_err *e)
 {
-	merkle_hasher *h = NULL;
-	merkle_frontier f;
-	uint8_t root[HB], digest[HB], sig[AUDIT_SIG_BYTES];
-	char origin[ORIGIN_MAX], text[CHECKPOINT_MAX];
-	int64_t head;
-	uint64_t n;
-	size_t len;
+	int64_t v;
+	km_status s = query_int64(db, "SELECT max(size) FROM audit_tree_heads", 0, &v, e);
+	*size = (s == KM_OK && v > 0) ? (uint64_t)v : 0;
+	return s;
+}
+
+static km_status heads_beyond_log(uint64_t n, uint64_t head, km_err *e)
+{
+	return km_fail(e, KM_EINTEGRITY, "the audit log has %llu entries but a signed tree head covers "
+	               "%llu: entries were deleted; run audit verify", (unsigned long long)n,
+	               (unsigned long long)head);
+}
+
+/* Is there a stored tree head at `size` with this root and a signature by
+ * pub over its checkpoint text?  *ok = 1 / 0. */
+static km_status signed_head_at(sqlite3 *db, EVP_PKEY *pub, uint64_t size, const uint8_t root[HB],
+                                int *ok, km_err *e)
+{
+	char origin[ORIGIN_MAX];
+	sqlite3_stmt *st;
+	EVP_MD_CTX *vctx = NULL;
 	km_status s;
 
-	if ((s = require_write_txn(db, "audit_sign_head", e)) != KM_OK)
+	*ok = 0;
+	if ((s = audit_origin(db, origin, sizeof origin, e)) == KM_ENOTFOUND)
+		return KM_OK; /* no head can be checked without it */
+	if (s != KM_OK || (s = prepare(db, "SELECT root, time, signature FROM audit_tree_heads WHERE size = ?",
+	                               &st, e)) != KM_OK)
 		return s;
-	if ((s = query_int64(db, "SELECT max(size) FROM audit_tree_heads", 0, &head, e)) != KM_OK ||
-	    (s = frontier_for_log(db, &f, &n, e)) != KM_OK)
-		return s;
-	if (head > 0 && n < (uint64_t)head)
-		return km_fail(e, KM_EINTEGRITY, "the audit log has %llu entries but a signed tree head "
-		               "covers %lld: entries were deleted; run audit verify",
-		               (unsigned long long)n, (long long)head);
-	if (n == 0 || n == (uint64_t)(head > 0 ? head : 0))
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && col_bytes(st, 0) == HB && memcmp(sqlite3_column_blob(st, 0), root, HB) == 0) {
+		if (!(vctx = EVP_MD_CTX_new()))
+			s = km_fail(e, KM_ENOMEM, "out of memory checking a tree head");
+		else
+			s = head_signature_ok(vctx, pub, origin, size, root, sqlite3_column_int64(st, 1),
+			                      sqlite3_column_blob(st, 2), col_bytes(st, 2), ok, e);
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		s = db_fail(db, e, "reading an audit tree head");
+	}
+	EVP_MD_CTX_free(vctx);
+	sqlite3_finalize(st);
+	return s;
+}
+
+/* Prove that the tree of the first b entries, with root r_b, is the tree
+ * anchored in a or extends it, and, when it is longer, that the audit key
+ * signed it.  Only a and pub are trusted; b, r_b and every node come from
+ * the database, so r_b is only to be believed once this returns KM_OK.
+ * Every refusal ends with "nothing was signed": the callers sign nothing
+ * after a failure here. */
+static km_status prove_extends_anchor(sqlite3 *db, merkle_hasher *h, const audit_anchor *a, EVP_PKEY *pub,
+                                      uint64_t b, const uint8_t r_b[HB], km_err *e)
+{
+	uint8_t proof[MERKLE_PROOF_MAX][HB], empty[HB];
+	unsigned long long m = a ? (unsigned long long)a->size : 0, bb = (unsigned long long)b;
+	node_reader nr;
+	size_t len = 0;
+	int ok = 0;
+	km_err pe;
+	km_status s;
+
+	if (!a || !a->have)
 		return KM_OK;
-	s = audit_origin(db, origin, sizeof origin, e);
+	if (m == 0) {
+		if ((s = merkle_sha256(h, NULL, 0, empty, e)) != KM_OK)
+			return s;
+		if (memcmp(empty, a->root, HB) != 0)
+			return km_fail(e, KM_EINTEGRITY, "the audit anchor in the HSM is damaged (an empty log "
+			               "with a root that is not the empty tree's); nothing was signed");
+	}
+	if (b < a->size)
+		return km_fail(e, KM_EINTEGRITY, "the audit log has %llu entries but the anchor in the HSM "
+		               "records %llu: entries %llu..%llu were deleted (the log was truncated); nothing "
+		               "was signed: run audit verify", bb, m, bb + 1, m);
+	if (b == a->size) {
+		if (memcmp(r_b, a->root, HB) != 0)
+			return km_fail(e, KM_EINTEGRITY, "the audit log at size %llu does not match the root "
+			               "anchored in the HSM at size %llu: entries up to %llu were rewritten; "
+			               "nothing was signed: run audit verify", m, m, m);
+		return KM_OK;
+	}
+	/* The anchor lags the log: a consistency proof from the stored nodes,
+	 * checked against the anchored root. */
+	if ((s = node_reader_open(db, &nr, e)) != KM_OK)
+		return s;
+	s = merkle_consistency_proof_nodes(h, read_node, &nr, a->size, b, proof, MERKLE_PROOF_MAX, &len, &pe);
+	if (s == KM_OK)
+		s = merkle_verify_consistency(h, a->size, b, a->root, r_b, (const uint8_t(*)[HB])proof, len, &pe);
+	node_reader_close(&nr);
+	if (s == KM_EINTEGRITY)
+		return km_fail(e, KM_EINTEGRITY, "the audit log at size %llu cannot be proven to extend the "
+		               "tree anchored in the HSM at size %llu (%s): entries up to %llu were rewritten, "
+		               "or the stored tree is damaged; nothing was signed: run audit verify", bb, m,
+		               pe.msg, m);
+	if (s != KM_OK) {
+		if (e)
+			*e = pe;
+		return s;
+	}
+	/* Consistent, but only keyward may have put entries past the anchor:
+	 * a head it signed at exactly b says so. */
+	if (!pub)
+		return km_fail(e, KM_EUSAGE, "the audit public key is needed to accept a log that is ahead "
+		               "of its anchor");
+	if ((s = signed_head_at(db, pub, b, r_b, &ok, e)) != KM_OK)
+		return s;
+	if (!ok)
+		return km_fail(e, KM_EINTEGRITY, "entries %llu..%llu are past the anchor in the HSM (size "
+		               "%llu) and no tree head signed by the audit key covers them at size %llu: they "
+		               "could have been inserted; nothing was signed: run audit verify", m + 1, bb, m, bb);
+	return KM_OK;
+}
+
+/* Sign (n, root) now and store the head. */
+static km_status sign_and_store(sqlite3 *db, merkle_hasher *h, uint64_t n, const uint8_t root[HB],
+                                audit_sign_fn sign, void *sign_ctx, km_err *e)
+{
+	uint8_t digest[HB], sig[AUDIT_SIG_BYTES];
+	char origin[ORIGIN_MAX], text[CHECKPOINT_MAX];
+	sqlite3_stmt *ins;
+	size_t len;
+	km_status s = audit_origin(db, origin, sizeof origin, e);
+
 	if (s == KM_ENOTFOUND)
 		return km_fail(e, KM_ECONFIG, "the audit log has no origin (audit_meta 'origin'); "
 		               "the deployment was not initialised");
 	if (s != KM_OK)
 		return s;
 	int64_t now = (int64_t)time(NULL);
+	len = audit_checkpoint_text(origin, n, root, now, text, sizeof text);
+	if (len == 0)
+		return km_fail(e, KM_ECONFIG, "the audit origin is empty or malformed");
+	if ((s = merkle_sha256(h, text, len, digest, e)) != KM_OK || (s = sign(sign_ctx, digest, sig, e)) != KM_OK)
+		return s;
+	if ((s = prepare(db, "INSERT INTO audit_tree_heads(size, root, time, signature) VALUES(?, ?, ?, ?)",
+	                 &ins, e)) != KM_OK)
+		return s;
+	sqlite3_bind_int64(ins, 1, (sqlite3_int64)n);
+	sqlite3_bind_blob(ins, 2, root, HB, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 3, now);
+	sqlite3_bind_blob(ins, 4, sig, AUDIT_SIG_BYTES, SQLITE_STATIC);
+	if (sqlite3_step(ins) != SQLITE_DONE)
+		s = db_fail(db, e, "storing the audit tree head");
+	sqlite3_finalize(ins);
+	return s;
+}
+
+km_status audit_writer_sign_head(audit_writer *w, const audit_anchor *a, EVP_PKEY *pub,
+                                 audit_sign_fn sign, void *sign_ctx, km_err *e)
+{
+	uint8_t r0[HB], r1[HB];
+	uint64_t newest;
+	km_status s;
+
+	w->anchor_ready = 0;
+	if ((s = require_write_txn(w->db, "audit_sign_head", e)) != KM_OK)
+		return s;
+	if (!w->primed && (s = writer_prime(w, e)) != KM_OK)
+		return s;
+	if ((s = writer_flush(w, e)) != KM_OK || (s = newest_head_size(w->db, &newest, e)) != KM_OK)
+		return s;
+	if (newest > w->f0.size)
+		return heads_beyond_log(w->f0.size, newest, e);
+	if ((s = merkle_frontier_root(w->h, &w->f0, r0, e)) != KM_OK ||
+	    (s = prove_extends_anchor(w->db, w->h, a, pub, w->f0.size, r0, e)) != KM_OK ||
+	    (s = merkle_frontier_root(w->h, &w->f, r1, e)) != KM_OK)
+		return s;
+	if (w->f.size > newest && (s = sign_and_store(w->db, w->h, w->f.size, r1, sign, sign_ctx, e)) != KM_OK)
+		return s;
+	w->next_anchor.have = 1;
+	w->next_anchor.size = w->f.size;
+	memcpy(w->next_anchor.root, r1, HB);
+	w->anchor_ready = 1;
+	return KM_OK;
+}
+
+km_status audit_writer_anchor(const audit_writer *w, audit_anchor *out, km_err *e)
+{
+	memset(out, 0, sizeof *out);
+	if (!w || !w->anchor_ready)
+		return km_fail(e, KM_EUSAGE, "no audit tree head was signed or proven in this transaction "
+		               "(audit_writer_sign_head first)");
+	*out = w->next_anchor;
+	return KM_OK;
+}
+
+km_status audit_sign_head(sqlite3 *db, const audit_anchor *a, EVP_PKEY *pub, audit_sign_fn sign,
+                          void *sign_ctx, km_err *e)
+{
+	merkle_hasher *h = NULL;
+	merkle_frontier f;
+	uint8_t root[HB], base_root[HB], proof[MERKLE_PROOF_MAX][HB];
+	uint64_t n, newest, base;
+	node_reader nr = {0};
+	size_t len = 0;
+	km_err pe;
+	km_status s;
+
+	if ((s = require_write_txn(db, "audit_sign_head", e)) != KM_OK)
+		return s;
+	if ((s = newest_head_size(db, &newest, e)) != KM_OK || (s = frontier_for_log(db, &f, &n, e)) != KM_OK)
+		return s;
+	if (newest > n)
+		return heads_beyond_log(n, newest, e);
 	if ((s = merkle_hasher_new(&h, e)) != KM_OK)
 		return s;
-	if ((s = merkle_frontier_root(h, &f, root, e)) == KM_OK) {
-		len = audit_checkpoint_text(origin, n, root, now, text, sizeof text);
-		if (len == 0)
-			s = km_fail(e, KM_ECONFIG, "the audit origin is empty or malformed");
-	}
-	if (s == KM_OK && (s = merkle_sha256(h, text, len, digest, e)) == KM_OK &&
-	    (s = sign(sign_ctx, digest, sig, e)) == KM_OK) {
-		sqlite3_stmt *ins;
-		if ((s = prepare(db, "INSERT INTO audit_tree_heads(size, root, time, signature) "
-		                 "VALUES(?, ?, ?, ?)", &ins, e)) == KM_OK) {
-			sqlite3_bind_int64(ins, 1, (sqlite3_int64)n);
-			sqlite3_bind_blob(ins, 2, root, HB, SQLITE_STATIC);
-			sqlite3_bind_int64(ins, 3, now);
-			sqlite3_bind_blob(ins, 4, sig, AUDIT_SIG_BYTES, SQLITE_STATIC);
-			if (sqlite3_step(ins) != SQLITE_DONE)
-				s = db_fail(db, e, "storing the audit tree head");
-			sqlite3_finalize(ins);
+	if ((s = merkle_frontier_root(h, &f, root, e)) != KM_OK || (s = node_reader_open(db, &nr, e)) != KM_OK)
+		goto out;
+	if (a && a->have) {
+		/* The base: the newer of the anchor and the newest head (if the
+		 * log reaches it; if not, the proof below says it was cut). */
+		base = newest > a->size ? newest : a->size;
+		if (base > n)
+			base = n;
+		if (base == n)
+			memcpy(base_root, root, HB);
+		else if (base == 0)
+			s = merkle_sha256(h, NULL, 0, base_root, e);
+		else
+			s = merkle_range_root_nodes(h, read_node, &nr, 0, base, base_root, e);
+		if (s != KM_OK || (s = prove_extends_anchor(db, h, a, pub, base, base_root, e)) != KM_OK)
+			goto out;
+		/* The rest is the caller's: the frontier must extend the base. */
+		s = merkle_consistency_proof_nodes(h, read_node, &nr, base, n, proof, MERKLE_PROOF_MAX, &len, &pe);
+		if (s == KM_OK)
+			s = merkle_verify_consistency(h, base, n, base_root, root, (const uint8_t(*)[HB])proof, len, &pe);
+		if (s == KM_EINTEGRITY) {
+			s = km_fail(e, KM_EINTEGRITY, "the stored audit frontier does not extend the proven tree at "
+			            "size %llu (%s): tampered or damaged; nothing was signed: run audit verify",
+			            (unsigned long long)base, pe.msg);
+			goto out;
+		}
+		if (s != KM_OK) {
+			if (e)
+				*e = pe;
+			goto out;
 		}
 	}
+	if (n > newest)
+		s = sign_and_store(db, h, n, root, sign, sign_ctx, e);
+out:
+	node_reader_close(&nr);
 	merkle_hasher_free(h);
 	return s;
 }
@@ -1002,8 +1351,16 @@ typedef struct vstate {
 	EVP_PKEY *pub;
 	const char *origin; /* NULL: no origin stored */
 	merkle_frontier f;  /* of the entries proven so far (f.size of them) */
+	uint8_t created[MERKLE_MAX_LEVELS][HB]; /* nodes the newest entry completed, */
+	unsigned created_top;                   /* levels 1..created_top */
+	const audit_anchor *anchor; /* NULL: none known */
 	uint64_t last_head; /* size of the newest head proven so far */
 	char last_time[AUDIT_TIME_LEN]; /* the previous entry's time */
+	int stray;          /* the reader found a node past the log: */
+	int64_t stray_level, stray_idx;
+	int node_bad;       /* the first stored node that disagreed, held back */
+	uint64_t node_first;/* until a head or the anchor proves its entries */
+	char node_problem[200];
 	int failed;         /* a problem was found (r->problem says which) */
 	km_status err;      /* verification itself broke */
 	km_err err_msg;
@@ -1067,6 +1424,40 @@ static int shape_check(const char *t, size_t len, uint64_t seq, uint64_t *claime
 		return 0;
 	*claimed = v;
 	return 1;
+}
+
+/* At the anchored size: the root recomputed from the entries must be the
+ * anchored one.  The anchor is the newest head keyward vouched for, kept
+ * where the database cannot reach it, so a mismatch means entries up to it
+ * were rewritten after they were signed — even if the heads that would
+ * have shown it were deleted. */
+static void v_node_proven(vstate *v);
+
+static void v_anchor(vstate *v)
+{
+	uint64_t n = v->f.size, lo = v->last_head + 1;
+	uint8_t computed[HB];
+	char range[64];
+	km_status s;
+
+	if ((s = merkle_frontier_root(v->h, &v->f, computed, &v->err_msg)) != KM_OK) {
+		v_error(v, s);
+		return;
+	}
+	if (memcmp(computed, v->anchor->root, HB) == 0) {
+		v->r->anchor_checked = 1;
+		v_node_proven(v);
+		return;
+	}
+	if (n == 0) {
+		v_fail(v, 1, "the anchor in the HSM records an empty log with a root that is not the empty "
+		       "tree's (the anchor is damaged)");
+		return;
+	}
+	fmt_range(range, sizeof range, lo, n);
+	v_fail(v, lo, "%s %s not match the tree anchored in the HSM at size %llu: entries in this range "
+	       "were rewritten (with their hashes recomputed) after they were signed, or rows were "
+	       "reordered", range, lo == n ? "does" : "do", (unsigned long long)n);
 }
 
 /* precomputed: the entry's leaf hash if the reader already made it, or
@@ -1134,10 +1525,52 @@ static void v_entry(vstate *v, int64_t seq, const char *text, size_t len, const 
 		return;
 	}
 	memcpy(v->last_time, t, AUDIT_TIME_LEN);
-	if ((s = merkle_frontier_append(v->h, &v->f, leaf, NULL, &v->err_msg)) != KM_OK)
+	if ((s = merkle_frontier_append_nodes(v->h, &v->f, leaf, v->created, &v->created_top, &v->err_msg)) != KM_OK) {
 		v_error(v, s);
+		return;
+	}
+	v->r->entries_checked = v->f.size;
+	if (v->anchor && v->f.size == v->anchor->size)
+		v_anchor(v);
+}
+
+/* The stored node at (level, idx) against the one the newest entry
+ * completed.  present = 0: the table has no row there; stored_idx is the
+ * row the reader found instead (it reads each level in idx order).
+ *
+ * A node that disagrees is either damaged or the honest node over entries
+ * rewritten since (hashes recomputed): only the next head, or the anchor,
+ * tells which.  So the first one is held back; v_node_proven reports it
+ * once a signed root proves the entries, and otherwise the head's or the
+ * anchor's finding (rewritten entries) is the one reported. */
+static void v_node(vstate *v, unsigned level, int64_t idx, int present, int64_t stored_idx,
+                   const uint8_t *hash, size_t hash_len)
+{
+	uint64_t first = ((uint64_t)idx << level) + 1, last = ((uint64_t)idx + 1) << level;
+	const char *what;
+	char range[64];
+
+	if (v->node_bad)
+		return;
+	if (!present || stored_idx != idx)
+		what = "is missing; the entries are intact, but proofs that need it cannot be made";
+	else if (idx < 0 || level > v->created_top || (uint64_t)idx != (v->f.size >> level) - 1 ||
+	         hash_len != HB || memcmp(v->created[level], hash, HB) != 0)
+		what = "does not match them; the entries are intact, but proofs built from it fail";
 	else
-		v->r->entries_checked = v->f.size;
+		return;
+	fmt_range(range, sizeof range, first, last);
+	snprintf(v->node_problem, sizeof v->node_problem, "the stored tree node over %s (level %u) %s "
+	         "(tampered or damaged)", range, level, what);
+	v->node_bad = 1;
+	v->node_first = first;
+}
+
+/* A signed root (head or anchor) just proved every entry so far. */
+static void v_node_proven(vstate *v)
+{
+	if (v->node_bad)
+		v_fail(v, v->node_first, "%s", v->node_problem);
 }
 
 /* verdict: the reader's finding on the signature (1 good, -1 bad), or 0 to
@@ -1198,6 +1631,7 @@ static void v_head(vstate *v, int64_t size, const uint8_t *root, size_t root_len
 	v->r->head_size = n;
 	memcpy(v->r->head_root, computed, HB);
 	v->r->head_time = time;
+	v_node_proven(v);
 }
 
 /* After the last entry: everything covered, and the frontier cache true. */
@@ -1213,6 +1647,17 @@ static void v_finish(vstate *v, sqlite3 *db, km_err *e)
 		       "(they could have been inserted)", range, v->last_head + 1 == n ? "is" : "are");
 		return;
 	}
+	if (v->anchor && n < v->anchor->size) {
+		/* The heads after n went with the entries; the anchor did not. */
+		fmt_range(range, sizeof range, n + 1, v->anchor->size);
+		v_fail(v, n + 1, "%s %s missing: the log ends at entry %llu but the anchor in the HSM records "
+		       "%llu entries (the log was truncated)", range, n + 1 == v->anchor->size ? "is" : "are",
+		       (unsigned long long)n, (unsigned long long)v->anchor->size);
+		return;
+	}
+	v_node_proven(v); /* every entry is covered: proven */
+	if (v->failed)
+		return;
 	km_status s = frontier_load(db, &stored, e);
 	int same = s == KM_OK && stored.size == n;
 	for (unsigned l = 0; same && l < MERKLE_MAX_LEVELS; l++)
@@ -1227,6 +1672,12 @@ static void v_finish(vstate *v, sqlite3 *db, km_err *e)
 		v_error(v, s);
 		return;
 	}
+	if (v->stray) {
+		v_fail(v, n + 1, "a stored tree node (level %lld, index %lld) lies outside the log's %llu entries; "
+		       "the entries are intact (tampered or damaged)", (long long)v->stray_level,
+		       (long long)v->stray_idx, (unsigned long long)n);
+		return;
+	}
 	v->r->intact = 1;
 	v->r->first_bad_seq = 0;
 	v->r->problem[0] = '\0';
@@ -1234,7 +1685,7 @@ static void v_finish(vstate *v, sqlite3 *db, km_err *e)
 
 /* ------------------------------------------------------------ verification: pipeline */
 
-enum { ITEM_ENTRY, ITEM_HEAD };
+enum { ITEM_ENTRY, ITEM_HEAD, ITEM_NODE };
 
 /* One row handed from the reader to the checker.  Hashes and signatures are
  * copied with their real stored lengths so a damaged blob is still seen. */
@@ -1250,6 +1701,9 @@ typedef struct vitem {
 	size_t sig_len;
 	uint8_t sig[AUDIT_SIG_BYTES];
 	int sig_verdict;   /* head: 1 / -1 the reader found the signature good / bad, 0 not checked */
+	unsigned level;    /* node: level; num is the index expected, hash the stored one */
+	int present;       /* node: the reader found a row (at node_idx) */
+	int64_t node_idx;
 } vitem;
 
 /* With a checker thread, the reader hashes this many leaves in every 8
@@ -1275,6 +1729,8 @@ static void batch_run(vstate *v, const vbatch *b)
 		if (it->kind == ITEM_ENTRY)
 			v_entry(v, it->num, b->arena + it->off, it->len, it->hash, it->hash_len,
 			        it->leaf_done ? it->leaf : NULL);
+		else if (it->kind == ITEM_NODE)
+			v_node(v, it->level, it->num, it->present, it->node_idx, it->hash, it->hash_len);
 		else
 			v_head(v, it->num, it->hash, it->hash_len, it->time, it->sig, it->sig_len, it->sig_verdict);
 	}
@@ -1406,17 +1862,93 @@ static void pipe_cancel(vpipe *p, pthread_t thread)
 	pipe_close(p, thread);
 }
 
+/* The stored nodes, read level by level in index order alongside the
+ * entries: the nodes of level l are stepped once every 2^l entries, so the
+ * whole table is read once, in key order, without a sort. */
+typedef struct node_cursors {
+	sqlite3_stmt *st[MERKLE_MAX_LEVELS]; /* per level >= 1, opened when first needed */
+	int rc[MERKLE_MAX_LEVELS];           /* SQLITE_ROW: a row is waiting */
+	unsigned opened;                     /* levels 1..opened have a cursor */
+} node_cursors;
+
+/* Items for the nodes entry number pos completed (levels 1..ctz(pos)). */
+static km_status read_nodes(sqlite3 *db, node_cursors *nc, vbatch *b, uint64_t pos, km_err *e)
+{
+	for (unsigned l = 1; l < MERKLE_MAX_LEVELS && (pos & ((UINT64_C(1) << l) - 1)) == 0; l++) {
+		if (!nc->st[l]) {
+			km_status s = prepare(db, "SELECT idx, hash FROM audit_nodes WHERE level = ? ORDER BY idx",
+			                      &nc->st[l], e);
+			if (s != KM_OK)
+				return s;
+			sqlite3_bind_int(nc->st[l], 1, (int)l);
+			nc->rc[l] = sqlite3_step(nc->st[l]);
+			nc->opened = l;
+		}
+		if (nc->rc[l] != SQLITE_ROW && nc->rc[l] != SQLITE_DONE)
+			return db_fail(db, e, "reading audit tree nodes");
+		vitem *it = &b->item[b->count++];
+		memset(it, 0, sizeof *it);
+		it->kind = ITEM_NODE;
+		it->level = l;
+		it->num = (int64_t)((pos >> l) - 1);
+		if (nc->rc[l] == SQLITE_ROW) {
+			it->present = 1;
+			it->node_idx = sqlite3_column_int64(nc->st[l], 0);
+			it->hash_len = col_bytes(nc->st[l], 1);
+			if (it->hash_len)
+				memcpy(it->hash, sqlite3_column_blob(nc->st[l], 1), it->hash_len < HB ? it->hash_len : HB);
+			/* a row further on stays for the node it belongs to */
+			if (it->node_idx <= it->num)
+				nc->rc[l] = sqlite3_step(nc->st[l]);
+		}
+	}
+	return KM_OK;
+}
+
+/* After the last entry: a node left in a cursor, or at a level no cursor
+ * reached, lies outside the log. */
+static km_status find_stray_node(sqlite3 *db, node_cursors *nc, vstate *v, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s;
+
+	for (unsigned l = 1; l <= nc->opened; l++) {
+		if (nc->rc[l] == SQLITE_ROW) {
+			v->stray = 1;
+			v->stray_level = l;
+			v->stray_idx = sqlite3_column_int64(nc->st[l], 0);
+			return KM_OK;
+		}
+	}
+	if ((s = prepare(db, "SELECT level, idx FROM audit_nodes WHERE level < 1 OR level > ? LIMIT 1", &st, e)) != KM_OK)
+		return s;
+	sqlite3_bind_int(st, 1, (int)nc->opened);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		v->stray = 1;
+		v->stray_level = sqlite3_column_int64(st, 0);
+		v->stray_idx = sqlite3_column_int64(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		s = db_fail(db, e, "reading audit tree nodes");
+	}
+	sqlite3_finalize(st);
+	return s;
+}
+
 /* The reader: merge entries (by seq) and heads (by size) into batches.  A
- * head goes right after the entry that brings the log to its size; the
- * first head beyond the last entry goes last.  *cancelled on a nonzero
- * progress answer. */
+ * head goes right after the entry that brings the log to its size, after
+ * the nodes that entry completed; the first head beyond the last entry goes
+ * last.  *cancelled on a nonzero progress answer. */
 static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, void *pctx,
                           uint64_t total, int *cancelled, uint64_t *rows_read, km_err *e)
 {
 	sqlite3_stmt *es = NULL, *hs = NULL;
+	node_cursors nc;
 	km_status s;
-	int cur = 0, erc, hrc;
+	int cur = 0, erc, hrc, finished = 0;
 	uint64_t rows = 0, next_progress = PROGRESS_EVERY;
+
+	memset(&nc, 0, sizeof nc);
 
 	*cancelled = 0;
 	if ((s = prepare(db, "SELECT seq, json, leaf_hash FROM audit_events ORDER BY seq", &es, e)) != KM_OK ||
@@ -1439,10 +1971,13 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 		}
 		int head_due = hrc == SQLITE_ROW && sqlite3_column_int64(hs, 0) <= (int64_t)rows;
 		int head_beyond = hrc == SQLITE_ROW && !head_due && erc == SQLITE_DONE;
-		if (!head_due && !head_beyond && erc == SQLITE_DONE)
+		if (!head_due && !head_beyond && erc == SQLITE_DONE) {
+			finished = 1;
 			break;
+		}
 		size_t need = (head_due || head_beyond) ? 0 : col_bytes(es, 1);
-		if (b->count == BATCH_ITEMS || b->used + need > b->cap) {
+		/* room for an entry and the up to 63 nodes it completes */
+		if (b->count + MERKLE_MAX_LEVELS > BATCH_ITEMS || b->used + need > b->cap) {
 			pipe_submit(p, cur);
 			cur ^= 1;
 			if (rows >= next_progress && progress) {
@@ -1495,18 +2030,25 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 		it->leaf_done = p->reader_h && (rows & 7) < READER_LEAF_SHARE &&
 		                merkle_leaf_hash(p->reader_h, b->arena + it->off, need, it->leaf, &ignored) == KM_OK;
 		rows++;
+		if ((s = read_nodes(db, &nc, b, rows, e)) != KM_OK)
+			break;
 		erc = sqlite3_step(es);
 	}
+	if (s == KM_OK && finished)
+		s = find_stray_node(db, &nc, p->v, e);
 	if (s == KM_OK && !*cancelled && p->batch[cur].count > 0)
 		pipe_submit(p, cur);
 out:
 	*rows_read = rows;
 	sqlite3_finalize(es);
 	sqlite3_finalize(hs);
+	for (unsigned l = 1; l <= nc.opened; l++)
+		sqlite3_finalize(nc.st[l]);
 	return s;
 }
 
-km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, audit_progress_fn progress, void *pctx,
+km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a,
+                       audit_progress_fn progress, void *pctx,
                        audit_verify_result *r, km_err *e)
 {
 	vpipe *p = NULL;
@@ -1527,6 +2069,7 @@ km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, audit_progress_fn progress, v
 		return s;
 	v.r = r;
 	v.pub = pub;
+	v.anchor = a && a->have ? a : NULL;
 	merkle_frontier_init(&v.f);
 	/* max(seq) is one b-tree descent; count(*) would scan an index, so it
 	 * is only computed when verification stops early. */
@@ -1549,6 +2092,8 @@ km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, audit_progress_fn progress, v
 	}
 	p->batch[0].cap = p->batch[1].cap = BATCH_ARENA;
 	p->v = &v;
+	if (v.anchor && v.anchor->size == 0)
+		v_anchor(&v); /* before any entry */
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	/* A checker thread pays off beyond a couple of batches; without one
@@ -1613,58 +2158,15 @@ out:
 
 /* ------------------------------------------------------------ proofs */
 
-/* Leaf hashes straight from audit_events, for the proof generators: one
- * statement stepped forward while the requests ascend, re-positioned when
- * they jump. */
-typedef struct leaf_cursor {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	uint64_t next;
-	int positioned;
-} leaf_cursor;
-
-static km_status cursor_leaf(void *ctx, uint64_t index, uint8_t out[HB], km_err *e)
-{
-	leaf_cursor *c = ctx;
-	uint64_t seq = index + 1;
-
-	if (!c->positioned || index != c->next) {
-		sqlite3_reset(c->st);
-		sqlite3_bind_int64(c->st, 1, (sqlite3_int64)seq);
-		c->positioned = 1;
-	}
-	int rc = sqlite3_step(c->st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		c->positioned = 0;
-		return db_fail(c->db, e, "reading audit leaf hashes");
-	}
-	if (rc == SQLITE_DONE || sqlite3_column_int64(c->st, 0) != (int64_t)seq) {
-		c->positioned = 0;
-		return km_fail(e, KM_EINTEGRITY, "entry %llu is missing", (unsigned long long)seq);
-	}
-	if (col_bytes(c->st, 1) != HB)
-		return km_fail(e, KM_EINTEGRITY, "entry %llu: the stored leaf hash is damaged",
-		               (unsigned long long)seq);
-	memcpy(out, sqlite3_column_blob(c->st, 1), HB);
-	c->next = index + 1;
-	return KM_OK;
-}
-
-static km_status cursor_open(sqlite3 *db, leaf_cursor *c, km_err *e)
-{
-	memset(c, 0, sizeof *c);
-	c->db = db;
-	return prepare(db, "SELECT seq, leaf_hash FROM audit_events WHERE seq >= ? ORDER BY seq", &c->st, e);
-}
-
-/* Shared by both proofs: read transaction, bounds, cursor, hasher. */
+/* Shared by both proofs: read transaction, bounds, node reader, hasher.
+ * Proofs come from the stored nodes, O(log n) lookups. */
 typedef enum { PROOF_INCLUSION, PROOF_CONSISTENCY } proof_kind;
 
 static km_status make_proof(sqlite3 *db, proof_kind kind, uint64_t a, uint64_t b,
                             uint8_t (*proof)[HB], size_t *proof_len, km_err *e)
 {
 	merkle_hasher *h = NULL;
-	leaf_cursor c = {0};
+	node_reader nr = {0};
 	uint64_t n;
 	int opened;
 	km_status s;
@@ -1684,14 +2186,14 @@ static km_status make_proof(sqlite3 *db, proof_kind kind, uint64_t a, uint64_t b
 		            (unsigned long long)a, (unsigned long long)b);
 		goto out;
 	}
-	if ((s = cursor_open(db, &c, e)) != KM_OK || (s = merkle_hasher_new(&h, e)) != KM_OK)
+	if ((s = node_reader_open(db, &nr, e)) != KM_OK || (s = merkle_hasher_new(&h, e)) != KM_OK)
 		goto out;
 	if (kind == PROOF_INCLUSION)
-		s = merkle_inclusion_proof(h, cursor_leaf, &c, a - 1, b, proof, MERKLE_PROOF_MAX, proof_len, e);
+		s = merkle_inclusion_proof_nodes(h, read_node, &nr, a - 1, b, proof, MERKLE_PROOF_MAX, proof_len, e);
 	else
-		s = merkle_consistency_proof(h, cursor_leaf, &c, a, b, proof, MERKLE_PROOF_MAX, proof_len, e);
+		s = merkle_consistency_proof_nodes(h, read_node, &nr, a, b, proof, MERKLE_PROOF_MAX, proof_len, e);
 out:
-	sqlite3_finalize(c.st);
+	node_reader_close(&nr);
 	merkle_hasher_free(h);
 	read_end(db, opened);
 	return s;
@@ -1723,8 +2225,34 @@ static void r_fail(audit_verify_result *r, uint64_t first_bad, const char *fmt, 
 	r->intact = 0;
 }
 
-km_status audit_verify_entry(sqlite3 *db, EVP_PKEY *pub, uint64_t seq, audit_verify_result *r,
-                             km_err *e)
+/* Is the head (size, root) consistent with the anchor, whichever is larger?
+ * *ok = 1 / 0 (why in pe); an error status only if the proof could not be
+ * attempted. */
+static km_status head_matches_anchor(sqlite3 *db, merkle_hasher *h, const audit_anchor *a, uint64_t size,
+                                     const uint8_t root[HB], int *ok, km_err *pe)
+{
+	uint8_t proof[MERKLE_PROOF_MAX][HB];
+	int forward = size >= a->size; /* the head extends the anchor */
+	uint64_t first = forward ? a->size : size, second = forward ? size : a->size;
+	const uint8_t *r1 = forward ? a->root : root, *r2 = forward ? root : a->root;
+	node_reader nr;
+	size_t len = 0;
+	km_status s;
+
+	*ok = 0;
+	if ((s = node_reader_open(db, &nr, pe)) != KM_OK)
+		return s;
+	s = merkle_consistency_proof_nodes(h, read_node, &nr, first, second, proof, MERKLE_PROOF_MAX, &len, pe);
+	if (s == KM_OK)
+		s = merkle_verify_consistency(h, first, second, r1, r2, (const uint8_t(*)[HB])proof, len, pe);
+	node_reader_close(&nr);
+	if (s == KM_OK)
+		*ok = 1;
+	return s == KM_EINTEGRITY ? KM_OK : s;
+}
+
+km_status audit_verify_entry(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a, uint64_t seq,
+                             audit_verify_result *r, km_err *e)
 {
 	audit_row row = {0};
 	merkle_hasher *h = NULL;
@@ -1793,6 +2321,27 @@ km_status audit_verify_entry(sqlite3 *db, EVP_PKEY *pub, uint64_t seq, audit_ver
 		       "tree head covers %llu entries (the log was truncated)", (unsigned long long)n + 1,
 		       (unsigned long long)head_size, (unsigned long long)n, (unsigned long long)head_size);
 		goto out;
+	}
+	if (a && a->have) {
+		if (a->size > n) {
+			r_fail(r, n + 1, "entries %llu..%llu are missing: the log ends at entry %llu but the anchor in "
+			       "the HSM records %llu entries (the log was truncated)", (unsigned long long)n + 1,
+			       (unsigned long long)a->size, (unsigned long long)n, (unsigned long long)a->size);
+			goto out;
+		}
+		if ((s = head_matches_anchor(db, h, a, head_size, root, &ok, &pe)) != KM_OK) {
+			if (e)
+				*e = pe;
+			goto out;
+		}
+		if (!ok) {
+			r_fail(r, seq, "the signed tree head at size %llu cannot be proven consistent with the tree "
+			       "anchored in the HSM at size %llu (%s): entries were rewritten, or the stored tree "
+			       "is damaged; run a full verification", (unsigned long long)head_size,
+			       (unsigned long long)a->size, pe.msg);
+			goto out;
+		}
+		r->anchor_checked = 1;
 	}
 	s = audit_inclusion_proof(db, seq, head_size, proof, &proof_len, &pe);
 	if (s == KM_OK)

@@ -109,12 +109,31 @@ static const char schema_v5_sealed[] =
 	"ALTER TABLE users ADD COLUMN mac BLOB;"
 	"ALTER TABLE key_versions ADD COLUMN mac BLOB;";
 
-/* Migration steps; index i takes the schema from version i to i + 1. */
-static const char *const migrations[] = {
-	schema_v1_catalogue,
-	schema_v2_indexes,
-	schema_v3_counts,
-	schema_v5_sealed,
+/* v1's audit tables (audit.c owns them), after the catalogue's. */
+static km_status v1_audit_tables(sqlite3 *db, km_err *e)
+{
+	return km_db_exec(db, audit_schema_v1_sql, e);
+}
+
+/* v4: the audit log's stored tree nodes (proofs in O(log n) lookups, and
+ * the signer's anchor check), filled from the leaf hashes already there. */
+static km_status v4_audit_nodes(sqlite3 *db, km_err *e)
+{
+	km_status s = km_db_exec(db, audit_schema_v4_sql, e);
+	return s ? s : audit_nodes_backfill(db, e);
+}
+
+/* Migration steps; index i takes the schema from version i to i + 1: its
+ * SQL (may be NULL), then its C step (may be NULL), in one transaction. */
+static const struct migration {
+	const char *sql;
+	km_status (*run)(sqlite3 *db, km_err *e);
+} migrations[] = {
+	{schema_v1_catalogue, v1_audit_tables},
+	{schema_v2_indexes, NULL},
+	{schema_v3_counts, NULL},
+	{NULL, v4_audit_nodes},
+	{schema_v5_sealed, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }
@@ -242,8 +261,8 @@ static km_status migrate(sqlite3 *db, km_err *e)
 		}
 		char pragma[64];
 		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-		if ((s = km_db_exec(db, migrations[v], e)) ||
-		    (v == 0 && (s = km_db_exec(db, audit_schema_sql, e))) ||
+		if ((migrations[v].sql && (s = km_db_exec(db, migrations[v].sql, e))) ||
+		    (migrations[v].run && (s = migrations[v].run(db, e))) ||
 		    (s = km_db_exec(db, pragma, e))) {
 			km_db_rollback(db);
 			return km_wrap(e, "schema migration to version %d failed", v + 1);

@@ -4,7 +4,11 @@
  * Every hash goes through one reused EVP_MD_CTX; nothing here allocates
  * after merkle_hasher_new().  Proof generation walks the RFC's recursive
  * definitions iteratively (a tree of 2^64 leaves is only 64 levels deep, so
- * fixed arrays of MERKLE_MAX_LEVELS ranges are enough).
+ * fixed arrays of MERKLE_MAX_LEVELS ranges are enough), collecting the
+ * ranges whose roots the proof lists; the roots then come from leaves or
+ * from stored nodes.  Every range the split produces starts at a multiple of
+ * its largest power of two, so it is tiled by at most 64 stored nodes, and
+ * at most one range of a proof needs more than one.
  */
 #include "merkle.h"
 
@@ -87,9 +91,10 @@ void merkle_frontier_init(merkle_frontier *f)
 	memset(f, 0, sizeof *f);
 }
 
-km_status merkle_frontier_append(merkle_hasher *h, merkle_frontier *f,
-                                 const uint8_t leaf[MERKLE_HASH_BYTES],
-                                 unsigned *level_out, km_err *e)
+km_status merkle_frontier_append_nodes(merkle_hasher *h, merkle_frontier *f,
+                                       const uint8_t leaf[MERKLE_HASH_BYTES],
+                                       uint8_t (*nodes)[MERKLE_HASH_BYTES],
+                                       unsigned *level_out, km_err *e)
 {
 	uint8_t carry[MERKLE_HASH_BYTES];
 	unsigned level = 0;
@@ -98,18 +103,28 @@ km_status merkle_frontier_append(merkle_hasher *h, merkle_frontier *f,
 		return km_fail(e, KM_ELIMIT, "the Merkle tree is full (2^64 - 1 leaves)");
 	memcpy(carry, leaf, sizeof carry);
 	/* Like binary increment: each set low bit is a subtree of the same
-	 * size as the carry, sitting to its left; merge and move up. */
+	 * size as the carry, sitting to its left; merge and move up.  Every
+	 * merge completes a perfect subtree one level higher. */
 	while (f->size >> level & 1) {
 		km_status s = merkle_node_hash(h, f->hash[level], carry, carry, e);
 		if (s != KM_OK)
 			return s;
 		level++;
+		if (nodes)
+			memcpy(nodes[level], carry, sizeof carry);
 	}
 	memcpy(f->hash[level], carry, sizeof carry);
 	f->size++;
 	if (level_out)
 		*level_out = level;
 	return KM_OK;
+}
+
+km_status merkle_frontier_append(merkle_hasher *h, merkle_frontier *f,
+                                 const uint8_t leaf[MERKLE_HASH_BYTES],
+                                 unsigned *level_out, km_err *e)
+{
+	return merkle_frontier_append_nodes(h, f, leaf, NULL, level_out, e);
 }
 
 km_status merkle_frontier_root(merkle_hasher *h, const merkle_frontier *f,
@@ -164,28 +179,77 @@ km_status merkle_range_root(merkle_hasher *h, merkle_leaf_fn leaf, void *ctx,
 	return merkle_frontier_root(h, &f, out, e);
 }
 
-typedef struct leaf_range {
-	uint64_t lo, hi;
-} leaf_range;
-
-/* Emit the roots of ranges[count-1] .. ranges[0] (reverse order, since the
- * walks below collect siblings root-first and proofs list them leaf-first). */
-static km_status emit_reversed(merkle_hasher *h, merkle_leaf_fn leaf, void *ctx,
-                               const leaf_range *ranges, size_t count,
-                               uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *len, km_err *e)
+km_status merkle_range_root_nodes(merkle_hasher *h, merkle_node_fn node, void *ctx,
+                                  uint64_t start, uint64_t end,
+                                  uint8_t out[MERKLE_HASH_BYTES], km_err *e)
 {
-	while (count-- > 0) {
-		km_status s = merkle_range_root(h, leaf, ctx, ranges[count].lo, ranges[count].hi,
-		                                proof[(*len)++], e);
+	uint8_t sub[MERKLE_MAX_LEVELS][MERKLE_HASH_BYTES];
+	size_t count = 0;
+	uint64_t pos = start, span;
+
+	if (start >= end)
+		return km_fail(e, KM_EUSAGE, "empty Merkle range [%llu, %llu)",
+		               (unsigned long long)start, (unsigned long long)end);
+	span = end - start;
+	if (start & ((UINT64_C(1) << (63 - __builtin_clzll(span))) - 1))
+		return km_fail(e, KM_EUSAGE, "Merkle range [%llu, %llu) is not tiled by stored subtrees",
+		               (unsigned long long)start, (unsigned long long)end);
+	/* Tiles left to right, largest first: each starts at a multiple of
+	 * its own size because every tile before it is larger. */
+	for (int level = 63; level >= 0; level--) {
+		if (!(span >> level & 1))
+			continue;
+		km_status s = node(ctx, (unsigned)level, pos >> level, sub[count], e);
+		if (s != KM_OK)
+			return s;
+		pos += UINT64_C(1) << level;
+		count++;
+	}
+	/* Fold right to left, as the frontier root does. */
+	memcpy(out, sub[count - 1], MERKLE_HASH_BYTES);
+	for (size_t i = count - 1; i-- > 0;) {
+		km_status s = merkle_node_hash(h, sub[i], out, out, e);
 		if (s != KM_OK)
 			return s;
 	}
 	return KM_OK;
 }
 
-km_status merkle_inclusion_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *ctx,
-                                 uint64_t index, uint64_t size,
-                                 uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+/* Where a proof's hashes come from: leaf hashes (about n fetches, the
+ * reference) or stored nodes (O(log n)); exactly one of leaf, node is set. */
+typedef struct hash_source {
+	merkle_leaf_fn leaf;
+	merkle_node_fn node;
+	void *ctx;
+} hash_source;
+
+static km_status source_root(merkle_hasher *h, const hash_source *src, uint64_t lo, uint64_t hi,
+                             uint8_t out[MERKLE_HASH_BYTES], km_err *e)
+{
+	return src->node ? merkle_range_root_nodes(h, src->node, src->ctx, lo, hi, out, e)
+	                 : merkle_range_root(h, src->leaf, src->ctx, lo, hi, out, e);
+}
+
+typedef struct leaf_range {
+	uint64_t lo, hi;
+} leaf_range;
+
+/* Emit the roots of ranges[count-1] .. ranges[0] (reverse order, since the
+ * walks below collect siblings root-first and proofs list them leaf-first). */
+static km_status emit_reversed(merkle_hasher *h, const hash_source *src, const leaf_range *ranges,
+                               size_t count, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *len,
+                               km_err *e)
+{
+	while (count-- > 0) {
+		km_status s = source_root(h, src, ranges[count].lo, ranges[count].hi, proof[(*len)++], e);
+		if (s != KM_OK)
+			return s;
+	}
+	return KM_OK;
+}
+
+static km_status inclusion_proof(merkle_hasher *h, const hash_source *src, uint64_t index,
+                                 uint64_t size, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
                                  size_t *proof_len, km_err *e)
 {
 	leaf_range sib[MERKLE_MAX_LEVELS];
@@ -210,12 +274,11 @@ km_status merkle_inclusion_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *ct
 	}
 	if (depth > cap)
 		return km_fail(e, KM_EUSAGE, "inclusion proof needs %zu hashes, room for %zu", depth, cap);
-	return emit_reversed(h, leaf, ctx, sib, depth, proof, proof_len, e);
+	return emit_reversed(h, src, sib, depth, proof, proof_len, e);
 }
 
-km_status merkle_consistency_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *ctx,
-                                   uint64_t first, uint64_t second,
-                                   uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+static km_status consistency_proof(merkle_hasher *h, const hash_source *src, uint64_t first,
+                                   uint64_t second, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
                                    size_t *proof_len, km_err *e)
 {
 	leaf_range sib[MERKLE_MAX_LEVELS];
@@ -255,12 +318,48 @@ km_status merkle_consistency_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *
 		return km_fail(e, KM_EUSAGE, "consistency proof needs %zu hashes, room for %zu",
 		               depth + 1, cap);
 	if (tail.hi > tail.lo) {
-		km_status s = merkle_range_root(h, leaf, ctx, tail.lo, tail.hi, proof[0], e);
+		km_status s = source_root(h, src, tail.lo, tail.hi, proof[0], e);
 		if (s != KM_OK)
 			return s;
 		*proof_len = 1;
 	}
-	return emit_reversed(h, leaf, ctx, sib, depth, proof, proof_len, e);
+	return emit_reversed(h, src, sib, depth, proof, proof_len, e);
+}
+
+km_status merkle_inclusion_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *ctx,
+                                 uint64_t index, uint64_t size,
+                                 uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                                 size_t *proof_len, km_err *e)
+{
+	hash_source src = {leaf, NULL, ctx};
+	return inclusion_proof(h, &src, index, size, proof, cap, proof_len, e);
+}
+
+km_status merkle_consistency_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *ctx,
+                                   uint64_t first, uint64_t second,
+                                   uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                                   size_t *proof_len, km_err *e)
+{
+	hash_source src = {leaf, NULL, ctx};
+	return consistency_proof(h, &src, first, second, proof, cap, proof_len, e);
+}
+
+km_status merkle_inclusion_proof_nodes(merkle_hasher *h, merkle_node_fn node, void *ctx,
+                                       uint64_t index, uint64_t size,
+                                       uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                                       size_t *proof_len, km_err *e)
+{
+	hash_source src = {NULL, node, ctx};
+	return inclusion_proof(h, &src, index, size, proof, cap, proof_len, e);
+}
+
+km_status merkle_consistency_proof_nodes(merkle_hasher *h, merkle_node_fn node, void *ctx,
+                                         uint64_t first, uint64_t second,
+                                         uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                                         size_t *proof_len, km_err *e)
+{
+	hash_source src = {NULL, node, ctx};
+	return consistency_proof(h, &src, first, second, proof, cap, proof_len, e);
 }
 
 /* ------------------------------------------------------------ verification */

@@ -13,9 +13,17 @@
  * A frontier is the compact state of an append-only tree: one perfect-subtree
  * hash per set bit of the tree size (at most 64).  It supports O(log n)
  * append and the root at the current size, and is all a log writer has to
- * keep.  Proof generation reads leaf hashes through a callback, so this module
- * knows nothing about where leaves live; proof verification is pure (no I/O,
+ * keep.  Proofs come in two flavours with identical output: from leaf hashes
+ * (a callback per leaf, about n fetches: the reference, and all an outsider
+ * holding only the leaves can do), and from stored perfect-subtree roots
+ * ("nodes", a callback per node, O(log n) fetches).  Either way this module
+ * knows nothing about where hashes live; proof verification is pure (no I/O,
  * no state beyond the hasher's scratch context).
+ *
+ * Nodes: node (level, index) is MTH(D[index * 2^level : (index + 1) * 2^level]),
+ * the root of a perfect subtree; level 0 is leaf `index` itself.  A tree of
+ * n leaves has node (level, index) exactly when (index + 1) * 2^level <= n,
+ * and it never changes once the tree has grown past it.
  *
  * This module never sees entry contents other than the bytes it hashes, and
  * never touches a database.
@@ -75,6 +83,17 @@ km_status merkle_frontier_append(merkle_hasher *h, merkle_frontier *f,
                                  const uint8_t leaf[MERKLE_HASH_BYTES],
                                  unsigned *level_out, km_err *e);
 
+/* The same, also handing out the nodes the append completed: with L the
+ * level reported, nodes[l] for l = 1..L receives node (l, (f->size >> l) - 1)
+ * (f->size after the append): the perfect subtree of 2^l leaves that ends
+ * with the new leaf.  These are exactly the nodes of level >= 1 that the tree
+ * gains with this leaf.  nodes (may be NULL) must hold MERKLE_MAX_LEVELS
+ * hashes; entries other than 1..L are left alone. */
+km_status merkle_frontier_append_nodes(merkle_hasher *h, merkle_frontier *f,
+                                       const uint8_t leaf[MERKLE_HASH_BYTES],
+                                       uint8_t (*nodes)[MERKLE_HASH_BYTES],
+                                       unsigned *level_out, km_err *e);
+
 /* The Merkle tree hash at f->size: the subtrees folded from the rightmost
  * (smallest) leftwards.  SHA-256("") for the empty tree. */
 km_status merkle_frontier_root(merkle_hasher *h, const merkle_frontier *f,
@@ -107,6 +126,32 @@ km_status merkle_consistency_proof(merkle_hasher *h, merkle_leaf_fn leaf, void *
                                    uint64_t first, uint64_t second,
                                    uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
                                    size_t *proof_len, km_err *e);
+
+/* Fetch node (level, index) (see the top of this file; level 0 is leaf
+ * `index`).  Called only for nodes inside the tree the caller asked about. */
+typedef km_status (*merkle_node_fn)(void *ctx, unsigned level, uint64_t index,
+                                    uint8_t out[MERKLE_HASH_BYTES], km_err *e);
+
+/* MTH(D[start:end]) folded from the perfect subtrees that tile the range,
+ * one per set bit of end - start (at most 64 fetches).  The range must be
+ * one the RFC's split can produce: start a multiple of the largest power of
+ * two <= end - start (every range a proof needs, and [0, n), qualify);
+ * KM_EUSAGE otherwise or if start >= end. */
+km_status merkle_range_root_nodes(merkle_hasher *h, merkle_node_fn node, void *ctx,
+                                  uint64_t start, uint64_t end,
+                                  uint8_t out[MERKLE_HASH_BYTES], km_err *e);
+
+/* merkle_inclusion_proof and merkle_consistency_proof, byte for byte, from
+ * nodes: O(log size) node fetches (at most 2 * 64) instead of about size
+ * leaf fetches. */
+km_status merkle_inclusion_proof_nodes(merkle_hasher *h, merkle_node_fn node, void *ctx,
+                                       uint64_t index, uint64_t size,
+                                       uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                                       size_t *proof_len, km_err *e);
+km_status merkle_consistency_proof_nodes(merkle_hasher *h, merkle_node_fn node, void *ctx,
+                                         uint64_t first, uint64_t second,
+                                         uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                                         size_t *proof_len, km_err *e);
 
 /* Verify that `leaf` is leaf `index` of the tree of `size` leaves whose root
  * is `root` (RFC 9162 2.1.3.2).  KM_OK when proven; KM_EINTEGRITY (with a

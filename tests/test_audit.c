@@ -9,6 +9,7 @@
  * says what happened in words.
  */
 #include "audit.h"
+#include "db.h"
 #include "hsm.h"
 #include "th_softhsm.h"
 
@@ -116,7 +117,7 @@ static void grow(sqlite3 *db, uint64_t upto, int sign)
 		json_decref(d);
 	}
 	if (sign)
-		ck_assert_msg(audit_sign_head(db, sign_cb, fx.h, &e) == KM_OK, "sign: %s", e.msg);
+		ck_assert_msg(audit_sign_head(db, NULL, NULL, sign_cb, fx.h, &e) == KM_OK, "sign: %s", e.msg);
 	sql(db, "COMMIT");
 }
 
@@ -132,7 +133,7 @@ static audit_verify_result verify(void)
 {
 	audit_verify_result r;
 	km_err e;
-	ck_assert_msg(audit_verify(fx.db, fx.pub, NULL, NULL, &r, &e) == KM_OK, "verify: %s", e.msg);
+	ck_assert_msg(audit_verify(fx.db, fx.pub, NULL, NULL, NULL, &r, &e) == KM_OK, "verify: %s", e.msg);
 	return r;
 }
 
@@ -195,22 +196,37 @@ static char *replace(const char *s, const char *from, const char *to)
 	return out;
 }
 
-/* Recompute audit_frontier from the stored leaf hashes, as a careful
- * attacker would after deleting entries. */
-static void attacker_rebuild_frontier(sqlite3 *db)
+/* Recompute audit_frontier and audit_nodes from the stored leaf hashes, as
+ * a careful attacker would after deleting or rewriting entries: the derived
+ * tables then agree with the leaves, so only a trusted root can tell. */
+static void attacker_rebuild_tree(sqlite3 *db)
 {
 	merkle_hasher *h;
 	merkle_frontier f;
-	sqlite3_stmt *st;
+	uint8_t nodes[MERKLE_MAX_LEVELS][HB];
+	sqlite3_stmt *st, *put;
 	km_err e;
 
 	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
 	merkle_frontier_init(&f);
+	sql(db, "DELETE FROM audit_nodes");
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES(?, ?, ?)", -1,
+	                                    &put, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT leaf_hash FROM audit_events ORDER BY seq", -1, &st, NULL),
 	                 SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		ck_assert_int_eq(merkle_frontier_append(h, &f, sqlite3_column_blob(st, 0), NULL, &e), KM_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		unsigned top = 0;
+		ck_assert_int_eq(merkle_frontier_append_nodes(h, &f, sqlite3_column_blob(st, 0), nodes, &top, &e), KM_OK);
+		for (unsigned l = 1; l <= top; l++) {
+			sqlite3_bind_int(put, 1, (int)l);
+			sqlite3_bind_int64(put, 2, (sqlite3_int64)((f.size >> l) - 1));
+			sqlite3_bind_blob(put, 3, nodes[l], HB, SQLITE_STATIC);
+			ck_assert_int_eq(sqlite3_step(put), SQLITE_DONE);
+			sqlite3_reset(put);
+		}
+	}
 	sqlite3_finalize(st);
+	sqlite3_finalize(put);
 	sql(db, "DELETE FROM audit_frontier");
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO audit_frontier(level, hash) VALUES(?, ?)", -1, &st,
 	                                    NULL), SQLITE_OK);
@@ -224,6 +240,16 @@ static void attacker_rebuild_frontier(sqlite3 *db)
 	}
 	sqlite3_finalize(st);
 	merkle_hasher_free(h);
+}
+
+static int64_t count_rows(sqlite3 *db, const char *q)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
 }
 
 /* ------------------------------------------------------------ intact logs */
@@ -262,7 +288,7 @@ START_TEST(test_intact_log)
 
 	/* signing again with nothing new adds no head */
 	sql(fx.db, "BEGIN IMMEDIATE");
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_OK);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_OK);
 	sql(fx.db, "COMMIT");
 	r = verify();
 	ck_assert_uint_eq(r.heads_total, 3);
@@ -484,7 +510,7 @@ START_TEST(test_tamper_truncate_known_limit)
 	ck_assert_int_eq(audit_latest_head(fx.db, &exported_size, exported_root, &t, sig, &have, &e), KM_OK);
 	sql(fx.db, "DELETE FROM audit_events WHERE seq > 60");
 	sql(fx.db, "DELETE FROM audit_tree_heads WHERE size > 60");
-	attacker_rebuild_frontier(fx.db);
+	attacker_rebuild_tree(fx.db);
 	audit_verify_result r = verify();
 	ck_assert_msg(r.intact == 1, "expected the known limit, got: %s", r.problem);
 	ck_assert_uint_eq(r.head_size, 60);
@@ -567,7 +593,7 @@ START_TEST(test_tamper_frontier)
 	audit_event ev = nth_event(101, &d);
 	ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_EINTEGRITY);
 	ck_assert_ptr_nonnull(strstr(e.msg, "frontier"));
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_EINTEGRITY);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_EINTEGRITY);
 	sql(fx.db, "ROLLBACK");
 	json_decref(d);
 }
@@ -602,9 +628,9 @@ START_TEST(test_signer_refuses_truncated_log)
 	km_err e;
 	standard_log();
 	sql(fx.db, "DELETE FROM audit_events WHERE seq > 90");
-	attacker_rebuild_frontier(fx.db);
+	attacker_rebuild_tree(fx.db);
 	sql(fx.db, "BEGIN IMMEDIATE");
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_EINTEGRITY);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_EINTEGRITY);
 	ck_assert_ptr_nonnull(strstr(e.msg, "deleted"));
 	sql(fx.db, "ROLLBACK");
 }
@@ -650,7 +676,7 @@ START_TEST(test_big_log)
 	audit_event ev = {"alice", "asset.protect", "datasets/claims-2025", "ok", d};
 	sql(fx.db, "BEGIN IMMEDIATE");
 	ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_OK);
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_OK);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_OK);
 	sql(fx.db, "COMMIT");
 	json_decref(d);
 	free(big);
@@ -658,14 +684,14 @@ START_TEST(test_big_log)
 
 	progress_calls = 0;
 	progress_last = 0;
-	ck_assert_int_eq(audit_verify(fx.db, fx.pub, count_progress, NULL, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify(fx.db, fx.pub, NULL, count_progress, NULL, &r, &e), KM_OK);
 	ck_assert_msg(r.intact == 1, "%s", r.problem);
 	ck_assert_uint_eq(r.entries_checked, 9600);
 	ck_assert_uint_eq(r.heads_checked, r.heads_total);
 	ck_assert_int_ge(progress_calls, 2);
 	ck_assert_uint_eq(progress_last, 9600);
 
-	ck_assert_int_eq(audit_verify(fx.db, fx.pub, cancel_progress, NULL, &r, &e), KM_EBUSY);
+	ck_assert_int_eq(audit_verify(fx.db, fx.pub, NULL, cancel_progress, NULL, &r, &e), KM_EBUSY);
 	ck_assert_ptr_nonnull(strstr(e.msg, "cancelled"));
 	ck_assert_int_eq(r.intact, 0);
 
@@ -797,7 +823,7 @@ START_TEST(test_details_rules)
 		              got ? e.msg : "", km_status_name(details_rows[i].want));
 		json_decref(d);
 	}
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_OK);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_OK);
 	sql(fx.db, "COMMIT");
 	ck_assert_int_eq(audit_size(fx.db, &n, &e), KM_OK);
 	ck_assert_uint_eq(n, 5); /* the five good rows, contiguous */
@@ -816,7 +842,7 @@ START_TEST(test_event_fields_and_usage)
 	ck_assert_ptr_nonnull(strstr(e.msg, "BEGIN IMMEDIATE"));
 	sql(fx.db, "BEGIN");
 	ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_EUSAGE);
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_EUSAGE);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_EUSAGE);
 	sql(fx.db, "COMMIT");
 
 	sql(fx.db, "BEGIN IMMEDIATE");
@@ -838,9 +864,9 @@ START_TEST(test_event_fields_and_usage)
 	sql(fx.db, "DELETE FROM audit_meta WHERE key = 'origin'");
 	sql(fx.db, "BEGIN IMMEDIATE");
 	ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_OK);
-	ck_assert_int_eq(audit_sign_head(fx.db, sign_cb, fx.h, &e), KM_ECONFIG);
+	ck_assert_int_eq(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e), KM_ECONFIG);
 	sql(fx.db, "ROLLBACK");
-	ck_assert_int_eq(audit_verify(fx.db, NULL, NULL, NULL, &(audit_verify_result){0}, &e), KM_EUSAGE);
+	ck_assert_int_eq(audit_verify(fx.db, NULL, NULL, NULL, NULL, &(audit_verify_result){0}, &e), KM_EUSAGE);
 }
 END_TEST
 
@@ -1098,7 +1124,7 @@ START_TEST(test_time_monotonic)
 	char *at = strstr(json, "\"time\":\"");
 	memcpy(at + 8, "2999-01-01T00:00:00.000Z", AUDIT_TIME_LEN);
 	attacker_rewrite(fx.db, 3, json);
-	attacker_rebuild_frontier(fx.db);
+	attacker_rebuild_tree(fx.db);
 	grow(fx.db, 4, 1);
 	ck_assert_int_eq(audit_get(fx.db, 4, &row, &e), KM_OK);
 	ck_assert_str_eq(row.time, "2999-01-01T00:00:00.000Z");
@@ -1109,6 +1135,7 @@ START_TEST(test_time_monotonic)
 	sql(fx.db, "DELETE FROM audit_events");
 	sql(fx.db, "DELETE FROM audit_tree_heads");
 	sql(fx.db, "DELETE FROM audit_frontier");
+	sql(fx.db, "DELETE FROM audit_nodes");
 	standard_log();
 	json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", 42);
 	at = strstr(json, "\"time\":\"");
@@ -1151,7 +1178,7 @@ START_TEST(test_inclusion_proofs)
 		audit_row_free(&row);
 
 		audit_verify_result r;
-		ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, seq, &r, &e), KM_OK);
+		ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, seq, &r, &e), KM_OK);
 		ck_assert_msg(r.intact == 1, "entry %llu: %s", (unsigned long long)seq, r.problem);
 		ck_assert_uint_eq(r.head_size, 100);
 		ck_assert_mem_eq(r.head_root, root, HB);
@@ -1165,7 +1192,7 @@ START_TEST(test_inclusion_proofs)
 	ck_assert_int_eq(audit_inclusion_proof(fx.db, 50, 40, proof, &len, &e), KM_EUSAGE);
 	ck_assert_int_eq(audit_inclusion_proof(fx.db, 50, 101, proof, &len, &e), KM_EUSAGE);
 	audit_verify_result r;
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 101, &r, &e), KM_ENOTFOUND);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 101, &r, &e), KM_ENOTFOUND);
 	merkle_hasher_free(h);
 }
 END_TEST
@@ -1178,32 +1205,36 @@ START_TEST(test_verify_entry_tampered)
 	standard_log();
 	/* modified text, hash left alone */
 	sql(fx.db, "UPDATE audit_events SET json = replace(json, 'r-77', 'r-99') WHERE seq = 42");
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 42, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 42, &r, &e), KM_OK);
 	expect_bad(&r, 42, "entry 42", "modified (leaf hash does not match)");
-	/* another entry modified with its hash recomputed: 42's neighbours
-	 * can no longer be proven into the signed head */
+	/* another entry modified with its hash recomputed: it cannot be proven
+	 * into the signed head, nor can 44, whose proof holds 43's leaf hash;
+	 * 42's proof holds the stored node over 43..44, which still is the
+	 * signed one, so 42 is proven */
 	sql(fx.db, "UPDATE audit_events SET json = replace(json, 'r-99', 'r-77') WHERE seq = 42");
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 42, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 42, &r, &e), KM_OK);
 	ck_assert_int_eq(r.intact, 1);
 	char *json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", 43);
 	char *forged = replace(json, "r-77", "r-00");
 	attacker_rewrite(fx.db, 43, forged);
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 43, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 43, &r, &e), KM_OK);
 	expect_bad(&r, 43, "entry 43 cannot be proven", "tree head at size 100");
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 42, &r, &e), KM_OK);
-	expect_bad(&r, 42, "cannot be proven", NULL);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 44, &r, &e), KM_OK);
+	expect_bad(&r, 44, "cannot be proven", NULL);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 42, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
 	/* non-canonical text with a matching hash */
 	attacker_rewrite(fx.db, 43, json);
 	char *json44 = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", 44);
 	char *spaced = replace(json44, "\"actor\":", "\"actor\": ");
 	attacker_rewrite(fx.db, 44, spaced);
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 44, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 44, &r, &e), KM_OK);
 	expect_bad(&r, 44, "entry 44", "canonical");
 	/* a forged head signature */
 	attacker_rewrite(fx.db, 44, json44);
 	free(json44);
 	sql(fx.db, "UPDATE audit_tree_heads SET signature = zeroblob(64) WHERE size = 100");
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 5, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 5, &r, &e), KM_OK);
 	expect_bad(&r, 5, "tree head at size 100", "signature does not verify");
 	free(json);
 	free(forged);
@@ -1217,7 +1248,7 @@ START_TEST(test_verify_entry_uncovered)
 	km_err e;
 	standard_log();
 	grow(fx.db, 101, 0);
-	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, 101, &r, &e), KM_OK);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, NULL, 101, &r, &e), KM_OK);
 	expect_bad(&r, 101, "not covered", NULL);
 }
 END_TEST
@@ -1231,6 +1262,716 @@ START_TEST(test_verify_in_callers_txn)
 	ck_assert_int_eq(r.intact, 1);
 	ck_assert_int_eq(sqlite3_get_autocommit(fx.db), 0);
 	sql(fx.db, "COMMIT");
+}
+END_TEST
+
+/* ------------------------------------------------------------ the anchor
+ *
+ * keyward keeps the newest (size, root) it vouched for in the HSM token,
+ * out of the database's reach.  Here it lives in memory: `anchor` plays the
+ * token object, and commit() plays km_tx_commit: a writer, the anchor
+ * check, COMMIT, then the new anchor stored (or not, for a process killed
+ * between COMMIT and storing it). */
+
+static audit_anchor anchor;
+static int sign_calls;
+
+static km_status counting_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64], km_err *e)
+{
+	sign_calls++;
+	return sign_cb(ctx, digest, sig, e);
+}
+
+/* A new deployment's anchor: the empty tree. */
+static void anchor_init(audit_anchor *a)
+{
+	merkle_hasher *h;
+	km_err e;
+	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
+	a->have = 1;
+	a->size = 0;
+	ck_assert_int_eq(merkle_sha256(h, NULL, 0, a->root, &e), KM_OK);
+	merkle_hasher_free(h);
+}
+
+/* Append up to `upto` entries and commit the keyward way, checking against
+ * *a; store_anchor: write the new anchor back to *a after COMMIT.  Returns
+ * the first failure (the transaction is rolled back then). */
+static km_status commit(sqlite3 *db, uint64_t upto, audit_anchor *a, int store_anchor, km_err *e)
+{
+	audit_writer *w;
+	uint64_t n;
+	km_status st = KM_OK;
+
+	ck_assert_int_eq(audit_writer_new(db, &w, e), KM_OK);
+	sql(db, "BEGIN IMMEDIATE");
+	ck_assert_int_eq(audit_size(db, &n, e), KM_OK);
+	for (uint64_t i = n + 1; i <= upto && st == KM_OK; i++) {
+		json_t *d;
+		audit_event ev = nth_event(i, &d);
+		st = audit_writer_append(w, &ev, NULL, e);
+		json_decref(d);
+	}
+	if (st == KM_OK)
+		st = audit_writer_sign_head(w, a, fx.pub, counting_sign, fx.h, e);
+	if (st != KM_OK) {
+		sql(db, "ROLLBACK");
+		audit_writer_free(w);
+		return st;
+	}
+	sql(db, "COMMIT");
+	if (store_anchor) {
+		audit_anchor next;
+		ck_assert_int_eq(audit_writer_anchor(w, &next, e), KM_OK);
+		*a = next;
+	}
+	audit_writer_free(w);
+	return KM_OK;
+}
+
+static void commit_ok(uint64_t upto, int store_anchor)
+{
+	km_err e;
+	km_status st = commit(fx.db, upto, &anchor, store_anchor, &e);
+	ck_assert_msg(st == KM_OK, "commit up to %llu: %s", (unsigned long long)upto, e.msg);
+}
+
+/* The standard log, anchored: heads at 30, 60 and 100, anchor at 100. */
+static void anchored_log(void)
+{
+	anchor_init(&anchor);
+	commit_ok(30, 1);
+	commit_ok(60, 1);
+	commit_ok(100, 1);
+}
+
+static audit_verify_result verify_anchored(const audit_anchor *a)
+{
+	audit_verify_result r;
+	km_err e;
+	ck_assert_msg(audit_verify(fx.db, fx.pub, a, NULL, NULL, &r, &e) == KM_OK, "verify: %s", e.msg);
+	return r;
+}
+
+/* A refused commit signed nothing and changed nothing. */
+static void expect_refused(km_status st, const km_err *e, uint64_t size, int64_t heads, const char *words1,
+                           const char *words2)
+{
+	uint64_t n;
+	km_err e2;
+	ck_assert_msg(st == KM_EINTEGRITY, "commit was not refused: %s (%s)", km_status_name(st), e->msg);
+	ck_assert_msg(strstr(e->msg, words1), "\"%s\" does not say \"%s\"", e->msg, words1);
+	ck_assert_msg(!words2 || strstr(e->msg, words2), "\"%s\" does not say \"%s\"", e->msg, words2);
+	ck_assert_int_eq(sign_calls, 0);
+	ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM audit_tree_heads"), heads);
+	ck_assert_int_eq(audit_size(fx.db, &n, &e2), KM_OK);
+	ck_assert_uint_eq(n, size);
+}
+
+START_TEST(test_anchor_intact)
+{
+	uint8_t root[HB], sig[64];
+	uint64_t size;
+	int64_t t;
+	int have;
+	km_err e;
+	audit_writer *w;
+	audit_anchor got;
+
+	/* an empty deployment: signing has nothing to do, the anchor is the
+	 * empty tree, and an empty log verifies against it */
+	audit_anchor empty;
+	anchor_init(&empty);
+	anchor = empty;
+	commit_ok(0, 1);
+	ck_assert_int_eq(anchor.have, 1);
+	ck_assert_uint_eq(anchor.size, 0);
+	ck_assert_mem_eq(anchor.root, empty.root, HB);
+	audit_verify_result r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	ck_assert_int_eq(r.anchor_checked, 1);
+
+	commit_ok(30, 1);
+	commit_ok(60, 1);
+	commit_ok(100, 1);
+	/* the stored anchor is the head just signed */
+	ck_assert_int_eq(audit_latest_head(fx.db, &size, root, &t, sig, &have, &e), KM_OK);
+	ck_assert_uint_eq(anchor.size, 100);
+	ck_assert_uint_eq(size, 100);
+	ck_assert_mem_eq(anchor.root, root, HB);
+	r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	ck_assert_int_eq(r.anchor_checked, 1);
+	/* without an anchor nothing is compared */
+	r = verify_anchored(NULL);
+	ck_assert_int_eq(r.intact, 1);
+	ck_assert_int_eq(r.anchor_checked, 0);
+	for (uint64_t seq = 1; seq <= 100; seq += 33) {
+		ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, &anchor, seq, &r, &e), KM_OK);
+		ck_assert_msg(r.intact == 1, "%s", r.problem);
+		ck_assert_int_eq(r.anchor_checked, 1);
+	}
+
+	/* the writer hands out an anchor only after a successful sign call in
+	 * this transaction, and not once it appended after it */
+	ck_assert_int_eq(audit_writer_new(fx.db, &w, &e), KM_OK);
+	ck_assert_int_eq(audit_writer_anchor(w, &got, &e), KM_EUSAGE);
+	sql(fx.db, "BEGIN IMMEDIATE");
+	ck_assert_int_eq(audit_writer_sign_head(w, &anchor, fx.pub, counting_sign, fx.h, &e), KM_OK);
+	ck_assert_int_eq(audit_writer_anchor(w, &got, &e), KM_OK);
+	ck_assert_uint_eq(got.size, 100);
+	json_t *d;
+	audit_event ev = nth_event(101, &d);
+	ck_assert_int_eq(audit_writer_append(w, &ev, NULL, &e), KM_OK);
+	json_decref(d);
+	ck_assert_int_eq(audit_writer_anchor(w, &got, &e), KM_EUSAGE);
+	sql(fx.db, "ROLLBACK");
+	audit_writer_reset(w);
+	audit_writer_free(w);
+
+	/* a damaged anchor (size 0 with some other root) is refused */
+	audit_anchor bad = empty;
+	bad.root[0] ^= 1;
+	sql(fx.db, "DELETE FROM audit_events; DELETE FROM audit_tree_heads; DELETE FROM audit_frontier; "
+	           "DELETE FROM audit_nodes;");
+	sign_calls = 0;
+	ck_assert_int_eq(commit(fx.db, 5, &bad, 1, &e), KM_EINTEGRITY);
+	ck_assert_ptr_nonnull(strstr(e.msg, "anchor"));
+	ck_assert_int_eq(sign_calls, 0);
+	r = verify_anchored(&bad);
+	expect_bad(&r, 1, "the anchor in the HSM records an empty log", NULL);
+}
+END_TEST
+
+/* Finding 1, exactly: edit event 42, recompute its leaf hash, delete the
+ * heads at and after it, rebuild the frontier and the stored nodes from the
+ * leaves.  Every derived table now agrees with the rewritten leaves. */
+static void rewrite_history(uint64_t k)
+{
+	char *json = column_text(fx.db, "SELECT json FROM audit_events WHERE seq = ?", (int64_t)k);
+	char *forged = replace(json, "\"r-77\"", "\"r-66\"");
+	char q[128];
+	attacker_rewrite(fx.db, (int64_t)k, forged);
+	snprintf(q, sizeof q, "DELETE FROM audit_tree_heads WHERE size >= %llu", (unsigned long long)k);
+	sql(fx.db, q);
+	attacker_rebuild_tree(fx.db);
+	free(json);
+	free(forged);
+}
+
+START_TEST(test_anchor_refuses_rewritten_history)
+{
+	km_err e;
+	audit_anchor none = {0};
+
+	anchored_log();
+	rewrite_history(42);
+
+	/* the next command of any kind: with events, or with none */
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 101, &anchor, 1, &e), &e, 100, 1, "at size 100", "rewritten");
+	expect_refused(commit(fx.db, 100, &anchor, 1, &e), &e, 100, 1, "at size 100", "rewritten");
+	ck_assert_ptr_nonnull(strstr(e.msg, "nothing was signed"));
+	/* the one-shot signer too */
+	sql(fx.db, "BEGIN IMMEDIATE");
+	ck_assert_int_eq(audit_sign_head(fx.db, &anchor, fx.pub, counting_sign, fx.h, &e), KM_EINTEGRITY);
+	sql(fx.db, "ROLLBACK");
+	ck_assert_int_eq(sign_calls, 0);
+	ck_assert_uint_eq(anchor.size, 100);
+
+	/* verify against the anchor: the rewrite shows at the anchored size,
+	 * after the last head that survived */
+	audit_verify_result r = verify_anchored(&anchor);
+	expect_bad(&r, 31, "entries 31..100 do not match the tree anchored in the HSM at size 100", "rewritten");
+	ck_assert_int_eq(r.anchor_checked, 0);
+	ck_assert_uint_eq(r.heads_checked, 1);
+	audit_verify_result one;
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, &anchor, 10, &one, &e), KM_OK);
+	expect_bad(&one, 10, "cannot be proven consistent with the tree anchored in the HSM at size 100", NULL);
+
+	/* What the finding was: with no anchor keyward signs the rewrite, and
+	 * a verification without the anchor calls it intact... */
+	sign_calls = 0;
+	ck_assert_int_eq(commit(fx.db, 101, &none, 0, &e), KM_OK);
+	ck_assert_int_eq(sign_calls, 1);
+	r = verify_anchored(NULL);
+	ck_assert_msg(r.intact == 1, "the unanchored rewrite should look intact: %s", r.problem);
+	/* ...which the anchor still catches */
+	r = verify_anchored(&anchor);
+	expect_bad(&r, 31, "entries 31..100", "anchored in the HSM at size 100");
+}
+END_TEST
+
+/* Truncation exactly at an older head, derived tables rebuilt: the log
+ * left is consistent with itself, and shorter than the anchor. */
+START_TEST(test_anchor_refuses_truncation_at_head)
+{
+	km_err e;
+
+	anchored_log();
+	sql(fx.db, "DELETE FROM audit_events WHERE seq > 60");
+	sql(fx.db, "DELETE FROM audit_tree_heads WHERE size > 60");
+	attacker_rebuild_tree(fx.db);
+
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 61, &anchor, 1, &e), &e, 60, 2, "records 100", "truncated");
+	expect_refused(commit(fx.db, 60, &anchor, 1, &e), &e, 60, 2, "records 100", "truncated");
+	ck_assert_ptr_nonnull(strstr(e.msg, "nothing was signed"));
+	audit_verify_result r = verify_anchored(&anchor);
+	expect_bad(&r, 61, "entries 61..100 are missing", "the anchor in the HSM records 100 entries");
+	ck_assert_uint_eq(r.entries_checked, 60);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, &anchor, 5, &r, &e), KM_OK);
+	expect_bad(&r, 61, "entries 61..100 are missing", "anchor");
+	/* without the anchor this is the documented limit */
+	r = verify_anchored(NULL);
+	ck_assert_int_eq(r.intact, 1);
+}
+END_TEST
+
+/* A process killed between COMMIT and storing the anchor: the log is ahead
+ * of the anchor by a genuinely signed head, which the next commit proves
+ * and accepts. */
+START_TEST(test_anchor_lagging_accepted)
+{
+	audit_anchor stale;
+	km_err e;
+
+	anchored_log();
+	stale = anchor;
+	commit_ok(120, 0); /* killed before the anchor was stored */
+	ck_assert_uint_eq(anchor.size, 100);
+	audit_verify_result r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	ck_assert_int_eq(r.anchor_checked, 1);
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, &anchor, 110, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+
+	sign_calls = 0;
+	commit_ok(130, 1);
+	ck_assert_int_eq(sign_calls, 1);
+	ck_assert_uint_eq(anchor.size, 130);
+
+	/* two commits behind, and a command that appends nothing: accepted,
+	 * nothing to sign, and the anchor catches up */
+	commit_ok(140, 0);
+	commit_ok(150, 0);
+	sign_calls = 0;
+	commit_ok(150, 1);
+	ck_assert_int_eq(sign_calls, 0);
+	ck_assert_uint_eq(anchor.size, 150);
+	r = verify_anchored(&stale);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+
+	/* the one-shot signer with a lagging anchor */
+	audit_anchor lag = anchor;
+	commit_ok(160, 0);
+	sql(fx.db, "BEGIN IMMEDIATE");
+	for (uint64_t i = 161; i <= 165; i++) {
+		json_t *d;
+		audit_event ev = nth_event(i, &d);
+		ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_OK);
+		json_decref(d);
+	}
+	ck_assert_msg(audit_sign_head(fx.db, &lag, fx.pub, sign_cb, fx.h, &e) == KM_OK, "%s", e.msg);
+	sql(fx.db, "COMMIT");
+	r = verify_anchored(&lag);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	ck_assert_uint_eq(r.head_size, 165);
+}
+END_TEST
+
+/* Entries appended past the anchor by someone else (no head the audit key
+ * signed covers them) are never signed for, even with a head row forged
+ * over them; without an anchor the writer still vouches for them. */
+START_TEST(test_anchor_refuses_inserted_tail)
+{
+	audit_anchor none = {0};
+	uint8_t root[HB];
+	km_err e;
+
+	anchored_log();
+	grow(fx.db, 105, 0);
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 106, &anchor, 1, &e), &e, 105, 3, "101..105", "could have been inserted");
+
+	/* a head row at 105 with the right root and a made-up signature */
+	merkle_hasher *h;
+	merkle_frontier f;
+	sqlite3_stmt *st;
+	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
+	merkle_frontier_init(&f);
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "SELECT leaf_hash FROM audit_events ORDER BY seq", -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		ck_assert_int_eq(merkle_frontier_append(h, &f, sqlite3_column_blob(st, 0), NULL, &e), KM_OK);
+	sqlite3_finalize(st);
+	ck_assert_int_eq(merkle_frontier_root(h, &f, root, &e), KM_OK);
+	merkle_hasher_free(h);
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "INSERT INTO audit_tree_heads VALUES(105, ?, 1700000000, "
+	                                    "randomblob(64))", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, root, HB, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	expect_refused(commit(fx.db, 106, &anchor, 1, &e), &e, 105, 4, "101..105", "could have been inserted");
+
+	/* the public key is required to accept a log ahead of its anchor */
+	audit_writer *w;
+	ck_assert_int_eq(audit_writer_new(fx.db, &w, &e), KM_OK);
+	sql(fx.db, "BEGIN IMMEDIATE");
+	ck_assert_int_eq(audit_writer_sign_head(w, &anchor, NULL, counting_sign, fx.h, &e), KM_EUSAGE);
+	sql(fx.db, "ROLLBACK");
+	audit_writer_free(w);
+
+	/* the old behaviour, without an anchor */
+	sql(fx.db, "DELETE FROM audit_tree_heads WHERE size = 105");
+	ck_assert_int_eq(commit(fx.db, 106, &none, 0, &e), KM_OK);
+	ck_assert_int_eq(sign_calls, 1);
+}
+END_TEST
+
+/* The anchor lags at 60.  Rewriting an entry after it (80) leaves the first
+ * 60 untouched, so the consistency proof from the anchor holds: what stops
+ * the signer is that no head the audit key signed has the new root. */
+START_TEST(test_anchor_lagging_rewrite_after_anchor)
+{
+	km_err e;
+
+	anchor_init(&anchor);
+	commit_ok(30, 1);
+	commit_ok(60, 1);
+	commit_ok(100, 0);
+	ck_assert_uint_eq(anchor.size, 60);
+	rewrite_history(80);
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 101, &anchor, 1, &e), &e, 100, 2, "61..100", "no tree head signed");
+	/* verification: the head at 100 went with the rewrite, so entries
+	 * 61..100 are not covered; the anchor itself still matches at 60 */
+	audit_verify_result r = verify_anchored(&anchor);
+	expect_bad(&r, 61, "entries 61..100 are not covered", NULL);
+	ck_assert_int_eq(r.anchor_checked, 1);
+}
+END_TEST
+
+/* The anchor lags at 60 and entry 42, before it, is rewritten: the
+ * consistency proof from the stored nodes to the anchored root fails. */
+START_TEST(test_anchor_lagging_rewrite_before_anchor)
+{
+	km_err e;
+
+	anchor_init(&anchor);
+	commit_ok(30, 1);
+	commit_ok(60, 1);
+	commit_ok(100, 0);
+	rewrite_history(42);
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 101, &anchor, 1, &e), &e, 100, 1, "cannot be proven to extend",
+	               "anchored in the HSM at size 60");
+	audit_verify_result r = verify_anchored(&anchor);
+	expect_bad(&r, 31, "entries 31..60 do not match the tree anchored in the HSM at size 60", NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------ stored nodes */
+
+/* MTH(D[lo:hi]) and the RFC 9162 proofs by their recursive definitions,
+ * written here from the RFC, independent of core/merkle.c's walks. */
+static uint64_t rfc_split(uint64_t n)
+{
+	uint64_t k = 1;
+	while (k * 2 < n)
+		k *= 2;
+	return k;
+}
+
+static void rfc_mth(merkle_hasher *h, uint8_t (*leaf)[HB], uint64_t lo, uint64_t hi, uint8_t out[HB])
+{
+	km_err e;
+	if (hi == lo) {
+		ck_assert_int_eq(merkle_sha256(h, NULL, 0, out, &e), KM_OK);
+	} else if (hi - lo == 1) {
+		memcpy(out, leaf[lo], HB);
+	} else {
+		uint8_t l[HB], r[HB];
+		uint64_t k = rfc_split(hi - lo);
+		rfc_mth(h, leaf, lo, lo + k, l);
+		rfc_mth(h, leaf, lo + k, hi, r);
+		ck_assert_int_eq(merkle_node_hash(h, l, r, out, &e), KM_OK);
+	}
+}
+
+static void rfc_path(merkle_hasher *h, uint8_t (*leaf)[HB], uint64_t m, uint64_t lo, uint64_t hi,
+                     uint8_t (*out)[HB], size_t *len)
+{
+	if (hi - lo <= 1)
+		return;
+	uint64_t k = rfc_split(hi - lo);
+	if (m < k) {
+		rfc_path(h, leaf, m, lo, lo + k, out, len);
+		rfc_mth(h, leaf, lo + k, hi, out[(*len)++]);
+	} else {
+		rfc_path(h, leaf, m - k, lo + k, hi, out, len);
+		rfc_mth(h, leaf, lo, lo + k, out[(*len)++]);
+	}
+}
+
+static void rfc_subproof(merkle_hasher *h, uint8_t (*leaf)[HB], uint64_t m, uint64_t lo, uint64_t hi, int b,
+                         uint8_t (*out)[HB], size_t *len)
+{
+	if (m == hi - lo) {
+		if (!b)
+			rfc_mth(h, leaf, lo, hi, out[(*len)++]);
+		return;
+	}
+	uint64_t k = rfc_split(hi - lo);
+	if (m <= k) {
+		rfc_subproof(h, leaf, m, lo, lo + k, b, out, len);
+		rfc_mth(h, leaf, lo + k, hi, out[(*len)++]);
+	} else {
+		rfc_subproof(h, leaf, m - k, lo + k, hi, 0, out, len);
+		rfc_mth(h, leaf, lo, lo + k, out[(*len)++]);
+	}
+}
+
+/* The stored leaf hashes, in order (caller frees). */
+static uint8_t (*load_leaves(uint64_t n))[HB]
+{
+	uint8_t (*leaf)[HB] = calloc(n, HB);
+	sqlite3_stmt *st;
+	uint64_t i = 0;
+	ck_assert_ptr_nonnull(leaf);
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "SELECT leaf_hash FROM audit_events ORDER BY seq", -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && i < n)
+		memcpy(leaf[i++], sqlite3_column_blob(st, 0), HB);
+	sqlite3_finalize(st);
+	ck_assert_uint_eq(i, n);
+	return leaf;
+}
+
+/* merkle_leaf_fn over that array: the old leaf-walking path, as reference. */
+static km_status array_leaf(void *ctx, uint64_t index, uint8_t out[HB], km_err *e)
+{
+	(void)e;
+	memcpy(out, ((uint8_t (*)[HB])ctx)[index], HB);
+	return KM_OK;
+}
+
+/* Proofs from the database equal the leaf-walking proofs and the RFC's
+ * definitions, and verify. */
+static void check_db_proofs(merkle_hasher *h, uint8_t (*leaf)[HB], uint64_t m, uint64_t n, int consistency)
+{
+	uint8_t got[MERKLE_PROOF_MAX][HB], ref[MERKLE_PROOF_MAX][HB], rfc[MERKLE_PROOF_MAX][HB];
+	uint8_t r1[HB], r2[HB];
+	size_t len = 99, ref_len = 98, rfc_len = 0;
+	km_err e;
+
+	rfc_mth(h, leaf, 0, n, r2);
+	if (!consistency) {
+		ck_assert_msg(audit_inclusion_proof(fx.db, m + 1, n, got, &len, &e) == KM_OK, "%s", e.msg);
+		ck_assert_int_eq(merkle_inclusion_proof(h, array_leaf, leaf, m, n, ref, MERKLE_PROOF_MAX, &ref_len, &e),
+		                 KM_OK);
+		rfc_path(h, leaf, m, 0, n, rfc, &rfc_len);
+		ck_assert_int_eq(merkle_verify_inclusion(h, leaf[m], m, n, (const uint8_t(*)[HB])got, len, r2, &e),
+		                 KM_OK);
+	} else {
+		ck_assert_msg(audit_consistency_proof(fx.db, m, n, got, &len, &e) == KM_OK, "%s", e.msg);
+		ck_assert_int_eq(merkle_consistency_proof(h, array_leaf, leaf, m, n, ref, MERKLE_PROOF_MAX, &ref_len,
+		                                          &e), KM_OK);
+		if (m > 0 && m < n)
+			rfc_subproof(h, leaf, m, 0, n, 1, rfc, &rfc_len);
+		rfc_mth(h, leaf, 0, m, r1);
+		ck_assert_int_eq(merkle_verify_consistency(h, m, n, r1, r2, (const uint8_t(*)[HB])got, len, &e), KM_OK);
+	}
+	ck_assert_msg(len == rfc_len && ref_len == rfc_len, "%s %llu/%llu: %zu hashes, leaf walk %zu, RFC %zu",
+	              consistency ? "consistency" : "inclusion", (unsigned long long)m, (unsigned long long)n, len,
+	              ref_len, rfc_len);
+	ck_assert_msg(memcmp(got, rfc, len * HB) == 0 && memcmp(ref, rfc, len * HB) == 0, "%s %llu/%llu differs",
+	              consistency ? "consistency" : "inclusion", (unsigned long long)m, (unsigned long long)n);
+}
+
+START_TEST(test_nodes_and_proofs_from_db)
+{
+	merkle_hasher *h;
+	km_err e;
+
+	/* heads at uneven sizes, so nodes are written across transactions */
+	grow(fx.db, 7, 1);
+	grow(fx.db, 33, 1);
+	grow(fx.db, 70, 1);
+	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
+	uint8_t (*leaf)[HB] = load_leaves(70);
+
+	/* every node of level >= 1 is stored, and is the MTH of its range */
+	ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM audit_nodes"), 70 - 3 /* popcount(70) */);
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "SELECT level, idx, hash FROM audit_nodes", -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t l = (uint64_t)sqlite3_column_int64(st, 0), i = (uint64_t)sqlite3_column_int64(st, 1);
+		uint8_t want[HB];
+		ck_assert_uint_ge(l, 1);
+		ck_assert_uint_le((i + 1) << l, 70);
+		rfc_mth(h, leaf, i << l, (i + 1) << l, want);
+		ck_assert_msg(memcmp(sqlite3_column_blob(st, 2), want, HB) == 0, "node (%llu, %llu)",
+		              (unsigned long long)l, (unsigned long long)i);
+	}
+	sqlite3_finalize(st);
+
+	/* all sizes 1..70, all pairs */
+	for (uint64_t n = 1; n <= 70; n++) {
+		for (uint64_t m = 0; m < n; m++)
+			check_db_proofs(h, leaf, m, n, 0);
+		for (uint64_t m = 0; m <= n; m++)
+			check_db_proofs(h, leaf, m, n, 1);
+	}
+	free(leaf);
+
+	/* random pairs in a larger log */
+	for (uint64_t n = 70; n < 3000; n += 419)
+		grow(fx.db, n + 419, 1);
+	leaf = load_leaves(3003);
+	uint64_t x = 12345;
+	for (int i = 0; i < 150; i++) {
+		x = x * 6364136223846793005u + 1442695040888963407u;
+		uint64_t n = 1 + (x >> 33) % 3003;
+		x = x * 6364136223846793005u + 1442695040888963407u;
+		uint64_t m = (x >> 33) % n;
+		check_db_proofs(h, leaf, m, n, 0);
+		check_db_proofs(h, leaf, m, n, 1);
+	}
+	free(leaf);
+	merkle_hasher_free(h);
+	audit_verify_result r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+}
+END_TEST
+
+/* A damaged, missing or stray stored node: proofs fail (or cannot be
+ * made), verification names it, and the signer's lag proof refuses it. */
+START_TEST(test_tampered_nodes)
+{
+	uint8_t root[HB], sig[64], proof[MERKLE_PROOF_MAX][HB];
+	uint64_t size;
+	int64_t t;
+	int have;
+	size_t len;
+	audit_row row;
+	merkle_hasher *h;
+	km_err e;
+
+	anchored_log();
+	sql(fx.db, "CREATE TABLE keep_nodes AS SELECT * FROM audit_nodes");
+	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
+	ck_assert_int_eq(audit_latest_head(fx.db, &size, root, &t, sig, &have, &e), KM_OK);
+	ck_assert_int_eq(audit_get(fx.db, 9, &row, &e), KM_OK);
+	/* entry 9's path at size 100 runs through node (2, 3): entries 13..16 */
+	ck_assert_int_eq(audit_inclusion_proof(fx.db, 9, 100, proof, &len, &e), KM_OK);
+	ck_assert_int_eq(merkle_verify_inclusion(h, row.leaf_hash, 8, 100, (const uint8_t(*)[HB])proof, len, root, &e),
+	                 KM_OK);
+	sql(fx.db, "UPDATE audit_nodes SET hash = randomblob(32) WHERE level = 2 AND idx = 3");
+	ck_assert_int_eq(audit_inclusion_proof(fx.db, 9, 100, proof, &len, &e), KM_OK);
+	ck_assert_int_eq(merkle_verify_inclusion(h, row.leaf_hash, 8, 100, (const uint8_t(*)[HB])proof, len, root, &e),
+	                 KM_EINTEGRITY);
+	audit_verify_result r;
+	ck_assert_int_eq(audit_verify_entry(fx.db, fx.pub, &anchor, 9, &r, &e), KM_OK);
+	expect_bad(&r, 9, "cannot be proven", NULL);
+	r = verify_anchored(&anchor);
+	expect_bad(&r, 13, "the stored tree node over entries 13..16 (level 2) does not match", "intact");
+	ck_assert_uint_eq(r.entries_checked, 30); /* held back until head 30 proved 13..16 */
+
+	/* missing */
+	sql(fx.db, "DELETE FROM audit_nodes; INSERT INTO audit_nodes SELECT * FROM keep_nodes");
+	sql(fx.db, "DELETE FROM audit_nodes WHERE level = 3 AND idx = 1");
+	ck_assert_int_eq(audit_inclusion_proof(fx.db, 1, 100, proof, &len, &e), KM_EINTEGRITY);
+	ck_assert_ptr_nonnull(strstr(e.msg, "entries 9..16 (level 3) is missing"));
+	r = verify_anchored(&anchor);
+	expect_bad(&r, 9, "the stored tree node over entries 9..16 (level 3) is missing", NULL);
+
+	/* stray: past the log, or at a level no tree this size has */
+	sql(fx.db, "DELETE FROM audit_nodes; INSERT INTO audit_nodes SELECT * FROM keep_nodes");
+	sql(fx.db, "INSERT INTO audit_nodes VALUES(1, 5000, randomblob(32))");
+	r = verify_anchored(&anchor);
+	expect_bad(&r, 101, "(level 1, index 5000) lies outside the log", NULL);
+	sql(fx.db, "DELETE FROM audit_nodes WHERE idx = 5000");
+	sql(fx.db, "INSERT INTO audit_nodes VALUES(9, 0, randomblob(32))");
+	r = verify_anchored(&anchor);
+	expect_bad(&r, 101, "(level 9, index 0) lies outside the log", NULL);
+	sql(fx.db, "DELETE FROM audit_nodes WHERE level = 9");
+	r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+
+	/* one already where the next append puts one: refused */
+	sql(fx.db, "INSERT INTO audit_nodes VALUES(1, 50, randomblob(32))");
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 102, &anchor, 1, &e), &e, 100, 3, "already stored", NULL);
+	sql(fx.db, "DELETE FROM audit_nodes WHERE level = 1 AND idx = 50");
+
+	/* a lagging anchor (60) and a damaged node on the proof 60 -> 100 */
+	audit_anchor at60 = {1, 60, {0}};
+	uint8_t r60[HB];
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "SELECT root FROM audit_tree_heads WHERE size = 60", -1, &st, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	memcpy(r60, sqlite3_column_blob(st, 0), HB);
+	sqlite3_finalize(st);
+	memcpy(at60.root, r60, HB);
+	sql(fx.db, "UPDATE audit_nodes SET hash = randomblob(32) WHERE level = 4 AND idx = 2");
+	sign_calls = 0;
+	expect_refused(commit(fx.db, 101, &at60, 1, &e), &e, 100, 3, "cannot be proven to extend", "size 60");
+	sql(fx.db, "DELETE FROM audit_nodes; INSERT INTO audit_nodes SELECT * FROM keep_nodes");
+	ck_assert_int_eq(commit(fx.db, 101, &at60, 1, &e), KM_OK);
+	ck_assert_uint_eq(at60.size, 101);
+
+	audit_row_free(&row);
+	merkle_hasher_free(h);
+}
+END_TEST
+
+/* Schema 4 on a catalogue written before it: the nodes are rebuilt from the
+ * leaf hashes, identical to the ones the writer stores. */
+START_TEST(test_migration_backfills_nodes)
+{
+	char path[512];
+	sqlite3 *db;
+	km_err e;
+	int64_t v;
+
+	snprintf(path, sizeof path, "%s/migrate.db", fx.t.dir);
+	ck_assert_int_eq(km_db_open(path, 1, &db, &e), KM_OK);
+	ck_assert_int_eq(km_db_schema_version(), 4);
+	ck_assert_int_eq(km_db_int64(db, "PRAGMA user_version", &v, &e), KM_OK);
+	ck_assert_int_eq(v, 4);
+	sql(db, "INSERT INTO audit_meta(key, value) VALUES('origin', 'keyward/test-deployment')");
+	grow(db, 40, 1);
+	grow(db, 77, 1);
+	sql(db, "CREATE TABLE keep_nodes AS SELECT * FROM audit_nodes");
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM keep_nodes"), 77 - 4 /* popcount(77) */);
+	/* back to schema 3, as an older keyward left it */
+	sql(db, "DROP TABLE audit_nodes; PRAGMA user_version = 3");
+	sqlite3_close(db);
+
+	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);
+	ck_assert_int_eq(km_db_int64(db, "PRAGMA user_version", &v, &e), KM_OK);
+	ck_assert_int_eq(v, 4);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_nodes"), 73);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM (SELECT * FROM keep_nodes EXCEPT "
+	                                "SELECT * FROM audit_nodes)"), 0);
+	audit_verify_result r;
+	ck_assert_int_eq(audit_verify(db, fx.pub, NULL, NULL, NULL, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+
+	/* a damaged log: the backfill stops at the gap, quietly */
+	sql(db, "DELETE FROM audit_events WHERE seq = 50");
+	ck_assert_int_eq(audit_nodes_backfill(db, &e), KM_EUSAGE);
+	sql(db, "BEGIN IMMEDIATE");
+	ck_assert_int_eq(audit_nodes_backfill(db, &e), KM_OK);
+	sql(db, "COMMIT");
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_nodes"), 49 - 3 /* popcount(49) */);
+	ck_assert_int_eq(count_rows(db, "SELECT max((idx + 1) << level) FROM audit_nodes"), 48);
+	sqlite3_close(db);
 }
 END_TEST
 
@@ -1277,6 +2018,16 @@ int main(void)
 	tcase_add_test(tc, test_verify_entry_tampered);
 	tcase_add_test(tc, test_verify_entry_uncovered);
 	tcase_add_test(tc, test_verify_in_callers_txn);
+	tcase_add_test(tc, test_anchor_intact);
+	tcase_add_test(tc, test_anchor_refuses_rewritten_history);
+	tcase_add_test(tc, test_anchor_refuses_truncation_at_head);
+	tcase_add_test(tc, test_anchor_lagging_accepted);
+	tcase_add_test(tc, test_anchor_refuses_inserted_tail);
+	tcase_add_test(tc, test_anchor_lagging_rewrite_after_anchor);
+	tcase_add_test(tc, test_anchor_lagging_rewrite_before_anchor);
+	tcase_add_test(tc, test_nodes_and_proofs_from_db);
+	tcase_add_test(tc, test_tampered_nodes);
+	tcase_add_test(tc, test_migration_backfills_nodes);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

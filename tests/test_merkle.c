@@ -202,6 +202,56 @@ static void naive_subproof(merkle_hasher *h, uint8_t (*leaf)[HB], uint64_t m, ui
 	}
 }
 
+/* ------------------------------------------------------------ node sources */
+
+/* Every perfect subtree of a leaf table, built level by level straight from
+ * the definition (node(l, i) = node_hash(node(l-1, 2i), node(l-1, 2i+1))),
+ * independently of the frontier and proof code. */
+typedef struct node_table {
+	leaf_table *leaves;
+	uint8_t (*level[MERKLE_MAX_LEVELS])[HB]; /* level[0] unused: leaves */
+	uint64_t count[MERKLE_MAX_LEVELS];
+	uint64_t fetches;
+	int fail_level;                           /* >= 0: fetches at this level fail */
+} node_table;
+
+static node_table node_table_build(merkle_hasher *h, leaf_table *t)
+{
+	node_table nt;
+	km_err e;
+	memset(&nt, 0, sizeof nt);
+	nt.leaves = t;
+	nt.fail_level = -1;
+	nt.count[0] = t->count;
+	for (unsigned l = 1; l < MERKLE_MAX_LEVELS && (t->count >> l) > 0; l++) {
+		uint8_t (*below)[HB] = l == 1 ? t->hash : nt.level[l - 1];
+		nt.count[l] = t->count >> l;
+		nt.level[l] = calloc(nt.count[l], HB);
+		ck_assert_ptr_nonnull(nt.level[l]);
+		for (uint64_t i = 0; i < nt.count[l]; i++)
+			ck_assert_int_eq(merkle_node_hash(h, below[2 * i], below[2 * i + 1], nt.level[l][i], &e), KM_OK);
+	}
+	return nt;
+}
+
+static void node_table_free(node_table *nt)
+{
+	for (unsigned l = 1; l < MERKLE_MAX_LEVELS; l++)
+		free(nt->level[l]);
+}
+
+static km_status table_node(void *ctx, unsigned level, uint64_t index, uint8_t out[HB], km_err *e)
+{
+	node_table *nt = ctx;
+	if ((int)level == nt->fail_level)
+		return km_fail(e, KM_EINTEGRITY, "node (%u, %llu) withheld", level, (unsigned long long)index);
+	if (level >= MERKLE_MAX_LEVELS || index >= nt->count[level])
+		return km_fail(e, KM_ENOTFOUND, "no node (%u, %llu)", level, (unsigned long long)index);
+	memcpy(out, level ? nt->level[level][index] : nt->leaves->hash[index], HB);
+	nt->fetches++;
+	return KM_OK;
+}
+
 /* ------------------------------------------------------------ tests */
 
 START_TEST(test_leaf_and_node_hash)
@@ -540,6 +590,189 @@ START_TEST(test_edge_cases)
 }
 END_TEST
 
+/* The nodes an append reports are the perfect subtrees the definition
+ * says the tree gains: levels 1..ctz(n), the ones ending at leaf n. */
+START_TEST(test_append_reports_nodes)
+{
+	merkle_hasher *h = hasher();
+	leaf_table t = generated_table(h, 300);
+	merkle_frontier f;
+	uint8_t nodes[MERKLE_MAX_LEVELS][HB], want[HB];
+	km_err e;
+
+	merkle_frontier_init(&f);
+	for (uint64_t n = 1; n <= t.count; n++) {
+		unsigned top = 99;
+		memset(nodes, 0xee, sizeof nodes);
+		ck_assert_int_eq(merkle_frontier_append_nodes(h, &f, t.hash[n - 1], nodes, &top, &e), KM_OK);
+		ck_assert_uint_eq(top, (unsigned)__builtin_ctzll(n));
+		for (unsigned l = 1; l <= top; l++) {
+			naive_mth(h, t.hash, n - (UINT64_C(1) << l), n, want);
+			ck_assert_msg(memcmp(nodes[l], want, HB) == 0, "node at level %u after %llu leaves", l,
+			              (unsigned long long)n);
+		}
+		/* nothing written outside 1..top */
+		ck_assert_int_eq(nodes[0][0], 0xee);
+		ck_assert_int_eq(nodes[top + 1][0], 0xee);
+	}
+	free(t.hash);
+	merkle_hasher_free(h);
+}
+END_TEST
+
+/* Range roots from nodes equal the definition for every range a split can
+ * produce, and refuse ranges that no set of stored subtrees tiles. */
+START_TEST(test_range_root_nodes)
+{
+	merkle_hasher *h = hasher();
+	leaf_table t = generated_table(h, 70);
+	node_table nt = node_table_build(h, &t);
+	uint8_t got[HB], want[HB];
+	km_err e;
+
+	for (uint64_t lo = 0; lo < t.count; lo++) {
+		for (uint64_t hi = lo + 1; hi <= t.count; hi++) {
+			uint64_t top = UINT64_C(1) << (63 - __builtin_clzll(hi - lo));
+			km_status st = merkle_range_root_nodes(h, table_node, &nt, lo, hi, got, &e);
+			if (lo % top != 0) {
+				ck_assert_msg(st == KM_EUSAGE, "[%llu, %llu) accepted", (unsigned long long)lo,
+				              (unsigned long long)hi);
+				continue;
+			}
+			ck_assert_int_eq(st, KM_OK);
+			naive_mth(h, t.hash, lo, hi, want);
+			ck_assert_msg(memcmp(got, want, HB) == 0, "root of [%llu, %llu)", (unsigned long long)lo,
+			              (unsigned long long)hi);
+		}
+	}
+	ck_assert_int_eq(merkle_range_root_nodes(h, table_node, &nt, 5, 5, got, &e), KM_EUSAGE);
+	node_table_free(&nt);
+	free(t.hash);
+	merkle_hasher_free(h);
+}
+END_TEST
+
+/* Proofs from nodes are byte for byte the leaf-walking proofs and the RFC's
+ * recursive definition, for every size 1..70 and every pair. */
+START_TEST(test_node_proofs_all_pairs)
+{
+	merkle_hasher *h = hasher();
+	leaf_table t = generated_table(h, 70);
+	node_table nt = node_table_build(h, &t);
+	uint8_t proof[MERKLE_PROOF_MAX][HB], ref[MERKLE_PROOF_MAX][HB], naive[MERKLE_PROOF_MAX][HB];
+	uint8_t roots[71][HB];
+	km_err e;
+
+	for (uint64_t n = 0; n <= t.count; n++)
+		naive_mth(h, t.hash, 0, n, roots[n]);
+	for (uint64_t n = 1; n <= t.count; n++) {
+		for (uint64_t m = 0; m < n; m++) {
+			size_t len = 99, ref_len = 98, naive_len = 0;
+			ck_assert_int_eq(merkle_inclusion_proof_nodes(h, table_node, &nt, m, n, proof, MERKLE_PROOF_MAX,
+			                                              &len, &e), KM_OK);
+			ck_assert_int_eq(merkle_inclusion_proof(h, table_leaf, &t, m, n, ref, MERKLE_PROOF_MAX, &ref_len,
+			                                        &e), KM_OK);
+			naive_path(h, t.hash, m, 0, n, naive, &naive_len);
+			ck_assert_uint_eq(len, naive_len);
+			ck_assert_uint_eq(ref_len, naive_len);
+			ck_assert_msg(memcmp(proof, naive, len * HB) == 0 && memcmp(ref, naive, len * HB) == 0,
+			              "inclusion %llu/%llu differs", (unsigned long long)m, (unsigned long long)n);
+			ck_assert_int_eq(merkle_verify_inclusion(h, t.hash[m], m, n, (const uint8_t(*)[HB])proof, len,
+			                                         roots[n], &e), KM_OK);
+		}
+	}
+	for (uint64_t n = 0; n <= t.count; n++) {
+		for (uint64_t m = 0; m <= n; m++) {
+			size_t len = 99, ref_len = 98, naive_len = 0;
+			ck_assert_int_eq(merkle_consistency_proof_nodes(h, table_node, &nt, m, n, proof, MERKLE_PROOF_MAX,
+			                                                &len, &e), KM_OK);
+			ck_assert_int_eq(merkle_consistency_proof(h, table_leaf, &t, m, n, ref, MERKLE_PROOF_MAX,
+			                                          &ref_len, &e), KM_OK);
+			if (m > 0 && m < n)
+				naive_subproof(h, t.hash, m, 0, n, 1, naive, &naive_len);
+			ck_assert_uint_eq(len, naive_len);
+			ck_assert_uint_eq(ref_len, naive_len);
+			ck_assert_msg(memcmp(proof, naive, len * HB) == 0 && memcmp(ref, naive, len * HB) == 0,
+			              "consistency %llu->%llu differs", (unsigned long long)m, (unsigned long long)n);
+			ck_assert_int_eq(merkle_verify_consistency(h, m, n, roots[m], roots[n],
+			                                           (const uint8_t(*)[HB])proof, len, &e), KM_OK);
+		}
+	}
+	node_table_free(&nt);
+	free(t.hash);
+	merkle_hasher_free(h);
+}
+END_TEST
+
+/* splitmix64, for reproducible random pairs */
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15u;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+	return x ^ (x >> 31);
+}
+
+/* Random pairs in a bigger tree: node proofs equal the leaf-walking ones and
+ * verify against roots made from the definition, with O(log n) fetches
+ * against about n for the leaf walk. */
+START_TEST(test_node_proofs_random_large)
+{
+	merkle_hasher *h = hasher();
+	const uint64_t total = 20001;
+	leaf_table t = generated_table(h, total);
+	node_table nt = node_table_build(h, &t);
+	uint8_t proof[MERKLE_PROOF_MAX][HB], ref[MERKLE_PROOF_MAX][HB], r1[HB], r2[HB];
+	uint64_t seed = 7;
+	km_err e;
+
+	for (int i = 0; i < 40; i++) {
+		uint64_t n = 1 + mix64(seed++) % total, m = mix64(seed++) % n;
+		size_t len = 0, ref_len = 0;
+		nt.fetches = 0;
+		t.fetches = 0;
+		ck_assert_int_eq(merkle_inclusion_proof_nodes(h, table_node, &nt, m, n, proof, MERKLE_PROOF_MAX, &len,
+		                                              &e), KM_OK);
+		ck_assert_uint_le(nt.fetches, 2 * 64);
+		ck_assert_uint_le(nt.fetches, 2 * (64 - (uint64_t)__builtin_clzll(n)) + 1);
+		ck_assert_int_eq(merkle_inclusion_proof(h, table_leaf, &t, m, n, ref, MERKLE_PROOF_MAX, &ref_len, &e),
+		                 KM_OK);
+		ck_assert_uint_eq(len, ref_len);
+		ck_assert_msg(memcmp(proof, ref, len * HB) == 0, "inclusion %llu/%llu", (unsigned long long)m,
+		              (unsigned long long)n);
+		naive_mth(h, t.hash, 0, n, r2);
+		ck_assert_int_eq(merkle_verify_inclusion(h, t.hash[m], m, n, (const uint8_t(*)[HB])proof, len, r2, &e),
+		                 KM_OK);
+
+		nt.fetches = 0;
+		ck_assert_int_eq(merkle_consistency_proof_nodes(h, table_node, &nt, m, n, proof, MERKLE_PROOF_MAX,
+		                                                &len, &e), KM_OK);
+		ck_assert_uint_le(nt.fetches, 2 * (64 - (uint64_t)__builtin_clzll(n)) + 1);
+		ck_assert_int_eq(merkle_consistency_proof(h, table_leaf, &t, m, n, ref, MERKLE_PROOF_MAX, &ref_len,
+		                                          &e), KM_OK);
+		ck_assert_uint_eq(len, ref_len);
+		ck_assert_msg(memcmp(proof, ref, len * HB) == 0, "consistency %llu->%llu", (unsigned long long)m,
+		              (unsigned long long)n);
+		naive_mth(h, t.hash, 0, m, r1);
+		ck_assert_int_eq(merkle_verify_consistency(h, m, n, r1, r2, (const uint8_t(*)[HB])proof, len, &e),
+		                 KM_OK);
+	}
+	/* a node source that fails passes its error through */
+	nt.fail_level = 3;
+	size_t len;
+	ck_assert_int_eq(merkle_inclusion_proof_nodes(h, table_node, &nt, 0, 64, proof, MERKLE_PROOF_MAX, &len, &e),
+	                 KM_EINTEGRITY);
+	ck_assert_int_eq(merkle_inclusion_proof_nodes(h, table_node, &nt, 0, 8, proof, 2, &len, &e), KM_EUSAGE);
+	ck_assert_int_eq(merkle_inclusion_proof_nodes(h, table_node, &nt, 8, 8, proof, MERKLE_PROOF_MAX, &len, &e),
+	                 KM_EUSAGE);
+	ck_assert_int_eq(merkle_consistency_proof_nodes(h, table_node, &nt, 9, 8, proof, MERKLE_PROOF_MAX, &len,
+	                                                &e), KM_EUSAGE);
+	node_table_free(&nt);
+	free(t.hash);
+	merkle_hasher_free(h);
+}
+END_TEST
+
 /* A proof reads about as many leaves as the tree has, in ascending runs. */
 START_TEST(test_proof_cost)
 {
@@ -571,6 +804,10 @@ int main(void)
 	tcase_add_test(tc, test_consistency_all_pairs);
 	tcase_add_test(tc, test_edge_cases);
 	tcase_add_test(tc, test_proof_cost);
+	tcase_add_test(tc, test_append_reports_nodes);
+	tcase_add_test(tc, test_range_root_nodes);
+	tcase_add_test(tc, test_node_proofs_all_pairs);
+	tcase_add_test(tc, test_node_proofs_random_large);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
