@@ -218,22 +218,6 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 
 /* ------------------------------------------------------------ verifying */
 
-<<<<<<< HEAD
-=======
-typedef struct audit_verify_result {
-	uint64_t entries_total;   /* rows in audit_events */
-	uint64_t entries_checked; /* entries that checked out, in order from 1 */
-	uint64_t heads_total;     /* rows in audit_tree_heads */
-	uint64_t heads_checked;   /* heads whose root and signature checked out */
-	int intact;               /* 1: everything checked out */
-	uint64_t first_bad_seq;   /* 0 when intact; see docs/audit.md */
-	char problem[256];        /* one sentence; "" when intact */
-	uint64_t head_size;       /* the newest head that checked out (0: none) */
-	uint8_t head_root[MERKLE_HASH_BYTES];
-	int64_t head_time;
-	int anchor_checked;       /* 1: the log matched the anchor at its size */
-} audit_verify_result;
->>>>>>> wt-anchor
 
 
 /* Verify the whole log against the audit public key `pub` and the anchor

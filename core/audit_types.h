@@ -60,6 +60,7 @@ typedef struct audit_verify_result {
 	uint64_t head_size;       /* the newest head that checked out (0: none) */
 	uint8_t head_root[AUDIT_HASH_BYTES];
 	int64_t head_time;
+	int anchor_checked;       /* 1: the log matched the HSM anchor at its size */
 } audit_verify_result;
 
 /* Progress: called about every 4096 entries and at the end; nonzero
