@@ -17,9 +17,10 @@
 struct km_verify_job {
 	char db_path[PATH_MAX];
 	EVP_PKEY *pub;
+	audit_anchor anchor; /* from the HSM, read before the snapshot */
 };
 
-km_status km_audit_query(km_ctx *ctx, const audit_filter *f, uint64_t before_seq, int limit,
+static km_status audit_query_impl(km_ctx *ctx, const audit_filter *f, uint64_t before_seq, int limit,
                          int (*row_cb)(void *c, const audit_row *row), void *cbctx, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_AUDIT_READ, "audit", e);
@@ -28,7 +29,15 @@ km_status km_audit_query(km_ctx *ctx, const audit_filter *f, uint64_t before_seq
 	return audit_query(ctx->db, f, before_seq, limit, row_cb, cbctx, e);
 }
 
-km_status km_audit_get(km_ctx *ctx, uint64_t seq, audit_row *out, km_err *e)
+km_status km_audit_query(km_ctx *ctx, const audit_filter *f, uint64_t before_seq, int limit,
+                         int (*row_cb)(void *c, const audit_row *row), void *cbctx, km_err *e)
+{
+	const char *obj = "audit";
+	km_op_begin(ctx, KM_ACT_AUDIT_READ, obj);
+	return km_op_end(ctx, audit_query_impl(ctx, f, before_seq, limit, row_cb, cbctx, e), e);
+}
+
+static km_status audit_get_impl(km_ctx *ctx, uint64_t seq, audit_row *out, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_AUDIT_READ, "audit", e);
 	if (st)
@@ -36,7 +45,15 @@ km_status km_audit_get(km_ctx *ctx, uint64_t seq, audit_row *out, km_err *e)
 	return audit_get(ctx->db, seq, out, e);
 }
 
-km_status km_audit_verify_start(km_ctx *ctx, km_verify_job **job, km_err *e)
+km_status km_audit_get(km_ctx *ctx, uint64_t seq, audit_row *out, km_err *e)
+{
+	char obj[48];
+	snprintf(obj, sizeof obj, "audit:%llu", (unsigned long long)seq);
+	km_op_begin(ctx, KM_ACT_AUDIT_READ, obj);
+	return km_op_end(ctx, audit_get_impl(ctx, seq, out, e), e);
+}
+
+static km_status audit_verify_start_impl(km_ctx *ctx, km_verify_job **job, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_AUDIT_VERIFY, "audit", e);
 	if (st)
@@ -50,8 +67,19 @@ km_status km_audit_verify_start(km_ctx *ctx, km_verify_job **job, km_err *e)
 		return km_fail(e, KM_EINTERNAL, "cannot reference the audit public key");
 	}
 	j->pub = ctx->audit_pub;
+	if ((st = km_anchor_load(ctx, &j->anchor, e))) {
+		km_audit_verify_abandon(j);
+		return st;
+	}
 	*job = j;
 	return KM_OK;
+}
+
+km_status km_audit_verify_start(km_ctx *ctx, km_verify_job **job, km_err *e)
+{
+	const char *obj = "audit";
+	km_op_begin(ctx, KM_ACT_AUDIT_VERIFY, obj);
+	return km_op_end(ctx, audit_verify_start_impl(ctx, job, e), e);
 }
 
 km_status km_audit_verify_run(km_verify_job *job, audit_progress_fn progress, void *pctx,
@@ -64,9 +92,9 @@ km_status km_audit_verify_run(km_verify_job *job, audit_progress_fn progress, vo
 	if (st)
 		return st;
 	if (!(st = km_db_exec(db, "BEGIN", e))) {
-		/* TODO(lead): the anchor from the HSM, read before this snapshot
-		 * began; NULL verifies without one (a cut at a head goes unseen). */
-		st = audit_verify(db, job->pub, NULL, progress, pctx, r, e);
+		/* The anchor was read before this snapshot began (in start):
+		 * a commit in between only makes the log longer than it. */
+		st = audit_verify(db, job->pub, &job->anchor, progress, pctx, r, e);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
@@ -108,18 +136,28 @@ km_status km_audit_verify(km_ctx *ctx, audit_progress_fn progress, void *pctx,
 	return st;
 }
 
-km_status km_audit_verify_entry(km_ctx *ctx, uint64_t seq, audit_verify_result *r, km_err *e)
+static km_status audit_verify_entry_impl(km_ctx *ctx, uint64_t seq, audit_verify_result *r, km_err *e)
 {
 	char obj[48];
 	snprintf(obj, sizeof obj, "audit:%llu", (unsigned long long)seq);
 	km_status st = km_authorize(ctx, KM_ACT_AUDIT_VERIFY, obj, e);
 	if (st)
 		return st;
-	/* TODO(lead): the anchor from the HSM instead of NULL. */
-	return audit_verify_entry(ctx->db, ctx->audit_pub, NULL, seq, r, e);
+	audit_anchor a;
+	if ((st = km_anchor_load(ctx, &a, e)))
+		return st;
+	return audit_verify_entry(ctx->db, ctx->audit_pub, &a, seq, r, e);
 }
 
-km_status km_audit_pubkey_pem(km_ctx *ctx, char **pem, km_err *e)
+km_status km_audit_verify_entry(km_ctx *ctx, uint64_t seq, audit_verify_result *r, km_err *e)
+{
+	char obj[48];
+	snprintf(obj, sizeof obj, "audit:%llu", (unsigned long long)seq);
+	km_op_begin(ctx, KM_ACT_AUDIT_VERIFY, obj);
+	return km_op_end(ctx, audit_verify_entry_impl(ctx, seq, r, e), e);
+}
+
+static km_status audit_pubkey_pem_impl(km_ctx *ctx, char **pem, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_AUDIT_READ, "audit-key", e);
 	if (st)
@@ -138,6 +176,13 @@ km_status km_audit_pubkey_pem(km_ctx *ctx, char **pem, km_err *e)
 	}
 	BIO_free(b);
 	return *pem ? KM_OK : km_fail(e, KM_ENOMEM, "out of memory");
+}
+
+km_status km_audit_pubkey_pem(km_ctx *ctx, char **pem, km_err *e)
+{
+	const char *obj = "audit";
+	km_op_begin(ctx, KM_ACT_AUDIT_READ, obj);
+	return km_op_end(ctx, audit_pubkey_pem_impl(ctx, pem, e), e);
 }
 
 static km_status verify_rows_impl(km_ctx *ctx, km_rows_result *r, km_err *e)

@@ -93,6 +93,9 @@ km_status km_authorize_deny(km_ctx *ctx, km_action a, const char *reason, km_err
 struct km_cred_session *km_step_up_session(km_ctx *ctx);
 const char *km_step_up_passphrase(km_ctx *ctx);
 
+/* The audit anchor the HSM holds (a->have 0 when none yet). */
+km_status km_anchor_load(km_ctx *ctx, audit_anchor *a, km_err *e);
+
 /* Sealed records: a meta row and an HSM MAC over its name and value.
  * get: KM_ENOTFOUND if absent, KM_EINTEGRITY if the MAC fails. */
 km_status km_sealed_put(km_ctx *ctx, const char *name, const char *value, km_err *e);

@@ -109,21 +109,81 @@ km_status km_tx_audit(km_ctx *ctx, const char *action, const char *object,
 	return st;
 }
 
+/* ---- the HSM anchor ------------------------------------------------------
+ * The newest (size, root) keyward vouched for, in a private token object:
+ * "KWA1", the size (8 bytes, big-endian), the root (32 bytes). */
+#define ANCHOR_MAGIC "KWA1"
+#define ANCHOR_BYTES (4 + 8 + MERKLE_HASH_BYTES)
+
+km_status km_anchor_load(km_ctx *ctx, audit_anchor *a, km_err *e)
+{
+	uint8_t buf[HSM_ANCHOR_MAX];
+	size_t len = 0;
+	int found = 0;
+	memset(a, 0, sizeof *a);
+	km_status st = hsm_anchor_read(ctx->h, buf, sizeof buf, &len, &found, e);
+	if (st || !found)
+		return st;
+	if (len != ANCHOR_BYTES || memcmp(buf, ANCHOR_MAGIC, 4) != 0)
+		return km_fail(e, KM_EINTEGRITY, "the HSM's audit anchor is not a keyward anchor (%zu bytes)", len);
+	a->have = 1;
+	for (int i = 0; i < 8; i++)
+		a->size = a->size << 8 | buf[4 + i];
+	memcpy(a->root, buf + 12, MERKLE_HASH_BYTES);
+	return KM_OK;
+}
+
+/* Store `next` if it is newer than what the token holds.  Writers take
+ * HOME/.anchor.lock in turn, and an anchor never moves back: of two
+ * sessions that committed one after the other, the later size wins
+ * whichever stores first. */
+static void anchor_store(km_ctx *ctx, const audit_anchor *next)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/.anchor.lock", ctx->cfg.home);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+			;
+	km_err ignored;
+	audit_anchor cur;
+	if (km_anchor_load(ctx, &cur, &ignored) == KM_OK && (!cur.have || next->size > cur.size)) {
+		uint8_t buf[ANCHOR_BYTES];
+		memcpy(buf, ANCHOR_MAGIC, 4);
+		for (int i = 0; i < 8; i++)
+			buf[4 + i] = (uint8_t)(next->size >> (56 - 8 * i));
+		memcpy(buf + 12, next->root, MERKLE_HASH_BYTES);
+		/* A failure here leaves the anchor lagging, which the next
+		 * commit's proof (consistency from the anchored size) covers. */
+		hsm_anchor_write(ctx->h, buf, sizeof buf, &ignored);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 km_status km_tx_commit(km_ctx *ctx, km_err *e)
 {
-	/* TODO(lead): pass the anchor read from the HSM (hsm_anchor_read) instead
-	 * of NULL, and after a successful COMMIT store audit_writer_anchor()'s
-	 * answer with hsm_anchor_write (before audit_writer_reset).  With NULL
-	 * nothing is checked against an anchor. */
-	km_status st = audit_writer_sign_head(ctx->aw, NULL, ctx->audit_pub, km_ctx_sign, ctx, e);
+	/* Prove the log extends the anchored one, then sign: a history
+	 * rewritten in the file is never signed. */
+	audit_anchor a, next;
+	km_status st = km_anchor_load(ctx, &a, e);
+	if (!st)
+		st = audit_writer_sign_head(ctx->aw, &a, ctx->audit_pub, km_ctx_sign, ctx, e);
+	if (!st)
+		st = audit_writer_anchor(ctx->aw, &next, e);
 	if (st) {
 		km_tx_rollback(ctx);
+		if (st == KM_EINTEGRITY)
+			return km_wrap(e, "the audit log does not extend the one anchored in the HSM, so "
+			               "nothing was changed; run `keyward audit verify`");
 		return km_wrap(e, "cannot sign the audit tree head, nothing was changed");
 	}
 	st = km_db_commit(ctx->db, e);
 	audit_writer_reset(ctx->aw);
-	if (!st)
+	if (!st) {
 		ctx->op_recorded = 1;
+		anchor_store(ctx, &next);
+	}
 	return st;
 }
 
@@ -628,9 +688,17 @@ fail:
 
 /* ---- status ------------------------------------------------------------ */
 
+static km_status status_get_impl(km_ctx *ctx, km_status_info *s, km_err *e);
+
 km_status km_status_get(km_ctx *ctx, km_status_info *s, km_err *e)
 {
-	km_status st = km_authorize(ctx, KM_ACT_STATUS, "", e);
+	km_op_begin(ctx, KM_ACT_STATUS, "deployment");
+	return km_op_end(ctx, status_get_impl(ctx, s, e), e);
+}
+
+static km_status status_get_impl(km_ctx *ctx, km_status_info *s, km_err *e)
+{
+	km_status st = km_authorize(ctx, KM_ACT_STATUS, NULL, e);
 	if (st)
 		return st;
 	memset(s, 0, sizeof *s);
@@ -852,12 +920,14 @@ static km_status init_settings(const km_init_opts *o, km_config *c, km_err *e)
 	if ((st = km_config_env_overrides(c, e)))
 		return st;
 	if (o->mode == KM_MODE_SYSTEM || own_softhsm(o)) {
-		snprintf(c->softhsm2_conf, sizeof c->softhsm2_conf, "%s/%s", home, KM_SOFTHSM2_CONF);
+		if (snprintf(c->softhsm2_conf, sizeof c->softhsm2_conf, "%s/%s", home, KM_SOFTHSM2_CONF) >=
+		    (int)sizeof c->softhsm2_conf)
+			return km_fail(e, KM_ECONFIG, "the deployment path is too long");
 		snprintf(c->module_path, sizeof c->module_path, "%s", KM_DEFAULT_MODULE);
 	}
 	char clean[sizeof c->token];
-	if ((st = hsm_uri_strip_secrets(c->token, clean, sizeof clean, e)))
-		return st;
+	if (hsm_uri_strip_secrets(c->token, clean, sizeof clean) != KM_OK)
+		return km_fail(e, KM_ECONFIG, "the token name is too long or malformed");
 	snprintf(c->token, sizeof c->token, "%s", clean);
 	return KM_OK;
 }
@@ -885,7 +955,7 @@ km_status km_init_needs_so_pin(const km_init_opts *o, int *needs, km_err *e)
 /* The deployment's own SoftHSM2: configuration and token directory. */
 static km_status own_softhsm_setup(const km_config *c, km_err *e)
 {
-	char dir[PATH_MAX + 16], text[PATH_MAX + 128];
+	char dir[PATH_MAX + 16], text[PATH_MAX + 256];
 	snprintf(dir, sizeof dir, "%s/%s", c->home, KM_TOKEN_DIR);
 	km_status st = mkdir_private(dir, e);
 	if (st)
@@ -1006,7 +1076,11 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		/* Nobody types the system PIN: it lives in the home, readable by
 		 * the service account only. */
 		char text[PIN_MAX + 128];
-		snprintf(ctx->cfg.pin_file, sizeof ctx->cfg.pin_file, "%s/pin", home);
+		if (snprintf(ctx->cfg.pin_file, sizeof ctx->cfg.pin_file, "%s/pin", home) >=
+		    (int)sizeof ctx->cfg.pin_file) {
+			st = km_fail(e, KM_ECONFIG, "the deployment path is too long");
+			goto out;
+		}
 		if (access(ctx->cfg.pin_file, F_OK) == 0)
 			st = read_pin_file(ctx->cfg.pin_file, 0, pin, PIN_MAX, e);
 		else if (!(st = random_pin(pin, 32, e))) {

@@ -115,7 +115,7 @@ typedef struct km_status_info {
 	char last_verified[64];        /* RFC 3339 time or "" (from a sealed record) */
 	int last_verified_intact;      /* valid if last_verified[0] */
 	km_mode mode;
-	char boundary[160];            /* who the trust boundary is, in a sentence */
+	char boundary[256];            /* who the trust boundary is, in a sentence */
 	char memlock[KM_ERR_MSG_MAX];  /* what of the process is locked in memory */
 	uint64_t keys_due;             /* current version older than the cadence */
 	uint64_t keys_overdue;         /* compromised, or past 2x cadence, or over 90% of wraps */
