@@ -94,9 +94,14 @@ START_TEST(key_create_rotate_and_show)
 	km_tag tags[2] = {{"sensitivity", "high"}, {"region", "eu-west-1"}};
 	ck_assert_msg(km_key_create(ctx, "features/credit-risk", tags, 2, &e) == KM_OK, "%s", e.msg);
 	ck_assert_int_eq(km_key_create(ctx, "features/credit-risk", NULL, 0, &e), KM_EEXISTS);
+	/* A refused attempt leaves exactly one event, with its outcome. */
 	uint64_t before = audit_count(ctx);
 	ck_assert_int_eq(km_key_create(ctx, "Bad Name", NULL, 0, &e), KM_EINVAL);
-	ck_assert_uint_eq(audit_count(ctx), before);
+	ck_assert_uint_eq(audit_count(ctx), before + 1);
+	char action[64], outcome[16];
+	last_event(ctx, action, outcome);
+	ck_assert_str_eq(action, "key.create");
+	ck_assert_str_eq(outcome, "error");
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM keys"), 1);
 
 	uint32_t v = 0;

@@ -55,6 +55,15 @@ openssl pkey -pubin -in "$OUT" -noout -text 2>/dev/null | grep -q "prime256v1\|P
 # ---------------------------------------------------------------- tampering
 sqlite3 "$DB" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
 cp "$DB" "$W/pristine.db"
+# The HSM's state goes with it: its anchor records the log's size, and a
+# catalogue put back without it is a truncation (trust_personal.sh).
+cp -a "$KEYWARD_HOME/tokens" "$W/pristine-tokens"
+restore() {
+	rm -f "$DB-wal" "$DB-shm"
+	cp "$W/pristine.db" "$DB"
+	rm -rf "$KEYWARD_HOME/tokens"
+	cp -a "$W/pristine-tokens" "$KEYWARD_HOME/tokens"
+}
 n=$(sqlite3 "$DB" 'SELECT max(seq) FROM audit_events')
 [ "$n" -gt 30 ] || fail "only $n audit events to tamper with"
 M=$((n / 2)) # a middle entry
@@ -68,8 +77,7 @@ tamper() {
 }
 tamper_case() {
 	local name=$1 want=$2 sql=$3 rc=0
-	rm -f "$DB-wal" "$DB-shm"
-	cp "$W/pristine.db" "$DB"
+	restore
 	sqlite3 "$DB" "$sql" || fail "sqlite3 could not apply: $sql"
 	"$KEYWARD_BIN" audit verify >"$OUT" 2>"$ERR" || rc=$?
 	[ "$rc" = 5 ] || fail "$name: audit verify exited $rc, expected 5"
@@ -110,8 +118,7 @@ tamper forge-head "$((P + 1))" "UPDATE audit_tree_heads SET root = randomblob(32
 [ ${#failed_cases[@]} = 0 ] || fail "tamper cases failed: ${failed_cases[*]}"
 
 step "the pristine log still verifies"
-rm -f "$DB-wal" "$DB-shm"
-cp "$W/pristine.db" "$DB"
+restore
 ok audit verify
 has "$OUT" "intact"
 echo "cli_audit: ok"
