@@ -130,7 +130,10 @@ static const struct cfg_key {
 };
 
 /* The settings the environment may override, personal mode only: the one
- * place that knows them, and the one place set-user-ID switches off. */
+ * place that knows them, and the one place set-user-ID switches off.
+ * SOFTHSM2_CONF is not one of them: a deployment names its own SoftHSM2
+ * configuration, and a variable left in someone's shell for another token
+ * must not lead it to a foreign token directory. */
 static const struct env_key {
 	const char *var;
 	const char *setting; /* a cfg_keys name of type CT_PATH or CT_STRING */
@@ -138,7 +141,6 @@ static const struct env_key {
 	{"KEYWARD_PKCS11_MODULE", "pkcs11_module"},
 	{"KEYWARD_TOKEN", "token"},
 	{"KEYWARD_DB", "database"},
-	{"SOFTHSM2_CONF", "softhsm2_conf"},
 	{"KEYWARD_THEME", "theme"},
 };
 

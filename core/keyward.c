@@ -443,16 +443,16 @@ km_status km_authorize(km_ctx *ctx, km_action a, const char *object, km_err *e)
 
 static km_status export_softhsm_conf(const km_config *c, km_err *e)
 {
-	/* SoftHSM2 reads SOFTHSM2_CONF itself.  The deployment's setting
-	 * (already overridden by the environment in personal mode, see
-	 * km_config_env_overrides) is what it must see; a privileged process
-	 * has a cleared environment and gets only its own. */
+	/* SoftHSM2 reads SOFTHSM2_CONF itself: it must see the deployment's
+	 * own, never one left in the caller's environment. */
 	if (c->softhsm2_conf[0]) {
 		if (setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1) != 0)
 			return km_fail(e, KM_EINTERNAL, "cannot set SOFTHSM2_CONF");
 	} else if (km_process_privileged()) {
 		unsetenv("SOFTHSM2_CONF");
 	}
+	/* A deployment made before it recorded a configuration keeps using
+	 * what the environment says (personal mode only). */
 	return KM_OK;
 }
 
@@ -890,8 +890,7 @@ static km_status write_private(const char *path, const char *text, km_err *e)
 static int own_softhsm(const km_init_opts *o)
 {
 	const char *mod = o->module_path ? o->module_path : km_config_env("KEYWARD_PKCS11_MODULE");
-	return !o->softhsm2_conf && !km_config_env("SOFTHSM2_CONF") &&
-	       (!mod || strcmp(mod, KM_DEFAULT_MODULE) == 0);
+	return !o->softhsm2_conf && (!mod || strcmp(mod, KM_DEFAULT_MODULE) == 0);
 }
 
 /* Settings as init will record them: options, then the environment (personal

@@ -27,8 +27,11 @@ km_status km_rowmac(km_ctx *ctx, const char *table, json_t *fields, uint8_t mac[
                     km_err *e)
 {
 	if (!fields || !json_is_array(fields)) {
+		/* Jansson takes only UTF-8: a row that is not was written by
+		 * someone other than keyward, whose names are validated. */
 		json_decref(fields);
-		return km_fail(e, KM_EINTERNAL, "row MAC: fields of %s are not a list", table);
+		return km_fail(e, KM_EINTEGRITY, "a %s row holds text that is not UTF-8: it was changed "
+		               "outside keyward, so it is not used", table);
 	}
 	char *t = canonical(ctx, table, fields);
 	json_decref(fields);
@@ -44,6 +47,9 @@ km_status km_rowmac_check(km_ctx *ctx, const char *table, const char *what, json
 {
 	uint8_t want[KM_ROWMAC_BYTES];
 	km_status st = km_rowmac(ctx, table, fields, want, e);
+	if (st == KM_EINTEGRITY)
+		return km_fail(e, KM_EINTEGRITY, "the %s row %s holds text that is not UTF-8: it was changed "
+		               "outside keyward, so it is not used", table, what);
 	if (st)
 		return st;
 	if (!mac || mac_len != KM_ROWMAC_BYTES || CRYPTO_memcmp(want, mac, KM_ROWMAC_BYTES) != 0)

@@ -59,11 +59,21 @@ KEYWARD_TOKEN=nope expect 3 status
 has "$ERR" "nope"
 unchanged_log
 
+step "a SOFTHSM2_CONF left in the environment is not followed"
+SOFTHSM2_CONF=$W/missing.conf expect 0 status
 step "broken SoftHSM2 configuration: the message names it"
+cp "$KEYWARD_HOME/config.json" "$W/config.conf-good"
+python3 - "$KEYWARD_HOME/config.json" "$W/missing.conf" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["softhsm2_conf"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+EOF
 rc=0
-SOFTHSM2_CONF=$W/missing.conf "$KEYWARD_BIN" status >"$OUT" 2>"$ERR" || rc=$?
+"$KEYWARD_BIN" status >"$OUT" 2>"$ERR" || rc=$?
 [ "$rc" != 0 ] || fail "status with a missing SoftHSM2 config succeeded"
 has "$ERR" "missing.conf"
+cp "$W/config.conf-good" "$KEYWARD_HOME/config.json"
 unchanged_log
 
 step "malformed config.json: exit 7, the message names the problem"

@@ -96,7 +96,7 @@ step "plant every class in key names, tag values, assets, creators, users, audit
 	done
 	echo "UPDATE keys SET created_by = $(sqltext "${P[1]}") WHERE name = 'features/credit-risk';"
 	echo "UPDATE assets SET created_by = $(sqltext "${P[2]}") WHERE id = 1;"
-	echo "UPDATE users SET created_by = $(sqltext "${P[0]}${P[4]}");"
+	echo "UPDATE users SET created_by = $(sqltext "${P[0]}${P[4]}") WHERE name = 'dave';"
 	# the stored event stays JSON (SQLite's generated columns parse it): ESC,
 	# BEL and U+009B as JSON escapes, which decode to the raw characters,
 	# and a raw 0x9B byte

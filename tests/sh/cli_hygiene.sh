@@ -51,9 +51,14 @@ grep -q "Usage: *wrap, unwrap$" <<<"$root" || fail "keyward-root has more usages
 priv=$(awk '/Private Key Object/{p=1} p' "$OUT" | sed -n '1,/Access:/p')
 grep -q "keyward-audit" <<<"$priv" || fail "no keyward-audit private key"
 grep -q "never extractable" <<<"$priv" || fail "the audit private key is extractable: $priv"
+mac=$(block keyward-mac)
+[ -n "$mac" ] || fail "no keyward-mac object (the row-MAC key)"
+grep -q "Secret Key Object; Generic secret length 32" <<<"$mac" || fail "keyward-mac is not a 32-byte secret: $mac"
+grep -q "Access: .*always sensitive" <<<"$mac" || fail "keyward-mac not always sensitive: $mac"
+grep -q "Access: .*never extractable" <<<"$mac" || fail "keyward-mac extractable: $mac"
 # Nothing else secret lives on the token: KEKs are session objects only.
 n=$(grep -c "Secret Key Object" "$OUT")
-[ "$n" = 1 ] || fail "$n secret keys on the token, expected only the root"
+[ "$n" = 2 ] || fail "$n secret keys on the token, expected only the root and the row-MAC key"
 
 step "a running keyward: no core dumps, umask 077"
 mkfifo "$W/fifo"

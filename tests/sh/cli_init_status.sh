@@ -10,7 +10,7 @@ DB=$KEYWARD_HOME/keyward.db
 
 step "plain init"
 kw_init_plain
-has "$ERR" "initialised the deployment at $KEYWARD_HOME"
+has "$ERR" "initialised the personal deployment at $KEYWARD_HOME"
 [ -f "$KEYWARD_HOME/config.json" ] || fail "no config.json"
 [ ! -e "$KEYWARD_HOME/demo-pin.DEMO-ONLY" ] || fail "plain init wrote a demo PIN file"
 for f in "$KEYWARD_HOME" "$KEYWARD_HOME/config.json" "$DB"; do
@@ -43,7 +43,7 @@ jeq "$OUT" 'd[0]["outcome"]' denied
 jeq "$OUT" 'd[0]["action"]' key.create
 
 step "user list / user add"
-ok user add alice --role officer
+KEYWARD_NEW_PASSPHRASE=alice-first-passphrase ok user add alice --role officer
 has "$OUT" "added user alice (officer)"
 expect 2 user add bob
 has "$ERR" "--role"
@@ -92,15 +92,17 @@ a=$(jget "$OUT" 'd["assets"]')
 [ "$a" -gt 10 ] || fail "demo has only $a assets"
 ok user list --json
 has "$OUT" '"alice"'
-step "--as (root only): act as another demo user, recorded as via"
-ok --as dave status --json
+step "--user (personal mode): act as another demo person; the OS user is recorded"
+ok --user dave status --json
 jeq "$OUT" 'd["user"]' dave
 jeq "$OUT" 'd["roles"]' auditor
-jeq "$OUT" 'd["via"]' "$(id -un)"
-expect 4 --as dave key create features/as-test
+jeq "$OUT" 'd["os_user"]' "$(id -un)"
+jeq "$OUT" 'd["mode"]' personal
+expect 4 --user dave key create features/as-test
 has "$ERR" "dave"
 has "$ERR" "key.create"
-expect 4 --as svc-feature-store audit tail
+expect 4 --user svc-feature-store audit tail
+expect 2 --as dave status
 ok audit tail -n 6 --outcome denied --json
 jeq "$OUT" '[(e["actor"], e["action"]) for e in d][-2:]' '[["dave", "key.create"], ["svc-feature-store", "audit.read"]]'
 expect 3 key show features/as-test
