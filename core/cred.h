@@ -175,10 +175,10 @@ typedef struct km_cred_session km_cred_session;
  *   the sealed seed opens, and its public key is the record's
  *                                            KM_EINTEGRITY
  *   the sealed TOTP secret opens, if any     KM_EINTEGRITY
- * One Argon2id run at the record's cost (0.45 to 0.65 s at the defaults
- * on the 2-vCPU development VM, and 64 MiB while it runs): rate-limit the
- * attempts in the caller.  On failure *out is NULL and nothing secret
- * remains in memory. */
+ * One Argon2id run at the record's cost (about 0.5 s at the defaults on
+ * the 2-vCPU development VM, more when it is busy; 64 MiB while it runs):
+ * rate-limit the attempts in the caller.  On failure *out is NULL and
+ * nothing secret remains in memory. */
 km_status km_cred_unlock(const char *user, const json_t *record, const char *passphrase,
                          km_cred_session **out, km_err *e);
 
