@@ -175,8 +175,8 @@ typedef struct km_cred_session km_cred_session;
  *   the sealed seed opens, and its public key is the record's
  *                                            KM_EINTEGRITY
  *   the sealed TOTP secret opens, if any     KM_EINTEGRITY
- * One Argon2id run at the record's cost (about 0.5 s at the defaults on
- * the 2-vCPU development VM, more when it is busy; 64 MiB while it runs):
+ * One Argon2id run at the record's cost (0.33 s at the defaults on the
+ * quiet 2-vCPU development VM, over 1 s when it is busy; 64 MiB meanwhile):
  * rate-limit the attempts in the caller.  On failure *out is NULL and
  * nothing secret remains in memory. */
 km_status km_cred_unlock(const char *user, const json_t *record, const char *passphrase,
