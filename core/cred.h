@@ -175,9 +175,10 @@ typedef struct km_cred_session km_cred_session;
  *   the sealed seed opens, and its public key is the record's
  *                                            KM_EINTEGRITY
  *   the sealed TOTP secret opens, if any     KM_EINTEGRITY
- * One Argon2id run at the record's cost (about a quarter of a second at
- * the defaults): rate-limit the attempts in the caller.  On failure *out
- * is NULL and nothing secret remains in memory. */
+ * One Argon2id run at the record's cost (0.33 s at the defaults on the
+ * quiet 2-vCPU development VM, over 1 s when it is busy; 64 MiB meanwhile):
+ * rate-limit the attempts in the caller.  On failure *out is NULL and
+ * nothing secret remains in memory. */
 km_status km_cred_unlock(const char *user, const json_t *record, const char *passphrase,
                          km_cred_session **out, km_err *e);
 
@@ -278,8 +279,8 @@ km_status km_totp_check(const uint8_t *secret, size_t len, const char *hash_name
                         int64_t *matched_step, km_err *e);
 
 /* RFC 4648 base32, upper case, no padding.  Writes KM_BASE32_LEN(len)
- * characters and a NUL; returns that length, or 0 (out untouched beyond
- * out[0] = '\0' when cap > 0) if cap is too small. */
+ * characters and a NUL; returns that length (0 for len 0), or 0 with
+ * out = "" (when cap > 0) if cap < KM_BASE32_LEN(len) + 1. */
 size_t km_base32_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 
 /* Decode base32 (either case; trailing '=' padding accepted but not
