@@ -1227,6 +1227,15 @@ static int exists_in(const char *dir, const char *name)
 	return lstat(p, &st) == 0;
 }
 
+/* rm -rf dir, then free it (from temp_dir). */
+static void remove_dir(char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(dir);
+}
+
 /* Run one atomicfile_open + commit of `path` in a child; 0 if it
  * finished with KM_OK within limit_s, -1 if it had to be killed. */
 static int write_in_child(const char *path, int limit_s)
@@ -1276,10 +1285,7 @@ START_TEST(test_atomicfile_sweep_skips_fifos)
 	ck_assert(exists_in(dir, "target"));
 	ck_assert_int_eq(dir_entries(dir), 5);
 
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	free(dir);
+	remove_dir(dir);
 }
 END_TEST
 
@@ -1338,10 +1344,7 @@ START_TEST(test_atomicfile_sweep_rules)
 	close(from_child[0]);
 	close(from_child[1]);
 
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	free(dir);
+	remove_dir(dir);
 }
 END_TEST
 
@@ -1396,10 +1399,7 @@ START_TEST(test_atomicfile_concurrent_writers)
 	}
 	ck_assert_int_eq(dir_entries(dir), 1); /* out.kwe, nothing left over */
 
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	free(dir);
+	remove_dir(dir);
 }
 END_TEST
 

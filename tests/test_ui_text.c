@@ -345,6 +345,64 @@ START_TEST(test_theme_load)
 }
 END_TEST
 
+/* The search path: {secure, $KEYWARD_THEMES_DIR, executable} -> dirs. */
+static const struct {
+	int secure;
+	const char *env, *exe;
+	const char *dirs[UI_THEME_DIRS_MAX]; /* NULL-terminated when shorter */
+} dir_rows[] = {
+	{0, "/home/a/my-themes", "/src/keyward/build/keyward",
+	 {"/home/a/my-themes", UI_THEMES_DIR, "/src/keyward/build/../themes"}},
+	{0, NULL, "/usr/local/bin/keyward", {UI_THEMES_DIR, "/usr/local/bin/../themes"}},
+	{0, "", NULL, {UI_THEMES_DIR}},
+	/* set-user-ID: neither the caller's variable nor the executable's place */
+	{1, "/home/a/my-themes", "/tmp/link-to-keyward", {UI_THEMES_DIR}},
+	{1, NULL, NULL, {UI_THEMES_DIR}},
+};
+
+START_TEST(test_theme_search_path)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(dir_rows); i++) {
+		char dirs[UI_THEME_DIRS_MAX][PATH_MAX];
+		size_t n = ui_theme_dirs(dir_rows[i].secure, dir_rows[i].env, dir_rows[i].exe, dirs);
+		size_t want = 0;
+		while (want < UI_THEME_DIRS_MAX && dir_rows[i].dirs[want])
+			want++;
+		ck_assert_msg(n == want, "row %zu: %zu directories, want %zu", i, n, want);
+		for (size_t j = 0; j < n; j++)
+			ck_assert_msg(strcmp(dirs[j], dir_rows[i].dirs[j]) == 0, "row %zu dir %zu: %s, want %s", i, j,
+			              dirs[j], dir_rows[i].dirs[j]);
+		for (size_t j = 0; j < n; j++)
+			ck_assert_msg(strcmp(dirs[j], "themes") != 0 && strncmp(dirs[j], "./", 2) != 0,
+			              "row %zu: the current directory is searched", i);
+	}
+}
+END_TEST
+
+/* A themes/ directory in the current directory is never read. */
+START_TEST(test_theme_not_from_cwd)
+{
+	char dir[] = "/tmp/kwtheme-cwd.XXXXXX", sub[PATH_MAX], path[PATH_MAX], msg[4 * PATH_MAX];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sub, sizeof sub, "%s/themes", dir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	write_file(sub, "planted.json", "{\"elements\": {\"title\": {\"fg\": \"red\"}}}");
+	ck_assert_int_eq(chdir(dir), 0);
+	unsetenv("KEYWARD_THEMES_DIR");
+	ck_assert_int_eq(ui_theme_find("planted", path, sizeof path, msg, sizeof msg), -1);
+	ck_assert_msg(strstr(msg, "not found in") && !strstr(msg, dir) && !strstr(msg, " themes,"), "%s", msg);
+	ck_assert_msg(strstr(msg, UI_THEMES_DIR) != NULL, "%s", msg);
+	/* the same file is found when named through KEYWARD_THEMES_DIR */
+	setenv("KEYWARD_THEMES_DIR", sub, 1);
+	ck_assert_int_eq(ui_theme_find("planted", path, sizeof path, msg, sizeof msg), 0);
+	unsetenv("KEYWARD_THEMES_DIR");
+	ck_assert_int_eq(chdir(repo_root), 0);
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- actions and the keymap ------------------------------------------------- */
 
 START_TEST(test_keymap_default)
@@ -515,6 +573,8 @@ static Suite *ui_text_suite(void)
 	tcase_add_test(t, test_theme_parse_table);
 	tcase_add_test(t, test_theme_files);
 	tcase_add_test(t, test_theme_load);
+	tcase_add_test(t, test_theme_search_path);
+	tcase_add_test(t, test_theme_not_from_cwd);
 	suite_add_tcase(s, t);
 	t = tcase_create("actions");
 	tcase_add_test(t, test_keymap_default);

@@ -10,10 +10,12 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 static const struct {
@@ -215,23 +217,44 @@ static int name_ok(const char *name)
 	return 1;
 }
 
+size_t ui_theme_dirs(int secure, const char *env_dir, const char *exe_path,
+                     char dirs[UI_THEME_DIRS_MAX][PATH_MAX])
+{
+	size_t n = 0;
+	if (!secure && env_dir && *env_dir)
+		ui_tw_format(dirs[n++], PATH_MAX, "%s", env_dir);
+	ui_tw_format(dirs[n++], PATH_MAX, "%s", UI_THEMES_DIR);
+	if (!secure && exe_path && *exe_path) {
+		char copy[PATH_MAX];
+		ui_tw_format(copy, sizeof copy, "%s", exe_path);
+		ui_tw_format(dirs[n++], PATH_MAX, "%s/../themes", dirname(copy));
+	}
+	return n;
+}
+
 int ui_theme_find(const char *name, char *path, size_t cap, char *msg, size_t msgcap)
 {
 	if (!name_ok(name)) {
 		ui_tw_format(msg, msgcap, "theme \"%s\": a theme name is 1-63 letters, digits, '-' or '_'", name);
 		return -1;
 	}
-	const char *env = getenv("KEYWARD_THEMES_DIR");
-	const char *dirs[] = {"themes", env && *env ? env : NULL, UI_THEMES_DIR};
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		if (!dirs[i])
-			continue;
+	/* AT_SECURE: set-user-ID, set-group-ID or file capabilities. */
+	int secure = getauxval(AT_SECURE) != 0;
+	char exe[PATH_MAX];
+	ssize_t len = secure ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (len >= 0)
+		exe[len] = '\0';
+	char dirs[UI_THEME_DIRS_MAX][PATH_MAX];
+	size_t n = ui_theme_dirs(secure, secure_getenv("KEYWARD_THEMES_DIR"), len >= 0 ? exe : NULL, dirs);
+	for (size_t i = 0; i < n; i++) {
 		ui_tw_format(path, cap, "%s/%s.json", dirs[i], name);
 		if (access(path, F_OK) == 0)
 			return 0;
 	}
-	ui_tw_format(msg, msgcap, "theme \"%s\" not found in ./themes%s%s, %s", name,
-	         env && *env ? ", " : "", env && *env ? env : "", UI_THEMES_DIR);
+	char where[3 * PATH_MAX + 8] = "";
+	for (size_t i = 0; i < n; i++)
+		ui_tw_format(where + strlen(where), sizeof where - strlen(where), "%s%s", i ? ", " : "", dirs[i]);
+	ui_tw_format(msg, msgcap, "theme \"%s\" not found in %s", name, where);
 	return -1;
 }
 

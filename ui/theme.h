@@ -15,8 +15,13 @@
  * file leaves out keeps its built-in value.  "mono": true means attributes
  * only (the "mono" theme; NO_COLOR selects it whatever else is asked).
  *
- * Search path for NAME.json: ./themes, then $KEYWARD_THEMES_DIR, then the
- * install directory UI_THEMES_DIR.  A missing or malformed file yields a
+ * Search path for NAME.json: $KEYWARD_THEMES_DIR, then the install
+ * directory UI_THEMES_DIR, then the directory beside the executable's
+ * (dirname(/proc/self/exe)/../themes, so build/keyward in a checkout finds
+ * themes/).  Never the current directory, and when set-user-ID (AT_SECURE)
+ * only UI_THEMES_DIR: such a program must not read files its caller
+ * chooses, and the variable and the executable's place are the caller's
+ * to choose (a hard link).  A missing or malformed file yields a
  * message naming the file and the problem, and the default theme is used
  * instead; the built-in table below is the last resort, so the console
  * always has a theme.
@@ -132,8 +137,17 @@ void ui_theme_builtin(ui_theme *t, int mono);
  * untouched. */
 int ui_theme_parse(ui_theme *t, const char *text, const char *origin, char *msg, size_t cap);
 
-/* Find NAME.json on the search path; 0 and the path, or -1 (msg says
- * where it looked, or that the name is not a valid theme name). */
+/* The search path above, for a process that is (secure = 1) or is not
+ * set-user-ID: env_dir is $KEYWARD_THEMES_DIR (NULL or "" = unset),
+ * exe_path the executable's path (NULL = unknown).  Fills dirs[0..n) and
+ * returns n (at most UI_THEME_DIRS_MAX). */
+#define UI_THEME_DIRS_MAX 3
+size_t ui_theme_dirs(int secure, const char *env_dir, const char *exe_path,
+                     char dirs[UI_THEME_DIRS_MAX][PATH_MAX]);
+
+/* Find NAME.json on this process's search path; 0 and the path, or -1
+ * (msg says where it looked, or that the name is not a valid theme
+ * name). */
 int ui_theme_find(const char *name, char *path, size_t cap, char *msg, size_t msgcap);
 
 /* Pick and load the theme: NO_COLOR (set and non-empty in the

@@ -30,6 +30,21 @@ wait_file() {
 	fail "no file matching $1 appeared"
 }
 
+# unprotect_midstream ENVELOPE OUT: an unprotect into OUT reading from a
+# FIFO, fed the first 2 MB of ENVELOPE and left waiting for the rest, its
+# temp file written; sets pid (the writer) and feed (the FIFO's fd);
+# its messages go to $W/err.$(basename OUT).
+unprotect_midstream() {
+	local fifo out=$2
+	fifo="$W/fifo.$(basename "$out")"
+	mkfifo "$fifo"
+	"$KEYWARD_BIN" unprotect "$fifo" "$out" 2>"$W/err.$(basename "$out")" &
+	pid=$!
+	exec {feed}>"$fifo"
+	head -c 2000000 "$1" >&"$feed"
+	wait_file "$(dirname "$out")/.$(basename "$out").kwtmp.*"
+}
+
 step "protect killed mid-stream"
 mkfifo "$W/in"
 "$KEYWARD_BIN" protect --key features/credit-risk --asset feature:recovery/a@1 "$W/in" "$W/a.kwe" 2>"$W/err.p" &
@@ -53,14 +68,9 @@ ls -a "$W" | grep -q '\.a\.kwe\.kwtmp\.' && fail "stale temp file left beside a.
 step "unprotect killed mid-stream leaves partial plaintext only in a temp file, swept next time"
 head -c 3000000 /dev/urandom >"$W/big"
 "$KEYWARD_BIN" protect --key features/credit-risk --asset feature:recovery/b@1 "$W/big" "$W/b.kwe" 2>/dev/null
-mkfifo "$W/env"
-"$KEYWARD_BIN" unprotect "$W/env" "$W/b.out" 2>"$W/err.u" &
-pid=$!
-exec 4>"$W/env"
-head -c 2000000 "$W/b.kwe" >&4
-wait_file "$W/.b.out.kwtmp.*"
+unprotect_midstream "$W/b.kwe" "$W/b.out"
 killed "$pid"
-exec 4>&-
+exec {feed}>&-
 [ ! -e "$W/b.out" ] || fail "partial plaintext reached its final name"
 ls -a "$W" | grep -q '\.b\.out\.kwtmp\.' || fail "expected the killed writer's temp file (test setup)"
 "$KEYWARD_BIN" unprotect "$W/b.kwe" "$W/b.out" 2>/dev/null || fail "unprotect after recovery"
@@ -76,18 +86,13 @@ cmp -s "$W/c.out" "$W/big" || fail "output written beside a FIFO differs"
 [ -p "$W/.c.out.kwtmp.FIFO01" ] || fail "the sweep removed a FIFO"
 
 step "a live writer's temp file survives another writer's sweep of the same destination"
-mkfifo "$W/env2"
-"$KEYWARD_BIN" unprotect "$W/env2" "$W/d.out" 2>"$W/err.d" &
-pid=$!
-exec 5>"$W/env2"
-head -c 2000000 "$W/b.kwe" >&5
-wait_file "$W/.d.out.kwtmp.*"
+unprotect_midstream "$W/b.kwe" "$W/d.out"
 live=$(ls "$W"/.d.out.kwtmp.*)
 "$KEYWARD_BIN" unprotect "$W/b.kwe" "$W/d.out" 2>/dev/null || fail "the second writer failed"
 [ -e "$live" ] || fail "the second writer's sweep removed the live writer's temp file"
-tail -c +2000001 "$W/b.kwe" >&5
-exec 5>&-
-wait "$pid" || fail "the first writer failed after the sweep: $(cat "$W/err.d")"
+tail -c +2000001 "$W/b.kwe" >&"$feed"
+exec {feed}>&-
+wait "$pid" || fail "the first writer failed after the sweep: $(cat "$W/err.d.out")"
 cmp -s "$W/d.out" "$W/big" || fail "the first writer's output differs"
 ls -a "$W" | grep -q '\.d\.out\.kwtmp\.' && fail "temp file left beside d.out"
 "$KEYWARD_BIN" audit verify >"$W/v" || { cat "$W/v"; fail "log does not verify at the end"; }

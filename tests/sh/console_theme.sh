@@ -2,7 +2,9 @@
 # console_theme.sh — a malformed theme gives a message naming the file and
 # the problem, and the console still opens (on the default theme): a broken
 # default.json found through KEYWARD_THEMES_DIR, and --theme NAME with a
-# broken NAME.json.  A good theme loads silently; :theme switches.
+# broken NAME.json.  A good theme loads silently; :theme switches.  Without
+# KEYWARD_THEMES_DIR the binary finds the themes beside it (build/keyward ->
+# themes/), and a themes/ directory in the current directory is never read.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -11,8 +13,10 @@ themes=$KW_TMP/badthemes
 mkdir -p "$themes"
 printf '{"elements": {"title": {"fg": "purple"}}}\n' >"$themes/default.json"
 printf '{"elements": {"title": \n' >"$themes/broken.json"
-# run outside the repo so ./themes is not on the search path
+# run outside the repo; KW_TMP/themes holds planted files that must never load
 export KW_CWD=$KW_TMP
+mkdir -p "$KW_TMP/themes"
+printf '{"elements": {"title": {"fg": "planted-in-cwd"}}}\n' >"$KW_TMP/themes/light.json"
 
 step "broken default.json via KEYWARD_THEMES_DIR"
 tmux_start KEYWARD_THEMES_DIR="$themes" -- "$KEYWARD_BIN"
@@ -48,4 +52,17 @@ keys :
 keys -l "theme nosuch"
 keys Enter
 wait_for 'theme "nosuch" not found'
+keys Q
+wait_for "[exited 0]"
+tmux_stop
+
+step "no KEYWARD_THEMES_DIR: the themes beside the binary, not ./themes"
+tmux_start KEYWARD_THEMES_DIR= -- "$KEYWARD_BIN" console --theme light
+wait_for "features/credit-risk"
+screen | grep -q "planted-in-cwd" && fail "a theme was read from the current directory"
+screen | tail -n1 | grep -q "theme" && fail "unexpected theme message: $(screen | tail -n1)"
+keys :
+keys -l "theme high-contrast"
+keys Enter
+wait_for "theme high-contrast"
 echo PASS
