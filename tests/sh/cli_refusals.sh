@@ -28,7 +28,7 @@ step "finding 7: exists, not found, refused identity"
 refused 9 key.create error key create features/credit-risk
 refused 3 key.tag error key tag features/nosuch owner=x
 refused 3 key.rotate error key rotate features/nosuch
-refused 9 user.add error --user erin user add alice --role officer --new-passphrase-file /dev/null
+KEYWARD_NEW_PASSPHRASE=another-one refused 9 user.add error --user erin user add alice --role officer
 before=$(sqlite3 "$DB" "SELECT count(*) FROM audit_events")
 expect 4 --user nobody status
 [ "$(sqlite3 "$DB" "SELECT count(*) FROM audit_events")" = $((before + 1)) ] || fail "an unknown user left no single event"
@@ -49,8 +49,12 @@ done
 KEYWARD_PASSPHRASE=wrong expect 4 --user alice key rotate features/credit-risk
 grep -q "locked out" "$ERR" || fail "the fifth failure does not say alice is locked out"
 [ "$(sqlite3 "$DB" "SELECT count(*) FROM audit_events WHERE action = 'user.lockout'")" = 1 ] || fail "the lockout is not audited"
-refused 4 key.rotate denied --user alice key rotate features/credit-risk
+before=$(sqlite3 "$DB" "SELECT count(*) FROM audit_events")
+expect 4 --user alice key rotate features/credit-risk
 grep -q "locked out" "$ERR" || fail "the right passphrase got through a lockout"
+[ "$(sqlite3 "$DB" "SELECT count(*) FROM audit_events")" = $((before + 1)) ] || fail "a locked-out session left no single event"
+sqlite3 "$DB" "SELECT json FROM audit_events ORDER BY seq DESC LIMIT 1" | grep -q '"action":"login".*"outcome":"denied"' ||
+	fail "a locked-out session is not a denied login"
 expect 0 --user erin user unlock alice
 expect 0 --user alice key rotate features/credit-risk
 echo "lockout and unlock work and are audited"
