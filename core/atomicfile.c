@@ -179,7 +179,8 @@ static km_status create_locked(atomicfile *af, const char *dir, const char *base
 			break;
 	}
 	free(pending);
-	return km_fail(e, KM_EIO, "cannot create a temporary file beside %s: %s", af->final_path, strerror(err));
+	return km_fail(e, (err == EACCES || err == EPERM) ? KM_EDENIED : KM_EIO,
+	               "cannot create a temporary file beside %s: %s", af->final_path, strerror(err));
 }
 
 static km_status atomicfile_open_fs(const char *final_path, atomicfile *af, km_err *e)
