@@ -354,7 +354,7 @@ static km_status step_up(km_ctx *ctx, km_action a, const char *object, km_err *e
 	char *code = km_secure_alloc(KM_TOTP_CODE_MAX + 8);
 	km_cred_session *s = NULL;
 	char q[128];
-	snprintf(q, sizeof q, "Passphrase for %s: ", ctx->actor.name);
+	snprintf(q, sizeof q, "Passphrase for %s", ctx->actor.name);
 	st = pass && code ? KM_OK : km_fail(e, KM_ENOMEM, "out of locked memory");
 	if (!st)
 		st = step_up_secret(ctx, ctx->passphrase_file, "KEYWARD_PASSPHRASE", q, pass, PASSPHRASE_CAP, e);
@@ -365,7 +365,7 @@ static km_status step_up(km_ctx *ctx, km_action a, const char *object, km_err *e
 	}
 	int64_t step = -1;
 	if (!st && km_cred_session_has_totp(s)) {
-		st = step_up_secret(ctx, NULL, "KEYWARD_OTP", "One-time code: ", code, KM_TOTP_CODE_MAX + 8, e);
+		st = step_up_secret(ctx, NULL, "KEYWARD_OTP", "One-time code", code, KM_TOTP_CODE_MAX + 8, e);
 		if (!st) {
 			st = km_cred_totp_check(s, code, km_now(), u.totp_step, &step, e);
 			if (st == KM_EDENIED || st == KM_EINVAL) {
@@ -505,7 +505,7 @@ static km_status obtain_pin(const km_open_opts *o, const km_config *c, char *pin
 	}
 	if (c->pin_file[0])
 		return read_pin_file(c->pin_file, 0, pin, PIN_MAX, e);
-	km_status st = o && o->prompt ? o->prompt(o->prompt_ctx, "HSM user PIN: ", pin, PIN_MAX, e) : KM_EUSAGE;
+	km_status st = o && o->prompt ? o->prompt(o->prompt_ctx, "HSM user PIN", pin, PIN_MAX, e) : KM_EUSAGE;
 	if (st == KM_EUSAGE)
 		return km_fail(e, KM_EUSAGE, "no HSM PIN and no terminal to ask for it: use --pin-file or "
 		               "set KEYWARD_PIN");

@@ -43,6 +43,8 @@ static const ui_cmd ui_cli_commands[] = {
 	 "there; --admin names the first administrator's login.",
 	 OPTS({"demo", 0, NULL, "demo deployment: generated PIN in a file, demo people and content"},
 	      {"system", 0, NULL, "the system deployment (root only, set-user-ID keyward)"},
+	      {"argon2-memory", 0, "KIB", "Argon2id memory for passphrases (default 65536 = 64 MiB)"},
+	      {"argon2-passes", 0, "N", "Argon2id passes for passphrases (default 3)"},
 	      {"admin", 0, "LOGIN", "with --system: the first administrator"},
 	      {"pin-file", 0, "FILE", "read the user PIN from FILE (first non-comment line)"},
 	      {"so-pin-file", 0, "FILE", "read the token's SO PIN from FILE"},

@@ -55,7 +55,7 @@ static km_status secret_get(const char *file, const char *env, const char *hint,
 	if (!again)
 		return km_fail(e, KM_ENOMEM, "out of locked memory");
 	char q2[128];
-	snprintf(q2, sizeof q2, "%.100s (again):", question);
+	snprintf(q2, sizeof q2, "%.100s (again)", question);
 	st = ui_prompt_secret((void *)hint, q2, again, cap, e);
 	if (st == KM_OK && strcmp(buf, again) != 0)
 		st = km_fail(e, KM_EINVAL, "the two answers differ; nothing was changed");
@@ -195,6 +195,17 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 		.mode = sys ? KM_MODE_SYSTEM : KM_MODE_PERSONAL,
 		.first_user = sys ? ui_arg(a, "admin") : cli->user,
 	};
+	/* The cost of every passphrase made here (and kept in config.json for
+	 * later ones); the core refuses values below Argon2's floor. */
+	uint64_t a2m = 0, a2t = 0;
+	if (st == KM_OK)
+		st = ui_arg_u64(a, "argon2-memory", 0, 8, 4u * 1024 * 1024, &a2m, e);
+	if (st == KM_OK)
+		st = ui_arg_u64(a, "argon2-passes", 0, 1, 64, &a2t, e);
+	o.argon2_m_kib = (uint32_t)a2m;
+	o.argon2_t = (uint32_t)a2t;
+	if (st != KM_OK)
+		goto out;
 	if (demo) {
 		snprintf(pin_path, sizeof pin_path, "%s/%s", home, DEMO_PIN_FILE);
 		st = mkdir_p_private(home, e);
@@ -210,18 +221,18 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 		if (!sys)
 			st = secret_get(ui_arg(a, "pin-file") ? ui_arg(a, "pin-file") : cli->pin_file,
 			                "KEYWARD_PIN", "use --pin-file or set KEYWARD_PIN",
-			                "New HSM user PIN:", 1, pin, PIN_CAP, e);
+			                "New user PIN", 1, pin, PIN_CAP, e);
 		int needs = 0;
 		if (st == KM_OK)
 			st = km_init_needs_so_pin(&o, &needs, e);
 		if (st == KM_OK && needs)
 			st = secret_get(ui_arg(a, "so-pin-file"), "KEYWARD_SO_PIN",
 			                "use --so-pin-file or set KEYWARD_SO_PIN",
-			                "The token will be created: its SO PIN:", 1, so_pin, PIN_CAP, e);
+			                "The token will be created: its SO PIN", 1, so_pin, PIN_CAP, e);
 		if (st == KM_OK)
 			st = secret_get(cli->passphrase_file, "KEYWARD_PASSPHRASE",
 			                "use --passphrase-file or set KEYWARD_PASSPHRASE",
-			                sys ? "The first administrator's passphrase:" : "Your keyward passphrase:",
+			                sys ? "The first administrator's passphrase" : "Your keyward passphrase",
 			                1, pass, PASS_CAP, e);
 	}
 	o.pin = pin;
@@ -401,7 +412,7 @@ km_status ui_cmd_user_list(ui_cli *cli, const ui_args *a, km_err *e)
 static km_status new_passphrase(const ui_args *a, const char *whose, char *buf, km_err *e)
 {
 	char q[128];
-	snprintf(q, sizeof q, "New passphrase for %.64s:", whose);
+	snprintf(q, sizeof q, "New passphrase for %.64s", whose);
 	return secret_get(ui_arg(a, "new-passphrase-file"), "KEYWARD_NEW_PASSPHRASE",
 	                  "use --new-passphrase-file or set KEYWARD_NEW_PASSPHRASE", q, 1, buf, PASS_CAP, e);
 }
@@ -421,7 +432,12 @@ km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 	char *pass = km_secure_alloc(PASS_CAP);
 	if (!pass)
 		return km_fail(e, KM_ENOMEM, "out of locked memory");
-	if (want_pass)
+	/* Your own step-up first: nobody types a new passphrase for an
+	 * enrolment they may not make. */
+	char obj[96];
+	snprintf(obj, sizeof obj, "user:%.63s", a->pos[0]);
+	st = km_authorize(cli->ctx, KM_ACT_USER_ADD, obj, e);
+	if (st == KM_OK && want_pass)
 		st = new_passphrase(a, a->pos[0], pass, e);
 	if (st == KM_OK)
 		st = km_user_add(cli->ctx, a->pos[0], roles, scopes, want_pass ? pass : NULL, e);
@@ -448,7 +464,11 @@ km_status ui_cmd_user_passwd(ui_cli *cli, const ui_args *a, km_err *e)
 	char *pass = km_secure_alloc(PASS_CAP);
 	if (!pass)
 		return km_fail(e, KM_ENOMEM, "out of locked memory");
-	km_status st = new_passphrase(a, who->name, pass, e);
+	char obj[96];
+	snprintf(obj, sizeof obj, "user:%s", who->name);
+	km_status st = km_authorize(cli->ctx, KM_ACT_USER_PASSWD, obj, e);
+	if (st == KM_OK)
+		st = new_passphrase(a, who->name, pass, e);
 	if (st == KM_OK)
 		st = km_user_passwd(cli->ctx, pass, e);
 	km_secure_free(pass, PASS_CAP);

@@ -403,8 +403,7 @@ static void ui_paint_status(ui_console *c)
 	km_roles_format(c->actor->roles, roles, sizeof roles);
 	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", s->home[0] ? s->home : "?");
 	seg[n++].el = UI_EL_STATUS;
-	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)%s", c->actor->name,
-	             roles[0] ? roles : "no roles", c->actor->mode == KM_MODE_SYSTEM ? "" : " personal");
+	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)", c->actor->name, roles[0] ? roles : "no roles");
 	seg[n++].el = UI_EL_STATUS;
 	if (c->status_problem[0]) {
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", c->status_problem);

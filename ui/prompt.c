@@ -101,12 +101,12 @@ km_status ui_prompt_secret(void *ctx, const char *question, char *buf, size_t ca
 
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
-		return km_fail(e, KM_EUSAGE, "%s there is no terminal to ask on (%s)", question, hint);
+		return km_fail(e, KM_EUSAGE, "%s: there is no terminal to ask on (%s)", question, hint);
 
 	struct termios saved;
 	if (tcgetattr(fd, &saved) != 0) {
 		close(fd);
-		return km_fail(e, KM_EUSAGE, "%s /dev/tty is not a terminal (%s)", question, hint);
+		return km_fail(e, KM_EUSAGE, "%s: /dev/tty is not a terminal (%s)", question, hint);
 	}
 
 	/* Block the signals first, then install the handlers: from here until

@@ -70,7 +70,13 @@ has "$ERR" "KEYWARD_PIN"
 
 step "init --pin-file, token adopted (no SO PIN needed)"
 printf '# a comment\n%s\n' "$PIN" >"$W/pin"
+chmod 644 "$W/pin"
 export KEYWARD_TOKEN=keyward2
+expect 7 init --pin-file "$W/pin" --softhsm2-conf "$CONF"
+has "$ERR" "can be read by others (mode 644)"
+chmod 600 "$W/pin"
+# A long comment line is a comment, whole: its tail is never the PIN.
+{ printf '#'; head -c 2000 /dev/zero | tr '\0' x; printf '\n%s\n' "$PIN"; } >"$W/pin"
 KEYWARD_SO_PIN=so-pin-5678 expect 0 init --pin-file "$W/pin" --softhsm2-conf "$CONF"
 ok --pin-file "$W/pin" status --json
 jeq "$OUT" 'd["token"]' keyward2

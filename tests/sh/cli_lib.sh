@@ -38,14 +38,14 @@ kw_setup() {
 
 # The demo deployment: officer + auditor for the invoking user, PIN in a file.
 kw_init_demo() {
-	"$KEYWARD_BIN" init --demo --softhsm2-conf "$CONF" >"$OUT" 2>"$ERR" || fail "init --demo exited $?"
+	"$KEYWARD_BIN" init --demo $KW_ARGON2 --softhsm2-conf "$CONF" >"$OUT" 2>"$ERR" || fail "init --demo exited $?"
 	PIN=$(grep -v '^#' "$KEYWARD_HOME/demo-pin.DEMO-ONLY" | head -n1)
 }
 
 # A plain deployment with PINs from the environment.
 kw_init_plain() {
 	PIN=user-pin-1234
-	KEYWARD_PIN=$PIN KEYWARD_SO_PIN=so-pin-5678 "$KEYWARD_BIN" init --softhsm2-conf "$CONF" \
+	KEYWARD_PIN=$PIN KEYWARD_SO_PIN=so-pin-5678 "$KEYWARD_BIN" init $KW_ARGON2 --softhsm2-conf "$CONF" \
 		>"$OUT" 2>"$ERR" || fail "init exited $?"
 }
 

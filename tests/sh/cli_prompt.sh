@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/cli_lib.sh"
 kw_setup
 
-python3 - "$KEYWARD_BIN" "$CONF" <<'EOF'
+KW_ME=$(id -un) python3 - "$KEYWARD_BIN" "$CONF" <<'EOF'
 import os, pty, signal, sys, termios, time
 
 keyward, conf = sys.argv[1], sys.argv[2]
@@ -89,6 +89,27 @@ if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
     fail("interactive init: status %r, output %r" % (status, out))
 if b"1234-user" in out or b"5678-so" in out:
     fail("a PIN was echoed: %r" % out)
+
+print("== step-up on a terminal: your passphrase, then the new user's twice")
+env = dict(os.environ, KEYWARD_PIN="1234-user")
+env.pop("KEYWARD_PASSPHRASE", None)
+me = os.environ["KW_ME"]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(keyward, [keyward, "user", "add", "bob", "--role", "approver"], env)
+out = b""
+for prompt, answer in [(("Passphrase for %s: " % me).encode(), b"keyward-demo"),
+                       (b"New passphrase for bob: ", b"bobs-first-1"),
+                       (b"New passphrase for bob (again): ", b"bobs-first-1")]:
+    out = read_until(fd, prompt, out)
+    if echo_on(fd):
+        fail("echo is on at %r" % prompt)
+    os.write(fd, answer + b"\n")
+status, out = finish(pid, fd, out)
+if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+    fail("user add with step-up: status %r, output %r" % (status, out))
+if b"keyward-demo" in out or b"bobs-first" in out:
+    fail("a passphrase was echoed: %r" % out)
 EOF
 [ -f "$KEYWARD_HOME/config.json" ] || fail "interactive init wrote no config.json"
 KEYWARD_PIN=1234-user ok status --json

@@ -18,8 +18,11 @@
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC
 unset KEYWARD_PIN KEYWARD_SO_PIN KEYWARD_TOKEN KEYWARD_PKCS11_MODULE KEYWARD_DB SOFTHSM2_CONF \
 	KEYWARD_THEME KEYWARD_THEMES_DIR NO_COLOR KEYWARD_USER KEYWARD_OTP KEYWARD_NEW_PASSPHRASE
-# Every test person's passphrase: the demo's.
+# Every test person's passphrase: the demo's.  Deployments made by tests
+# use a cheap Argon2id (KW_ARGON2) so that a step-up costs milliseconds;
+# make_run.sh and test_cred run the default cost.
 export KEYWARD_PASSPHRASE=keyward-demo
+KW_ARGON2="--argon2-memory 64 --argon2-passes 1"
 KW_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KW_TMUX_SOCK=kwtest-$$
 KW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kwsh.XXXXXX")
@@ -57,7 +60,7 @@ kw_fresh_home() {
 
 kw_demo_home() {
 	kw_fresh_home
-	"$KEYWARD_BIN" init --demo --softhsm2-conf "$KW_CONF" >"$KW_TMP/init.out" 2>&1 ||
+	"$KEYWARD_BIN" init --demo $KW_ARGON2 --softhsm2-conf "$KW_CONF" >"$KW_TMP/init.out" 2>&1 ||
 		fail "keyward init --demo failed: $(cat "$KW_TMP/init.out")"
 	KW_DB=$KEYWARD_HOME/keyward.db
 }

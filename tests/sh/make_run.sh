@@ -75,7 +75,7 @@ step "make run opens the console at 80x24"
 tmux_start --size 80x24 -- runuser -u $U -- make -s -C "$KW_REPO" BUILD="$BUILD_DIR" NODEPS=1 \
 	DEMO_HOME="$U_HOME" run
 wait_for "features/credit-risk" 60
-screen | grep -q "personal" || fail "the status bar does not say personal"
+screen | grep -q "$U (officer,auditor)" || fail "the status bar does not name $U"
 keys Q
 wait_for "[exited 0]" 20
 echo PASS

@@ -12,7 +12,7 @@ TAMPER="python3 $(dirname "$0")/tamper.py"
 # A new demo with its own token directory (what make run makes).
 fresh() {
 	rm -rf "$KEYWARD_HOME"
-	"$KEYWARD_BIN" init --demo >"$OUT" 2>"$ERR" || fail "init --demo exited $?"
+	"$KEYWARD_BIN" init --demo $KW_ARGON2 >"$OUT" 2>"$ERR" || fail "init --demo exited $?"
 }
 
 kw_setup
