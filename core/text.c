@@ -72,7 +72,7 @@ km_text_unit km_text_next(const char *s, size_t avail)
 	const unsigned char *p = (const unsigned char *)s;
 	km_text_unit u = {KM_TEXT_INVALID, p[0], 1};
 	if (p[0] < 0x80) {
-		u.cls = text_classify(p[0]);
+		u.cls = p[0] >= 0x20 && p[0] < 0x7f ? KM_TEXT_PRINTABLE : text_classify(p[0]);
 		return u;
 	}
 	for (size_t i = 0; i < KM_ARRAY_LEN(utf8_forms); i++) {

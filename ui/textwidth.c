@@ -38,8 +38,12 @@ static unsigned tw_text_flags(unsigned flags)
 
 static tw_char tw_next(const char *s, size_t avail, unsigned textflags)
 {
+	tw_char c = {.len = 1, .width = 1};
+	/* Most text: printable ASCII other than '\\' is never escaped (text.h). */
+	if (*s >= 0x20 && *s < 0x7f && *s != '\\')
+		return c;
 	km_text_unit u = km_text_next(s, avail);
-	tw_char c = {.len = u.len, .width = 1};
+	c.len = u.len;
 	c.esclen = km_text_escape(&u, textflags, c.esc);
 	if (c.esclen == 0 && u.cp >= 0x80) {
 		int w = wcwidth((wchar_t)u.cp);

@@ -238,4 +238,11 @@ ok key tag features/churn-propensity $'owner=\xe6\x97\xa5\xe6\x9c\xac-team' 'pat
 has "$OUT" $'owner=\xe6\x97\xa5\xe6\x9c\xac-team'
 has "$OUT" 'path=C:\\data'
 echo "refused at input; good UTF-8 accepted and shown as typed"
+
+step "a terminal that is not UTF-8 (LC_ALL=C) gets ASCII only"
+LC_ALL=C "$KEYWARD_BIN" key show features/churn-propensity >"$OUT" 2>"$ERR" || fail "key show in the C locale"
+has "$OUT" 'owner=\u65e5\u672c-team'
+LC_ALL=C "$KEYWARD_BIN" key list >"$OUT" 2>"$ERR" || fail "key list in the C locale"
+has "$OUT" 'planted/5-\u202egpj.exe'
+LC_ALL=C grep -qaP '[^\x20-\x7e\n]' "$OUT" && fail "non-ASCII output in the C locale"
 echo PASS
