@@ -585,12 +585,12 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 	}
 	if ((st = hsm_open(&hc, &ctx->h, e)) || (st = hsm_login(ctx->h, o->pin, e)))
 		goto out;
-	int have_root = 0, have_audit = 0;
-	if ((st = hsm_objects_present(ctx->h, &have_root, &have_audit, e)))
+	hsm_objects have;
+	if ((st = hsm_objects_present(ctx->h, &have, e)))
 		goto out;
-	if (!have_root && (st = hsm_root_create(ctx->h, e)))
+	if (!have.root && (st = hsm_root_create(ctx->h, e)))
 		goto out;
-	if (!have_audit && (st = hsm_audit_key_create(ctx->h, e)))
+	if (!have.audit_key && (st = hsm_audit_key_create(ctx->h, e)))
 		goto out;
 
 	if (access(ctx->cfg.db_path, F_OK) == 0) {

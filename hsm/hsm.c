@@ -287,6 +287,9 @@ static km_status token_query_parse(const char *token, token_query *q, km_err *e)
 		km_status st = hsm_uri_parse(token, &q->uri, e);
 		if (st != KM_OK)
 			return st;
+		/* Finding and creating a token never needs the URI's pin-value:
+		 * the caller logs in with hsm_login.  Do not carry it around. */
+		hsm_uri_cleanse(&q->uri);
 		/* The query may hold pin-value: keep it out of every message. */
 		snprintf(q->shown, sizeof q->shown, "matching %.*s", (int)strcspn(token, "?"), token);
 		return KM_OK;

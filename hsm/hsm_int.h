@@ -18,7 +18,25 @@ struct hsm {
 	CK_SESSION_HANDLE session;
 	int have_session;
 	int logged_in;
+	/* hsm_mac runs once per catalogue row, so the MAC key's handle is kept
+	 * after the first lookup; a stale one (the token logged us out, which
+	 * drops private handles) is looked up again (hsm_keys.c). */
+	CK_OBJECT_HANDLE mac_key;
+	int mac_key_cached;
 };
+
+/* Template entries.  ATTR_BOOL points at a compound literal, which lives
+ * as long as the block that holds the template. */
+#define ATTR(type, ptr, len) {(type), (void *)(ptr), (CK_ULONG)(len)}
+#define ATTR_BOOL(type, yes) {(type), &(CK_BBOOL){(yes) ? CK_TRUE : CK_FALSE}, sizeof(CK_BBOOL)}
+#define ATTR_VAR(type, var) {(type), &(var), sizeof(var)}
+
+/* KM_OK if h has a session and is logged in; else KM_EUSAGE / KM_ESTATE
+ * with "<action> needs an HSM login first". */
+km_status hsm_need_login(const hsm *h, const char *action, km_err *e);
+
+/* How many "keyward-anchor" data objects the token shows (hsm_anchor.c). */
+km_status hsm_anchor_count(hsm *h, unsigned *count, km_err *e);
 
 /* Fill *e for a failed PKCS#11 call: "<what>[: <hint>] (<fn>: CKR_...)" and
  * return the km_status that rv maps to (PIN problems -> KM_EDENIED). */

@@ -1,6 +1,7 @@
 /*
  * hsm_keys.c — keyward's keys inside the HSM: the root key that wraps KEK
- * versions, and the audit key pair that signs tree heads.
+ * versions, the audit key pair that signs tree heads, and the row-MAC key
+ * that authenticates catalogue rows.
  *
  * Every attribute of a key keyward creates is set explicitly (a module's
  * defaults differ, and SoftHSM2 stores a CKA_SENSITIVE key in clear unless
@@ -30,21 +31,16 @@ typedef struct kw_object {
 
 static const uint8_t root_id[] = {'k', 'w', 'r', 0x01};
 static const uint8_t audit_id[] = {'k', 'w', 'a', 0x01};
+static const uint8_t mac_id[] = {'k', 'w', 'm', 0x01};
 static const kw_object root_key = {"keyward-root", root_id, sizeof root_id, "root key"};
 static const kw_object audit_key = {"keyward-audit", audit_id, sizeof audit_id, "audit key"};
+static const kw_object mac_key = {"keyward-mac", mac_id, sizeof mac_id, "row-MAC key"};
 
 /* DER OBJECT IDENTIFIER 1.2.840.10045.3.1.7 (prime256v1 / P-256). */
 static const uint8_t p256_oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 #define P256_POINT_BYTES 65 /* 04 || X || Y */
 
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
-
-#define ATTR(type, ptr, len) {(type), (void *)(ptr), (CK_ULONG)(len)}
-#define ATTR_BOOL(type, yes) {(type), (yes) ? &ck_true : &ck_false, sizeof(CK_BBOOL)}
-#define ATTR_VAR(type, var) {(type), &(var), sizeof(var)}
-
-static km_status need_login(const hsm *h, const char *action, km_err *e)
+km_status hsm_need_login(const hsm *h, const char *action, km_err *e)
 {
 	if (!h || !h->have_session)
 		return km_fail(e, KM_EUSAGE, "%s: no open HSM session", action);
@@ -143,7 +139,7 @@ km_status hsm_root_create(hsm *h, km_err *e)
 	km_status st;
 	CK_RV rv;
 
-	st = need_login(h, "creating the root key", e);
+	st = hsm_need_login(h, "creating the root key", e);
 	if (st == KM_OK)
 		st = find_object(h, cls, &root_key, &obj, &found, e);
 	if (st != KM_OK)
@@ -197,7 +193,7 @@ km_status hsm_audit_key_create(hsm *h, km_err *e)
 	km_status st;
 	CK_RV rv;
 
-	st = need_login(h, "creating the audit key", e);
+	st = hsm_need_login(h, "creating the audit key", e);
 	if (st == KM_OK)
 		st = find_object(h, CKO_PUBLIC_KEY, &audit_key, &pub, &have_pub, e);
 	if (st == KM_OK)
@@ -216,28 +212,140 @@ km_status hsm_audit_key_create(hsm *h, km_err *e)
 	return KM_OK;
 }
 
-km_status hsm_objects_present(hsm *h, int *root, int *audit, km_err *e)
+km_status hsm_mac_key_create(hsm *h, km_err *e)
 {
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE type = CKK_GENERIC_SECRET;
+	CK_ULONG len = HSM_MAC_BYTES;
+	CK_MECHANISM mech = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
+	CK_ATTRIBUTE tmpl[] = {
+		ATTR_VAR(CKA_CLASS, cls),
+		ATTR_VAR(CKA_KEY_TYPE, type),
+		ATTR_VAR(CKA_VALUE_LEN, len),
+		ATTR_BOOL(CKA_TOKEN, 1),
+		ATTR_BOOL(CKA_PRIVATE, 1),
+		ATTR_BOOL(CKA_SENSITIVE, 1),
+		ATTR_BOOL(CKA_EXTRACTABLE, 0),
+		/* CKM_SHA256_HMAC through C_Sign makes a MAC, C_Verify checks one. */
+		ATTR_BOOL(CKA_SIGN, 1),
+		ATTR_BOOL(CKA_VERIFY, 1),
+		ATTR_BOOL(CKA_ENCRYPT, 0),
+		ATTR_BOOL(CKA_DECRYPT, 0),
+		ATTR_BOOL(CKA_WRAP, 0),
+		ATTR_BOOL(CKA_UNWRAP, 0),
+		ATTR_BOOL(CKA_DERIVE, 0),
+		ATTR_BOOL(CKA_MODIFIABLE, 0),
+		ATTR(CKA_LABEL, mac_key.label, strlen(mac_key.label)),
+		ATTR(CKA_ID, mac_key.id, mac_key.id_len),
+	};
 	CK_OBJECT_HANDLE obj;
-	int pub = 0, priv = 0, r = 0;
+	int found = 0;
+	km_status st;
+	CK_RV rv;
+
+	st = hsm_need_login(h, "creating the row-MAC key", e);
+	if (st == KM_OK)
+		st = find_object(h, cls, &mac_key, &obj, &found, e);
+	if (st != KM_OK)
+		return st;
+	if (found)
+		return km_fail(e, KM_EEXISTS, "the HSM token already has a row-MAC key (\"%s\")", mac_key.label);
+	rv = h->fl->C_GenerateKey(h->session, &mech, tmpl, KM_ARRAY_LEN(tmpl), &obj);
+	if (rv != CKR_OK)
+		return hsm_p11_fail(e, rv, "generating the row-MAC key failed", "C_GenerateKey");
+	h->mac_key = obj;
+	h->mac_key_cached = 1;
+	return KM_OK;
+}
+
+/* One HMAC: C_SignInit + C_Sign.  *stale is set when the handle is no longer
+ * valid, which only a cached handle can be. */
+static km_status mac_once(hsm *h, CK_OBJECT_HANDLE key, const void *data, size_t len,
+                          uint8_t out[HSM_MAC_BYTES], int *stale, km_err *e)
+{
+	static const uint8_t nothing[1];
+	CK_MECHANISM mech = {CKM_SHA256_HMAC, NULL, 0};
+	/* Room to spare: a C_Sign that fails for lack of space would leave the
+	 * operation active on the session. */
+	CK_BYTE mac[64];
+	CK_ULONG mac_len = sizeof mac;
+	CK_RV rv;
+
+	*stale = 0;
+	rv = h->fl->C_SignInit(h->session, &mech, key);
+	if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
+		*stale = 1;
+		return hsm_p11_fail(e, rv, "starting a row MAC failed", "C_SignInit");
+	}
+	if (rv != CKR_OK)
+		return hsm_p11_fail(e, rv, "starting a row MAC failed", "C_SignInit");
+	/* Some modules refuse a NULL buffer even with length 0. */
+	rv = h->fl->C_Sign(h->session, (CK_BYTE_PTR)(len ? data : nothing), (CK_ULONG)len, mac, &mac_len);
+	if (rv != CKR_OK)
+		return hsm_p11_fail(e, rv, "computing a row MAC failed", "C_Sign");
+	if (mac_len != HSM_MAC_BYTES) {
+		OPENSSL_cleanse(mac, sizeof mac);
+		return km_fail(e, KM_EHSM, "the row-MAC key gave a %lu-byte MAC, not %d", mac_len, HSM_MAC_BYTES);
+	}
+	memcpy(out, mac, HSM_MAC_BYTES);
+	OPENSSL_cleanse(mac, sizeof mac);
+	return KM_OK;
+}
+
+_Static_assert(sizeof(CK_ULONG) >= sizeof(size_t), "a size_t length must fit a CK_ULONG");
+
+km_status hsm_mac(hsm *h, const void *data, size_t len, uint8_t out[HSM_MAC_BYTES], km_err *e)
+{
+	int stale = 0;
 	km_status st;
 
-	if (!root || !audit)
+	if (!out || (!data && len > 0))
+		return km_fail(e, KM_EUSAGE, "hsm_mac: NULL argument");
+	st = hsm_need_login(h, "computing a row MAC", e);
+	if (st != KM_OK)
+		return st;
+	if (h->mac_key_cached) {
+		st = mac_once(h, h->mac_key, data, len, out, &stale, e);
+		if (!stale)
+			return st;
+		h->mac_key_cached = 0;
+	}
+	st = need_object(h, CKO_SECRET_KEY, &mac_key, &h->mac_key, e);
+	if (st != KM_OK)
+		return st;
+	h->mac_key_cached = 1;
+	return mac_once(h, h->mac_key, data, len, out, &stale, e);
+}
+
+km_status hsm_objects_present(hsm *h, hsm_objects *out, km_err *e)
+{
+	CK_OBJECT_HANDLE obj;
+	int pub = 0, priv = 0, root = 0, mac = 0;
+	unsigned anchors = 0;
+	km_status st;
+
+	if (!out)
 		return km_fail(e, KM_EUSAGE, "hsm_objects_present: NULL argument");
-	*root = *audit = 0;
+	memset(out, 0, sizeof *out);
 	/* Private objects are invisible before login: without it we would
 	 * report a present root key as missing. */
-	st = need_login(h, "looking for keyward's keys", e);
+	st = hsm_need_login(h, "looking for keyward's keys", e);
 	if (st == KM_OK)
-		st = find_object(h, CKO_SECRET_KEY, &root_key, &obj, &r, e);
+		st = find_object(h, CKO_SECRET_KEY, &root_key, &obj, &root, e);
 	if (st == KM_OK)
 		st = find_object(h, CKO_PUBLIC_KEY, &audit_key, &obj, &pub, e);
 	if (st == KM_OK)
 		st = find_object(h, CKO_PRIVATE_KEY, &audit_key, &obj, &priv, e);
+	if (st == KM_OK)
+		st = find_object(h, CKO_SECRET_KEY, &mac_key, &obj, &mac, e);
+	if (st == KM_OK)
+		st = hsm_anchor_count(h, &anchors, e);
 	if (st != KM_OK)
 		return st;
-	*root = r;
-	*audit = pub && priv;
+	out->root = root;
+	out->audit_key = pub && priv;
+	out->mac_key = mac;
+	out->anchor = anchors > 0;
 	return KM_OK;
 }
 
@@ -274,7 +382,7 @@ km_status hsm_kek_generate(hsm *h, uint8_t *wrapped, size_t cap, size_t *wrapped
 	if (!wrapped || !wrapped_len)
 		return km_fail(e, KM_EUSAGE, "hsm_kek_generate: NULL argument");
 	*wrapped_len = 0;
-	st = need_login(h, "generating a KEK", e);
+	st = hsm_need_login(h, "generating a KEK", e);
 	if (st == KM_OK)
 		st = need_object(h, CKO_SECRET_KEY, &root_key, &root, e);
 	if (st != KM_OK)
@@ -334,7 +442,7 @@ km_status hsm_kek_unwrap(hsm *h, const uint8_t *wrapped, size_t wrapped_len, uin
 	if (wrapped_len == 0 || wrapped_len > HSM_WRAPPED_KEK_MAX)
 		return km_fail(e, KM_EINTEGRITY, "a wrapped KEK of %zu bytes cannot be valid (expected 40)",
 		               wrapped_len);
-	st = need_login(h, "unwrapping a KEK", e);
+	st = hsm_need_login(h, "unwrapping a KEK", e);
 	if (st == KM_OK)
 		st = need_object(h, CKO_SECRET_KEY, &root_key, &root, e);
 	if (st != KM_OK)
@@ -388,7 +496,7 @@ km_status hsm_audit_sign(hsm *h, const uint8_t digest[32], uint8_t sig[HSM_SIG_B
 
 	if (!digest || !sig)
 		return km_fail(e, KM_EUSAGE, "hsm_audit_sign: NULL argument");
-	st = need_login(h, "signing with the audit key", e);
+	st = hsm_need_login(h, "signing with the audit key", e);
 	if (st == KM_OK)
 		st = need_object(h, CKO_PRIVATE_KEY, &audit_key, &key, e);
 	if (st != KM_OK)
@@ -468,7 +576,7 @@ km_status hsm_audit_pubkey_der(hsm *h, uint8_t **der, size_t *der_len, km_err *e
 		return km_fail(e, KM_EUSAGE, "hsm_audit_pubkey_der: NULL argument");
 	*der = NULL;
 	*der_len = 0;
-	st = need_login(h, "reading the audit public key", e);
+	st = hsm_need_login(h, "reading the audit public key", e);
 	if (st == KM_OK)
 		st = need_object(h, CKO_PUBLIC_KEY, &audit_key, &key, e);
 	if (st != KM_OK)
