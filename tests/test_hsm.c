@@ -1186,6 +1186,150 @@ START_TEST(test_anchor_foreign_object)
 }
 END_TEST
 
+/* Flip one bit of attribute `type` of a SoftHSM2 2.6.1 object file, in the
+ * middle, or `from_end` bytes before its end if that is not 0.  The file is
+ * an 8-byte generation, then per attribute an 8-byte type, an 8-byte
+ * kind (1 bool, 2 ulong, 3 bytes, 4 attribute map, 5 mechanism set) and
+ * the value, lengths and numbers big-endian.  1 if the attribute was found. */
+static int flip_in_attribute(const char *path, unsigned long type, size_t from_end)
+{
+	uint8_t buf[4096];
+	FILE *f = fopen(path, "r+b");
+	size_t n, p = 8;
+	int done = 0;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof buf, f);
+	while (!done && p + 16 <= n) {
+		uint64_t t = 0, kind = 0, len = 0;
+		for (int i = 0; i < 8; i++) {
+			t = t << 8 | buf[p + (size_t)i];
+			kind = kind << 8 | buf[p + 8 + (size_t)i];
+		}
+		p += 16;
+		if (kind == 1) {
+			p += 1;
+			continue;
+		}
+		ck_assert_uint_le(p + 8, n);
+		for (int i = 0; i < 8; i++)
+			len = len << 8 | buf[p + (size_t)i];
+		p += 8;
+		if (kind == 2)
+			continue; /* the 8 bytes just read were the value */
+		if (kind == 5)
+			len *= 8;
+		ck_assert_uint_le(p + len, n);
+		if (t == type && len > from_end) {
+			size_t at = p + (from_end ? len - from_end : len / 2);
+			buf[at] ^= 0x10;
+			ck_assert_int_eq(fseek(f, (long)at, SEEK_SET), 0);
+			ck_assert_int_eq(fputc(buf[at], f), buf[at]);
+			done = 1;
+		}
+		p += len;
+	}
+	fclose(f);
+	return done;
+}
+
+/* A stored value damaged on disk (one bit of CKA_VALUE, encrypted because
+ * the object is private) must never read back as an anchor. */
+START_TEST(test_anchor_damaged_file)
+{
+	th_hsm t;
+	hsm *h;
+	km_err e;
+	char dir[600], path[900];
+	file_set before, after;
+	uint8_t buf[HSM_ANCHOR_MAX];
+	size_t len = 0;
+	int found = 0, hits = 0;
+
+	ck_assert_int_eq(th_hsm_setup_keys(&t, &h), 0);
+	hsm_close(h);
+	token_subdir(&t, dir, sizeof dir);
+	files_snapshot(dir, &before);
+	h = open_login(&t);
+	anchor_put(h, 1, 7);
+	hsm_close(h);
+	files_snapshot(dir, &after);
+	for (int i = 0; i < after.n; i++) {
+		int old = 0;
+		for (int j = 0; j < before.n; j++)
+			old |= strcmp(after.names[i], before.names[j]) == 0;
+		if (old)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, after.names[i]);
+		hits += flip_in_attribute(path, 0x11 /* CKA_VALUE */, 0);
+	}
+	files_free(&before);
+	files_free(&after);
+	ck_assert_int_eq(hits, 1);
+
+	h = open_login(&t);
+	km_status st = hsm_anchor_read(h, buf, sizeof buf, &len, &found, &e);
+	ck_assert_msg(st == KM_EINTEGRITY && strstr(e.msg, "damaged"), "status %d: %s", st, e.msg);
+	ck_assert_int_eq(found, 0);
+	anchor_put(h, 1, 8); /* a write replaces it */
+	ck_assert_uint_eq(anchor_get(h, NULL), 8);
+	hsm_close(h);
+	ck_assert_int_eq(listing_count(&t, 1, ANCHOR_LISTED), 1);
+	th_hsm_teardown(&t);
+}
+END_TEST
+
+/* The newer of two anchors cannot be read at all (its encrypted value no
+ * longer decrypts: the CBC padding is broken).  The older one must not be
+ * returned in its place. */
+START_TEST(test_anchor_newest_unreadable)
+{
+	th_hsm t;
+	hsm *h;
+	km_err e;
+	char dir[600], path[900];
+	file_set with_1, with_2;
+	uint8_t buf[HSM_ANCHOR_MAX];
+	size_t len = 0;
+	int found = 0, hits = 0;
+
+	ck_assert_int_eq(th_hsm_setup_keys(&t, &h), 0);
+	anchor_put(h, 1, 1);
+	hsm_close(h);
+	token_subdir(&t, dir, sizeof dir);
+	files_snapshot(dir, &with_1);
+	h = open_login(&t);
+	anchor_put(h, 1, 2);
+	hsm_close(h);
+	files_snapshot(dir, &with_2);
+	ck_assert_int_eq(files_restore_missing(dir, &with_1), 1);
+	for (int i = 0; i < with_2.n; i++) {
+		int old = 0;
+		for (int j = 0; j < with_1.n; j++)
+			old |= strcmp(with_2.names[i], with_1.names[j]) == 0;
+		if (old)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, with_2.names[i]);
+		/* The last byte of the next-to-last cipher block: it flips the
+		 * last plaintext byte, which is padding. */
+		hits += flip_in_attribute(path, 0x11 /* CKA_VALUE */, 17);
+	}
+	files_free(&with_1);
+	files_free(&with_2);
+	ck_assert_int_eq(hits, 1);
+
+	h = open_login(&t);
+	km_status st = hsm_anchor_read(h, buf, sizeof buf, &len, &found, &e);
+	ck_assert_msg(st == KM_EHSM && strstr(e.msg, "could not be read"), "status %d: %s", st, e.msg);
+	ck_assert_int_eq(found, 0);
+	anchor_put(h, 1, 3);
+	ck_assert_uint_eq(anchor_get(h, NULL), 3);
+	hsm_close(h);
+	ck_assert_int_eq(listing_count(&t, 1, ANCHOR_LISTED), 1);
+	th_hsm_teardown(&t);
+}
+END_TEST
+
 /* A child that opens its own session and writes anchors (writer, first ..
  * last), reporting each completed sequence number on fd (if >= 0).  With
  * lock_path it holds an exclusive flock around each write, as the core
@@ -1823,6 +1967,8 @@ static Suite *hsm_suite(void)
 	tcase_add_test(tc, test_anchor_old_and_new);
 	tcase_add_test(tc, test_anchor_conflict);
 	tcase_add_test(tc, test_anchor_foreign_object);
+	tcase_add_test(tc, test_anchor_damaged_file);
+	tcase_add_test(tc, test_anchor_newest_unreadable);
 	tcase_add_test(tc, test_anchor_writer_killed);
 	tcase_add_loop_test(tc, test_anchor_read_while_writing, 0, (int)KM_ARRAY_LEN(anchor_races));
 	suite_add_tcase(s, tc);
