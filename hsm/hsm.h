@@ -141,8 +141,10 @@ km_status hsm_anchor_read(hsm *h, uint8_t *buf, size_t cap, size_t *len, int *fo
  * a generation one above every anchor seen, and only then destroys the
  * anchors it saw.  A kill before the create completes leaves the old anchor;
  * a kill after it leaves both, and hsm_anchor_read takes the higher
- * generation (the next write removes the old one).  Writers must be
- * serialised by the caller (a lock file): two at once can each leave an
+ * generation (the next write removes the old one).  A kill inside
+ * C_CreateObject can also leave SoftHSM2 an empty or attribute-less object
+ * file: no search matches it, and PKCS#11 cannot remove it.  Writers must
+ * be serialised by the caller (a lock file): two at once can each leave an
  * anchor of the same generation, which reads as KM_EINTEGRITY until the
  * next write replaces both; the token never ends up with no anchor. */
 km_status hsm_anchor_write(hsm *h, const uint8_t *buf, size_t len, km_err *e);

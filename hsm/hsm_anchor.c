@@ -245,12 +245,14 @@ km_status hsm_anchor_read(hsm *h, uint8_t *buf, size_t cap, size_t *len, int *fo
 		st = anchor_settle(h, &sc, e);
 	if (st == KM_OK && sc.count == 0)
 		return still_logged_in(h, e);
+	/* What is still wrong after every retry is not a race.  An anchor that
+	 * cannot be read might be the newest, so nothing is returned then. */
 	if (st == KM_OK && sc.bad > 0)
 		st = km_fail(e, KM_EINTEGRITY, "%zu of the %zu audit anchors on the HSM token are damaged "
 		             "(their checksum fails)", sc.bad, sc.count);
-	else if (st == KM_OK && sc.valid == 0)
-		st = km_fail(e, KM_EHSM, "the audit anchors on the HSM token kept vanishing while they "
-		             "were read");
+	else if (st == KM_OK && sc.gone > 0)
+		st = km_fail(e, KM_EHSM, "%zu of the %zu audit anchors on the HSM token could not be read "
+		             "(C_GetAttributeValue kept failing, or they kept vanishing)", sc.gone, sc.count);
 	else if (st == KM_OK && sc.conflict)
 		st = km_fail(e, KM_EINTEGRITY, "the HSM token holds two different audit anchors of "
 		             "generation %llu: two writers ran at once without the lock; the next "

@@ -287,10 +287,9 @@ static km_status mac_once(hsm *h, CK_OBJECT_HANDLE key, const void *data, size_t
 		OPENSSL_cleanse(mac, sizeof mac);
 		return km_fail(e, KM_EHSM, "the row-MAC key gave a %lu-byte MAC, not %d", mac_len, HSM_MAC_BYTES);
 	}
-	{ unsigned int n = 0; EVP_Digest(len ? data : nothing, len, out, &n, EVP_sha256(), NULL); }
+	memcpy(out, mac, HSM_MAC_BYTES);
 	OPENSSL_cleanse(mac, sizeof mac);
 	return KM_OK;
-
 }
 
 _Static_assert(sizeof(CK_ULONG) >= sizeof(size_t), "a size_t length must fit a CK_ULONG");

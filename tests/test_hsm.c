@@ -24,6 +24,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define P11_HEADER "/usr/include/p11-kit-1/p11-kit/pkcs11.h"
@@ -996,7 +997,8 @@ static void files_snapshot(const char *dir, file_set *fs)
 		if (nl < 7 || strcmp(de->d_name + nl - 7, ".object") != 0 || strcmp(de->d_name, "token.object") == 0)
 			continue;
 		ck_assert_int_lt(fs->n, 32);
-		snprintf(fs->names[fs->n], sizeof fs->names[0], "%s", de->d_name);
+		ck_assert_uint_lt(nl, sizeof fs->names[0]);
+		memcpy(fs->names[fs->n], de->d_name, nl + 1);
 		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 		FILE *f = fopen(path, "rb");
 		ck_assert_ptr_nonnull(f);
@@ -1184,20 +1186,179 @@ START_TEST(test_anchor_foreign_object)
 }
 END_TEST
 
+/* Flip one bit of attribute `type` of a SoftHSM2 2.6.1 object file, in the
+ * middle, or `from_end` bytes before its end if that is not 0.  The file is
+ * an 8-byte generation, then per attribute an 8-byte type, an 8-byte
+ * kind (1 bool, 2 ulong, 3 bytes, 4 attribute map, 5 mechanism set) and
+ * the value, lengths and numbers big-endian.  1 if the attribute was found. */
+static int flip_in_attribute(const char *path, unsigned long type, size_t from_end)
+{
+	uint8_t buf[4096];
+	FILE *f = fopen(path, "r+b");
+	size_t n, p = 8;
+	int done = 0;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof buf, f);
+	while (!done && p + 16 <= n) {
+		uint64_t t = 0, kind = 0, len = 0;
+		for (int i = 0; i < 8; i++) {
+			t = t << 8 | buf[p + (size_t)i];
+			kind = kind << 8 | buf[p + 8 + (size_t)i];
+		}
+		p += 16;
+		if (kind == 1) {
+			p += 1;
+			continue;
+		}
+		ck_assert_uint_le(p + 8, n);
+		for (int i = 0; i < 8; i++)
+			len = len << 8 | buf[p + (size_t)i];
+		p += 8;
+		if (kind == 2)
+			continue; /* the 8 bytes just read were the value */
+		if (kind == 5)
+			len *= 8;
+		ck_assert_uint_le(p + len, n);
+		if (t == type && len > from_end) {
+			size_t at = p + (from_end ? len - from_end : len / 2);
+			buf[at] ^= 0x10;
+			ck_assert_int_eq(fseek(f, (long)at, SEEK_SET), 0);
+			ck_assert_int_eq(fputc(buf[at], f), buf[at]);
+			done = 1;
+		}
+		p += len;
+	}
+	fclose(f);
+	return done;
+}
+
+/* A stored value damaged on disk (one bit of CKA_VALUE, encrypted because
+ * the object is private) must never read back as an anchor. */
+START_TEST(test_anchor_damaged_file)
+{
+	th_hsm t;
+	hsm *h;
+	km_err e;
+	char dir[600], path[900];
+	file_set before, after;
+	uint8_t buf[HSM_ANCHOR_MAX];
+	size_t len = 0;
+	int found = 0, hits = 0;
+
+	ck_assert_int_eq(th_hsm_setup_keys(&t, &h), 0);
+	hsm_close(h);
+	token_subdir(&t, dir, sizeof dir);
+	files_snapshot(dir, &before);
+	h = open_login(&t);
+	anchor_put(h, 1, 7);
+	hsm_close(h);
+	files_snapshot(dir, &after);
+	for (int i = 0; i < after.n; i++) {
+		int old = 0;
+		for (int j = 0; j < before.n; j++)
+			old |= strcmp(after.names[i], before.names[j]) == 0;
+		if (old)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, after.names[i]);
+		hits += flip_in_attribute(path, 0x11 /* CKA_VALUE */, 0);
+	}
+	files_free(&before);
+	files_free(&after);
+	ck_assert_int_eq(hits, 1);
+
+	h = open_login(&t);
+	km_status st = hsm_anchor_read(h, buf, sizeof buf, &len, &found, &e);
+	ck_assert_msg(st == KM_EINTEGRITY && strstr(e.msg, "damaged"), "status %d: %s", st, e.msg);
+	ck_assert_int_eq(found, 0);
+	anchor_put(h, 1, 8); /* a write replaces it */
+	ck_assert_uint_eq(anchor_get(h, NULL), 8);
+	hsm_close(h);
+	ck_assert_int_eq(listing_count(&t, 1, ANCHOR_LISTED), 1);
+	th_hsm_teardown(&t);
+}
+END_TEST
+
+/* The newer of two anchors cannot be read at all (its encrypted value no
+ * longer decrypts: the CBC padding is broken).  The older one must not be
+ * returned in its place. */
+START_TEST(test_anchor_newest_unreadable)
+{
+	th_hsm t;
+	hsm *h;
+	km_err e;
+	char dir[600], path[900];
+	file_set with_1, with_2;
+	uint8_t buf[HSM_ANCHOR_MAX];
+	size_t len = 0;
+	int found = 0, hits = 0;
+
+	ck_assert_int_eq(th_hsm_setup_keys(&t, &h), 0);
+	anchor_put(h, 1, 1);
+	hsm_close(h);
+	token_subdir(&t, dir, sizeof dir);
+	files_snapshot(dir, &with_1);
+	h = open_login(&t);
+	anchor_put(h, 1, 2);
+	hsm_close(h);
+	files_snapshot(dir, &with_2);
+	ck_assert_int_eq(files_restore_missing(dir, &with_1), 1);
+	for (int i = 0; i < with_2.n; i++) {
+		int old = 0;
+		for (int j = 0; j < with_1.n; j++)
+			old |= strcmp(with_2.names[i], with_1.names[j]) == 0;
+		if (old)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, with_2.names[i]);
+		/* The last byte of the next-to-last cipher block: it flips the
+		 * last plaintext byte, which is padding. */
+		hits += flip_in_attribute(path, 0x11 /* CKA_VALUE */, 17);
+	}
+	files_free(&with_1);
+	files_free(&with_2);
+	ck_assert_int_eq(hits, 1);
+
+	h = open_login(&t);
+	km_status st = hsm_anchor_read(h, buf, sizeof buf, &len, &found, &e);
+	ck_assert_msg(st == KM_EHSM && strstr(e.msg, "could not be read"), "status %d: %s", st, e.msg);
+	ck_assert_int_eq(found, 0);
+	anchor_put(h, 1, 3);
+	ck_assert_uint_eq(anchor_get(h, NULL), 3);
+	hsm_close(h);
+	ck_assert_int_eq(listing_count(&t, 1, ANCHOR_LISTED), 1);
+	th_hsm_teardown(&t);
+}
+END_TEST
+
 /* A child that opens its own session and writes anchors (writer, first ..
- * last), reporting each completed sequence number on fd.  With lock_path
- * it holds an exclusive flock around each write, as the core will. */
+ * last), reporting each completed sequence number on fd (if >= 0).  With
+ * lock_path it holds an exclusive flock around each write, as the core
+ * will.  With go >= 0 it logs in, says so on fd (a zero; nothing more) and
+ * waits for go to close before writing: SoftHSM2 can refuse C_Initialize and
+ * C_GetTokenInfo for as long as other processes keep writing (SoftHSMv2
+ * issue 757), so every process opens before the writes begin. */
 static void anchor_writer_child(const th_hsm *t, uint32_t writer, uint32_t first, uint32_t last, int fd,
-                                const char *lock_path)
+                                int go, const char *lock_path)
 {
 	hsm_config cfg = th_hsm_config(t);
 	hsm *c = NULL;
 	km_err e;
+	uint32_t ready = 0;
+	char byte;
 	int lock = lock_path ? open(lock_path, O_RDWR | O_CREAT, 0600) : -1;
 
+	km_err_clear(&e);
 	if ((lock_path && lock < 0) || hsm_open(&cfg, &c, &e) != KM_OK || hsm_login(c, t->pin, &e) != KM_OK) {
 		fprintf(stderr, "writer %u: %s\n", writer, e.msg);
 		_exit(2);
+	}
+	if (go >= 0) {
+		if (write(fd, &ready, sizeof ready) != (ssize_t)sizeof ready)
+			_exit(5);
+		while (read(go, &byte, 1) > 0)
+			;
+		close(fd); /* readiness was all this caller wanted to hear */
+		fd = -1;
 	}
 	for (uint32_t s = first; s <= last; s++) {
 		uint8_t buf[HSM_ANCHOR_MAX];
@@ -1218,13 +1379,19 @@ static void anchor_writer_child(const th_hsm *t, uint32_t writer, uint32_t first
 	_exit(0);
 }
 
-static pid_t spawn_writer(const th_hsm *t, uint32_t writer, uint32_t first, uint32_t last, int fd,
-                          const char *lock_path)
+/* Fork a writer; its end of the pipes stays open in the child only. */
+static pid_t spawn_writer(const th_hsm *t, uint32_t writer, uint32_t first, uint32_t last, const int report[2],
+                          const int go[2], const char *lock_path)
 {
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		anchor_writer_child(t, writer, first, last, fd, lock_path);
+	if (pid == 0) {
+		if (report)
+			close(report[0]);
+		if (go)
+			close(go[1]);
+		anchor_writer_child(t, writer, first, last, report ? report[1] : -1, go ? go[0] : -1, lock_path);
+	}
 	return pid;
 }
 
@@ -1246,7 +1413,7 @@ START_TEST(test_anchor_writer_killed)
 		int status;
 
 		ck_assert_int_eq(pipe(fds), 0);
-		pid_t pid = spawn_writer(&t, 1, done + 1, UINT32_MAX, fds[1], NULL);
+		pid_t pid = spawn_writer(&t, 1, done + 1, UINT32_MAX, fds, NULL, NULL);
 		close(fds[1]);
 		ck_assert_int_eq(read(fds[0], &s, sizeof s), (ssize_t)sizeof s);
 		done = s;
@@ -1293,6 +1460,7 @@ START_TEST(test_anchor_read_while_writing)
 	km_err e;
 	char lock_path[400];
 	pid_t pids[2];
+	int ready[2], go[2];
 	int running, reads = 0, conflicts = 0, changes = 0;
 	uint32_t last_seen[3] = {0, 0, 0}, prev_w = 0, prev_s = 0;
 
@@ -1300,11 +1468,22 @@ START_TEST(test_anchor_read_while_writing)
 	anchor_put(h, 0, 0);
 	hsm_close(h);
 	snprintf(lock_path, sizeof lock_path, "%s/anchor.lock", t.dir);
-	for (int i = 0; i < anchor_races[_i].writers; i++)
-		pids[i] = spawn_writer(&t, (uint32_t)i + 1, 1, RACE_WRITES, -1,
-		                       anchor_races[_i].locked ? lock_path : NULL);
-
 	h = open_login(&t);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	for (int i = 0; i < anchor_races[_i].writers; i++)
+		pids[i] = spawn_writer(&t, (uint32_t)i + 1, 1, RACE_WRITES, ready, go,
+		                       anchor_races[_i].locked ? lock_path : NULL);
+	close(ready[1]);
+	close(go[0]);
+	for (int i = 0; i < anchor_races[_i].writers; i++) {
+		uint32_t zero = 1;
+		ck_assert_int_eq(read(ready[0], &zero, sizeof zero), (ssize_t)sizeof zero);
+		ck_assert_uint_eq(zero, 0);
+	}
+	close(ready[0]);
+	close(go[1]); /* go */
+
 	running = anchor_races[_i].writers;
 	while (running > 0) {
 		uint8_t buf[HSM_ANCHOR_MAX];
@@ -1354,6 +1533,48 @@ START_TEST(test_anchor_read_while_writing)
 	}
 	hsm_close(h);
 	ck_assert_int_eq(listing_count(&t, 1, ANCHOR_LISTED), 1);
+	th_hsm_teardown(&t);
+}
+END_TEST
+
+/* Opt-in (KEYWARD_HSM_STRESS=<seconds>): read for that long while another
+ * process replaces the anchor without pause.  A single search misses an
+ * existing anchor about once in 4,000 looks under such load (SoftHSMv2
+ * issue 757), too rarely for the quick tests above to see; this shows that
+ * hsm_anchor_read never reports such a miss as "no anchor". */
+START_TEST(test_anchor_stress)
+{
+	th_hsm t;
+	hsm *h;
+	int ready[2], go[2], status;
+	uint32_t zero = 1, last = 0;
+	long reads = 0;
+	double seconds = atof(getenv("KEYWARD_HSM_STRESS"));
+	struct timespec t0, now;
+
+	ck_assert_int_eq(th_hsm_setup_keys(&t, &h), 0);
+	anchor_put(h, 1, 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t pid = spawn_writer(&t, 1, 1, UINT32_MAX, ready, go, NULL);
+	close(ready[1]);
+	close(go[0]);
+	ck_assert_int_eq(read(ready[0], &zero, sizeof zero), (ssize_t)sizeof zero);
+	close(ready[0]);
+	close(go[1]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		uint32_t seq = anchor_get(h, NULL);
+		ck_assert_uint_ge(seq, last);
+		last = seq;
+		reads++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status), "the writer stopped early (status %d)", status);
+	fprintf(stderr, "anchor stress: %ld reads, %u writes\n", reads, last);
+	hsm_close(h);
 	th_hsm_teardown(&t);
 }
 END_TEST
@@ -1746,9 +1967,18 @@ static Suite *hsm_suite(void)
 	tcase_add_test(tc, test_anchor_old_and_new);
 	tcase_add_test(tc, test_anchor_conflict);
 	tcase_add_test(tc, test_anchor_foreign_object);
+	tcase_add_test(tc, test_anchor_damaged_file);
+	tcase_add_test(tc, test_anchor_newest_unreadable);
 	tcase_add_test(tc, test_anchor_writer_killed);
 	tcase_add_loop_test(tc, test_anchor_read_while_writing, 0, (int)KM_ARRAY_LEN(anchor_races));
 	suite_add_tcase(s, tc);
+
+	if (getenv("KEYWARD_HSM_STRESS")) {
+		tc = tcase_create("stress");
+		tcase_set_timeout(tc, atof(getenv("KEYWARD_HSM_STRESS")) + 60);
+		tcase_add_test(tc, test_anchor_stress);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 
