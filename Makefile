@@ -221,7 +221,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/keyward $(DESTDIR)$(PREFIX)/share/doc/keyward
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-system build-dev
 
 distclean: clean
 	rm -rf .keyward .keyward.old-*
