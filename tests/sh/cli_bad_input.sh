@@ -61,6 +61,7 @@ unchanged_log
 
 step "a SOFTHSM2_CONF left in the environment is not followed"
 SOFTHSM2_CONF=$W/missing.conf expect 0 status
+snap before
 step "broken SoftHSM2 configuration: the message names it"
 cp "$KEYWARD_HOME/config.json" "$W/config.conf-good"
 python3 - "$KEYWARD_HOME/config.json" "$W/missing.conf" <<'EOF'
