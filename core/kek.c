@@ -169,35 +169,17 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 	return st;
 }
 
+static void kv_name(sqlite3_stmt *q, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "'%s' version %lld", (const char *)sqlite3_column_text(q, 0),
+	         (long long)sqlite3_column_int64(q, 1));
+}
+
 km_status kek_versions_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
                               km_err *e)
 {
-	sqlite3_stmt *q;
-	km_status st = km_db_prepare(ctx->db, "SELECT " KV_COLS KV_FROM "ORDER BY v.key_id, v.version", &q, e);
-	if (st)
-		return st;
-	int rc;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		char what[KM_KEY_NAME_MAX + 32];
-		km_err rowerr;
-		snprintf(what, sizeof what, "'%s' version %lld", (const char *)sqlite3_column_text(q, 0),
-		         (long long)sqlite3_column_int64(q, 1));
-		km_status r = km_rowmac_check(ctx, "key_versions", what, kv_fields(q), sqlite3_column_blob(q, 10),
-		                              (size_t)sqlite3_column_bytes(q, 10), &rowerr);
-		(*checked)++;
-		if (r == KM_EINTEGRITY) {
-			if (!(*bad)++)
-				snprintf(problem, cap, "%s", rowerr.msg);
-		} else if (r) {
-			*e = rowerr;
-			st = r;
-			break;
-		}
-	}
-	if (!st && rc != SQLITE_DONE)
-		st = km_db_fail(ctx->db, e, "reading key versions");
-	sqlite3_finalize(q);
-	return st;
+	return km_rowmac_scan(ctx, "key_versions", "SELECT " KV_COLS KV_FROM "ORDER BY v.key_id, v.version",
+	                      kv_fields, kv_name, 10, checked, bad, problem, cap, e);
 }
 
 km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char digest[65], km_err *e)

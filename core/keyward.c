@@ -966,17 +966,41 @@ static km_status own_softhsm_setup(const km_config *c, km_err *e)
 	return write_private(c->softhsm2_conf, text, e);
 }
 
+/* len characters from an alphabet without look-alikes, each drawn without
+ * modulo bias (bytes past the largest multiple of the alphabet are
+ * redrawn). */
 static km_status random_pin(char *buf, size_t len, km_err *e)
 {
 	static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
-	unsigned char raw[64];
-	if (len >= sizeof raw || RAND_bytes(raw, (int)len) != 1)
-		return km_fail(e, KM_EINTERNAL, "the random generator failed");
-	for (size_t i = 0; i < len; i++)
-		buf[i] = alphabet[raw[i] % (sizeof alphabet - 1)];
+	const unsigned n = sizeof alphabet - 1, limit = 256 - 256 % n;
+	unsigned char b;
+	for (size_t i = 0; i < len; i++) {
+		do {
+			if (RAND_bytes(&b, 1) != 1)
+				return km_fail(e, KM_EINTERNAL, "the random generator failed");
+		} while (b >= limit);
+		buf[i] = alphabet[b % n];
+	}
 	buf[len] = '\0';
-	OPENSSL_cleanse(raw, sizeof raw);
+	OPENSSL_cleanse(&b, sizeof b);
 	return KM_OK;
+}
+
+/* The demo's PIN file: reuse the one an interrupted `init --demo` left
+ * (its token may already carry that PIN), else make one. */
+static km_status demo_pin(const char *path, char *pin, km_err *e)
+{
+	if (access(path, F_OK) == 0)
+		return read_pin_file(path, 0, pin, PIN_MAX, e);
+	char text[PIN_MAX + 160];
+	km_status st = random_pin(pin, 20, e);
+	if (!st) {
+		snprintf(text, sizeof text, "# DEMO ONLY: the user PIN of a demonstration deployment, kept "
+		         "in a file for convenience. Never do this with real keys.\n%s\n", pin);
+		st = write_private(path, text, e);
+		OPENSSL_cleanse(text, sizeof text);
+	}
+	return st;
 }
 
 /* A new user row in init's transaction: sealed and recorded. */
@@ -1031,7 +1055,7 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		st = km_fail(e, KM_EUSAGE, "init needs the first user's passphrase");
 		goto out;
 	}
-	if (o->mode != KM_MODE_SYSTEM && (!o->pin || !*o->pin)) {
+	if (o->mode != KM_MODE_SYSTEM && !o->demo && (!o->pin || !*o->pin)) {
 		st = km_fail(e, KM_EUSAGE, "init needs the user PIN");
 		goto out;
 	}
@@ -1089,6 +1113,14 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		}
 		if (st)
 			goto out;
+	} else if (o->demo) {
+		if (snprintf(ctx->cfg.pin_file, sizeof ctx->cfg.pin_file, "%s/%s", home, KM_DEMO_PIN_FILE) >=
+		    (int)sizeof ctx->cfg.pin_file) {
+			st = km_fail(e, KM_ECONFIG, "the deployment path is too long");
+			goto out;
+		}
+		if ((st = demo_pin(ctx->cfg.pin_file, pin, e)))
+			goto out;
 	} else {
 		snprintf(pin, PIN_MAX, "%s", o->pin);
 	}
@@ -1108,6 +1140,9 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 			st = write_private(path, text, e);
 			OPENSSL_cleanse(text, sizeof text);
 			if (st)
+				goto out;
+		} else if (o->demo) {
+			if ((st = random_pin(so_pin, 32, e)))
 				goto out;
 		} else if (!o->so_pin || !*o->so_pin) {
 			st = km_fail(e, KM_EUSAGE, "token '%s' does not exist; creating it needs an SO PIN "
@@ -1167,7 +1202,7 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		                           "first_user", ctx->actor.name), e);
 	if (!st)
 		st = init_user(ctx, ctx->actor.name, roles, "", o->passphrase, e);
-	for (size_t i = 0; !st && o->demo_users && i < KM_ARRAY_LEN(demo_people); i++) {
+	for (size_t i = 0; !st && o->demo && i < KM_ARRAY_LEN(demo_people); i++) {
 		if (strcmp(demo_people[i].name, ctx->actor.name) == 0)
 			continue;
 		int svc = demo_people[i].roles & KM_ROLE_SERVICE;

@@ -79,13 +79,18 @@ typedef struct km_init_opts {
 	unsigned first_user_roles;/* 0: KM_ROLE_ADMIN */
 	const char *first_user;   /* NULL: the caller's login name */
 	const char *passphrase;   /* the first user's passphrase (required) */
-	int demo_users;           /* also enrol the demo's named users, passphrase
-	                           * KM_DEMO_PASSPHRASE */
+	int demo;                 /* a demonstration: random PINs (the user PIN in
+	                           * KM_DEMO_PIN_FILE, reused if an interrupted
+	                           * init left one), the demo's people enrolled
+	                           * with KM_DEMO_PASSPHRASE; pin is ignored */
 	km_mode mode;             /* system: the home is KM_SYSTEM_HOME */
 	uint32_t argon2_t, argon2_m_kib; /* 0: the defaults */
 } km_init_opts;
 
 #define KM_DEMO_PASSPHRASE "keyward-demo"
+/* init --demo: the user PIN, random, in HOME/KM_DEMO_PIN_FILE (0600), a
+ * deliberate and clearly marked convenience for demonstrations only. */
+#define KM_DEMO_PIN_FILE "demo-pin.DEMO-ONLY"
 
 /* Does init have to create the token (so it needs an SO PIN)?  A personal
  * deployment that uses SoftHSM2 without a configuration of its own gets a

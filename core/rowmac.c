@@ -2,6 +2,7 @@
  * rowmac.c — canonical row text and its HSM MAC.
  */
 #include "rowmac.h"
+#include "db.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -87,4 +88,35 @@ json_t *km_rowmac_blob(const void *p, size_t n)
 	json_t *s = json_string(h);
 	free(h);
 	return s;
+}
+
+km_status km_rowmac_scan(km_ctx *ctx, const char *table, const char *sql, km_rowmac_fields_fn fields,
+                         km_rowmac_name_fn name, int mac_col, uint64_t *checked, uint64_t *bad,
+                         char *problem, size_t cap, km_err *e)
+{
+	sqlite3_stmt *q;
+	km_status st = km_db_prepare(ctx->db, sql, &q, e);
+	if (st)
+		return st;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		char what[300];
+		km_err rowerr;
+		name(q, what, sizeof what);
+		km_status r = km_rowmac_check(ctx, table, what, fields(q), sqlite3_column_blob(q, mac_col),
+		                              (size_t)sqlite3_column_bytes(q, mac_col), &rowerr);
+		(*checked)++;
+		if (r == KM_EINTEGRITY) {
+			if (!(*bad)++)
+				snprintf(problem, cap, "%s", rowerr.msg);
+		} else if (r) {
+			*e = rowerr;
+			st = r;
+			break;
+		}
+	}
+	if (!st && rc != SQLITE_DONE)
+		st = km_db_fail(ctx->db, e, "reading sealed rows");
+	sqlite3_finalize(q);
+	return st;
 }

@@ -38,6 +38,16 @@ km_status km_rowmac_check(km_ctx *ctx, const char *table, const char *what, json
  * borrowed. */
 void km_rowmac_digest(km_ctx *ctx, const char *table, const json_t *fields, char hex[65]);
 
+/* Check the seal of every row `sql` selects (for `audit verify`): fields()
+ * builds a row's field list and name() names it, from the statement;
+ * mac_col is the MAC's column.  Adds to *checked and *bad; the first
+ * failure's message goes to problem. */
+typedef json_t *(*km_rowmac_fields_fn)(sqlite3_stmt *q);
+typedef void (*km_rowmac_name_fn)(sqlite3_stmt *q, char *buf, size_t cap);
+km_status km_rowmac_scan(km_ctx *ctx, const char *table, const char *sql, km_rowmac_fields_fn fields,
+                         km_rowmac_name_fn name, int mac_col, uint64_t *checked, uint64_t *bad,
+                         char *problem, size_t cap, km_err *e);
+
 /* A blob as a JSON string (hex), for field lists. */
 json_t *km_rowmac_blob(const void *p, size_t n);
 

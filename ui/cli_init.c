@@ -28,8 +28,6 @@
 
 #define PIN_CAP 256
 #define PASS_CAP 1026 /* a passphrase of up to 1024 bytes, its newline and NUL */
-#define DEMO_PIN_FILE "demo-pin.DEMO-ONLY"
-#define DEMO_PIN_LEN 20
 
 /* ---------------------------------------------------------------- secrets */
 
@@ -63,62 +61,6 @@ static km_status secret_get(const char *file, const char *env, const char *hint,
 	if (st != KM_OK)
 		OPENSSL_cleanse(buf, cap);
 	return st;
-}
-
-/* DEMO_PIN_LEN random characters from an unambiguous alphabet. */
-static km_status pin_random(char *buf, km_err *e)
-{
-	static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
-	unsigned char raw[DEMO_PIN_LEN];
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		return km_fail(e, KM_EINTERNAL, "the random generator failed");
-	for (size_t i = 0; i < DEMO_PIN_LEN; i++)
-		buf[i] = alphabet[raw[i] % (sizeof alphabet - 1)];
-	buf[DEMO_PIN_LEN] = '\0';
-	OPENSSL_cleanse(raw, sizeof raw);
-	return KM_OK;
-}
-
-static km_status mkdir_p_private(const char *dir, km_err *e)
-{
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-		return km_fail(e, KM_EUSAGE, "path too long: %s", dir);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
-			return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
-	return KM_OK;
-}
-
-/* The demo PIN: reuse the file a failed earlier `init --demo` left (the token
- * may already carry that PIN), else make one and write the file. */
-static km_status demo_pin_file(const char *path, char *pin, km_err *e)
-{
-	if (access(path, F_OK) == 0)
-		return ui_secret_from_file(path, pin, PIN_CAP, e);
-	km_status st = pin_random(pin, e);
-	if (st != KM_OK)
-		return st;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return km_fail(e, KM_EIO, "cannot create %s: %s", path, strerror(errno));
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		return km_fail(e, KM_EIO, "cannot write %s: %s", path, strerror(errno));
-	}
-	fprintf(f, "# DEMO ONLY: the user PIN of a demonstration deployment, kept in a file "
-	           "for convenience. Never do this with real keys.\n%s\n", pin);
-	if (fclose(f) != 0)
-		return km_fail(e, KM_EIO, "cannot write %s: %s", path, strerror(errno));
-	return KM_OK;
 }
 
 /* ---------------------------------------------------------------- progress */
@@ -207,16 +149,10 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 	if (st != KM_OK)
 		goto out;
 	if (demo) {
-		snprintf(pin_path, sizeof pin_path, "%s/%s", home, DEMO_PIN_FILE);
-		st = mkdir_p_private(home, e);
-		if (st == KM_OK)
-			st = demo_pin_file(pin_path, pin, e);
-		if (st == KM_OK) /* used only if a named token must be created */
-			st = pin_random(so_pin, e);
+		snprintf(pin_path, sizeof pin_path, "%s/%s", home, KM_DEMO_PIN_FILE);
 		snprintf(pass, PASS_CAP, "%s", KM_DEMO_PASSPHRASE);
-		o.pin_file = pin_path;
 		o.first_user_roles = KM_ROLE_OFFICER | KM_ROLE_AUDITOR;
-		o.demo_users = 1;
+		o.demo = 1;
 	} else {
 		if (!sys)
 			st = secret_get(ui_arg(a, "pin-file") ? ui_arg(a, "pin-file") : cli->pin_file,
