@@ -413,8 +413,12 @@ const char *km_step_up_passphrase(km_ctx *ctx) { return ctx->passphrase; }
 
 km_status km_authorize(km_ctx *ctx, km_action a, const char *object, km_err *e)
 {
+	/* A front end may ask ahead of the operation (step up before typing
+	 * a new passphrase): that is an attempt of its own, recorded once. */
+	if (!ctx->op_active)
+		km_op_begin(ctx, a, object);
 	if (!object)
-		object = ctx->op_active ? ctx->op_object : "";
+		object = ctx->op_object;
 	if (!km_policy_allows(ctx->actor.roles, a)) {
 		char have[64], need[64];
 		km_roles_format(ctx->actor.roles, have, sizeof have);
