@@ -66,6 +66,14 @@ mkdir -p "$KW_TMP/user"
 chown $U "$KW_TMP/user"
 chmod -R a+rX "$KW_TMP/foreign"
 U_HOME=$KW_TMP/user/.keyward
+# The checkout may sit where the user cannot reach (a CI clone under /root):
+# then the user gets a copy, timestamps kept so that make builds nothing.
+if ! runuser -u $U -- test -r "$KW_REPO/Makefile"; then
+	mkdir -p "$KW_TMP/repo"
+	tar -C "$KW_REPO" --exclude=./.git --exclude=./build-system -cf - . | tar -C "$KW_TMP/repo" -xf -
+	chmod -R a+rX "$KW_TMP/repo"
+	KW_REPO=$KW_TMP/repo
+fi
 demo "$U_HOME" runuser -u $U -- env SOFTHSM2_CONF="$SOFTHSM2_CONF" HOME="$KW_TMP/user"
 check_demo "$U_HOME" runuser -u $U --
 [ "$(stat -c %U "$U_HOME/keyward.db")" = $U ] || fail "the demo does not belong to $U"
