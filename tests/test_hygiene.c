@@ -267,6 +267,20 @@ START_TEST(memlock_under_a_low_limit)
 }
 END_TEST
 
+/* Pages touched after mlockall(MCL_FUTURE) count in VmLck.  AddressSanitizer
+ * intercepts mlockall and turns it into a no-op that succeeds, so under
+ * ASan only the decision is checked, and the test says so. */
+static void assert_locked_more(const memlock_outcome *o)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	(void)o;
+	fprintf(stderr, "memlock: built with AddressSanitizer, whose mlockall locks nothing: "
+	        "VmLck not checked\n");
+#else
+	ck_assert_uint_ge(o->lck_after - o->lck_before, 4u << 20);
+#endif
+}
+
 START_TEST(memlock_whole_process_when_allowed)
 {
 	/* CAP_IPC_LOCK (root): the limit does not apply, whatever it is. */
@@ -279,7 +293,7 @@ START_TEST(memlock_whole_process_when_allowed)
 		ck_assert_int_eq(o.s.level, KM_MEMLOCK_PROCESS);
 		ck_assert_int_eq(o.s.heap_locked, 1); /* locked now, though OpenSSL's mlock failed */
 		/* MCL_FUTURE: ordinary heap touched later is locked too */
-		ck_assert_uint_ge(o.lck_after - o.lck_before, 4u << 20);
+		assert_locked_more(&o);
 	}
 	/* Without the capability, a limit that leaves the headroom is enough.
 	 * Needs a hard limit that can be raised that far; else not run. */
@@ -294,7 +308,7 @@ START_TEST(memlock_whole_process_when_allowed)
 	ck_assert_msg(o.rc == KM_OK, "%s", o.msg);
 	ck_assert_int_eq(o.s.level, KM_MEMLOCK_PROCESS);
 	ck_assert_int_eq(o.s.exempt, 0);
-	ck_assert_uint_ge(o.lck_after - o.lck_before, 4u << 20);
+	assert_locked_more(&o);
 }
 END_TEST
 
