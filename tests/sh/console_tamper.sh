@@ -17,7 +17,8 @@ wait_for "newest first"
 keys V
 wait_for "Audit log intact" 60
 screen | grep -qE "Signed tree head: size [0-9]+ +root [0-9a-f]{16}" || fail "no signed tree head shown"
-wait_for "verified 0s ago"
+wait_for "s ago ✓"
+screen | grep -qE "verified [0-9]s ago" || fail "the status bar does not show a fresh verification"
 keys Q
 wait_for "[exited 0]"
 tmux_stop

@@ -35,8 +35,8 @@ step "install into a temporary prefix with a temporary system home"
 # Its own build directory: the system home is fixed at build time.
 # A plain build whatever pass of `make check` runs this (no SAN=1 from the
 # calling make): the set-user-ID binary is what gets installed.
-env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS \
-	make -s -C "$KW_REPO" NODEPS=1 BUILD="$KW_REPO/build-system" SYSTEM_HOME="$SYSHOME" \
+env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u SAN -u CFLAGS -u LDFLAGS \
+	make -s -C "$KW_REPO" NODEPS=1 SAN= BUILD="$KW_REPO/build-system" SYSTEM_HOME="$SYSHOME" \
 	SERVICE_USER=$SVC PREFIX="$PREFIX" install >"$OUT" 2>"$ERR" || fail "make install failed"
 id -u $SVC >/dev/null || fail "install did not create the service account"
 [ "$(stat -c '%U %a' "$BIN")" = "$SVC 4755" ] || fail "keyward is not set-user-ID to $SVC: $(stat -c '%U %a' "$BIN")"
