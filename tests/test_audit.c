@@ -723,6 +723,18 @@ START_TEST(test_big_log)
 	           "WHERE size = 1191");
 	r = verify();
 	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	/* a damaged stored node deep in the log, and one missing, found by
+	 * the threaded pipeline */
+	sql(fx.db, "CREATE TABLE keep_node AS SELECT * FROM audit_nodes WHERE level = 1 AND idx = 3000");
+	sql(fx.db, "UPDATE audit_nodes SET hash = randomblob(32) WHERE level = 1 AND idx = 3000");
+	r = verify();
+	expect_bad(&r, 6001, "the stored tree node over entries 6001..6002 (level 1)", "does not match");
+	sql(fx.db, "DELETE FROM audit_nodes WHERE level = 1 AND idx = 3000");
+	r = verify();
+	expect_bad(&r, 6001, "the stored tree node over entries 6001..6002 (level 1) is missing", NULL);
+	sql(fx.db, "INSERT INTO audit_nodes SELECT * FROM keep_node");
+	r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
 	sql(fx.db, "DELETE FROM audit_events WHERE seq = 9500");
 	r = verify();
 	expect_bad(&r, 9500, "entry 9500 is missing", NULL);
@@ -1673,6 +1685,55 @@ START_TEST(test_anchor_lagging_rewrite_before_anchor)
 }
 END_TEST
 
+/* The attacker rewrites entry 42 and rebuilds the nodes, but leaves the
+ * frontier as it was, so the log's root at 100 still matches the anchor.
+ * The commit is accepted — and the head it signs is over the true history
+ * plus the new entry, computed from the proven frontier, not over anything
+ * the rebuilt tables say; verification then shows the rewrite. */
+START_TEST(test_anchor_signs_the_proven_state)
+{
+	uint8_t (*honest)[HB] = calloc(101, HB), root[HB], want[HB], sig[64];
+	merkle_frontier f;
+	merkle_hasher *h;
+	uint64_t size;
+	int64_t t;
+	int have;
+	km_err e;
+
+	anchored_log();
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "SELECT leaf_hash FROM audit_events ORDER BY seq", -1, &st, NULL),
+	                 SQLITE_OK);
+	for (int i = 0; i < 100; i++) {
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		memcpy(honest[i], sqlite3_column_blob(st, 0), HB);
+	}
+	sqlite3_finalize(st);
+	sql(fx.db, "CREATE TABLE keep_frontier AS SELECT * FROM audit_frontier");
+	rewrite_history(42);
+	sql(fx.db, "DELETE FROM audit_frontier; INSERT INTO audit_frontier SELECT * FROM keep_frontier");
+
+	commit_ok(101, 1);
+	audit_row row;
+	ck_assert_int_eq(audit_get(fx.db, 101, &row, &e), KM_OK);
+	memcpy(honest[100], row.leaf_hash, HB);
+	audit_row_free(&row);
+	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
+	merkle_frontier_init(&f);
+	for (int i = 0; i < 101; i++)
+		ck_assert_int_eq(merkle_frontier_append(h, &f, honest[i], NULL, &e), KM_OK);
+	ck_assert_int_eq(merkle_frontier_root(h, &f, want, &e), KM_OK);
+	ck_assert_int_eq(audit_latest_head(fx.db, &size, root, &t, sig, &have, &e), KM_OK);
+	ck_assert_uint_eq(size, 101);
+	ck_assert_mem_eq(root, want, HB);
+	ck_assert_mem_eq(anchor.root, want, HB);
+	audit_verify_result r = verify_anchored(&anchor);
+	expect_bad(&r, 31, "entries 31..101", NULL);
+	merkle_hasher_free(h);
+	free(honest);
+}
+END_TEST
+
 /* ------------------------------------------------------------ stored nodes */
 
 /* MTH(D[lo:hi]) and the RFC 9162 proofs by their recursive definitions,
@@ -2025,6 +2086,7 @@ int main(void)
 	tcase_add_test(tc, test_anchor_refuses_inserted_tail);
 	tcase_add_test(tc, test_anchor_lagging_rewrite_after_anchor);
 	tcase_add_test(tc, test_anchor_lagging_rewrite_before_anchor);
+	tcase_add_test(tc, test_anchor_signs_the_proven_state);
 	tcase_add_test(tc, test_nodes_and_proofs_from_db);
 	tcase_add_test(tc, test_tampered_nodes);
 	tcase_add_test(tc, test_migration_backfills_nodes);
