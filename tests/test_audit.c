@@ -1734,6 +1734,35 @@ START_TEST(test_anchor_signs_the_proven_state)
 }
 END_TEST
 
+/* The one-shot signer takes the entries after the proven base as the
+ * caller's, but the stored frontier it signs must still extend that base. */
+START_TEST(test_sign_head_oneshot_checks_frontier)
+{
+	km_err e;
+
+	anchored_log();
+	sql(fx.db, "BEGIN IMMEDIATE");
+	for (uint64_t i = 101; i <= 105; i++) {
+		json_t *d;
+		audit_event ev = nth_event(i, &d);
+		ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_OK);
+		json_decref(d);
+	}
+	sql(fx.db, "SAVEPOINT before_damage");
+	sql(fx.db, "UPDATE audit_frontier SET hash = randomblob(32) WHERE level = 3");
+	sign_calls = 0;
+	ck_assert_int_eq(audit_sign_head(fx.db, &anchor, fx.pub, counting_sign, fx.h, &e), KM_EINTEGRITY);
+	ck_assert_ptr_nonnull(strstr(e.msg, "frontier does not extend the proven tree at size 100"));
+	ck_assert_int_eq(sign_calls, 0);
+	sql(fx.db, "ROLLBACK TO before_damage");
+	ck_assert_msg(audit_sign_head(fx.db, &anchor, fx.pub, counting_sign, fx.h, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(sign_calls, 1);
+	sql(fx.db, "COMMIT");
+	audit_verify_result r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+}
+END_TEST
+
 /* ------------------------------------------------------------ stored nodes */
 
 /* MTH(D[lo:hi]) and the RFC 9162 proofs by their recursive definitions,
@@ -2087,6 +2116,7 @@ int main(void)
 	tcase_add_test(tc, test_anchor_lagging_rewrite_after_anchor);
 	tcase_add_test(tc, test_anchor_lagging_rewrite_before_anchor);
 	tcase_add_test(tc, test_anchor_signs_the_proven_state);
+	tcase_add_test(tc, test_sign_head_oneshot_checks_frontier);
 	tcase_add_test(tc, test_nodes_and_proofs_from_db);
 	tcase_add_test(tc, test_tampered_nodes);
 	tcase_add_test(tc, test_migration_backfills_nodes);
