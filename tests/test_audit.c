@@ -493,10 +493,11 @@ START_TEST(test_tamper_truncate_at_head)
 }
 END_TEST
 
-/* ...but an attacker who also rebuilds the frontier from the remaining
- * leaf hashes leaves a log that verifies: only a tree head exported
- * elsewhere (the SIEM) shows the log was longer.  This test pins that
- * documented behaviour. */
+/* ...but an attacker who also rebuilds the frontier and nodes from the
+ * remaining leaf hashes leaves a log that verifies without an anchor: only
+ * the anchor (test_anchor_refuses_truncation_at_head) or a tree head
+ * exported elsewhere (the SIEM) shows the log was longer.  This test pins
+ * that documented behaviour. */
 START_TEST(test_tamper_truncate_known_limit)
 {
 	uint8_t exported_root[HB], sig[64], proof[MERKLE_PROOF_MAX][HB];
