@@ -2,9 +2,15 @@
  * audit.c — the audit log: canonical events, Merkle frontier, signed tree
  * heads, verification, proofs and filtered queries.
  *
- * The tables are the truth.  Nothing is cached between calls: the frontier
- * (at most 64 rows) is read inside the caller's write transaction on every
- * append, so several processes appending to one database never disagree.
+ * The tables are the truth about what the log holds, not about what was
+ * signed: anyone who can write the file can rewrite them, derived tables
+ * (frontier, nodes) included.  So everything read from them is an input to
+ * a proof checked against a root that is trusted — a head signature that
+ * verifies, or the anchor the caller keeps in the HSM — and the signer only
+ * signs a root it computed from a proven state plus its own appends.
+ * Nothing is cached between transactions: the frontier (at most 64 rows) is
+ * read inside the caller's write transaction, so several processes
+ * appending to one database never disagree.
  *
  * Verification is the hot path (a million events must verify within a small
  * multiple of hashing their bytes).  It splits into a reader, which steps
