@@ -383,6 +383,23 @@ static km_status bench_leaf(void *ctx, uint64_t index, uint8_t out[32], km_err *
 	return KM_OK;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* "median M us, 99th percentile P us, worst W us" of k durations (sorts d). */
+static void print_spread(const char *what, double *d, int k, const char *note)
+{
+	double sum = 0;
+	for (int i = 0; i < k; i++)
+		sum += d[i];
+	qsort(d, (size_t)k, sizeof *d, cmp_double);
+	printf("%-17s %.1f us average, median %.1f, 99th percentile %.1f, worst %.1f us %s\n", what,
+	       sum / k * 1e6, d[k / 2] * 1e6, d[k * 99 / 100] * 1e6, d[k - 1] * 1e6, note);
+}
+
 /* Proofs at the newest head: k random inclusion and consistency proofs from
  * the stored nodes, each verified; one leaf-walking proof for comparison. */
 static void time_proofs(const char *dbpath, int k)
@@ -392,7 +409,7 @@ static void time_proofs(const char *dbpath, int k)
 	int64_t t;
 	int have;
 	size_t len;
-	double worst = 0, total = 0, ctotal = 0, cworst = 0;
+	double *inc = calloc((size_t)k, sizeof *inc), *con = calloc((size_t)k, sizeof *con);
 	merkle_hasher *h;
 	sqlite3 *db;
 	km_err e;
@@ -410,9 +427,7 @@ static void time_proofs(const char *dbpath, int k)
 		double t0 = now_s();
 		if (audit_inclusion_proof(db, seq, size, proof, &len, &e) != KM_OK)
 			die("audit_inclusion_proof", e.msg);
-		double d = now_s() - t0;
-		total += d;
-		worst = d > worst ? d : worst;
+		inc[i] = now_s() - t0;
 		if (merkle_verify_inclusion(h, row.leaf_hash, seq - 1, size, (const uint8_t(*)[32])proof, len, root,
 		                            &e) != KM_OK)
 			die("inclusion proof does not verify", e.msg);
@@ -424,9 +439,7 @@ static void time_proofs(const char *dbpath, int k)
 		t0 = now_s();
 		if (audit_consistency_proof(db, first, size, proof, &len, &e) != KM_OK)
 			die("audit_consistency_proof", e.msg);
-		d = now_s() - t0;
-		ctotal += d;
-		cworst = d > cworst ? d : cworst;
+		con[i] = now_s() - t0;
 		if (i < 3) {
 			leaf_reader lr = {NULL, 0};
 			sqlite3_prepare_v2(db, "SELECT leaf_hash FROM audit_events WHERE seq >= ? ORDER BY seq", -1,
@@ -438,10 +451,13 @@ static void time_proofs(const char *dbpath, int k)
 			sqlite3_finalize(lr.st);
 		}
 	}
-	printf("inclusion proof   %.1f us average, %.1f us worst (%d random entries at size %llu, from stored "
-	       "nodes, each verified)\n", total / k * 1e6, worst * 1e6, k, (unsigned long long)size);
-	printf("consistency proof %.1f us average, %.1f us worst (random older sizes)\n", ctotal / k * 1e6,
-	       cworst * 1e6);
+	char note[128];
+	snprintf(note, sizeof note, "(%d random entries at size %llu, from stored nodes)", k,
+	         (unsigned long long)size);
+	print_spread("inclusion proof", inc, k, note);
+	print_spread("consistency proof", con, k, "(from random older sizes)");
+	free(inc);
+	free(con);
 	leaf_reader lr = {NULL, 0};
 	sqlite3_prepare_v2(db, "SELECT leaf_hash FROM audit_events WHERE seq >= ? ORDER BY seq", -1, &lr.st, NULL);
 	lr.next = UINT64_MAX;

@@ -2,9 +2,15 @@
  * audit.c — the audit log: canonical events, Merkle frontier, signed tree
  * heads, verification, proofs and filtered queries.
  *
- * The tables are the truth.  Nothing is cached between calls: the frontier
- * (at most 64 rows) is read inside the caller's write transaction on every
- * append, so several processes appending to one database never disagree.
+ * The tables are the truth about what the log holds, not about what was
+ * signed: anyone who can write the file can rewrite them, derived tables
+ * (frontier, nodes) included.  So everything read from them is an input to
+ * a proof checked against a root that is trusted — a head signature that
+ * verifies, or the anchor the caller keeps in the HSM — and the signer only
+ * signs a root it computed from a proven state plus its own appends.
+ * Nothing is cached between transactions: the frontier (at most 64 rows) is
+ * read inside the caller's write transaction, so several processes
+ * appending to one database never disagree.
  *
  * Verification is the hot path (a million events must verify within a small
  * multiple of hashing their bytes).  It splits into a reader, which steps
@@ -1534,28 +1540,39 @@ static void v_entry(vstate *v, int64_t seq, const char *text, size_t len, const 
 		v_anchor(v);
 }
 
-/* The stored node at (level, idx) against the one the newest entry
- * completed.  present = 0: the table has no row there; stored_idx is the
- * row the reader found instead (it reads each level in idx order).
+/* A stored node as the reader found it, for the node the entry before it
+ * completed (kept apart from the items: there is one per entry on average,
+ * and they are small). */
+typedef struct vnode {
+	int64_t idx;         /* the index expected at this level */
+	int64_t stored_idx;  /* the row found (valid if present) */
+	uint8_t hash[HB];
+	uint8_t level, present, hash_len;
+} vnode;
+
+/* The stored node nd against the one the newest entry completed.
+ * present = 0: the table has no row there; stored_idx is the row the
+ * reader found instead (it reads each level in idx order).
  *
  * A node that disagrees is either damaged or the honest node over entries
  * rewritten since (hashes recomputed): only the next head, or the anchor,
  * tells which.  So the first one is held back; v_node_proven reports it
  * once a signed root proves the entries, and otherwise the head's or the
  * anchor's finding (rewritten entries) is the one reported. */
-static void v_node(vstate *v, unsigned level, int64_t idx, int present, int64_t stored_idx,
-                   const uint8_t *hash, size_t hash_len)
+static void v_node(vstate *v, const vnode *nd)
 {
+	unsigned level = nd->level;
+	int64_t idx = nd->idx;
 	uint64_t first = ((uint64_t)idx << level) + 1, last = ((uint64_t)idx + 1) << level;
 	const char *what;
 	char range[64];
 
 	if (v->node_bad)
 		return;
-	if (!present || stored_idx != idx)
+	if (!nd->present || nd->stored_idx != idx)
 		what = "is missing; the entries are intact, but proofs that need it cannot be made";
 	else if (idx < 0 || level > v->created_top || (uint64_t)idx != (v->f.size >> level) - 1 ||
-	         hash_len != HB || memcmp(v->created[level], hash, HB) != 0)
+	         nd->hash_len != HB || memcmp(v->created[level], nd->hash, HB) != 0)
 		what = "does not match them; the entries are intact, but proofs built from it fail";
 	else
 		return;
@@ -1685,7 +1702,7 @@ static void v_finish(vstate *v, sqlite3 *db, km_err *e)
 
 /* ------------------------------------------------------------ verification: pipeline */
 
-enum { ITEM_ENTRY, ITEM_HEAD, ITEM_NODE };
+enum { ITEM_ENTRY, ITEM_HEAD };
 
 /* One row handed from the reader to the checker.  Hashes and signatures are
  * copied with their real stored lengths so a damaged blob is still seen. */
@@ -1701,10 +1718,9 @@ typedef struct vitem {
 	size_t sig_len;
 	uint8_t sig[AUDIT_SIG_BYTES];
 	int sig_verdict;   /* head: 1 / -1 the reader found the signature good / bad, 0 not checked */
-	unsigned level;    /* node: level; num is the index expected, hash the stored one */
-	int present;       /* node: the reader found a row (at node_idx) */
-	int64_t node_idx;
+	unsigned node_first, node_count; /* entry: the stored nodes it completes, in the batch */
 } vitem;
+
 
 /* With a checker thread, the reader hashes this many leaves in every 8
  * itself (reading rows out of SQLite costs a little less than hashing
@@ -1713,11 +1729,15 @@ typedef struct vitem {
 #define READER_LEAF_SHARE 3
 
 #define BATCH_ITEMS 2048
+/* k consecutive entries complete at most k + 64 nodes */
+#define BATCH_NODES (BATCH_ITEMS + 2 * MERKLE_MAX_LEVELS)
 #define BATCH_ARENA (512 * 1024)
 
 typedef struct vbatch {
 	vitem item[BATCH_ITEMS];
 	size_t count;
+	vnode node[BATCH_NODES];
+	size_t nodes;
 	char *arena;
 	size_t used, cap;
 } vbatch;
@@ -1726,12 +1746,12 @@ static void batch_run(vstate *v, const vbatch *b)
 {
 	for (size_t i = 0; i < b->count && !v->failed && v->err == KM_OK; i++) {
 		const vitem *it = &b->item[i];
-		if (it->kind == ITEM_ENTRY)
+		if (it->kind == ITEM_ENTRY) {
 			v_entry(v, it->num, b->arena + it->off, it->len, it->hash, it->hash_len,
 			        it->leaf_done ? it->leaf : NULL);
-		else if (it->kind == ITEM_NODE)
-			v_node(v, it->level, it->num, it->present, it->node_idx, it->hash, it->hash_len);
-		else
+			for (unsigned j = 0; j < it->node_count && !v->failed && v->err == KM_OK; j++)
+				v_node(v, &b->node[it->node_first + j]);
+		} else
 			v_head(v, it->num, it->hash, it->hash_len, it->time, it->sig, it->sig_len, it->sig_verdict);
 	}
 }
@@ -1824,6 +1844,7 @@ static int pipe_acquire(vpipe *p, int cur)
 		go = !p->stop;
 	}
 	p->batch[cur].count = 0;
+	p->batch[cur].nodes = 0;
 	p->batch[cur].used = 0;
 	return go;
 }
@@ -1871,9 +1892,12 @@ typedef struct node_cursors {
 	unsigned opened;                     /* levels 1..opened have a cursor */
 } node_cursors;
 
-/* Items for the nodes entry number pos completed (levels 1..ctz(pos)). */
-static km_status read_nodes(sqlite3 *db, node_cursors *nc, vbatch *b, uint64_t pos, km_err *e)
+/* The stored nodes entry number pos completed (levels 1..ctz(pos)), into
+ * the batch after it->node_first. */
+static km_status read_nodes(sqlite3 *db, node_cursors *nc, vbatch *b, vitem *it, uint64_t pos, km_err *e)
 {
+	it->node_first = (unsigned)b->nodes;
+	it->node_count = 0;
 	for (unsigned l = 1; l < MERKLE_MAX_LEVELS && (pos & ((UINT64_C(1) << l) - 1)) == 0; l++) {
 		if (!nc->st[l]) {
 			km_status s = prepare(db, "SELECT idx, hash FROM audit_nodes WHERE level = ? ORDER BY idx",
@@ -1886,19 +1910,20 @@ static km_status read_nodes(sqlite3 *db, node_cursors *nc, vbatch *b, uint64_t p
 		}
 		if (nc->rc[l] != SQLITE_ROW && nc->rc[l] != SQLITE_DONE)
 			return db_fail(db, e, "reading audit tree nodes");
-		vitem *it = &b->item[b->count++];
-		memset(it, 0, sizeof *it);
-		it->kind = ITEM_NODE;
-		it->level = l;
-		it->num = (int64_t)((pos >> l) - 1);
-		if (nc->rc[l] == SQLITE_ROW) {
-			it->present = 1;
-			it->node_idx = sqlite3_column_int64(nc->st[l], 0);
-			it->hash_len = col_bytes(nc->st[l], 1);
-			if (it->hash_len)
-				memcpy(it->hash, sqlite3_column_blob(nc->st[l], 1), it->hash_len < HB ? it->hash_len : HB);
+		vnode *nd = &b->node[b->nodes++];
+		it->node_count++;
+		nd->level = (uint8_t)l;
+		nd->idx = (int64_t)((pos >> l) - 1);
+		nd->present = nc->rc[l] == SQLITE_ROW;
+		nd->hash_len = 0;
+		if (nd->present) {
+			size_t len = col_bytes(nc->st[l], 1);
+			nd->stored_idx = sqlite3_column_int64(nc->st[l], 0);
+			nd->hash_len = (uint8_t)(len <= HB ? len : HB + 1); /* HB + 1: too long */
+			if (len)
+				memcpy(nd->hash, sqlite3_column_blob(nc->st[l], 1), len < HB ? len : HB);
 			/* a row further on stays for the node it belongs to */
-			if (it->node_idx <= it->num)
+			if (nd->stored_idx <= nd->idx)
 				nc->rc[l] = sqlite3_step(nc->st[l]);
 		}
 	}
@@ -1977,7 +2002,8 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 		}
 		size_t need = (head_due || head_beyond) ? 0 : col_bytes(es, 1);
 		/* room for an entry and the up to 63 nodes it completes */
-		if (b->count + MERKLE_MAX_LEVELS > BATCH_ITEMS || b->used + need > b->cap) {
+		if (b->count == BATCH_ITEMS || b->nodes + MERKLE_MAX_LEVELS > BATCH_NODES ||
+		    b->used + need > b->cap) {
 			pipe_submit(p, cur);
 			cur ^= 1;
 			if (rows >= next_progress && progress) {
@@ -2030,7 +2056,7 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 		it->leaf_done = p->reader_h && (rows & 7) < READER_LEAF_SHARE &&
 		                merkle_leaf_hash(p->reader_h, b->arena + it->off, need, it->leaf, &ignored) == KM_OK;
 		rows++;
-		if ((s = read_nodes(db, &nc, b, rows, e)) != KM_OK)
+		if ((s = read_nodes(db, &nc, b, it, rows, e)) != KM_OK)
 			break;
 		erc = sqlite3_step(es);
 	}

@@ -493,10 +493,11 @@ START_TEST(test_tamper_truncate_at_head)
 }
 END_TEST
 
-/* ...but an attacker who also rebuilds the frontier from the remaining
- * leaf hashes leaves a log that verifies: only a tree head exported
- * elsewhere (the SIEM) shows the log was longer.  This test pins that
- * documented behaviour. */
+/* ...but an attacker who also rebuilds the frontier and nodes from the
+ * remaining leaf hashes leaves a log that verifies without an anchor: only
+ * the anchor (test_anchor_refuses_truncation_at_head) or a tree head
+ * exported elsewhere (the SIEM) shows the log was longer.  This test pins
+ * that documented behaviour. */
 START_TEST(test_tamper_truncate_known_limit)
 {
 	uint8_t exported_root[HB], sig[64], proof[MERKLE_PROOF_MAX][HB];
@@ -721,6 +722,18 @@ START_TEST(test_big_log)
 	expect_bad(&r, 795, "tree head at size 1191", "signature does not verify");
 	sql(fx.db, "UPDATE audit_tree_heads SET root = (SELECT root FROM keep WHERE keep.size = 1191) "
 	           "WHERE size = 1191");
+	r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	/* a damaged stored node deep in the log, and one missing, found by
+	 * the threaded pipeline */
+	sql(fx.db, "CREATE TABLE keep_node AS SELECT * FROM audit_nodes WHERE level = 1 AND idx = 3000");
+	sql(fx.db, "UPDATE audit_nodes SET hash = randomblob(32) WHERE level = 1 AND idx = 3000");
+	r = verify();
+	expect_bad(&r, 6001, "the stored tree node over entries 6001..6002 (level 1)", "does not match");
+	sql(fx.db, "DELETE FROM audit_nodes WHERE level = 1 AND idx = 3000");
+	r = verify();
+	expect_bad(&r, 6001, "the stored tree node over entries 6001..6002 (level 1) is missing", NULL);
+	sql(fx.db, "INSERT INTO audit_nodes SELECT * FROM keep_node");
 	r = verify();
 	ck_assert_msg(r.intact == 1, "%s", r.problem);
 	sql(fx.db, "DELETE FROM audit_events WHERE seq = 9500");
@@ -1673,6 +1686,84 @@ START_TEST(test_anchor_lagging_rewrite_before_anchor)
 }
 END_TEST
 
+/* The attacker rewrites entry 42 and rebuilds the nodes, but leaves the
+ * frontier as it was, so the log's root at 100 still matches the anchor.
+ * The commit is accepted — and the head it signs is over the true history
+ * plus the new entry, computed from the proven frontier, not over anything
+ * the rebuilt tables say; verification then shows the rewrite. */
+START_TEST(test_anchor_signs_the_proven_state)
+{
+	uint8_t (*honest)[HB] = calloc(101, HB), root[HB], want[HB], sig[64];
+	merkle_frontier f;
+	merkle_hasher *h;
+	uint64_t size;
+	int64_t t;
+	int have;
+	km_err e;
+
+	anchored_log();
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db, "SELECT leaf_hash FROM audit_events ORDER BY seq", -1, &st, NULL),
+	                 SQLITE_OK);
+	for (int i = 0; i < 100; i++) {
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		memcpy(honest[i], sqlite3_column_blob(st, 0), HB);
+	}
+	sqlite3_finalize(st);
+	sql(fx.db, "CREATE TABLE keep_frontier AS SELECT * FROM audit_frontier");
+	rewrite_history(42);
+	sql(fx.db, "DELETE FROM audit_frontier; INSERT INTO audit_frontier SELECT * FROM keep_frontier");
+
+	commit_ok(101, 1);
+	audit_row row;
+	ck_assert_int_eq(audit_get(fx.db, 101, &row, &e), KM_OK);
+	memcpy(honest[100], row.leaf_hash, HB);
+	audit_row_free(&row);
+	ck_assert_int_eq(merkle_hasher_new(&h, &e), KM_OK);
+	merkle_frontier_init(&f);
+	for (int i = 0; i < 101; i++)
+		ck_assert_int_eq(merkle_frontier_append(h, &f, honest[i], NULL, &e), KM_OK);
+	ck_assert_int_eq(merkle_frontier_root(h, &f, want, &e), KM_OK);
+	ck_assert_int_eq(audit_latest_head(fx.db, &size, root, &t, sig, &have, &e), KM_OK);
+	ck_assert_uint_eq(size, 101);
+	ck_assert_mem_eq(root, want, HB);
+	ck_assert_mem_eq(anchor.root, want, HB);
+	audit_verify_result r = verify_anchored(&anchor);
+	expect_bad(&r, 31, "entries 31..101", NULL);
+	merkle_hasher_free(h);
+	free(honest);
+}
+END_TEST
+
+/* The one-shot signer takes the entries after the proven base as the
+ * caller's, but the stored frontier it signs must still extend that base. */
+START_TEST(test_sign_head_oneshot_checks_frontier)
+{
+	km_err e;
+
+	anchored_log();
+	sql(fx.db, "BEGIN IMMEDIATE");
+	for (uint64_t i = 101; i <= 105; i++) {
+		json_t *d;
+		audit_event ev = nth_event(i, &d);
+		ck_assert_int_eq(audit_append(fx.db, &ev, NULL, &e), KM_OK);
+		json_decref(d);
+	}
+	sql(fx.db, "SAVEPOINT before_damage");
+	sql(fx.db, "UPDATE audit_frontier SET hash = randomblob(32) WHERE level = 3");
+	sign_calls = 0;
+	ck_assert_int_eq(audit_sign_head(fx.db, &anchor, fx.pub, counting_sign, fx.h, &e), KM_EINTEGRITY);
+	ck_assert_ptr_nonnull(strstr(e.msg, "frontier does not extend the proven tree at size 100"));
+	ck_assert_int_eq(sign_calls, 0);
+	sql(fx.db, "ROLLBACK TO before_damage");
+	ck_assert_msg(audit_sign_head(fx.db, &anchor, fx.pub, counting_sign, fx.h, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(sign_calls, 1);
+	sql(fx.db, "COMMIT");
+	audit_verify_result r = verify_anchored(&anchor);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+}
+END_TEST
+
 /* ------------------------------------------------------------ stored nodes */
 
 /* MTH(D[lo:hi]) and the RFC 9162 proofs by their recursive definitions,
@@ -2029,6 +2120,8 @@ int main(void)
 	tcase_add_test(tc, test_anchor_refuses_inserted_tail);
 	tcase_add_test(tc, test_anchor_lagging_rewrite_after_anchor);
 	tcase_add_test(tc, test_anchor_lagging_rewrite_before_anchor);
+	tcase_add_test(tc, test_anchor_signs_the_proven_state);
+	tcase_add_test(tc, test_sign_head_oneshot_checks_frontier);
 	tcase_add_test(tc, test_nodes_and_proofs_from_db);
 	tcase_add_test(tc, test_tampered_nodes);
 	tcase_add_test(tc, test_migration_backfills_nodes);
