@@ -192,9 +192,14 @@ asan:
 	    $(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
 
 # ---------------------------------------------------------------- bench
+# The peers: age, the argon2 tool, and GNU time (peak RSS of each command).
+BENCH_PEERS := age:/usr/bin/age argon2:/usr/bin/argon2 time:/usr/bin/time
 bench: all $(BENCH_BIN)
-	@command -v age >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	    $$SUDO apt-get install -y -qq age; }
+	@missing=$$(for p in $(BENCH_PEERS); do [ -x "$${p#*:}" ] || echo "$${p%%:*}"; done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get install -y -qq $$missing; \
+	fi
 	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash bench/run.sh
 
 # ---------------------------------------------------------------- install

@@ -11,9 +11,14 @@
 #   3. registering 100k assets vs raw sqlite3 inserts in one transaction
 #   4. audit verify of 1M events vs openssl dgst -sha256 and sha256sum
 #   5. console: first screen and keystroke latency on 100k keys / 1M events
+#   6. the trust boundary per commit: HSM row MAC, HSM anchor read / write,
+#      one commit, vs OpenSSL HMAC and a raw SQLite commit
+#   7. Argon2id at keyward's defaults vs the argon2 command-line tool
+#   8. login (`keyward status`): personal vs system deployment (root only)
 #
 # BENCH_ROUNDS (default 5) rounds for the quick comparisons, BENCH_ROUNDS_SLOW
 # (default 3) for the ones that take a minute a round (3 and 5).
+# BENCH_ONLY="3 6" runs only those sections (5 brings 4, whose log it reads).
 set -euo pipefail
 KW=${KEYWARD_BIN:?KEYWARD_BIN must name the keyward binary}
 BUILD=${BUILD:-build}
@@ -24,6 +29,12 @@ KEYS=${BENCH_KEYS:-100000}
 DEK_WRAPS=${BENCH_DEK_WRAPS:-300000}
 ROUNDS=${BENCH_ROUNDS:-5}
 ROUNDS_SLOW=${BENCH_ROUNDS_SLOW:-3}
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8} "
+case "$ONLY" in *" 5 "*) ONLY="$ONLY 4 " ;; esac
+want() { case "$ONLY" in *" $1 "*) return 0 ;; esac; return 1; }
+# The demo deployments' people all have this passphrase (DEMO ONLY): changes
+# in a personal deployment ask for it (step-up), and `demo` makes a key.
+export KEYWARD_PASSPHRASE=keyward-demo
 [ "$ROUNDS" -ge 3 ] && [ "$ROUNDS_SLOW" -ge 3 ] || { echo "bench: at least 3 rounds" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 M="python3 $here/measure.py"
@@ -33,19 +44,27 @@ MD=$work/series
 mkdir -p "$MD"
 S="python3 $here/stats.py $MD"
 out="$BUILD/bench-results.md"
-trap 'rm -rf "$shm" "$work"' EXIT
+login_dir=
+login_users=
+cleanup() {
+	for u in $login_users; do userdel "$u" >/dev/null 2>&1 || true; done
+	rm -rf "$shm" "$work" ${login_dir:+"$login_dir"}
+}
+trap cleanup EXIT
 : > "$out"
 
 say() { printf '%s\n' "$*" | tee -a "$out"; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 # rec NAME VALUE: one round's value of the series NAME
 rec() { printf '%s\n' "$2" >> "$MD/$1"; }
-# timed NAME [--in F] [--out F] CMD...: one run; seconds to NAME, peak RSS (KiB) to NAME.rss
+# timed NAME [--in F] [--out F] CMD...: one run; seconds to NAME, CPU
+# seconds (user + system) to NAME.cpu, peak RSS (KiB) to NAME.rss
 timed() {
 	local name=$1 r
 	shift
 	r=$($M "$@" 2>>"$work/commands.err") || { cat "$work/commands.err" >&2; return 1; }
 	rec "$name" "$(field "$r" seconds)"
+	rec "$name.cpu" "$(field "$r" cpu_s)"
 	rec "$name.rss" "$(field "$r" rss_kib)"
 }
 # openssl speed's figure for the largest block size asked for, in bytes/s
@@ -69,7 +88,8 @@ say "# keyward benchmarks ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(una
 say ""
 
 # ---------------------------------------------------------------- 1. bulk data
-say "## 1. protect / unprotect ${SIZE_MB} MiB in /dev/shm ($ROUNDS rounds)"
+if want 1; then
+say "## 1. protect / unprotect ${SIZE_MB} MiB in /dev/shm ($ROUNDS rounds; load average $(load))"
 home=$(new_home data)
 export KEYWARD_HOME="$home"
 head -c $((SIZE_MB * 1024 * 1024)) /dev/urandom > "$shm/plain"
@@ -111,9 +131,11 @@ say "Ratios are of the bests (a time ratio: above 1 = faster than the peer)."
 say "Targets: >= 0.60 x copy speed; faster than age; < 32 MiB RSS.  (RSS includes process start and HSM login.)"
 rm -f "$shm/plain"
 say ""
+fi # 1
 
 # ---------------------------------------------------------------- 2. DEK wraps
-say "## 2. DEK generate + wrap ($ROUNDS rounds of $DEK_WRAPS)"
+if want 2; then
+say "## 2. DEK generate + wrap ($ROUNDS rounds of $DEK_WRAPS; load average $(load))"
 if [ -x "$BUILD/bench/envelope_speed" ]; then
 	for r in $(seq 1 "$ROUNDS"); do
 		dek_out=$("$BUILD/bench/envelope_speed" --dek-wraps "$DEK_WRAPS")
@@ -132,9 +154,11 @@ if [ -x "$BUILD/bench/envelope_speed" ]; then
 	say "Generating the DEK (RAND_priv_bytes, which makes a getpid() system call per request in OpenSSL 3.0) is the limit, not the wrap."
 fi
 say ""
+fi # 2
 
 # ---------------------------------------------------------------- 3. catalogue
-say "## 3. registering $ASSETS assets (DEK, catalogue row, audit event each; $ROUNDS_SLOW rounds)"
+if want 3; then
+say "## 3. registering $ASSETS assets (DEK, catalogue row, audit event each; $ROUNDS_SLOW rounds; load average $(load))"
 # The peers' rows: the same shape (asset + audit event), written once.
 python3 - "$work/rows.sql" "$ASSETS" <<'PY'
 import os, sys, json
@@ -210,11 +234,13 @@ say "| keyward demo --events $ASSETS (10k per transaction, signed tree head each
 say "| sqlite3 shell: same rows as SQL text, one transaction, same indexes | $($S best raw $sec) | $($S range raw $sec) | $($S best raw $ps) | $($S ratio reg raw) |"
 say "| prepared inserts (one statement per table, executemany), one transaction, same indexes; insert time only | $($S best prep $sec) | $($S range prep $sec) | $($S best prep $ps) | $($S ratio reg prep) |"
 say ""
-say "Target: within 3x.  keyward's figure includes process start, HSM login, DEK generation and wrapping, canonical JSON and Merkle hashing."
+say "Target: within 1.5x of the sqlite3 shell.  keyward's figure includes process start, HSM login, DEK generation and wrapping, canonical JSON and Merkle hashing."
 say ""
+fi # 3
 
 # ---------------------------------------------------------------- 4. audit verify
-say "## 4. audit verify of $EVENTS events ($ROUNDS rounds)"
+if want 4; then
+say "## 4. audit verify of $EVENTS events ($ROUNDS rounds; load average $(load))"
 home=$(new_home audit)
 export KEYWARD_HOME="$home"
 "$KW" demo --events "$EVENTS" >/dev/null 2>>"$work/commands.err"
@@ -239,13 +265,135 @@ say ""
 say "Target: within 3x of the openssl figure."
 rm -f "$shm/events.json"
 say ""
+fi # 4
 
 # ---------------------------------------------------------------- 5. console
+if want 5; then
 if [ -x "$here/console_scale.sh" ]; then
-	say "## 5. console at scale ($KEYS keys, the audit log above; $ROUNDS_SLOW rounds)"
+	say "## 5. console at scale ($KEYS keys, the audit log above; $ROUNDS_SLOW rounds; load average $(load))"
 	"$KW" demo --keys "$KEYS" >/dev/null 2>>"$work/commands.err"
 	ROUNDS=$ROUNDS_SLOW bash "$here/console_scale.sh" | tee -a "$out"
+	say ""
+fi
+fi # 5
+
+# ---------------------------------------------------------------- 6. trust boundary per commit
+if want 6; then
+say "## 6. the trust boundary per commit ($ROUNDS rounds; load average $(load))"
+# Each round: a fresh personal deployment in $work (the disk a catalogue
+# lives on), then one in /dev/shm (no disk: what is left is the HSM and
+# the CPU); every measure in 10 blocks, ours then the peer's in each
+# block; a round's figure is the median operation.
+for r in $(seq 1 "$ROUNDS"); do
+	for where in disk shm; do
+		dir=$work
+		[ $where = disk ] || dir=$shm
+		"$BUILD/bench/trust_speed" --dir "$dir" > "$work/trust.$where.$r" 2>>"$work/commands.err" ||
+			{ cat "$work/commands.err" >&2; exit 1; }
+		while read -r name us; do rec "$name.$where" "$us"; done < "$work/trust.$where.$r"
+	done
+done
+us="--fmt .1f"
+# row6 LABEL OURS PEER-LABEL PEER: the disk figures, the tmpfs best beside
+row6() {
+	say "| $1 | $($S best "$2.disk" $us) | $($S range "$2.disk" $us) | $3 | $($S best "$4.disk" $us) |" \
+		"$($S ratio "$2.disk" "$4.disk") | $($S best "$2.shm" $us) / $($S best "$4.shm" $us) |"
+}
+say ""
+say "| what (one operation, median of a round; catalogue and token on $(df --output=fstype "$work" | tail -1)) | µs, best round | range (spread) | peer | peer µs, best | ours ÷ peer (bests) | in /dev/shm: ours / peer µs, bests |"
+say "|---|---|---|---|---|---|---|"
+row6 "hsm_mac: HMAC-SHA256 in the HSM of a 100-byte row text" mac_hsm "OpenSSL HMAC-SHA256 in process, key context kept" mac_ossl
+row6 "hsm_anchor_read" anchor_read "the same 44 bytes from a SQLite row (prepared SELECT)" row_read
+row6 "hsm_anchor_write (a new token object, the old one destroyed)" anchor_write "the same 44 bytes to a SQLite row, one transaction, WAL, synchronous=FULL" row_write
+row6 "commit of one audit event: km_tx_begin + km_tx_audit + km_tx_commit" commit "raw SQLite: one transaction inserting the same event text, WAL, synchronous=FULL" sqlite_commit
+row6 "the same commit without the anchor steps (no anchor read or proof, nothing stored in the HSM)" commit_noanchor "the same raw SQLite transaction" sqlite_commit
+share() {
+	python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.0f}')" \
+		"$($S best "commit.$1" --fmt .3f)" "$($S best "commit_noanchor.$1" --fmt .3f)"
+}
+say ""
+say "The anchor's share of a commit (difference of the bests): $(share disk) µs on disk, $(share shm) µs in /dev/shm.  A commit reads the anchor, proves the log extends it, signs a tree head in the HSM, COMMITs, then takes HOME/.anchor.lock, reads the anchor again and writes the new one.  A protect also re-seals its key version first, in a transaction of its own (a MAC check and a new MAC, both in the HSM)."
+say ""
+fi # 6
+
+# ---------------------------------------------------------------- 7. Argon2id
+if want 7; then
+say "## 7. Argon2id at keyward's defaults: t=3, 64 MiB, p=1, 64-byte output ($ROUNDS rounds; load average $(load))"
+salt=keyward-bench-salt
+printf '%s' "bench passphrase" > "$work/pass"
+for r in $(seq 1 "$ROUNDS"); do
+	timed a2_kw --in "$work/pass" --out "$work/a2_kw.out" "$BUILD/bench/trust_speed" --argon2 "$salt"
+	rec a2_kw_call "$(awk '$1 == "argon2id_s" {print $2}' "$work/a2_kw.out")"
+	timed a2_cli --in "$work/pass" --out "$work/a2_cli.out" argon2 "$salt" -id -t 3 -m 16 -p 1 -l 64 -r
+	[ "$(head -1 "$work/a2_kw.out")" = "$(cat "$work/a2_cli.out")" ] ||
+		{ say "Argon2id outputs DIFFER: keyward and the argon2 tool did not compute the same thing"; exit 1; }
+done
+sec="--fmt .3f"
+say ""
+say "| what | seconds, best | range (spread) | CPU s, best | peak RSS (MiB, worst) | ÷ argon2 tool (bests) |"
+say "|---|---|---|---|---|---|"
+say "| keyward: km_cred_argon2id, the call alone | $($S best a2_kw_call $sec) | $($S range a2_kw_call $sec) | - | - | $($S ratio a2_kw_call a2_cli) |"
+say "| keyward: the same in a process of its own (bench/trust_speed --argon2) | $($S best a2_kw $sec) | $($S range a2_kw $sec) | $($S best a2_kw.cpu $sec) | $($S max a2_kw.rss --div 1024 --fmt .0f) | $($S ratio a2_kw a2_cli) |"
+say "| argon2 $salt -id -t 3 -m 16 -p 1 -l 64 -r (Debian's argon2, the reference implementation) | $($S best a2_cli $sec) | $($S range a2_cli $sec) | $($S best a2_cli.cpu $sec) | $($S max a2_cli.rss --div 1024 --fmt .0f) | 1.00 |"
+say ""
+say "Both print the same 64 bytes for the same passphrase and salt (checked every round).  One run is what an unlock (step-up) costs."
+say ""
+fi # 7
+
+# ---------------------------------------------------------------- 8. login
+if want 8; then
+say "## 8. login: keyward status, personal vs system deployment ($ROUNDS rounds; load average $(load))"
+if [ "$(id -u)" != 0 ]; then
+	say ""
+	say "SKIPPED (not root: a system deployment needs useradd, a set-user-ID install and runuser)"
+else
+	# As tests/sh/system_mode.sh: a temp prefix and system home, its own
+	# build directory (the home is fixed at build time), a service account
+	# and a person; both deployments are used through runuser as that person.
+	login_dir=$(mktemp -d /tmp/kwlogin.XXXXXX)
+	chmod 0755 "$login_dir"
+	svc=kwbench-svc
+	who=kwbench-person
+	for u in $who $svc; do id -u "$u" >/dev/null 2>&1 || login_users="$login_users $u"; done
+	id -u $who >/dev/null 2>&1 || useradd --no-create-home --shell /bin/sh $who
+	make -s -C "$here/.." NODEPS=1 BUILD="$login_dir/build-system" SYSTEM_HOME="$login_dir/syshome" \
+		SERVICE_USER=$svc PREFIX="$login_dir/prefix" install >/dev/null 2>>"$work/commands.err" ||
+		{ cat "$work/commands.err" >&2; exit 1; }
+	sysbin=$login_dir/prefix/bin/keyward
+	pass="bench login passphrase"
+	(cd / && KEYWARD_PASSPHRASE="$pass" "$sysbin" init --system --admin $who) >/dev/null 2>>"$work/commands.err"
+	install -d -o $who -m 0700 "$login_dir/personal"
+	head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$login_dir/personal/pin"
+	chown $who "$login_dir/personal/pin" && chmod 0600 "$login_dir/personal/pin"
+	phome=$login_dir/personal/home
+	(cd / && runuser -u $who -- env KEYWARD_PASSPHRASE="$pass" "$KW" --home "$phome" \
+		--pin-file "$login_dir/personal/pin" init) >/dev/null 2>>"$work/commands.err"
+	status_personal() {
+		timed login_personal --out "$work/status.p" runuser -u $who -- "$KW" --home "$phome" \
+			--pin-file "$login_dir/personal/pin" status
+	}
+	status_system() { timed login_system --out "$work/status.s" runuser -u $who -- "$sysbin" status; }
+	# Which goes first alternates: a commit's fsync also waits for the
+	# previous process's writes still in flight on the same file system.
+	for r in $(seq 1 "$ROUNDS"); do
+		cd /
+		if [ $((r % 2)) = 1 ]; then status_personal; status_system; else status_system; status_personal; fi
+		timed runuser_true runuser -u $who -- /bin/true
+		cd - >/dev/null
+	done
+	grep -q "system deployment" "$work/status.s" || { say "the system status did not reach the system deployment"; exit 1; }
+	grep -q "system deployment" "$work/status.p" && { say "the personal status reached a system deployment"; exit 1; }
+	sec="--fmt .3f"
+	say ""
+	say "| what (as $who, through runuser) | seconds, best | range (spread) | CPU s, best | peak RSS (MiB, worst) | ÷ personal (bests) |"
+	say "|---|---|---|---|---|---|"
+	say "| keyward status, personal deployment (its own SoftHSM2 token in the home; PIN file) | $($S best login_personal $sec) | $($S range login_personal $sec) | $($S best login_personal.cpu $sec) | $($S max login_personal.rss --div 1024 --fmt .0f) | 1.00 |"
+	say "| keyward status, system deployment (set-user-ID to $svc; token and PIN in the system home) | $($S best login_system $sec) | $($S range login_system $sec) | $($S best login_system.cpu $sec) | $($S max login_system.rss --div 1024 --fmt .0f) | $($S ratio login_system login_personal) |"
+	say "| runuser -u $who -- /bin/true (the floor) | $($S best runuser_true $sec) | $($S range runuser_true $sec) | $($S best runuser_true.cpu $sec) | - | $($S ratio runuser_true login_personal) |"
+	say ""
+	say "Each status is a whole process: start, HSM login, the login event committed (anchor read, signed head, COMMIT, anchor write), the summary."
 fi
 say ""
+fi # 8
 say "Load average $(load) at the end."
 echo "results written to $out"
