@@ -6,6 +6,7 @@
 #include "db.h"
 #include "hsm.h"
 #include "kek_int.h"
+#include "rowmac.h"
 #include "user_int.h"
 
 #include <stdio.h>
@@ -189,10 +190,16 @@ static km_status verify_rows_impl(km_ctx *ctx, km_rows_result *r, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_AUDIT_VERIFY, NULL, e);
 	memset(r, 0, sizeof *r);
+	json_t *recorded = NULL;
+	/* Each row against its seal and against the newest digest the log
+	 * recorded for it: an older copy put back has a genuine seal. */
 	if (!st)
-		st = user_rows_verify(ctx, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+		st = km_sealed_recorded(ctx, &recorded, e);
 	if (!st)
-		st = kek_versions_verify(ctx, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+		st = user_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	if (!st)
+		st = kek_versions_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	json_decref(recorded);
 	return st;
 }
 

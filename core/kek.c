@@ -175,14 +175,31 @@ static void kv_name(sqlite3_stmt *q, char *buf, size_t cap)
 	         (long long)sqlite3_column_int64(q, 1));
 }
 
-km_status kek_versions_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
-                              km_err *e)
+static void kv_key(sqlite3_stmt *q, char *buf, size_t cap)
 {
-	return km_rowmac_scan(ctx, "key_versions", "SELECT " KV_COLS KV_FROM "ORDER BY v.key_id, v.version",
-	                      kv_fields, kv_name, 10, checked, bad, problem, cap, e);
+	snprintf(buf, cap, "%s@%lld", (const char *)sqlite3_column_text(q, 0),
+	         (long long)sqlite3_column_int64(q, 1));
 }
 
-km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char digest[65], km_err *e)
+/* What events record of a version: every sealed field but the wraps. */
+static json_t *kv_recorded_fields(sqlite3_stmt *q)
+{
+	json_t *f = kv_fields(q);
+	json_array_remove(f, json_array_size(f) - 1);
+	return f;
+}
+
+km_status kek_versions_verify(km_ctx *ctx, const json_t *recorded, uint64_t *checked, uint64_t *bad,
+                              char *problem, size_t cap, km_err *e)
+{
+	static const km_rowmac_table t = {
+		"key_versions", "SELECT " KV_COLS KV_FROM "ORDER BY v.key_id, v.version", kv_fields, kv_name, 10,
+		kv_key, kv_recorded_fields,
+	};
+	return km_rowmac_scan(ctx, &t, recorded, checked, bad, problem, cap, e);
+}
+
+km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, json_t *details, km_err *e)
 {
 	sqlite3_stmt *q;
 	km_status st = km_db_prepare(ctx->db, "SELECT " KV_COLS KV_FROM "WHERE v.key_id = ? AND v.version = ?",
@@ -194,10 +211,15 @@ km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char d
 	uint8_t mac[KM_ROWMAC_BYTES];
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
-		json_t *f = kv_fields(q);
-		if (digest)
+		if (details) {
+			char key[KM_KEY_NAME_MAX + 32], digest[65];
+			json_t *f = kv_recorded_fields(q);
+			kv_key(q, key, sizeof key);
 			km_rowmac_digest(ctx, "key_versions", f, digest);
-		st = km_rowmac(ctx, "key_versions", f, mac, e);
+			json_decref(f);
+			km_sealed_note(details, "key_versions", key, digest);
+		}
+		st = km_rowmac(ctx, "key_versions", kv_fields(q), mac, e);
 	} else {
 		st = rc == SQLITE_DONE ? km_fail(e, KM_EINTERNAL, "sealing a version that does not exist")
 		                       : km_db_fail(ctx->db, e, "reading key versions");
@@ -261,7 +283,7 @@ km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e)
 }
 
 static km_status insert_version(km_ctx *ctx, int64_t key_id, uint32_t version,
-                                const uint8_t *wrapped, size_t wlen, km_err *e)
+                                const uint8_t *wrapped, size_t wlen, json_t *details, km_err *e)
 {
 	sqlite3_stmt *q;
 	km_status st = km_db_prepare(ctx->db, "INSERT INTO key_versions(key_id, version, state, wrapped, "
@@ -277,7 +299,7 @@ static km_status insert_version(km_ctx *ctx, int64_t key_id, uint32_t version,
 	if (sqlite3_step(q) != SQLITE_DONE)
 		st = km_db_fail(ctx->db, e, "adding a key version");
 	sqlite3_finalize(q);
-	return st ? st : kek_version_seal(ctx, key_id, version, NULL, e);
+	return st ? st : kek_version_seal(ctx, key_id, version, details, e);
 }
 
 static km_status set_tags(km_ctx *ctx, int64_t key_id, const km_tag *tags, size_t n,
@@ -342,16 +364,18 @@ static km_status insert_new_key(km_ctx *ctx, sqlite3_stmt *q, const char *name, 
 		return km_db_fail(ctx->db, e, "creating the key");
 	int64_t id = sqlite3_last_insert_rowid(ctx->db);
 	json_t *set = json_object(), *removed = json_array();
-	st = insert_version(ctx, id, 1, wrapped, wlen, e);
+	json_t *d = json_pack("{s:i,s:s}", "version", 1, "state", "active");
+	st = insert_version(ctx, id, 1, wrapped, wlen, d, e);
 	if (!st)
 		st = set_tags(ctx, id, tags, ntags, set, removed, e);
 	if (!st)
 		st = kek_summary_refresh(ctx, id, e);
 	json_decref(removed);
+	json_object_set_new(d, "tags", set);
 	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_CREATE), obj, "ok",
-		                 json_pack("{s:i,s:s,s:O}", "version", 1, "state", "active", "tags", set), e);
-	json_decref(set);
+		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_CREATE), obj, "ok", d, e);
+	else
+		json_decref(d);
 	return st;
 }
 
@@ -490,23 +514,23 @@ static km_status key_rotate_impl(km_ctx *ctx, const char *name, uint32_t *new_ve
 			prev = cur.version;
 		}
 	}
+	json_t *d = json_pack("{s:i}", "new_version", (int)v);
 	if (!st && prev) {
 		snprintf(sql, sizeof sql, "UPDATE key_versions SET state = 'decrypt-only', deactivated = %lld "
 		         "WHERE key_id = %lld AND version = %u", (long long)km_now(), (long long)id, prev);
 		st = km_db_exec(ctx->db, sql, e);
 		if (!st)
-			st = kek_version_seal(ctx, id, prev, NULL, e);
+			st = kek_version_seal(ctx, id, prev, d, e);
+		json_object_set_new(d, "previous_version", json_integer((json_int_t)prev));
 	}
 	if (!st)
-		st = insert_version(ctx, id, v, wrapped, wlen, e);
+		st = insert_version(ctx, id, v, wrapped, wlen, d, e);
 	if (!st)
 		st = kek_summary_refresh(ctx, id, e);
-	if (!st) {
-		json_t *d = json_pack("{s:i}", "new_version", (int)v);
-		if (prev)
-			json_object_set_new(d, "previous_version", json_integer((json_int_t)prev));
+	if (!st)
 		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_ROTATE), obj, "ok", d, e);
-	}
+	else
+		json_decref(d);
 	if (st) {
 		km_tx_rollback(ctx);
 		return st;
@@ -589,19 +613,18 @@ static km_status key_set_state_impl(km_ctx *ctx, const char *name, uint32_t vers
 			sqlite3_finalize(q);
 		}
 	}
-	char digest[65] = "";
+	json_t *d = json_pack("{s:s,s:s,s:i}", "from", km_state_name(row.state), "to", km_state_name(to),
+	                      "version", (int)version);
+	if (to == KS_DESTROY_SCHEDULED)
+		json_object_set_new(d, "destroy_after", json_integer(now + ctx->cfg.destroy_wait_s));
 	if (!st)
-		st = kek_version_seal(ctx, row.key_id, version, digest, e);
+		st = kek_version_seal(ctx, row.key_id, version, d, e);
 	if (!st)
 		st = kek_summary_refresh(ctx, row.key_id, e);
-	if (!st) {
-		json_t *d = json_pack("{s:s,s:s,s:i}", "from", km_state_name(row.state), "to", km_state_name(to),
-		                      "version", (int)version);
-		if (to == KS_DESTROY_SCHEDULED)
-			json_object_set_new(d, "destroy_after", json_integer(now + ctx->cfg.destroy_wait_s));
-		json_object_set_new(d, "row", json_string(digest));
+	if (!st)
 		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_STATE), obj, "ok", d, e);
-	}
+	else
+		json_decref(d);
 	if (st) {
 		km_tx_rollback(ctx);
 		return st;

@@ -27,9 +27,9 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 
 /* Re-seal a version row after a change, inside the caller's transaction
  * (which must have loaded it with kek_version_load first, so an edited row
- * is never laundered into a sealed one).  digest (may be NULL) receives
- * the row's digest for the audit event. */
-km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, char digest[65], km_err *e);
+ * is never laundered into a sealed one).  With `details` (may be NULL),
+ * the change is noted for the audit event (km_sealed_note). */
+km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, json_t *details, km_err *e);
 
 /* Plaintext of a version, from the cache or unwrapped by the HSM root;
  * valid until the next cache call.  One use is charged to the cache; the
@@ -40,8 +40,10 @@ km_status kek_material(km_ctx *ctx, const kek_version_row *row, const uint8_t **
 /* Recompute keys.cur_* / assets / last_used for one key (in a tx). */
 km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e);
 
-/* Check every key version's seal, as user_rows_verify does for users. */
-km_status kek_versions_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
-                              km_err *e);
+/* Check every key version's seal, as user_rows_verify does for users (the
+ * recorded digest covers every sealed field but the wrap counter, which
+ * protect moves outside the transaction of its event). */
+km_status kek_versions_verify(km_ctx *ctx, const json_t *recorded, uint64_t *checked, uint64_t *bad,
+                              char *problem, size_t cap, km_err *e);
 
 #endif

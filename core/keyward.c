@@ -310,11 +310,17 @@ static void count_failure(km_ctx *ctx, km_action a, const char *object, const ch
 	}
 	if (km_tx_begin(ctx, &ignored) == KM_OK) {
 		json_t *d = json_pack("{s:s,s:b}", "reason", reason, "locked_out", locked);
-		if (user_row_save(ctx, &u, 0, digest, &ignored) == KM_OK &&
-		    km_tx_audit(ctx, km_action_name(a), obj, "denied", d, &ignored) == KM_OK &&
-		    (!locked || km_tx_audit(ctx, "user.lockout", ctx->actor.name, "ok",
-		                            json_pack("{s:I,s:s}", "until", (json_int_t)u.locked_until,
-		                                      "row", digest), &ignored) == KM_OK))
+		int saved = user_row_save(ctx, &u, 0, digest, &ignored) == KM_OK;
+		if (saved)
+			km_sealed_note(d, "users", u.name, digest);
+		else
+			json_decref(d);
+		char uobj[80];
+		snprintf(uobj, sizeof uobj, "user:%s", u.name);
+		if (saved && km_tx_audit(ctx, km_action_name(a), obj, "denied", d, &ignored) == KM_OK &&
+		    (!locked || km_tx_audit(ctx, "user.lockout", uobj, "ok",
+		                            json_pack("{s:I}", "until", (json_int_t)u.locked_until),
+		                            &ignored) == KM_OK))
 			km_tx_commit(ctx, &ignored);
 		else
 			km_tx_rollback(ctx);
@@ -384,9 +390,13 @@ static km_status step_up(km_ctx *ctx, km_action a, const char *object, km_err *e
 		if (!(st = km_tx_begin(ctx, e))) {
 			char digest[65];
 			st = user_row_save(ctx, &u, 0, digest, e);
-			if (!st)
-				st = km_tx_audit(ctx, "user.auth", ctx->actor.name, "ok",
-				                 json_pack("{s:s,s:b}", "row", digest, "totp", step >= 0), e);
+			if (!st) {
+				char uobj[80];
+				json_t *d = json_pack("{s:b}", "totp", step >= 0);
+				km_sealed_note(d, "users", u.name, digest);
+				snprintf(uobj, sizeof uobj, "user:%s", u.name);
+				st = km_tx_audit(ctx, "user.auth", uobj, "ok", d, e);
+			}
 			if (!st)
 				st = km_tx_commit(ctx, e);
 			else
@@ -1023,9 +1033,13 @@ static km_status init_user(km_ctx *ctx, const char *name, unsigned roles, const 
 	km_roles_format(roles, rolestr, sizeof rolestr);
 	if (!st)
 		st = user_row_save(ctx, &u, 1, digest, e);
-	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_USER_ADD), name, "ok",
-		                 json_pack("{s:s,s:s,s:s}", "roles", rolestr, "scopes", scopes, "row", digest), e);
+	if (!st) {
+		char uobj[80];
+		json_t *d = json_pack("{s:s,s:s}", "roles", rolestr, "scopes", scopes);
+		km_sealed_note(d, "users", name, digest);
+		snprintf(uobj, sizeof uobj, "user:%s", name);
+		st = km_tx_audit(ctx, km_action_name(KM_ACT_USER_ADD), uobj, "ok", d, e);
+	}
 	user_row_clear(&u);
 	return st;
 }

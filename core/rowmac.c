@@ -90,21 +90,84 @@ json_t *km_rowmac_blob(const void *p, size_t n)
 	return s;
 }
 
-km_status km_rowmac_scan(km_ctx *ctx, const char *table, const char *sql, km_rowmac_fields_fn fields,
-                         km_rowmac_name_fn name, int mac_col, uint64_t *checked, uint64_t *bad,
-                         char *problem, size_t cap, km_err *e)
+void km_sealed_note(json_t *details, const char *table, const char *key, const char *digest)
+{
+	json_t *list = json_object_get(details, "sealed");
+	if (!list) {
+		list = json_array();
+		json_object_set_new(details, "sealed", list);
+	}
+	json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "table", table, "row", key, "digest", digest));
+}
+
+km_status km_sealed_recorded(km_ctx *ctx, json_t **out, km_err *e)
 {
 	sqlite3_stmt *q;
-	km_status st = km_db_prepare(ctx->db, sql, &q, e);
+	km_status st = km_db_prepare(ctx->db, "SELECT json FROM audit_events "
+	                             "WHERE instr(json, '\"sealed\":[') > 0 ORDER BY seq", &q, e);
+	if (st)
+		return st;
+	json_t *map = json_object();
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		json_t *ev = json_loads((const char *)sqlite3_column_text(q, 0), 0, NULL);
+		json_t *list = json_object_get(json_object_get(ev, "details"), "sealed");
+		size_t i;
+		json_t *it;
+		json_array_foreach(list, i, it) {
+			const char *t = json_string_value(json_object_get(it, "table"));
+			const char *k = json_string_value(json_object_get(it, "row"));
+			json_t *d = json_object_get(it, "digest");
+			if (!t || !k || !json_is_string(d))
+				continue;
+			char *mk = malloc(strlen(t) + strlen(k) + 2);
+			if (mk) {
+				sprintf(mk, "%s\n%s", t, k);
+				json_object_set(map, mk, d);
+				free(mk);
+			}
+		}
+		json_decref(ev);
+	}
+	if (rc != SQLITE_DONE)
+		st = km_db_fail(ctx->db, e, "reading the audit log");
+	sqlite3_finalize(q);
+	if (st)
+		json_decref(map);
+	else
+		*out = map;
+	return st;
+}
+
+km_status km_rowmac_scan(km_ctx *ctx, const km_rowmac_table *t, const json_t *recorded,
+                         uint64_t *checked, uint64_t *bad, char *problem, size_t cap, km_err *e)
+{
+	sqlite3_stmt *q;
+	km_status st = km_db_prepare(ctx->db, t->sql, &q, e);
 	if (st)
 		return st;
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		char what[300];
+		char what[300], key[300], mk[400], digest[65];
 		km_err rowerr;
-		name(q, what, sizeof what);
-		km_status r = km_rowmac_check(ctx, table, what, fields(q), sqlite3_column_blob(q, mac_col),
-		                              (size_t)sqlite3_column_bytes(q, mac_col), &rowerr);
+		t->name(q, what, sizeof what);
+		km_status r = km_rowmac_check(ctx, t->table, what, t->fields(q), sqlite3_column_blob(q, t->mac_col),
+		                              (size_t)sqlite3_column_bytes(q, t->mac_col), &rowerr);
+		if (!r && recorded) {
+			/* A genuine MAC on an old copy: compare with the log. */
+			json_t *f = t->recorded(q);
+			t->key(q, key, sizeof key);
+			snprintf(mk, sizeof mk, "%s\n%s", t->table, key);
+			km_rowmac_digest(ctx, t->table, f, digest);
+			json_decref(f);
+			const char *want = json_string_value(json_object_get(recorded, mk));
+			if (!want)
+				r = km_fail(&rowerr, KM_EINTEGRITY, "the %s row %s is not recorded in the audit "
+				            "log: it was not made by keyward", t->table, what);
+			else if (strcmp(want, digest) != 0)
+				r = km_fail(&rowerr, KM_EINTEGRITY, "the %s row %s is not the one the audit log "
+				            "last recorded: an older copy was put back", t->table, what);
+		}
 		(*checked)++;
 		if (r == KM_EINTEGRITY) {
 			if (!(*bad)++)

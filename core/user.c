@@ -185,7 +185,7 @@ static km_status save_and_record(km_ctx *ctx, const user_row *u, int insert, km_
 	}
 	st = user_row_save(ctx, u, insert, digest, e);
 	if (!st) {
-		json_object_set_new(details, "row", json_string(digest));
+		km_sealed_note(details, "users", u->name, digest);
 		st = km_tx_audit(ctx, km_action_name(a), obj, "ok", details, e);
 	} else {
 		json_decref(details);
@@ -445,11 +445,19 @@ static void user_stmt_name(sqlite3_stmt *q, char *buf, size_t cap)
 	snprintf(buf, cap, "'%s'", (const char *)sqlite3_column_text(q, 0));
 }
 
-km_status user_rows_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
-                           km_err *e)
+static void user_stmt_key(sqlite3_stmt *q, char *buf, size_t cap)
 {
-	return km_rowmac_scan(ctx, "users", "SELECT " USER_COLS " FROM users ORDER BY name", user_stmt_fields,
-	                      user_stmt_name, 10, checked, bad, problem, cap, e);
+	snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(q, 0));
+}
+
+km_status user_rows_verify(km_ctx *ctx, const json_t *recorded, uint64_t *checked, uint64_t *bad,
+                           char *problem, size_t cap, km_err *e)
+{
+	static const km_rowmac_table t = {
+		"users", "SELECT " USER_COLS " FROM users ORDER BY name", user_stmt_fields, user_stmt_name, 10,
+		user_stmt_key, user_stmt_fields,
+	};
+	return km_rowmac_scan(ctx, &t, recorded, checked, bad, problem, cap, e);
 }
 
 static km_status user_pubkey(km_ctx *ctx, const char *name, char **pem, km_err *e)

@@ -40,9 +40,10 @@ void user_row_clear(user_row *u);
 /* 1 if the row is locked now (administrator or lockout); why in buf. */
 int user_row_locked(const user_row *u, int64_t now, char *why, size_t cap);
 
-/* Check every users row's seal: *checked rows, the first failure named in
- * problem ("" when all hold).  Returns the number of failures in *bad. */
-km_status user_rows_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, char *problem, size_t cap,
-                           km_err *e);
+/* Check every users row's seal, and with `recorded` (km_sealed_recorded)
+ * that it is the row the log last recorded: *checked rows, failures
+ * counted in *bad, the first one named in problem. */
+km_status user_rows_verify(km_ctx *ctx, const json_t *recorded, uint64_t *checked, uint64_t *bad,
+                           char *problem, size_t cap, km_err *e);
 
 #endif

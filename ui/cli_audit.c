@@ -314,8 +314,8 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 		else
 			printf("newest signed head: none verified\n");
 		if (!entry) {
-			printf("sealed rows:        %" PRIu64 " checked, %" PRIu64 " failing their HSM MAC\n",
-			       rows.checked, rows.bad);
+			printf("sealed rows:        %" PRIu64 " checked (HSM MAC, newest record in the log), "
+			       "%" PRIu64 " failing\n", rows.checked, rows.bad);
 			if (rows.bad)
 				ui_print_line("FAILED: %s", rows.problem);
 		}
@@ -328,14 +328,15 @@ km_status ui_cmd_audit_verify(ui_cli *cli, const ui_args *a, km_err *e)
 	}
 	if (st != KM_OK)
 		return st;
-	if (rows.bad)
-		return km_fail(e, KM_EINTEGRITY, "%" PRIu64 " sealed row%s fail%s their HSM MAC; the first: %s",
-		               rows.bad, rows.bad == 1 ? "" : "s", rows.bad == 1 ? "s" : "", rows.problem);
 	if (!r.intact) {
 		if (r.first_bad_seq)
 			return km_fail(e, KM_EINTEGRITY, "the audit log failed verification at entry %" PRIu64
 			               ": %s", r.first_bad_seq, r.problem);
 		return km_fail(e, KM_EINTEGRITY, "the audit log failed verification: %s", r.problem);
 	}
+	if (rows.bad)
+		return km_fail(e, KM_EINTEGRITY, "%" PRIu64 " sealed row%s fail%s %s check; the first: %s",
+		               rows.bad, rows.bad == 1 ? "" : "s", rows.bad == 1 ? "s" : "",
+		               rows.bad == 1 ? "its" : "their", rows.problem);
 	return KM_OK;
 }

@@ -82,6 +82,29 @@ grep -q "mallory" "$ERR" || fail "the inserted row is not named"
 	fail "the inserted user made a key"
 echo "inserted user refused"
 
+step "a users row put back from before a lock (a genuine MAC) is caught by verify"
+fresh
+sqlite3 "$DB" "CREATE TABLE old_users AS SELECT * FROM users WHERE name = 'dave'"
+expect 0 --user erin user lock dave
+expect 4 --user dave status
+sqlite3 "$DB" "DELETE FROM users WHERE name = 'dave'; INSERT INTO users SELECT * FROM old_users; DROP TABLE old_users"
+expect 5 audit verify
+grep -q "the users row 'dave' is not the one the audit log last recorded" "$OUT" ||
+	fail "verify does not catch dave's replayed row"
+echo "replayed users row detected"
+
+step "a key version put back from before its compromise is caught by verify"
+fresh
+expect 0 key create features/replay
+sqlite3 "$DB" "CREATE TABLE old_kv AS SELECT * FROM key_versions WHERE key_id = (SELECT id FROM keys WHERE name = 'features/replay')"
+expect 0 key state features/replay 1 compromised
+sqlite3 "$DB" "DELETE FROM key_versions WHERE key_id = (SELECT id FROM keys WHERE name = 'features/replay');
+	INSERT INTO key_versions SELECT * FROM old_kv; DROP TABLE old_kv"
+expect 5 audit verify
+grep -q "the key_versions row 'features/replay' version 1 is not the one the audit log last recorded" "$OUT" ||
+	fail "verify does not catch the replayed version"
+echo "replayed key version detected"
+
 step "the verified line of status comes from a sealed record"
 fresh
 expect 0 audit verify
