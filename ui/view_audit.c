@@ -530,10 +530,18 @@ static void au_tick(ui_view *v)
 		ui_error(v->c, &e);
 	s->v.job = NULL;
 	ui_changed(v->c);
-	if (s->v.last.intact) {
-		ui_message(v->c, "audit log intact: %llu entries, %llu signed tree heads checked",
+	/* The sealed rows too (on this thread: the seals are checked by the
+	 * HSM through the session). */
+	km_rows_result rows;
+	km_status rst = km_audit_verify_rows(ui_ctx(v->c), &rows, &e);
+	if (s->v.last.intact && rst == KM_OK && rows.bad) {
+		ui_error_text(v->c, "audit log intact, but %llu sealed row%s fail%s: %s",
+		              (unsigned long long)rows.bad, rows.bad == 1 ? "" : "s", rows.bad == 1 ? "s" : "",
+		              rows.problem);
+	} else if (s->v.last.intact) {
+		ui_message(v->c, "audit log intact: %llu entries, %llu signed tree heads, %llu sealed rows checked",
 		           (unsigned long long)s->v.last.entries_checked,
-		           (unsigned long long)s->v.last.heads_checked);
+		           (unsigned long long)s->v.last.heads_checked, (unsigned long long)rows.checked);
 	} else {
 		ui_error_text(v->c, "audit log damaged at entry %llu: %s",
 		              (unsigned long long)s->v.last.first_bad_seq, s->v.last.problem);
