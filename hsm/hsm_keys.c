@@ -108,6 +108,29 @@ static km_status need_object(const hsm *h, CK_OBJECT_CLASS cls, const kw_object 
 	               o->label);
 }
 
+/* Generate keyward's secret key o with tmpl, unless the token has one
+ * already (KM_EEXISTS). */
+static km_status generate_secret(hsm *h, const kw_object *o, CK_MECHANISM *mech, CK_ATTRIBUTE *tmpl,
+                                 CK_ULONG n, CK_OBJECT_HANDLE *obj, km_err *e)
+{
+	char action[64];
+	int found = 0;
+	snprintf(action, sizeof action, "creating the %s", o->what);
+	km_status st = hsm_need_login(h, action, e);
+	if (st == KM_OK)
+		st = find_object(h, CKO_SECRET_KEY, o, obj, &found, e);
+	if (st != KM_OK)
+		return st;
+	if (found)
+		return km_fail(e, KM_EEXISTS, "the HSM token already has a %s (\"%s\")", o->what, o->label);
+	CK_RV rv = h->fl->C_GenerateKey(h->session, mech, tmpl, n, obj);
+	if (rv != CKR_OK) {
+		snprintf(action, sizeof action, "generating the %s failed", o->what);
+		return hsm_p11_fail(e, rv, action, "C_GenerateKey");
+	}
+	return KM_OK;
+}
+
 km_status hsm_root_create(hsm *h, km_err *e)
 {
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
@@ -135,21 +158,7 @@ km_status hsm_root_create(hsm *h, km_err *e)
 		ATTR(CKA_ID, root_key.id, root_key.id_len),
 	};
 	CK_OBJECT_HANDLE obj;
-	int found = 0;
-	km_status st;
-	CK_RV rv;
-
-	st = hsm_need_login(h, "creating the root key", e);
-	if (st == KM_OK)
-		st = find_object(h, cls, &root_key, &obj, &found, e);
-	if (st != KM_OK)
-		return st;
-	if (found)
-		return km_fail(e, KM_EEXISTS, "the HSM token already has a root key (\"%s\")", root_key.label);
-	rv = h->fl->C_GenerateKey(h->session, &mech, tmpl, KM_ARRAY_LEN(tmpl), &obj);
-	if (rv != CKR_OK)
-		return hsm_p11_fail(e, rv, "generating the root key failed", "C_GenerateKey");
-	return KM_OK;
+	return generate_secret(h, &root_key, &mech, tmpl, KM_ARRAY_LEN(tmpl), &obj, e);
 }
 
 km_status hsm_audit_key_create(hsm *h, km_err *e)
@@ -239,23 +248,12 @@ km_status hsm_mac_key_create(hsm *h, km_err *e)
 		ATTR(CKA_ID, mac_key.id, mac_key.id_len),
 	};
 	CK_OBJECT_HANDLE obj;
-	int found = 0;
-	km_status st;
-	CK_RV rv;
-
-	st = hsm_need_login(h, "creating the row-MAC key", e);
-	if (st == KM_OK)
-		st = find_object(h, cls, &mac_key, &obj, &found, e);
-	if (st != KM_OK)
-		return st;
-	if (found)
-		return km_fail(e, KM_EEXISTS, "the HSM token already has a row-MAC key (\"%s\")", mac_key.label);
-	rv = h->fl->C_GenerateKey(h->session, &mech, tmpl, KM_ARRAY_LEN(tmpl), &obj);
-	if (rv != CKR_OK)
-		return hsm_p11_fail(e, rv, "generating the row-MAC key failed", "C_GenerateKey");
-	h->mac_key = obj;
-	h->mac_key_cached = 1;
-	return KM_OK;
+	km_status st = generate_secret(h, &mac_key, &mech, tmpl, KM_ARRAY_LEN(tmpl), &obj, e);
+	if (st == KM_OK) {
+		h->mac_key = obj;
+		h->mac_key_cached = 1;
+	}
+	return st;
 }
 
 /* One HMAC: C_SignInit + C_Sign.  *stale is set when the handle is no longer
