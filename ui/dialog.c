@@ -130,6 +130,18 @@ static int text_rows(const char *s, int w)
 	return n;
 }
 
+/* One key for a dialog's loop: 1 with *key set, 0 when none came (paint
+ * and wait again), -1 when the dialog must close (a quit signal, Esc, ^G).
+ * Every key marks the screen for a repaint. */
+static int dialog_key(ui_console *c, int *key)
+{
+	int got = ui_read_key(c, key);
+	if (got <= 0)
+		return got;
+	ui_dirty(c);
+	return (*key == 27 || *key == 7) ? -1 : 1;
+}
+
 int ui_dialog_confirm(ui_console *c, const char *title, const char *text, const char *typed)
 {
 	char input[256] = "";
@@ -165,15 +177,11 @@ int ui_dialog_confirm(ui_console *c, const char *title, const char *text, const 
 			}
 			ui_flush(c);
 		}
-		int key;
-		int got = ui_read_key(c, &key);
-		if (got < 0)
+		int key, k = dialog_key(c, &key);
+		if (k < 0)
 			break;
-		if (got == 0)
+		if (k == 0)
 			continue;
-		ui_dirty(c);
-		if (key == 27 || key == 7)
-			break;
 		if (!typed) {
 			if (key == 'y' || key == 'Y') {
 				result = 1;
@@ -226,15 +234,11 @@ int ui_dialog_secret(ui_console *c, const char *title, const char *question, cha
 			}
 			ui_flush(c);
 		}
-		int key;
-		int got = ui_read_key(c, &key);
-		if (got < 0)
+		int key, k = dialog_key(c, &key);
+		if (k < 0)
 			break;
-		if (got == 0)
+		if (k == 0)
 			continue;
-		ui_dirty(c);
-		if (key == 27 || key == 7)
-			break;
 		if (key == UI_KEY_ENTER) {
 			result = buf[0] != '\0';
 			if (result)
@@ -275,14 +279,12 @@ int ui_dialog_choose(ui_console *c, const char *title, const char *text,
 			}
 			ui_flush(c);
 		}
-		int key;
-		int got = ui_read_key(c, &key);
-		if (got < 0)
+		int key, k = dialog_key(c, &key);
+		if (k < 0)
 			break;
-		if (got == 0)
+		if (k == 0)
 			continue;
-		ui_dirty(c);
-		if (key == 27 || key == 7 || key == 'q')
+		if (key == 'q')
 			break;
 		if (key == UI_KEY_ENTER) {
 			result = sel;
@@ -361,15 +363,11 @@ int ui_dialog_form(ui_console *c, const char *title, ui_field *f, size_t n,
 			ui_flush(c);
 		}
 	painted:;
-		int key;
-		int got = ui_read_key(c, &key);
-		if (got < 0)
+		int key, k = dialog_key(c, &key);
+		if (k < 0)
 			break;
-		if (got == 0)
+		if (k == 0)
 			continue;
-		ui_dirty(c);
-		if (key == 27 || key == 7)
-			break;
 		if (key == '\t' || key == UI_KEY_FN(KEY_DOWN)) {
 			focus = (focus + 1) % n;
 			continue;
