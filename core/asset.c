@@ -109,7 +109,7 @@ static km_status insert_asset(km_ctx *ctx, sqlite3_stmt *q, const km_asset_ref *
 	sqlite3_bind_int64(q, 6, ref->kek_version);
 	sqlite3_bind_blob(q, 7, wrapped, KM_WRAPPED_DEK_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 8, size == UINT64_MAX ? -1 : (int64_t)size);
-	sqlite3_bind_int64(q, 9, km_now());
+	sqlite3_bind_int64(q, 9, km_ctx_now(ctx));
 	sqlite3_bind_text(q, 10, ctx->actor.name, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		return km_db_fail(ctx->db, e, "recording the asset");
@@ -125,7 +125,7 @@ static km_status count_use(km_ctx *ctx, int64_t key_id, uint32_t version, uint64
 	/* new_assets == UINT64_MAX takes one back (a withdrawn protect). */
 	snprintf(sql, sizeof sql, "UPDATE key_versions SET assets = assets + %lld, last_used = %lld "
 	         "WHERE key_id = %lld AND version = %u", new_assets == UINT64_MAX ? -1LL : (long long)new_assets,
-	         (long long)km_now(), (long long)key_id, version);
+	         (long long)km_ctx_now(ctx), (long long)key_id, version);
 	km_status st = km_db_exec(ctx->db, sql, e);
 	return st ? st : kek_summary_refresh(ctx, key_id, e);
 }
@@ -268,7 +268,7 @@ static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *ass
 		snprintf(out->kek_name, sizeof out->kek_name, "%s", key_name);
 		out->kek_version = row.version;
 		out->size = size;
-		out->created = km_now();
+		out->created = km_ctx_now(ctx);
 		snprintf(out->created_by, sizeof out->created_by, "%s", ctx->actor.name);
 	}
 out:

@@ -146,17 +146,24 @@ static size_t col_bytes(sqlite3_stmt *st, int col)
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* Now as "2026-11-23T12:45:13.123Z". */
-static void fmt_time_ms(char out[AUDIT_TIME_LEN + 8])
+/* Now as "2026-11-23T12:45:13.123Z"; clock_s >= 0 replaces the real
+ * clock's seconds (the session's injected clock: see audit_writer_set_clock). */
+static void fmt_time_ms_at(char out[AUDIT_TIME_LEN + 8], int64_t clock_s)
 {
 	struct timespec ts;
 	struct tm tm;
 	char secs[24];
 	clock_gettime(CLOCK_REALTIME, &ts);
+	if (clock_s >= 0) {
+		ts.tv_sec = (time_t)clock_s;
+		ts.tv_nsec = 0;
+	}
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, AUDIT_TIME_LEN + 8, "%.19s.%03dZ", secs, (int)(ts.tv_nsec / 1000000) % 1000);
 }
+
+static void fmt_time_ms(char out[AUDIT_TIME_LEN + 8]) { fmt_time_ms_at(out, -1); }
 
 /* "dddd-dd-ddTdd:dd:dd.dddZ" */
 static int time_shape_ok(const char *t)
@@ -522,7 +529,15 @@ struct audit_writer {
 	merkle_frontier f;              /* f0 + this transaction's leaves */
 	int anchor_ready;               /* next_anchor is proven or signed */
 	audit_anchor next_anchor;
+	int64_t (*clock)(void *c);      /* NULL: the real clock */
+	void *clock_ctx;
 };
+
+void audit_writer_set_clock(audit_writer *w, int64_t (*clock)(void *c), void *clock_ctx)
+{
+	w->clock = clock;
+	w->clock_ctx = clock_ctx;
+}
 
 km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e)
 {
@@ -612,7 +627,7 @@ km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *
 	if (!w->primed && (s = writer_prime(w, e)) != KM_OK)
 		return s;
 	/* Times never decrease along the log (see next_event). */
-	fmt_time_ms(now);
+	fmt_time_ms_at(now, w->clock ? w->clock(w->clock_ctx) : -1);
 	if (memcmp(now, w->last_time, AUDIT_TIME_LEN) < 0 && time_shape_ok(w->last_time))
 		memcpy(now, w->last_time, AUDIT_TIME_LEN);
 	if ((s = event_text(ev, w->n + 1, now, &text, e)) != KM_OK)

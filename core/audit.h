@@ -108,6 +108,9 @@ typedef struct audit_writer audit_writer;
 km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e);
 void audit_writer_free(audit_writer *w);
 void audit_writer_reset(audit_writer *w);
+/* Event times from this clock (Unix seconds) instead of the real one: the
+ * session's injected clock (km_set_clock).  Times still never decrease. */
+void audit_writer_set_clock(audit_writer *w, int64_t (*clock)(void *c), void *clock_ctx);
 /* As audit_append, and also stores the nodes the new leaf completes
  * (KM_EINTEGRITY if one is already there: tampered or damaged). */
 km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *seq_out, km_err *e);

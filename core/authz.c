@@ -51,6 +51,30 @@ static const struct {
 	[KM_ACT_USER_TOTP] = {R_ALL, STEPUP},
 	[KM_ACT_USER_LOCK] = {KM_ROLE_ADMIN, STEPUP},
 	[KM_ACT_USER_UNLOCK] = {KM_ROLE_ADMIN, STEPUP},
+	/* Opening a request for a role grant or revoke; the change itself
+	 * waits for a second administrator's signature (request.h). */
+	[KM_ACT_USER_ROLE] = {KM_ROLE_ADMIN, STEPUP},
+	/* Compromise takes effect at once: any officer, with step-up. */
+	[KM_ACT_KEY_COMPROMISE] = {KM_ROLE_OFFICER, STEPUP},
+	[KM_ACT_KEY_DESTROY] = {KM_ROLE_OFFICER, STEPUP},
+	/* Decrypting under a compromised version: explicit and audited. */
+	[KM_ACT_UNPROTECT_OVERRIDE] = {KM_ROLE_OFFICER | KM_ROLE_SERVICE, STEPUP | SCOPED},
+	[KM_ACT_POLICY_READ] = {R_STAFF, 0},
+	/* A policy change is a request; global policy is the admin's. */
+	[KM_ACT_POLICY_SET] = {KM_ROLE_OFFICER | KM_ROLE_ADMIN, STEPUP},
+	[KM_ACT_REQUEST_READ] = {R_STAFF, 0},
+	/* Approvals are signatures made with the person's own key, so they
+	 * always unlock it: step-up in every mode. */
+	[KM_ACT_REQUEST_APPROVE] = {KM_ROLE_APPROVER | KM_ROLE_ADMIN, STEPUP | SCOPED},
+	[KM_ACT_REQUEST_REJECT] = {KM_ROLE_APPROVER | KM_ROLE_ADMIN, STEPUP | SCOPED},
+	[KM_ACT_REQUEST_EXECUTE] = {KM_ROLE_OFFICER | KM_ROLE_ADMIN, STEPUP},
+	[KM_ACT_REQUEST_CANCEL] = {KM_ROLE_OFFICER | KM_ROLE_ADMIN, CHANGE},
+	/* The scheduler: opens requests for due keys and executes approved
+	 * ones; the quorum's signatures are the authority, so no step-up
+	 * beyond the personal-mode passphrase. */
+	[KM_ACT_ROTATE_DUE] = {KM_ROLE_OFFICER, CHANGE},
+	[KM_ACT_JOB_READ] = {R_STAFF, 0},
+	[KM_ACT_JOB_RUN] = {KM_ROLE_OFFICER, CHANGE},
 };
 
 static const struct {

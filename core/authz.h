@@ -43,7 +43,21 @@ enum {
 	X(KM_ACT_USER_PASSWD,  "user.passwd")   \
 	X(KM_ACT_USER_TOTP,    "user.totp")     \
 	X(KM_ACT_USER_LOCK,    "user.lock")     \
-	X(KM_ACT_USER_UNLOCK,  "user.unlock")
+	X(KM_ACT_USER_UNLOCK,  "user.unlock")   \
+	X(KM_ACT_USER_ROLE,    "user.role")     \
+	X(KM_ACT_KEY_COMPROMISE, "key.compromise") \
+	X(KM_ACT_KEY_DESTROY,  "key.destroy")   \
+	X(KM_ACT_UNPROTECT_OVERRIDE, "unprotect.override") \
+	X(KM_ACT_POLICY_READ,  "policy.read")   \
+	X(KM_ACT_POLICY_SET,   "policy.set")    \
+	X(KM_ACT_REQUEST_READ, "request.read")  \
+	X(KM_ACT_REQUEST_APPROVE, "request.approve") \
+	X(KM_ACT_REQUEST_REJECT,  "request.reject")  \
+	X(KM_ACT_REQUEST_EXECUTE, "request.execute") \
+	X(KM_ACT_REQUEST_CANCEL,  "request.cancel")  \
+	X(KM_ACT_ROTATE_DUE,   "rotate.due")    \
+	X(KM_ACT_JOB_READ,     "job.read")      \
+	X(KM_ACT_JOB_RUN,      "job.run")
 
 typedef enum km_action {
 #define ACT_ENUM(e, name) e,

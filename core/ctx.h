@@ -51,6 +51,8 @@ struct km_ctx {
 	kek_cache *cache;
 	audit_writer *aw;         /* created on first use; reset at every transaction end */
 	int log_damaged;         /* the login event could not be appended */
+	km_clock_fn clock;       /* NULL: the real clock (km_set_clock) */
+	void *clock_ctx;
 	char log_problem[KM_ERR_MSG_MAX];
 };
 

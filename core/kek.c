@@ -290,7 +290,7 @@ static km_status insert_version(km_ctx *ctx, int64_t key_id, uint32_t version,
 	                             "created, activated) VALUES(?, ?, 'active', ?, ?, ?)", &q, e);
 	if (st)
 		return st;
-	int64_t now = km_now();
+	int64_t now = km_ctx_now(ctx);
 	sqlite3_bind_int64(q, 1, key_id);
 	sqlite3_bind_int64(q, 2, version);
 	sqlite3_bind_blob(q, 3, wrapped, (int)wlen, SQLITE_STATIC);
@@ -354,7 +354,7 @@ static km_status insert_new_key(km_ctx *ctx, sqlite3_stmt *q, const char *name, 
 		return st;
 	sqlite3_reset(q);
 	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, km_now());
+	sqlite3_bind_int64(q, 2, km_ctx_now(ctx));
 	sqlite3_bind_text(q, 3, ctx->actor.name, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
@@ -517,7 +517,7 @@ static km_status key_rotate_impl(km_ctx *ctx, const char *name, uint32_t *new_ve
 	json_t *d = json_pack("{s:i}", "new_version", (int)v);
 	if (!st && prev) {
 		snprintf(sql, sizeof sql, "UPDATE key_versions SET state = 'decrypt-only', deactivated = %lld "
-		         "WHERE key_id = %lld AND version = %u", (long long)km_now(), (long long)id, prev);
+		         "WHERE key_id = %lld AND version = %u", (long long)km_ctx_now(ctx), (long long)id, prev);
 		st = km_db_exec(ctx->db, sql, e);
 		if (!st)
 			st = kek_version_seal(ctx, id, prev, d, e);
@@ -562,7 +562,7 @@ static km_status key_set_state_impl(km_ctx *ctx, const char *name, uint32_t vers
 	if ((st = km_tx_begin(ctx, e)))
 		return st;
 	kek_version_row row;
-	int64_t now = km_now(), destroy_after = 0;
+	int64_t now = km_ctx_now(ctx), destroy_after = 0;
 	st = kek_version_load(ctx, name, version, &row, e);
 	if (!st)
 		st = km_state_check_transition(row.state, to, e);

@@ -31,6 +31,16 @@
 
 int64_t km_now(void) { return (int64_t)time(NULL); }
 
+void km_set_clock(km_ctx *ctx, km_clock_fn fn, void *c)
+{
+	ctx->clock = fn;
+	ctx->clock_ctx = c;
+	if (ctx->aw)
+		audit_writer_set_clock(ctx->aw, fn, c);
+}
+
+int64_t km_ctx_now(const km_ctx *ctx) { return ctx->clock ? ctx->clock(ctx->clock_ctx) : km_now(); }
+
 void km_time_format(int64_t t, char buf[32])
 {
 	if (t <= 0) {
@@ -78,6 +88,8 @@ km_status km_tx_begin(km_ctx *ctx, km_err *e)
 		km_status st = audit_writer_new(ctx->db, &ctx->aw, e);
 		if (st)
 			return st;
+		if (ctx->clock)
+			audit_writer_set_clock(ctx->aw, ctx->clock, ctx->clock_ctx);
 	}
 	audit_writer_reset(ctx->aw);
 	return km_db_begin(ctx->db, e);
@@ -305,7 +317,7 @@ static void count_failure(km_ctx *ctx, km_action a, const char *object, const ch
 	u.failures++;
 	int locked = u.failures >= ctx->cfg.lockout_failures;
 	if (locked) {
-		u.locked_until = km_now() + ctx->cfg.lockout_seconds;
+		u.locked_until = km_ctx_now(ctx) + ctx->cfg.lockout_seconds;
 		u.failures = 0;
 	}
 	if (km_tx_begin(ctx, &ignored) == KM_OK) {
@@ -345,7 +357,7 @@ static km_status step_up(km_ctx *ctx, km_action a, const char *object, km_err *e
 	if (st)
 		return st == KM_ENOTFOUND ? deny(ctx, a, object, NULL, e) : st;
 	char why[160];
-	if (user_row_locked(&u, km_now(), why, sizeof why)) {
+	if (user_row_locked(&u, km_ctx_now(ctx), why, sizeof why)) {
 		user_row_clear(&u);
 		km_fail(e, KM_EDENIED, "%s", why);
 		return deny(ctx, a, object, NULL, e);
@@ -605,7 +617,7 @@ static km_status session_login(km_ctx *ctx, km_err *e)
 	if (st)
 		return st;
 	char why[160];
-	if (user_row_locked(&u, km_now(), why, sizeof why)) {
+	if (user_row_locked(&u, km_ctx_now(ctx), why, sizeof why)) {
 		user_row_clear(&u);
 		km_audit_event(ctx, "login", "", "denied", json_pack("{s:s}", "reason", why), &ignored);
 		return km_fail(e, KM_EDENIED, "%s; an administrator can lift it (keyward user unlock %s)",
@@ -734,7 +746,7 @@ static km_status status_get_impl(km_ctx *ctx, km_status_info *s, km_err *e)
 		snprintf(s->token_desc, sizeof s->token_desc, "%s %s %s", ti.manufacturer, ti.model, ti.serial);
 		s->hsm_logged_in = ti.logged_in;
 	}
-	int64_t v, now = km_now();
+	int64_t v, now = km_ctx_now(ctx);
 	int64_t cadence = ctx->cfg.rotation_days * 86400;
 	char sql[512];
 	if ((st = km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'keys'", &v, e)))
@@ -824,7 +836,7 @@ km_status km_record_verification(km_ctx *ctx, int intact, uint64_t first_bad,
                                   const char *problem, km_err *e)
 {
 	char when[32];
-	km_time_format(km_now(), when);
+	km_time_format(km_ctx_now(ctx), when);
 	json_t *rec = json_pack("{s:s,s:b,s:I,s:s}", "time", when, "intact", intact,
 	                        "first_bad", (json_int_t)first_bad, "problem", problem ? problem : "");
 	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);

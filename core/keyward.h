@@ -133,8 +133,18 @@ km_status km_status_get(km_ctx *ctx, km_status_info *out, km_err *e);
 km_status km_record_verification(km_ctx *ctx, int intact, uint64_t first_bad,
                                  const char *problem, km_err *e);
 
-/* Unix time now (the real clock; tests never fake it). */
+/* Unix time now, by the real clock. */
 int64_t km_now(void);
+
+/* The session's clock.  Every time the core decides by (due dates, expiry,
+ * waiting periods, lockouts; TOTP alone keeps real time) and every audit event time comes from
+ * km_ctx_now(), which is the real clock unless a caller of the core API
+ * injected another: unit tests of due dates, and the demo, which builds a
+ * backdated history.  The shipped front ends never inject one; no option or
+ * environment variable reaches it.  Audit times still never decrease. */
+typedef int64_t (*km_clock_fn)(void *c);
+void km_set_clock(km_ctx *ctx, km_clock_fn fn, void *c);
+int64_t km_ctx_now(const km_ctx *ctx);
 /* RFC 3339 UTC seconds: "2026-11-23T12:45:13Z". */
 void km_time_format(int64_t t, char buf[32]);
 

@@ -212,7 +212,7 @@ static km_status user_add(km_ctx *ctx, const char *name, unsigned roles, const c
 		return st;
 	if ((st = km_authorize(ctx, KM_ACT_USER_ADD, NULL, e)))
 		return st;
-	user_row u = {.roles = roles, .created = km_now(), .totp_step = -1};
+	user_row u = {.roles = roles, .created = km_ctx_now(ctx), .totp_step = -1};
 	snprintf(u.name, sizeof u.name, "%s", name);
 	snprintf(u.created_by, sizeof u.created_by, "%s", ctx->actor.name);
 	snprintf(u.scopes, sizeof u.scopes, "%s", scopes ? scopes : "");

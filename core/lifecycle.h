@@ -1,0 +1,32 @@
+/*
+ * lifecycle.h — internal to core/: the changes a request applies, each
+ * inside a transaction its caller opened (km_tx_begin), after the caller
+ * authorised and checked the quorum.  Each loads the rows it changes
+ * through their seals, re-seals them, adds its facts (and "sealed" notes)
+ * to `details` for the caller's one audit event, and never commits.
+ *
+ * request.c executes through these; job.c queues its jobs from them.
+ */
+#ifndef KM_LIFECYCLE_H
+#define KM_LIFECYCLE_H
+
+#include "ctx.h"
+#include "job.h"
+#include "keystate.h"
+
+/* New active version; the previous active one becomes decrypt-only; a
+ * rewrap or re-encryption job (reencrypt != 0) of every asset under older
+ * live versions is queued (job_id, "" if there was nothing to move). */
+km_status lifecycle_rotate(km_ctx *ctx, const char *key, int reencrypt, const char *request_id,
+                           uint32_t *new_version, char job_id[KM_REQUEST_ID_MAX], json_t *details,
+                           km_err *e);
+
+/* One version through the transition table (keystate.h). */
+km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
+                              json_t *details, km_err *e);
+
+/* Queue a job (job.c).  Inside the caller's transaction. */
+km_status job_queue(km_ctx *ctx, km_job_kind kind, int64_t key_id, uint32_t from_version,
+                    uint32_t to_version, const char *request_id, char id[KM_REQUEST_ID_MAX], km_err *e);
+
+#endif
