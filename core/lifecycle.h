@@ -29,4 +29,17 @@ km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km
 km_status job_queue(km_ctx *ctx, km_job_kind kind, int64_t key_id, uint32_t from_version,
                     uint32_t to_version, const char *request_id, char id[KM_REQUEST_ID_MAX], km_err *e);
 
+/* Open a request (request.c): builds and digests the canonical body,
+ * computes quorum (policy + risk tier) and expiry, stores the sealed row
+ * and records "request.open" with the digest.  The caller authorised the
+ * kind's action already.  Its own transaction. */
+km_status request_open(km_ctx *ctx, km_request_kind kind, const char *object, json_t *change,
+                       const char *reason, char id[KM_REQUEST_ID_MAX], km_err *e);
+
+/* Apply a policy change request's "change" member (policy.c). */
+km_status policy_apply(km_ctx *ctx, const json_t *change, json_t *details, km_err *e);
+
+/* Verify every stored policy row's seal (for audit verify). */
+km_status policy_rows_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, km_err *e);
+
 #endif

@@ -133,6 +133,15 @@ km_status km_request_cancel_destroy(km_ctx *ctx, const char *key, uint32_t versi
 km_status km_request_role(km_ctx *ctx, const char *user, unsigned roles, int grant, const char *reason,
                           char id[KM_REQUEST_ID_MAX], km_err *e);
 
+/* Mark one version compromised, at once (step-up, any officer): encryption
+ * under it stops, decryption needs km_unprotect's explicit override, the
+ * KEK cache drops it, and an emergency rotation opens as a request with the
+ * policy's expedited quorum (its id in id).  The affected assets are the
+ * ones km_asset_list gives for that version; the emergency rotation
+ * re-encrypts them. */
+km_status km_key_compromise(km_ctx *ctx, const char *key, uint32_t version, const char *reason,
+                            char id[KM_REQUEST_ID_MAX], km_err *e);
+
 /* ---- deciding --------------------------------------------------------- */
 
 /* Sign the digest with this person's key (step-up unlocks it; TOTP too when
