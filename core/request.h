@@ -122,7 +122,7 @@ typedef struct km_approval_info {
 km_status km_request_rotate(km_ctx *ctx, const char *key, const char *reason,
                             char id[KM_REQUEST_ID_MAX], km_err *e);
 /* Change one version's state (not compromise, not destruction: their own calls). */
-km_status km_request_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
+km_status km_request_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
                            const char *reason, char id[KM_REQUEST_ID_MAX], km_err *e);
 /* Schedule destruction of a retired version / cancel a scheduled one. */
 km_status km_request_destroy(km_ctx *ctx, const char *key, uint32_t version, const char *reason,
@@ -132,6 +132,17 @@ km_status km_request_cancel_destroy(km_ctx *ctx, const char *key, uint32_t versi
 /* Grant or revoke roles (admin; a second admin approves). */
 km_status km_request_role(km_ctx *ctx, const char *user, unsigned roles, int grant, const char *reason,
                           char id[KM_REQUEST_ID_MAX], km_err *e);
+
+/* Enrol a person (admin): the credential record is made now from the
+ * passphrase they chose (NULL: a service without one) and travels in the
+ * request's change, which holds no secret in the clear; a second
+ * administrator approves.  Bootstrap: while the deployment has no other
+ * administrator who could approve, the enrolment takes effect at once
+ * (audited with "bootstrap": true) and id is "".  The first administrator
+ * (init) and the demo's people are enrolled by init. */
+km_status km_request_user_add(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
+                              const char *passphrase, const char *reason, char id[KM_REQUEST_ID_MAX],
+                              km_err *e);
 
 /* Mark one version compromised, at once (step-up, any officer): encryption
  * under it stops, decryption needs km_unprotect's explicit override, the
