@@ -109,7 +109,39 @@ static const char schema_v5_sealed[] =
 	"ALTER TABLE users ADD COLUMN mac BLOB;"
 	"ALTER TABLE key_versions ADD COLUMN mac BLOB;";
 
-/* v6: rotation policies (policy.c), sealed rows like users and versions;
+/* v6: requests and their approvals (request.h), sealed rows.  The body is
+ * the canonical JSON the approvers sign (by its digest); the other columns
+ * repeat what listings filter on and are sealed with it.  One approval or
+ * rejection per person and request, by the primary key. */
+static const char schema_v6_requests[] =
+	"CREATE TABLE requests("
+	"  id TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  requester TEXT NOT NULL,"
+	"  object TEXT NOT NULL,"
+	"  summary TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  digest TEXT NOT NULL,"
+	"  quorum INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  decided INTEGER NOT NULL DEFAULT 0,"
+	"  job_id TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB) WITHOUT ROWID;"
+	"CREATE INDEX requests_by_state ON requests(state, created);"
+	"CREATE INDEX requests_by_object ON requests(object, created);"
+	"CREATE TABLE approvals("
+	"  request_id TEXT NOT NULL REFERENCES requests(id),"
+	"  approver TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  approve INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  signature TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB,"
+	"  PRIMARY KEY(request_id, approver)) WITHOUT ROWID;";
+
+/* v7: rotation policies (policy.c), sealed rows like users and versions;
  * and the schedule kept on each key (schedule.c), so the status bar's
  * due/overdue counts are index ranges, not a policy evaluation per key:
  * cadence_s and usage_bound are the key's effective policy values,
@@ -117,7 +149,7 @@ static const char schema_v5_sealed[] =
  * out, attention the flags that do not depend on the time (schedule_int.h).
  * Every change to a key's versions refreshes them in its transaction
  * (kek_summary_refresh), a policy change recomputes the keys it covers. */
-static const char schema_v6_policies[] =
+static const char schema_v7_policies[] =
 	"CREATE TABLE policies("
 	"  scope TEXT PRIMARY KEY,"
 	"  body TEXT NOT NULL,"
@@ -158,7 +190,8 @@ static const struct migration {
 	{schema_v3_counts, NULL},
 	{NULL, v4_audit_nodes},
 	{schema_v5_sealed, NULL},
-	{schema_v6_policies, NULL},
+	{schema_v6_requests, NULL},
+	{schema_v7_policies, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

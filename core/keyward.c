@@ -856,6 +856,7 @@ static const struct {
 	{"alice", KM_ROLE_OFFICER, ""},
 	{"bob", KM_ROLE_APPROVER, ""},
 	{"carol", KM_ROLE_APPROVER, ""},
+	{"frank", KM_ROLE_APPROVER, ""},
 	{"dave", KM_ROLE_AUDITOR, ""},
 	{"erin", KM_ROLE_ADMIN, ""},
 	{"svc-feature-store", KM_ROLE_SERVICE, "features/,datasets/"},

@@ -54,5 +54,8 @@ km_status policy_rows_verify(km_ctx *ctx, const json_t *recorded, uint64_t *chec
  * (request.c), in a transaction of its own with its audit event; KM_ESTATE
  * if it is decided or not yet expired.  The scheduler calls it. */
 km_status request_expire(km_ctx *ctx, const char *id, km_err *e);
+/* Ids of the requests stored as pending or approved whose expiry is at or
+ * before now (readers already see them as expired).  *ids is malloc'd. */
+km_status request_expired_list(km_ctx *ctx, int64_t now, char (**ids)[KM_REQUEST_ID_MAX], size_t *n, km_err *e);
 
 #endif

@@ -623,6 +623,25 @@ static void expire_and_execute(due_run *r, int64_t now)
 {
 	req_rows rs = {0};
 	km_err e;
+	/* Requests past their expiry read as expired already; written so. */
+	char (*ids)[KM_REQUEST_ID_MAX] = NULL;
+	size_t nids = 0;
+	km_status est = request_expired_list(r->ctx, now, &ids, &nids, &e);
+	if (est)
+		report(r, "", "expire", "", est, "cannot list requests: %s", e.msg);
+	for (size_t i = 0; !est && i < nids && !r->stop; i++) {
+		km_request_info info;
+		char key[KM_KEY_NAME_MAX + 1] = "";
+		if (km_request_get(r->ctx, ids[i], &info, &e) == KM_OK)
+			object_key_name(info.object, key, sizeof key);
+		if (r->dry_run) {
+			report(r, key, "expire", ids[i], KM_OK, "would mark the expired request as expired");
+			continue;
+		}
+		km_status st = request_expire(r->ctx, ids[i], &e);
+		report(r, key, "expire", ids[i], st, "%s", st ? e.msg : "expired");
+	}
+	free(ids);
 	km_request_query q = {.pending_only = 1};
 	km_status st = km_request_list(r->ctx, &q, collect_request, &rs, &e);
 	if (!st && rs.failed)

@@ -289,7 +289,7 @@ START_TEST(due_overdue_near_bound_by_the_clock)
 	ck_assert_uint_eq(overdue, 2);
 
 	/* Rotation starts a new cadence. */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/a", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/a", NULL, &e), KM_OK);
 	ck_assert_uint_eq(attention(ctx, "features/a"), 0);
 	status_counts(ctx, &due, &overdue);
 	ck_assert_uint_eq(due, 0);
@@ -358,13 +358,15 @@ START_TEST(compromised_with_assets_counts_as_overdue)
 	ck_assert_int_eq(km_key_create(ctx, "datasets/x", NULL, 0, &e), KM_OK);
 	ck_assert_int_eq(km_key_create(ctx, "datasets/empty", NULL, 0, &e), KM_OK);
 	ck_assert_int_eq(km_asset_register_bulk(ctx, "datasets/x", specs, 2, &e), KM_OK);
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/x", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/empty", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/x", 1, KS_COMPROMISED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/empty", 1, KS_COMPROMISED, &e), KM_OK);
-	ck_assert_uint_eq(attention(ctx, "datasets/x"), KM_ATTN_COMPROMISED);
-	/* Compromised with nothing under it and a fresh active version: fine. */
-	ck_assert_uint_eq(attention(ctx, "datasets/empty"), 0);
+	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/x", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/empty", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/x", 1, KS_COMPROMISED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/empty", 1, KS_COMPROMISED, &e), KM_OK);
+	/* Each compromise opened its emergency rotation: a pending request. */
+	ck_assert_uint_eq(attention(ctx, "datasets/x"), KM_ATTN_COMPROMISED | KM_ATTN_PENDING_REQ);
+	/* Compromised with nothing under it and a fresh active version: only
+	 * the open request. */
+	ck_assert_uint_eq(attention(ctx, "datasets/empty"), KM_ATTN_PENDING_REQ);
 	status_counts(ctx, &due, &overdue);
 	ck_assert_uint_eq(overdue, 1);
 	ck_assert_uint_eq(due, 0);
@@ -378,7 +380,7 @@ START_TEST(compromised_with_assets_counts_as_overdue)
 	              "(SELECT id FROM keys WHERE name = 'datasets/x')");
 	ck_assert_int_eq(kek_summary_refresh(ctx, sql_int(ctx, "SELECT id FROM keys WHERE name = 'datasets/x'"), &e),
 	                 KM_OK);
-	ck_assert_uint_eq(attention(ctx, "datasets/x"), 0);
+	ck_assert_uint_eq(attention(ctx, "datasets/x"), KM_ATTN_PENDING_REQ);
 	status_counts(ctx, &due, &overdue);
 	ck_assert_uint_eq(overdue, 0);
 	sql_exec(ctx, "ROLLBACK");
@@ -581,10 +583,10 @@ START_TEST(rotate_due_dry_run_reports_each_action)
 	ck_assert_int_eq(km_key_create(ctx, "features/gone", NULL, 0, &e), KM_OK);
 	apply(ctx, "features/rotated", "{\"cadence_days\":3650}");
 	apply(ctx, "features/gone", "{\"cadence_days\":3650}");
-	ck_assert_int_eq(km_key_rotate(ctx, "features/rotated", NULL, &e), KM_OK); /* v1 decrypt-only, empty */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/gone", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "features/gone", 1, KS_RETIRED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "features/gone", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/rotated", NULL, &e), KM_OK); /* v1 decrypt-only, empty */
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/gone", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/gone", 1, KS_RETIRED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/gone", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
 
 	actions x = {.n = 0};
 	ck_assert_int_eq(km_rotate_due(ctx, 1, note_action, &x, &e), KM_OK);
@@ -614,6 +616,94 @@ START_TEST(rotate_due_dry_run_reports_each_action)
 }
 END_TEST
 
+typedef struct first_req {
+	char id[KM_REQUEST_ID_MAX];
+	int n;
+} first_req;
+
+static int first_request(void *c, const km_request_info *r)
+{
+	first_req *x = c;
+	if (!x->n++)
+		snprintf(x->id, sizeof x->id, "%s", r->id);
+	return 0;
+}
+
+/* Not a dry run: each action through its own audited path. */
+START_TEST(rotate_due_acts)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
+	km_ctx *ctx = open_with_clock();
+	km_err e;
+	int64_t t0 = clock_now;
+	th_deploy_user(&D, ctx, "bob", KM_ROLE_APPROVER, NULL);
+	ck_assert_int_eq(km_key_create(ctx, "features/due", NULL, 0, &e), KM_OK);
+	ck_assert_int_eq(km_key_create(ctx, "features/quiet", NULL, 0, &e), KM_OK);
+	apply(ctx, "features/quiet", "{\"cadence_days\":3650}");
+
+	/* Due: a rotation request opens, once. */
+	clock_now = t0 + 91 * DAY;
+	actions x = {.n = 0};
+	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(x.n, 1);
+	ck_assert(has_action(&x, "open-request features/due ok"));
+	ck_assert_uint_eq(attention(ctx, "features/due"), KM_ATTN_DUE | KM_ATTN_PENDING_REQ);
+	km_request_query q = {.pending_only = 1, .object = "key:features/due"};
+	first_req req = {"", 0};
+	ck_assert_int_eq(km_request_list(ctx, &q, first_request, &req, &e), KM_OK);
+	ck_assert_int_eq(req.n, 1);
+	x.n = 0;
+	ck_assert_int_eq(km_rotate_due(ctx, 0, note_action, &x, &e), KM_OK);
+	ck_assert_int_eq(x.n, 0);
+
+	/* Approved: the next run executes it; the key is no longer due. */
+	km_ctx *bob = th_deploy_open(&D, "bob");
+	ck_assert_msg(km_request_approve(bob, req.id, &e) == KM_OK, "%s", e.msg);
+	km_close(bob);
+	x.n = 0;
+	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
+	ck_assert(has_action(&x, "execute features/due ok"));
+	ck_assert_int_eq(sql_int(ctx, "SELECT cur_version FROM keys WHERE name = 'features/due'"), 2);
+	ck_assert_uint_eq(attention(ctx, "features/due"), 0);
+
+	/* An unapproved request past its expiry (72 h) is written expired. */
+	char id[KM_REQUEST_ID_MAX];
+	ck_assert_int_eq(km_request_rotate(ctx, "features/quiet", "test", id, &e), KM_OK);
+	clock_now += 73 * 3600;
+	x.n = 0;
+	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
+	ck_assert(has_action(&x, "expire features/quiet ok"));
+	km_request_info info;
+	ck_assert_int_eq(km_request_get(ctx, id, &info, &e), KM_OK);
+	ck_assert_int_eq(info.state, KM_RS_EXPIRED);
+	char sql[200];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM requests WHERE id = '%s' AND state = 'expired'", id);
+	ck_assert_int_eq(sql_int(ctx, sql), 1);
+
+	/* v1 of features/due is decrypt-only and empty: retired after the
+	 * 30-day window, then destroyed after its waiting period. */
+	clock_now += 31 * DAY;
+	x.n = 0;
+	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
+	ck_assert(has_action(&x, "retire features/due ok"));
+	ck_assert_int_eq(sql_int(ctx, "SELECT count(*) FROM key_versions WHERE state = 'retired'"), 1);
+	ck_assert_msg(th_set_state(&D, ctx, "features/due", 1, KS_DESTROY_SCHEDULED, &e) == KM_OK, "%s", e.msg);
+	x.n = 0;
+	ck_assert_int_eq(km_rotate_due(ctx, 0, note_action, &x, &e), KM_OK);
+	ck_assert(!has_action(&x, "destroy features/due ok"));
+	clock_now += 8 * DAY;
+	x.n = 0;
+	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
+	ck_assert(has_action(&x, "destroy features/due ok"));
+	ck_assert_int_eq(sql_int(ctx, "SELECT count(*) FROM key_versions WHERE state = 'destroyed' AND "
+	                              "wrapped IS NULL"), 1);
+	km_rows_result r;
+	ck_assert_msg(km_audit_verify_rows(ctx, &r, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(r.bad == 0, "%s", r.problem);
+	km_close(ctx);
+}
+END_TEST
+
 Suite *policy_suite(void);
 Suite *policy_suite(void)
 {
@@ -631,6 +721,7 @@ Suite *policy_suite(void)
 	tcase_add_test(t, propose_checks_scope_owner_and_fields);
 	tcase_add_test(t, admin_proposes_only_the_global_policy);
 	tcase_add_test(t, rotate_due_dry_run_reports_each_action);
+	tcase_add_test(t, rotate_due_acts);
 	suite_add_tcase(s, t);
 	return s;
 }
