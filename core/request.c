@@ -69,6 +69,21 @@ static void summarise(km_request_kind kind, const json_t *c, uint64_t assets, ch
 	case KM_REQ_USER_ADD:
 		snprintf(buf, cap, "enrol %s as %s", user, roles);
 		break;
+	case KM_REQ_POLICY: {
+		/* policy.c's change: {"scope":S,"set":{field:value}}, empty set
+		 * removes the policy at S. */
+		const char *scope = json_string_value(json_object_get(c, "scope"));
+		const char *sc = scope && *scope ? scope : "global";
+		json_t *set = json_object_get(c, "set");
+		if (!json_object_size(set)) {
+			snprintf(buf, cap, "remove the %s policy (its keys inherit)", sc);
+			break;
+		}
+		char *fields = json_dumps(set, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+		snprintf(buf, cap, "set the %s policy to %s", sc, fields ? fields : "?");
+		free(fields);
+		break;
+	}
 	default:
 		snprintf(buf, cap, "%s %s", km_request_kind_name(kind),
 		         json_string_value(json_object_get(c, "scope")) ? json_string_value(json_object_get(c, "scope")) : "");

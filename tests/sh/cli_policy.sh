@@ -64,7 +64,10 @@ grep -Eq '^[0-9a-f]{32}$' "$OUT" || fail "policy set prints the request id"
 id=$(cat "$OUT")
 has "$ERR" "request $id opened"
 ok audit tail -n 3 --json
-jeq "$OUT" '[e["object"] for e in d if e["action"] == "request.open"][-1]' "policy:features/"
+jeq "$OUT" '[e["object"] for e in d if e["action"] == "request.open"][-1]' "request:$id"
+jeq "$OUT" '[e["details"]["target"] for e in d if e["action"] == "request.open"][-1]' "policy:features/"
+ok request show "$id"
+has "$OUT" 'set the features/ policy to {"cadence_days":30,"quorum":2}'
 [ "$(sqlite3 "$DB" "SELECT group_concat(scope || body, ';') FROM policies")" = "$before" ] ||
 	fail "a proposal changed the stored policies"
 ok policy set features/ --set cadence_days=30 --json
@@ -73,6 +76,16 @@ jeq "$OUT" 'd["scope"]' features/
 jeq "$OUT" 'len(d["request"])' 32
 ok policy unset inference/ --reason "back to global"
 grep -Eq '^[0-9a-f]{32}$' "$OUT" || fail "policy unset prints the request id"
+
+step "an approved policy request, executed, changes the effective policy"
+ok --user bob request approve "$id"
+ok request execute "$id"
+ok policy show features/churn-propensity --json
+jeq "$OUT" '{f["field"]: [f["value"], f["source"]] for f in d["fields"]}["cadence_days"]' '[30, "features/"]'
+jeq "$OUT" '{f["field"]: [f["value"], f["source"]] for f in d["fields"]}["quorum"]' '[2, "features/"]'
+ok schedule --all --json
+jeq "$OUT" '[e["cadence_days"] for e in d if e["key"] == "features/churn-propensity"]' '[30]'
+ok audit verify
 
 step "policy set refusals"
 expect 4 policy set global --set quorum=2
@@ -98,7 +111,9 @@ has "$ERR" "already exactly this"
 step "schedule: compromised first, JSON and text"
 ok schedule --json
 jeq "$OUT" 'd[0]["key"]' inference/scoring-api
-jeq "$OUT" 'd[0]["attention"]' '["compromised"]'
+# the demo's emergency rotation, half-approved, is the open request
+jeq "$OUT" 'd[0]["attention"]' '["compromised", "request"]'
+jeq "$OUT" 'len(d[0]["request"])' 32
 jeq "$OUT" 'd[0]["cadence_days"]' 30
 jeq "$OUT" 'd[0]["policy_source"]' inference/
 jeq "$OUT" 'd[0]["due"][-1]' Z
