@@ -86,6 +86,9 @@ km_status request_open(km_ctx *ctx, km_request_kind kind, const char *object, js
 	req_row r;
 	memset(&r, 0, sizeof r);
 	km_status st = km_text_check(reason ? reason : "", "the reason", e);
+	if (!st && reason && strlen(reason) > KM_REQUEST_REASON_MAX)
+		st = km_fail(e, KM_EINVAL, "the reason is %zu bytes long; the limit is %d", strlen(reason),
+		             KM_REQUEST_REASON_MAX);
 	if (!st)
 		st = req_policy(ctx, key ? key : "", &pol, e);
 	if (!st)

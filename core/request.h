@@ -74,6 +74,7 @@ const char *km_request_state_name(km_request_state s);
 
 #define KM_REQUEST_ID_MAX 40
 #define KM_RISK_FACTORS_MAX 8
+#define KM_REQUEST_REASON_MAX 255 /* bytes of a reason (opening or rejection) */
 
 typedef struct km_risk_factor {
 	char name[32];       /* "assets", "sensitivity", "age", "usage", "compromise", "downstream" */

@@ -188,6 +188,8 @@ km_status km_request_reject(km_ctx *ctx, const char *id, const char *reason, km_
 	req_obj(obj, sizeof obj, id);
 	km_op_begin(ctx, KM_ACT_REQUEST_REJECT, obj);
 	km_status st = reason ? km_text_check(reason, "the reason", e) : KM_OK;
+	if (!st && reason && strlen(reason) > KM_REQUEST_REASON_MAX)
+		st = km_fail(e, KM_EINVAL, "the reason is longer than %d bytes", KM_REQUEST_REASON_MAX);
 	return km_op_end(ctx, st ? st : decide_impl(ctx, id ? id : "", 0, reason, obj, e), e);
 }
 
