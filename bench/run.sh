@@ -408,7 +408,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 sec="--fmt .4f"
 say ""
-say "| what (median of a round, seconds) | best round | range (spread) | vs peer (bests) |"
+say "| what (median of a round, seconds) | best round | range (spread) | keyward ÷ this (bests; above 1: keyward slower) |"
 say "|---|---|---|---|"
 say "| keyward: open a rotation request, 2 approvals (Ed25519 over the digest), execute; 4 commits with HSM-signed heads, a KEK version generated | $($S best rq_e2e $sec) | $($S range rq_e2e $sec) | 1.00 |"
 say "| peer: 3 x Ed25519 sign (EVP) + 1 SQLite transaction, in process | $($S best rq_inproc $sec) | $($S range rq_inproc $sec) | $($S ratio rq_e2e rq_inproc) |"
