@@ -101,6 +101,9 @@ km_status request_open(km_ctx *ctx, km_request_kind kind, const char *object, js
 	req_row r;
 	memset(&r, 0, sizeof r);
 	km_status st = km_text_check(reason ? reason : "", "the reason", e);
+	if (!st && reason && strlen(reason) > KM_REQUEST_REASON_MAX)
+		st = km_fail(e, KM_EINVAL, "the reason is %zu bytes long; the limit is %d", strlen(reason),
+		             KM_REQUEST_REASON_MAX);
 	if (!st)
 		st = req_policy(ctx, key ? key : "", &pol, e);
 	if (!st)
@@ -129,15 +132,15 @@ km_status request_open(km_ctx *ctx, km_request_kind kind, const char *object, js
 	if (!r.body)
 		return km_fail(e, KM_ENOMEM, "cannot build the request body");
 	req_digest(r.body, r.digest, NULL);
-	json_t *d = json_pack("{s:s,s:s,s:s,s:i,s:I,s:s,s:i}", "kind", km_request_kind_name(kind), "target", object,
+	/* Recorded on the object it changes, so that a key's history
+	 * (`audit tail --key`) shows its requests. */
+	json_t *d = json_pack("{s:s,s:s,s:s,s:i,s:I,s:s,s:i}", "request", r.id, "kind", km_request_kind_name(kind),
 	                      "digest", r.digest, "quorum", (int)r.quorum, "expires", (json_int_t)r.expires,
 	                      "risk", risk.tier, "score", risk.score);
-	char obj[KM_REQUEST_ID_MAX + 16];
-	snprintf(obj, sizeof obj, "request:%s", r.id);
 	if (!(st = km_tx_begin(ctx, e))) {
 		st = req_row_save(ctx, &r, 1, d, e);
 		if (!st)
-			st = km_tx_audit(ctx, "request.open", obj, "ok", json_incref(d), e);
+			st = km_tx_audit(ctx, "request.open", object, "ok", json_incref(d), e);
 		if (!st)
 			st = km_tx_commit(ctx, e);
 		else

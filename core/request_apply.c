@@ -140,9 +140,16 @@ static km_status apply_user_add(km_ctx *ctx, const req_row *r, const json_t *cha
 	u.cred = cred && !json_is_null(cred) ? json_deep_copy(cred) : NULL;
 	char digest[65];
 	st = user_row_save(ctx, &u, 1, digest, e);
+	uint8_t pub[KM_CRED_PUBKEY_BYTES];
+	char pub_hex[2 * KM_CRED_PUBKEY_BYTES + 1];
 	if (!st) {
 		km_sealed_note(details, "users", u.name, digest);
 		json_object_set_new(details, "user", json_string(u.name));
+		/* Pinned where a writer of the users table cannot reach. */
+		if (u.cred && km_cred_public_key(u.cred, pub, e) == KM_OK) {
+			req_hex_encode(pub, sizeof pub, pub_hex);
+			json_object_set_new(details, "signing_key", json_string(pub_hex));
+		}
 	}
 	user_row_clear(&u);
 	return st;

@@ -188,6 +188,8 @@ km_status km_request_reject(km_ctx *ctx, const char *id, const char *reason, km_
 	req_obj(obj, sizeof obj, id);
 	km_op_begin(ctx, KM_ACT_REQUEST_REJECT, obj);
 	km_status st = reason ? km_text_check(reason, "the reason", e) : KM_OK;
+	if (!st && reason && strlen(reason) > KM_REQUEST_REASON_MAX)
+		st = km_fail(e, KM_EINVAL, "the reason is longer than %d bytes", KM_REQUEST_REASON_MAX);
 	return km_op_end(ctx, st ? st : decide_impl(ctx, id ? id : "", 0, reason, obj, e), e);
 }
 
@@ -276,7 +278,7 @@ static km_status execute_checks(km_ctx *ctx, const req_row *r, const req_approva
 	return KM_OK;
 }
 
-static km_status execute_impl(km_ctx *ctx, const char *id, const char *obj, char job_id[KM_REQUEST_ID_MAX],
+static km_status execute_impl(km_ctx *ctx, const char *id, char job_id[KM_REQUEST_ID_MAX],
                               km_err *e)
 {
 	req_row r;
@@ -303,7 +305,6 @@ static km_status execute_impl(km_ctx *ctx, const char *id, const char *obj, char
 	json_t *change = NULL, *d = json_object();
 	if (!(st = load_all(ctx, id, &r, &ap, &n, e))) {
 		json_object_set_new(d, "kind", json_string(km_request_kind_name(r.kind)));
-		json_object_set_new(d, "target", json_string(r.object));
 		json_object_set_new(d, "digest", json_string(r.digest));
 		st = execute_checks(ctx, &r, ap, n, &change, d, e);
 		if (!st)
@@ -315,8 +316,11 @@ static km_status execute_impl(km_ctx *ctx, const char *id, const char *obj, char
 			st = req_row_save(ctx, &r, 0, d, e);
 		}
 	}
+	/* On the object it changed (a key's history shows it), naming the
+	 * request. */
+	json_object_set_new(d, "request", json_string(id));
 	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_REQUEST_EXECUTE), obj, "ok", json_incref(d), e);
+		st = km_tx_audit(ctx, km_action_name(KM_ACT_REQUEST_EXECUTE), target, "ok", json_incref(d), e);
 	int destroyed = !st && r.kind == KM_REQ_STATE &&
 	                strcmp(json_string_value(json_object_get(change, "to")) ? json_string_value(json_object_get(change, "to")) : "",
 	                       "destroyed") == 0;
@@ -341,7 +345,7 @@ km_status km_request_execute(km_ctx *ctx, const char *id, km_progress_fn progres
 	char obj[KM_REQUEST_ID_MAX + 16], job_id[KM_REQUEST_ID_MAX] = "";
 	req_obj(obj, sizeof obj, id);
 	km_op_begin(ctx, KM_ACT_REQUEST_EXECUTE, obj);
-	km_status st = km_op_end(ctx, execute_impl(ctx, id ? id : "", obj, job_id, e), e);
+	km_status st = km_op_end(ctx, execute_impl(ctx, id ? id : "", job_id, e), e);
 	/* TODO(wt-job merge): the rotation's job runs here, with progress:
 	 *     if (!st && job_id[0]) st = km_job_run(ctx, job_id, progress, pctx, e);
 	 * (a killed run is resumed by `keyward job run` / `rotate --due'). */

@@ -219,17 +219,19 @@ km_status km_request_approvals(km_ctx *ctx, const char *id,
 
 /* ---- verify ------------------------------------------------------------ */
 
-/* The value of details.<field> in the newest ok event `action` on obj by
- * actor (NULL: anyone), or "" when the log has none. */
-static km_status logged(km_ctx *ctx, const char *action, const char *obj, const char *actor,
+/* The value of details.<field> in the newest ok event `action` about
+ * request id (on object obj, or with details.request = id), by actor
+ * (NULL: anyone); "" when the log has none. */
+static km_status logged(km_ctx *ctx, const char *action, const char *id, const char *actor,
                         const char *field, char *out, size_t cap, km_err *e)
 {
 	sqlite3_stmt *q;
-	char path[64];
+	char path[64], obj[KM_REQUEST_ID_MAX + 16];
 	snprintf(path, sizeof path, "$.details.%s", field);
-	km_status st = km_db_prepare(ctx->db, "SELECT json_extract(json, ?4) FROM audit_events WHERE object = ?1 "
-	                             "AND action = ?2 AND outcome = 'ok' AND (?3 IS NULL OR actor = ?3) "
-	                             "ORDER BY seq DESC LIMIT 1", &q, e);
+	req_obj(obj, sizeof obj, id);
+	km_status st = km_db_prepare(ctx->db, "SELECT json_extract(json, ?4) FROM audit_events WHERE action = ?2 "
+	                             "AND outcome = 'ok' AND (object = ?1 OR json_extract(json, '$.details.request') = ?5) "
+	                             "AND (?3 IS NULL OR actor = ?3) ORDER BY seq DESC LIMIT 1", &q, e);
 	if (st)
 		return st;
 	sqlite3_bind_text(q, 1, obj, -1, SQLITE_STATIC);
@@ -237,6 +239,7 @@ static km_status logged(km_ctx *ctx, const char *action, const char *obj, const 
 	if (actor)
 		sqlite3_bind_text(q, 3, actor, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, id, -1, SQLITE_STATIC);
 	out[0] = '\0';
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW && sqlite3_column_text(q, 0))
@@ -261,7 +264,7 @@ static void say(char *report, size_t cap, const char *fmt, ...)
 
 /* One signature: against the signer's sealed key, and as logged. */
 static km_status verify_one(km_ctx *ctx, const req_row *r, const req_approval *a, const uint8_t digest[32],
-                            const char *obj, char *report, size_t cap, km_err *e)
+                            char *report, size_t cap, km_err *e)
 {
 	user_row u;
 	uint8_t pub[KM_CRED_PUBKEY_BYTES], sig[KM_CRED_SIG_BYTES];
@@ -276,7 +279,7 @@ static km_status verify_one(km_ctx *ctx, const req_row *r, const req_approval *a
 		st = km_fail(&ve, KM_EINTEGRITY, "%s's signature does not verify over the digest", a->approver);
 	if (st)
 		return km_fail(e, KM_EINTEGRITY, "request %s: %s", r->id, ve.msg);
-	if ((st = logged(ctx, "request.approve", obj, a->approver, "signature", logsig, sizeof logsig, e)))
+	if ((st = logged(ctx, "request.approve", r->id, a->approver, "signature", logsig, sizeof logsig, e)))
 		return st;
 	if (strcmp(logsig, a->signature) != 0)
 		return km_fail(e, KM_EINTEGRITY, "request %s: %s's signature is not the one the audit log recorded",
@@ -305,7 +308,7 @@ static km_status verify_impl(km_ctx *ctx, const char *id, char *report, size_t c
 	req_digest(r.body, hex, digest);
 	if (strcmp(hex, r.digest) != 0)
 		st = km_fail(e, KM_EINTEGRITY, "request %s: the body's SHA-256 is %s, not the digest %s", id, hex, r.digest);
-	if (!st && !(st = logged(ctx, "request.open", obj, NULL, "digest", opened, sizeof opened, e)) &&
+	if (!st && !(st = logged(ctx, "request.open", id, NULL, "digest", opened, sizeof opened, e)) &&
 	    strcmp(opened, r.digest) != 0)
 		st = km_fail(e, KM_EINTEGRITY, "request %s: the digest is not the one the audit log recorded at opening",
 		             id);
@@ -313,7 +316,7 @@ static km_status verify_impl(km_ctx *ctx, const char *id, char *report, size_t c
 		say(report, cap, "digest %s: the body hashes to it, as the audit log recorded\n", r.digest);
 	unsigned signatures = 0;
 	for (size_t i = 0; !st && i < n; i++)
-		if (a[i].approve && !(st = verify_one(ctx, &r, &a[i], digest, obj, report, cap, e)))
+		if (a[i].approve && !(st = verify_one(ctx, &r, &a[i], digest, report, cap, e)))
 			signatures++;
 	if (!st)
 		say(report, cap, "%u signature%s of %u needed\n", signatures, signatures == 1 ? "" : "s", r.quorum);

@@ -761,11 +761,9 @@ static km_status version_step(km_ctx *ctx, const char *key, uint32_t version, km
 		km_tx_rollback(ctx);
 	if (st)
 		return km_audit_failure(ctx, act, obj, e);
-	int64_t id;
-	km_err ignored;
-	/* A version that left its state is unwrapped afresh, or never again. */
-	if (kek_lookup_id(ctx, key, &id, &ignored) == KM_OK)
-		kek_cache_evict(ctx->cache, id, version);
+	/* Erased material must leave the write-ahead log too (lifecycle.h). */
+	if (to == KS_DESTROYED)
+		sqlite3_wal_checkpoint_v2(ctx->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	return KM_OK;
 }
 
