@@ -155,35 +155,77 @@ static km_status apply_user_add(km_ctx *ctx, const req_row *r, const json_t *cha
 	return st;
 }
 
+/* ---- one applier per kind ---------------------------------------------- */
+
+typedef km_status (*applier)(km_ctx *ctx, const req_row *r, const json_t *change, json_t *details,
+                             char job_id[KM_REQUEST_ID_MAX], km_err *e);
+
+static const char *change_key(const json_t *c) { return json_string_value(json_object_get(c, "key")); }
+static uint32_t change_version(const json_t *c) { return (uint32_t)json_integer_value(json_object_get(c, "version")); }
+
+static km_status do_rotate(km_ctx *ctx, const req_row *r, const json_t *c, json_t *d, char job_id[KM_REQUEST_ID_MAX],
+                           km_err *e)
+{
+	const char *mode = json_string_value(json_object_get(c, "mode"));
+	uint32_t nv;
+	return lifecycle_rotate(ctx, change_key(c), mode && strcmp(mode, "re-encrypt") == 0, r->id, &nv, job_id, d, e);
+}
+
+static km_status do_state(km_ctx *ctx, const req_row *r, const json_t *c, json_t *d, char job_id[KM_REQUEST_ID_MAX],
+                          km_err *e)
+{
+	(void)r, (void)job_id;
+	km_key_state to;
+	km_status st = km_state_parse(json_string_value(json_object_get(c, "to")), &to, e);
+	return st ? st : lifecycle_set_state(ctx, change_key(c), change_version(c), to, d, e);
+}
+
+static km_status do_policy(km_ctx *ctx, const req_row *r, const json_t *c, json_t *d, char job_id[KM_REQUEST_ID_MAX],
+                           km_err *e)
+{
+	(void)r, (void)job_id;
+	return policy_apply(ctx, c, d, e);
+}
+
+static km_status do_grant(km_ctx *ctx, const req_row *r, const json_t *c, json_t *d, char job_id[KM_REQUEST_ID_MAX],
+                          km_err *e)
+{
+	(void)job_id;
+	return apply_roles(ctx, r, c, 1, d, e);
+}
+
+static km_status do_revoke(km_ctx *ctx, const req_row *r, const json_t *c, json_t *d, char job_id[KM_REQUEST_ID_MAX],
+                           km_err *e)
+{
+	(void)job_id;
+	return apply_roles(ctx, r, c, 0, d, e);
+}
+
+static km_status do_user_add(km_ctx *ctx, const req_row *r, const json_t *c, json_t *d,
+                             char job_id[KM_REQUEST_ID_MAX], km_err *e)
+{
+	(void)job_id;
+	return apply_user_add(ctx, r, c, d, e);
+}
+
+/* destroy, cancel-destroy and state all carry their target in "to". */
+static const applier appliers[KM_REQ_KIND_COUNT] = {
+	[KM_REQ_ROTATE] = do_rotate,
+	[KM_REQ_EMERGENCY_ROTATE] = do_rotate,
+	[KM_REQ_STATE] = do_state,
+	[KM_REQ_DESTROY] = do_state,
+	[KM_REQ_CANCEL_DESTROY] = do_state,
+	[KM_REQ_POLICY] = do_policy,
+	[KM_REQ_ROLE_GRANT] = do_grant,
+	[KM_REQ_ROLE_REVOKE] = do_revoke,
+	[KM_REQ_USER_ADD] = do_user_add,
+};
+
 km_status req_apply(km_ctx *ctx, const req_row *r, const json_t *change, json_t *details,
                     char job_id[KM_REQUEST_ID_MAX], km_err *e)
 {
-	const char *key = json_string_value(json_object_get(change, "key"));
-	uint32_t version = (uint32_t)json_integer_value(json_object_get(change, "version"));
-	const char *mode = json_string_value(json_object_get(change, "mode"));
-	km_key_state to = KS_PENDING;
-	uint32_t nv = 0;
 	job_id[0] = '\0';
-	switch (r->kind) {
-	case KM_REQ_ROTATE:
-	case KM_REQ_EMERGENCY_ROTATE:
-		return lifecycle_rotate(ctx, key, mode && strcmp(mode, "re-encrypt") == 0, r->id, &nv, job_id, details, e);
-	case KM_REQ_STATE: {
-		km_status st = km_state_parse(json_string_value(json_object_get(change, "to")), &to, e);
-		return st ? st : lifecycle_set_state(ctx, key, version, to, details, e);
-	}
-	case KM_REQ_DESTROY:
-		return lifecycle_set_state(ctx, key, version, KS_DESTROY_SCHEDULED, details, e);
-	case KM_REQ_CANCEL_DESTROY:
-		return lifecycle_set_state(ctx, key, version, KS_RETIRED, details, e);
-	case KM_REQ_POLICY:
-		return policy_apply(ctx, change, details, e);
-	case KM_REQ_ROLE_GRANT:
-	case KM_REQ_ROLE_REVOKE:
-		return apply_roles(ctx, r, change, r->kind == KM_REQ_ROLE_GRANT, details, e);
-	case KM_REQ_USER_ADD:
-		return apply_user_add(ctx, r, change, details, e);
-	default:
+	if ((unsigned)r->kind >= KM_REQ_KIND_COUNT || !appliers[r->kind])
 		return km_fail(e, KM_EINTERNAL, "request '%s' has a kind nothing applies", r->id);
-	}
+	return appliers[r->kind](ctx, r, change, details, job_id, e);
 }

@@ -16,7 +16,9 @@
 #include "kek.h"
 #include "request.h"
 #include "request_int.h"
+#include "rowmac.h"
 #include "user.h"
+#include "user_int.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -339,6 +341,33 @@ START_TEST(approver_who_lost_the_role_no_longer_counts)
 }
 END_TEST
 
+/* Scopes narrowed after signing (re-sealed, as any change to a users row
+ * is): the signature no longer counts at execution. */
+START_TEST(approver_out_of_scope_at_execution_no_longer_counts)
+{
+	km_ctx *ctx = setup_people();
+	char id[KM_REQUEST_ID_MAX];
+	km_err e;
+	open_rotation(ctx, "features/x", id);
+	ck_assert_int_eq(approve_as("bob", id, &e), KM_OK);
+	user_row u;
+	char digest[65];
+	ck_assert_int_eq(user_row_load(ctx, "bob", &u, &e), KM_OK);
+	snprintf(u.scopes, sizeof u.scopes, "models/");
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	ck_assert_int_eq(user_row_save(ctx, &u, 0, digest, &e), KM_OK);
+	json_t *d = json_object();
+	km_sealed_note(d, "users", "bob", digest);
+	ck_assert_int_eq(km_tx_audit(ctx, "test.scope", "user:bob", "ok", d, &e), KM_OK);
+	ck_assert_int_eq(km_tx_commit(ctx, &e), KM_OK);
+	user_row_clear(&u);
+	ck_assert_int_eq(km_request_execute(ctx, id, NULL, NULL, &e), KM_EDENIED);
+	ck_assert_ptr_nonnull(strstr(e.msg, "outside bob's scopes"));
+	ck_assert_uint_eq(current_version(ctx, "features/x"), 1);
+	km_close(ctx);
+}
+END_TEST
+
 START_TEST(admins_never_change_their_own_roles)
 {
 	km_ctx *ctx = setup_people();
@@ -554,6 +583,7 @@ int main(void)
 	tcase_add_test(t, forged_signatures_are_refused);
 	tcase_add_test(t, self_approval_and_duplicates_refused_at_execution);
 	tcase_add_test(t, approver_who_lost_the_role_no_longer_counts);
+	tcase_add_test(t, approver_out_of_scope_at_execution_no_longer_counts);
 	tcase_add_test(t, admins_never_change_their_own_roles);
 	tcase_add_test(t, enrolment_is_a_request_when_another_admin_exists);
 	tcase_add_test(t, rejection_vetoes_and_cancel);
