@@ -364,7 +364,7 @@ static void job_object(char *buf, size_t cap, const char *id)
 
 static json_t *job_details(const job_row *r)
 {
-	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "job", r->id, "kind", km_job_kind_name(r->kind), "key", r->key,
+	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "job", r->id, "kind", km_job_kind_name(r->kind), "key_name", r->key,
 	                 "from_version", (json_int_t)r->from_version, "to_version", (json_int_t)r->to_version);
 }
 
