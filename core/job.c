@@ -52,9 +52,10 @@
 /* Seconds a claim holds without renewal.  Every batch renews it; a holder
  * on another host is trusted until it runs out. */
 #define JOB_LEASE_S 120
-/* Files a re-encryption reads per catalogue query (each file still has a
- * transaction of its own). */
-#define REENCRYPT_FETCH 64
+/* Files a re-encryption takes per step of the run loop: one, so that
+ * progress, pause requests and the lease are looked at between files
+ * (each file takes tens of milliseconds and two commits anyway). */
+#define REENCRYPT_FETCH 1
 
 static const char *const kind_names[] = {
 #define JK_NAME(e, name) name,

@@ -25,6 +25,8 @@ struct ui_progress {
 	int started; /* a report was made */
 	uint64_t done, total;
 	double last_line;
+	uint64_t line_done; /* done in the last JSON line (+1: none yet) */
+	int lines;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -135,7 +137,11 @@ static void report(ui_progress *p, int final)
 	} else {
 		if (!final && p->last_line >= 0 && now - p->last_line < 1.0)
 			return;
+		if (final && p->lines && p->line_done == p->done)
+			return; /* the last line said it already */
 		p->last_line = now;
+		p->line_done = p->done;
+		p->lines++;
 		json_t *o = json_pack("{s:s,s:I,s:I,s:f,s:I}", "job", p->job, "done", (json_int_t)p->done, "total",
 		                      (json_int_t)p->total, "rate", rate, "eta_s", (json_int_t)eta);
 		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
