@@ -30,7 +30,7 @@ job_state() {
 }
 
 # kill_loop KEY KIND: rotate, queue, then start `job run` and, once it
-# reported its first batch, kill -9 it after a further random 0..0.3 s,
+# reported its first batch, kill -9 it after a further random 0..0.2 s,
 # over and over, until KILLS kills hit a live run; a job that finishes
 # is followed by the next rotation.  Leaves V at the newest version, with
 # its last job run to the end.
@@ -59,7 +59,7 @@ kill_loop() {
 				sleep 0.01
 			done
 		fi
-		sleep "0.$(printf '%03d' $((RANDOM % 300)))"
+		sleep "0.$(printf '%03d' $((RANDOM % 200)))"
 		if kill -9 "$pid" 2>/dev/null; then
 			kills=$((kills + 1))
 			wait "$pid" 2>/dev/null || true
