@@ -1166,6 +1166,7 @@ static km_status reencrypt_batch(km_ctx *ctx, const char *id, int *more, int *pa
 		return st;
 	}
 	if (n == 0) {
+		batch_free(b, n);
 		r.state = KM_JOB_DONE;
 		r.finished = km_ctx_now(ctx);
 		holder_clear(&r);
