@@ -731,7 +731,7 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 		return st;
 	if (*paused)
 		return batch_commit(ctx, &r, "job.pause", job_details(&r), e);
-	size_t limit = ctx->cfg.job_batch ? ctx->cfg.job_batch : 10000, n = 0;
+	size_t limit = ctx->cfg.job_batch ? ctx->cfg.job_batch : 20000, n = 0;
 	batch_asset *b = NULL;
 	dek_ctx *from = NULL, *to = NULL;
 	uint8_t *dek = NULL, wrapped[KM_WRAPPED_DEK_BYTES];
