@@ -79,7 +79,7 @@ void km_config_defaults(km_config *c, const char *home)
 	c->kek_max_wraps = (uint64_t)1 << 30;    /* NIST SP 800-38D: random IVs below 2^32 */
 	c->rotation_days = 90;
 	c->destroy_wait_s = 7 * 24 * 3600;
-	c->job_batch = 20000; /* per-batch cost ~50 ms (seals, signed head, anchor, fsync): see docs/benchmarks.md §9 */
+	c->job_batch = 20000; /* per-batch cost ~50 ms (seals, signed head, anchor, fsync): see docs/benchmarks.md §10 */
 	c->argon2_t = 3;
 	c->argon2_m_kib = 64 * 1024;
 	c->lockout_failures = 5;

@@ -109,12 +109,44 @@ static const char schema_v5_sealed[] =
 	"ALTER TABLE users ADD COLUMN mac BLOB;"
 	"ALTER TABLE key_versions ADD COLUMN mac BLOB;";
 
-/* v6: persistent jobs (job.c).  A job is a sealed row (rowmac.h): its
+/* v6: requests and their approvals (request.h), sealed rows.  The body is
+ * the canonical JSON the approvers sign (by its digest); the other columns
+ * repeat what listings filter on and are sealed with it.  One approval or
+ * rejection per person and request, by the primary key. */
+static const char schema_v6_requests[] =
+	"CREATE TABLE requests("
+	"  id TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  requester TEXT NOT NULL,"
+	"  object TEXT NOT NULL,"
+	"  summary TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  digest TEXT NOT NULL,"
+	"  quorum INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  decided INTEGER NOT NULL DEFAULT 0,"
+	"  job_id TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB) WITHOUT ROWID;"
+	"CREATE INDEX requests_by_state ON requests(state, created);"
+	"CREATE INDEX requests_by_object ON requests(object, created);"
+	"CREATE TABLE approvals("
+	"  request_id TEXT NOT NULL REFERENCES requests(id),"
+	"  approver TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  approve INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  signature TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB,"
+	"  PRIMARY KEY(request_id, approver)) WITHOUT ROWID;";
+
+/* v7: persistent jobs (job.c).  A job is a sealed row (rowmac.h): its
  * state, cursor, counts and lease decide what a run does.  Assets record
  * the file protect wrote (NULL: none, e.g. bulk registration) so that a
  * re-encryption can find it; job_unreachable lists the files a
  * re-encryption could not reach, so none is skipped silently. */
-static const char schema_v6_jobs[] =
+static const char schema_v7_jobs[] =
 	"ALTER TABLE assets ADD COLUMN path TEXT;"
 	"CREATE TABLE jobs("
 	"  id TEXT PRIMARY KEY,"
@@ -175,7 +207,8 @@ static const struct migration {
 	{schema_v3_counts, NULL},
 	{NULL, v4_audit_nodes},
 	{schema_v5_sealed, NULL},
-	{schema_v6_jobs, NULL},
+	{schema_v6_requests, NULL},
+	{schema_v7_jobs, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -1048,6 +1048,13 @@ static km_status init_user(km_ctx *ctx, const char *name, unsigned roles, const 
 	if (!st) {
 		char uobj[80];
 		json_t *d = json_pack("{s:s,s:s}", "roles", rolestr, "scopes", scopes);
+		uint8_t pub[KM_CRED_PUBKEY_BYTES];
+		char hex[2 * KM_CRED_PUBKEY_BYTES + 1];
+		if (u.cred && km_cred_public_key(u.cred, pub, e) == KM_OK) {
+			for (size_t i = 0; i < sizeof pub; i++)
+				snprintf(hex + 2 * i, 3, "%02x", pub[i]);
+			json_object_set_new(d, "signing_key", json_string(hex));
+		}
 		km_sealed_note(d, "users", name, digest);
 		snprintf(uobj, sizeof uobj, "user:%s", name);
 		st = km_tx_audit(ctx, km_action_name(KM_ACT_USER_ADD), uobj, "ok", d, e);

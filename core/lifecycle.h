@@ -14,14 +14,22 @@
 #include "job.h"
 #include "keystate.h"
 
-/* New active version; the previous active one becomes decrypt-only; a
- * rewrap or re-encryption job (reencrypt != 0) of every asset under older
- * live versions is queued (job_id, "" if there was nothing to move). */
+/* New active version (generated in the HSM); the previous active one
+ * becomes decrypt-only; a rewrap or re-encryption job (reencrypt != 0) is
+ * queued for the assets under the version that was active, or, when none
+ * was (an emergency rotation), under the newest compromised or
+ * decrypt-only version that still protects assets (job_id, "" if there
+ * was nothing to move). */
 km_status lifecycle_rotate(km_ctx *ctx, const char *key, int reencrypt, const char *request_id,
                            uint32_t *new_version, char job_id[KM_REQUEST_ID_MAX], json_t *details,
                            km_err *e);
 
-/* One version through the transition table (keystate.h). */
+/* One version through the transition table (keystate.h), with the checks
+ * beyond it (one active version; destroyed only after destroy_after).
+ * Entering destroy-scheduled sets destroy_after = now + destroy_wait;
+ * destroyed erases the wrapped material.  The version leaves the KEK cache
+ * either way.  After committing a destruction the caller should checkpoint
+ * the WAL (SQLITE_CHECKPOINT_TRUNCATE) so the erased bytes leave it too. */
 km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
                               json_t *details, km_err *e);
 

@@ -21,6 +21,9 @@
  * expires after its policy's request_ttl_hours; one rejection with a
  * reason vetoes it.  Requests and approvals are sealed rows (rowmac.h), and
  * every signature goes into the audit log in the event that records it.
+ * Opening ("request.open") and execution ("request.execute") are recorded
+ * on the object they change, naming the request, so a key's history shows
+ * them; approvals, rejections and cancellations on "request:ID".
  *
  * The one exception to "request first" is compromise (km_key_compromise):
  * it takes effect at once and opens the emergency rotation as a request.
@@ -74,6 +77,7 @@ const char *km_request_state_name(km_request_state s);
 
 #define KM_REQUEST_ID_MAX 40
 #define KM_RISK_FACTORS_MAX 8
+#define KM_REQUEST_REASON_MAX 255 /* bytes of a reason (opening or rejection) */
 
 typedef struct km_risk_factor {
 	char name[32];       /* "assets", "sensitivity", "age", "usage", "compromise", "downstream" */
@@ -121,7 +125,8 @@ typedef struct km_approval_info {
 /* Rotate a key: the new version and rewrap/re-encryption follow its policy. */
 km_status km_request_rotate(km_ctx *ctx, const char *key, const char *reason,
                             char id[KM_REQUEST_ID_MAX], km_err *e);
-/* Change one version's state (not compromise, not destruction: their own calls). */
+/* Change one version's state (not compromise, not destruction: their own
+ * calls).  Named _set_state because km_request_state is the state type. */
 km_status km_request_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
                            const char *reason, char id[KM_REQUEST_ID_MAX], km_err *e);
 /* Schedule destruction of a retired version / cancel a scheduled one. */
@@ -132,6 +137,17 @@ km_status km_request_cancel_destroy(km_ctx *ctx, const char *key, uint32_t versi
 /* Grant or revoke roles (admin; a second admin approves). */
 km_status km_request_role(km_ctx *ctx, const char *user, unsigned roles, int grant, const char *reason,
                           char id[KM_REQUEST_ID_MAX], km_err *e);
+
+/* Enrol a person (admin): the credential record is made now from the
+ * passphrase they chose (NULL: a service without one) and travels in the
+ * request's change, which holds no secret in the clear; a second
+ * administrator approves.  Bootstrap: while the deployment has no other
+ * administrator who could approve, the enrolment takes effect at once
+ * (audited with "bootstrap": true) and id is "".  The first administrator
+ * (init) and the demo's people are enrolled by init. */
+km_status km_request_user_add(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
+                              const char *passphrase, const char *reason, char id[KM_REQUEST_ID_MAX],
+                              km_err *e);
 
 /* Mark one version compromised, at once (step-up, any officer): encryption
  * under it stops, decryption needs km_unprotect's explicit override, the

@@ -2046,8 +2046,8 @@ START_TEST(test_migration_backfills_nodes)
 	        "ALTER TABLE users DROP COLUMN failures; ALTER TABLE users DROP COLUMN locked_until;"
 	        "ALTER TABLE users DROP COLUMN disabled; ALTER TABLE users DROP COLUMN totp_step;"
 	        "ALTER TABLE users DROP COLUMN mac; ALTER TABLE key_versions DROP COLUMN mac");
-	/* and v6's jobs */
-	sql(db, "DROP TABLE jobs; DROP TABLE job_unreachable; ALTER TABLE assets DROP COLUMN path");
+	sql(db, "DROP TABLE approvals; DROP TABLE requests"); /* v6 */
+	sql(db, "DROP TABLE jobs; DROP TABLE job_unreachable; ALTER TABLE assets DROP COLUMN path"); /* v7 */
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);

@@ -1,8 +1,8 @@
 /*
  * test_job.c — rewrap and re-encryption jobs on a real deployment
  * (SoftHSM2 token, SQLite catalogue, audit log), and the compromise
- * override of unprotect.  Jobs are queued through job_queue (lifecycle.h)
- * after km_key_rotate made the new version, as rotation will.
+ * override of unprotect.  Jobs are queued by lifecycle_rotate, as an
+ * executed rotation request queues them, and run here by km_job_run.
  */
 #include "th_deploy.h"
 #include "asset.h"
@@ -75,6 +75,23 @@ static void queue(km_ctx *ctx, km_job_kind kind, const char *key, uint32_t from,
 	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
 	ck_assert_msg(job_queue(ctx, kind, key_id, from, to, "", id, &e) == KM_OK, "%s", e.msg);
 	ck_assert_msg(km_tx_commit(ctx, &e) == KM_OK, "%s", e.msg);
+}
+
+/* Rotate as an executed rotation request does (lifecycle_rotate, in one
+ * transaction with its event), which queues the job without running it;
+ * the job's id in id.  Requests themselves are test_request's. */
+static void rotate_queue(km_ctx *ctx, const char *key, km_job_kind kind, char id[KM_REQUEST_ID_MAX])
+{
+	km_err e;
+	uint32_t v;
+	char obj[200];
+	json_t *d = json_object();
+	snprintf(obj, sizeof obj, "key:%s", key);
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	ck_assert_msg(lifecycle_rotate(ctx, key, kind == KM_JOB_REENCRYPT, "", &v, id, d, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_tx_audit(ctx, "key.rotate", obj, "ok", d, &e), KM_OK);
+	ck_assert_msg(km_tx_commit(ctx, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(id[0], "the rotation of %s queued no job", key);
 }
 
 /* Every catalogue DEK of key unwraps under the version the catalogue names. */
@@ -206,9 +223,8 @@ START_TEST(rewrap_moves_every_asset_once)
 	/* another key's assets are never touched */
 	ck_assert_int_eq(km_key_create(ctx, "features/other", NULL, 0, &e), KM_OK);
 	register_assets(ctx, "features/other", 10, "other");
-	ck_assert_int_eq(km_key_rotate(ctx, "features/credit-risk", NULL, &e), KM_OK);
 	char id[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REWRAP, "features/credit-risk", 1, 2, id);
+	rotate_queue(ctx, "features/credit-risk", KM_JOB_REWRAP, id);
 	km_job_info j;
 	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
 	ck_assert_int_eq(j.state, KM_JOB_QUEUED);
@@ -252,9 +268,8 @@ START_TEST(rewrap_rerun_is_idempotent)
 	km_err e;
 	ck_assert_int_eq(km_key_create(ctx, "models/fraud", NULL, 0, &e), KM_OK);
 	register_assets(ctx, "models/fraud", 1000, "m");
-	ck_assert_int_eq(km_key_rotate(ctx, "models/fraud", NULL, &e), KM_OK);
 	char id[KM_REQUEST_ID_MAX], id2[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REWRAP, "models/fraud", 1, 2, id);
+	rotate_queue(ctx, "models/fraud", KM_JOB_REWRAP, id);
 	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
 	char before[65], after[65];
 	wraps_digest(ctx, before);
@@ -299,9 +314,8 @@ START_TEST(two_runners_one_wins)
 	km_err e;
 	ck_assert_int_eq(km_key_create(ctx, "datasets/claims", NULL, 0, &e), KM_OK);
 	register_assets(ctx, "datasets/claims", 3000, "c");
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/claims", NULL, &e), KM_OK);
 	char id[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REWRAP, "datasets/claims", 1, 2, id);
+	rotate_queue(ctx, "datasets/claims", KM_JOB_REWRAP, id);
 	km_close(ctx);
 
 	int go[2];
@@ -380,9 +394,8 @@ START_TEST(pause_and_resume)
 	km_err e;
 	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_OK);
 	register_assets(ctx, "features/x", 2000, "x");
-	ck_assert_int_eq(km_key_rotate(ctx, "features/x", NULL, &e), KM_OK);
 	char id[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REWRAP, "features/x", 1, 2, id);
+	rotate_queue(ctx, "features/x", KM_JOB_REWRAP, id);
 
 	/* the progress callback asks to pause */
 	pauser p = {other, id, 0, 0};
@@ -410,9 +423,8 @@ START_TEST(pause_and_resume)
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 2"), 2000);
 
 	/* cancel: a queued job is cancelled and cannot run */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/x", NULL, &e), KM_OK);
 	char id2[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REWRAP, "features/x", 2, 3, id2);
+	rotate_queue(ctx, "features/x", KM_JOB_REWRAP, id2);
 	ck_assert_int_eq(km_job_cancel(ctx, id2, &e), KM_OK);
 	ck_assert_int_eq(km_job_run(ctx, id2, NULL, NULL, &e), KM_ESTATE);
 	ck_assert_int_eq(km_job_cancel(ctx, id2, &e), KM_ESTATE);
@@ -438,9 +450,8 @@ START_TEST(tampered_job_row_is_refused)
 	km_err e;
 	ck_assert_int_eq(km_key_create(ctx, "features/t", NULL, 0, &e), KM_OK);
 	register_assets(ctx, "features/t", 300, "t");
-	ck_assert_int_eq(km_key_rotate(ctx, "features/t", NULL, &e), KM_OK);
 	char id[KM_REQUEST_ID_MAX], sql[200];
-	queue(ctx, KM_JOB_REWRAP, "features/t", 1, 2, id);
+	rotate_queue(ctx, "features/t", KM_JOB_REWRAP, id);
 	/* someone with write access to the file moves the cursor past every
 	 * asset, so that they would be left under the old version */
 	snprintf(sql, sizeof sql, "UPDATE jobs SET cursor = 1000000 WHERE id = '%s'", id);
@@ -476,11 +487,10 @@ START_TEST(reencrypt_files_and_list_the_unreachable)
 	}
 	register_assets(ctx, "datasets/d", 2, "nofile");
 	ck_assert_int_eq(unlink(paths[4]), 0); /* gone */
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/d", NULL, &e), KM_OK);
 	struct stat before;
 	ck_assert_int_eq(stat(paths[0], &before), 0);
 	char id[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REENCRYPT, "datasets/d", 1, 2, id);
+	rotate_queue(ctx, "datasets/d", KM_JOB_REENCRYPT, id);
 	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
 	km_job_info j;
 	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
@@ -504,9 +514,8 @@ START_TEST(reencrypt_files_and_list_the_unreachable)
 	/* The state a kill between rename and catalogue update leaves: the
 	 * file under v3, the catalogue still under v2.  unprotect uses the
 	 * header's wrap; the next run finishes only the catalogue. */
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/d", NULL, &e), KM_OK);
 	char id2[KM_REQUEST_ID_MAX];
-	queue(ctx, KM_JOB_REENCRYPT, "datasets/d", 2, 3, id2);
+	rotate_queue(ctx, "datasets/d", KM_JOB_REENCRYPT, id2);
 	sqlite3_stmt *q;
 	ck_assert_int_eq(km_db_prepare(km_db(ctx), "SELECT wrapped_dek FROM assets WHERE path = ?", &q, &e), KM_OK);
 	sqlite3_bind_text(q, 1, paths[1], -1, SQLITE_STATIC);
@@ -556,7 +565,7 @@ START_TEST(compromised_version_needs_the_override)
 	snprintf(path, sizeof path, "%s/weights.kw", D.home);
 	static const char data[] = "model weights";
 	protect_file(ctx, "models/m", "model:weights@1", path, data, sizeof data);
-	ck_assert_int_eq(km_key_set_state(ctx, "models/m", 1, KS_COMPROMISED, &e), KM_OK);
+	ck_assert_msg(th_set_state(&D, ctx, "models/m", 1, KS_COMPROMISED, &e) == KM_OK, "%s", e.msg);
 
 	/* encryption under a compromised version: refused by the state table */
 	ck_assert(!km_state_can_encrypt(KS_COMPROMISED));

@@ -63,9 +63,9 @@
 	  "Create a key (form: name, tags; the core validates)", ui_act_view)                      \
 	X(UI_ACT_KEY_TAGS, "edit-tags", "t", "keys", "Edit the selected key's tags", ui_act_view)  \
 	X(UI_ACT_KEY_ROTATE, "rotate-key", "r", "keys",                                            \
-	  "Rotate the selected key: a new active version, the old one decrypt-only", ui_act_view) \
+	  "Request a rotation of the selected key (approved by others, then executed)", ui_act_view) \
 	X(UI_ACT_KEY_STATE, "change-state", "x", "keys",                                           \
-	  "Change the state of the selected version (only legal changes are offered)", ui_act_view) \
+	  "Request a state change of the selected version (only legal ones; compromise acts at once)", ui_act_view) \
 	X(UI_ACT_AUDIT_FILTER, "audit-filter", "f", "audit",                                       \
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
 	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit",                                             \
@@ -83,9 +83,9 @@ typedef enum ui_action {
 #define UI_COMMANDS(X)                                                                      \
 	X("create", "NAME [k=v ...]", "Create a key with version 1 active and these tags", ui_colon_create) \
 	X("tag", "NAME k=v ...", "Set tags on a key (k= removes tag k)", ui_colon_tag)            \
-	X("rotate", "NAME", "Rotate a key (asks for confirmation)", ui_colon_rotate)              \
+	X("rotate", "NAME", "Request a rotation of a key (asks for confirmation)", ui_colon_rotate)              \
 	X("state", "NAME VERSION STATE",                                                        \
-	  "Change a version's state (destructive ones ask you to type the name)", ui_colon_state) \
+	  "Request a state change of a version (destructive ones ask you to type the name)", ui_colon_state) \
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \

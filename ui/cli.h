@@ -162,6 +162,18 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_user_pubkey)   \
 	X(ui_cmd_console)       \
 	X(ui_cmd_help)          \
+	X(ui_cmd_key_compromise) \
+	X(ui_cmd_key_destroy)   \
+	X(ui_cmd_key_cancel_destroy) \
+	X(ui_cmd_user_role)     \
+	X(ui_cmd_request_list)  \
+	X(ui_cmd_request_show)  \
+	X(ui_cmd_request_approve) \
+	X(ui_cmd_request_reject) \
+	X(ui_cmd_request_execute) \
+	X(ui_cmd_request_cancel) \
+	X(ui_cmd_request_verify) \
+	X(ui_cmd_request_export) \
 	X(ui_cmd_job_list)      \
 	X(ui_cmd_job_show)      \
 	X(ui_cmd_job_run)       \

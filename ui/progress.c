@@ -157,6 +157,10 @@ int ui_progress_cb(void *c, uint64_t done, uint64_t total, const char *what)
 {
 	(void)what;
 	ui_progress *p = c;
+	/* Without a job id of its own (a request's execution runs the job),
+	 * the id is the first word of what the core reports. */
+	if (!p->job[0] && what)
+		snprintf(p->job, sizeof p->job, "%.*s", (int)strcspn(what, " "), what);
 	p->started = 1;
 	p->done = done;
 	p->total = total;

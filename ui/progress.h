@@ -21,7 +21,8 @@
 
 typedef struct ui_progress ui_progress;
 
-/* tty: draw a bar (else JSON lines).  job: the id the JSON lines name;
+/* tty: draw a bar (else JSON lines).  job: the id the JSON lines name
+ * (NULL: the first word of the core's `what`, which is the job's id);
  * done_before: what the job had done when this run began (rate and ETA
  * are this run's). */
 ui_progress *ui_progress_new(FILE *f, int tty, const char *job, uint64_t done_before);

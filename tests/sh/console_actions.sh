@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # console_actions.sh — the key actions go through the core like the CLI:
-# :rotate (confirmed) makes a new active version; x offers only the legal
+# :rotate (confirmed) opens a rotation request, which once approved and
+# executed makes a new active version; x offers only the legal
 # states of the selected version, and a destructive one is applied only
 # after the key's name is typed exactly; the core's refusal of an illegal
 # :state shows verbatim.  The CLI confirms every change.
@@ -15,13 +16,20 @@ v0=$("$KEYWARD_BIN" key show $key --json | jq_py 'd["current_version"]')
 tmux_start "$KEYWARD_BIN"
 wait_for "$key"
 
-step ":rotate asks, then rotates"
+open_request() { # the newest open request of a kind on an object
+	"$KEYWARD_BIN" request list --json | python3 -c "import json,sys; print([r['id'] for r in json.load(sys.stdin) if r['kind']=='$1' and r['object']=='$2'][0])"
+}
+
+step ":rotate asks, then opens a request; approved and executed, the version moves"
 keys :
 keys -l "rotate $key"
 keys Enter
 wait_for "Rotate key"
 keys y
-wait_for "rotated $key: version $((v0 + 1)) is active"
+wait_for "opened (rotate $key"
+v1=$("$KEYWARD_BIN" key show $key --json | jq_py 'd["current_version"]')
+[ "$v1" = "$v0" ] || fail "the version moved before the request was approved"
+kw_request_done "$(open_request rotate "key:$key")" || fail "approving and executing the rotation"
 v1=$("$KEYWARD_BIN" key show $key --json | jq_py 'd["current_version"]')
 [ "$v1" = $((v0 + 1)) ] || fail "CLI shows version $v1, expected $((v0 + 1))"
 echo "version $v0 -> $v1"
@@ -48,7 +56,8 @@ wait_for "that is not $key"
 keys C-u
 keys -l "$key"
 keys Enter
-wait_for "is now destroy-scheduled"
+wait_for "opened (destroy $key"
+kw_request_done "$(open_request destroy "key:$key@1")" || fail "approving and executing the destruction request"
 state=$("$KEYWARD_BIN" key show $key --json | jq_py '[v["state"] for v in d["versions"] if v["version"]==1][0]')
 [ "$state" = destroy-scheduled ] || fail "CLI shows version 1 $state"
 echo "version 1 destroy-scheduled after typing the name"

@@ -4,11 +4,14 @@
 # asset decrypts, the catalogue holds each asset once under the newest
 # version, every job is done and `audit verify` is intact.
 #
-# Jobs are queued with tests/tool_jobs (job_queue) after `key rotate`,
-# until rotation requests queue them themselves.  Small batches
+# Rotations go through their requests (approved by the demo's bob and
+# carol): executing one queues the job and runs it, and a killed execution
+# or run is carried on by `request execute` / `job run`.  Small batches
 # (job_batch in config.json) so that kills land between and inside many
 # transactions.  A job that finishes before enough kills landed is
-# followed by another rotation and job, so every kill hits real work.
+# followed by another rotation, so every kill hits real work.
+# tests/tool_jobs registers the rewrap's assets in bulk and checks every
+# catalogue DEK at the end.
 set -euo pipefail
 source "$(dirname "$0")/cli_lib.sh"
 kw_setup
@@ -29,32 +32,55 @@ job_state() {
 	jget "$OUT" 'd["state"]'
 }
 
-# kill_loop KEY KIND: rotate, queue, then start `job run` and, once it
-# reported its first batch, kill -9 it after a further random 0..0.2 s,
-# over and over, until KILLS kills hit a live run; a job that finishes
-# is followed by the next rotation.  Leaves V at the newest version, with
-# its last job run to the end.
+# A rotation through its request, approved by the demo's approvers but not
+# executed: rewrap for `key rotate`, re-encryption for the emergency
+# rotation that `key compromise` opens.  Its id in RID.
+open_rotation() {
+	local key=$1 kind=$2 who
+	if [ "$kind" = rewrap ]; then
+		ok key rotate "$key" --reason "kill test" --json
+	else
+		ok key compromise "$key@$V" --reason "kill test" --json
+	fi
+	RID=$(jget "$OUT" 'd["id"]')
+	for who in bob carol; do
+		[ "$(kw_request_state "$RID")" = pending ] || break
+		ok --user "$who" request approve "$RID"
+	done
+	[ "$(kw_request_state "$RID")" = approved ] || fail "request $RID was not approved"
+	V=$((V + 1))
+}
+
+# kill_loop KEY KIND: open a rotation, then over and over start what
+# carries it on -- `request execute` (which queues the job and runs it)
+# until the request is executed, then `job run` of its job -- and, once the
+# run reported its first batch, kill -9 it after a further random 0..0.2 s;
+# until KILLS kills hit a live run.  A rotation whose job finishes is
+# followed by the next one.  Leaves V at the newest version, its job run
+# to the end.
 #
 # Why after the first report and not from the process start: SoftHSM2's
 # file store rewrites token.object in place (ftruncate, then write) at
 # every C_Login, so a kill in that window destroys the token whatever
 # keyward does (seen with JOB_KILL_ANYWHERE=1, which kills from the start).
 kill_loop() {
-	local key=$1 kind=$2 kills=0 runs=0 id pid rc log=$W/run.$2.log
+	local key=$1 kind=$2 kills=0 runs=0 pid rc jid log=$W/run.$2.log
 	V=1
-	new_job() {
-		ok key rotate "$key"
-		id=$("$TOOL" queue "$kind" "$key" "$V" $((V + 1))) || fail "queue $kind $key"
-		V=$((V + 1))
-	}
-	new_job
+	open_rotation "$key" "$kind"
 	while [ "$kills" -lt "$KILLS" ]; do
 		: >"$log"
-		"$KEYWARD_BIN" job run "$id" >/dev/null 2>"$log" &
+		if [ "$(kw_request_state "$RID")" = executed ]; then
+			ok request show "$RID" --json
+			jid=$(jget "$OUT" 'd["job"]')
+			[ "$jid" != None ] || fail "request $RID queued no job"
+			"$KEYWARD_BIN" job run "$jid" >/dev/null 2>"$log" &
+		else
+			"$KEYWARD_BIN" request execute "$RID" >/dev/null 2>"$log" &
+		fi
 		pid=$!
 		if [ "${JOB_KILL_ANYWHERE:-0}" != 1 ]; then
 			for _ in $(seq 1 500); do
-				[ -s "$log" ] && break
+				grep -q '"done"' "$log" 2>/dev/null && break
 				kill -0 "$pid" 2>/dev/null || break
 				sleep 0.01
 			done
@@ -66,16 +92,21 @@ kill_loop() {
 		else
 			rc=0
 			wait "$pid" || rc=$?
-			[ "$rc" = 0 ] || { cat "$log" >&2; fail "$kind: job run $id exited $rc"; }
+			[ "$rc" = 0 ] || { cat "$log" >&2; fail "$kind: run for $RID exited $rc"; }
 			# it finished: the next rotation gives the next kills work
-			[ "$kills" -ge "$KILLS" ] || new_job
+			[ "$kills" -ge "$KILLS" ] || open_rotation "$key" "$kind"
 		fi
 		runs=$((runs + 1))
 		[ "$runs" -lt $((KILLS * 4)) ] || fail "$kind: $runs runs for $kills kills"
 	done
-	# the last job, resumed to its end without interruption
-	ok job run "$id"
-	[ "$(job_state "$id")" = done ] || fail "$kind job $id did not finish: $(cat "$OUT")"
+	# the last rotation carried to its end without interruption
+	if [ "$(kw_request_state "$RID")" != executed ]; then
+		ok request execute "$RID"
+	fi
+	ok request show "$RID" --json
+	jid=$(jget "$OUT" 'd["job"]')
+	ok job run "$jid"
+	[ "$(job_state "$jid")" = done ] || fail "$kind job $jid did not finish: $(cat "$OUT")"
 	echo "$kind: $kills kills over $runs runs, up to version $V"
 }
 
