@@ -1,7 +1,9 @@
 /*
  * tool_jobs.c — a test helper for tests/sh/job_kill.sh, never installed:
- * what the shipped CLI does not offer before rotation requests exist
- * (core/lifecycle.h queues jobs when a rotation executes).
+ * bulk registration without files (thousands of assets in seconds) and a
+ * check of every catalogue DEK, which the shipped CLI does not offer.
+ * `queue` queues a job without a rotation, for trying jobs by hand; the
+ * shell test rotates through requests, whose execution queues the job.
  *
  *   tool_jobs register KEY N [PREFIX]      N assets without files (km_asset_register_bulk)
  *   tool_jobs queue KIND KEY FROM TO       queue a job (job_queue), print its id
