@@ -17,6 +17,8 @@
 #   8. login (`keyward status`): personal vs system deployment (root only)
 #   9. a signed request end to end (open, 2 approvals, execute) vs 3 Ed25519
 #      signatures + a SQLite transaction, in process and with the tools
+#  10. rewrap of REWRAP_ASSETS (default 1,000,000) DEKs as a job vs a bare
+#      SQLite UPDATE of as many 60-byte blobs (bench/rewrap_speed)
 #
 # BENCH_ROUNDS (default 5) rounds for the quick comparisons, BENCH_ROUNDS_SLOW
 # (default 3) for the ones that take a minute a round (3 and 5).
@@ -31,7 +33,7 @@ KEYS=${BENCH_KEYS:-100000}
 DEK_WRAPS=${BENCH_DEK_WRAPS:-300000}
 ROUNDS=${BENCH_ROUNDS:-5}
 ROUNDS_SLOW=${BENCH_ROUNDS_SLOW:-3}
-ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9} "
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10} "
 case "$ONLY" in *" 5 "*) ONLY="$ONLY 4 " ;; esac
 want() { case "$ONLY" in *" $1 "*) return 0 ;; esac; return 1; }
 # The demo deployments' people all have this passphrase (DEMO ONLY): changes
@@ -417,5 +419,22 @@ say ""
 say "Target: under 1 s.  Argon2id is excluded: its floor cost, and each session steps up once before timing."
 say ""
 fi # 9
+# ---------------------------------------------------------------- 10. rewrap
+if want 10; then
+REWRAP_ASSETS=${BENCH_REWRAP_ASSETS:-1000000}
+REWRAP_BATCH=${BENCH_REWRAP_BATCH:-20000}
+say "## 10. rewrap of $REWRAP_ASSETS DEKs vs a bare SQLite UPDATE of $REWRAP_ASSETS 60-byte blobs ($ROUNDS_SLOW rounds, batches of $REWRAP_BATCH; load average $(load))"
+# The rounds interleave inside one process (ours, then the peer's), on one
+# deployment and one peer database beside its catalogue.
+"$BUILD/bench/rewrap_speed" -n "$REWRAP_ASSETS" --batch "$REWRAP_BATCH" --rounds "$ROUNDS_SLOW" \
+	--dir "$work" >"$work/rewrap.out" 2>>"$work/commands.err" || { cat "$work/commands.err" >&2; exit 1; }
+say ""
+say '```'
+while IFS= read -r line; do say "$line"; done <"$work/rewrap.out"
+say '```'
+say ""
+say "Ours: km_job_run of a rewrap job (unwrap under the old version, wrap under the new one, catalogue row, counters, cursor, one audit event and HSM-signed head per batch). Peer: one prepared UPDATE of a 60-byte blob per row by id, committed every batch, WAL, synchronous=FULL. Target: ours within 3x of the peer, goal 2x."
+fi # 10
+say ""
 say "Load average $(load) at the end."
 echo "results written to $out"

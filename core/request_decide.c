@@ -10,6 +10,7 @@
  * before any passphrase is asked.
  */
 #include "request_int.h"
+#include "job.h"
 #include "cred.h"
 #include "text.h"
 #include "user_int.h"
@@ -346,9 +347,11 @@ km_status km_request_execute(km_ctx *ctx, const char *id, km_progress_fn progres
 	req_obj(obj, sizeof obj, id);
 	km_op_begin(ctx, KM_ACT_REQUEST_EXECUTE, obj);
 	km_status st = km_op_end(ctx, execute_impl(ctx, id ? id : "", job_id, e), e);
-	/* TODO(wt-job merge): the rotation's job runs here, with progress:
-	 *     if (!st && job_id[0]) st = km_job_run(ctx, job_id, progress, pctx, e);
-	 * (a killed run is resumed by `keyward job run` / `rotate --due'). */
-	(void)progress, (void)pctx;
+	/* The rotation's job runs here, with progress; the request is
+	 * executed whatever becomes of it, and a run that stops (a kill, a
+	 * pause, a failure) is resumed by `keyward job run`. */
+	if (!st && job_id[0] && (st = km_job_run(ctx, job_id, progress, pctx, e)))
+		km_wrap(e, "request %s was executed, but its job %s stopped (`keyward job run %s` resumes it)",
+		        id, job_id, job_id);
 	return st;
 }

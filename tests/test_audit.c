@@ -2052,6 +2052,7 @@ START_TEST(test_migration_backfills_nodes)
 	        "DROP INDEX keys_by_attention; ALTER TABLE keys DROP COLUMN cadence_s;"
 	        "ALTER TABLE keys DROP COLUMN usage_bound; ALTER TABLE keys DROP COLUMN due_at;"
 	        "ALTER TABLE keys DROP COLUMN overdue_at; ALTER TABLE keys DROP COLUMN attention");
+	sql(db, "DROP TABLE jobs; DROP TABLE job_unreachable; ALTER TABLE assets DROP COLUMN path"); /* v8 */
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);

@@ -106,21 +106,25 @@ START_TEST(no_plaintext_key_on_disk)
 	close(env);
 	ck_assert_int_eq(th_rotate(&D, ctx, "features/credit-risk", NULL, &e), KM_OK);
 
-	/* The real plaintexts, recovered the way the core itself does. */
-	kek_version_row row;
-	ck_assert_int_eq(kek_version_load(ctx, "features/credit-risk", 1, &row, &e), KM_OK);
-	const uint8_t *kek_ref;
-	ck_assert_int_eq(kek_material(ctx, &row, &kek_ref, &e), KM_OK);
-	uint8_t kek[32];
-	memcpy(kek, kek_ref, 32);
+	/* The real plaintexts, recovered the way the core itself does: the
+	 * catalogue's wrap (moved to v2 by the rotation's rewrap) under the
+	 * version the catalogue names. */
 	sqlite3_stmt *q;
-	ck_assert_int_eq(km_db_prepare(km_db(ctx), "SELECT wrapped_dek FROM assets WHERE id = ?", &q, &e), KM_OK);
+	ck_assert_int_eq(km_db_prepare(km_db(ctx), "SELECT wrapped_dek, kek_version FROM assets WHERE id = ?", &q, &e),
+	                 KM_OK);
 	sqlite3_bind_int64(q, 1, a.id);
 	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
 	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
 	memcpy(wrapped, sqlite3_column_blob(q, 0), sizeof wrapped);
+	uint32_t cat_version = (uint32_t)sqlite3_column_int64(q, 1);
 	sqlite3_finalize(q);
-	km_asset_ref ref = {a.uid, a.kind, a.name, a.version, a.kek_name, a.kek_version};
+	kek_version_row row;
+	ck_assert_int_eq(kek_version_load(ctx, "features/credit-risk", cat_version, &row, &e), KM_OK);
+	const uint8_t *kek_ref;
+	ck_assert_int_eq(kek_material(ctx, &row, &kek_ref, &e), KM_OK);
+	uint8_t kek[32];
+	memcpy(kek, kek_ref, 32);
+	km_asset_ref ref = {a.uid, a.kind, a.name, a.version, a.kek_name, cat_version};
 	uint8_t dek[32];
 	ck_assert_int_eq(dek_unwrap(kek, wrapped, &ref, dek, &e), KM_OK);
 	km_close(ctx);

@@ -10,6 +10,9 @@
 #include "asset.h"
 #include "kek.h"
 #include "request.h"
+#include "progress.h"
+
+#include <unistd.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -354,7 +357,10 @@ km_status ui_cmd_request_cancel(ui_cli *cli, const ui_args *a, km_err *e)
 
 km_status ui_cmd_request_execute(ui_cli *cli, const ui_args *a, km_err *e)
 {
-	km_status st = km_request_execute(cli->ctx, a->pos[0], NULL, NULL, e);
+	/* A rotation's job runs inside; its progress on stderr (progress.h). */
+	ui_progress *p = ui_progress_new(stderr, isatty(STDERR_FILENO), NULL, 0);
+	km_status st = km_request_execute(cli->ctx, a->pos[0], p ? ui_progress_cb : NULL, p, e);
+	ui_progress_end(p);
 	return st != KM_OK ? st : decided(cli, a->pos[0], "executed", e);
 }
 

@@ -110,7 +110,9 @@ setsid -w "$KEYWARD_BIN" key destroy $key@1 </dev/null >"$OUT" 2>"$ERR" || rc=$?
 [ "$rc" = 2 ] || fail "key destroy without a terminal or --yes exited $rc, expected 2"
 has "$ERR" "--yes"
 has "$OUT" "unrecoverable"
-has "$OUT" "feature:churn-propensity/engagement@5"
+# the rotation's rewrap moved engagement@5's DEK to version 2 (the catalogue
+# is the authority): destroying version 1 takes nothing with it
+lacks "$OUT" "feature:churn-propensity/engagement@5"
 ok request list --json
 jeq "$OUT" '[r for r in d if r["kind"] == "destroy"]' '[]'
 ok key destroy $key@1 --yes --reason "retention ended"
