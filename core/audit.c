@@ -163,7 +163,6 @@ static void fmt_time_ms_at(char out[AUDIT_TIME_LEN + 8], int64_t clock_s)
 	snprintf(out, AUDIT_TIME_LEN + 8, "%.19s.%03dZ", secs, (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
-static void fmt_time_ms(char out[AUDIT_TIME_LEN + 8]) { fmt_time_ms_at(out, -1); }
 
 /* "dddd-dd-ddTdd:dd:dd.dddZ" */
 static int time_shape_ok(const char *t)
@@ -484,13 +483,13 @@ out:
  * back, or another host's clock behind ours): times thus never decrease
  * along the log, which lets a time range become a sequence range
  * (audit_query) and lets verification notice reordering. */
-static km_status next_event(sqlite3 *db, uint64_t *n, char now[AUDIT_TIME_LEN + 8], km_err *e)
+static km_status next_event(sqlite3 *db, uint64_t *n, char now[AUDIT_TIME_LEN + 8], int64_t clock_s, km_err *e)
 {
 	sqlite3_stmt *st;
 	km_status s;
 
 	*n = 0;
-	fmt_time_ms(now);
+	fmt_time_ms_at(now, clock_s);
 	if ((s = prepare(db, "SELECT seq, time FROM audit_events ORDER BY seq DESC LIMIT 1", &st, e)) != KM_OK)
 		return s;
 	int rc = sqlite3_step(st);
@@ -583,7 +582,7 @@ void audit_writer_reset(audit_writer *w)
 static km_status writer_prime(audit_writer *w, km_err *e)
 {
 	km_status s;
-	if ((s = next_event(w->db, &w->n, w->last_time, e)) != KM_OK || (s = frontier_load(w->db, &w->f, e)) != KM_OK)
+	if ((s = next_event(w->db, &w->n, w->last_time, w->clock ? w->clock(w->clock_ctx) : -1, e)) != KM_OK || (s = frontier_load(w->db, &w->f, e)) != KM_OK)
 		return s;
 	if (w->f.size != w->n)
 		return frontier_mismatch(&w->f, w->n, e);

@@ -7,6 +7,7 @@
 #include "demo.h"
 #include "asset.h"
 #include "kek.h"
+#include "policy.h"
 #include "ctx.h"
 #include "lifecycle.h"
 #include "request.h"
@@ -27,6 +28,11 @@ typedef struct demo_key {
 	const char *assets2;   /* protected under the newest version */
 	/* Final touches on older versions: "1=retired" etc. */
 	const char *states;
+	/* The history, in days before today: the key's birth and each
+	 * rotation (a state change says its own day: "1=retired@30").  With
+	 * the policies below (90-day cadence, 30 for inference/) some keys
+	 * end up due and some overdue. */
+	int born, rotated[2];
 } demo_key;
 
 static const demo_key demo_keys[] = {
@@ -34,43 +40,54 @@ static const demo_key demo_keys[] = {
 	 "data_category=financial;sensitivity=high;retention=7y;region=eu-west-1;owner=risk-ml",
 	 "feature:credit-risk/income@1;feature:credit-risk/debt-ratio@1;feature:credit-risk/utilisation@1",
 	 2, "feature:credit-risk/income@2;feature:credit-risk/debt-ratio@2;feature:credit-risk/delinquency-90d@1",
-	 "1=retired"},
+	 "1=retired@30",
+	 236, {150, 60}},
 	{"features/fraud-signals",
 	 "data_category=behavioural;sensitivity=high;retention=2y;region=us-east-1;owner=fraud-ml",
 	 "feature:fraud-signals/device-velocity@3;feature:fraud-signals/geo-mismatch@1",
-	 1, "feature:fraud-signals/device-velocity@4;feature:fraud-signals/merchant-risk@2", ""},
+	 1, "feature:fraud-signals/device-velocity@4;feature:fraud-signals/merchant-risk@2", "",
+	 232, {100, 0}},
 	{"feature-groups/customer-360",
 	 "data_category=pii;sensitivity=high;retention=5y;region=eu-west-1;owner=customer-data",
-	 "feature:customer-360/profile@12;feature:customer-360/tenure@3", 0, "", ""},
+	 "feature:customer-360/profile@12;feature:customer-360/tenure@3", 0, "", "",
+	 230, {0, 0}},
 	{"features/churn-propensity",
 	 "data_category=behavioural;sensitivity=low;retention=1y;region=eu-west-1;owner=growth-ml",
-	 "feature:churn-propensity/engagement@5", 0, "", ""},
+	 "feature:churn-propensity/engagement@5", 0, "", "",
+	 40, {0, 0}},
 	{"datasets/claims-2024",
 	 "data_category=health;sensitivity=high;retention=10y;region=eu-central-1;owner=claims-analytics",
 	 "dataset:claims-2024/raw@2024-12-31;dataset:claims-2024/curated@v3", 1,
-	 "dataset:claims-2024/curated@v4", "1=retired;1=destroy-scheduled"},
+	 "dataset:claims-2024/curated@v4", "1=retired@60;1=destroy-scheduled@5",
+	 228, {120, 0}},
 	{"datasets/claims-2025",
 	 "data_category=health;sensitivity=high;retention=10y;region=eu-central-1;owner=claims-analytics",
 	 "dataset:claims-2025/raw@2025-06-30;dataset:claims-2025/train-split@v1;dataset:claims-2025/test-split@v1",
-	 0, "", ""},
+	 0, "", "",
+	 200, {0, 0}},
 	{"datasets/transactions-eu",
 	 "data_category=financial;sensitivity=medium;retention=7y;region=eu-west-1;owner=payments-data",
 	 "dataset:transactions-eu/daily@2026-11-01;dataset:transactions-eu/daily@2026-11-02", 1,
-	 "dataset:transactions-eu/daily@2026-11-20", ""},
+	 "dataset:transactions-eu/daily@2026-11-20", "",
+	 180, {20, 0}},
 	{"models/fraud-v4",
 	 "data_category=model;sensitivity=medium;retention=3y;region=us-east-1;owner=fraud-ml",
 	 "model:fraud-v4/weights@4.0.0;model:fraud-v4/tokenizer@4.0.0", 1,
-	 "model:fraud-v4/weights@4.1.0", "1=retired"},
+	 "model:fraud-v4/weights@4.1.0", "1=retired@10",
+	 220, {95, 0}},
 	{"models/credit-scorer-v2",
 	 "data_category=model;sensitivity=high;retention=7y;region=eu-west-1;owner=risk-ml",
-	 "model:credit-scorer-v2/weights@2.3.1;model:credit-scorer-v2/calibration@2.3.1", 0, "", ""},
+	 "model:credit-scorer-v2/weights@2.3.1;model:credit-scorer-v2/calibration@2.3.1", 0, "", "",
+	 170, {0, 0}},
 	{"inference/scoring-api",
 	 "data_category=inference-log;sensitivity=high;retention=30d;region=eu-west-1;owner=ml-platform",
 	 "inference-log:scoring-api/requests@2026-11-21;inference-log:scoring-api/requests@2026-11-22", 1,
-	 "inference-log:scoring-api/requests@2026-11-23", "1=compromised"},
+	 "inference-log:scoring-api/requests@2026-11-23", "2=compromised@2",
+	 90, {25, 0}},
 	{"inference/fraud-api",
 	 "data_category=inference-log;sensitivity=medium;retention=30d;region=us-east-1;owner=fraud-ml",
-	 "inference-log:fraud-api/requests@2026-11-23", 0, "", ""},
+	 "inference-log:fraud-api/requests@2026-11-23", 0, "", "",
+	 70, {0, 0}},
 };
 
 /* Split "a;b;c" into a caller-sized array of pointers into buf. */
@@ -168,7 +185,7 @@ static km_status demo_decide(km_ctx *ctx, demo_approvers *ap, const char *id, in
 			continue;
 		if (!ap->s[i]) {
 			km_open_opts o = {.home = km_config_get(ctx)->home, .user = demo_approver_names[i],
-			                  .prompt = demo_passphrase};
+			                  .prompt = demo_passphrase, .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
 			if ((st = km_open(&o, &ap->s[i], e)))
 				break;
 		}
@@ -180,9 +197,35 @@ static km_status demo_decide(km_ctx *ctx, demo_approvers *ap, const char *id, in
 	return st;
 }
 
-static km_status showcase(km_ctx *ctx, demo_approvers *ap, const demo_key *k, km_err *e)
+/* ---- the timeline ------------------------------------------------------ */
+
+void km_demo_timeline_start(km_demo_timeline *t) { t->now = km_now() - (int64_t)KM_DEMO_HISTORY_DAYS * 86400; }
+
+int64_t km_demo_clock(void *timeline) { return ((km_demo_timeline *)timeline)->now; }
+
+/* Move the demo's clock to `days` before today (never backwards; a few
+ * minutes on per step so that events of one day keep their order).  A
+ * session not on the demo clock (`keyward demo` adding extras later) keeps
+ * the real time. */
+static void demo_at(km_ctx *ctx, int days)
 {
-	char id[KM_REQUEST_ID_MAX];
+	if (ctx->clock != km_demo_clock)
+		return;
+	km_demo_timeline *t = ctx->clock_ctx;
+	int64_t when = km_now() - (int64_t)days * 86400;
+	t->now = when > t->now ? when : t->now + 300;
+}
+
+/* One step of a showcase key's story. */
+typedef struct demo_step {
+	int days;          /* before today */
+	size_t key;        /* index in demo_keys */
+	int what;          /* 0 birth, 1 rotation, 2 state change */
+	int n;             /* rotation number, or index of the state change */
+} demo_step;
+
+static km_status step_birth(km_ctx *ctx, const demo_key *k, km_err *e)
+{
 	char buf[1024];
 	char *kv[16];
 	km_tag tags[16];
@@ -196,34 +239,213 @@ static km_status showcase(km_ctx *ctx, demo_approvers *ap, const demo_key *k, km
 	km_status st = km_key_create(ctx, k->name, tags, nt, e);
 	if (!st)
 		st = protect_list(ctx, k->name, k->assets, e);
-	for (int r = 0; !st && r < k->rotations; r++)
-		if (!(st = km_request_rotate(ctx, k->name, "demo: scheduled rotation", id, e)))
-			st = demo_decide(ctx, ap, id, 1, 16, e);
-	if (!st && k->assets2[0])
+	return st;
+}
+
+static km_status step_rotate(km_ctx *ctx, demo_approvers *ap, const demo_key *k, int n, km_err *e)
+{
+	char id[KM_REQUEST_ID_MAX];
+	km_status st = km_request_rotate(ctx, k->name, "demo: scheduled rotation", id, e);
+	if (!st)
+		st = demo_decide(ctx, ap, id, 1, 16, e);
+	if (!st && n == k->rotations - 1 && k->assets2[0])
 		st = protect_list(ctx, k->name, k->assets2, e);
-	snprintf(buf, sizeof buf, "%s", k->states);
+	return st;
+}
+
+/* The n-th "V=STATE@DAYS" of k->states. */
+static km_status step_state(km_ctx *ctx, demo_approvers *ap, const demo_key *k, int n, km_err *e)
+{
+	char buf[256], id[KM_REQUEST_ID_MAX];
 	char *changes[8];
+	snprintf(buf, sizeof buf, "%s", k->states);
 	size_t nc = split(buf, changes, 8);
-	for (size_t i = 0; !st && i < nc; i++) {
-		char *eq = strchr(changes[i], '=');
-		km_key_state to;
-		if (!eq)
-			return km_fail(e, KM_EINTERNAL, "demo table: bad state change '%s'", changes[i]);
-		*eq = '\0';
-		uint32_t v = (uint32_t)atoi(changes[i]);
-		if ((st = km_state_parse(eq + 1, &to, e)))
-			break;
-		/* A compromise acts at once; its emergency rotation is left
-		 * half-approved for the approvals inbox. */
-		if (to == KS_COMPROMISED) {
-			if (!(st = km_key_compromise(ctx, k->name, v, "demo: the key leaked in a debug log", id, e)))
-				st = demo_decide(ctx, ap, id, 0, 1, e);
-			continue;
+	if ((size_t)n >= nc)
+		return km_fail(e, KM_EINTERNAL, "demo table: no state change %d for %s", n, k->name);
+	char *eq = strchr(changes[n], '='), *at = strchr(changes[n], '@');
+	km_key_state to;
+	if (!eq || !at)
+		return km_fail(e, KM_EINTERNAL, "demo table: bad state change '%s'", changes[n]);
+	*eq = *at = '\0';
+	uint32_t v = (uint32_t)atoi(changes[n]);
+	km_status st = km_state_parse(eq + 1, &to, e);
+	if (st)
+		return st;
+	/* A compromise acts at once; its emergency rotation is left
+	 * half-approved for the approvals inbox. */
+	if (to == KS_COMPROMISED) {
+		if (!(st = km_key_compromise(ctx, k->name, v, "demo: the key leaked in a debug log", id, e)))
+			st = demo_decide(ctx, ap, id, 0, 1, e);
+		return st;
+	}
+	st = to == KS_DESTROY_SCHEDULED ? km_request_destroy(ctx, k->name, v, "demo: retention ended", id, e)
+	                                : km_request_set_state(ctx, k->name, v, to, "demo: clean-up", id, e);
+	if (!st)
+		st = demo_decide(ctx, ap, id, 1, 16, e);
+	return st;
+}
+
+/* ---- the recent past: what makes every screen worth opening ------------ */
+
+#define DEMO_BULK_KEY "features/clickstream-sessions"
+#define DEMO_BULK_ASSETS 1000
+
+static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_err *e)
+{
+	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = demo_passphrase,
+	                  .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
+	return km_open(&o, out, e);
+}
+
+/* A key onboarded with many assets (registered in bulk, no files). */
+static km_status extra_bulk_birth(km_ctx *ctx, km_err *e)
+{
+	km_tag tags[3] = {{"data_category", "behavioural"}, {"sensitivity", "medium"}, {"owner", "growth-ml"}};
+	km_status st = km_key_create(ctx, DEMO_BULK_KEY, tags, 3, e);
+	char (*specs)[64] = st ? NULL : malloc(sizeof(char[64]) * DEMO_BULK_ASSETS);
+	const char **ptrs = st ? NULL : malloc(sizeof(char *) * DEMO_BULK_ASSETS);
+	if (!st && (!specs || !ptrs))
+		st = km_fail(e, KM_ENOMEM, "out of memory");
+	for (size_t i = 0; !st && i < DEMO_BULK_ASSETS; i++) {
+		snprintf(specs[i], 64, "feature:clickstream/session-%05zu@1", i);
+		ptrs[i] = specs[i];
+	}
+	if (!st)
+		st = km_asset_register_bulk(ctx, DEMO_BULK_KEY, ptrs, DEMO_BULK_ASSETS, e);
+	free(specs);
+	free(ptrs);
+	return st;
+}
+
+static int pause_after_first_batch(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	(void)c, (void)done, (void)total, (void)what;
+	return 1;
+}
+
+/* Its rotation, approved and executed, with the rewrap paused after its
+ * first batch: the running operations screen has a job to resume. */
+static km_status extra_rotation_midway(km_ctx *ctx, demo_approvers *ap, km_err *e)
+{
+	char id[KM_REQUEST_ID_MAX];
+	km_status st = km_request_rotate(ctx, DEMO_BULK_KEY, "demo: usage grew; rotate early", id, e);
+	if (!st)
+		st = demo_decide(ctx, ap, id, 0, 16, e);
+	if (st)
+		return st;
+	uint32_t batch = ctx->cfg.job_batch;
+	ctx->cfg.job_batch = DEMO_BULK_ASSETS * 2 / 5;
+	st = km_request_execute(ctx, id, pause_after_first_batch, NULL, e);
+	ctx->cfg.job_batch = batch;
+	return st;
+}
+
+/* A pending policy change by the officer alice, for the approvals inbox. */
+static km_status extra_policy_request(km_ctx *ctx, km_err *e)
+{
+	km_ctx *alice = NULL;
+	km_policy p = {.scope = "features/"};
+	char id[KM_REQUEST_ID_MAX];
+	km_status st = km_policy_set_parse(&p, "cadence_days=60", e);
+	if (!st)
+		st = demo_session(ctx, "alice", &alice, e);
+	if (!st)
+		st = km_policy_propose(alice, &p, "demo: feature stores rotate every 60 days from Q1", id, e);
+	km_close(alice);
+	return st;
+}
+
+/* Attempts the log must show refused: an approver creating a key, a
+ * service reading the inventory, a service protecting out of its scope. */
+static km_status extra_denials(km_ctx *ctx, demo_approvers *ap, km_err *e)
+{
+	km_ctx *svc = NULL;
+	km_err ignored;
+	km_status st = KM_OK;
+	if (!ap->s[0]) {
+		km_open_opts o = {.home = km_config_get(ctx)->home, .user = demo_approver_names[0],
+		                  .prompt = demo_passphrase, .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
+		st = km_open(&o, &ap->s[0], e);
+	}
+	if (!st && km_key_create(ap->s[0], "features/shadow-copy", NULL, 0, &ignored) != KM_EDENIED)
+		st = km_fail(e, KM_EINTERNAL, "demo: an approver could create a key");
+	if (!st)
+		st = demo_session(ctx, "svc-scoring-api", &svc, e);
+	km_key_info k;
+	if (!st && km_key_get(svc, "features/credit-risk", &k, &ignored) != KM_EDENIED)
+		st = km_fail(e, KM_EINTERNAL, "demo: a service could read the inventory");
+	km_close(svc);
+	return st;
+}
+
+/* Extra steps, by day: X(days, what). */
+static const struct {
+	int days, what;
+} demo_extras[] = {
+	{100, 3}, /* the bulk key is born */
+	{1, 6},   /* alice proposes a policy change */
+	{1, 4},   /* its rotation, paused midway */
+	{1, 5},   /* refused attempts */
+};
+
+static km_status step_extra(km_ctx *ctx, demo_approvers *ap, int what, km_err *e)
+{
+	switch (what) {
+	case 3: return extra_bulk_birth(ctx, e);
+	case 4: return extra_rotation_midway(ctx, ap, e);
+	case 5: return extra_denials(ctx, ap, e);
+	default: return extra_policy_request(ctx, e);
+	}
+}
+
+/* Every step of every showcase key, oldest first (a stable order within a
+ * day: the table's). */
+static size_t demo_steps(demo_step *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < KM_ARRAY_LEN(demo_keys); i++) {
+		const demo_key *k = &demo_keys[i];
+		if (n < cap)
+			out[n++] = (demo_step){k->born, i, 0, 0};
+		for (int r = 0; r < k->rotations && r < 2 && n < cap; r++)
+			out[n++] = (demo_step){k->rotated[r], i, 1, r};
+		int c = 0;
+		for (const char *p = k->states; (p = strchr(p, '@')) != NULL && n < cap; p++, c++)
+			out[n++] = (demo_step){atoi(p + 1), i, 2, c};
+	}
+	for (size_t i = 0; i < KM_ARRAY_LEN(demo_extras) && n < cap; i++)
+		out[n++] = (demo_step){demo_extras[i].days, SIZE_MAX, demo_extras[i].what, 0};
+	/* insertion sort: a few dozen steps */
+	for (size_t i = 1; i < n; i++) {
+		demo_step x = out[i];
+		size_t j = i;
+		for (; j > 0 && out[j - 1].days < x.days; j--)
+			out[j] = out[j - 1];
+		out[j] = x;
+	}
+	return n;
+}
+
+static km_status showcase_all(km_ctx *ctx, demo_approvers *ap, const km_demo_opts *o, km_err *e)
+{
+	demo_step steps[96];
+	size_t n = demo_steps(steps, KM_ARRAY_LEN(steps));
+	km_status st = KM_OK;
+	for (size_t i = 0; !st && i < n; i++) {
+		demo_at(ctx, steps[i].days);
+		if (steps[i].key == SIZE_MAX) {
+			if ((st = step_extra(ctx, ap, steps[i].what, e)))
+				st = km_wrap(e, "demo");
+		} else {
+			const demo_key *k = &demo_keys[steps[i].key];
+			st = steps[i].what == 0 ? step_birth(ctx, k, e)
+			   : steps[i].what == 1 ? step_rotate(ctx, ap, k, steps[i].n, e)
+			                        : step_state(ctx, ap, k, steps[i].n, e);
+			if (st)
+				st = km_wrap(e, "demo: %s", k->name);
 		}
-		st = to == KS_DESTROY_SCHEDULED ? km_request_destroy(ctx, k->name, v, "demo: retention ended", id, e)
-		                                : km_request_set_state(ctx, k->name, v, to, "demo: clean-up", id, e);
-		if (!st)
-			st = demo_decide(ctx, ap, id, 1, 16, e);
+		if (o->progress)
+			o->progress(o->pctx, "showcase history", i + 1, n);
 	}
 	return st;
 }
@@ -346,13 +568,12 @@ km_status km_demo_fill(km_ctx *ctx, const km_demo_opts *o, km_err *e)
 	/* Showcase content once; `keyward demo` may run again for extras. */
 	if (km_key_get(ctx, demo_keys[0].name, &probe, &ignored) != KM_OK) {
 		demo_approvers ap = {0};
+		demo_at(ctx, KM_DEMO_HISTORY_DAYS);
 		st = demo_policies_apply(ctx, e);
-		for (size_t i = 0; !st && i < KM_ARRAY_LEN(demo_keys); i++) {
-			st = showcase(ctx, &ap, &demo_keys[i], e);
-			if (o->progress)
-				o->progress(o->pctx, "showcase keys", i + 1, KM_ARRAY_LEN(demo_keys));
-		}
+		if (!st)
+			st = showcase_all(ctx, &ap, o, e);
 		demo_approvers_close(&ap);
+		demo_at(ctx, 0);
 	}
 	if (!st && o->extra_keys)
 		st = extra_keys(ctx, o, e);

@@ -654,6 +654,16 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 		             "deployment's set-user-ID keyward");
 		goto fail;
 	}
+	if (o && o->clock) {
+		/* A backdated clock is for the demo's history; a set-user-ID
+		 * keyward never lets its caller move time. */
+		if (km_process_privileged()) {
+			st = km_fail(e, KM_EUSAGE, "the system deployment's keyward runs on the real clock");
+			goto fail;
+		}
+		ctx->clock = o->clock;
+		ctx->clock_ctx = o->clock_ctx;
+	}
 	if ((st = km_config_load(&ctx->cfg, o ? o->home : NULL, e)) ||
 	    (st = export_softhsm_conf(&ctx->cfg, e)))
 		goto fail;
@@ -1059,6 +1069,8 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 	km_ctx *ctx = calloc(1, sizeof *ctx);
 	if (!ctx)
 		return km_fail(e, KM_ENOMEM, "out of memory");
+	ctx->clock = o->clock;
+	ctx->clock_ctx = o->clock_ctx;
 	int created_db = 0;
 	char *so_pin = NULL, *pin = NULL;
 	km_status st;

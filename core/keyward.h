@@ -36,6 +36,10 @@ typedef struct km_open_opts {
 	const char *passphrase_file;
 	km_secret_prompt_fn prompt;
 	void *prompt_ctx;
+	/* NULL: the real clock.  Only the demo's backdated history sets it
+	 * (see km_set_clock below), so that even its logins are on its clock. */
+	int64_t (*clock)(void *c);
+	void *clock_ctx;
 } km_open_opts;
 
 typedef struct km_actor {
@@ -85,6 +89,8 @@ typedef struct km_init_opts {
 	                           * with KM_DEMO_PASSPHRASE; pin is ignored */
 	km_mode mode;             /* system: the home is KM_SYSTEM_HOME */
 	uint32_t argon2_t, argon2_m_kib; /* 0: the defaults */
+	int64_t (*clock)(void *c);   /* NULL: the real clock (as in km_open_opts) */
+	void *clock_ctx;
 } km_init_opts;
 
 #define KM_DEMO_PASSPHRASE "keyward-demo"

@@ -817,6 +817,8 @@ km_status ui_cli_open(ui_cli *cli, const char *pin_file, km_err *e)
 		.passphrase_file = cli->passphrase_file,
 		.prompt = ui_prompt_secret,
 		.prompt_ctx = NULL,
+		.clock = cli->clock,
+		.clock_ctx = cli->clock_ctx,
 	};
 	return km_open(&o, &cli->ctx, e);
 }

@@ -72,6 +72,9 @@ struct ui_cli {
 	int json;               /* --json given (globally or on the command) */
 	int stderr_tty;
 	km_ctx *ctx;            /* open for UI_CMD_SESSION commands */
+	/* init --demo only: the demo's backdated clock (demo.h) */
+	int64_t (*clock)(void *c);
+	void *clock_ctx;
 };
 
 /* Entry point: parse, dispatch, print the error, return the exit code. */

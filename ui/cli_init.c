@@ -66,6 +66,10 @@ static km_status secret_get(const char *file, const char *env, const char *hint,
 
 /* ---------------------------------------------------------------- progress */
 
+/* init --demo's clock: static, because the session it is given to lives
+ * until the CLI closes it, after the handler returned. */
+static km_demo_timeline timeline;
+
 static void demo_progress(void *c, const char *what, uint64_t done, uint64_t total)
 {
 	ui_cli *cli = c;
@@ -154,6 +158,11 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 		snprintf(pass, PASS_CAP, "%s", KM_DEMO_PASSPHRASE);
 		o.first_user_roles = KM_ROLE_OFFICER | KM_ROLE_AUDITOR;
 		o.demo = 1;
+		/* The demo's history is backdated (demo.h): init and every
+		 * session of the fill run on its clock. */
+		km_demo_timeline_start(&timeline);
+		o.clock = cli->clock = km_demo_clock;
+		o.clock_ctx = cli->clock_ctx = &timeline;
 	} else {
 		if (!sys)
 			st = secret_get(ui_arg(a, "pin-file") ? ui_arg(a, "pin-file") : cli->pin_file,
