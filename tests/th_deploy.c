@@ -102,7 +102,7 @@ static const char *fixture_approver(th_deploy *d, km_ctx *ctx, int admin, int i)
 	return name;
 }
 
-km_status th_request_done(th_deploy *d, km_ctx *ctx, const char *id, km_err *e)
+km_status th_request_approve(th_deploy *d, km_ctx *ctx, const char *id, km_err *e)
 {
 	km_request_info r;
 	km_status st = km_request_get(ctx, id, &r, e);
@@ -115,6 +115,12 @@ km_status th_request_done(th_deploy *d, km_ctx *ctx, const char *id, km_err *e)
 		if (!st)
 			st = km_request_get(ctx, id, &r, e);
 	}
+	return st;
+}
+
+km_status th_request_done(th_deploy *d, km_ctx *ctx, const char *id, km_err *e)
+{
+	km_status st = th_request_approve(d, ctx, id, e);
 	return st ? st : km_request_execute(ctx, id, NULL, NULL, e);
 }
 

@@ -38,6 +38,8 @@ void th_deploy_user(th_deploy *d, km_ctx *ctx, const char *name, unsigned roles,
  * administrators' kinds; enrolled on first use) until its quorum is met,
  * then execute it in ctx.  Returns the execution's status. */
 km_status th_request_done(th_deploy *d, km_ctx *ctx, const char *id, km_err *e);
+/* The same without executing: the quorum's signatures only. */
+km_status th_request_approve(th_deploy *d, km_ctx *ctx, const char *id, km_err *e);
 
 /* What tests used to do on the spot, now through a request each:
  * rotate (the new version in *nv, may be NULL) and change a state
