@@ -349,8 +349,11 @@ km_status km_request_execute(km_ctx *ctx, const char *id, km_progress_fn progres
 	km_status st = km_op_end(ctx, execute_impl(ctx, id ? id : "", job_id, e), e);
 	/* The rotation's job runs here, with progress; the request is
 	 * executed whatever becomes of it, and a run that stops (a kill, a
-	 * pause, a failure) is resumed by `keyward job run`. */
-	if (!st && job_id[0] && (st = km_job_run(ctx, job_id, progress, pctx, e)))
+	 * pause, a failure) is resumed by `keyward job run`.  An executor
+	 * who may not run jobs (an administrator) leaves it queued for an
+	 * officer rather than collect a denial. */
+	if (!st && job_id[0] && km_policy_allows(ctx->actor.roles, KM_ACT_JOB_RUN) &&
+	    (st = km_job_run(ctx, job_id, progress, pctx, e)))
 		km_wrap(e, "request %s was executed, but its job %s stopped (`keyward job run %s` resumes it)",
 		        id, job_id, job_id);
 	return st;
