@@ -154,7 +154,11 @@ snap before
 expect 8 protect --key features/cli-bad --asset dataset:bad@2 "$W/plain" "$W/out4"
 [ ! -e "$W/out4" ] || fail "OUT written under a compromised key"
 unchanged_catalogue
-# decrypt stays possible so data can be moved away from it
-ok unprotect "$W/env" "$W/back"
-cmp "$W/plain" "$W/back" || fail "decrypt under a compromised version"
+# decrypt under it needs the explicit, audited override (so data can be
+# moved away from it), never a plain unprotect
+expect 8 unprotect "$W/env" "$W/back"
+has "$ERR" "--override-compromised"
+[ ! -e "$W/back" ] || fail "plaintext written under a compromised version without the override"
+ok unprotect --override-compromised "$W/env" "$W/back"
+cmp "$W/plain" "$W/back" || fail "decrypt under a compromised version with the override"
 echo "cli_bad_input: ok"

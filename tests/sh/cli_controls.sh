@@ -132,7 +132,7 @@ done
 echo "key show cleans the name, the tags and the creator"
 
 step "asset list / asset show: names, versions, creators"
-ok asset list --limit 100
+ok asset list --limit 5000
 no_raw "$OUT"
 has_all "$OUT" ":n"
 has_all "$OUT" "@v"
@@ -197,7 +197,7 @@ jeq "$OUT" 'd["created_by"] == "\x1b]2;PWNED\x07"' true
 ok asset show 5 --json
 ascii_json "$OUT"
 jeq "$OUT" 'd["name"]' 'n4-\x9b31m'
-ok asset list --limit 100 --json
+ok asset list --limit 5000 --json
 ascii_json "$OUT"
 ok user list --json
 ascii_json "$OUT"
