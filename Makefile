@@ -53,7 +53,8 @@ LIB_SRC   := $(sort $(wildcard base/*.c) $(wildcard core/*.c) $(wildcard hsm/*.c
 # The core's public API: what ui/ may include.  Everything else in core/ is
 # internal (ctx.h, db.h, audit.h, ...).
 PUBLIC_HDR := base/km.h core/keyward.h core/authz.h core/config.h core/kek.h core/keystate.h \
-              core/asset.h core/auditlog.h core/audit_types.h core/user.h core/demo.h core/secmem.h core/text.h core/caller.h
+              core/asset.h core/auditlog.h core/audit_types.h core/user.h core/demo.h core/secmem.h core/text.h core/caller.h \
+              core/lineage.h
 UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))
