@@ -1031,6 +1031,7 @@ static void walk_note_back_edge(walk *w, uint32_t i, uint32_t target, sqlite3_st
 }
 
 #define NODE_COLS "id, kind, namespace, name, version, coalesce(asset_id, 0), first_seen"
+#define NODE_COLS_N "n.id, n.kind, n.namespace, n.name, n.version, coalesce(n.asset_id, 0), n.first_seen"
 
 static void node_from_row(sqlite3_stmt *q, int c, km_lineage_node *n)
 {
@@ -1204,6 +1205,8 @@ static km_status impact_impl(km_ctx *ctx, const char *key_name, uint32_t version
 				iw.seeds[seen].from = s.from;
 			if (s.to > iw.seeds[seen].to)
 				iw.seeds[seen].to = s.to;
+			if (s.kek_version != iw.seeds[seen].kek_version)
+				iw.seeds[seen].kek_version = 0;
 			continue;
 		}
 		if ((st = walk_add(&w, node, NO_PARENT, "protected-by", s.from, e)))
@@ -1502,9 +1505,9 @@ static km_status show_impl(km_ctx *ctx, const char *spec, const km_lineage_show_
 		sqlite3_finalize(q);
 	}
 	static const char *const edge_sql[2] = {
-		"SELECT " EDGE_COLS ", " NODE_COLS " FROM lineage_edges e JOIN lineage_nodes n ON n.id = e.dst "
+		"SELECT " EDGE_COLS ", " NODE_COLS_N " FROM lineage_edges e JOIN lineage_nodes n ON n.id = e.dst "
 		"WHERE e.src = ? ORDER BY e.kind, n.name",
-		"SELECT " EDGE_COLS ", " NODE_COLS " FROM lineage_edges e JOIN lineage_nodes n ON n.id = e.src "
+		"SELECT " EDGE_COLS ", " NODE_COLS_N " FROM lineage_edges e JOIN lineage_nodes n ON n.id = e.src "
 		"WHERE e.dst = ? ORDER BY e.kind, n.name",
 	};
 	for (int incoming = 0; cbs->edge && incoming < 2; incoming++) {

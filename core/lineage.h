@@ -128,7 +128,9 @@ typedef struct km_lineage_hit {
 	uint32_t depth;              /* edges from the start (assets: 0) */
 	size_t path_len;
 	const km_lineage_step *path; /* path[0] the asset, path[path_len-1] this node */
-	/* Impact: the protection that put it there (assets only, else 0). */
+	/* Impact: the protection that put it there (assets only, else 0;
+	 * kek_version 0 too when several versions of the key protected it,
+	 * the interval then spanning all of theirs). */
 	uint32_t kek_version;
 	int64_t protected_from, protected_to; /* to: INT64_MAX while it lasts */
 } km_lineage_hit;

@@ -170,6 +170,44 @@ static const ui_cmd ui_cli_commands[] = {
 	 "open the interactive console (also: keyward with no command)", NULL,
 	 OPTS({"theme", 0, "NAME", "colour theme"}),
 	 UI_CMD_SESSION, ui_cmd_console},
+	{"lineage", "import", "FILE|DIR|-", 1, 1,
+	 "import OpenLineage run events (spec 2-0-2) into the lineage graph",
+	 "FILE holds JSON lines (one event each) or one JSON array of events; DIR "
+	 "is read file by file (*.json, *.jsonl, in name order); - is standard "
+	 "input.  Every event is checked in full first; a bad one is named by file, "
+	 "line and field, and then nothing of the import is written.  An event "
+	 "imported before (same run id, eventType and eventTime) changes nothing.  "
+	 "Datasets are joined to keyward assets by the lineage_mappings rules of "
+	 "config.json; the others become dataset nodes of their own.  The import is "
+	 "one audit event with its counts.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_import},
+	{"lineage", "impact", "KEY[@VERSION]", 1, 1,
+	 "what a key version (or every version of a key) protects and everything downstream",
+	 "Lists every asset the version protected up to the date, then every "
+	 "dataset, feature, model, job and endpoint derived from them, with counts "
+	 "by kind and, for each node, one shortest path from the key that explains "
+	 "why it is there.  The first step out of an asset counts only if it was "
+	 "seen while that version protected it, so data protected again under a "
+	 "newer version after a rotation is not charged to the old one.  --as-of "
+	 "takes an RFC 3339 time or a date (UTC) and shows the graph as it was "
+	 "then.  Cycles are followed once and reported.",
+	 OPTS({"as-of", 0, "T", "as it was at T (2026-11-30 or 2026-11-30T12:00:00Z)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_impact},
+	{"lineage", "provenance", "MODEL@VERSION", 1, 1,
+	 "every upstream input of a model version and the key version that protected it",
+	 "MODEL is the model's OpenLineage dataset name or its keyward asset name.  "
+	 "For each input: when it was consumed, the key version that protected it "
+	 "then, that version's state now and the rotations of its key since.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_provenance},
+	{"lineage", "show", "NODE", 1, 1,
+	 "one lineage node: kind, facets, edges in and out, protection",
+	 "NODE is #ID, KIND:NAME[@VERSION] for a keyward asset, or NAME[@VERSION] "
+	 "(an ambiguous name lists the candidates).",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_show},
+	{"lineage", "export", "", 0, 0,
+	 "the whole lineage graph as Graphviz DOT or JSON", NULL,
+	 OPTS({"format", 0, "dot|json", "output format (default dot, json with --json)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_export},
 	{"help", NULL, "[COMMAND [SUB] | keys | markdown]", 0, 2,
 	 "help on a command; `help keys`: console key bindings; `help markdown`: docs/cli.md",
 	 NULL, NULL, 0, ui_cmd_help},

@@ -161,7 +161,12 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_user_unlock)   \
 	X(ui_cmd_user_pubkey)   \
 	X(ui_cmd_console)       \
-	X(ui_cmd_help)
+	X(ui_cmd_help)          \
+	X(ui_cmd_lineage_import)     \
+	X(ui_cmd_lineage_impact)     \
+	X(ui_cmd_lineage_provenance) \
+	X(ui_cmd_lineage_show)       \
+	X(ui_cmd_lineage_export)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
 UI_CLI_HANDLERS(UI_CLI_DECLARE)
