@@ -235,6 +235,9 @@ static int events(const char *path, long n)
 		gmtime_r(&t, &tm);
 		char when[40];
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+		char second[96] = "";
+		if (two)
+			snprintf(second, sizeof second, ",{\"namespace\":\"s3://lake\",\"name\":\"tables/t%ld\"}", out2);
 		fprintf(f,
 		        "{\"eventType\":\"COMPLETE\",\"eventTime\":\"%s.%03ldZ\",\"run\":{\"runId\":"
 		        "\"%08lx-0000-4000-8000-%012lx\"},\"job\":{\"namespace\":\"airflow\",\"name\":\"dag%ld.task\"},"
@@ -242,12 +245,10 @@ static int events(const char *path, long n)
 		        "{\"namespace\":\"s3://lake\",\"name\":\"tables/t%ld\"}],"
 		        "\"outputs\":[{\"namespace\":\"s3://lake\",\"name\":\"tables/t%ld\",\"facets\":{\"schema\":"
 		        "{\"_producer\":\"https://example.com\",\"_schemaURL\":\"https://example.com/schema\","
-		        "\"fields\":[{\"name\":\"id\",\"type\":\"BIGINT\"}]}}}%s%ld%s],"
+		        "\"fields\":[{\"name\":\"id\",\"type\":\"BIGINT\"}]}}}%s],"
 		        "\"producer\":\"https://example.com/bench\","
 		        "\"schemaURL\":\"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\"}\n",
-		        when, i % 1000, (unsigned long)i, (unsigned long)i, job, in1, in2, out1,
-		        two ? ",{\"namespace\":\"s3://lake\",\"name\":\"tables/t" : "", two ? out2 : 0L,
-		        two ? "\"}" : "");
+		        when, i % 1000, (unsigned long)i, (unsigned long)i, job, in1, in2, out1, second);
 	}
 	fclose(f);
 	return 0;

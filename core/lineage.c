@@ -10,6 +10,7 @@
  * back.  This module never prints and never reads key material.
  */
 #include "lineage.h"
+#include "lineage_int.h"
 #include "asset.h"
 #include "caller.h"
 #include "ctx.h"
@@ -860,6 +861,39 @@ km_status km_lineage_import_buffer(km_ctx *ctx, const char *buf, size_t len, con
 	km_lineage_import_result ig;
 	return km_op_end(ctx, import_impl(ctx, origin ? origin : "buffer", buf ? buf : "", len,
 	                                  out ? out : &ig, e), e);
+}
+
+km_status km_lineage_pull(km_ctx *ctx, const char *url, const km_lineage_pull_opts *o,
+                          km_lineage_pull_result *out, km_err *e)
+{
+	char obj[300];
+	import_object(obj, sizeof obj, url ? url : "");
+	km_op_begin(ctx, KM_ACT_LINEAGE_IMPORT, obj);
+	km_lineage_pull_result ig;
+	km_lineage_pull_opts defaults = {0};
+	if (!out)
+		out = &ig;
+	if (!o)
+		o = &defaults;
+	memset(out, 0, sizeof *out);
+	if (!url || !*url)
+		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name the lineage server's URL"), e);
+	/* Authorise before talking to anyone. */
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_IMPORT, NULL, e);
+	char *text = NULL;
+	size_t len = 0;
+	lineage_pull_stats ps;
+	if (!st)
+		st = lineage_pull_fetch(url, o, &text, &len, &ps, e);
+	if (!st) {
+		out->pages = ps.pages;
+		out->requests = ps.requests;
+		out->retries = ps.retries;
+		out->retry_after_waits = ps.retry_after_waits;
+		st = import_impl(ctx, url, text, len, &out->import, e);
+	}
+	free(text);
+	return km_op_end(ctx, st, e);
 }
 
 /* ---------------------------------------------------------------- walks */

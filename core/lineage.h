@@ -113,6 +113,30 @@ km_status km_lineage_import_buffer(km_ctx *ctx, const char *buf, size_t len,
                                    const char *origin, km_lineage_import_result *out,
                                    km_err *e);
 
+/* Pull from a Marquez-compatible HTTP API (BASE/api/v1/events/lineage,
+ * paged with limit and offset, oldest first) and import what it returns as
+ * one import (as above: checked in full, one transaction, audited with
+ * object "lineage:URL").  TLS is always verified; 429 and 5xx answers,
+ * timeouts and refused connections are tried again (Retry-After honoured
+ * up to max_wait_s, else exponential backoff from backoff_ms).  A failure
+ * after the last attempt imports nothing.  Needs lineage.import. */
+typedef struct km_lineage_pull_opts {
+	int64_t since;        /* 0: every event; else only events after (Unix s) */
+	uint32_t page_size;   /* events per request; 0: 100 */
+	uint32_t timeout_s;   /* per request; 0: 30 */
+	uint32_t attempts;    /* per page; 0: 5 */
+	uint32_t max_wait_s;  /* the longest Retry-After honoured; 0: 60 */
+	uint32_t backoff_ms;  /* first backoff; 0: 500 */
+} km_lineage_pull_opts;
+
+typedef struct km_lineage_pull_result {
+	km_lineage_import_result import;
+	uint64_t pages, requests, retries, retry_after_waits;
+} km_lineage_pull_result;
+
+km_status km_lineage_pull(km_ctx *ctx, const char *url, const km_lineage_pull_opts *o,
+                          km_lineage_pull_result *out, km_err *e);
+
 /* ---- queries ----------------------------------------------------------- */
 
 /* One step of an explanation: the node reached and the edge that reached

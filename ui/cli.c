@@ -181,6 +181,18 @@ static const ui_cmd ui_cli_commands[] = {
 	 "config.json; the others become dataset nodes of their own.  The import is "
 	 "one audit event with its counts.",
 	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_import},
+	{"lineage", "pull", "URL", 1, 1,
+	 "pull OpenLineage events from a Marquez-compatible HTTP API and import them",
+	 "Reads URL/api/v1/events/lineage page by page (oldest first) and imports "
+	 "everything as one import, exactly as `lineage import` does.  TLS is always "
+	 "verified.  A 429 or 5xx answer, a timeout or a refused connection is tried "
+	 "again, after the Retry-After the server asks for (up to 60 s) or an "
+	 "exponential backoff; when the attempts run out nothing is imported.",
+	 OPTS({"since", 0, "T", "only events after T (2026-11-30 or an RFC 3339 time)"},
+	      {"timeout", 0, "SECONDS", "per request (default 30)"},
+	      {"page-size", 0, "N", "events per request (default 100)"},
+	      {"attempts", 0, "N", "tries per page (default 5)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_pull},
 	{"lineage", "impact", "KEY[@VERSION]", 1, 1,
 	 "what a key version (or every version of a key) protects and everything downstream",
 	 "Lists every asset the version protected up to the date, then every "
