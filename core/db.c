@@ -149,7 +149,6 @@ static const char schema_v6_lineage[] =
 	"CREATE UNIQUE INDEX lineage_jobs_identity ON lineage_nodes(namespace, name, version) "
 	"WHERE kind = 'job';"
 	"CREATE INDEX lineage_nodes_by_name ON lineage_nodes(name, version);"
-	"CREATE INDEX lineage_nodes_by_kind ON lineage_nodes(kind, id);"
 	"CREATE TABLE lineage_edges("
 	"  src INTEGER NOT NULL REFERENCES lineage_nodes(id),"
 	"  dst INTEGER NOT NULL REFERENCES lineage_nodes(id),"
@@ -160,7 +159,7 @@ static const char schema_v6_lineage[] =
 	"  PRIMARY KEY(src, dst, kind)) WITHOUT ROWID;"
 	/* Downstream walks read (src -> dst, first_seen) from the primary key;
 	 * upstream walks need the reverse. */
-	"CREATE INDEX lineage_edges_in ON lineage_edges(dst, src, kind, first_seen, last_seen, job);"
+	"CREATE INDEX lineage_edges_in ON lineage_edges(dst, kind, first_seen, src);"
 	"CREATE TABLE lineage_protection("
 	"  node INTEGER NOT NULL REFERENCES lineage_nodes(id),"
 	"  asset_id INTEGER NOT NULL,"
@@ -178,8 +177,8 @@ static const char schema_v6_lineage[] =
 	"  event_time_ms INTEGER NOT NULL,"
 	"  job INTEGER NOT NULL REFERENCES lineage_nodes(id),"
 	"  imported INTEGER NOT NULL,"
-	"  body TEXT NOT NULL,"        /* the event as received, compact JSON */
-	"  PRIMARY KEY(run_id, event_type, event_time_ms)) WITHOUT ROWID;";
+	"  body TEXT NOT NULL,"        /* the event's text exactly as received */
+	"  UNIQUE(run_id, event_type, event_time_ms));";
 /* Two strings: C11 compilers need not take a literal over 4095 bytes. */
 static const char schema_v6_lineage_triggers[] =
 	"CREATE TRIGGER assets_lineage_ins AFTER INSERT ON assets BEGIN "
