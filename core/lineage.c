@@ -1277,7 +1277,7 @@ static int impact_first_hop(void *c, uint32_t i, sqlite3_stmt *row)
 	return first < iw->seeds[i].to && last >= iw->seeds[i].from;
 }
 
-static km_status impact_impl(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
+km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
                              int (*cb)(void *c, const km_lineage_hit *h), void *cbctx,
                              km_lineage_impact_summary *sum, km_err *e)
 {
@@ -1393,11 +1393,20 @@ km_status km_lineage_impact(km_ctx *ctx, const char *key_name, uint32_t version,
 		sum = &ig;
 	if (!key_name || !*key_name)
 		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name a key"), e);
-	return km_op_end(ctx, impact_impl(ctx, key_name, version, as_of ? as_of : km_ctx_now(ctx), cb,
+	return km_op_end(ctx, lineage_impact_run(ctx, key_name, version, as_of ? as_of : km_ctx_now(ctx), cb,
 	                                  cbctx, sum, e), e);
 }
 
 /* ---------------------------------------------------------------- nodes */
+
+static km_status find_impl(km_ctx *ctx, const char *spec, km_lineage_node *out, const char *want_kind,
+                           km_err *e);
+
+km_status lineage_node_find_run(km_ctx *ctx, const char *spec, km_lineage_node *out,
+                                const char *want_kind, km_err *e)
+{
+	return find_impl(ctx, spec, out, want_kind, e);
+}
 
 static km_status find_impl(km_ctx *ctx, const char *spec, km_lineage_node *out, const char *want_kind,
                            km_err *e)
@@ -1474,7 +1483,7 @@ km_status km_lineage_node_find(km_ctx *ctx, const char *spec, km_lineage_node *o
 
 /* ---------------------------------------------------------------- provenance */
 
-static km_status provenance_impl(km_ctx *ctx, const char *spec,
+km_status lineage_provenance_run(km_ctx *ctx, const char *spec,
                                  int (*cb)(void *c, const km_lineage_input *in), void *cbctx,
                                  km_lineage_provenance_summary *sum, km_err *e)
 {
@@ -1573,7 +1582,7 @@ km_status km_lineage_provenance(km_ctx *ctx, const char *model_spec,
 		memset(sum, 0, sizeof *sum);
 		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name a model: MODEL@VERSION"), e);
 	}
-	return km_op_end(ctx, provenance_impl(ctx, model_spec, cb, cbctx, sum, e), e);
+	return km_op_end(ctx, lineage_provenance_run(ctx, model_spec, cb, cbctx, sum, e), e);
 }
 
 /* ---------------------------------------------------------------- show, export */

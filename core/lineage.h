@@ -32,6 +32,7 @@
 
 #include "keyward.h"
 
+#include <jansson.h>
 #include <stdint.h>
 
 /* X(enum, name) — the node kinds, as stored and shown. */
@@ -212,6 +213,30 @@ typedef struct km_lineage_provenance_summary {
 km_status km_lineage_provenance(km_ctx *ctx, const char *model_spec,
                                 int (*cb)(void *c, const km_lineage_input *in), void *cbctx,
                                 km_lineage_provenance_summary *sum, km_err *e);
+
+/* ---- reports ----------------------------------------------------------- */
+
+typedef enum km_lineage_report_kind {
+	KM_LINEAGE_REPORT_PROVENANCE,  /* subject: MODEL@VERSION */
+	KM_LINEAGE_REPORT_IMPACT,      /* subject: KEY[@VERSION]; "compromise-impact" */
+} km_lineage_report_kind;
+
+typedef struct km_lineage_report_opts {
+	km_lineage_report_kind kind;
+	const char *subject;
+	int64_t as_of;   /* impact: 0 now */
+	int redact;      /* 1: always; 0: by role (only officers and admins see names) */
+} km_lineage_report_opts;
+
+/* A report as one JSON document (*out, new reference): the query's nodes
+ * with their paths, a summary, "tree_head" (the newest signed tree head:
+ * size, root, time, signature) and "audit_events" (the seqs of the imports
+ * that built the graph and of every event about the keys it names).
+ * Redacted ("redacted": true) for every role without need-to-know (neither
+ * officer nor admin) or when asked: dataset, job and namespace names and
+ * key owners are replaced by stable pseudonyms (an HSM MAC of the name), so
+ * the document holds none of them.  Needs lineage.read. */
+km_status km_lineage_report(km_ctx *ctx, const km_lineage_report_opts *o, json_t **out, km_err *e);
 
 /* ---- browsing ---------------------------------------------------------- */
 

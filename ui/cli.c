@@ -211,6 +211,18 @@ static const ui_cmd ui_cli_commands[] = {
 	 "For each input: when it was consumed, the key version that protected it "
 	 "then, that version's state now and the rotations of its key since.",
 	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_provenance},
+	{"lineage", "report", "provenance|impact SUBJECT", 2, 2,
+	 "a provenance or compromise-impact report, as JSON or self-contained HTML",
+	 "SUBJECT is MODEL@VERSION (provenance) or KEY[@VERSION] (impact).  The "
+	 "report carries the newest signed tree head and the sequence numbers of "
+	 "the audit events it rests on; the HTML has no external assets and draws "
+	 "the graph as inline SVG.  Roles without need-to-know (neither officer nor "
+	 "admin), or --redact, get dataset, job, namespace and owner names replaced "
+	 "by stable pseudonyms.",
+	 OPTS({"format", 0, "json|html", "output format (default json)"},
+	      {"as-of", 0, "T", "impact as it was at T"},
+	      {"redact", 0, NULL, "pseudonyms for names, whatever your roles"}),
+	 UI_CMD_SESSION, ui_cmd_lineage_report},
 	{"lineage", "show", "NODE", 1, 1,
 	 "one lineage node: kind, facets, edges in and out, protection",
 	 "NODE is #ID, KIND:NAME[@VERSION] for a keyward asset, or NAME[@VERSION] "

@@ -581,3 +581,222 @@ km_status ui_cmd_lineage_export(ui_cli *cli, const ui_args *a, km_err *e)
 	return ui_json_print(json_pack("{s:o,s:o,s:o}", "nodes", x.nodes, "edges", x.edges,
 	                               "protected_by", x.prot), e);
 }
+
+/* ---------------------------------------------------------------- report */
+
+/* Text for HTML: the display form (control characters escaped, as on a
+ * terminal), then the five characters HTML gives meaning to. */
+static void html_text(FILE *f, const char *s)
+{
+	char clean[2400];
+	ui_clean(s ? s : "", clean, sizeof clean);
+	for (const char *p = clean; *p; p++) {
+		switch (*p) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*p, f);
+		}
+	}
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+#define SVG_MAX_NODES 400
+#define SVG_COL 230
+#define SVG_ROW 26
+
+/* The nodes by depth in columns, each linked to the node before it on its
+ * path: the shortest-path tree the report explains. */
+static void html_svg(FILE *f, json_t *items)
+{
+	json_t *pos = json_object();
+	int rows[64] = {0}, maxrow = 0, maxdepth = 0;
+	size_t n = json_array_size(items) < SVG_MAX_NODES ? json_array_size(items) : SVG_MAX_NODES;
+	for (size_t i = 0; i < n; i++) {
+		json_t *it = json_array_get(items, i);
+		int d = (int)json_integer_value(json_object_get(it, "depth"));
+		if (d > 63)
+			d = 63;
+		char id[24];
+		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(it, "id")));
+		json_object_set_new(pos, id, json_pack("[i,i]", 20 + d * SVG_COL, 20 + rows[d] * SVG_ROW));
+		rows[d]++;
+		if (rows[d] > maxrow)
+			maxrow = rows[d];
+		if (d > maxdepth)
+			maxdepth = d;
+	}
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">\n",
+	        40 + (maxdepth + 1) * SVG_COL, 40 + maxrow * SVG_ROW);
+	for (size_t i = 0; i < n; i++) {
+		json_t *it = json_array_get(items, i);
+		json_t *path = json_object_get(it, "path");
+		size_t pl = json_array_size(path);
+		if (pl < 2)
+			continue;
+		char a[24], b[24];
+		snprintf(a, sizeof a, "%" JSON_INTEGER_FORMAT,
+		         json_integer_value(json_object_get(json_array_get(path, pl - 2), "node")));
+		snprintf(b, sizeof b, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(it, "id")));
+		json_t *pa = json_object_get(pos, a), *pb = json_object_get(pos, b);
+		if (!pa || !pb)
+			continue;
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"e\"><title>",
+		        (int)json_integer_value(json_array_get(pa, 0)) + 200, (int)json_integer_value(json_array_get(pa, 1)) + 9,
+		        (int)json_integer_value(json_array_get(pb, 0)), (int)json_integer_value(json_array_get(pb, 1)) + 9);
+		html_text(f, jstr(json_array_get(path, pl - 1), "edge"));
+		fputs("</title></line>\n", f);
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *it = json_array_get(items, i);
+		char id[24];
+		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(it, "id")));
+		json_t *p = json_object_get(pos, id);
+		int x = (int)json_integer_value(json_array_get(p, 0)), y = (int)json_integer_value(json_array_get(p, 1));
+		char lab[40];
+		snprintf(lab, sizeof lab, "%.28s%s", jstr(it, "label"), strlen(jstr(it, "label")) > 28 ? "..." : "");
+		fprintf(f, "<g class=\"%s\"><rect x=\"%d\" y=\"%d\" width=\"200\" height=\"18\" rx=\"4\"/>"
+		        "<text x=\"%d\" y=\"%d\">", jstr(it, "kind"), x, y, x + 4, y + 13);
+		html_text(f, lab);
+		fputs("</text><title>", f);
+		html_text(f, jstr(it, "label"));
+		fputs("</title></g>\n", f);
+	}
+	fputs("</svg>\n", f);
+	if (json_array_size(items) > n)
+		fprintf(f, "<p>The graph shows the first %zu of %zu nodes; the table lists all.</p>\n", n,
+		        json_array_size(items));
+	json_decref(pos);
+}
+
+static void html_report(FILE *f, json_t *doc)
+{
+	int impact = strcmp(jstr(doc, "report"), "compromise-impact") == 0;
+	json_t *items = json_object_get(doc, impact ? "nodes" : "upstream");
+	json_t *subj = json_object_get(doc, "subject");
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>keyward ", f);
+	html_text(f, jstr(doc, "report"));
+	fputs(" report</title>\n<style>\nbody{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+	      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;"
+	      "vertical-align:top}code{font-size:12px}svg text{font:11px monospace}"
+	      "rect{fill:#eef;stroke:#557}.model rect{fill:#fde}.endpoint rect{fill:#efd}.job rect{fill:#eee}"
+	      "line.e{stroke:#888}\n</style></head><body>\n<h1>", f);
+	fputs(impact ? "Compromise impact" : "Provenance", f);
+	fputs(": ", f);
+	if (impact) {
+		html_text(f, jstr(subj, "key"));
+		if (json_integer_value(json_object_get(subj, "version")))
+			fprintf(f, " version %" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(subj, "version")));
+	} else {
+		html_text(f, jstr(subj, "label"));
+	}
+	fputs("</h1>\n<p>Deployment <code>", f);
+	html_text(f, jstr(doc, "deployment"));
+	fputs("</code>, generated ", f);
+	html_text(f, jstr(doc, "generated"));
+	fputs(" by ", f);
+	html_text(f, jstr(doc, "generated_by"));
+	if (impact) {
+		fputs(", as of ", f);
+		html_text(f, jstr(subj, "as_of"));
+	}
+	fputs(json_is_true(json_object_get(doc, "redacted")) ?
+	      ". <strong>Redacted:</strong> dataset, job, namespace and owner names are pseudonyms.</p>\n" : ".</p>\n", f);
+	char *summary = json_dumps(json_object_get(doc, "summary"), JSON_COMPACT | JSON_SORT_KEYS);
+	fputs("<p>Summary: <code>", f);
+	html_text(f, summary ? summary : "");
+	fputs("</code></p>\n", f);
+	free(summary);
+	html_svg(f, items);
+	fputs("<table><tr><th>kind</th><th>node</th><th>depth</th>", f);
+	fputs(impact ? "<th>why (shortest path)</th></tr>\n" :
+	               "<th>consumed</th><th>protected by (state now)</th><th>path</th></tr>\n", f);
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it) {
+		fputs("<tr><td>", f);
+		html_text(f, jstr(it, "kind"));
+		fputs("</td><td>", f);
+		html_text(f, jstr(it, "label"));
+		fprintf(f, "</td><td>%" JSON_INTEGER_FORMAT "</td><td>", json_integer_value(json_object_get(it, "depth")));
+		if (!impact) {
+			html_text(f, jstr(it, "consumed"));
+			fputs("</td><td>", f);
+			json_t *pb = json_object_get(it, "protected_by");
+			if (json_is_object(pb)) {
+				char b[300];
+				snprintf(b, sizeof b, "%s v%" JSON_INTEGER_FORMAT " (%s), owner %s, %" JSON_INTEGER_FORMAT
+				         " rotation(s) since", jstr(pb, "key"), json_integer_value(json_object_get(pb, "version")),
+				         jstr(pb, "state"), json_is_string(json_object_get(pb, "owner")) ? jstr(pb, "owner") : "-",
+				         json_integer_value(json_object_get(pb, "rotations_since")));
+				html_text(f, b);
+			} else {
+				fputs("-", f);
+			}
+			fputs("</td><td>", f);
+		}
+		size_t j;
+		json_t *st;
+		json_array_foreach(json_object_get(it, "path"), j, st) {
+			if (j) {
+				fputs(" &rarr; <em>", f);
+				html_text(f, jstr(st, "edge"));
+				fputs("</em> &rarr; ", f);
+			}
+			html_text(f, jstr(st, "label"));
+		}
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n<h2>Evidence</h2>\n", f);
+	json_t *th = json_object_get(doc, "tree_head");
+	if (json_is_object(th)) {
+		fprintf(f, "<p>Newest signed tree head: size %" JSON_INTEGER_FORMAT ", time ",
+		        json_integer_value(json_object_get(th, "size")));
+		html_text(f, jstr(th, "time"));
+		fputs(", root <code>", f);
+		html_text(f, jstr(th, "root"));
+		fputs("</code>, signature <code>", f);
+		html_text(f, jstr(th, "signature"));
+		fputs("</code>.</p>\n", f);
+	}
+	fputs("<p>Audit events relied on (seq): <code>", f);
+	json_array_foreach(json_object_get(doc, "audit_events"), i, it)
+		fprintf(f, "%s%" JSON_INTEGER_FORMAT, i ? " " : "", json_integer_value(it));
+	fputs("</code>. Check them with <code>keyward audit verify --entry SEQ</code>.</p>\n</body></html>\n", f);
+}
+
+km_status ui_cmd_lineage_report(ui_cli *cli, const ui_args *a, km_err *e)
+{
+	km_lineage_report_opts o = {0};
+	if (strcmp(a->pos[0], "provenance") == 0)
+		o.kind = KM_LINEAGE_REPORT_PROVENANCE;
+	else if (strcmp(a->pos[0], "impact") == 0)
+		o.kind = KM_LINEAGE_REPORT_IMPACT;
+	else
+		return km_fail(e, KM_EUSAGE, "lineage report: provenance or impact, not \"%s\"", a->pos[0]);
+	o.subject = a->pos[1];
+	o.redact = ui_arg_flag(a, "redact");
+	km_status st = parse_as_of(a, &o.as_of, e);
+	if (st)
+		return st;
+	const char *fmt = ui_arg(a, "format");
+	if (!fmt)
+		fmt = "json";
+	if (strcmp(fmt, "json") != 0 && strcmp(fmt, "html") != 0)
+		return km_fail(e, KM_EUSAGE, "lineage report: --format is json or html, not \"%s\"", fmt);
+	json_t *doc;
+	if ((st = km_lineage_report(cli->ctx, &o, &doc, e)))
+		return st;
+	if (strcmp(fmt, "json") == 0)
+		return ui_json_print(doc, e);
+	html_report(stdout, doc);
+	json_decref(doc);
+	return KM_OK;
+}

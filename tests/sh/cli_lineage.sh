@@ -54,9 +54,9 @@ step "import: rules join datasets to assets; unmapped ones stay nodes"
 echo "entity,income" >"$W/in1"
 ok protect --key features/lin --asset feature:features/income@1 "$W/in1" "$W/env1"
 sleep 1 # the events below must come after the protection, to the second
-event "$W/ev1.jsonl" 1 train "features/income" "models/fraud@1"
-event "$W/ev1.jsonl" 2 deploy "models/fraud@1" "serving|fraud-api"
-event "$W/ev1.jsonl" 3 clean "raw|clicks" "features/income"
+event "$W/ev1.jsonl" 1 train-fraud "features/income" "models/fraud@1"
+event "$W/ev1.jsonl" 2 ship-fraud "models/fraud@1" "serving|fraud-api"
+event "$W/ev1.jsonl" 3 clean-clicks "raw-zone|clicks" "features/income"
 ok lineage import "$W/ev1.jsonl"
 has "$ERR" "imported 3 of 3 events from 1 file (0 already there)"
 ok lineage import --json "$W/ev1.jsonl"
@@ -108,7 +108,7 @@ sleep 1
 ok key rotate features/lin
 ok protect --key features/lin --asset feature:features/income@2 "$W/in1" "$W/env2"
 sleep 1
-event "$W/ev2.jsonl" 4 train "features/income" "models/fraud@2"
+event "$W/ev2.jsonl" 4 train-fraud "features/income" "models/fraud@2"
 # from a directory, and from stdin
 mkdir "$W/dir" && cp "$W/ev2.jsonl" "$W/dir/a.jsonl" && echo ignored >"$W/dir/notes.txt"
 ok lineage import "$W/dir"
@@ -149,4 +149,67 @@ ok lineage export --json
 jeq "$OUT" 'len([e for e in d["edges"] if e["kind"] == "served-by"])' 1
 jeq "$OUT" 'len(d["protected_by"]) >= 4' true
 expect 2 lineage export --format svg
+
+step "reports: evidence, HTML without external assets, redaction"
+ok key tag features/lin owner=risk-modelling-team
+ok lineage report provenance models/fraud@1
+jeq "$OUT" 'd["report"]' provenance
+jeq "$OUT" 'd["redacted"]' false
+jeq "$OUT" 'd["subject"]["name"]' models/fraud
+jeq "$OUT" 'd["upstream"][0]["protected_by"]["owner"]' risk-modelling-team
+jeq "$OUT" 'd["upstream"][0]["path"][0]["label"]' "s3://lake models/fraud@1"
+size=$(sqlite3 "$DB" 'SELECT max(size) FROM audit_tree_heads')
+jeq "$OUT" 'd["tree_head"]["size"]' "$size"
+jeq "$OUT" 'len(d["tree_head"]["signature"]) == 128' true
+# every import and the key's own events (create, protect, rotate, tag)
+imports=$(sqlite3 "$DB" "SELECT count(*) FROM audit_events WHERE action = 'lineage.import' AND outcome = 'ok'")
+jeq "$OUT" "len([s for s in d['audit_events']]) >= $imports + 4" true
+seq=$(jget "$OUT" 'd["audit_events"][0]')
+ok audit verify --entry "$seq"
+ok lineage report impact features/lin@1 --format html
+head -c 15 "$OUT" | grep -q '<!DOCTYPE html>' || fail "not HTML"
+has "$OUT" "<svg"
+has "$OUT" "served-by"
+has "$OUT" "serving fraud-api"
+! grep -Eiq '(src|href)=|<script|<link|url\(' "$OUT" || fail "the HTML refers to something outside itself"
+# Every name the graph holds, and the key's owner: none may be in a
+# redacted report, JSON or HTML, asked for (--redact) or by role (dave is
+# an auditor: no need to know).
+ok lineage export --json
+python3 - "$OUT" >"$W/names" <<'EOF2'
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = set()
+for n in d["nodes"]:
+    if n["namespace"] != "keyward":
+        names.add(n["namespace"])
+        names.add(n["name"])
+    elif not n["name"].startswith(("feature:credit-risk", "feature:fraud", "feature:customer", "feature:churn",
+                                   "dataset:claims", "dataset:transactions", "model:fraud-v4",
+                                   "model:credit-scorer", "inference-log:")):
+        names.add(n["name"].split(":", 1)[1])
+names.add("risk-modelling-team")
+print("\n".join(sorted(names)))
+EOF2
+[ "$(wc -l <"$W/names")" -ge 10 ] || fail "too few names to check: $(cat "$W/names")"
+for report in "provenance models/fraud@1" "impact features/lin"; do
+	for fmt in json html; do
+		for who in "" "--user dave"; do
+			if [ -z "$who" ]; then extra=--redact; else extra=; fi
+			# shellcheck disable=SC2086
+			ok $who lineage report $report --format $fmt $extra
+			has "$OUT" "edacted"
+			while IFS= read -r name; do
+				! grep -qF -- "$name" "$OUT" || fail "redacted $report ($fmt, ${who:-officer}) holds \"$name\""
+			done <"$W/names"
+		done
+	done
+done
+# the same name is the same pseudonym in every report
+ok --user dave lineage report impact features/lin
+p1=$(jget "$OUT" '[n["name"] for n in d["nodes"] if n["kind"] == "endpoint"][0]')
+ok lineage report impact features/lin@1 --redact
+p2=$(jget "$OUT" '[n["name"] for n in d["nodes"] if n["kind"] == "endpoint"][0]')
+[ "$p1" = "$p2" ] || fail "pseudonyms differ: $p1 / $p2"
+case $p1 in endpoint-??????????) ;; *) fail "not a pseudonym: $p1" ;; esac
 echo "ok"
