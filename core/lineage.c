@@ -1514,8 +1514,8 @@ km_status lineage_provenance_run(km_ctx *ctx, const char *spec,
 	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
 	if (st)
 		return st;
-	if (!strchr(spec, '@'))
-		return km_fail(e, KM_EUSAGE, "name the model's version: MODEL@VERSION");
+	if (!strchr(spec, '@') && spec[0] != '#')
+		return km_fail(e, KM_EUSAGE, "name the model's version: MODEL@VERSION (or its node, #ID)");
 	sqlite3 *db = km_db(ctx);
 	int began = read_begin(db);
 	if ((st = find_impl(ctx, spec, &sum->model, "model", e))) {
