@@ -70,7 +70,7 @@
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
 	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit",                                             \
 	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)                  \
-	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-direction", "u", "lineage",                            \
+	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "u", "lineage",                            \
 	  "Upstream from the selected model (what went into it), or back downstream from the key", \
 	  ui_act_view)
 
