@@ -168,7 +168,7 @@ static const char schema_v6_lineage[] =
 	"  valid_from INTEGER NOT NULL,"
 	"  valid_to INTEGER NOT NULL);"
 	"CREATE INDEX lineage_protection_by_key ON lineage_protection(key_id, kek_version, valid_from, node);"
-	"CREATE INDEX lineage_protection_by_node ON lineage_protection(node, valid_from);"
+	"CREATE INDEX lineage_protection_by_node ON lineage_protection(node, valid_to, valid_from);"
 	"CREATE INDEX lineage_protection_by_asset ON lineage_protection(asset_id, valid_to);"
 	"CREATE INDEX assets_by_identity ON assets(kind, name, version, id);"
 	"CREATE TABLE lineage_events("
@@ -378,7 +378,12 @@ static km_status configure(sqlite3 *db, int readonly, km_err *e)
 	sqlite3_busy_timeout(db, KM_DB_BUSY_TIMEOUT_MS);
 	/* 16 MiB of page cache: bulk registrations stop spilling mid-transaction;
 	 * pages are only cached once touched, so a console stays small. */
-	if (sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
+	/* temp_store=MEMORY: a statement whose triggers change several
+	 * tables (an asset row keeps its lineage protection) keeps a statement
+	 * journal; in a temporary file that cost a write per page per row
+	 * (measured 10 s for 4000 assets), in memory 0.3 s. */
+	if (sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384; "
+	                 "PRAGMA temp_store = MEMORY;",
 	                 NULL, NULL, NULL) != SQLITE_OK)
 		return km_db_fail(db, e, "database setup");
 	if (!readonly) {
