@@ -2046,6 +2046,10 @@ START_TEST(test_migration_backfills_nodes)
 	        "ALTER TABLE users DROP COLUMN failures; ALTER TABLE users DROP COLUMN locked_until;"
 	        "ALTER TABLE users DROP COLUMN disabled; ALTER TABLE users DROP COLUMN totp_step;"
 	        "ALTER TABLE users DROP COLUMN mac; ALTER TABLE key_versions DROP COLUMN mac");
+	/* ... and none of v6's lineage tables */
+	sql(db, "DROP TRIGGER assets_lineage_ins; DROP TRIGGER assets_lineage_rewrap;"
+	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
+	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);
