@@ -46,6 +46,7 @@ typedef struct lineage_state {
 	int nrows;
 	int truncated;
 	int *vis;            /* visible rows, tree order */
+	int *slot_row;       /* LN_SLOTS: node -> row, -1 empty */
 	int nvis, sel, top;
 	char summary[600];
 	char error[KM_ERR_MSG_MAX];
@@ -53,14 +54,29 @@ typedef struct lineage_state {
 	int list_h;
 } lineage_state;
 
-/* Row of a node id among rows[0..n), or -1 (linear: paths are short and
- * their nodes were added just before). */
-static int ln_row_of(const lineage_state *s, int64_t node, int hint)
+/* node id -> row: open addressing over LN_SLOTS slots (twice the rows). */
+#define LN_SLOTS 65536
+
+static size_t ln_hash(int64_t node)
 {
-	for (int i = hint < s->nrows ? hint : s->nrows - 1; i >= 0; i--)
-		if (s->rows[i].node == node)
-			return i;
+	uint64_t x = (uint64_t)node * 0x9E3779B97F4A7C15ull;
+	return (size_t)(x >> 48) & (LN_SLOTS - 1);
+}
+
+static int ln_row_of(const lineage_state *s, int64_t node)
+{
+	for (size_t h = ln_hash(node); s->slot_row[h] != -1; h = (h + 1) & (LN_SLOTS - 1))
+		if (s->rows[s->slot_row[h]].node == node)
+			return s->slot_row[h];
 	return -1;
+}
+
+static void ln_index(lineage_state *s, int row)
+{
+	size_t h = ln_hash(s->rows[row].node);
+	while (s->slot_row[h] != -1)
+		h = (h + 1) & (LN_SLOTS - 1);
+	s->slot_row[h] = row;
 }
 
 static int ln_add(lineage_state *s, const km_lineage_node *n, const km_lineage_step *path, size_t len,
@@ -75,10 +91,11 @@ static int ln_add(lineage_state *s, const km_lineage_node *n, const km_lineage_s
 	r->node = n->id;
 	r->depth = depth;
 	r->first_child = r->next_sibling = -1;
-	r->parent = len >= 2 ? ln_row_of(s, path[len - 2].node, s->nrows - 1) : -1;
+	r->parent = len >= 2 ? ln_row_of(s, path[len - 2].node) : -1;
 	snprintf(r->kind, sizeof r->kind, "%s", km_lineage_kind_name(n->kind));
 	snprintf(r->edge, sizeof r->edge, "%s", len ? path[len - 1].edge : "");
 	km_lineage_node_label(n, r->label, sizeof r->label);
+	ln_index(s, s->nrows);
 	s->nrows++;
 	return 0;
 }
@@ -119,27 +136,27 @@ static int ln_prov_cb(void *c, const km_lineage_input *in)
 	return 0;
 }
 
-/* Tree order: each row under its parent, children in walk order. */
+/* Tree order: each row under its parent, children in walk order; a walk
+ * along first-child / next-sibling / parent links, so no depth or fan-out
+ * limit. */
 static void ln_visible(lineage_state *s)
 {
 	s->nvis = 0;
-	int stack[256];
-	for (int i = 0; i < s->nrows; i++) {
-		if (s->rows[i].parent != -1)
+	for (int root = 0; root < s->nrows; root++) {
+		if (s->rows[root].parent != -1)
 			continue;
-		int sp = 0;
-		stack[sp++] = i;
-		while (sp) {
-			int r = stack[--sp];
+		int r = root;
+		for (;;) {
 			s->vis[s->nvis++] = r;
-			if (s->rows[r].folded)
+			if (!s->rows[r].folded && s->rows[r].first_child != -1) {
+				r = s->rows[r].first_child;
 				continue;
-			/* push children in reverse so the first comes out first */
-			int kids[256], nk = 0;
-			for (int k = s->rows[r].first_child; k != -1 && nk < 256; k = s->rows[k].next_sibling)
-				kids[nk++] = k;
-			while (nk && sp < 256)
-				stack[sp++] = kids[--nk];
+			}
+			while (r != root && s->rows[r].next_sibling == -1)
+				r = s->rows[r].parent;
+			if (r == root)
+				break;
+			r = s->rows[r].next_sibling;
 		}
 	}
 	if (s->sel >= s->nvis)
@@ -173,8 +190,10 @@ static void ln_reload(ui_view *v)
 	s->nvis = 0;
 	s->truncated = 0;
 	s->error[0] = s->summary[0] = '\0';
-	if (!s->start[0])
+	if (!s->start[0] || !s->rows || !s->vis || !s->slot_row)
 		return;
+	for (size_t i = 0; i < LN_SLOTS; i++)
+		s->slot_row[i] = -1;
 	km_err e;
 	km_status st;
 	if (s->upstream) {
@@ -218,6 +237,7 @@ static void ln_open(ui_view *v)
 	lineage_state *s = v->st;
 	s->rows = calloc(LN_ROWS_MAX, sizeof *s->rows);
 	s->vis = calloc(LN_ROWS_MAX, sizeof *s->vis);
+	s->slot_row = calloc(LN_SLOTS, sizeof *s->slot_row);
 }
 
 static void ln_close(ui_view *v)
@@ -225,6 +245,7 @@ static void ln_close(ui_view *v)
 	lineage_state *s = v->st;
 	free(s->rows);
 	free(s->vis);
+	free(s->slot_row);
 }
 
 static void ln_draw(ui_view *v, ui_rect a)
