@@ -18,9 +18,8 @@ VERSION   := 0.1.0
 
 # Libraries: pkg-config for every one.  PKCS#11 is header-only (p11-kit);
 # the module itself is dlopen()ed at run time so any vendor's works.
-# libcurl is installed (the audit-forwarding work will call it) but not
-# linked until something does.
-PKGS      := ncursesw openssl jansson sqlite3 libargon2
+# libcurl: `lineage pull` (core/lineage_pull.c).
+PKGS      := ncursesw openssl jansson sqlite3 libargon2 libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -55,7 +54,7 @@ LIB_SRC   := $(sort $(wildcard base/*.c) $(wildcard core/*.c) $(wildcard hsm/*.c
 PUBLIC_HDR := base/km.h core/keyward.h core/authz.h core/config.h core/kek.h core/keystate.h \
               core/asset.h core/auditlog.h core/audit_types.h core/user.h core/demo.h core/secmem.h core/text.h core/caller.h
 PUBLIC_HDR += core/request.h
-PUBLIC_HDR += core/policy.h core/schedule.h core/job.h
+PUBLIC_HDR += core/policy.h core/schedule.h core/job.h core/lineage.h
 UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))

@@ -19,6 +19,8 @@
 #      signatures + a SQLite transaction, in process and with the tools
 #  10. rewrap of REWRAP_ASSETS (default 1,000,000) DEKs as a job vs a bare
 #      SQLite UPDATE of as many 60-byte blobs (bench/rewrap_speed)
+#  11. lineage: impact walk over 100k nodes / 1M edges vs the same recursive
+#      CTE in the sqlite3 shell; import of 100k OpenLineage events
 #
 # BENCH_ROUNDS (default 5) rounds for the quick comparisons, BENCH_ROUNDS_SLOW
 # (default 3) for the ones that take a minute a round (3 and 5).
@@ -33,7 +35,7 @@ KEYS=${BENCH_KEYS:-100000}
 DEK_WRAPS=${BENCH_DEK_WRAPS:-300000}
 ROUNDS=${BENCH_ROUNDS:-5}
 ROUNDS_SLOW=${BENCH_ROUNDS_SLOW:-3}
-ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10} "
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11} "
 case "$ONLY" in *" 5 "*) ONLY="$ONLY 4 " ;; esac
 want() { case "$ONLY" in *" $1 "*) return 0 ;; esac; return 1; }
 # The demo deployments' people all have this passphrase (DEMO ONLY): changes
@@ -436,5 +438,64 @@ say ""
 say "Ours: km_job_run of a rewrap job (unwrap under the old version, wrap under the new one, catalogue row, counters, cursor, one audit event and HSM-signed head per batch). Peer: one prepared UPDATE of a 60-byte blob per row by id, committed every batch, WAL, synchronous=FULL. Target: ours within 3x of the peer, goal 2x."
 fi # 10
 say ""
+# ---------------------------------------------------------------- 11. lineage
+if want 11; then
+say "## 11. lineage: impact over 100k nodes / 1M edges, import of 100k events ($ROUNDS rounds; load average $(load))"
+LS=$BUILD/bench/lineage_speed
+home=$(new_home lineage)
+export KEYWARD_HOME="$home"
+"$KW" key create bench/narrow >/dev/null 2>>"$work/commands.err"
+"$KW" key create bench/wide >/dev/null 2>>"$work/commands.err"
+"$LS" graph --db "$home/keyward.db" > "$work/graph.json"
+for k in narrow wide; do "$LS" cte --db "$home/keyward.db" --key bench/$k > "$work/cte_$k.sql"; done
+# The shell's own timer (no process start) on the same cache size as keyward's.
+cte_time() {
+	{ echo "PRAGMA cache_size = -16384;"; echo ".timer on"; cat "$1"; } |
+		sqlite3 "$home/keyward.db" | awk '/^Run Time/ {print $4}' | tail -1
+}
+for r in $(seq 1 "$ROUNDS"); do
+	for k in narrow wide; do
+		j=$("$LS" impact --key bench/$k --runs 1)
+		rec "impact_$k" "$(field "$j" seconds)"
+		echo "$j" > "$work/impact_$k.json"
+		rec "cte_$k" "$(cte_time "$work/cte_$k.sql")"
+	done
+done
+# a frame of the lineage screen (^R on it: the walk, the tree, the paint)
+screen_narrow=$(ROUNDS=$ROUNDS KEYWARD_BIN="$KW" bash "$here/lineage_screen.sh" bench/narrow)
+screen_wide=$(ROUNDS=$ROUNDS KEYWARD_BIN="$KW" bash "$here/lineage_screen.sh" bench/wide)
+"$LS" events --out "$shm/events.jsonl" -n 100000
+for r in $(seq 1 "$ROUNDS"); do
+	sqlite3 "$home/keyward.db" "DELETE FROM lineage_events; DELETE FROM lineage_edges WHERE src IN
+	    (SELECT id FROM lineage_nodes WHERE namespace IN ('s3://lake', 'airflow'));
+	    DELETE FROM lineage_nodes WHERE namespace IN ('s3://lake', 'airflow');"
+	timed import "$KW" lineage import "$shm/events.jsonl"
+	timed reimport "$KW" lineage import "$shm/events.jsonl"
+done
+sec="--fmt .3f"
+nn=$(field "$(cat "$work/impact_narrow.json")" nodes)
+nw=$(field "$(cat "$work/impact_wide.json")" nodes)
+say ""
+say "Graph: $(cat "$work/graph.json") (10 layers; edges to +-60 positions of the next layer)."
+say ""
+say "| what | seconds, best | range (spread) | keyward ÷ sqlite3 shell (bests) |"
+say "|---|---|---|---|"
+say "| keyward impact, bench/narrow v1 (10 assets; reaches $nn nodes), in process, with a shortest path per node | $($S best impact_narrow $sec) | $($S range impact_narrow $sec) | $($S ratio impact_narrow cte_narrow) |"
+say "| sqlite3 shell, the same reach as a recursive CTE (counts by kind, no paths) | $($S best cte_narrow $sec) | $($S range cte_narrow $sec) | 1.00 |"
+say "| keyward impact, bench/wide v1 (1000 assets; reaches $nw nodes) | $($S best impact_wide $sec) | $($S range impact_wide $sec) | $($S ratio impact_wide cte_wide) |"
+say "| sqlite3 shell, the same CTE | $($S best cte_wide $sec) | $($S range cte_wide $sec) | 1.00 |"
+say "| keyward lineage import, 100,000 events (whole command) | $($S best import $sec) | $($S range import $sec) | $($S best import --rate 100000 --fmt .0f) events/s |"
+say "| the same import, CPU seconds (user + system) | $($S best import.cpu $sec) | $($S range import.cpu $sec) | $($S best import.cpu --rate 100000 --fmt .0f) events per CPU second |"
+say "| the same file again (all duplicates) | $($S best reimport $sec) | $($S range reimport $sec) | $($S best reimport --rate 100000 --fmt .0f) events/s |"
+say ""
+say "| the lineage screen, one frame (^R: walk, tree, paint), ms | best | median |"
+say "|---|---|---|"
+say "| bench/narrow v1 ($nn nodes) | ${screen_narrow% *} | ${screen_narrow#* } |"
+say "| bench/wide v1 ($nw nodes; the screen keeps the first 20,000) | ${screen_wide% *} | ${screen_wide#* } |"
+say ""
+say "Targets: impact under 0.1 s and within 1.5x of the CTE; import >= 10,000 events/s; the screen's first frame under 50 ms."
+rm -f "$shm/events.jsonl"
+say ""
+fi # 11
 say "Load average $(load) at the end."
 echo "results written to $out"

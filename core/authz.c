@@ -75,6 +75,12 @@ static const struct {
 	[KM_ACT_ROTATE_DUE] = {KM_ROLE_OFFICER, CHANGE},
 	[KM_ACT_JOB_READ] = {R_STAFF, 0},
 	[KM_ACT_JOB_RUN] = {KM_ROLE_OFFICER, CHANGE},
+	/* Lineage: the graph names datasets and models but holds no key
+	 * material, so every member of staff may read it; feeding it is the
+	 * officers' (who run pipelines) and the administrators' (who wire the
+	 * deployment to a lineage server). */
+	[KM_ACT_LINEAGE_READ] = {R_STAFF, 0},
+	[KM_ACT_LINEAGE_IMPORT] = {KM_ROLE_OFFICER | KM_ROLE_ADMIN, CHANGE},
 };
 
 static const struct {

@@ -57,7 +57,9 @@ enum {
 	X(KM_ACT_REQUEST_CANCEL,  "request.cancel")  \
 	X(KM_ACT_ROTATE_DUE,   "rotate.due")    \
 	X(KM_ACT_JOB_READ,     "job.read")      \
-	X(KM_ACT_JOB_RUN,      "job.run")
+	X(KM_ACT_JOB_RUN,      "job.run")       \
+	X(KM_ACT_LINEAGE_READ, "lineage.read")  \
+	X(KM_ACT_LINEAGE_IMPORT, "lineage.import")
 
 typedef enum km_action {
 #define ACT_ENUM(e, name) e,

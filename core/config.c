@@ -96,7 +96,7 @@ static km_status set_path(char *dst, size_t cap, const char *home, const char *v
 	return KM_OK;
 }
 
-typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE } cfg_type;
+typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE, CT_LINEAGE } cfg_type;
 
 /* Every key config.json may hold: one row each.  Offsets point into
  * km_config so parsing is a loop over this table. */
@@ -129,7 +129,58 @@ static const struct cfg_key {
 	{"lockout_seconds", CT_POS_INT, offsetof(km_config, lockout_seconds), 0, 8, "length of a lockout"},
 	{"job_batch", CT_POS_INT, offsetof(km_config, job_batch), 0, 4, "assets a rewrap job moves per transaction"},
 	{"keys", CT_OBJECT, offsetof(km_config, keys), 0, 0, "console key bindings"},
+	{"lineage_mappings", CT_LINEAGE, offsetof(km_config, lineage_mappings), 0, 0,
+	 "lineage mapping rules: [{\"namespace\", \"name\", \"asset\", \"kind\"}]"},
 };
+
+/* The node kinds a mapping rule may give a dataset (lineage.h
+ * KM_LINEAGE_KINDS, less "job": jobs come from the event's job). */
+static const char *const lineage_kinds[] = {
+	"source", "dataset", "feature-group", "feature", "model", "endpoint",
+};
+
+/* One rule: namespace and name patterns (strings, required), then an asset
+ * spec, a node kind, or both.  The message names the rule by its index so a
+ * person can find it in a long list. */
+static km_status lineage_rule_check(const char *origin, size_t i, json_t *r, km_err *e)
+{
+	if (!json_is_object(r))
+		return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu] must be an object", origin, i);
+	const char *k;
+	json_t *v;
+	json_object_foreach(r, k, v) {
+		if (strcmp(k, "namespace") && strcmp(k, "name") && strcmp(k, "asset") && strcmp(k, "kind"))
+			return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu]: unknown field \"%s\" "
+			               "(namespace, name, asset, kind)", origin, i, k);
+		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 512)
+			return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu].%s must be a string of "
+			               "1 to 512 characters", origin, i, k);
+	}
+	static const char *const required[] = {"namespace", "name"};
+	for (size_t j = 0; j < KM_ARRAY_LEN(required); j++)
+		if (!json_object_get(r, required[j]))
+			return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu] has no \"%s\" pattern",
+			               origin, i, required[j]);
+	const char *asset = json_string_value(json_object_get(r, "asset"));
+	const char *kind = json_string_value(json_object_get(r, "kind"));
+	if (!asset && !kind)
+		return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu] maps to nothing: give "
+		               "\"asset\" (KIND:NAME[@VERSION]) or \"kind\"", origin, i);
+	if (asset && (!strchr(asset, ':') || asset[0] == ':'))
+		return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu].asset \"%s\" must be "
+		               "written KIND:NAME[@VERSION]", origin, i, asset);
+	if (kind) {
+		size_t j;
+		for (j = 0; j < KM_ARRAY_LEN(lineage_kinds); j++)
+			if (strcmp(kind, lineage_kinds[j]) == 0)
+				break;
+		if (j == KM_ARRAY_LEN(lineage_kinds))
+			return km_fail(e, KM_ECONFIG, "%s: \"lineage_mappings\"[%zu].kind \"%s\" is not one "
+			               "of source, dataset, feature-group, feature, model, endpoint",
+			               origin, i, kind);
+	}
+	return KM_OK;
+}
 
 /* The settings the environment may override, personal mode only: the one
  * place that knows them, and the one place set-user-ID switches off.
@@ -208,6 +259,17 @@ km_status km_config_parse(km_config *c, const char *text, const char *origin, km
 				uint64_t x = (uint64_t)json_integer_value(v);
 				memcpy(field, &x, sizeof x);
 			}
+		} else if (ck->type == CT_LINEAGE) {
+			if (!json_is_array(v)) {
+				st = km_fail(e, KM_ECONFIG, "%s: \"%s\" must be an array (%s)", origin, k, ck->help);
+				break;
+			}
+			for (size_t i = 0; !st && i < json_array_size(v); i++)
+				st = lineage_rule_check(origin, i, json_array_get(v, i), e);
+			if (st)
+				break;
+			json_decref(c->lineage_mappings);
+			c->lineage_mappings = json_incref(v);
 		} else {
 			if (!json_is_object(v)) {
 				st = km_fail(e, KM_ECONFIG, "%s: \"%s\" must be an object (%s)", origin, k, ck->help);
@@ -315,6 +377,8 @@ km_status km_config_save(const km_config *c, km_err *e)
 	json_object_set_new(o, "cache_max_entries", json_integer((json_int_t)c->cache_max_entries));
 	if (c->keys)
 		json_object_set(o, "keys", c->keys);
+	if (c->lineage_mappings)
+		json_object_set(o, "lineage_mappings", c->lineage_mappings);
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	if (!text)
@@ -346,5 +410,7 @@ void km_config_free(km_config *c)
 	if (c) {
 		json_decref(c->keys);
 		c->keys = NULL;
+		json_decref(c->lineage_mappings);
+		c->lineage_mappings = NULL;
 	}
 }

@@ -68,6 +68,10 @@ typedef struct km_config {
 	uint32_t lockout_failures;
 	int64_t lockout_seconds;
 	json_t *keys;                  /* console key rebinding object, or NULL */
+	/* Lineage mapping rules: an array of {"namespace", "name" (fnmatch
+	 * patterns), "asset" ("KIND:NAME[@VERSION]", "{name}" replaced by the
+	 * dataset's name), "kind" (node kind)}; checked at load, or NULL. */
+	json_t *lineage_mappings;
 } km_config;
 
 /* 1 when this process runs with privilege it did not start with (the

@@ -69,7 +69,10 @@
 	X(UI_ACT_AUDIT_FILTER, "audit-filter", "f", "audit",                                       \
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
 	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit",                                             \
-	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)
+	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)                  \
+	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "u", "lineage",                            \
+	  "Upstream from the selected model (what went into it), or back downstream from the key", \
+	  ui_act_view)
 
 typedef enum ui_action {
 #define UI_ACT_ENUM(e, name, keys, screens, help, fn) e,
@@ -89,8 +92,11 @@ typedef enum ui_action {
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \
-	X("screen", "NAME", "Switch to a screen by name (keys, audit)", ui_colon_screen)          \
+	X("screen", "NAME", "Switch to a screen by name (keys, audit, lineage)", ui_colon_screen)          \
 	X("theme", "NAME", "Switch the colour theme (default, light, high-contrast, mono)", ui_colon_theme) \
+	X("lineage", "KEY[@VERSION] or MODEL@VERSION up",                                       \
+	  "Show the lineage tree downstream of a key (version) or upstream of a model", ui_colon_lineage) \
+	X("asof", "DATE or now", "Show the lineage as it was at DATE", ui_colon_asof)                \
 	X("help", "", "Show the help overlay", ui_colon_help)                                     \
 	X("quit", "", "Leave the console", ui_colon_quit)
 

@@ -315,6 +315,68 @@ static const ui_cmd ui_cli_commands[] = {
 	{"job", "unreachable", "ID", 1, 1,
 	 "list the assets a re-encryption could not reach, with the reason", NULL, NULL,
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_job_unreachable},
+	{"lineage", "import", "FILE|DIR|-", 1, 1,
+	 "import OpenLineage run events (spec 2-0-2) into the lineage graph",
+	 "FILE holds JSON lines (one event each) or one JSON array of events; DIR "
+	 "is read file by file (*.json, *.jsonl, in name order); - is standard "
+	 "input.  Every event is checked in full first; a bad one is named by file, "
+	 "line and field, and then nothing of the import is written.  An event "
+	 "imported before (same run id, eventType and eventTime) changes nothing.  "
+	 "Datasets are joined to keyward assets by the lineage_mappings rules of "
+	 "config.json; the others become dataset nodes of their own.  The import is "
+	 "one audit event with its counts.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_import},
+	{"lineage", "pull", "URL", 1, 1,
+	 "pull OpenLineage events from a Marquez-compatible HTTP API and import them",
+	 "Reads URL/api/v1/events/lineage page by page (oldest first) and imports "
+	 "everything as one import, exactly as `lineage import` does.  TLS is always "
+	 "verified.  A 429 or 5xx answer, a timeout or a refused connection is tried "
+	 "again, after the Retry-After the server asks for (up to 60 s) or an "
+	 "exponential backoff; when the attempts run out nothing is imported.",
+	 OPTS({"since", 0, "T", "only events after T (2026-11-30 or an RFC 3339 time)"},
+	      {"timeout", 0, "SECONDS", "per request (default 30)"},
+	      {"page-size", 0, "N", "events per request (default 100)"},
+	      {"attempts", 0, "N", "tries per page (default 5)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_pull},
+	{"lineage", "impact", "KEY[@VERSION]", 1, 1,
+	 "what a key version (or every version of a key) protects and everything downstream",
+	 "Lists every asset the version protected up to the date, then every "
+	 "dataset, feature, model, job and endpoint derived from them, with counts "
+	 "by kind and, for each node, one shortest path from the key that explains "
+	 "why it is there.  The first step out of an asset counts only if it was "
+	 "seen while that version protected it, so data protected again under a "
+	 "newer version after a rotation is not charged to the old one.  --as-of "
+	 "takes an RFC 3339 time or a date (UTC) and shows the graph as it was "
+	 "then.  Cycles are followed once and reported.",
+	 OPTS({"as-of", 0, "T", "as it was at T (2026-11-30 or 2026-11-30T12:00:00Z)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_impact},
+	{"lineage", "provenance", "MODEL@VERSION", 1, 1,
+	 "every upstream input of a model version and the key version that protected it",
+	 "MODEL is the model's OpenLineage dataset name or its keyward asset name.  "
+	 "For each input: when it was consumed, the key version that protected it "
+	 "then, that version's state now and the rotations of its key since.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_provenance},
+	{"lineage", "report", "provenance|impact SUBJECT", 2, 2,
+	 "a provenance or compromise-impact report, as JSON or self-contained HTML",
+	 "SUBJECT is MODEL@VERSION (provenance) or KEY[@VERSION] (impact).  The "
+	 "report carries the newest signed tree head and the sequence numbers of "
+	 "the audit events it rests on; the HTML has no external assets and draws "
+	 "the graph as inline SVG.  Roles without need-to-know (neither officer nor "
+	 "admin), or --redact, get dataset, job, namespace and owner names replaced "
+	 "by stable pseudonyms.",
+	 OPTS({"format", 0, "json|html", "output format (default json)"},
+	      {"as-of", 0, "T", "impact as it was at T"},
+	      {"redact", 0, NULL, "pseudonyms for names, whatever your roles"}),
+	 UI_CMD_SESSION, ui_cmd_lineage_report},
+	{"lineage", "show", "NODE", 1, 1,
+	 "one lineage node: kind, facets, edges in and out, protection",
+	 "NODE is #ID, KIND:NAME[@VERSION] for a keyward asset, or NAME[@VERSION] "
+	 "(an ambiguous name lists the candidates).",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_show},
+	{"lineage", "export", "", 0, 0,
+	 "the whole lineage graph as Graphviz DOT or JSON", NULL,
+	 OPTS({"format", 0, "dot|json", "output format (default dot, json with --json)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_export},
 	{"help", NULL, "[COMMAND [SUB] | keys | markdown]", 0, 2,
 	 "help on a command; `help keys`: console key bindings; `help markdown`: docs/cli.md",
 	 NULL, NULL, 0, ui_cmd_help},

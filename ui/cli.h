@@ -188,7 +188,14 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_job_run)       \
 	X(ui_cmd_job_pause)     \
 	X(ui_cmd_job_cancel)    \
-	X(ui_cmd_job_unreachable)
+	X(ui_cmd_job_unreachable) \
+	X(ui_cmd_lineage_import)     \
+	X(ui_cmd_lineage_impact)     \
+	X(ui_cmd_lineage_provenance) \
+	X(ui_cmd_lineage_show)       \
+	X(ui_cmd_lineage_export)     \
+	X(ui_cmd_lineage_pull)       \
+	X(ui_cmd_lineage_report)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
 UI_CLI_HANDLERS(UI_CLI_DECLARE)

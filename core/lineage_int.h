@@ -1,0 +1,33 @@
+/*
+ * lineage_int.h — internal to core/: the HTTP fetch behind km_lineage_pull.
+ */
+#ifndef KM_LINEAGE_INT_H
+#define KM_LINEAGE_INT_H
+
+#include "lineage.h"
+
+typedef struct lineage_pull_stats {
+	uint64_t pages, events, requests, retries, retry_after_waits;
+} lineage_pull_stats;
+
+/* Every event the server has (after o->since), page by page, as JSON lines
+ * in *text (malloc'd, NUL-terminated, *len bytes).  Writes nothing. */
+km_status lineage_pull_fetch(const char *base_url, const km_lineage_pull_opts *o, char **text,
+                             size_t *len, lineage_pull_stats *stats, km_err *e);
+
+/* km_lineage_impact and km_lineage_provenance without their own
+ * km_op_begin/km_op_end, for callers inside one operation (reports).
+ * as_of is already resolved (never 0). */
+km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
+                             int (*cb)(void *c, const km_lineage_hit *h), void *cbctx,
+                             km_lineage_impact_summary *sum, km_err *e);
+km_status lineage_provenance_run(km_ctx *ctx, const char *model_spec,
+                                 int (*cb)(void *c, const km_lineage_input *in), void *cbctx,
+                                 km_lineage_provenance_summary *sum, km_err *e);
+
+/* km_lineage_node_find without the operation; want_kind NULL or a kind
+ * name ("model": a bare NAME also matches the catalogue's "model:NAME"). */
+km_status lineage_node_find_run(km_ctx *ctx, const char *spec, km_lineage_node *out,
+                                const char *want_kind, km_err *e);
+
+#endif

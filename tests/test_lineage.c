@@ -1,0 +1,555 @@
+/*
+ * test_lineage.c — the lineage graph on a real deployment: OpenLineage
+ * import (the spec's example events, malformed events, re-import), mapping
+ * to catalogue assets, a cycle, impact with time travel across a rotation,
+ * provenance, and who may do what.
+ */
+#include "th_deploy.h"
+#include "asset.h"
+#include "audit.h"
+#include "ctx.h"
+#include "db.h"
+#include "kek.h"
+#include "lineage.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static th_deploy D;
+static int64_t clock_now;
+
+static int64_t test_clock(void *c)
+{
+	(void)c;
+	return clock_now;
+}
+
+static void teardown(void) { th_deploy_teardown(&D); }
+
+/* 2026-01-01T00:00:00Z and friends. */
+#define T0 1767225600
+#define DAY 86400
+
+static const char mappings[] =
+	"\"lineage_mappings\": ["
+	" {\"namespace\": \"s3://lake\", \"name\": \"features/*\", \"asset\": \"feature:{name}\"},"
+	" {\"namespace\": \"s3://lake\", \"name\": \"models/fraud\", \"asset\": \"model:fraud\"},"
+	" {\"namespace\": \"serving\", \"name\": \"*\", \"kind\": \"endpoint\"}]";
+
+static km_ctx *open_deploy(unsigned roles)
+{
+	th_deploy_setup(&D, roles, mappings);
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	clock_now = T0;
+	km_set_clock(ctx, test_clock, NULL);
+	return ctx;
+}
+
+static int64_t count(km_ctx *ctx, const char *sql)
+{
+	int64_t v;
+	km_err e;
+	ck_assert_int_eq(km_db_int64(km_db(ctx), sql, &v, &e), KM_OK);
+	return v;
+}
+
+static void last_event(km_ctx *ctx, char *action, char *outcome, char *details, size_t cap)
+{
+	uint64_t n = 0;
+	km_err e;
+	ck_assert_int_eq(audit_size(km_db(ctx), &n, &e), KM_OK);
+	audit_row r;
+	ck_assert_int_eq(audit_get(km_db(ctx), n, &r, &e), KM_OK);
+	strcpy(action, r.action);
+	strcpy(outcome, r.outcome);
+	if (details)
+		snprintf(details, cap, "%s", r.json ? r.json : "");
+	audit_row_free(&r);
+}
+
+/* The example run of the OpenLineage spec: a START and a COMPLETE of the
+ * same run, reading one table and writing another. */
+#define SPEC_START                                                                                  \
+	"{\"eventType\": \"START\", \"eventTime\": \"2020-12-28T19:52:00.001+10:00\","                   \
+	" \"run\": {\"runId\": \"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"                              \
+	" \"job\": {\"namespace\": \"my-scheduler-namespace\", \"name\": \"myjob.mytask\"},"              \
+	" \"inputs\": [{\"namespace\": \"my-datasource-namespace\", \"name\": \"instance.schema.table\"}]," \
+	" \"outputs\": [{\"namespace\": \"my-datasource-namespace\", \"name\": \"instance.schema.output_table\"}]," \
+	" \"producer\": \"https://github.com/OpenLineage/OpenLineage/blob/v1-0-0/client\","               \
+	" \"schemaURL\": \"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\"}"
+#define SPEC_COMPLETE                                                                               \
+	"{\"eventType\": \"COMPLETE\", \"eventTime\": \"2020-12-28T20:52:00.001+10:00\","                \
+	" \"run\": {\"runId\": \"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"                              \
+	" \"job\": {\"namespace\": \"my-scheduler-namespace\", \"name\": \"myjob.mytask\","              \
+	"  \"facets\": {\"sql\": {\"_producer\": \"https://example.com\", \"_schemaURL\": \"https://example.com/s\"," \
+	"  \"query\": \"INSERT INTO output_table SELECT * FROM table\"}}},"                              \
+	" \"inputs\": [{\"namespace\": \"my-datasource-namespace\", \"name\": \"instance.schema.table\"}]," \
+	" \"outputs\": [{\"namespace\": \"my-datasource-namespace\", \"name\": \"instance.schema.output_table\"," \
+	"  \"facets\": {\"schema\": {\"_producer\": \"https://example.com\", \"_schemaURL\": \"https://example.com/s\"," \
+	"  \"fields\": [{\"name\": \"a\", \"type\": \"VARCHAR\"}]}}}],"                                  \
+	" \"producer\": \"https://github.com/OpenLineage/OpenLineage/blob/v1-0-0/client\","               \
+	" \"schemaURL\": \"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\"}"
+
+START_TEST(spec_example_import_and_reimport)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	const char *lines = SPEC_START "\n\n" SPEC_COMPLETE "\n";
+	km_lineage_import_result r;
+	km_err e;
+	ck_assert_msg(km_lineage_import_buffer(ctx, lines, strlen(lines), "spec.jsonl", &r, &e) == KM_OK,
+	              "%s", e.msg);
+	ck_assert_uint_eq(r.events, 2);
+	ck_assert_uint_eq(r.imported, 2);
+	ck_assert_uint_eq(r.duplicates, 0);
+	ck_assert_uint_eq(r.nodes, 3);  /* the job and two datasets */
+	ck_assert_uint_eq(r.edges, 2);  /* consumed-by, derived-from */
+	ck_assert_uint_eq(r.unmapped, 4);
+	char action[64], outcome[16], details[2048];
+	last_event(ctx, action, outcome, details, sizeof details);
+	ck_assert_str_eq(action, "lineage.import");
+	ck_assert_str_eq(outcome, "ok");
+	ck_assert_ptr_nonnull(strstr(details, "\"imported\":2"));
+	/* eventTime with an offset is stored as UTC milliseconds. */
+	ck_assert_int_eq(count(ctx, "SELECT min(event_time_ms) FROM lineage_events"), 1609149120001LL);
+	/* Facets are kept: the job's SQL facet, the output's schema. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_nodes WHERE kind = 'job' AND "
+	                            "facets LIKE '%INSERT INTO output_table%'"), 1);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_nodes WHERE name = "
+	                            "'instance.schema.output_table' AND facets LIKE '%VARCHAR%'"), 1);
+
+	/* The same events again, as one JSON array: nothing changes. */
+	const char *arr = "[\n" SPEC_START ",\n" SPEC_COMPLETE "\n]\n";
+	int64_t events = count(ctx, "SELECT count(*) FROM lineage_events");
+	ck_assert_msg(km_lineage_import_buffer(ctx, arr, strlen(arr), "spec.json", &r, &e) == KM_OK,
+	              "%s", e.msg);
+	ck_assert_uint_eq(r.events, 2);
+	ck_assert_uint_eq(r.imported, 0);
+	ck_assert_uint_eq(r.duplicates, 2);
+	ck_assert_uint_eq(r.nodes, 0);
+	ck_assert_uint_eq(r.edges, 0);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_events"), events);
+
+	km_lineage_node n;
+	ck_assert_msg(km_lineage_node_find(ctx, "instance.schema.output_table", &n, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(n.kind, KM_LN_DATASET);
+	ck_assert_str_eq(n.namespace_, "my-datasource-namespace");
+	km_close(ctx);
+}
+END_TEST
+
+/* {text, what the message must name}: every one refused, nothing written. */
+static const struct {
+	const char *text;
+	const char *message;
+} malformed[] = {
+	{"{\"eventType\":\"START\",\"eventTime\":\"2026-01-01T00:00:00Z\",\"run\":{},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"producer\":\"p\",\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: run.runId is missing"},
+	{"{\"eventType\":\"FINISH\",\"eventTime\":\"2026-01-01T00:00:00Z\","
+	 "\"run\":{\"runId\":\"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"producer\":\"p\",\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: eventType \"FINISH\" is not one of"},
+	{"{\"eventType\":\"START\",\"eventTime\":\"2026-01-01T00:00:00Z\","
+	 "\"run\":{\"runId\":\"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"inputs\":{\"namespace\":\"a\",\"name\":\"b\"},"
+	 "\"producer\":\"p\",\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: inputs must be an array"},
+	{"{\"eventType\":\"START\",\"eventTime\":\"2026-01-01T00:00:00Z\","
+	 "\"run\":{\"runId\":\"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"inputs\":[{\"namespace\":\"a\",\"name\":7}],"
+	 "\"producer\":\"p\",\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: inputs[0].name must be a string"},
+	{"{\"eventType\":\"START\",\"eventTime\":\"2026-01-01T00:00:00Z\","
+	 "\"run\":{\"runId\":\"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},\"job\":{\"namespace\":\"n\"",
+	 "bad.jsonl:2: not valid JSON"},
+	{"{\"eventType\":\"START\",\"eventTime\":\"yesterday\","
+	 "\"run\":{\"runId\":\"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"producer\":\"p\",\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: eventTime"},
+	{"{\"eventType\":\"START\",\"eventTime\":\"2026-01-01T00:00:00Z\","
+	 "\"run\":{\"runId\":\"not-a-uuid\"},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"producer\":\"p\",\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: run.runId \"not-a-uuid\" is not a UUID"},
+	{"{\"eventType\":\"START\",\"eventTime\":\"2026-01-01T00:00:00Z\","
+	 "\"run\":{\"runId\":\"0176a8c2-fe01-7439-87e6-56a1a1b4029f\"},"
+	 "\"job\":{\"namespace\":\"n\",\"name\":\"j\"},\"schemaURL\":\"s\"}",
+	 "bad.jsonl:2: producer is missing"},
+};
+
+START_TEST(malformed_events_are_refused_whole)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	for (size_t i = 0; i < KM_ARRAY_LEN(malformed); i++) {
+		/* A good event first: it must not survive the bad one. */
+		char text[4096];
+		snprintf(text, sizeof text, "%s\n%s\n", SPEC_START, malformed[i].text);
+		km_lineage_import_result r;
+		km_err e;
+		ck_assert_int_eq(km_lineage_import_buffer(ctx, text, strlen(text), "bad.jsonl", &r, &e), KM_EINVAL);
+		ck_assert_msg(strstr(e.msg, malformed[i].message) != NULL, "row %zu: \"%s\" lacks \"%s\"", i,
+		              e.msg, malformed[i].message);
+		ck_assert_uint_eq(r.imported, 0);
+		ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_events"), 0);
+		ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_nodes"), 0);
+		ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_edges"), 0);
+		char action[64], outcome[16];
+		last_event(ctx, action, outcome, NULL, 0);
+		ck_assert_str_eq(action, "lineage.import");
+		ck_assert_str_eq(outcome, "error");
+	}
+	/* A truncated array, named by the line its last event starts on. */
+	const char *arr = "[\n" SPEC_START ",\n" SPEC_COMPLETE;
+	km_err e;
+	ck_assert_int_eq(km_lineage_import_buffer(ctx, arr, strlen(arr), "cut.json", NULL, &e), KM_EINVAL);
+	ck_assert_msg(strstr(e.msg, "cut.json:3: truncated JSON") != NULL, "%s", e.msg);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_events"), 0);
+	km_close(ctx);
+}
+END_TEST
+
+/* An event at time t (seconds) of a job reading `in` and writing `out`
+ * (datasets in s3://lake unless they name a namespace "ns|name"). */
+static void ev(char *buf, size_t cap, int seq, int64_t t, const char *job, const char *in,
+               const char *out, const char *out_version)
+{
+	char when[32];
+	km_time_format(t, when);
+	char outv[160] = "";
+	if (out_version)
+		snprintf(outv, sizeof outv, ",\"facets\":{\"version\":{\"_producer\":\"p\",\"_schemaURL\":\"s\","
+		         "\"datasetVersion\":\"%s\"}}", out_version);
+	char in_ns[64] = "s3://lake", out_ns[64] = "s3://lake";
+	const char *bar;
+	if ((bar = strchr(in, '|'))) {
+		snprintf(in_ns, sizeof in_ns, "%.*s", (int)(bar - in), in);
+		in = bar + 1;
+	}
+	if ((bar = strchr(out, '|'))) {
+		snprintf(out_ns, sizeof out_ns, "%.*s", (int)(bar - out), out);
+		out = bar + 1;
+	}
+	snprintf(buf, cap,
+	         "{\"eventType\":\"COMPLETE\",\"eventTime\":\"%s\",\"run\":{\"runId\":"
+	         "\"00000000-0000-4000-8000-%012d\"},\"job\":{\"namespace\":\"airflow\",\"name\":\"%s\"},"
+	         "\"inputs\":[{\"namespace\":\"%s\",\"name\":\"%s\"}],"
+	         "\"outputs\":[{\"namespace\":\"%s\",\"name\":\"%s\"%s}],"
+	         "\"producer\":\"https://example.com/p\",\"schemaURL\":"
+	         "\"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\"}\n",
+	         when, seq, job, in_ns, in, out_ns, out, outv);
+}
+
+static void import1(km_ctx *ctx, const char *text)
+{
+	km_err e;
+	km_lineage_import_result r;
+	ck_assert_msg(km_lineage_import_buffer(ctx, text, strlen(text), "t.jsonl", &r, &e) == KM_OK,
+	              "%s", e.msg);
+}
+
+typedef struct collect {
+	char labels[64][200];
+	uint32_t depth[64];
+	char first_edge[64][24];
+	size_t n;
+} collect;
+
+static int collect_hit(void *c, const km_lineage_hit *h)
+{
+	collect *co = c;
+	if (co->n < 64) {
+		km_lineage_node_label(&h->node, co->labels[co->n], sizeof co->labels[0]);
+		co->depth[co->n] = h->depth;
+		snprintf(co->first_edge[co->n], sizeof co->first_edge[0], "%s",
+		         h->path_len > 1 ? h->path[h->path_len - 1].edge : h->path[0].edge);
+		co->n++;
+	}
+	return 0;
+}
+
+static int has(const collect *co, const char *label)
+{
+	for (size_t i = 0; i < co->n; i++)
+		if (strcmp(co->labels[i], label) == 0)
+			return 1;
+	return 0;
+}
+
+START_TEST(cycle_is_tolerated_and_reported)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	const char *spec = "feature:features/income@1";
+	ck_assert_msg(km_asset_register_bulk(ctx, "features/risk", &spec, 1, &e) == KM_OK, "%s", e.msg);
+	char a[2048], b[2048], text[4096];
+	clock_now += 3600;
+	/* income -> scores, and scores -> income again (a feedback job). */
+	ev(a, sizeof a, 1, clock_now, "score", "features/income", "scores", NULL);
+	ev(b, sizeof b, 2, clock_now, "feedback", "scores", "features/income", NULL);
+	snprintf(text, sizeof text, "%s%s", a, b);
+	import1(ctx, text);
+	collect co = {0};
+	km_lineage_impact_summary sum;
+	ck_assert_msg(km_lineage_impact(ctx, "features/risk", 0, 0, collect_hit, &co, &sum, &e) == KM_OK,
+	              "%s", e.msg);
+	/* feature:features/income@1 and its unversioned node, scores, two jobs. */
+	ck_assert_uint_eq(sum.total, 5);
+	ck_assert(has(&co, "feature:features/income"));
+	ck_assert(has(&co, "s3://lake scores"));
+	ck_assert(has(&co, "airflow feedback"));
+	ck_assert_uint_ge(sum.cycles, 1);
+	ck_assert_msg(strstr(sum.cycle_example, "feature:features/income -> s3://lake scores -> "
+	                                        "feature:features/income") != NULL, "%s", sum.cycle_example);
+	km_close(ctx);
+}
+END_TEST
+
+/* v1 protects features/income@1; the fraud model v1 is trained on it; the
+ * key rotates; features/income@2 is protected under v2 and the model v2 is
+ * trained on that and served.  Impact and provenance as of several dates. */
+START_TEST(time_travel_across_a_rotation)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	const char *s1 = "feature:features/income@1";
+	clock_now = T0 + DAY;
+	ck_assert_msg(km_asset_register_bulk(ctx, "features/risk", &s1, 1, &e) == KM_OK, "%s", e.msg);
+	char a[2048], b[2048], c[2048], text[8192];
+	ev(a, sizeof a, 1, T0 + 2 * DAY, "train", "features/income", "models/fraud", "1");
+	clock_now = T0 + 2 * DAY + 60;
+	import1(ctx, a);
+
+	clock_now = T0 + 3 * DAY;
+	uint32_t v2;
+	ck_assert_msg(km_key_rotate(ctx, "features/risk", &v2, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(v2, 2);
+	const char *s2 = "feature:features/income@2";
+	clock_now = T0 + 4 * DAY;
+	ck_assert_msg(km_asset_register_bulk(ctx, "features/risk", &s2, 1, &e) == KM_OK, "%s", e.msg);
+	ev(b, sizeof b, 2, T0 + 5 * DAY, "train", "features/income", "models/fraud", "2");
+	ev(c, sizeof c, 3, T0 + 6 * DAY, "deploy", "models/fraud", "serving|fraud-api", NULL);
+	/* The deploy reads the unversioned model; make it read v2 explicitly
+	 * by its datasetVersion is not needed: the endpoint hangs off model:fraud. */
+	snprintf(text, sizeof text, "%s%s", b, c);
+	clock_now = T0 + 6 * DAY + 60;
+	import1(ctx, text);
+
+	/* As of day 2.5: v1 reaches income@1, income, the train job and model v1. */
+	collect co = {0};
+	km_lineage_impact_summary sum;
+	ck_assert_msg(km_lineage_impact(ctx, "features/risk", 1, T0 + 2 * DAY + DAY / 2, collect_hit, &co,
+	                                &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert(has(&co, "feature:features/income@1"));
+	ck_assert(has(&co, "model:fraud@1"));
+	ck_assert(!has(&co, "model:fraud@2"));
+	ck_assert(!has(&co, "serving fraud-api"));
+	ck_assert_uint_eq(sum.counts[KM_LN_MODEL], 1);
+	/* As of day 1.5 the model did not exist yet. */
+	memset(&co, 0, sizeof co);
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 1, T0 + DAY + DAY / 2, collect_hit, &co,
+	                                   &sum, &e), KM_OK);
+	ck_assert(has(&co, "feature:features/income@1"));
+	ck_assert(!has(&co, "model:fraud@1"));
+	/* v2 did not exist at day 2.5: nothing. */
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 2, T0 + 2 * DAY + DAY / 2, NULL, NULL,
+	                                   &sum, &e), KM_OK);
+	ck_assert_uint_eq(sum.total, 0);
+	/* Now: v2 reaches income@2, model v2 (trained after it was
+	 * protected) and not model v1, which was consumed only under v1. */
+	memset(&co, 0, sizeof co);
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 2, 0, collect_hit, &co, &sum, &e), KM_OK);
+	ck_assert(has(&co, "feature:features/income@2"));
+	ck_assert(has(&co, "model:fraud@2"));
+	ck_assert(!has(&co, "model:fraud@1"));
+	/* And v1, now, still reaches model v1 (what it protected was used). */
+	memset(&co, 0, sizeof co);
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 1, 0, collect_hit, &co, &sum, &e), KM_OK);
+	ck_assert(has(&co, "model:fraud@1"));
+	ck_assert(!has(&co, "model:fraud@2"));
+	/* The whole key: both models, each by a shortest path of two edges. */
+	memset(&co, 0, sizeof co);
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 0, 0, collect_hit, &co, &sum, &e), KM_OK);
+	for (size_t i = 0; i < co.n; i++)
+		if (strncmp(co.labels[i], "model:fraud@", 12) == 0) {
+			ck_assert_uint_eq(co.depth[i], 1);
+			ck_assert_str_eq(co.first_edge[i], "derived-from");
+		}
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 9, 0, NULL, NULL, &sum, &e), KM_ENOTFOUND);
+	km_close(ctx);
+}
+END_TEST
+
+typedef struct prov {
+	char label[8][200];
+	char key[8][129];
+	uint32_t version[8];
+	char state[8][24];
+	uint32_t later[8];
+	size_t n;
+} prov;
+
+static int prov_cb(void *c, const km_lineage_input *in)
+{
+	prov *p = c;
+	if (p->n < 8) {
+		km_lineage_node_label(&in->hit.node, p->label[p->n], sizeof p->label[0]);
+		snprintf(p->key[p->n], sizeof p->key[0], "%s", in->key);
+		p->version[p->n] = in->kek_version;
+		snprintf(p->state[p->n], sizeof p->state[0], "%s", in->state);
+		p->later[p->n] = in->later_versions;
+		p->n++;
+	}
+	return 0;
+}
+
+START_TEST(provenance_names_the_key_version_at_consumption)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	const char *s1 = "feature:features/income@1";
+	clock_now = T0 + DAY;
+	ck_assert_int_eq(km_asset_register_bulk(ctx, "features/risk", &s1, 1, &e), KM_OK);
+	char a[2048], b[2048], text[4096];
+	ev(a, sizeof a, 1, T0 + 2 * DAY, "train", "features/income", "models/fraud", "1");
+	ev(b, sizeof b, 2, T0 + 2 * DAY, "clean", "raw|clicks", "features/income", NULL);
+	snprintf(text, sizeof text, "%s%s", a, b);
+	clock_now = T0 + 2 * DAY + 60;
+	import1(ctx, text);
+	clock_now = T0 + 3 * DAY;
+	uint32_t v2;
+	ck_assert_int_eq(km_key_rotate(ctx, "features/risk", &v2, &e), KM_OK);
+
+	prov p = {0};
+	km_lineage_provenance_summary sum;
+	ck_assert_msg(km_lineage_provenance(ctx, "fraud@1", prov_cb, &p, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_str_eq(sum.model.name, "model:fraud");
+	ck_assert_uint_eq(sum.inputs, 2);
+	ck_assert_uint_eq(sum.protected_inputs, 1);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_str_eq(p.label[0], "feature:features/income");
+	ck_assert_str_eq(p.key[0], "features/risk");
+	ck_assert_uint_eq(p.version[0], 1);
+	ck_assert_str_eq(p.state[0], "decrypt-only");
+	ck_assert_uint_eq(p.later[0], 1);
+	ck_assert_str_eq(p.label[1], "raw clicks");
+	ck_assert_str_eq(p.key[1], "");
+	ck_assert_int_eq(km_lineage_provenance(ctx, "fraud@7", NULL, NULL, &sum, &e), KM_ENOTFOUND);
+	ck_assert_int_eq(km_lineage_provenance(ctx, "fraud", NULL, NULL, &sum, &e), KM_EUSAGE);
+	km_close(ctx);
+}
+END_TEST
+
+START_TEST(roles_decide_who_imports_and_reads)
+{
+	th_deploy_setup(&D, KM_ROLE_AUDITOR, mappings);
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	const char *lines = SPEC_START "\n";
+	ck_assert_int_eq(km_lineage_import_buffer(ctx, lines, strlen(lines), "x.jsonl", NULL, &e), KM_EDENIED);
+	ck_assert_ptr_nonnull(strstr(e.msg, "lineage.import"));
+	char action[64], outcome[16];
+	last_event(ctx, action, outcome, NULL, 0);
+	ck_assert_str_eq(action, "lineage.import");
+	ck_assert_str_eq(outcome, "denied");
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_events"), 0);
+	/* Reading is allowed; a missing node is just not found. */
+	km_lineage_node n;
+	ck_assert_int_eq(km_lineage_node_find(ctx, "nothing@1", &n, &e), KM_ENOTFOUND);
+	ck_assert(km_policy_allows(KM_ROLE_ADMIN, KM_ACT_LINEAGE_IMPORT));
+	ck_assert(!km_policy_allows(KM_ROLE_SERVICE, KM_ACT_LINEAGE_READ));
+	km_close(ctx);
+}
+END_TEST
+
+START_TEST(mapping_rules_are_checked_at_load)
+{
+	static const struct {
+		const char *cfg;
+		const char *message;
+	} rows[] = {
+		{"{\"lineage_mappings\": {}}", "must be an array"},
+		{"{\"lineage_mappings\": [{\"namespace\": \"a\"}]}", "[0] has no \"name\" pattern"},
+		{"{\"lineage_mappings\": [{\"namespace\": \"a\", \"name\": \"b\"}]}", "[0] maps to nothing"},
+		{"{\"lineage_mappings\": [{\"namespace\": \"a\", \"name\": \"b\", \"kind\": \"car\"}]}",
+		 "[0].kind \"car\""},
+		{"{\"lineage_mappings\": [{\"namespace\": \"a\", \"name\": \"b\", \"asset\": \"x\"}]}",
+		 "[0].asset \"x\" must be written KIND:NAME"},
+		{"{\"lineage_mappings\": [{\"namespace\": \"a\", \"name\": \"b\", \"kind\": \"model\", \"x\": \"y\"}]}",
+		 "unknown field \"x\""},
+	};
+	for (size_t i = 0; i < KM_ARRAY_LEN(rows); i++) {
+		km_config c;
+		km_config_defaults(&c, "/nonexistent");
+		km_err e;
+		ck_assert_int_eq(km_config_parse(&c, rows[i].cfg, "config.json", &e), KM_ECONFIG);
+		ck_assert_msg(strstr(e.msg, rows[i].message) != NULL, "row %zu: %s", i, e.msg);
+		km_config_free(&c);
+	}
+	km_config c;
+	km_config_defaults(&c, "/nonexistent");
+	km_err e;
+	char text[1024];
+	snprintf(text, sizeof text, "{%s}", mappings);
+	ck_assert_msg(km_config_parse(&c, text, "config.json", &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(json_array_size(c.lineage_mappings), 3);
+	km_config_free(&c);
+}
+END_TEST
+
+START_TEST(time_parse_table)
+{
+	static const struct {
+		const char *s;
+		int date_ok;
+		km_status st;
+		int64_t ms;
+	} rows[] = {
+		{"2026-01-01T00:00:00Z", 0, KM_OK, 1767225600000LL},
+		{"2026-01-01T00:00:00.5Z", 0, KM_OK, 1767225600500LL},
+		{"2026-01-01T01:00:00+01:00", 0, KM_OK, 1767225600000LL},
+		{"2025-12-31T23:00:00.123456-01:00", 0, KM_OK, 1767225600123LL},
+		{"2026-01-01", 1, KM_OK, 1767225600000LL},
+		{"2026-01-01", 0, KM_EINVAL, 0},
+		{"2026-02-30T00:00:00Z", 0, KM_EINVAL, 0},
+		{"2026-01-01T00:00:00", 0, KM_EINVAL, 0},
+		{"2026-01-01T00:00:00Zjunk", 0, KM_EINVAL, 0},
+		{"", 0, KM_EINVAL, 0},
+	};
+	for (size_t i = 0; i < KM_ARRAY_LEN(rows); i++) {
+		int64_t ms = 0;
+		km_err e;
+		ck_assert_msg(km_lineage_time_parse(rows[i].s, rows[i].date_ok, &ms, &e) == rows[i].st,
+		              "row %zu (%s)", i, rows[i].s);
+		if (rows[i].st == KM_OK)
+			ck_assert_int_eq(ms, rows[i].ms);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("lineage");
+	TCase *t = tcase_create("lineage");
+	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, spec_example_import_and_reimport);
+	tcase_add_test(t, malformed_events_are_refused_whole);
+	tcase_add_test(t, cycle_is_tolerated_and_reported);
+	tcase_add_test(t, time_travel_across_a_rotation);
+	tcase_add_test(t, provenance_names_the_key_version_at_consumption);
+	tcase_add_test(t, roles_decide_who_imports_and_reads);
+	suite_add_tcase(s, t);
+	TCase *p = tcase_create("pure");
+	tcase_add_test(p, mapping_rules_are_checked_at_load);
+	tcase_add_test(p, time_parse_table);
+	suite_add_tcase(s, p);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

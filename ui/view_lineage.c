@@ -1,0 +1,457 @@
+/*
+ * view_lineage.c — the lineage browser: an indented tree of what a key
+ * version's data went into (downstream, the impact walk) or of what went
+ * into a model version (upstream, provenance), with the selected node's
+ * details beside it.
+ *
+ * :lineage KEY[@VERSION] starts downstream, :lineage MODEL@VERSION up
+ * starts upstream; u switches direction from the selected node (a model:
+ * its provenance; back down: the key last shown); Enter folds and unfolds;
+ * / finds the next node whose label contains the text (unfolding its
+ * branch); :asof DATE|now moves the whole view in time.  Each node sits
+ * under the node before it on its shortest path, so the tree is the walk's
+ * explanation.  All data comes from the core (lineage.h) at reload; a
+ * repaint queries nothing.
+ */
+#include "ui.h"
+#include "views.h"
+#include "lineage.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The screen shows at most this many nodes of a walk. */
+#define LN_ROWS_MAX 20000
+
+typedef struct ln_row {
+	int64_t node;
+	int parent;          /* row index, -1 for a start */
+	uint32_t depth;
+	int first_child, next_sibling; /* -1: none */
+	int folded;
+	char kind[16];
+	char edge[16];       /* the edge that reached it */
+	char label[256];
+	char detail[2][200]; /* the side pane's extra lines */
+} ln_row;
+
+typedef struct lineage_state {
+	char start[256];     /* what :lineage named */
+	char last_key[256];  /* the key to go back down to */
+	int upstream;
+	int64_t as_of;       /* 0: now */
+	ln_row *rows;        /* BFS order */
+	int nrows;
+	int truncated;
+	int *vis;            /* visible rows, tree order */
+	int *slot_row;       /* LN_SLOTS: node -> row, -1 empty */
+	int nvis, sel, top;
+	char summary[600];
+	char error[KM_ERR_MSG_MAX];
+	char find[128];
+	int list_h;
+} lineage_state;
+
+/* node id -> row: open addressing over LN_SLOTS slots (twice the rows). */
+#define LN_SLOTS 65536
+
+static size_t ln_hash(int64_t node)
+{
+	uint64_t x = (uint64_t)node * 0x9E3779B97F4A7C15ull;
+	return (size_t)(x >> 48) & (LN_SLOTS - 1);
+}
+
+static int ln_row_of(const lineage_state *s, int64_t node)
+{
+	for (size_t h = ln_hash(node); s->slot_row[h] != -1; h = (h + 1) & (LN_SLOTS - 1))
+		if (s->rows[s->slot_row[h]].node == node)
+			return s->slot_row[h];
+	return -1;
+}
+
+static void ln_index(lineage_state *s, int row)
+{
+	size_t h = ln_hash(s->rows[row].node);
+	while (s->slot_row[h] != -1)
+		h = (h + 1) & (LN_SLOTS - 1);
+	s->slot_row[h] = row;
+}
+
+static int ln_add(lineage_state *s, const km_lineage_node *n, const km_lineage_step *path, size_t len,
+                  uint32_t depth)
+{
+	if (s->nrows >= LN_ROWS_MAX) {
+		s->truncated = 1;
+		return 1;
+	}
+	ln_row *r = &s->rows[s->nrows];
+	memset(r, 0, sizeof *r);
+	r->node = n->id;
+	r->depth = depth;
+	r->first_child = r->next_sibling = -1;
+	r->parent = len >= 2 ? ln_row_of(s, path[len - 2].node) : -1;
+	snprintf(r->kind, sizeof r->kind, "%s", km_lineage_kind_name(n->kind));
+	snprintf(r->edge, sizeof r->edge, "%s", len ? path[len - 1].edge : "");
+	km_lineage_node_label(n, r->label, sizeof r->label);
+	ln_index(s, s->nrows);
+	s->nrows++;
+	return 0;
+}
+
+static int ln_impact_cb(void *c, const km_lineage_hit *h)
+{
+	lineage_state *s = c;
+	if (ln_add(s, &h->node, h->path, h->path_len, h->depth))
+		return 1;
+	ln_row *r = &s->rows[s->nrows - 1];
+	char from[32];
+	if (h->depth == 0) {
+		ui_fmt_time(h->protected_from, from);
+		if (h->kek_version)
+			snprintf(r->detail[0], sizeof r->detail[0], "protected by v%" PRIu32 " since %s",
+			         h->kek_version, from);
+		else
+			snprintf(r->detail[0], sizeof r->detail[0], "protected by several versions since %s", from);
+	}
+	return 0;
+}
+
+static int ln_prov_cb(void *c, const km_lineage_input *in)
+{
+	lineage_state *s = c;
+	if (ln_add(s, &in->hit.node, in->hit.path, in->hit.path_len, in->hit.depth))
+		return 1;
+	ln_row *r = &s->rows[s->nrows - 1];
+	char when[32];
+	ui_fmt_time(in->consumed, when);
+	snprintf(r->detail[0], sizeof r->detail[0], "consumed %s", when);
+	if (in->key[0])
+		snprintf(r->detail[1], sizeof r->detail[1], "protected by %s v%" PRIu32 " (%s now, %" PRIu32
+		         " rotation%s since)", in->key, in->kek_version, in->state, in->later_versions,
+		         in->later_versions == 1 ? "" : "s");
+	else
+		snprintf(r->detail[1], sizeof r->detail[1], "not protected by keyward then");
+	return 0;
+}
+
+/* Tree order: each row under its parent, children in walk order; a walk
+ * along first-child / next-sibling / parent links, so no depth or fan-out
+ * limit. */
+static void ln_visible(lineage_state *s)
+{
+	s->nvis = 0;
+	for (int root = 0; root < s->nrows; root++) {
+		if (s->rows[root].parent != -1)
+			continue;
+		int r = root;
+		for (;;) {
+			s->vis[s->nvis++] = r;
+			if (!s->rows[r].folded && s->rows[r].first_child != -1) {
+				r = s->rows[r].first_child;
+				continue;
+			}
+			while (r != root && s->rows[r].next_sibling == -1)
+				r = s->rows[r].parent;
+			if (r == root)
+				break;
+			r = s->rows[r].next_sibling;
+		}
+	}
+	if (s->sel >= s->nvis)
+		s->sel = s->nvis ? s->nvis - 1 : 0;
+}
+
+static void ln_link(lineage_state *s)
+{
+	int *last = malloc(sizeof(int) * (size_t)(s->nrows ? s->nrows : 1));
+	if (!last)
+		return;
+	for (int i = 0; i < s->nrows; i++)
+		last[i] = -1;
+	for (int i = 0; i < s->nrows; i++) {
+		int p = s->rows[i].parent;
+		if (p < 0)
+			continue;
+		if (last[p] == -1)
+			s->rows[p].first_child = i;
+		else
+			s->rows[last[p]].next_sibling = i;
+		last[p] = i;
+	}
+	free(last);
+}
+
+static void ln_reload(ui_view *v)
+{
+	lineage_state *s = v->st;
+	s->nrows = 0;
+	s->nvis = 0;
+	s->truncated = 0;
+	s->error[0] = s->summary[0] = '\0';
+	if (!s->start[0] || !s->rows || !s->vis || !s->slot_row)
+		return;
+	for (size_t i = 0; i < LN_SLOTS; i++)
+		s->slot_row[i] = -1;
+	km_err e;
+	km_status st;
+	if (s->upstream) {
+		km_lineage_provenance_summary sum;
+		st = km_lineage_provenance(ui_ctx(v->c), s->start, ln_prov_cb, s, &sum, &e);
+		if (!st)
+			snprintf(s->summary, sizeof s->summary, "upstream of %s: %" PRIu64 " inputs, %" PRIu64
+			         " protected by keyward%s", s->start, sum.inputs, sum.protected_inputs,
+			         sum.cycles ? ", cycles met" : "");
+	} else {
+		char key[256];
+		snprintf(key, sizeof key, "%s", s->start);
+		char *at = strchr(key, '@');
+		uint32_t version = 0;
+		if (at) {
+			*at = '\0';
+			version = (uint32_t)strtoul(at + 1, NULL, 10);
+		}
+		km_lineage_impact_summary sum;
+		st = km_lineage_impact(ui_ctx(v->c), key, version, s->as_of, ln_impact_cb, s, &sum, &e);
+		if (!st) {
+			char when[32];
+			ui_fmt_time(sum.as_of, when);
+			snprintf(s->summary, sizeof s->summary, "downstream of key %s: %" PRIu64 " nodes (%" PRIu64
+			         " models, %" PRIu64 " endpoints) as of %s%s", s->start, sum.total,
+			         sum.counts[KM_LN_MODEL], sum.counts[KM_LN_ENDPOINT], when,
+			         sum.cycles ? ", cycles met" : "");
+			snprintf(s->last_key, sizeof s->last_key, "%s", s->start);
+		}
+	}
+	if (st) {
+		snprintf(s->error, sizeof s->error, "%s", e.msg);
+		s->nrows = 0;
+	}
+	ln_link(s);
+	ln_visible(s);
+}
+
+static void ln_open(ui_view *v)
+{
+	lineage_state *s = v->st;
+	s->rows = calloc(LN_ROWS_MAX, sizeof *s->rows);
+	s->vis = calloc(LN_ROWS_MAX, sizeof *s->vis);
+	s->slot_row = calloc(LN_SLOTS, sizeof *s->slot_row);
+}
+
+static void ln_close(ui_view *v)
+{
+	lineage_state *s = v->st;
+	free(s->rows);
+	free(s->vis);
+	free(s->slot_row);
+}
+
+static void ln_draw(ui_view *v, ui_rect a)
+{
+	lineage_state *s = v->st;
+	ui_console *c = v->c;
+	int detail_w = a.w >= 100 ? a.w / 3 : 0;
+	int list_w = a.w - detail_w;
+	char line[512];
+	if (!s->rows) {
+		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, "out of memory");
+		return;
+	}
+	snprintf(line, sizeof line, "%.480s%s", s->summary[0] ? s->summary : "Lineage",
+	         s->truncated ? " (first 20000 nodes)" : "");
+	ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS | UI_TW_PAD, line);
+	s->list_h = a.h - 1;
+	if (s->error[0]) {
+		ui_draw_text(c, a.y + 1, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, s->error);
+		return;
+	}
+	if (!s->start[0] || s->nvis == 0) {
+		ui_draw_text(c, a.y + 2, a.x + 2, a.w - 4, UI_EL_DIM, UI_TW_ELLIPSIS,
+		             s->start[0] ? "Nothing reached." :
+		             "Start with :lineage KEY[@VERSION] (downstream) or :lineage MODEL@VERSION up.");
+		ui_draw_text(c, a.y + 3, a.x + 2, a.w - 4, UI_EL_DIM, UI_TW_ELLIPSIS,
+		             "Enter folds, u switches up/down from the selected model, / finds, :asof DATE.");
+		return;
+	}
+	if (s->sel < s->top)
+		s->top = s->sel;
+	if (s->sel >= s->top + s->list_h)
+		s->top = s->sel - s->list_h + 1;
+	for (int i = 0; i < s->list_h; i++) {
+		int y = a.y + 1 + i;
+		int vi = s->top + i;
+		ui_element el = vi == s->sel ? UI_EL_SELECTED : UI_EL_NORMAL;
+		ui_draw_fill(c, y, a.x, list_w, el);
+		if (vi >= s->nvis)
+			continue;
+		const ln_row *r = &s->rows[s->vis[vi]];
+		int indent = (int)(r->depth > 20 ? 20 : r->depth) * 2;
+		const char *mark = r->first_child == -1 ? " " : r->folded ? "+" : "-";
+		snprintf(line, sizeof line, "%*s%s %s  [%s]", indent, "", mark, r->label, r->kind);
+		ui_draw_text(c, y, a.x + 1, list_w - 2, el, UI_TW_ELLIPSIS | UI_TW_PAD, line);
+	}
+	if (!detail_w)
+		return;
+	int x = a.x + list_w;
+	for (int y = a.y + 1; y < a.y + a.h; y++)
+		ui_draw_text(c, y, x, 1, UI_EL_BORDER, 0, "|");
+	const ln_row *r = &s->rows[s->vis[s->sel]];
+	int y = a.y + 1;
+	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_SECTION, UI_TW_ELLIPSIS, r->label);
+	snprintf(line, sizeof line, "kind %s, node #%" PRId64, r->kind, r->node);
+	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
+	snprintf(line, sizeof line, "reached by %s, depth %" PRIu32, r->edge, r->depth);
+	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
+	for (int k = 0; k < 2; k++)
+		if (r->detail[k][0])
+			ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, r->detail[k]);
+	y++;
+	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_SECTION, 0, "Path");
+	/* the chain up to the start, newest last */
+	int chain[64], n = 0;
+	for (int p = s->vis[s->sel]; p != -1 && n < 64; p = s->rows[p].parent)
+		chain[n++] = p;
+	while (n-- > 0 && y < a.y + a.h) {
+		const ln_row *q = &s->rows[chain[n]];
+		snprintf(line, sizeof line, "%s %s", q->parent == -1 ? (s->upstream ? "model" : "key ->") : q->edge,
+		         q->label);
+		ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_DIM, UI_TW_ELLIPSIS, line);
+	}
+}
+
+/* Unfold every ancestor of row r, then select it. */
+static void ln_reveal(lineage_state *s, int r)
+{
+	for (int p = s->rows[r].parent; p != -1; p = s->rows[p].parent)
+		s->rows[p].folded = 0;
+	ln_visible(s);
+	for (int i = 0; i < s->nvis; i++)
+		if (s->vis[i] == r)
+			s->sel = i;
+}
+
+static void ln_find(ui_view *v, const char *text)
+{
+	lineage_state *s = v->st;
+	snprintf(s->find, sizeof s->find, "%s", text ? text : "");
+	if (!s->find[0] || !s->nvis)
+		return;
+	int cur = s->vis[s->sel];
+	for (int k = 1; k <= s->nrows; k++) {
+		int r = (cur + k) % s->nrows;
+		if (strstr(s->rows[r].label, s->find)) {
+			ln_reveal(s, r);
+			ui_dirty(v->c);
+			return;
+		}
+	}
+	ui_message(v->c, "no node matches \"%s\"", s->find);
+}
+
+static const char *ln_find_text(ui_view *v)
+{
+	return ((lineage_state *)v->st)->find;
+}
+
+static int ln_handle(ui_view *v, ui_action a)
+{
+	lineage_state *s = v->st;
+	int page = s->list_h > 1 ? s->list_h - 1 : 1;
+	switch (a) {
+	case UI_ACT_MOVE_DOWN: if (s->sel + 1 < s->nvis) s->sel++; return 1;
+	case UI_ACT_MOVE_UP: if (s->sel > 0) s->sel--; return 1;
+	case UI_ACT_PAGE_DOWN: s->sel = s->sel + page < s->nvis ? s->sel + page : (s->nvis ? s->nvis - 1 : 0); return 1;
+	case UI_ACT_PAGE_UP: s->sel = s->sel > page ? s->sel - page : 0; return 1;
+	case UI_ACT_FIRST: s->sel = 0; return 1;
+	case UI_ACT_LAST: s->sel = s->nvis ? s->nvis - 1 : 0; return 1;
+	case UI_ACT_ENTER:
+		if (s->nvis && s->rows[s->vis[s->sel]].first_child != -1) {
+			s->rows[s->vis[s->sel]].folded ^= 1;
+			ln_visible(s);
+		}
+		return 1;
+	case UI_ACT_LINEAGE_UPSTREAM:
+		if (s->upstream) {
+			if (!s->last_key[0]) {
+				ui_message(v->c, "no key to go back down to: :lineage KEY[@VERSION]");
+				return 1;
+			}
+			snprintf(s->start, sizeof s->start, "%s", s->last_key);
+			s->upstream = 0;
+		} else {
+			if (!s->nvis || strcmp(s->rows[s->vis[s->sel]].kind, "model") != 0) {
+				ui_message(v->c, "select a model to see what went into it");
+				return 1;
+			}
+			snprintf(s->start, sizeof s->start, "#%" PRId64, s->rows[s->vis[s->sel]].node);
+			s->upstream = 1;
+		}
+		s->sel = s->top = 0;
+		v->stale = 1;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* :lineage SPEC [up|down] */
+void ui_colon_lineage(ui_console *c, int argc, char **argv)
+{
+	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "up") && strcmp(argv[2], "down"))) {
+		ui_error_text(c, "usage: :lineage KEY[@VERSION] | MODEL@VERSION up");
+		return;
+	}
+	ui_view *v = ui_view_find(c, "lineage");
+	lineage_state *s = v->st;
+	snprintf(s->start, sizeof s->start, "%s", argv[1]);
+	s->upstream = argc == 3 && strcmp(argv[2], "up") == 0;
+	s->sel = s->top = 0;
+	v->stale = 1;
+	ui_view_show(c, v);
+}
+
+/* :asof DATE|now */
+void ui_colon_asof(ui_console *c, int argc, char **argv)
+{
+	ui_view *v = ui_view_find(c, "lineage");
+	lineage_state *s = v->st;
+	if (argc != 2) {
+		ui_error_text(c, "usage: :asof 2026-11-30 | 2026-11-30T12:00:00Z | now");
+		return;
+	}
+	if (strcmp(argv[1], "now") == 0) {
+		s->as_of = 0;
+	} else {
+		int64_t ms;
+		km_err e;
+		if (km_lineage_time_parse(argv[1], 1, &ms, &e)) {
+			ui_error(c, &e);
+			return;
+		}
+		s->as_of = ms / 1000;
+	}
+	v->stale = 1;
+	ui_view_show(c, v);
+}
+
+const struct ui_view_ops ui_view_lineage = {
+	.name = "lineage",
+	.title = "Lineage",
+	.help = "Where a key version's data went, as a tree: :lineage KEY[@VERSION] shows everything "
+	        "downstream of what it protected (each node under the node before it on its shortest "
+	        "path); :lineage MODEL@VERSION up shows what went into a model and the key version "
+	        "that protected each input. Enter folds a branch, u switches between upstream (from "
+	        "the selected model) and downstream (the last key), / finds a node by name, "
+	        ":asof DATE shows the graph as it was then.",
+	.state_size = sizeof(lineage_state),
+	.open = ln_open,
+	.close = ln_close,
+	.reload = ln_reload,
+	.draw = ln_draw,
+	.handle = ln_handle,
+	.filter = ln_find,
+	.filter_text = ln_find_text,
+	.filter_on_enter = 1,
+};
