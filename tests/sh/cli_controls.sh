@@ -164,7 +164,7 @@ step "user list, audit tail and audit show"
 ok user list
 no_raw "$OUT"
 has "$OUT" "${X[0]}${X[4]}"
-ok audit tail -n 1000
+ok audit tail -n 100000
 no_raw "$OUT"
 has "$OUT" 'ok\x1b]2;PWNED\x07\u009b\x9b'
 ok audit show 3

@@ -59,7 +59,7 @@ jeq "$OUT" 'len(d)' 6
 jeq "$OUT" 'sorted(a["version"] for a in d)' '["0", "1", "5242880", "65535", "65536", "65537"]'
 ok asset list --key features/cli-protect --limit 2 --json
 jeq "$OUT" 'len(d)' 2
-ok asset list --limit 1000 --json
+ok asset list --limit 100000 --json
 n=$(jget "$OUT" 'len(d)')
 ok status --json
 jeq "$OUT" 'd["assets"]' "$n"
