@@ -64,6 +64,7 @@ struct ui_console {
 	int dispatching, modal_ran; /* a dialog ran inside the dispatch */
 	const char *prompt_prefix;
 	const char *prompt_text;
+	char prompt_note[512]; /* completions offered, beside the prompt */
 };
 
 static const struct ui_view_ops *const view_registry[UI_VIEW_COUNT] = {
@@ -74,7 +75,7 @@ static const struct ui_view_ops *const view_registry[UI_VIEW_COUNT] = {
 
 typedef void (*ui_action_fn)(ui_console *c, ui_action a, int key);
 static const ui_action_fn action_handlers[UI_ACT_COUNT] = {
-#define UI_ACT_FN(e, name, keys, screens, help, fn) [e] = fn,
+#define UI_ACT_FN(e, name, keys, screens, hint, help, fn) [e] = fn,
 	UI_ACTIONS(UI_ACT_FN)
 #undef UI_ACT_FN
 };
@@ -159,6 +160,11 @@ ui_view *ui_view_find(ui_console *c, const char *name)
 }
 
 ui_view *ui_view_current(ui_console *c) { return &c->views[c->cur]; }
+
+ui_view *ui_view_nth(ui_console *c, int i)
+{
+	return i >= 0 && i < UI_VIEW_COUNT ? &c->views[i] : NULL;
+}
 
 void ui_view_show(ui_console *c, ui_view *v)
 {
@@ -377,11 +383,6 @@ static void ui_paint_title(ui_console *c)
 		ui_draw_text(c, 0, x, w, i == c->cur ? UI_EL_TAB_ACTIVE : UI_EL_TITLE, 0, t);
 		x += w + 1;
 	}
-	char right[160];
-	ui_tw_format(right, sizeof right, "? help  : command  q back ");
-	int rw = ui_tw_width(right);
-	if (x + rw < c->cols)
-		ui_draw_text(c, 0, c->cols - rw, rw, UI_EL_TITLE, 0, right);
 }
 
 /* Status bar segments: text and element, joined by a separator. */
@@ -463,6 +464,41 @@ static void ui_paint_status(ui_console *c)
 	}
 }
 
+/* The hint line (the message row when there is no message): the current
+ * screen's own actions, then the global ones, each as its first key in
+ * force and the action table's hint word.  Generated from the table, so a
+ * rebinding or a new action shows here without an edit. */
+void ui_hints_format(ui_console *c, char *buf, size_t cap, int width)
+{
+	ui_view *v = ui_view_current(c);
+	buf[0] = '\0';
+	for (int pass = 0; pass < 2; pass++)
+		for (int a = 0; a < UI_ACT_COUNT; a++) {
+			const ui_action_info *ai = ui_action_get((ui_action)a);
+			int global = strcmp(ai->screens, "all") == 0;
+			if (!ai->hint[0] || global != pass || !ui_action_on_screen((ui_action)a, v->ops->name))
+				continue;
+			char keys[96];
+			ui_keymap_keys(&c->keymap, (ui_action)a, keys, sizeof keys);
+			keys[strcspn(keys, ", ")] = '\0';
+			if (!keys[0])
+				continue;
+			size_t n = strlen(buf);
+			char item[160];
+			ui_tw_format(item, sizeof item, "%s%s %s", n ? "  " : "", keys, ai->hint);
+			/* whole hints only: one that does not fit is left out */
+			if (ui_tw_width(buf) + ui_tw_width(item) <= width)
+				ui_tw_format(buf + n, cap - n, "%s", item);
+		}
+}
+
+static void ui_paint_hints(ui_console *c, int y)
+{
+	char hints[512];
+	ui_hints_format(c, hints, sizeof hints, c->cols - 2);
+	ui_draw_text(c, y, 1, c->cols - 2, UI_EL_DIM, UI_TW_ELLIPSIS, hints);
+}
+
 static void ui_paint_message(ui_console *c)
 {
 	int y = c->rows - 1;
@@ -481,6 +517,13 @@ static void ui_paint_message(ui_console *c)
 		ui_draw_text(c, y, pw, room, UI_EL_NORMAL, 0, t);
 		c->cursor_y = y;
 		c->cursor_x = pw + ui_tw_width(t);
+		int nx = c->cursor_x + 3;
+		if (c->prompt_note[0] && nx < c->cols - 4)
+			ui_draw_text(c, y, nx, c->cols - nx - 1, UI_EL_DIM, UI_TW_ELLIPSIS, c->prompt_note);
+		return;
+	}
+	if (!c->msg[0]) {
+		ui_paint_hints(c, y);
 		return;
 	}
 	ui_draw_text(c, y, 0, c->cols, c->msg_error ? UI_EL_ERROR : UI_EL_MESSAGE, UI_TW_ELLIPSIS,
@@ -733,7 +776,7 @@ void ui_act_command(ui_console *c, ui_action a, int key)
 	(void)a;
 	(void)key;
 	char line[1024] = "";
-	if (ui_prompt(c, ":", line, sizeof line, NULL, NULL))
+	if (ui_prompt_complete(c, ":", line, sizeof line, NULL, NULL, ui_op_complete))
 		ui_op_command(c, line);
 }
 
@@ -764,8 +807,15 @@ void ui_act_view(ui_console *c, ui_action a, int key)
 
 /* ---- prompt (message line editor) ---------------------------------------- */
 
+void ui_prompt_note(ui_console *c, const char *note)
+{
+	ui_tw_format(c->prompt_note, sizeof c->prompt_note, "%s", note ? note : "");
+	c->dirty = 1;
+}
+
 void ui_prompt_show(ui_console *c, const char *prefix, const char *text)
 {
+	c->prompt_note[0] = '\0';
 	c->prompting = prefix != NULL;
 	c->prompt_prefix = prefix;
 	c->prompt_text = text;

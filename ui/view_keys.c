@@ -23,7 +23,7 @@
 #include <time.h>
 
 #define KV_MAX_VERSIONS 64
-#define KV_MAX_TAGS 32
+#define KV_MAX_TAGS 128
 #define KV_MAX_ASSETS 8
 #define KV_MAX_EVENTS 8
 
@@ -45,6 +45,8 @@ typedef struct keys_state {
 	int detail_loaded;
 	km_key_version_info versions[KV_MAX_VERSIONS];
 	int nversions, vsel;
+	int tag_top;       /* first tag line shown (PgDn/PgUp in the pane) */
+	int tag_lines_more; /* tag lines below the pane, last drawn */
 	km_tag tags[KV_MAX_TAGS];
 	int ntags;
 	km_asset_info assets[KV_MAX_ASSETS];
@@ -56,24 +58,28 @@ typedef struct keys_state {
 	int ver_y;             /* first version row in the detail pane */
 } keys_state;
 
-/* Columns of the table; sort < 0: not sortable.  width 0: shares the rest. */
+/* Columns of the table, in display order; sort < 0: not sortable.
+ * min: the fewest cells worth showing; drop: the order in which columns
+ * give way on a narrow terminal (0: never) — tags first, the name last
+ * of all, so that names get the space at 80 columns. */
 typedef struct kv_column {
 	const char *title;
-	int width;
+	int min;
 	int sort;
 	int right;
+	int drop;
 } kv_column;
 
 enum { KV_COL_NAME, KV_COL_VER, KV_COL_STATE, KV_COL_AGE, KV_COL_TAGS, KV_COL_ASSETS, KV_COL_USE, KV_NCOL };
 
 static const kv_column kv_columns[KV_NCOL] = {
-	[KV_COL_NAME] = {"NAME", 0, KM_KEY_SORT_NAME, 0},
-	[KV_COL_VER] = {"VER", 4, KM_KEY_SORT_VERSION, 1},
-	[KV_COL_STATE] = {"STATE", 17, KM_KEY_SORT_STATE, 0},
-	[KV_COL_AGE] = {"AGE", 6, KM_KEY_SORT_AGE, 1},
-	[KV_COL_TAGS] = {"TAGS", 0, -1, 0},
-	[KV_COL_ASSETS] = {"ASSETS", 7, KM_KEY_SORT_ASSETS, 1},
-	[KV_COL_USE] = {"LAST USE", 9, KM_KEY_SORT_LAST_USE, 1},
+	[KV_COL_NAME] = {"NAME", 12, KM_KEY_SORT_NAME, 0, 0},
+	[KV_COL_VER] = {"VER", 3, KM_KEY_SORT_VERSION, 1, 0},
+	[KV_COL_STATE] = {"STATE", 6, KM_KEY_SORT_STATE, 0, 0},
+	[KV_COL_AGE] = {"AGE", 4, KM_KEY_SORT_AGE, 1, 3},
+	[KV_COL_TAGS] = {"TAGS", 10, -1, 0, 1},
+	[KV_COL_ASSETS] = {"ASSETS", 6, KM_KEY_SORT_ASSETS, 1, 4},
+	[KV_COL_USE] = {"LAST USE", 8, KM_KEY_SORT_LAST_USE, 1, 2},
 };
 
 /* ---- data ---------------------------------------------------------------- */
@@ -120,12 +126,21 @@ static void kv_count(ui_view *v)
 		s->count = 0;
 }
 
+/* Height of the list above the detail pane: two fifths, and only a few
+ * rows while the focus is in the pane, which then has room for every
+ * version and every tag. */
+static int kv_list_height(ui_view *v)
+{
+	keys_state *s = v->st;
+	return s->focus_detail ? 5 : (v->area.h * 2) / 5;
+}
+
 static int kv_list_rows(ui_view *v)
 {
 	keys_state *s = v->st;
 	int h = v->area.h - 2; /* info line, header */
 	if (s->detail_open)
-		h = (v->area.h * 2) / 5 - 2;
+		h = kv_list_height(v) - 2;
 	return h < 1 ? 1 : h;
 }
 
@@ -212,7 +227,7 @@ static void kv_detail_load(ui_view *v, const km_key_info *k)
 	s->nversions = s->ntags = s->nassets = s->nevents = 0;
 	s->detail_err[0] = '\0';
 	if (!same)
-		s->vsel = 0;
+		s->vsel = s->tag_top = 0;
 	km_ctx *ctx = ui_ctx(v->c);
 	km_err e;
 	km_err_clear(&e);
@@ -307,31 +322,9 @@ static void kv_detail_load(ui_view *v, const km_key_info *k)
 
 /* ---- drawing ------------------------------------------------------------- */
 
-static void kv_widths(int total, int w[KV_NCOL])
+/* The cells of one row, as drawn. */
+static void kv_cells(const km_key_info *k, int64_t now, char cell[KV_NCOL][256])
 {
-	int fixed = 0, flex = 0;
-	for (int i = 0; i < KV_NCOL; i++) {
-		fixed += kv_columns[i].width + 1;
-		flex += kv_columns[i].width == 0;
-	}
-	int rest = total - fixed - 1;
-	if (rest < 2 * 8)
-		rest = 2 * 8;
-	for (int i = 0; i < KV_NCOL; i++)
-		w[i] = kv_columns[i].width;
-	/* names matter more than tags on a narrow terminal */
-	int name = rest * 45 / 100, floor = rest - 8 < 26 ? rest - 8 : 26;
-	w[KV_COL_NAME] = name > floor ? name : floor;
-	w[KV_COL_TAGS] = rest - w[KV_COL_NAME];
-	(void)flex;
-}
-
-static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const km_key_info *k,
-                        ui_element base)
-{
-	ui_console *c = v->c;
-	char cell[KV_NCOL][256];
-	int64_t now = km_now();
 	ui_tw_format(cell[KV_COL_NAME], sizeof cell[0], "%s", k->name);
 	ui_tw_format(cell[KV_COL_VER], sizeof cell[0], "%u", k->current_version);
 	ui_tw_format(cell[KV_COL_STATE], sizeof cell[0], "%s",
@@ -347,9 +340,76 @@ static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const k
 	} else {
 		ui_tw_format(cell[KV_COL_USE], sizeof cell[0], "never");
 	}
+}
+
+/* Column widths for `total` cells from what the visible rows hold: every
+ * column as wide as its widest cell (at least its title), tags take what
+ * is left; when that does not fit, columns give way in their `drop` order
+ * before the name is cut.  A width of 0 hides the column. */
+static void kv_widths(ui_view *v, int total, int w[KV_NCOL])
+{
+	keys_state *s = v->st;
+	int64_t now = km_now();
+	for (int i = 0; i < KV_NCOL; i++) {
+		w[i] = ui_tw_width(kv_columns[i].title) + 1; /* room for the sort arrow */
+		if (w[i] < kv_columns[i].min)
+			w[i] = kv_columns[i].min;
+	}
+	for (int r = 0; r < s->lw.n; r++) {
+		char cell[KV_NCOL][256];
+		kv_cells(ui_lw_row(&s->lw, r), now, cell);
+		for (int i = 0; i < KV_NCOL; i++) {
+			int cw = ui_tw_width(cell[i]);
+			if (i != KV_COL_TAGS && cw > w[i])
+				w[i] = cw;
+		}
+	}
+	if (w[KV_COL_NAME] > 64)
+		w[KV_COL_NAME] = 64;
+	int avail = total - 1;
+	for (int step = 0;; step++) {
+		int used = 0, ncols = 0;
+		for (int i = 0; i < KV_NCOL; i++)
+			if (w[i] > 0 && i != KV_COL_TAGS) {
+				used += w[i];
+				ncols++;
+			}
+		int rest = avail - used - ncols; /* one space after each column */
+		if (w[KV_COL_TAGS] > 0 && rest - 1 >= kv_columns[KV_COL_TAGS].min) {
+			w[KV_COL_TAGS] = rest - 1;
+			return;
+		}
+		if (w[KV_COL_TAGS] == 0 && rest >= 0)
+			return;
+		/* drop the next column in order; after the last, cut the name */
+		int victim = -1;
+		for (int i = 0; i < KV_NCOL; i++)
+			if (w[i] > 0 && kv_columns[i].drop > 0 &&
+			    (victim < 0 || kv_columns[i].drop < kv_columns[victim].drop))
+				victim = i;
+		if (victim >= 0) {
+			w[victim] = 0;
+			continue;
+		}
+		w[KV_COL_NAME] += rest;
+		if (w[KV_COL_NAME] < kv_columns[KV_COL_NAME].min)
+			w[KV_COL_NAME] = kv_columns[KV_COL_NAME].min;
+		(void)step;
+		return;
+	}
+}
+
+static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const km_key_info *k,
+                        ui_element base)
+{
+	ui_console *c = v->c;
+	char cell[KV_NCOL][256];
+	kv_cells(k, km_now(), cell);
 	ui_draw_fill(c, y, x0, v->area.w, base);
 	int x = x0 + 1;
 	for (int i = 0; i < KV_NCOL; i++) {
+		if (w[i] <= 0)
+			continue;
 		ui_element el = base;
 		if (i == KV_COL_STATE && base == UI_EL_NORMAL && k->current_version)
 			el = ui_state_element(k->current_state);
@@ -378,10 +438,12 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filter[0] ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
 	             info);
 	int w[KV_NCOL];
-	kv_widths(a.w, w);
+	kv_widths(v, a.w, w);
 	ui_draw_fill(c, a.y + 1, a.x, a.w, UI_EL_HEADER);
 	int x = a.x + 1;
 	for (int i = 0; i < KV_NCOL; i++) {
+		if (w[i] <= 0)
+			continue;
 		char t[64];
 		int sorted = kv_columns[i].sort == (int)s->sort;
 		ui_tw_format(t, sizeof t, "%s%s", kv_columns[i].title,
@@ -424,7 +486,31 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 	             "ACTIVATED", "WRAPS", "ASSETS");
 	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_HEADER, UI_TW_PAD, t);
 	s->ver_y = y;
-	int vmax = (bottom - y) - 3 - (s->ntags ? 1 : 0);
+	/* tags as "k=v, k=v" wrapped to the column: every tag when the pane
+	 * has room, else as many lines as fit and how many more there are */
+	char tags[KV_MAX_TAGS * (KM_TAG_KEY_MAX + KM_TAG_VALUE_MAX + 4)];
+	tags[0] = '\0';
+	size_t tag_at[KV_MAX_TAGS]; /* where each tag starts in tags */
+	for (int i = 0; i < s->ntags; i++) {
+		size_t n = strlen(tags);
+		tag_at[i] = n + (i ? 2 : 0);
+		ui_tw_format(tags + n, sizeof tags - n, "%s%s=%s", i ? ", " : "", s->tags[i].key,
+		             s->tags[i].value);
+	}
+	int tag_lines = 0;
+	for (const char *p = tags; *p; tag_lines++) {
+		size_t next;
+		ui_tw_wrap(p, lw, &next);
+		p += next;
+	}
+	if (tag_lines == 0)
+		tag_lines = 1;
+	/* versions get what the tags leave, at least three rows */
+	int vmax = (bottom - y) - 2 - tag_lines;
+	if (vmax > s->nversions)
+		vmax = s->nversions;
+	if (vmax < 3)
+		vmax = 3;
 	if (vmax < 1)
 		vmax = 1;
 	int first = s->vsel >= vmax ? s->vsel - vmax + 1 : 0;
@@ -450,14 +536,38 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 		y++;
 	}
 	y++;
-	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, "Tags");
-	char tags[1024] = "";
-	for (int i = 0; i < s->ntags; i++)
-		ui_tw_format(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s=%s", i ? ", " : "",
-		             s->tags[i].key, s->tags[i].value);
-	if (y < bottom)
-		ui_draw_text(c, y++, a.x + 1, lw, s->ntags ? UI_EL_NORMAL : UI_EL_DIM, UI_TW_ELLIPSIS,
-		             s->ntags ? tags : "(none; t edits tags)");
+	ui_tw_format(t, sizeof t, "Tags (%d)", s->ntags);
+	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, s->ntags ? t : "Tags");
+	if (s->ntags == 0 && y < bottom)
+		ui_draw_text(c, y++, a.x + 1, lw, UI_EL_DIM, UI_TW_ELLIPSIS, "(none; t edits tags)");
+	if (s->tag_top > tag_lines - 1)
+		s->tag_top = tag_lines - 1 > 0 ? tag_lines - 1 : 0;
+	s->tag_lines_more = 0;
+	int line_no = 0;
+	for (const char *p = s->ntags ? tags : ""; *p && y < bottom; line_no++) {
+		size_t next;
+		size_t len = ui_tw_wrap(p, lw, &next);
+		if (line_no < s->tag_top) {
+			p += next;
+			continue;
+		}
+		if (y == bottom - 1 && p[next]) {
+			/* the last row that fits, and more to come: say how many */
+			int shown = 0;
+			while (shown < s->ntags && tag_at[shown] < (size_t)(p - tags))
+				shown++;
+			s->tag_lines_more = tag_lines - line_no;
+			ui_tw_format(t, sizeof t, "... %d more tags (%s)", s->ntags - shown,
+			             s->focus_detail ? "PgDn scrolls" : "l, then PgDn");
+			ui_draw_text(c, y, a.x + 1, lw, UI_EL_DIM, UI_TW_ELLIPSIS, t);
+			break;
+		}
+		char line[512];
+		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
+		ui_draw_text(c, y, a.x + 1, lw, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
+		p += next;
+		y++;
+	}
 	/* right column: assets, events */
 	for (int yy = a.y + 1; yy < bottom; yy++)
 		ui_draw_text(c, yy, a.x + a.w / 2, 1, UI_EL_BORDER, 0, ui_glyph(c)->vline);
@@ -495,7 +605,7 @@ static void kv_draw(ui_view *v, ui_rect a)
 	keys_state *s = v->st;
 	ui_rect list = a;
 	if (s->detail_open)
-		list.h = (a.h * 2) / 5;
+		list.h = kv_list_height(v);
 	kv_draw_list(v, list);
 	const km_key_info *k = ui_lw_selected(&s->lw);
 	if (s->detail_open && k) {
@@ -509,26 +619,8 @@ static void kv_draw(ui_view *v, ui_rect a)
 static void kv_layout_changed(ui_view *v)
 {
 	keys_state *s = v->st;
-	int cap = kv_list_rows(v);
-	if (cap != s->lw.cap) {
-		/* keep the selected row visible in the smaller window */
-		if (s->lw.sel >= cap && s->lw.n > 0) {
-			km_key_info *sel = ui_lw_selected(&s->lw);
-			km_key_info keep = *sel;
-			int idx = s->lw.sel - cap + 1;
-			km_key_info *prev = idx > 0 ? ui_lw_row(&s->lw, idx - 1) : NULL;
-			km_key_info pk;
-			if (prev)
-				pk = *prev;
-			kv_report(v, ui_lw_resize(&s->lw, cap));
-			kv_report(v, ui_lw_from(&s->lw, prev ? &pk : NULL));
-			for (int i = 0; i < s->lw.n; i++)
-				if (strcmp(((km_key_info *)ui_lw_row(&s->lw, i))->name, keep.name) == 0)
-					s->lw.sel = i;
-		} else {
-			kv_report(v, ui_lw_resize(&s->lw, cap));
-		}
-	}
+	/* the window keeps the selected row visible (listwin.h) */
+	kv_report(v, ui_lw_resize(&s->lw, kv_list_rows(v)));
 }
 
 static int kv_handle(ui_view *v, ui_action a)
@@ -554,8 +646,18 @@ static int kv_handle(ui_view *v, ui_action a)
 		} else
 			kv_report(v, ui_lw_up(&s->lw));
 		return 1;
-	case UI_ACT_PAGE_DOWN: kv_report(v, ui_lw_page_down(&s->lw)); return 1;
-	case UI_ACT_PAGE_UP: kv_report(v, ui_lw_page_up(&s->lw)); return 1;
+	case UI_ACT_PAGE_DOWN:
+		if (s->focus_detail) /* in the pane: scroll the tags */
+			s->tag_top += s->tag_lines_more > 1 ? s->tag_lines_more - 1 : 0;
+		else
+			kv_report(v, ui_lw_page_down(&s->lw));
+		return 1;
+	case UI_ACT_PAGE_UP:
+		if (s->focus_detail)
+			s->tag_top = 0;
+		else
+			kv_report(v, ui_lw_page_up(&s->lw));
+		return 1;
 	case UI_ACT_FIRST:
 		if (s->focus_detail)
 			s->vsel = 0;
@@ -574,14 +676,13 @@ static int kv_handle(ui_view *v, ui_action a)
 		kv_layout_changed(v);
 		return 1;
 	case UI_ACT_PANE_RIGHT:
-		if (!s->detail_open) {
-			s->detail_open = 1;
-			kv_layout_changed(v);
-		}
+		s->detail_open = 1;
 		s->focus_detail = 1;
+		kv_layout_changed(v);
 		return 1;
 	case UI_ACT_PANE_LEFT:
 		s->focus_detail = 0;
+		kv_layout_changed(v);
 		return 1;
 	case UI_ACT_QUIT:
 		if (s->detail_open) {
