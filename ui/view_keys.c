@@ -47,6 +47,7 @@ typedef struct keys_state {
 	int nversions, vsel;
 	int tag_top;       /* first tag line shown (PgDn/PgUp in the pane) */
 	int tag_lines_more; /* tag lines below the pane, last drawn */
+	int tag_page;       /* tag lines the pane showed, last drawn */
 	km_tag tags[KV_MAX_TAGS];
 	int ntags;
 	km_asset_info assets[KV_MAX_ASSETS];
@@ -543,6 +544,7 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 	if (s->tag_top > tag_lines - 1)
 		s->tag_top = tag_lines - 1 > 0 ? tag_lines - 1 : 0;
 	s->tag_lines_more = 0;
+	s->tag_page = 0;
 	int line_no = 0;
 	for (const char *p = s->ntags ? tags : ""; *p && y < bottom; line_no++) {
 		size_t next;
@@ -567,6 +569,7 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 		ui_draw_text(c, y, a.x + 1, lw, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
 		p += next;
 		y++;
+		s->tag_page++;
 	}
 	/* right column: assets, events */
 	for (int yy = a.y + 1; yy < bottom; yy++)
@@ -648,13 +651,13 @@ static int kv_handle(ui_view *v, ui_action a)
 		return 1;
 	case UI_ACT_PAGE_DOWN:
 		if (s->focus_detail) /* in the pane: scroll the tags */
-			s->tag_top += s->tag_lines_more > 1 ? s->tag_lines_more - 1 : 0;
+			s->tag_top += s->tag_lines_more > 0 ? s->tag_page : 0;
 		else
 			kv_report(v, ui_lw_page_down(&s->lw));
 		return 1;
 	case UI_ACT_PAGE_UP:
 		if (s->focus_detail)
-			s->tag_top = 0;
+			s->tag_top = s->tag_top > s->tag_page ? s->tag_top - s->tag_page : 0;
 		else
 			kv_report(v, ui_lw_page_up(&s->lw));
 		return 1;
