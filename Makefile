@@ -54,6 +54,7 @@ LIB_SRC   := $(sort $(wildcard base/*.c) $(wildcard core/*.c) $(wildcard hsm/*.c
 # internal (ctx.h, db.h, audit.h, ...).
 PUBLIC_HDR := base/km.h core/keyward.h core/authz.h core/config.h core/kek.h core/keystate.h \
               core/asset.h core/auditlog.h core/audit_types.h core/user.h core/demo.h core/secmem.h core/text.h core/caller.h
+PUBLIC_HDR += core/policy.h core/schedule.h core/request.h core/job.h
 UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "hsm.h"
 #include "kek_int.h"
+#include "lifecycle.h"
 #include "rowmac.h"
 #include "user_int.h"
 
@@ -199,6 +200,8 @@ static km_status verify_rows_impl(km_ctx *ctx, km_rows_result *r, km_err *e)
 		st = user_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
 	if (!st)
 		st = kek_versions_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	if (!st)
+		st = policy_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
 	json_decref(recorded);
 	return st;
 }

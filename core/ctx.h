@@ -54,6 +54,9 @@ struct km_ctx {
 	km_clock_fn clock;       /* NULL: the real clock (km_set_clock) */
 	void *clock_ctx;
 	char log_problem[KM_ERR_MSG_MAX];
+	/* policy.c: policy rows whose seal held this session, by scope, so
+	 * refreshing 100,000 keys does not ask the HSM 100,000 times. */
+	json_t *policy_verified;
 };
 
 /* For core modules and tests: the session's catalogue connection and HSM. */

@@ -109,6 +109,30 @@ static const char schema_v5_sealed[] =
 	"ALTER TABLE users ADD COLUMN mac BLOB;"
 	"ALTER TABLE key_versions ADD COLUMN mac BLOB;";
 
+/* v6: rotation policies (policy.c), sealed rows like users and versions;
+ * and the schedule kept on each key (schedule.c), so the status bar's
+ * due/overdue counts are index ranges, not a policy evaluation per key:
+ * cadence_s and usage_bound are the key's effective policy values,
+ * due_at / overdue_at when the current version's cadence (twice it) runs
+ * out, attention the flags that do not depend on the time (schedule_int.h).
+ * Every change to a key's versions refreshes them in its transaction
+ * (kek_summary_refresh), a policy change recomputes the keys it covers. */
+static const char schema_v6_policies[] =
+	"CREATE TABLE policies("
+	"  scope TEXT PRIMARY KEY,"
+	"  body TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  mac BLOB);"
+	"ALTER TABLE keys ADD COLUMN cadence_s INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE keys ADD COLUMN usage_bound INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE keys ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE keys ADD COLUMN overdue_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE keys ADD COLUMN attention INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX keys_by_due ON keys(due_at);"
+	"CREATE INDEX keys_by_overdue ON keys(overdue_at);"
+	"CREATE INDEX keys_by_attention ON keys(attention) WHERE attention != 0;";
+
 /* v1's audit tables (audit.c owns them), after the catalogue's. */
 static km_status v1_audit_tables(sqlite3 *db, km_err *e)
 {
@@ -134,6 +158,7 @@ static const struct migration {
 	{schema_v3_counts, NULL},
 	{NULL, v4_audit_nodes},
 	{schema_v5_sealed, NULL},
+	{schema_v6_policies, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -7,6 +7,8 @@
 #include "demo.h"
 #include "asset.h"
 #include "kek.h"
+#include "ctx.h"
+#include "lifecycle.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -160,6 +162,52 @@ static km_status showcase(km_ctx *ctx, const demo_key *k, km_err *e)
 	return st;
 }
 
+/* The demo's policies: a deployment-wide cadence, a shorter one for the
+ * inference logs, and two approvers besides the requester for every key
+ * tagged sensitivity=high above (the issue's "high-sensitivity keys ask
+ * for two").  JSON bodies as a policy request's "change" carries them. */
+static const struct {
+	const char *scope;
+	const char *fields;
+} demo_policies[] = {
+	{"", "{\"cadence_days\":90,\"request_ttl_hours\":72}"},
+	{"inference/", "{\"cadence_days\":30,\"transition_days\":7}"},
+	{"datasets/", "{\"reencrypt\":1}"},
+	{"features/credit-risk", "{\"quorum\":2}"},
+	{"features/fraud-signals", "{\"quorum\":2}"},
+	{"feature-groups/customer-360", "{\"quorum\":2}"},
+	{"datasets/claims-2024", "{\"quorum\":2}"},
+	{"datasets/claims-2025", "{\"quorum\":2,\"expedited_quorum\":2}"},
+	{"models/credit-scorer-v2", "{\"quorum\":2}"},
+	{"inference/scoring-api", "{\"quorum\":2}"},
+};
+
+/* A demo is not a real deployment: its policies are written directly
+ * through policy_apply, in one transaction of the demo's own, with one
+ * "policy.set" event each marked "demo": true, instead of going through
+ * the quorum requests every real policy change needs (km_policy_propose). */
+static km_status demo_policies_apply(km_ctx *ctx, km_err *e)
+{
+	km_status st = km_tx_begin(ctx, e);
+	for (size_t i = 0; !st && i < KM_ARRAY_LEN(demo_policies); i++) {
+		json_t *change = json_pack("{s:s,s:o}", "scope", demo_policies[i].scope, "set",
+		                           json_loads(demo_policies[i].fields, 0, NULL));
+		json_t *d = json_pack("{s:b}", "demo", 1);
+		char obj[160];
+		snprintf(obj, sizeof obj, "policy:%s", demo_policies[i].scope);
+		st = change && d ? policy_apply(ctx, change, d, e) : km_fail(e, KM_ENOMEM, "out of memory");
+		json_decref(change);
+		if (!st)
+			st = km_tx_audit(ctx, km_action_name(KM_ACT_POLICY_SET), obj, "ok", d, e);
+		else
+			json_decref(d);
+	}
+	if (!st)
+		return km_tx_commit(ctx, e);
+	km_tx_rollback(ctx);
+	return km_wrap(e, "demo policies");
+}
+
 static const char *const bulk_kinds[] = {"feature", "dataset", "model", "inference-log"};
 static const char *const bulk_regions[] = {"eu-west-1", "us-east-1", "eu-central-1", "ap-south-1"};
 static const char *const bulk_levels[] = {"low", "medium", "high"};
@@ -231,6 +279,7 @@ km_status km_demo_fill(km_ctx *ctx, const km_demo_opts *o, km_err *e)
 	km_status st = KM_OK;
 	/* Showcase content once; `keyward demo` may run again for extras. */
 	if (km_key_get(ctx, demo_keys[0].name, &probe, &ignored) != KM_OK) {
+		st = demo_policies_apply(ctx, e);
 		for (size_t i = 0; !st && i < KM_ARRAY_LEN(demo_keys); i++) {
 			st = showcase(ctx, &demo_keys[i], e);
 			if (o->progress)

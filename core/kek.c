@@ -10,6 +10,7 @@
 #include "db.h"
 #include "hsm.h"
 #include "rowmac.h"
+#include "schedule_int.h"
 #include "secmem.h"
 #include "text.h"
 
@@ -279,7 +280,8 @@ km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e)
 	if (sqlite3_step(q) != SQLITE_DONE)
 		st = km_db_fail(ctx->db, e, "updating the key summary");
 	sqlite3_finalize(q);
-	return st;
+	/* The schedule columns follow the versions in the same transaction. */
+	return st ? st : schedule_key_refresh(ctx, key_id, e);
 }
 
 static km_status insert_version(km_ctx *ctx, int64_t key_id, uint32_t version,

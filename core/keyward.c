@@ -9,6 +9,7 @@
 #include "db.h"
 #include "hsm.h"
 #include "rowmac.h"
+#include "schedule_int.h"
 #include "secmem.h"
 #include "user_int.h"
 
@@ -566,6 +567,7 @@ void km_close(km_ctx *ctx)
 		sqlite3_close(ctx->db);
 	hsm_close(ctx->h);
 	km_config_free(&ctx->cfg);
+	json_decref(ctx->policy_verified);
 	OPENSSL_cleanse(ctx, sizeof *ctx);
 	free(ctx);
 }
@@ -746,9 +748,7 @@ static km_status status_get_impl(km_ctx *ctx, km_status_info *s, km_err *e)
 		snprintf(s->token_desc, sizeof s->token_desc, "%s %s %s", ti.manufacturer, ti.model, ti.serial);
 		s->hsm_logged_in = ti.logged_in;
 	}
-	int64_t v, now = km_ctx_now(ctx);
-	int64_t cadence = ctx->cfg.rotation_days * 86400;
-	char sql[512];
+	int64_t v;
 	if ((st = km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'keys'", &v, e)))
 		return st;
 	s->keys = (uint64_t)v;
@@ -758,20 +758,10 @@ static km_status status_get_impl(km_ctx *ctx, km_status_info *s, km_err *e)
 	if ((st = km_db_int64(ctx->db, "SELECT n FROM counts WHERE name = 'assets'", &v, e)))
 		return st;
 	s->assets = (uint64_t)v;
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM keys WHERE cur_state = 'active' AND "
-	         "cur_created <= %lld AND cur_created > %lld", (long long)(now - cadence),
-	         (long long)(now - 2 * cadence));
-	if ((st = km_db_int64(ctx->db, sql, &v, e)))
+	/* From the schedule kept on each key (schedule_int.h): each key's
+	 * own policy, in index ranges, whatever the number of keys. */
+	if ((st = schedule_counts(ctx, km_ctx_now(ctx), &s->keys_due, &s->keys_overdue, e)))
 		return st;
-	s->keys_due = (uint64_t)v;
-	/* Each part is one index range; UNION counts a key once. */
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM (SELECT id FROM keys WHERE cur_state = 'compromised' "
-	         "UNION SELECT id FROM keys WHERE cur_state = 'active' AND cur_created <= %lld "
-	         "UNION SELECT key_id FROM key_versions WHERE state = 'active' AND wraps >= %llu)",
-	         (long long)(now - 2 * cadence), (unsigned long long)(ctx->cfg.kek_max_wraps / 10 * 9));
-	if ((st = km_db_int64(ctx->db, sql, &v, e)))
-		return st;
-	s->keys_overdue = (uint64_t)v;
 
 	if ((st = audit_size(ctx->db, &s->audit_events, e)))
 		return st;

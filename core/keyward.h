@@ -122,8 +122,10 @@ typedef struct km_status_info {
 	km_mode mode;
 	char boundary[256];            /* who the trust boundary is, in a sentence */
 	char memlock[KM_ERR_MSG_MAX];  /* what of the process is locked in memory */
-	uint64_t keys_due;             /* current version older than the cadence */
-	uint64_t keys_overdue;         /* compromised, or past 2x cadence, or over 90% of wraps */
+	/* By each key's effective policy (policy.h, schedule.h): */
+	uint64_t keys_due;             /* due (cadence passed or 90% of the usage bound), not overdue */
+	uint64_t keys_overdue;         /* past 2x cadence, at the usage bound, or a compromised
+	                                * version still wrapping assets */
 } km_status_info;
 
 km_status km_status_get(km_ctx *ctx, km_status_info *out, km_err *e);

@@ -39,7 +39,20 @@ km_status request_open(km_ctx *ctx, km_request_kind kind, const char *object, js
 /* Apply a policy change request's "change" member (policy.c). */
 km_status policy_apply(km_ctx *ctx, const json_t *change, json_t *details, km_err *e);
 
-/* Verify every stored policy row's seal (for audit verify). */
-km_status policy_rows_verify(km_ctx *ctx, uint64_t *checked, uint64_t *bad, km_err *e);
+/* Apply-time facts in details: "scope", "policy" (the new fields, or null
+ * when removed), "previous", "keys_recomputed", and the "sealed" note
+ * (digest "removed" for a removed row, so a row put back is caught).
+ * The keys the scope covers get their schedule recomputed here. */
+
+/* Verify every stored policy row's seal, and with `recorded`
+ * (km_sealed_recorded) that it is the row the log last recorded, for
+ * `audit verify` — the same shape as user_rows_verify. */
+km_status policy_rows_verify(km_ctx *ctx, const json_t *recorded, uint64_t *checked, uint64_t *bad,
+                             char *problem, size_t cap, km_err *e);
+
+/* Mark a pending or approved request whose expiry has passed as expired
+ * (request.c), in a transaction of its own with its audit event; KM_ESTATE
+ * if it is decided or not yet expired.  The scheduler calls it. */
+km_status request_expire(km_ctx *ctx, const char *id, km_err *e);
 
 #endif

@@ -122,7 +122,7 @@ typedef struct km_approval_info {
 km_status km_request_rotate(km_ctx *ctx, const char *key, const char *reason,
                             char id[KM_REQUEST_ID_MAX], km_err *e);
 /* Change one version's state (not compromise, not destruction: their own calls). */
-km_status km_request_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
+km_status km_request_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
                            const char *reason, char id[KM_REQUEST_ID_MAX], km_err *e);
 /* Schedule destruction of a retired version / cancel a scheduled one. */
 km_status km_request_destroy(km_ctx *ctx, const char *key, uint32_t version, const char *reason,

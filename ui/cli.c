@@ -170,6 +170,59 @@ static const ui_cmd ui_cli_commands[] = {
 	 "open the interactive console (also: keyward with no command)", NULL,
 	 OPTS({"theme", 0, "NAME", "colour theme"}),
 	 UI_CMD_SESSION, ui_cmd_console},
+	{"policy", "show", "KEY", 1, 1,
+	 "show a key's effective rotation policy: each field, its value and where it came from",
+	 "Each field comes from the most specific policy that sets it: the key's own, "
+	 "then the longest prefix covering it (\"features/\" covers features/x), then "
+	 "the global policy, then the built-in default.  SOURCE names that policy's "
+	 "scope, \"global\" or \"default\".  The key need not exist yet.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_policy_show},
+	{"policy", "list", "", 0, 0, "list the stored rotation policies, global first", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_policy_list},
+	{"policy", "set", "SCOPE", 1, 1,
+	 "open a request to set the policy of a key, a prefix or the whole deployment",
+	 "SCOPE is a key name, a prefix ending in '/' (features/), or global.  The "
+	 "fields given replace the stored policy at SCOPE as a whole; fields it does not "
+	 "set are inherited.  Fields: cadence_days (1-3650), usage_bound (encryptions "
+	 "per version, 1-2147483648), transition_days (0-3650), deprecation_days "
+	 "(0-3650), destroy_wait_days (1-365), reencrypt (0 rewrap, 1 re-encrypt), "
+	 "quorum (1-16), expedited_quorum (1-16), require_totp (0/1), "
+	 "request_ttl_hours (1-720).  A policy change is itself a request: this prints "
+	 "its id, and the change applies when approvers have signed it and it is "
+	 "executed.  The global policy is the administrator's; key and prefix "
+	 "policies are the officers'.",
+	 OPTS({"set", 0, "FIELD=VALUE", "a field of the policy (repeatable)"},
+	      {"reason", 0, "TEXT", "why, shown to the approvers"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_policy_set},
+	{"policy", "unset", "SCOPE", 1, 1,
+	 "open a request to remove the policy stored at SCOPE (key, prefix/ or global)", NULL,
+	 OPTS({"reason", 0, "TEXT", "why, shown to the approvers"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_policy_unset},
+	{"schedule", NULL, "", 0, 0,
+	 "list keys needing attention: compromised, overdue, due, near their usage bound",
+	 "A key is due when its policy's cadence has passed since its current version "
+	 "became active, or when that version has used 90% of its usage bound; "
+	 "overdue past twice the cadence or at the bound.  Compromised versions still "
+	 "wrapping assets, open requests and unfinished jobs are flagged too.  "
+	 "Compromised keys come first, then overdue ones, then by due date.  --all "
+	 "lists every key in the same order.",
+	 OPTS({"all", 0, NULL, "every key, not only those needing attention"},
+	      {"limit", 'n', "N", "at most N keys"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_schedule},
+	{"rotate", NULL, "--due", 0, 0,
+	 "for cron: open requests for due keys, execute approved ones, apply waiting periods",
+	 "One run: expires requests past their expiry, executes approved requests, "
+	 "resumes interrupted jobs, opens a rotation request for each due key that "
+	 "has none, retires decrypt-only versions with no assets left once their "
+	 "transition window has passed, and destroys versions whose destruction "
+	 "waiting period has ended.  Each action is authorised and audited on its "
+	 "own; one that fails does not stop the others.  --dry-run only reports.  "
+	 "Prints one line per action (with --json one JSON object per line).  Exit "
+	 "code 0 when every action succeeded, else the first failure's code.  "
+	 "docs/rotation.md has a systemd timer for it.",
+	 OPTS({"due", 0, NULL, "act on what is due (required)"},
+	      {"dry-run", 0, NULL, "report what would be done, change nothing"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_rotate},
 	{"help", NULL, "[COMMAND [SUB] | keys | markdown]", 0, 2,
 	 "help on a command; `help keys`: console key bindings; `help markdown`: docs/cli.md",
 	 NULL, NULL, 0, ui_cmd_help},

@@ -161,6 +161,12 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_user_unlock)   \
 	X(ui_cmd_user_pubkey)   \
 	X(ui_cmd_console)       \
+	X(ui_cmd_policy_show)   \
+	X(ui_cmd_policy_list)   \
+	X(ui_cmd_policy_set)    \
+	X(ui_cmd_policy_unset)  \
+	X(ui_cmd_schedule)      \
+	X(ui_cmd_rotate)        \
 	X(ui_cmd_help)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
