@@ -7,6 +7,7 @@
 #include "hsm.h"
 #include "kek_int.h"
 #include "lifecycle.h"
+#include "request_int.h"
 #include "rowmac.h"
 #include "user_int.h"
 
@@ -202,6 +203,8 @@ static km_status verify_rows_impl(km_ctx *ctx, km_rows_result *r, km_err *e)
 		st = kek_versions_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
 	if (!st)
 		st = policy_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	if (!st)
+		st = request_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
 	json_decref(recorded);
 	return st;
 }

@@ -133,6 +133,38 @@ static const char schema_v6_policies[] =
 	"CREATE INDEX keys_by_overdue ON keys(overdue_at);"
 	"CREATE INDEX keys_by_attention ON keys(attention) WHERE attention != 0;";
 
+/* v7 (v6 on wt-req; the lead renumbers): requests and their approvals (request.h), sealed rows.  The body is
+ * the canonical JSON the approvers sign (by its digest); the other columns
+ * repeat what listings filter on and are sealed with it.  One approval or
+ * rejection per person and request, by the primary key. */
+static const char schema_v7_requests[] =
+	"CREATE TABLE requests("
+	"  id TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  requester TEXT NOT NULL,"
+	"  object TEXT NOT NULL,"
+	"  summary TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  digest TEXT NOT NULL,"
+	"  quorum INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  decided INTEGER NOT NULL DEFAULT 0,"
+	"  job_id TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB) WITHOUT ROWID;"
+	"CREATE INDEX requests_by_state ON requests(state, created);"
+	"CREATE INDEX requests_by_object ON requests(object, created);"
+	"CREATE TABLE approvals("
+	"  request_id TEXT NOT NULL REFERENCES requests(id),"
+	"  approver TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  approve INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  signature TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB,"
+	"  PRIMARY KEY(request_id, approver)) WITHOUT ROWID;";
+
 /* v1's audit tables (audit.c owns them), after the catalogue's. */
 static km_status v1_audit_tables(sqlite3 *db, km_err *e)
 {
@@ -159,6 +191,7 @@ static const struct migration {
 	{NULL, v4_audit_nodes},
 	{schema_v5_sealed, NULL},
 	{schema_v6_policies, NULL},
+	{schema_v7_requests, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -9,6 +9,7 @@
 #include "kek.h"
 #include "ctx.h"
 #include "lifecycle.h"
+#include "request.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -128,8 +129,58 @@ static km_status protect_list(km_ctx *ctx, const char *key, const char *list, km
 	return KM_OK;
 }
 
-static km_status showcase(km_ctx *ctx, const demo_key *k, km_err *e)
+/* The demo's approvers, one session each for the whole fill (one
+ * passphrase derivation each, not one per request). */
+static const char *const demo_approver_names[] = {"bob", "carol"};
+typedef struct demo_approvers {
+	km_ctx *s[KM_ARRAY_LEN(demo_approver_names)];
+} demo_approvers;
+
+static km_status demo_passphrase(void *c, const char *question, char *buf, size_t cap, km_err *e)
 {
+	(void)c, (void)question;
+	if (cap <= strlen(KM_DEMO_PASSPHRASE))
+		return km_fail(e, KM_EINTERNAL, "no room for the demo passphrase");
+	snprintf(buf, cap, "%s", KM_DEMO_PASSPHRASE);
+	return KM_OK;
+}
+
+static void demo_approvers_close(demo_approvers *ap)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(ap->s); i++)
+		km_close(ap->s[i]);
+	memset(ap, 0, sizeof *ap);
+}
+
+/* Approve request id as the demo's approvers, one after the other until
+ * its quorum is met; with execute, the session's person then carries it
+ * out.  Exactly what two or three people at their terminals would do. */
+static km_status demo_decide(km_ctx *ctx, demo_approvers *ap, const char *id, int execute, unsigned max_approvals,
+                             km_err *e)
+{
+	km_request_info info;
+	km_status st = km_request_get(ctx, id, &info, e);
+	for (size_t i = 0; !st && i < KM_ARRAY_LEN(ap->s) && info.state == KM_RS_PENDING &&
+	                   info.approvals < max_approvals; i++) {
+		if (strcmp(demo_approver_names[i], km_actor_get(ctx)->name) == 0)
+			continue;
+		if (!ap->s[i]) {
+			km_open_opts o = {.home = km_config_get(ctx)->home, .user = demo_approver_names[i],
+			                  .prompt = demo_passphrase};
+			if ((st = km_open(&o, &ap->s[i], e)))
+				break;
+		}
+		if (!(st = km_request_approve(ap->s[i], id, e)))
+			st = km_request_get(ctx, id, &info, e);
+	}
+	if (!st && execute)
+		st = km_request_execute(ctx, id, NULL, NULL, e);
+	return st;
+}
+
+static km_status showcase(km_ctx *ctx, demo_approvers *ap, const demo_key *k, km_err *e)
+{
+	char id[KM_REQUEST_ID_MAX];
 	char buf[1024];
 	char *kv[16];
 	km_tag tags[16];
@@ -144,7 +195,8 @@ static km_status showcase(km_ctx *ctx, const demo_key *k, km_err *e)
 	if (!st)
 		st = protect_list(ctx, k->name, k->assets, e);
 	for (int r = 0; !st && r < k->rotations; r++)
-		st = km_key_rotate(ctx, k->name, NULL, e);
+		if (!(st = km_request_rotate(ctx, k->name, "demo: scheduled rotation", id, e)))
+			st = demo_decide(ctx, ap, id, 1, 16, e);
 	if (!st && k->assets2[0])
 		st = protect_list(ctx, k->name, k->assets2, e);
 	snprintf(buf, sizeof buf, "%s", k->states);
@@ -156,8 +208,20 @@ static km_status showcase(km_ctx *ctx, const demo_key *k, km_err *e)
 		if (!eq)
 			return km_fail(e, KM_EINTERNAL, "demo table: bad state change '%s'", changes[i]);
 		*eq = '\0';
-		if (!(st = km_state_parse(eq + 1, &to, e)))
-			st = km_key_set_state(ctx, k->name, (uint32_t)atoi(changes[i]), to, e);
+		uint32_t v = (uint32_t)atoi(changes[i]);
+		if ((st = km_state_parse(eq + 1, &to, e)))
+			break;
+		/* A compromise acts at once; its emergency rotation is left
+		 * half-approved for the approvals inbox. */
+		if (to == KS_COMPROMISED) {
+			if (!(st = km_key_compromise(ctx, k->name, v, "demo: the key leaked in a debug log", id, e)))
+				st = demo_decide(ctx, ap, id, 0, 1, e);
+			continue;
+		}
+		st = to == KS_DESTROY_SCHEDULED ? km_request_destroy(ctx, k->name, v, "demo: retention ended", id, e)
+		                                : km_request_set_state(ctx, k->name, v, to, "demo: clean-up", id, e);
+		if (!st)
+			st = demo_decide(ctx, ap, id, 1, 16, e);
 	}
 	return st;
 }
@@ -280,11 +344,13 @@ km_status km_demo_fill(km_ctx *ctx, const km_demo_opts *o, km_err *e)
 	/* Showcase content once; `keyward demo` may run again for extras. */
 	if (km_key_get(ctx, demo_keys[0].name, &probe, &ignored) != KM_OK) {
 		st = demo_policies_apply(ctx, e);
+		demo_approvers ap = {0};
 		for (size_t i = 0; !st && i < KM_ARRAY_LEN(demo_keys); i++) {
-			st = showcase(ctx, &demo_keys[i], e);
+			st = showcase(ctx, &ap, &demo_keys[i], e);
 			if (o->progress)
 				o->progress(o->pctx, "showcase keys", i + 1, KM_ARRAY_LEN(demo_keys));
 		}
+		demo_approvers_close(&ap);
 	}
 	if (!st && o->extra_keys)
 		st = extra_keys(ctx, o, e);

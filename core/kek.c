@@ -1,5 +1,6 @@
 /*
- * kek.c — KEKs: creation, tags, rotation, state changes and the inventory.
+ * kek.c — KEKs: creation, tags and the inventory.  Rotation and state
+ * changes are requests (request.h) applied by lifecycle.c.
  *
  * Each change: validate, authorise, do the HSM work outside the write lock
  * (key generation), then one transaction holding the catalogue change, its
@@ -284,8 +285,8 @@ km_status kek_summary_refresh(km_ctx *ctx, int64_t key_id, km_err *e)
 	return st ? st : schedule_key_refresh(ctx, key_id, e);
 }
 
-static km_status insert_version(km_ctx *ctx, int64_t key_id, uint32_t version,
-                                const uint8_t *wrapped, size_t wlen, json_t *details, km_err *e)
+km_status kek_version_insert(km_ctx *ctx, int64_t key_id, uint32_t version,
+                             const uint8_t *wrapped, size_t wlen, json_t *details, km_err *e)
 {
 	sqlite3_stmt *q;
 	km_status st = km_db_prepare(ctx->db, "INSERT INTO key_versions(key_id, version, state, wrapped, "
@@ -367,7 +368,7 @@ static km_status insert_new_key(km_ctx *ctx, sqlite3_stmt *q, const char *name, 
 	int64_t id = sqlite3_last_insert_rowid(ctx->db);
 	json_t *set = json_object(), *removed = json_array();
 	json_t *d = json_pack("{s:i,s:s}", "version", 1, "state", "active");
-	st = insert_version(ctx, id, 1, wrapped, wlen, d, e);
+	st = kek_version_insert(ctx, id, 1, wrapped, wlen, d, e);
 	if (!st)
 		st = set_tags(ctx, id, tags, ntags, set, removed, e);
 	if (!st)
@@ -480,173 +481,6 @@ km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags, size_t n
 	key_object(obj, sizeof obj, name ? name : "", 0);
 	km_op_begin(ctx, KM_ACT_KEY_TAG, obj);
 	return km_op_end(ctx, key_tag_impl(ctx, name, tags, ntags, e), e);
-}
-
-static km_status key_rotate_impl(km_ctx *ctx, const char *name, uint32_t *new_version, km_err *e)
-{
-	char obj[KM_KEY_NAME_MAX + 16];
-	key_object(obj, sizeof obj, name, 0);
-	km_status st = km_authorize(ctx, KM_ACT_KEY_ROTATE, obj, e);
-	if (st)
-		return st;
-	int64_t id;
-	if ((st = kek_lookup_id(ctx, name, &id, e)))
-		return st;
-	uint8_t wrapped[HSM_WRAPPED_KEK_MAX];
-	size_t wlen = 0;
-	if ((st = hsm_kek_generate(ctx->h, wrapped, sizeof wrapped, &wlen, e)))
-		return st;
-	if ((st = km_tx_begin(ctx, e)))
-		return st;
-	int64_t maxv = 0;
-	uint32_t prev = 0;
-	char sql[160];
-	snprintf(sql, sizeof sql, "SELECT coalesce(max(version), 0) FROM key_versions WHERE key_id = %lld", (long long)id);
-	st = km_db_int64(ctx->db, sql, &maxv, e);
-	uint32_t v = (uint32_t)maxv + 1;
-	/* The active version, through its seal: an edited row is refused,
-	 * never re-sealed in its edited state. */
-	kek_version_row cur;
-	if (!st) {
-		st = kek_version_load(ctx, name, 0, &cur, e);
-		if (st == KM_ESTATE) {
-			km_err_clear(e);
-			st = KM_OK;
-		} else if (!st) {
-			prev = cur.version;
-		}
-	}
-	json_t *d = json_pack("{s:i}", "new_version", (int)v);
-	if (!st && prev) {
-		snprintf(sql, sizeof sql, "UPDATE key_versions SET state = 'decrypt-only', deactivated = %lld "
-		         "WHERE key_id = %lld AND version = %u", (long long)km_ctx_now(ctx), (long long)id, prev);
-		st = km_db_exec(ctx->db, sql, e);
-		if (!st)
-			st = kek_version_seal(ctx, id, prev, d, e);
-		json_object_set_new(d, "previous_version", json_integer((json_int_t)prev));
-	}
-	if (!st)
-		st = insert_version(ctx, id, v, wrapped, wlen, d, e);
-	if (!st)
-		st = kek_summary_refresh(ctx, id, e);
-	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_ROTATE), obj, "ok", d, e);
-	else
-		json_decref(d);
-	if (st) {
-		km_tx_rollback(ctx);
-		return st;
-	}
-	if ((st = km_tx_commit(ctx, e)))
-		return st;
-	if (new_version)
-		*new_version = v;
-	return KM_OK;
-}
-
-km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km_err *e)
-{
-	char obj[KM_KEY_NAME_MAX + 32];
-	key_object(obj, sizeof obj, name ? name : "", 0);
-	km_op_begin(ctx, KM_ACT_KEY_ROTATE, obj);
-	return km_op_end(ctx, key_rotate_impl(ctx, name, new_version, e), e);
-}
-
-static km_status key_set_state_impl(km_ctx *ctx, const char *name, uint32_t version, km_key_state to, km_err *e)
-{
-	char obj[KM_KEY_NAME_MAX + 32];
-	key_object(obj, sizeof obj, name, version);
-	km_status st = km_authorize(ctx, KM_ACT_KEY_STATE, obj, e);
-	if (st)
-		return st;
-	if (version == 0)
-		return km_fail(e, KM_EUSAGE, "versions are numbered from 1");
-	if ((st = km_tx_begin(ctx, e)))
-		return st;
-	kek_version_row row;
-	int64_t now = km_ctx_now(ctx), destroy_after = 0;
-	st = kek_version_load(ctx, name, version, &row, e);
-	if (!st)
-		st = km_state_check_transition(row.state, to, e);
-	if (!st && to == KS_ACTIVE) {
-		int64_t active;
-		char sql[128];
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM key_versions WHERE key_id = %lld AND state = 'active'",
-		         (long long)row.key_id);
-		st = km_db_int64(ctx->db, sql, &active, e);
-		if (!st && active)
-			st = km_fail(e, KM_ESTATE, "key '%s' already has an active version; rotate instead", name);
-	}
-	if (!st && to == KS_DESTROYED) {
-		char sql[128];
-		snprintf(sql, sizeof sql, "SELECT destroy_after FROM key_versions WHERE key_id = %lld AND version = %u",
-		         (long long)row.key_id, version);
-		st = km_db_int64(ctx->db, sql, &destroy_after, e);
-		if (!st && now < destroy_after) {
-			char when[32];
-			km_time_format(destroy_after, when);
-			st = km_fail(e, KM_ESTATE, "version %u of '%s' is scheduled for destruction; the waiting "
-			             "period ends at %s", version, name, when);
-		}
-	}
-	if (!st) {
-		/* Column updates per target state; destroyed erases the wrapped
-		 * material (secure_delete overwrites the freed bytes). */
-		const char *extra = "";
-		switch (to) {
-		case KS_ACTIVE: extra = ", activated = ?2"; break;
-		case KS_DECRYPT_ONLY: extra = ", deactivated = CASE deactivated WHEN 0 THEN ?2 ELSE deactivated END"; break;
-		case KS_DESTROY_SCHEDULED: extra = ", destroy_after = ?2 + ?5"; break;
-		case KS_RETIRED: extra = ", destroy_after = 0"; break;
-		case KS_DESTROYED: extra = ", wrapped = NULL, destroyed = ?2"; break;
-		default: break;
-		}
-		char sql[256];
-		snprintf(sql, sizeof sql, "UPDATE key_versions SET state = ?1%s WHERE key_id = ?3 AND version = ?4", extra);
-		sqlite3_stmt *q;
-		if (!(st = km_db_prepare(ctx->db, sql, &q, e))) {
-			sqlite3_bind_text(q, 1, km_state_name(to), -1, SQLITE_STATIC);
-			sqlite3_bind_int64(q, 2, now);
-			sqlite3_bind_int64(q, 3, row.key_id);
-			sqlite3_bind_int64(q, 4, version);
-			sqlite3_bind_int64(q, 5, ctx->cfg.destroy_wait_s);
-			if (sqlite3_step(q) != SQLITE_DONE)
-				st = km_db_fail(ctx->db, e, "changing the state");
-			sqlite3_finalize(q);
-		}
-	}
-	json_t *d = json_pack("{s:s,s:s,s:i}", "from", km_state_name(row.state), "to", km_state_name(to),
-	                      "version", (int)version);
-	if (to == KS_DESTROY_SCHEDULED)
-		json_object_set_new(d, "destroy_after", json_integer(now + ctx->cfg.destroy_wait_s));
-	if (!st)
-		st = kek_version_seal(ctx, row.key_id, version, d, e);
-	if (!st)
-		st = kek_summary_refresh(ctx, row.key_id, e);
-	if (!st)
-		st = km_tx_audit(ctx, km_action_name(KM_ACT_KEY_STATE), obj, "ok", d, e);
-	else
-		json_decref(d);
-	if (st) {
-		km_tx_rollback(ctx);
-		return st;
-	}
-	if ((st = km_tx_commit(ctx, e)))
-		return st;
-	/* A version that changed state must be unwrapped afresh if it may
-	 * still be used, and never again if it may not. */
-	kek_cache_evict(ctx->cache, row.key_id, version);
-	if (to == KS_DESTROYED)
-		sqlite3_wal_checkpoint_v2(ctx->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	return KM_OK;
-}
-
-km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version, km_key_state to, km_err *e)
-{
-	char obj[KM_KEY_NAME_MAX + 32];
-	key_object(obj, sizeof obj, name ? name : "", version);
-	km_op_begin(ctx, KM_ACT_KEY_STATE, obj);
-	return km_op_end(ctx, key_set_state_impl(ctx, name, version, to, e), e);
 }
 
 /* ---- reads ------------------------------------------------------------- */

@@ -65,15 +65,8 @@ km_status km_key_create_bulk(km_ctx *ctx, const char *const *names, size_t n,
 km_status km_key_tag(km_ctx *ctx, const char *name, const km_tag *tags,
                      size_t ntags, km_err *e);
 
-/* New active version; the previous active one becomes decrypt-only.
- * *new_version receives the new number. */
-km_status km_key_rotate(km_ctx *ctx, const char *name, uint32_t *new_version, km_err *e);
-
-/* Change one version's state through the transition table.  Entering
- * destroy-scheduled sets destroy_after = now + destroy_wait; destroyed is
- * refused before then; destroyed erases the wrapped material. */
-km_status km_key_set_state(km_ctx *ctx, const char *name, uint32_t version,
-                           km_key_state to, km_err *e);
+/* Rotation and state changes are requests (request.h): km_request_rotate,
+ * km_request_state, km_request_destroy, km_key_compromise. */
 
 /* ---- reads ------------------------------------------------------------- */
 

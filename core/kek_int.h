@@ -31,6 +31,11 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
  * the change is noted for the audit event (km_sealed_note). */
 km_status kek_version_seal(km_ctx *ctx, int64_t key_id, uint32_t version, json_t *details, km_err *e);
 
+/* Insert a new active version with its wrapped material and seal it,
+ * inside the caller's transaction (details as kek_version_seal). */
+km_status kek_version_insert(km_ctx *ctx, int64_t key_id, uint32_t version,
+                             const uint8_t *wrapped, size_t wlen, json_t *details, km_err *e);
+
 /* Plaintext of a version, from the cache or unwrapped by the HSM root;
  * valid until the next cache call.  One use is charged to the cache; the
  * bytes that then pass through the data key are charged by the caller

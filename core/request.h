@@ -133,6 +133,17 @@ km_status km_request_cancel_destroy(km_ctx *ctx, const char *key, uint32_t versi
 km_status km_request_role(km_ctx *ctx, const char *user, unsigned roles, int grant, const char *reason,
                           char id[KM_REQUEST_ID_MAX], km_err *e);
 
+/* Enrol a person (admin): the credential record is made now from the
+ * passphrase they chose (NULL: a service without one) and travels in the
+ * request's change, which holds no secret in the clear; a second
+ * administrator approves.  Bootstrap: while the deployment has no other
+ * administrator who could approve, the enrolment takes effect at once
+ * (audited with "bootstrap": true) and id is "".  The first administrator
+ * (init) and the demo's people are enrolled by init. */
+km_status km_request_user_add(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
+                              const char *passphrase, const char *reason, char id[KM_REQUEST_ID_MAX],
+                              km_err *e);
+
 /* Mark one version compromised, at once (step-up, any officer): encryption
  * under it stops, decryption needs km_unprotect's explicit override, the
  * KEK cache drops it, and an emergency rotation opens as a request with the

@@ -197,53 +197,6 @@ static km_status save_and_record(km_ctx *ctx, const user_row *u, int insert, km_
 	return km_tx_commit(ctx, e);
 }
 
-static km_status user_add(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
-                          const char *passphrase, km_err *e)
-{
-	km_status st = km_user_name_validate(name, e);
-	if (!st)
-		st = km_roles_check_separation(roles, e);
-	if (!st && scopes && *scopes)
-		st = km_scopes_validate(scopes, e);
-	if (!st && (roles & KM_ROLE_SERVICE) && !(scopes && *scopes))
-		st = km_fail(e, KM_EUSAGE, "a service needs scopes: the key-name prefixes it may use "
-		             "(--scope features/)");
-	if (st)
-		return st;
-	if ((st = km_authorize(ctx, KM_ACT_USER_ADD, NULL, e)))
-		return st;
-	user_row u = {.roles = roles, .created = km_ctx_now(ctx), .totp_step = -1};
-	snprintf(u.name, sizeof u.name, "%s", name);
-	snprintf(u.created_by, sizeof u.created_by, "%s", ctx->actor.name);
-	snprintf(u.scopes, sizeof u.scopes, "%s", scopes ? scopes : "");
-	if (passphrase) {
-		km_cred_params p = cred_params(ctx);
-		if ((st = km_cred_create(name, passphrase, &p, &u.cred, e)))
-			return st;
-	}
-	char r[64], pub_hex[2 * KM_CRED_PUBKEY_BYTES + 1] = "";
-	km_roles_format(roles, r, sizeof r);
-	uint8_t pub[KM_CRED_PUBKEY_BYTES];
-	if (u.cred && km_cred_public_key(u.cred, pub, e) == KM_OK)
-		for (size_t i = 0; i < sizeof pub; i++)
-			snprintf(pub_hex + 2 * i, 3, "%02x", pub[i]);
-	json_t *d = json_pack("{s:s,s:s}", "roles", r, "scopes", u.scopes);
-	if (pub_hex[0])
-		json_object_set_new(d, "signing_key", json_string(pub_hex));
-	st = save_and_record(ctx, &u, 1, KM_ACT_USER_ADD, d, e);
-	user_row_clear(&u);
-	return st;
-}
-
-km_status km_user_add(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
-                      const char *passphrase, km_err *e)
-{
-	char obj[80];
-	snprintf(obj, sizeof obj, "user:%.63s", name ? name : "");
-	km_op_begin(ctx, KM_ACT_USER_ADD, obj);
-	return km_op_end(ctx, user_add(ctx, name, roles, scopes, passphrase, e), e);
-}
-
 static km_status user_passwd(km_ctx *ctx, const char *new_pass, km_err *e)
 {
 	km_status st = km_authorize(ctx, KM_ACT_USER_PASSWD, NULL, e);

@@ -29,12 +29,7 @@ typedef struct km_user_info {
 	int sealed;             /* listings: 1 when the row's HSM MAC checked out */
 } km_user_info;
 
-/* Enrol a user with roles (separation of duties enforced), scopes (NULL or
- * "" for none; required for the service role) and a first passphrase (the
- * person chooses it; may be NULL for a service that never steps up — it
- * then cannot make changes or sign anything). */
-km_status km_user_add(km_ctx *ctx, const char *name, unsigned roles, const char *scopes,
-                      const char *passphrase, km_err *e);
+/* Enrolment is a request: km_request_user_add (request.h). */
 
 /* Change the session user's own passphrase (after step-up with the old
  * one); the signing key stays the same. */

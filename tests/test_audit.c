@@ -2046,6 +2046,12 @@ START_TEST(test_migration_backfills_nodes)
 	        "ALTER TABLE users DROP COLUMN failures; ALTER TABLE users DROP COLUMN locked_until;"
 	        "ALTER TABLE users DROP COLUMN disabled; ALTER TABLE users DROP COLUMN totp_step;"
 	        "ALTER TABLE users DROP COLUMN mac; ALTER TABLE key_versions DROP COLUMN mac");
+	/* v6 (policies, the schedule's columns) and v7 (requests) */
+	sql(db, "DROP TABLE policies; DROP INDEX keys_by_due; DROP INDEX keys_by_overdue;"
+	        "DROP INDEX keys_by_attention; ALTER TABLE keys DROP COLUMN cadence_s;"
+	        "ALTER TABLE keys DROP COLUMN usage_bound; ALTER TABLE keys DROP COLUMN due_at;"
+	        "ALTER TABLE keys DROP COLUMN overdue_at; ALTER TABLE keys DROP COLUMN attention");
+	sql(db, "DROP TABLE approvals; DROP TABLE requests");
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);

@@ -9,6 +9,8 @@
 #include "ctx.h"
 #include "db.h"
 #include "kek.h"
+#include "lifecycle.h"
+#include "request.h"
 #include "user.h"
 
 #include <check.h>
@@ -105,7 +107,7 @@ START_TEST(key_create_rotate_and_show)
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM keys"), 1);
 
 	uint32_t v = 0;
-	ck_assert_int_eq(km_key_rotate(ctx, "features/credit-risk", &v, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/credit-risk", &v, &e), KM_OK);
 	ck_assert_uint_eq(v, 2);
 	km_key_info k;
 	ck_assert_int_eq(km_key_get(ctx, "features/credit-risk", &k, &e), KM_OK);
@@ -131,20 +133,29 @@ START_TEST(illegal_state_change_is_refused_and_recorded)
 	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
 	km_ctx *ctx = th_deploy_open(&D, NULL);
 	km_err e;
+	char id[KM_REQUEST_ID_MAX];
 	ck_assert_int_eq(km_key_create(ctx, "models/fraud-v4", NULL, 0, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "models/fraud-v4", 1, KS_DESTROYED, &e), KM_ESTATE);
+	/* Refused when the request would open, naming the legal targets. */
+	ck_assert_int_eq(km_request_set_state(ctx, "models/fraud-v4", 1, KS_RETIRED, "t", id, &e), KM_ESTATE);
 	ck_assert_ptr_nonnull(strstr(e.msg, "allowed from active: decrypt-only, compromised"));
 	char action[64], outcome[16];
 	last_event(ctx, action, outcome);
 	ck_assert_str_eq(action, "key.state");
 	ck_assert_str_eq(outcome, "error");
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM key_versions WHERE state = 'active'"), 1);
-	ck_assert_int_eq(km_key_set_state(ctx, "models/fraud-v4", 9, KS_RETIRED, &e), KM_ENOTFOUND);
-	/* a second active version is refused */
-	ck_assert_int_eq(km_key_rotate(ctx, "models/fraud-v4", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "models/fraud-v4", 1, KS_RETIRED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "models/fraud-v4", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "models/fraud-v4", 1, KS_DESTROYED, &e), KM_ESTATE);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM requests"), 0);
+	ck_assert_int_eq(km_request_set_state(ctx, "models/fraud-v4", 9, KS_RETIRED, "t", id, &e), KM_ENOTFOUND);
+	/* Destruction is never a plain state request: it waits (rotate --due). */
+	ck_assert_int_eq(km_request_set_state(ctx, "models/fraud-v4", 1, KS_DESTROYED, "t", id, &e), KM_EUSAGE);
+	ck_assert_int_eq(th_rotate(&D, ctx, "models/fraud-v4", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "models/fraud-v4", 1, KS_RETIRED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "models/fraud-v4", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
+	/* the lifecycle itself refuses destruction before the waiting period ends */
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	json_t *d = json_object();
+	ck_assert_int_eq(lifecycle_set_state(ctx, "models/fraud-v4", 1, KS_DESTROYED, d, &e), KM_ESTATE);
+	json_decref(d);
+	km_tx_rollback(ctx);
 	ck_assert_ptr_nonnull(strstr(e.msg, "waiting period"));
 	assert_log_intact(ctx);
 	km_close(ctx);
@@ -157,14 +168,20 @@ START_TEST(destruction_erases_material)
 	km_ctx *ctx = th_deploy_open(&D, NULL);
 	km_err e;
 	ck_assert_int_eq(km_key_create(ctx, "datasets/old", NULL, 0, &e), KM_OK);
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/old", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/old", 1, KS_RETIRED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/old", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/old", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/old", 1, KS_RETIRED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/old", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
 	sleep(2); /* the configured waiting period is a wall-clock rule */
-	ck_assert_msg(km_key_set_state(ctx, "datasets/old", 1, KS_DESTROYED, &e) == KM_OK, "%s", e.msg);
+	/* What `rotate --due` does at the end of the wait. */
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	json_t *d = json_object();
+	ck_assert_msg(lifecycle_set_state(ctx, "datasets/old", 1, KS_DESTROYED, d, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_tx_audit(ctx, "key.state", "key:datasets/old@1", "ok", d, &e), KM_OK);
+	ck_assert_int_eq(km_tx_commit(ctx, &e), KM_OK);
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM key_versions WHERE version = 1 AND wrapped IS NULL "
 	                       "AND state = 'destroyed'"), 1);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/old", 1, KS_COMPROMISED, &e), KM_ESTATE);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/old", 1, KS_COMPROMISED, &e), KM_ESTATE);
+	assert_log_intact(ctx);
 	km_close(ctx);
 }
 END_TEST
@@ -186,7 +203,7 @@ START_TEST(protect_unprotect_and_state_rules)
 	ck_assert_int_eq(count(ctx, "SELECT assets FROM keys"), 1);
 
 	/* decrypt-only still decrypts */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/x", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/x", NULL, &e), KM_OK);
 	lseek(env, 0, SEEK_SET);
 	int out = memfd_create("out", 0);
 	km_asset_info b;
@@ -200,14 +217,14 @@ START_TEST(protect_unprotect_and_state_rules)
 	ck_assert_str_eq(action, "unprotect");
 
 	/* retired does not */
-	ck_assert_int_eq(km_key_set_state(ctx, "features/x", 1, KS_RETIRED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/x", 1, KS_RETIRED, &e), KM_OK);
 	lseek(env, 0, SEEK_SET);
 	int out2 = memfd_create("out2", 0);
 	ck_assert_int_eq(km_unprotect(ctx, env, out2, NULL, &b, &e), KM_ESTATE);
 	ck_assert_int_eq(lseek(out2, 0, SEEK_END), 0);
 
 	/* compromised: no more encryption with it */
-	ck_assert_int_eq(km_key_set_state(ctx, "features/x", 2, KS_COMPROMISED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/x", 2, KS_COMPROMISED, &e), KM_OK);
 	lseek(in, 0, SEEK_SET);
 	int env2 = memfd_create("env2", 0);
 	ck_assert_int_eq(km_protect(ctx, "features/x", "feature:x/score@2", in, env2, NULL, &a, &e), KM_ESTATE);
@@ -250,7 +267,7 @@ START_TEST(wrap_bound_stops_encryption)
 	const char *specs[] = {"feature:busy/g@1"};
 	ck_assert_int_eq(km_asset_register_bulk(ctx, "features/busy", specs, 1, &e), KM_ELIMIT);
 	/* rotating gives a fresh budget */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/busy", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/busy", NULL, &e), KM_OK);
 	ck_assert_int_eq(km_asset_register_bulk(ctx, "features/busy", specs, 1, &e), KM_OK);
 	close(in);
 	close(out);
@@ -312,7 +329,8 @@ START_TEST(denials_are_audited)
 	ck_assert_str_eq(action, "key.create");
 	ck_assert_str_eq(outcome, "denied");
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM keys"), 0);
-	ck_assert_int_eq(km_user_add(ctx, "mallory", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_EDENIED);
+	char uid[KM_REQUEST_ID_MAX];
+	ck_assert_int_eq(km_request_user_add(ctx, "mallory", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, NULL, uid, &e), KM_EDENIED);
 	assert_log_intact(ctx);
 	km_close(ctx);
 }
@@ -323,9 +341,12 @@ START_TEST(admin_enrols_but_cannot_use_keys)
 	th_deploy_setup(&D, KM_ROLE_ADMIN, NULL);
 	km_ctx *ctx = th_deploy_open(&D, NULL);
 	km_err e;
-	ck_assert_int_eq(km_user_add(ctx, "alice", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_OK);
-	ck_assert_int_eq(km_user_add(ctx, "alice", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_EEXISTS);
-	ck_assert_int_eq(km_user_add(ctx, "root2", KM_ROLE_ADMIN | KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, &e), KM_EDENIED);
+	char uid[KM_REQUEST_ID_MAX];
+	/* The sole administrator enrols at once (nobody else could approve). */
+	ck_assert_int_eq(km_request_user_add(ctx, "alice", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, NULL, uid, &e), KM_OK);
+	ck_assert_str_eq(uid, "");
+	ck_assert_int_eq(km_request_user_add(ctx, "alice", KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, NULL, uid, &e), KM_EEXISTS);
+	ck_assert_int_eq(km_request_user_add(ctx, "root2", KM_ROLE_ADMIN | KM_ROLE_OFFICER, NULL, TH_PASSPHRASE, NULL, uid, &e), KM_EDENIED);
 	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_EDENIED);
 	km_close(ctx);
 	/* Personal mode: --user names the person; the passphrase proves it. */

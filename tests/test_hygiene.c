@@ -104,7 +104,7 @@ START_TEST(no_plaintext_key_on_disk)
 	int env = open(env_path, O_RDONLY);
 	ck_assert_msg(km_unprotect(ctx, env, -1, out_path, NULL, &e) == KM_OK, "%s", e.msg);
 	close(env);
-	ck_assert_int_eq(km_key_rotate(ctx, "features/credit-risk", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/credit-risk", NULL, &e), KM_OK);
 
 	/* The real plaintexts, recovered the way the core itself does. */
 	kek_version_row row;

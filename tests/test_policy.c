@@ -289,7 +289,7 @@ START_TEST(due_overdue_near_bound_by_the_clock)
 	ck_assert_uint_eq(overdue, 2);
 
 	/* Rotation starts a new cadence. */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/a", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/a", NULL, &e), KM_OK);
 	ck_assert_uint_eq(attention(ctx, "features/a"), 0);
 	status_counts(ctx, &due, &overdue);
 	ck_assert_uint_eq(due, 0);
@@ -358,13 +358,14 @@ START_TEST(compromised_with_assets_counts_as_overdue)
 	ck_assert_int_eq(km_key_create(ctx, "datasets/x", NULL, 0, &e), KM_OK);
 	ck_assert_int_eq(km_key_create(ctx, "datasets/empty", NULL, 0, &e), KM_OK);
 	ck_assert_int_eq(km_asset_register_bulk(ctx, "datasets/x", specs, 2, &e), KM_OK);
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/x", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_rotate(ctx, "datasets/empty", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/x", 1, KS_COMPROMISED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "datasets/empty", 1, KS_COMPROMISED, &e), KM_OK);
-	ck_assert_uint_eq(attention(ctx, "datasets/x"), KM_ATTN_COMPROMISED);
+	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/x", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/empty", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/x", 1, KS_COMPROMISED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/empty", 1, KS_COMPROMISED, &e), KM_OK);
+	/* the compromise opened the emergency rotation: a pending request too */
+	ck_assert_uint_eq(attention(ctx, "datasets/x"), KM_ATTN_COMPROMISED | KM_ATTN_PENDING_REQ);
 	/* Compromised with nothing under it and a fresh active version: fine. */
-	ck_assert_uint_eq(attention(ctx, "datasets/empty"), 0);
+	ck_assert_uint_eq(attention(ctx, "datasets/empty"), KM_ATTN_PENDING_REQ); /* its emergency request */
 	status_counts(ctx, &due, &overdue);
 	ck_assert_uint_eq(overdue, 1);
 	ck_assert_uint_eq(due, 0);
@@ -378,7 +379,7 @@ START_TEST(compromised_with_assets_counts_as_overdue)
 	              "(SELECT id FROM keys WHERE name = 'datasets/x')");
 	ck_assert_int_eq(kek_summary_refresh(ctx, sql_int(ctx, "SELECT id FROM keys WHERE name = 'datasets/x'"), &e),
 	                 KM_OK);
-	ck_assert_uint_eq(attention(ctx, "datasets/x"), 0);
+	ck_assert_uint_eq(attention(ctx, "datasets/x"), KM_ATTN_PENDING_REQ);
 	status_counts(ctx, &due, &overdue);
 	ck_assert_uint_eq(overdue, 0);
 	sql_exec(ctx, "ROLLBACK");
@@ -581,10 +582,10 @@ START_TEST(rotate_due_dry_run_reports_each_action)
 	ck_assert_int_eq(km_key_create(ctx, "features/gone", NULL, 0, &e), KM_OK);
 	apply(ctx, "features/rotated", "{\"cadence_days\":3650}");
 	apply(ctx, "features/gone", "{\"cadence_days\":3650}");
-	ck_assert_int_eq(km_key_rotate(ctx, "features/rotated", NULL, &e), KM_OK); /* v1 decrypt-only, empty */
-	ck_assert_int_eq(km_key_rotate(ctx, "features/gone", NULL, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "features/gone", 1, KS_RETIRED, &e), KM_OK);
-	ck_assert_int_eq(km_key_set_state(ctx, "features/gone", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/rotated", NULL, &e), KM_OK); /* v1 decrypt-only, empty */
+	ck_assert_int_eq(th_rotate(&D, ctx, "features/gone", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/gone", 1, KS_RETIRED, &e), KM_OK);
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/gone", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
 
 	actions x = {.n = 0};
 	ck_assert_int_eq(km_rotate_due(ctx, 1, note_action, &x, &e), KM_OK);

@@ -3,6 +3,11 @@
  */
 #include "th_deploy.h"
 #include "config.h"
+#include "cred.h"
+#include "kek.h"
+#include "request.h"
+#include "rowmac.h"
+#include "user_int.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -58,4 +63,102 @@ km_ctx *th_deploy_open(th_deploy *d, const char *user)
 void th_deploy_teardown(th_deploy *d)
 {
 	th_hsm_teardown(&d->hsm);
+}
+
+void th_deploy_user(th_deploy *d, km_ctx *ctx, const char *name, unsigned roles, const char *scopes)
+{
+	(void)d;
+	km_err e = {0};
+	user_row u = {.roles = roles, .created = km_ctx_now(ctx), .totp_step = -1};
+	snprintf(u.name, sizeof u.name, "%s", name);
+	snprintf(u.created_by, sizeof u.created_by, "%s", km_actor_get(ctx)->name);
+	snprintf(u.scopes, sizeof u.scopes, "%s", scopes ? scopes : "");
+	km_cred_params p = km_cred_params_default();
+	p.t_cost = km_config_get(ctx)->argon2_t;
+	p.m_cost_kib = km_config_get(ctx)->argon2_m_kib;
+	ck_assert_msg(km_cred_create(name, TH_PASSPHRASE, &p, &u.cred, &e) == KM_OK, "%s", e.msg);
+	char digest[65], obj[80];
+	snprintf(obj, sizeof obj, "user:%s", name);
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	ck_assert_msg(user_row_save(ctx, &u, 1, digest, &e) == KM_OK, "%s", e.msg);
+	json_t *det = json_object();
+	km_sealed_note(det, "users", name, digest);
+	ck_assert_int_eq(km_tx_audit(ctx, "user.add", obj, "ok", det, &e), KM_OK);
+	ck_assert_msg(km_tx_commit(ctx, &e) == KM_OK, "%s", e.msg);
+	user_row_clear(&u);
+}
+
+/* A fixture approver's name, enrolled when missing. */
+static const char *fixture_approver(th_deploy *d, km_ctx *ctx, int admin, int i)
+{
+	static char name[32];
+	snprintf(name, sizeof name, "th-%s%d", admin ? "admin" : "approver", i);
+	user_row u;
+	km_err e;
+	if (user_row_load(ctx, name, &u, &e) == KM_OK)
+		user_row_clear(&u);
+	else
+		th_deploy_user(d, ctx, name, admin ? KM_ROLE_ADMIN : KM_ROLE_APPROVER, NULL);
+	return name;
+}
+
+km_status th_request_done(th_deploy *d, km_ctx *ctx, const char *id, km_err *e)
+{
+	km_request_info r;
+	km_status st = km_request_get(ctx, id, &r, e);
+	int admin = r.kind == KM_REQ_ROLE_GRANT || r.kind == KM_REQ_ROLE_REVOKE || r.kind == KM_REQ_USER_ADD;
+	for (int i = 1; !st && r.state == KM_RS_PENDING && i <= 4; i++) {
+		const char *who = fixture_approver(d, ctx, admin, i);
+		km_ctx *s = th_deploy_open(d, who);
+		st = km_request_approve(s, id, e);
+		km_close(s);
+		if (!st)
+			st = km_request_get(ctx, id, &r, e);
+	}
+	return st ? st : km_request_execute(ctx, id, NULL, NULL, e);
+}
+
+km_status th_rotate(th_deploy *d, km_ctx *ctx, const char *key, uint32_t *nv, km_err *e)
+{
+	char id[KM_REQUEST_ID_MAX];
+	km_status st = km_request_rotate(ctx, key, "test", id, e);
+	if (!st)
+		st = th_request_done(d, ctx, id, e);
+	km_key_info k;
+	if (!st && nv && !(st = km_key_get(ctx, key, &k, e)))
+		*nv = k.current_version;
+	return st;
+}
+
+typedef struct version_probe {
+	uint32_t version;
+	km_key_state state;
+} version_probe;
+
+static int probe_cb(void *c, const km_key_version_info *v)
+{
+	version_probe *p = c;
+	if (v->version == p->version)
+		p->state = v->state;
+	return 0;
+}
+
+km_status th_set_state(th_deploy *d, km_ctx *ctx, const char *key, uint32_t version, int to, km_err *e)
+{
+	char id[KM_REQUEST_ID_MAX];
+	km_status st;
+	if (to == KS_COMPROMISED)
+		return km_key_compromise(ctx, key, version, "test", id, e);
+	version_probe p = {version, KS_PENDING};
+	km_err ignored;
+	km_key_versions(ctx, key, probe_cb, &p, &ignored);
+	if (to == KS_DESTROY_SCHEDULED)
+		st = km_request_destroy(ctx, key, version, "test", id, e);
+	else if (to == KS_RETIRED && p.state == KS_DESTROY_SCHEDULED)
+		st = km_request_cancel_destroy(ctx, key, version, "test", id, e);
+	else
+		st = km_request_set_state(ctx, key, version, (km_key_state)to, "test", id, e);
+	if (!st)
+		st = th_request_done(d, ctx, id, e);
+	return st;
 }

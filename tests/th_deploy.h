@@ -28,4 +28,22 @@ km_ctx *th_deploy_open(th_deploy *d, const char *user);
 
 void th_deploy_teardown(th_deploy *d);
 
+/* Enrol a person directly (as init enrols the first one: a sealed row and
+ * its audit event), with TH_PASSPHRASE; scopes may be NULL.  For fixtures
+ * only: real enrolments are requests. */
+void th_deploy_user(th_deploy *d, km_ctx *ctx, const char *name, unsigned roles, const char *scopes);
+
+/* Have request `id` (opened in ctx) approved by fixture approvers
+ * ("th-approver1", "th-approver2", or "th-admin1", "th-admin2" for the
+ * administrators' kinds; enrolled on first use) until its quorum is met,
+ * then execute it in ctx.  Returns the execution's status. */
+km_status th_request_done(th_deploy *d, km_ctx *ctx, const char *id, km_err *e);
+
+/* What tests used to do on the spot, now through a request each:
+ * rotate (the new version in *nv, may be NULL) and change a state
+ * (compromise acts at once; destroy-scheduled and its cancellation use
+ * their own kinds). */
+km_status th_rotate(th_deploy *d, km_ctx *ctx, const char *key, uint32_t *nv, km_err *e);
+km_status th_set_state(th_deploy *d, km_ctx *ctx, const char *key, uint32_t version, int to, km_err *e);
+
 #endif

@@ -78,14 +78,41 @@ static const ui_cmd ui_cli_commands[] = {
 	 "set tags on a key (K= removes tag K)", NULL, NULL,
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_tag},
 	{"key", "rotate", "NAME", 1, 1,
-	 "make a new active version; the previous one becomes decrypt-only", NULL, NULL,
+	 "open a request to rotate a key (new active version, the previous one decrypt-only)",
+	 "Rotation needs the approval of someone other than you (request.h): this "
+	 "prints the request's id; an approver signs it with `keyward request approve "
+	 "ID`, and once its quorum is met `keyward request execute ID` carries it out.",
+	 OPTS({"reason", 0, "TEXT", "why (recorded in the signed request)"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_rotate},
 	{"key", "state", "NAME VERSION STATE", 3, 3,
-	 "change a key version's state",
-	 "States: pending, active, decrypt-only, retired, destroy-scheduled, "
-	 "destroyed, compromised.  Only the transitions of the life cycle are "
-	 "allowed; a refused change lists the allowed ones.",
-	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_state},
+	 "open a request to change a key version's state",
+	 "States: pending, active, decrypt-only, retired.  Only the transitions of "
+	 "the life cycle are allowed; a refused change lists the allowed ones.  "
+	 "Compromise, destruction and its cancellation have commands of their own.  "
+	 "The change waits for its approvals (`keyward request ...`).",
+	 OPTS({"reason", 0, "TEXT", "why (recorded in the signed request)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_state},
+	{"key", "compromise", "NAME@VERSION", 1, 1,
+	 "mark a version compromised at once and open its emergency rotation",
+	 "Takes effect immediately (step-up): nothing more is encrypted under the "
+	 "version and decrypting under it needs an explicit override.  An emergency "
+	 "rotation that re-encrypts the affected assets opens as a request with the "
+	 "policy's expedited quorum.",
+	 OPTS({"reason", 0, "TEXT", "what happened (required)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_compromise},
+	{"key", "destroy", "NAME@VERSION", 1, 1,
+	 "open a request to destroy a retired or compromised version after its waiting period",
+	 "Lists the assets that become unrecoverable, asks you to type the key name "
+	 "(or --yes), then opens the request.  Executed, the version is "
+	 "destroy-scheduled and stays cancellable (`key cancel-destroy`) until the "
+	 "waiting period ends; `keyward rotate --due` then erases the material.",
+	 OPTS({"reason", 0, "TEXT", "why (recorded in the signed request)"},
+	      {"yes", 'y', NULL, "confirm without a terminal"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_destroy},
+	{"key", "cancel-destroy", "NAME@VERSION", 1, 1,
+	 "open a request to cancel a scheduled destruction (the version returns to retired)", NULL,
+	 OPTS({"reason", 0, "TEXT", "why (recorded in the signed request)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_key_cancel_destroy},
 	{"protect", NULL, "[IN [OUT]]", 0, 2,
 	 "encrypt a file into a keyward envelope under a key's active version",
 	 "IN and OUT default to stdin and stdout (\"-\" also means them).  With OUT, "
@@ -139,8 +166,15 @@ static const ui_cmd ui_cli_commands[] = {
 	 "given).  Needs your own passphrase (step-up).",
 	 OPTS({"role", 'r', "R[,R]", "roles (required)"},
 	      {"scope", 0, "P[,P]", "key-name prefixes, e.g. features/ (required for services)"},
-	      {"new-passphrase-file", 0, "FILE", "the new user's first passphrase"}),
+	      {"new-passphrase-file", 0, "FILE", "the new user's first passphrase"},
+	      {"reason", 0, "TEXT", "why (recorded in the signed request)"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_add},
+	{"user", "role", "grant|revoke NAME R[,R]", 3, 3,
+	 "open a request to grant or revoke roles (a second administrator approves)",
+	 "Nobody may change their own roles.  Separation of duties is checked when "
+	 "the request opens and again when it executes.",
+	 OPTS({"reason", 0, "TEXT", "why (recorded in the signed request)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_role},
 	{"user", "passwd", "", 0, 0, "change your passphrase",
 	 "Asks for your current passphrase (step-up), then the new one twice "
 	 "(or --new-passphrase-file, KEYWARD_NEW_PASSPHRASE).  Your signing key stays "
@@ -161,6 +195,37 @@ static const ui_cmd ui_cli_commands[] = {
 	{"user", "pubkey", "[NAME]", 0, 1,
 	 "print a user's Ed25519 signing public key (PEM) for openssl pkeyutl -verify", NULL, NULL,
 	 UI_CMD_SESSION, ui_cmd_user_pubkey},
+	{"request", "list", "", 0, 0, "list open requests (pending and approved), newest first",
+	 "--inbox: only those you may sign now; --all: every request, decided ones too.",
+	 OPTS({"inbox", 0, NULL, "only requests you may approve or reject now"},
+	      {"all", 0, NULL, "every request, not only open ones"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_list},
+	{"request", "show", "ID", 1, 1,
+	 "show a request: what changes, affected assets, risk with its factors, signatures", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_show},
+	{"request", "approve", "ID", 1, 1, "sign a request with your own key (passphrase, + TOTP)",
+	 "Your Ed25519 key signs the SHA-256 digest of the request's canonical body "
+	 "(docs/approvals.md).  Refused for your own request, a second signature, an "
+	 "expired or decided request, and a role or scope that does not allow it.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_approve},
+	{"request", "reject", "ID", 1, 1, "reject a request with a reason (one rejection vetoes it)", NULL,
+	 OPTS({"reason", 0, "TEXT", "why (required)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_reject},
+	{"request", "execute", "ID", 1, 1, "carry out an approved request",
+	 "Every signature and every approver's role and scope are checked again now; "
+	 "the change and its audit event commit together.  Of two executors one wins; "
+	 "the other is told the request was executed (exit code 8).",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_execute},
+	{"request", "cancel", "ID", 1, 1, "withdraw your own open request (administrators: any)", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_cancel},
+	{"request", "verify", "ID", 1, 1,
+	 "check a request's digest and every signature against the signers' keys and the audit log", NULL,
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_request_verify},
+	{"request", "export", "ID DIR", 2, 2,
+	 "write a request, its digest, signatures and public keys for an offline openssl check",
+	 "DIR gets request.json, digest.bin, NAME.sig and NAME.pub.pem per approver, and "
+	 "VERIFY.txt with the openssl commands (docs/approvals.md).",
+	 NULL, UI_CMD_SESSION, ui_cmd_request_export},
 	{"demo", NULL, "", 0, 0,
 	 "add demo content (and scale content) to an existing deployment", NULL,
 	 OPTS({"keys", 0, "N", "extra generated keys (default 0)"},

@@ -167,7 +167,19 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_policy_unset)  \
 	X(ui_cmd_schedule)      \
 	X(ui_cmd_rotate)        \
-	X(ui_cmd_help)
+	X(ui_cmd_help)          \
+	X(ui_cmd_key_compromise) \
+	X(ui_cmd_key_destroy)   \
+	X(ui_cmd_key_cancel_destroy) \
+	X(ui_cmd_user_role)     \
+	X(ui_cmd_request_list)  \
+	X(ui_cmd_request_show)  \
+	X(ui_cmd_request_approve) \
+	X(ui_cmd_request_reject) \
+	X(ui_cmd_request_execute) \
+	X(ui_cmd_request_cancel) \
+	X(ui_cmd_request_verify) \
+	X(ui_cmd_request_export)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
 UI_CLI_HANDLERS(UI_CLI_DECLARE)

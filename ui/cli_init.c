@@ -8,6 +8,7 @@
  * convenience for demonstrations that config.json records as pin_file.
  */
 #include "cli.h"
+#include "request.h"
 #include "prompt.h"
 #include "demo.h"
 #include "user.h"
@@ -375,8 +376,10 @@ km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 	st = km_authorize(cli->ctx, KM_ACT_USER_ADD, obj, e);
 	if (st == KM_OK && want_pass)
 		st = new_passphrase(a, a->pos[0], pass, e);
+	char id[KM_REQUEST_ID_MAX] = "";
 	if (st == KM_OK)
-		st = km_user_add(cli->ctx, a->pos[0], roles, scopes, want_pass ? pass : NULL, e);
+		st = km_request_user_add(cli->ctx, a->pos[0], roles, scopes, want_pass ? pass : NULL,
+		                         ui_arg(a, "reason"), id, e);
 	km_secure_free(pass, PASS_CAP);
 	if (st != KM_OK)
 		return st;
@@ -387,10 +390,17 @@ km_status ui_cmd_user_add(ui_cli *cli, const ui_args *a, km_err *e)
 		ui_json_set_text(o, "name", a->pos[0]);
 		json_object_set_new(o, "roles", json_string(fmt));
 		ui_json_set_text(o, "scopes", scopes ? scopes : "");
+		json_object_set_new(o, "request", id[0] ? json_string(id) : json_null());
 		return ui_json_print(o, e);
 	}
-	ui_print_line("added user %s (%s)%s%s", a->pos[0], fmt, scopes ? " with scopes " : "",
-	              scopes ? scopes : "");
+	if (id[0]) {
+		ui_print_line("request %s opened: enrol %s as %s; a second administrator approves it "
+		              "(`keyward request approve %s`), then `keyward request execute %s`", id, a->pos[0],
+		              fmt, id, id);
+		return KM_OK;
+	}
+	ui_print_line("added user %s (%s)%s%s (no other administrator could approve, so at once)", a->pos[0],
+	              fmt, scopes ? " with scopes " : "", scopes ? scopes : "");
 	return KM_OK;
 }
 

@@ -1,5 +1,6 @@
 /*
- * cli_key.c — `keyward key ...`: create, list, show, tag, rotate, state.
+ * cli_key.c — `keyward key ...`: create, list, show, tag.  Changes that
+ * need approval (rotate, state, compromise, destroy) are in cli_request.c.
  *
  * Thin: parse arguments, call kek.h, print.  The core authorises and audits
  * every call; nothing here decides who may do what.
@@ -382,30 +383,4 @@ km_status ui_cmd_key_tag(ui_cli *cli, const ui_args *a, km_err *e)
 	if (st != KM_OK)
 		return st;
 	return key_report(cli, a->pos[0], "tagged", e);
-}
-
-km_status ui_cmd_key_rotate(ui_cli *cli, const ui_args *a, km_err *e)
-{
-	uint32_t v = 0;
-	km_status st = km_key_rotate(cli->ctx, a->pos[0], &v, e);
-	if (st != KM_OK)
-		return st;
-	return key_report(cli, a->pos[0], "rotated", e);
-}
-
-km_status ui_cmd_key_state(ui_cli *cli, const ui_args *a, km_err *e)
-{
-	uint64_t v;
-	km_key_state to;
-	km_status st = ui_parse_u64(a->pos[1], "VERSION", 1, UINT32_MAX, &v, e);
-	if (st == KM_OK)
-		st = km_state_parse(a->pos[2], &to, e);
-	if (st == KM_OK)
-		st = km_key_set_state(cli->ctx, a->pos[0], (uint32_t)v, to, e);
-	if (st != KM_OK)
-		return st;
-	if (cli->json)
-		return key_report(cli, a->pos[0], "changed", e);
-	ui_print_line("%s version %" PRIu64 " is now %s", a->pos[0], v, km_state_name(to));
-	return KM_OK;
 }

@@ -3,10 +3,12 @@
  * the `:` command line that names them.
  *
  * Each operation is the same core call as the CLI's command (km_key_create,
- * km_key_tag, km_key_rotate, km_key_set_state): the core authorises and
- * audits; a refusal comes back as the core's sentence, shown verbatim.
- * The console adds only confirmation: rotation asks, a destructive state
- * change needs the key's name typed.
+ * km_key_tag, km_request_rotate, km_request_set_state, km_key_compromise,
+ * km_request_destroy): the core authorises and audits; a refusal comes
+ * back as the core's sentence, shown verbatim.  Rotation and state changes
+ * open requests that others approve; only a compromise acts at once.  The
+ * console adds only confirmation: rotation asks, a destructive state change
+ * needs the key's name typed.
  *
  * Must never: change a key without the core call, or offer a state the
  * transition table does not allow from the version's state.
@@ -14,6 +16,7 @@
 #include "ui.h"
 #include "dialog.h"
 #include "kek.h"
+#include "request.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -173,6 +176,34 @@ void ui_op_edit_tags(ui_console *c, const char *name)
 
 /* ---- rotate, state --------------------------------------------------------- */
 
+/* What was opened and what happens next. */
+static void requested(ui_console *c, const char *id)
+{
+	km_request_info r;
+	km_err e;
+	if (km_request_get(ui_ctx(c), id, &r, &e) != KM_OK) {
+		ui_message(c, "request %s opened", id);
+		return;
+	}
+	ui_message(c, "request %.12s opened (%s): it needs %u approval%s, then execution", id, r.summary,
+	           r.quorum, r.quorum == 1 ? "" : "s");
+}
+
+/* The core call for one target state: compromise acts at once, the rest
+ * are requests. */
+static km_status state_call(ui_console *c, const char *name, uint32_t version, km_key_state from,
+                            km_key_state to, char id[KM_REQUEST_ID_MAX], km_err *e)
+{
+	const char *why = "requested in the console";
+	if (to == KS_COMPROMISED)
+		return km_key_compromise(ui_ctx(c), name, version, "marked compromised in the console", id, e);
+	if (to == KS_DESTROY_SCHEDULED)
+		return km_request_destroy(ui_ctx(c), name, version, why, id, e);
+	if (from == KS_DESTROY_SCHEDULED && to == KS_RETIRED)
+		return km_request_cancel_destroy(ui_ctx(c), name, version, why, id, e);
+	return km_request_set_state(ui_ctx(c), name, version, to, why, id, e);
+}
+
 void ui_op_rotate(ui_console *c, const char *name, int ask)
 {
 	/* a name that is not a key is said before anything is asked */
@@ -186,19 +217,20 @@ void ui_op_rotate(ui_console *c, const char *name, int ask)
 	}
 	char text[512];
 	ui_tw_format(text, sizeof text,
-	             "Rotate %s? A new version is created and becomes active; the version active now "
-	             "becomes decrypt-only (it still decrypts, it no longer encrypts).", name);
+	             "Request a rotation of %s? Once approved and executed, a new version becomes "
+	             "active; the version active now becomes decrypt-only (it still decrypts, it no "
+	             "longer encrypts).", name);
 	if (ask && !ui_dialog_confirm(c, "Rotate key", text, NULL)) {
 		ui_message(c, "rotation of %s cancelled", name);
 		return;
 	}
-	uint32_t nv = 0;
-	if (km_key_rotate(ui_ctx(c), name, &nv, &e) != KM_OK) {
+	char id[KM_REQUEST_ID_MAX];
+	if (km_request_rotate(ui_ctx(c), name, "requested in the console", id, &e) != KM_OK) {
 		ui_error(c, &e);
 		ui_changed(c); /* a denial is audited: the event list changed */
 		return;
 	}
-	ui_message(c, "rotated %s: version %u is active", name, nv);
+	requested(c, id);
 	ui_changed(c);
 }
 
@@ -243,12 +275,17 @@ void ui_op_set_state(ui_console *c, const char *name, uint32_t version, km_key_s
 	}
 	km_err e;
 	km_err_clear(&e);
-	if (km_key_set_state(ui_ctx(c), name, version, target, &e) != KM_OK) {
+	char id[KM_REQUEST_ID_MAX];
+	if (state_call(c, name, version, from, target, id, &e) != KM_OK) {
 		ui_error(c, &e);
 		ui_changed(c);
 		return;
 	}
-	ui_message(c, "version %u of %s is now %s", version, name, km_state_name(target));
+	if (target == KS_COMPROMISED)
+		ui_message(c, "version %u of %s is compromised; emergency rotation request %.12s opened", version,
+		           name, id);
+	else
+		requested(c, id);
 	ui_changed(c);
 }
 
