@@ -59,12 +59,15 @@ UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
+# Helpers that shell tests drive beside the real binary (never installed).
+TOOL_SRC  := $(sort $(wildcard tests/tool_*.c))
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UI_OBJ    := $(UI_SRC:%.c=$(BUILD)/%.o)
 TH_OBJ    := $(TH_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TOOL_BIN  := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB       := $(BUILD)/libkeyward.a
 BIN       := $(BUILD)/keyward
 
@@ -146,6 +149,11 @@ $(BUILD)/tests/test_%: tests/test_%.c $(TH_OBJ) $(LIB)
 	@echo '  LD  $@'
 	@$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_INC) -MMD -MP $(LDFLAGS) -o $@ $< $(TH_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
 
+$(BUILD)/tests/tool_%: tests/tool_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo '  LD  $@'
+	@$(CC) $(CFLAGS) $(LIB_INC) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo '  LD  $@'
@@ -177,7 +185,7 @@ unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	    echo "== $$t"; CK_DEFAULT_TIMEOUT=120 $$t || fail=1; done; exit $$fail
 
-shtest: all
+shtest: all $(TOOL_BIN)
 	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash tests/run-shell-tests.sh
 
 test: all unit shtest

@@ -97,8 +97,26 @@ static km_status reserve_wraps(km_ctx *ctx, const kek_version_row *row, const ch
 	return km_db_commit(ctx->db, e);
 }
 
+/* The catalogue records where protect wrote, as an absolute path: a
+ * re-encryption job runs later, from anywhere. */
+static km_status absolute_path(const char *path, char *out, size_t cap, km_err *e)
+{
+	int n;
+	if (path[0] == '/') {
+		n = snprintf(out, cap, "%s", path);
+	} else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof cwd))
+			return km_fail(e, KM_EIO, "cannot tell the current directory to record %s", path);
+		n = snprintf(out, cap, "%s/%s", cwd, path);
+	}
+	if (n < 0 || (size_t)n >= cap)
+		return km_fail(e, KM_EUSAGE, "the output path %s is too long", path);
+	return KM_OK;
+}
+
 static km_status insert_asset(km_ctx *ctx, sqlite3_stmt *q, const km_asset_ref *ref, int64_t key_id,
-                              const uint8_t *wrapped, uint64_t size, km_err *e)
+                              const uint8_t *wrapped, uint64_t size, const char *path, km_err *e)
 {
 	sqlite3_reset(q);
 	sqlite3_bind_text(q, 1, ref->uid, -1, SQLITE_STATIC);
@@ -111,13 +129,17 @@ static km_status insert_asset(km_ctx *ctx, sqlite3_stmt *q, const km_asset_ref *
 	sqlite3_bind_int64(q, 8, size == UINT64_MAX ? -1 : (int64_t)size);
 	sqlite3_bind_int64(q, 9, km_ctx_now(ctx));
 	sqlite3_bind_text(q, 10, ctx->actor.name, -1, SQLITE_STATIC);
+	if (path)
+		sqlite3_bind_text(q, 11, path, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 11);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		return km_db_fail(ctx->db, e, "recording the asset");
 	return KM_OK;
 }
 
 #define INSERT_ASSET_SQL "INSERT INTO assets(uid, kind, name, version, key_id, kek_version, " \
-	"wrapped_dek, size, created, created_by) VALUES(?,?,?,?,?,?,?,?,?,?)"
+	"wrapped_dek, size, created, created_by, path) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
 
 static km_status count_use(km_ctx *ctx, int64_t key_id, uint32_t version, uint64_t new_assets, km_err *e)
 {
@@ -194,11 +216,14 @@ static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *ass
 	const uint8_t *kek;
 	sqlite3_stmt *q = NULL;
 	envelope_header h;
+	char abs_out[PATH_MAX] = "";
 
 	assert(ctx && key_name && asset_spec);
 	km_status st = km_asset_spec_parse(asset_spec, kind, name, version, e);
 	if (!st)
 		st = km_key_name_validate(key_name, e);
+	if (!st && out_path)
+		st = absolute_path(out_path, abs_out, sizeof abs_out, e);
 	if (st)
 		return st;
 	snprintf(obj, sizeof obj, "key:%s", key_name);
@@ -226,7 +251,7 @@ static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *ass
 		goto out;
 	st = km_db_prepare(ctx->db, INSERT_ASSET_SQL, &q, e);
 	if (!st)
-		st = insert_asset(ctx, q, &ref, row.key_id, wrapped, UINT64_MAX, e);
+		st = insert_asset(ctx, q, &ref, row.key_id, wrapped, UINT64_MAX, abs_out[0] ? abs_out : NULL, e);
 	sqlite3_finalize(q);
 	if (!st)
 		id = sqlite3_last_insert_rowid(ctx->db);
@@ -270,6 +295,7 @@ static km_status protect_impl(km_ctx *ctx, const char *key_name, const char *ass
 		out->size = size;
 		out->created = km_ctx_now(ctx);
 		snprintf(out->created_by, sizeof out->created_by, "%s", ctx->actor.name);
+		snprintf(out->path, sizeof out->path, "%s", abs_out);
 	}
 out:
 	km_secure_free(dek, KM_DEK_BYTES);
@@ -286,7 +312,8 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 	return km_op_end(ctx, protect_impl(ctx, key_name, asset_spec, in_fd, out_fd, out_path, out, e), e);
 }
 
-#define ASSET_COLS "a.id, a.uid, a.kind, a.name, a.version, k.name, a.kek_version, a.size, a.created, a.created_by"
+#define ASSET_COLS "a.id, a.uid, a.kind, a.name, a.version, k.name, a.kek_version, a.size, a.created, " \
+	"a.created_by, a.path"
 
 static void asset_row(sqlite3_stmt *q, km_asset_info *a)
 {
@@ -301,15 +328,20 @@ static void asset_row(sqlite3_stmt *q, km_asset_info *a)
 	a->size = (uint64_t)sqlite3_column_int64(q, 7);
 	a->created = sqlite3_column_int64(q, 8);
 	snprintf(a->created_by, sizeof a->created_by, "%s", (const char *)sqlite3_column_text(q, 9));
+	const unsigned char *path = sqlite3_column_text(q, 10);
+	snprintf(a->path, sizeof a->path, "%s", path ? (const char *)path : "");
 }
 
 /* The catalogue row for an envelope's uid, which must agree with the
- * header on every field. */
-static km_status catalogue_match(km_ctx *ctx, const km_asset_ref *ref, km_asset_info *a, km_err *e)
+ * header on the asset and the key; the version may differ (a rewrap moved
+ * the catalogue's wrap to a newer version, or a stopped re-encryption
+ * left the file one step ahead).  wrapped gets the catalogue's wrap. */
+static km_status catalogue_match(km_ctx *ctx, const km_asset_ref *ref, km_asset_info *a,
+                                 uint8_t wrapped[KM_WRAPPED_DEK_BYTES], km_err *e)
 {
 	sqlite3_stmt *q;
-	km_status st = km_db_prepare(ctx->db, "SELECT " ASSET_COLS " FROM assets a JOIN keys k ON k.id = a.key_id "
-	                             "WHERE a.uid = ?", &q, e);
+	km_status st = km_db_prepare(ctx->db, "SELECT " ASSET_COLS ", a.wrapped_dek FROM assets a "
+	                             "JOIN keys k ON k.id = a.key_id WHERE a.uid = ?", &q, e);
 	if (st)
 		return st;
 	sqlite3_bind_text(q, 1, ref->uid, -1, SQLITE_STATIC);
@@ -317,9 +349,14 @@ static km_status catalogue_match(km_ctx *ctx, const km_asset_ref *ref, km_asset_
 	if (rc == SQLITE_ROW) {
 		asset_row(q, a);
 		if (strcmp(a->kind, ref->kind) || strcmp(a->name, ref->name) || strcmp(a->version, ref->version) ||
-		    strcmp(a->kek_name, ref->kek_name) || a->kek_version != ref->kek_version)
+		    strcmp(a->kek_name, ref->kek_name))
 			st = km_fail(e, KM_EINTEGRITY, "the envelope's header does not match catalogue entry %lld "
 			             "(%s:%s): it was altered or belongs to another asset", (long long)a->id, a->kind, a->name);
+		else if (sqlite3_column_bytes(q, 11) != KM_WRAPPED_DEK_BYTES)
+			st = km_fail(e, KM_EINTEGRITY, "catalogue entry %lld holds a malformed wrapped data key",
+			             (long long)a->id);
+		else
+			memcpy(wrapped, sqlite3_column_blob(q, 11), KM_WRAPPED_DEK_BYTES);
 	} else if (rc == SQLITE_DONE) {
 		st = km_fail(e, KM_EINTEGRITY, "the envelope names asset %s, which this deployment's catalogue "
 		             "does not hold", ref->uid);
@@ -331,7 +368,7 @@ static km_status catalogue_match(km_ctx *ctx, const km_asset_ref *ref, km_asset_
 }
 
 static km_status unprotect_impl(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
-                                km_asset_info *out, km_err *e)
+                                const km_unprotect_opts *o, km_asset_info *out, km_err *e)
 {
 	envelope_header h;
 	km_status st = envelope_read_header(in_fd, &h, e);
@@ -344,29 +381,63 @@ static km_status unprotect_impl(km_ctx *ctx, int in_fd, int out_fd, const char *
 	snprintf(ctx->op_object, sizeof ctx->op_object, "%s", obj);
 	if ((st = km_authorize(ctx, KM_ACT_UNPROTECT, obj, e)))
 		return st;
-	kek_version_row row;
+	kek_version_row hrow, row;
 	km_asset_info a;
-	if ((st = kek_version_load(ctx, h.kek_name, h.kek_version, &row, e)) ||
-	    (st = catalogue_match(ctx, &ref, &a, e)))
+	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
+	if ((st = kek_version_load(ctx, h.kek_name, h.kek_version, &hrow, e)) ||
+	    (st = catalogue_match(ctx, &ref, &a, wrapped, e)))
 		return st;
+	/* Which wrap opens the DEK: the catalogue's (the authority), unless
+	 * the file is ahead of it (a re-encryption stopped between its
+	 * rename and its catalogue update: only a holder of the newer KEK
+	 * could have made that header's wrap). */
+	km_asset_ref use = ref;
+	if (h.kek_version > a.kek_version) {
+		row = hrow;
+		memcpy(wrapped, h.wrapped_dek, sizeof wrapped);
+	} else {
+		use.kek_version = a.kek_version;
+		if (a.kek_version == h.kek_version)
+			row = hrow;
+		else if ((st = kek_version_load(ctx, h.kek_name, a.kek_version, &row, e)))
+			return st;
+	}
 	if (!km_state_can_decrypt(row.state))
 		return km_fail(e, KM_ESTATE, "version %u of key '%s' is %s: it can no longer decrypt", row.version,
 		               h.kek_name, km_state_name(row.state));
+	/* Compromise: the version that wraps the DEK now, or the one whose
+	 * wrap the file carries (that wrap may have exposed the DEK). */
+	uint32_t bad = row.state == KS_COMPROMISED ? row.version : hrow.state == KS_COMPROMISED ? hrow.version : 0;
+	if (bad && !(o && o->override_compromised))
+		return km_fail(e, KM_ESTATE, "version %u of key '%s' is compromised: decryption under it needs "
+		               "an explicit, audited override (`keyward unprotect --override-compromised`, "
+		               "with step-up); the emergency rotation re-encrypts the asset", bad, h.kek_name);
+	if (bad && (st = km_authorize(ctx, KM_ACT_UNPROTECT_OVERRIDE, obj, e)))
+		return st;
 	const uint8_t *kek;
 	if ((st = kek_material(ctx, &row, &kek, e)))
 		return st;
 	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
 	if (!dek)
 		return km_fail(e, KM_ENOMEM, "locked memory exhausted");
-	if ((st = dek_unwrap(kek, h.wrapped_dek, &ref, dek, e))) {
+	if ((st = dek_unwrap(kek, wrapped, &use, dek, e))) {
 		km_secure_free(dek, KM_DEK_BYTES);
 		return st;
 	}
 	/* The key use is on record before any plaintext leaves. */
 	if (!(st = km_tx_begin(ctx, e))) {
 		st = count_use(ctx, row.key_id, row.version, 0, e);
+		json_t *d = asset_details(&ref, a.id);
+		if (row.version != h.kek_version)
+			json_object_set_new(d, "kek_version", json_integer(row.version));
+		if (bad) {
+			json_object_set_new(d, "override", json_string("compromised"));
+			json_object_set_new(d, "compromised_version", json_integer(bad));
+		}
 		if (!st)
-			st = km_tx_audit(ctx, km_action_name(KM_ACT_UNPROTECT), obj, "ok", asset_details(&ref, a.id), e);
+			st = km_tx_audit(ctx, km_action_name(KM_ACT_UNPROTECT), obj, "ok", d, e);
+		else
+			json_decref(d);
 		if (!st)
 			st = km_tx_commit(ctx, e);
 		else
@@ -391,11 +462,17 @@ static km_status unprotect_impl(km_ctx *ctx, int in_fd, int out_fd, const char *
 	return KM_OK;
 }
 
+km_status km_unprotect_ex(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
+                          const km_unprotect_opts *o, km_asset_info *out, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_UNPROTECT, "envelope");
+	return km_op_end(ctx, unprotect_impl(ctx, in_fd, out_fd, out_path, o, out, e), e);
+}
+
 km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
                        km_asset_info *out, km_err *e)
 {
-	km_op_begin(ctx, KM_ACT_UNPROTECT, "envelope");
-	return km_op_end(ctx, unprotect_impl(ctx, in_fd, out_fd, out_path, out, e), e);
+	return km_unprotect_ex(ctx, in_fd, out_fd, out_path, NULL, out, e);
 }
 
 static km_status asset_get_impl(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e)
@@ -514,7 +591,7 @@ static km_status register_bulk_impl(km_ctx *ctx, const char *key_name, const cha
 			if (!st)
 				st = dek_ctx_wrap(dc, dek, &ref, wrapped, e);
 			if (!st)
-				st = insert_asset(ctx, q, &ref, row.key_id, wrapped, 0, e);
+				st = insert_asset(ctx, q, &ref, row.key_id, wrapped, 0, NULL, e);
 			if (!st)
 				st = km_tx_audit(ctx, km_action_name(KM_ACT_PROTECT), obj, "ok",
 				                 asset_details(&ref, sqlite3_last_insert_rowid(ctx->db)), e);

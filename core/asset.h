@@ -13,6 +13,8 @@
 
 #include "keyward.h"
 
+#include <limits.h>
+
 #define KM_ASSET_SIZE_PENDING UINT64_MAX
 
 typedef struct km_asset_info {
@@ -27,6 +29,8 @@ typedef struct km_asset_info {
 	                         (or if the writer was killed) */
 	int64_t created;
 	char created_by[64];
+	char path[PATH_MAX];  /* the file protect wrote (absolute), "" if none:
+	                         written to a descriptor, or bulk-registered */
 } km_asset_info;
 
 /* Parse "KIND:NAME[@VERSION]", e.g. "feature:credit-risk/income@7". */
@@ -42,9 +46,30 @@ km_status km_protect(km_ctx *ctx, const char *key_name, const char *asset_spec,
 
 /* Envelope on in_fd -> plaintext on out_fd (or out_path, as above).  To a
  * descriptor, a segment is written only after it authenticated, and a
- * truncated stream ends in KM_EINTEGRITY. */
+ * truncated stream ends in KM_EINTEGRITY.
+ *
+ * The catalogue's wrapped DEK is the authority (docs/format.md): the
+ * header must name the same asset as the catalogue row (uid, kind, name,
+ * version, key), and the DEK is unwrapped from the catalogue under the
+ * catalogue's version, so a rewrapped asset decrypts without its file
+ * being touched.  The header's own wrap is used only when the header names
+ * a newer version than the catalogue: a re-encryption that replaced the
+ * file and was stopped before it recorded the new version (job.c).
+ *
+ * A compromised version (the catalogue's, or the header's, whose wrap may
+ * have exposed the DEK) is refused with KM_ESTATE naming the override;
+ * km_unprotect_ex with override_compromised decrypts anyway, authorised as
+ * KM_ACT_UNPROTECT_OVERRIDE (step-up) and audited with the override. */
 km_status km_unprotect(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
                        km_asset_info *out, km_err *e);
+
+typedef struct km_unprotect_opts {
+	int override_compromised; /* decrypt under a compromised version (audited) */
+} km_unprotect_opts;
+
+/* km_unprotect with options (o may be NULL: none). */
+km_status km_unprotect_ex(km_ctx *ctx, int in_fd, int out_fd, const char *out_path,
+                          const km_unprotect_opts *o, km_asset_info *out, km_err *e);
 
 km_status km_asset_get(km_ctx *ctx, int64_t id, km_asset_info *out, km_err *e);
 

@@ -8,6 +8,7 @@
 #include "kek_int.h"
 #include "lifecycle.h"
 #include "request_int.h"
+#include "job_int.h"
 #include "rowmac.h"
 #include "user_int.h"
 
@@ -205,6 +206,8 @@ static km_status verify_rows_impl(km_ctx *ctx, km_rows_result *r, km_err *e)
 		st = policy_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
 	if (!st)
 		st = request_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
+	if (!st)
+		st = job_rows_verify(ctx, recorded, &r->checked, &r->bad, r->problem, sizeof r->problem, e);
 	json_decref(recorded);
 	return st;
 }

@@ -79,6 +79,7 @@ void km_config_defaults(km_config *c, const char *home)
 	c->kek_max_wraps = (uint64_t)1 << 30;    /* NIST SP 800-38D: random IVs below 2^32 */
 	c->rotation_days = 90;
 	c->destroy_wait_s = 7 * 24 * 3600;
+	c->job_batch = 10000;
 	c->argon2_t = 3;
 	c->argon2_m_kib = 64 * 1024;
 	c->lockout_failures = 5;
@@ -126,6 +127,7 @@ static const struct cfg_key {
 	{"argon2_m_kib", CT_POS_INT, offsetof(km_config, argon2_m_kib), 0, 4, "Argon2id memory (KiB) for new passphrases"},
 	{"lockout_failures", CT_POS_INT, offsetof(km_config, lockout_failures), 0, 4, "failed passphrases or codes before a lockout"},
 	{"lockout_seconds", CT_POS_INT, offsetof(km_config, lockout_seconds), 0, 8, "length of a lockout"},
+	{"job_batch", CT_POS_INT, offsetof(km_config, job_batch), 0, 4, "assets a rewrap job moves per transaction"},
 	{"keys", CT_OBJECT, offsetof(km_config, keys), 0, 0, "console key bindings"},
 };
 
@@ -306,6 +308,7 @@ km_status km_config_save(const km_config *c, km_err *e)
 	json_object_set_new(o, "kek_max_wraps", json_integer((json_int_t)c->kek_max_wraps));
 	json_object_set_new(o, "rotation_days", json_integer((json_int_t)c->rotation_days));
 	json_object_set_new(o, "destroy_wait_seconds", json_integer((json_int_t)c->destroy_wait_s));
+	json_object_set_new(o, "job_batch", json_integer((json_int_t)c->job_batch));
 	json_object_set_new(o, "cache_max_age_seconds", json_integer((json_int_t)c->cache_max_age_s));
 	json_object_set_new(o, "cache_max_uses", json_integer((json_int_t)c->cache_max_uses));
 	json_object_set_new(o, "cache_max_bytes", json_integer((json_int_t)c->cache_max_bytes));

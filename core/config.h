@@ -60,6 +60,8 @@ typedef struct km_config {
 	/* Default rotation cadence, for "due" in the status bar. */
 	int64_t rotation_days;
 	int64_t destroy_wait_s;
+	/* Assets a rewrap job moves per transaction (job.c). */
+	uint32_t job_batch;
 	/* Personal credentials: Argon2id cost for new passphrases, lockout. */
 	uint32_t argon2_t;
 	uint32_t argon2_m_kib;

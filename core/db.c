@@ -165,6 +165,47 @@ static const char schema_v7_requests[] =
 	"  mac BLOB,"
 	"  PRIMARY KEY(request_id, approver)) WITHOUT ROWID;";
 
+/* v8 (v6 on wt-job; the lead renumbers): persistent jobs (job.c).  A job is a sealed row (rowmac.h): its
+ * state, cursor, counts and lease decide what a run does.  Assets record
+ * the file protect wrote (NULL: none, e.g. bulk registration) so that a
+ * re-encryption can find it; job_unreachable lists the files a
+ * re-encryption could not reach, so none is skipped silently. */
+static const char schema_v8_jobs[] =
+	"ALTER TABLE assets ADD COLUMN path TEXT;"
+	"CREATE TABLE jobs("
+	"  id TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK(kind IN ('rewrap','re-encrypt')),"
+	"  key_id INTEGER NOT NULL REFERENCES keys(id),"
+	"  from_version INTEGER NOT NULL,"
+	"  to_version INTEGER NOT NULL,"
+	"  request_id TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL CHECK(state IN ('queued','running','paused','done','failed','cancelled')),"
+	"  cursor INTEGER NOT NULL DEFAULT 0,"
+	"  total INTEGER NOT NULL DEFAULT 0,"
+	"  done INTEGER NOT NULL DEFAULT 0,"
+	"  unreachable INTEGER NOT NULL DEFAULT 0,"
+	"  pause INTEGER NOT NULL DEFAULT 0,"
+	"  holder TEXT NOT NULL DEFAULT '',"
+	"  holder_host TEXT NOT NULL DEFAULT '',"
+	"  holder_pid INTEGER NOT NULL DEFAULT 0,"
+	"  holder_start INTEGER NOT NULL DEFAULT 0,"
+	"  lease_until INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  started INTEGER NOT NULL DEFAULT 0,"
+	"  updated INTEGER NOT NULL DEFAULT 0,"
+	"  finished INTEGER NOT NULL DEFAULT 0,"
+	"  run_started INTEGER NOT NULL DEFAULT 0,"
+	"  run_done INTEGER NOT NULL DEFAULT 0,"
+	"  error TEXT NOT NULL DEFAULT '',"
+	"  mac BLOB);"
+	"CREATE INDEX jobs_by_state ON jobs(state, created);"
+	"CREATE TABLE job_unreachable("
+	"  job_id TEXT NOT NULL,"
+	"  asset_id INTEGER NOT NULL,"
+	"  path TEXT,"
+	"  why TEXT NOT NULL,"
+	"  PRIMARY KEY(job_id, asset_id)) WITHOUT ROWID;";
+
 /* v1's audit tables (audit.c owns them), after the catalogue's. */
 static km_status v1_audit_tables(sqlite3 *db, km_err *e)
 {
@@ -192,6 +233,7 @@ static const struct migration {
 	{schema_v5_sealed, NULL},
 	{schema_v6_policies, NULL},
 	{schema_v7_requests, NULL},
+	{schema_v8_jobs, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -2052,6 +2052,7 @@ START_TEST(test_migration_backfills_nodes)
 	        "ALTER TABLE keys DROP COLUMN usage_bound; ALTER TABLE keys DROP COLUMN due_at;"
 	        "ALTER TABLE keys DROP COLUMN overdue_at; ALTER TABLE keys DROP COLUMN attention");
 	sql(db, "DROP TABLE approvals; DROP TABLE requests");
+	sql(db, "DROP TABLE job_unreachable; DROP TABLE jobs; ALTER TABLE assets DROP COLUMN path"); /* v8 */
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);

@@ -126,8 +126,11 @@ static const ui_cmd ui_cli_commands[] = {
 	 "IN and OUT default to stdin and stdout (\"-\" also means them).  To OUT, "
 	 "the plaintext is written to a temporary file and renamed only when every "
 	 "segment authenticated; to stdout, only authenticated segments are written "
-	 "and a truncated or damaged envelope ends with exit code 5.",
-	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_unprotect},
+	 "and a truncated or damaged envelope ends with exit code 5.  An asset under "
+	 "a compromised key version is refused unless --override-compromised is "
+	 "given (officer or service, with step-up; audited as an override).",
+	 OPTS({"override-compromised", 0, NULL, "decrypt even under a compromised version (audited)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_unprotect},
 	{"asset", "list", "", 0, 0, "list protected assets, newest first", NULL,
 	 OPTS({"key", 'k', "NAME", "only assets under this key"},
 	      {"kind", 0, "K", "only assets of this kind"},
@@ -288,6 +291,30 @@ static const ui_cmd ui_cli_commands[] = {
 	 OPTS({"due", 0, NULL, "act on what is due (required)"},
 	      {"dry-run", 0, NULL, "report what would be done, change nothing"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_rotate},
+	{"job", "list", "", 0, 0, "list rewrap and re-encryption jobs (running, paused, queued, failed)",
+	 "--all adds finished and cancelled jobs.  RATE and ETA are from each job's "
+	 "last run.",
+	 OPTS({"all", 'a', NULL, "every job, finished ones too"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_job_list},
+	{"job", "show", "ID", 1, 1, "show one job: progress, rate, ETA, who runs it", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_job_show},
+	{"job", "run", "ID", 1, 1, "run or resume a job until it is done or paused",
+	 "Resumes from the job's cursor after a pause, a failure or a killed run; "
+	 "an asset already moved is never moved twice.  If another process runs the "
+	 "job, exits with the busy code naming it.  Progress goes to stderr: a bar on "
+	 "a terminal, else one JSON line per second "
+	 "({\"job\":..,\"done\":..,\"total\":..,\"rate\":..,\"eta_s\":..}).  Ctrl-C "
+	 "pauses after the batch in flight.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_job_run},
+	{"job", "pause", "ID", 1, 1, "pause a job (a running one stops after its batch)", NULL, NULL,
+	 UI_CMD_SESSION, ui_cmd_job_pause},
+	{"job", "cancel", "ID", 1, 1, "cancel a queued or paused job",
+	 "Assets the job had not moved stay under their old version, decryptable "
+	 "while that version allows it.", NULL,
+	 UI_CMD_SESSION, ui_cmd_job_cancel},
+	{"job", "unreachable", "ID", 1, 1,
+	 "list the assets a re-encryption could not reach, with the reason", NULL, NULL,
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_job_unreachable},
 	{"help", NULL, "[COMMAND [SUB] | keys | markdown]", 0, 2,
 	 "help on a command; `help keys`: console key bindings; `help markdown`: docs/cli.md",
 	 NULL, NULL, 0, ui_cmd_help},

@@ -179,7 +179,13 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_request_execute) \
 	X(ui_cmd_request_cancel) \
 	X(ui_cmd_request_verify) \
-	X(ui_cmd_request_export)
+	X(ui_cmd_request_export) \
+	X(ui_cmd_job_list)      \
+	X(ui_cmd_job_show)      \
+	X(ui_cmd_job_run)       \
+	X(ui_cmd_job_pause)     \
+	X(ui_cmd_job_cancel)    \
+	X(ui_cmd_job_unreachable)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
 UI_CLI_HANDLERS(UI_CLI_DECLARE)

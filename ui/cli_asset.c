@@ -106,7 +106,8 @@ km_status ui_cmd_unprotect(ui_cli *cli, const ui_args *a, km_err *e)
 		return st;
 	km_asset_info info;
 	memset(&info, 0, sizeof info);
-	st = km_unprotect(cli->ctx, in_fd, out ? -1 : STDOUT_FILENO, out, &info, e);
+	km_unprotect_opts o = {.override_compromised = ui_arg_flag(a, "override-compromised")};
+	st = km_unprotect_ex(cli->ctx, in_fd, out ? -1 : STDOUT_FILENO, out, &o, &info, e);
 	if (in_fd > STDERR_FILENO)
 		close(in_fd);
 	if (st != KM_OK)

@@ -1,0 +1,649 @@
+/*
+ * test_job.c — rewrap and re-encryption jobs on a real deployment
+ * (SoftHSM2 token, SQLite catalogue, audit log), and the compromise
+ * override of unprotect.  Jobs are queued through job_queue (lifecycle.h)
+ * after km_key_rotate made the new version, as rotation will.
+ */
+#include "th_deploy.h"
+#include "asset.h"
+#include "audit.h"
+#include "auditlog.h"
+#include "ctx.h"
+#include "db.h"
+#include "envelope.h"
+#include "job.h"
+#include "kek.h"
+#include "kek_int.h"
+#include "lifecycle.h"
+#include "secmem.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static th_deploy D;
+
+static void teardown(void) { th_deploy_teardown(&D); }
+
+static int64_t count(km_ctx *ctx, const char *sql)
+{
+	int64_t v;
+	km_err e;
+	ck_assert_msg(km_db_int64(km_db(ctx), sql, &v, &e) == KM_OK, "%s", e.msg);
+	return v;
+}
+
+static void assert_log_intact(km_ctx *ctx)
+{
+	audit_verify_result r;
+	km_err e;
+	ck_assert_msg(km_audit_verify(ctx, NULL, NULL, &r, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(r.intact, "audit log not intact: %s", r.problem);
+	km_rows_result rr;
+	ck_assert_msg(km_audit_verify_rows(ctx, &rr, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(rr.bad == 0, "sealed rows: %s", rr.problem);
+}
+
+/* Register n assets (no files) under key. */
+static void register_assets(km_ctx *ctx, const char *key, size_t n, const char *prefix)
+{
+	char **specs = calloc(n, sizeof *specs);
+	for (size_t i = 0; i < n; i++) {
+		specs[i] = malloc(64);
+		snprintf(specs[i], 64, "feature:%s/%zu", prefix, i);
+	}
+	km_err e;
+	ck_assert_msg(km_asset_register_bulk(ctx, key, (const char *const *)specs, n, &e) == KM_OK, "%s", e.msg);
+	for (size_t i = 0; i < n; i++)
+		free(specs[i]);
+	free(specs);
+}
+
+static void queue(km_ctx *ctx, km_job_kind kind, const char *key, uint32_t from, uint32_t to,
+                  char id[KM_REQUEST_ID_MAX])
+{
+	km_err e;
+	int64_t key_id;
+	ck_assert_int_eq(kek_lookup_id(ctx, key, &key_id, &e), KM_OK);
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	ck_assert_msg(job_queue(ctx, kind, key_id, from, to, "", id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(km_tx_commit(ctx, &e) == KM_OK, "%s", e.msg);
+}
+
+/* Rotation as these tests need it (merge of wt-job with wt-req): the
+ * lifecycle step a request's execution applies, without the job it
+ * queues (cancelled here), so each test queues the job it examines. */
+static km_status test_rotate(km_ctx *ctx, const char *key, uint32_t *nv, km_err *e)
+{
+	uint32_t v = 0;
+	char jid[KM_REQUEST_ID_MAX] = "";
+	json_t *details = json_object();
+	km_status st = km_tx_begin(ctx, e);
+	if (st) {
+		json_decref(details);
+		return st;
+	}
+	st = lifecycle_rotate(ctx, key, 0, "", &v, jid, details, e);
+	if (!st) {
+		st = km_tx_audit(ctx, "key.rotate", key, "ok", details, e);
+		details = NULL;
+	}
+	json_decref(details);
+	if (!st)
+		st = km_tx_commit(ctx, e);
+	else
+		km_tx_rollback(ctx);
+	if (!st && jid[0])
+		st = km_job_cancel(ctx, jid, e);
+	if (nv)
+		*nv = v;
+	return st;
+}
+
+static km_status test_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to, km_err *e)
+{
+	json_t *details = json_object();
+	km_status st = km_tx_begin(ctx, e);
+	if (st) {
+		json_decref(details);
+		return st;
+	}
+	st = lifecycle_set_state(ctx, key, version, to, details, e);
+	if (!st) {
+		st = km_tx_audit(ctx, "key.state", key, "ok", details, e);
+		details = NULL;
+	}
+	json_decref(details);
+	if (!st)
+		st = km_tx_commit(ctx, e);
+	else
+		km_tx_rollback(ctx);
+	return st;
+}
+
+/* Every catalogue DEK of key unwraps under the version the catalogue names. */
+static int64_t unwrap_all(km_ctx *ctx, const char *key)
+{
+	sqlite3_stmt *q;
+	km_err e;
+	ck_assert_int_eq(km_db_prepare(km_db(ctx), "SELECT a.uid, a.kind, a.name, a.version, a.kek_version, "
+	                               "a.wrapped_dek FROM assets a JOIN keys k ON k.id = a.key_id WHERE k.name = ?",
+	                               &q, &e), KM_OK);
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	uint8_t *dek = km_secure_alloc(KM_DEK_BYTES);
+	int64_t n = 0;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		km_asset_ref ref = {(const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
+		                    (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3), key,
+		                    (uint32_t)sqlite3_column_int64(q, 4)};
+		kek_version_row row;
+		const uint8_t *kek;
+		ck_assert_int_eq(kek_version_load(ctx, key, ref.kek_version, &row, &e), KM_OK);
+		ck_assert_int_eq(kek_material(ctx, &row, &kek, &e), KM_OK);
+		ck_assert_int_eq(sqlite3_column_bytes(q, 5), KM_WRAPPED_DEK_BYTES);
+		ck_assert_msg(dek_unwrap(kek, sqlite3_column_blob(q, 5), &ref, dek, &e) == KM_OK, "%s", e.msg);
+		n++;
+	}
+	sqlite3_finalize(q);
+	km_secure_free(dek, KM_DEK_BYTES);
+	return n;
+}
+
+/* SHA-256 over every wrapped DEK in id order, hex: "nothing changed". */
+static void wraps_digest(km_ctx *ctx, char out[65])
+{
+	sqlite3_stmt *q;
+	km_err e;
+	ck_assert_int_eq(km_db_prepare(km_db(ctx), "SELECT wrapped_dek, kek_version FROM assets ORDER BY id", &q, &e),
+	                 KM_OK);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		EVP_DigestUpdate(md, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0));
+		int64_t v = sqlite3_column_int64(q, 1);
+		EVP_DigestUpdate(md, &v, sizeof v);
+	}
+	sqlite3_finalize(q);
+	uint8_t d[32];
+	unsigned int len;
+	EVP_DigestFinal_ex(md, d, &len);
+	EVP_MD_CTX_free(md);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, n), (ssize_t)n);
+	close(fd);
+}
+
+/* Protect `data` into path (through a plaintext file beside it). */
+static void protect_file(km_ctx *ctx, const char *key, const char *spec, const char *path, const char *data,
+                         size_t n)
+{
+	char plain[400];
+	snprintf(plain, sizeof plain, "%s.plain", path);
+	write_file(plain, data, n);
+	int in = open(plain, O_RDONLY);
+	km_err e;
+	km_asset_info a;
+	ck_assert_msg(km_protect(ctx, key, spec, in, -1, path, &a, &e) == KM_OK, "%s", e.msg);
+	ck_assert_str_eq(a.path, path);
+	close(in);
+	unlink(plain);
+}
+
+/* Unprotect path to memory and compare with want. */
+static km_status unprotect_file(km_ctx *ctx, const char *path, const km_unprotect_opts *o, const char *want,
+                                size_t n, km_err *e)
+{
+	int in = open(path, O_RDONLY);
+	ck_assert_int_ge(in, 0);
+	int out = memfd_create("out", 0);
+	km_asset_info a;
+	km_status st = km_unprotect_ex(ctx, in, out, NULL, o, &a, e);
+	close(in);
+	if (st == KM_OK) {
+		char *buf = malloc(n + 1);
+		ck_assert_int_eq(pread(out, buf, n + 1, 0), (ssize_t)n);
+		ck_assert(memcmp(buf, want, n) == 0);
+		free(buf);
+	}
+	close(out);
+	return st;
+}
+
+static uint32_t header_version(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	envelope_header h;
+	km_err e;
+	ck_assert_int_eq(envelope_read_header(fd, &h, &e), KM_OK);
+	close(fd);
+	return h.kek_version;
+}
+
+static int count_jobs(void *c, const km_job_info *j)
+{
+	(void)j;
+	(*(int *)c)++;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- rewrap */
+
+START_TEST(rewrap_moves_every_asset_once)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 1000");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/credit-risk", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/credit-risk", 2500, "bulk");
+	char path[400];
+	snprintf(path, sizeof path, "%s/income.kw", D.home);
+	static const char data[] = "income by postcode, 2026";
+	protect_file(ctx, "features/credit-risk", "feature:income@3", path, data, sizeof data);
+	/* another key's assets are never touched */
+	ck_assert_int_eq(km_key_create(ctx, "features/other", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/other", 10, "other");
+	ck_assert_int_eq(test_rotate(ctx, "features/credit-risk", NULL, &e), KM_OK);
+	char id[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REWRAP, "features/credit-risk", 1, 2, id);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_QUEUED);
+	ck_assert_uint_eq(j.total, 2501);
+
+	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 2501);
+	ck_assert_uint_eq(j.unreachable, 0);
+	ck_assert_str_eq(j.holder, "");
+	/* every asset once, under the new version; counts moved */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets a JOIN keys k ON k.id = a.key_id "
+	                            "WHERE k.name = 'features/credit-risk' AND a.kek_version = 2"), 2501);
+	ck_assert_int_eq(count(ctx, "SELECT count(DISTINCT uid) FROM assets"), 2511);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets"), 2511);
+	ck_assert_int_eq(count(ctx, "SELECT v.assets FROM key_versions v JOIN keys k ON k.id = v.key_id "
+	                            "WHERE k.name = 'features/credit-risk' AND v.version = 1"), 0);
+	ck_assert_int_eq(count(ctx, "SELECT v.assets FROM key_versions v JOIN keys k ON k.id = v.key_id "
+	                            "WHERE k.name = 'features/credit-risk' AND v.version = 2"), 2501);
+	ck_assert_int_eq(count(ctx, "SELECT v.wraps FROM key_versions v JOIN keys k ON k.id = v.key_id "
+	                            "WHERE k.name = 'features/credit-risk' AND v.version = 2"), 2501);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets a JOIN keys k ON k.id = a.key_id "
+	                            "WHERE k.name = 'features/other' AND a.kek_version = 1"), 10);
+	ck_assert_int_eq(unwrap_all(ctx, "features/credit-risk"), 2501);
+	/* one event per batch of 1000 */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'job.batch'"), 3);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'job.done'"), 1);
+	/* the file was not touched, and decrypts through the catalogue */
+	ck_assert_uint_eq(header_version(path), 1);
+	ck_assert_msg(unprotect_file(ctx, path, NULL, data, sizeof data, &e) == KM_OK, "%s", e.msg);
+	assert_log_intact(ctx);
+	km_close(ctx);
+}
+END_TEST
+
+START_TEST(rewrap_rerun_is_idempotent)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 300");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "models/fraud", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "models/fraud", 1000, "m");
+	ck_assert_int_eq(test_rotate(ctx, "models/fraud", NULL, &e), KM_OK);
+	char id[KM_REQUEST_ID_MAX], id2[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REWRAP, "models/fraud", 1, 2, id);
+	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	char before[65], after[65];
+	wraps_digest(ctx, before);
+	int64_t batches = count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'job.batch'");
+	ck_assert_int_eq(batches, 4);
+	/* running a finished job again does nothing */
+	ck_assert_int_eq(km_job_run(ctx, id, NULL, NULL, &e), KM_OK);
+	/* a second job over the same versions finds nothing left to move */
+	queue(ctx, KM_JOB_REWRAP, "models/fraud", 1, 2, id2);
+	ck_assert_msg(km_job_run(ctx, id2, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id2, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 0);
+	wraps_digest(ctx, after);
+	ck_assert_str_eq(before, after);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'job.batch'"), batches);
+	ck_assert_int_eq(count(ctx, "SELECT sum(assets) FROM key_versions"), 1000);
+	assert_log_intact(ctx);
+	km_close(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------- two executors */
+
+/* The winner's first progress report waits a while holding the lease. */
+static int slow_progress(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	(void)done, (void)total, (void)what;
+	int *first = c;
+	if (*first) {
+		*first = 0;
+		sleep(2);
+	}
+	return 0;
+}
+
+START_TEST(two_runners_one_wins)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 500");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "datasets/claims", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "datasets/claims", 3000, "c");
+	ck_assert_int_eq(test_rotate(ctx, "datasets/claims", NULL, &e), KM_OK);
+	char id[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REWRAP, "datasets/claims", 1, 2, id);
+	km_close(ctx);
+
+	int go[2];
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t kids[2];
+	for (int i = 0; i < 2; i++) {
+		kids[i] = fork();
+		ck_assert_int_ge(kids[i], 0);
+		if (kids[i] == 0) {
+			close(go[1]);
+			km_ctx *c = th_deploy_open(&D, NULL);
+			char b;
+			if (read(go[0], &b, 1) != 0)
+				_exit(9);
+			int first = 1;
+			km_err ce;
+			km_status st = km_job_run(c, id, slow_progress, &first, &ce);
+			if (st == KM_EBUSY && !strstr(ce.msg, "pid"))
+				st = KM_EINTERNAL; /* the holder must be named */
+			km_close(c);
+			_exit(st == KM_OK ? 0 : st == KM_EBUSY ? 2 : 1);
+		}
+	}
+	close(go[0]);
+	usleep(300000); /* both are open and waiting */
+	close(go[1]);   /* start both at once */
+	int codes[2];
+	for (int i = 0; i < 2; i++) {
+		int status;
+		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+		ck_assert(WIFEXITED(status));
+		codes[i] = WEXITSTATUS(status);
+	}
+	ck_assert_msg((codes[0] == 0 && codes[1] == 2) || (codes[0] == 2 && codes[1] == 0), "exit codes %d %d",
+	              codes[0], codes[1]);
+	ctx = th_deploy_open(&D, NULL);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 3000);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 2"), 3000);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'job.run' AND outcome = 'ok'"), 1);
+	ck_assert_int_eq(unwrap_all(ctx, "datasets/claims"), 3000);
+	assert_log_intact(ctx);
+	km_close(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------ pause, resume */
+
+typedef struct pauser {
+	km_ctx *other; /* a second session of the same person */
+	const char *id;
+	int calls;
+	int via_flag;
+} pauser;
+
+static int pause_after_first(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	(void)done, (void)total, (void)what;
+	pauser *p = c;
+	if (p->calls++)
+		return 0;
+	if (!p->via_flag)
+		return 1;
+	km_err e;
+	ck_assert_msg(km_job_pause(p->other, p->id, &e) == KM_OK, "%s", e.msg);
+	return 0;
+}
+
+START_TEST(pause_and_resume)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 400");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_ctx *other = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/x", 2000, "x");
+	ck_assert_int_eq(test_rotate(ctx, "features/x", NULL, &e), KM_OK);
+	char id[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REWRAP, "features/x", 1, 2, id);
+
+	/* the progress callback asks to pause */
+	pauser p = {other, id, 0, 0};
+	ck_assert_msg(km_job_run(ctx, id, pause_after_first, &p, &e) == KM_OK, "%s", e.msg);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_PAUSED);
+	ck_assert_uint_eq(j.done, 400);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 2"), 400);
+	ck_assert_int_eq(km_job_pause(ctx, id, &e), KM_ESTATE);
+
+	/* another session sets the flag; the runner stops after its batch */
+	p = (pauser){other, id, 0, 1};
+	ck_assert_msg(km_job_run(ctx, id, pause_after_first, &p, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_PAUSED);
+	ck_assert_uint_eq(j.done, 800);
+
+	/* resume to the end */
+	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 2000);
+	ck_assert_int_eq(j.eta, 0);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 2"), 2000);
+
+	/* cancel: a queued job is cancelled and cannot run */
+	ck_assert_int_eq(test_rotate(ctx, "features/x", NULL, &e), KM_OK);
+	char id2[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REWRAP, "features/x", 2, 3, id2);
+	ck_assert_int_eq(km_job_cancel(ctx, id2, &e), KM_OK);
+	ck_assert_int_eq(km_job_run(ctx, id2, NULL, NULL, &e), KM_ESTATE);
+	ck_assert_int_eq(km_job_cancel(ctx, id2, &e), KM_ESTATE);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 2"), 2000);
+	/* listings: active only (none now), then all */
+	int n = 0;
+	ck_assert_int_eq(km_job_list(ctx, 1, count_jobs, &n, &e), KM_OK);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(km_job_list(ctx, 0, count_jobs, &n, &e), KM_OK);
+	ck_assert_int_eq(n, 2 + 2); /* + the two test_rotate queued and cancelled */
+	assert_log_intact(ctx);
+	km_close(other);
+	km_close(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------ tampering */
+
+START_TEST(tampered_job_row_is_refused)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 100");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/t", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/t", 300, "t");
+	ck_assert_int_eq(test_rotate(ctx, "features/t", NULL, &e), KM_OK);
+	char id[KM_REQUEST_ID_MAX], sql[200];
+	queue(ctx, KM_JOB_REWRAP, "features/t", 1, 2, id);
+	/* someone with write access to the file moves the cursor past every
+	 * asset, so that they would be left under the old version */
+	snprintf(sql, sizeof sql, "UPDATE jobs SET cursor = 1000000 WHERE id = '%s'", id);
+	ck_assert_int_eq(km_db_exec(km_db(ctx), sql, &e), KM_OK);
+	ck_assert_int_eq(km_job_run(ctx, id, NULL, NULL, &e), KM_EINTEGRITY);
+	ck_assert_msg(strstr(e.msg, "jobs row") != NULL, "%s", e.msg);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_EINTEGRITY);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 2"), 0);
+	km_rows_result rr;
+	ck_assert_int_eq(km_audit_verify_rows(ctx, &rr, &e), KM_OK);
+	ck_assert_uint_eq(rr.bad, 1);
+	km_close(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------ re-encryption */
+
+START_TEST(reencrypt_files_and_list_the_unreachable)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "datasets/d", NULL, 0, &e), KM_OK);
+	enum { FILES = 5 };
+	char paths[FILES][400], data[FILES][200];
+	for (int i = 0; i < FILES; i++) {
+		snprintf(paths[i], sizeof paths[i], "%s/part-%d.kw", D.home, i);
+		snprintf(data[i], sizeof data[i], "part %d of the claims data set", i);
+		char spec[64];
+		snprintf(spec, sizeof spec, "dataset:claims/part-%d", i);
+		protect_file(ctx, "datasets/d", spec, paths[i], data[i], strlen(data[i]));
+	}
+	register_assets(ctx, "datasets/d", 2, "nofile");
+	ck_assert_int_eq(unlink(paths[4]), 0); /* gone */
+	ck_assert_int_eq(test_rotate(ctx, "datasets/d", NULL, &e), KM_OK);
+	struct stat before;
+	ck_assert_int_eq(stat(paths[0], &before), 0);
+	char id[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REENCRYPT, "datasets/d", 1, 2, id);
+	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 4);
+	ck_assert_uint_eq(j.unreachable, 3);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM job_unreachable"), 3);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM job_unreachable WHERE why LIKE 'cannot open%'"), 1);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM job_unreachable WHERE path IS NULL"), 2);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 1"), 3);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(header_version(paths[i]), 2);
+		ck_assert_msg(unprotect_file(ctx, paths[i], NULL, data[i], strlen(data[i]), &e) == KM_OK, "%s", e.msg);
+	}
+	struct stat after;
+	ck_assert_int_eq(stat(paths[0], &after), 0);
+	ck_assert(after.st_ino != before.st_ino); /* replaced, by rename */
+	/* no temporary left behind */
+	ck_assert_int_eq(system("ls -a \"$KEYWARD_HOME\" | grep -q kwtmp"), 256);
+
+	/* The state a kill between rename and catalogue update leaves: the
+	 * file under v3, the catalogue still under v2.  unprotect uses the
+	 * header's wrap; the next run finishes only the catalogue. */
+	ck_assert_int_eq(test_rotate(ctx, "datasets/d", NULL, &e), KM_OK);
+	char id2[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REENCRYPT, "datasets/d", 2, 3, id2);
+	sqlite3_stmt *q;
+	ck_assert_int_eq(km_db_prepare(km_db(ctx), "SELECT wrapped_dek FROM assets WHERE path = ?", &q, &e), KM_OK);
+	sqlite3_bind_text(q, 1, paths[1], -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	uint8_t old_wrap[KM_WRAPPED_DEK_BYTES];
+	memcpy(old_wrap, sqlite3_column_blob(q, 0), sizeof old_wrap);
+	sqlite3_finalize(q);
+	ck_assert_msg(km_job_run(ctx, id2, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(header_version(paths[1]), 3);
+	/* put the catalogue row back as it was before the step */
+	ck_assert_int_eq(km_db_prepare(km_db(ctx), "UPDATE assets SET kek_version = 2, wrapped_dek = ? WHERE path = ?",
+	                               &q, &e), KM_OK);
+	sqlite3_bind_blob(q, 1, old_wrap, sizeof old_wrap, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, paths[1], -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	ck_assert_msg(unprotect_file(ctx, paths[1], NULL, data[1], strlen(data[1]), &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(stat(paths[1], &before), 0);
+	char id3[KM_REQUEST_ID_MAX];
+	queue(ctx, KM_JOB_REENCRYPT, "datasets/d", 2, 3, id3);
+	ck_assert_msg(km_job_run(ctx, id3, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(ctx, id3, &j, &e), KM_OK);
+	ck_assert_uint_eq(j.done, 1);
+	ck_assert_uint_eq(j.unreachable, 0);
+	ck_assert_int_eq(stat(paths[1], &after), 0);
+	ck_assert(after.st_ino == before.st_ino); /* recognised, not rewritten */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets WHERE kek_version = 3"), 4);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(unprotect_file(ctx, paths[i], NULL, data[i], strlen(data[i]), &e) == KM_OK, "%s", e.msg);
+	int n = 0;
+	ck_assert_int_eq(km_job_list(ctx, 0, count_jobs, &n, &e), KM_OK);
+	ck_assert_int_eq(n, 3 + 2); /* + the two test_rotate queued and cancelled */
+	assert_log_intact(ctx);
+	km_close(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------ compromise */
+
+START_TEST(compromised_version_needs_the_override)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "models/m", NULL, 0, &e), KM_OK);
+	char path[400];
+	snprintf(path, sizeof path, "%s/weights.kw", D.home);
+	static const char data[] = "model weights";
+	protect_file(ctx, "models/m", "model:weights@1", path, data, sizeof data);
+	ck_assert_int_eq(test_set_state(ctx, "models/m", 1, KS_COMPROMISED, &e), KM_OK);
+
+	/* encryption under a compromised version: refused by the state table */
+	ck_assert(!km_state_can_encrypt(KS_COMPROMISED));
+	int in = memfd_create("in", 0), out = memfd_create("out", 0);
+	ck_assert_int_eq(km_protect(ctx, "models/m", "model:weights@2", in, out, NULL, NULL, &e), KM_ESTATE);
+	close(in);
+	close(out);
+
+	/* decryption: refused, naming the override */
+	ck_assert_int_eq(unprotect_file(ctx, path, NULL, data, sizeof data, &e), KM_ESTATE);
+	ck_assert_msg(strstr(e.msg, "--override-compromised") != NULL, "%s", e.msg);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'unprotect' AND outcome = 'error'"),
+	                 1);
+	/* with the override: decrypted, and the event says so */
+	km_unprotect_opts o = {.override_compromised = 1};
+	ck_assert_msg(unprotect_file(ctx, path, &o, data, sizeof data, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM audit_events WHERE action = 'unprotect' AND outcome = 'ok' "
+	                            "AND json LIKE '%\"override\":\"compromised\"%'"), 1);
+	assert_log_intact(ctx);
+	km_close(ctx);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("job");
+	TCase *t = tcase_create("job");
+	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, rewrap_moves_every_asset_once);
+	tcase_add_test(t, rewrap_rerun_is_idempotent);
+	tcase_add_test(t, two_runners_one_wins);
+	tcase_add_test(t, pause_and_resume);
+	tcase_add_test(t, tampered_job_row_is_refused);
+	tcase_add_test(t, reencrypt_files_and_list_the_unreachable);
+	tcase_add_test(t, compromised_version_needs_the_override);
+	suite_add_tcase(s, t);
+	return th_run_suite(s);
+}
