@@ -17,6 +17,7 @@
 #include "kek.h"
 #include "asset.h"
 #include "auditlog.h"
+#include "schedule.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,14 @@ typedef struct kv_event {
 	char time[32], actor[64], action[48], outcome[16];
 } kv_event;
 
+/* The attention-only view holds at most this many names. */
+#define KV_ATTN_MAX 5000
+
 typedef struct keys_state {
 	ui_listwin lw;
+	int attn_only;        /* ! : only keys needing attention, most urgent first */
+	char (*attn_names)[KM_KEY_NAME_MAX + 1];
+	size_t nattn, attn_cap;
 	char filter[256];
 	int count_pending; /* the filter changed while typing; count not yet made */
 	km_key_sort sort;
@@ -71,12 +78,14 @@ typedef struct kv_column {
 	int drop;
 } kv_column;
 
-enum { KV_COL_NAME, KV_COL_VER, KV_COL_STATE, KV_COL_AGE, KV_COL_TAGS, KV_COL_ASSETS, KV_COL_USE, KV_NCOL };
+enum { KV_COL_NAME, KV_COL_VER, KV_COL_STATE, KV_COL_ATTN, KV_COL_AGE, KV_COL_TAGS, KV_COL_ASSETS, KV_COL_USE, KV_NCOL };
 
 static const kv_column kv_columns[KV_NCOL] = {
 	[KV_COL_NAME] = {"NAME", 12, KM_KEY_SORT_NAME, 0, 0},
 	[KV_COL_VER] = {"VER", 3, KM_KEY_SORT_VERSION, 1, 0},
 	[KV_COL_STATE] = {"STATE", 6, KM_KEY_SORT_STATE, 0, 0},
+	/* needs attention: overdue, compromised, near-bound, due, request, job */
+	[KV_COL_ATTN] = {"ATTN", 4, -1, 0, 0},
 	[KV_COL_AGE] = {"AGE", 4, KM_KEY_SORT_AGE, 1, 3},
 	[KV_COL_TAGS] = {"TAGS", 10, -1, 0, 1},
 	[KV_COL_ASSETS] = {"ASSETS", 6, KM_KEY_SORT_ASSETS, 1, 4},
@@ -85,8 +94,17 @@ static const kv_column kv_columns[KV_NCOL] = {
 
 /* ---- data ---------------------------------------------------------------- */
 
+/* A row of the list: the key and its attention flags (KM_ATTN_*), read
+ * with the row so that a repaint never queries; idx is the row's place in
+ * the attention listing (attention-only view), -1 otherwise. */
+typedef struct kv_row {
+	km_key_info k; /* first: a kv_row * is a km_key_info * */
+	unsigned attn;
+	int idx;
+} kv_row;
+
 struct kv_fetch_out {
-	km_key_info *rows;
+	kv_row *rows;
 	int n, limit;
 };
 
@@ -95,8 +113,68 @@ static int kv_fetch_row(void *ctx, const km_key_info *k)
 	struct kv_fetch_out *o = ctx;
 	if (o->n >= o->limit)
 		return 1;
-	o->rows[o->n++] = *k;
+	o->rows[o->n].k = *k;
+	o->rows[o->n].attn = 0;
+	o->rows[o->n].idx = -1;
+	o->n++;
 	return 0;
+}
+
+/* The attention flags of the fetched rows: a few index seeks each, for
+ * the rows about to be shown only. */
+static void kv_fetch_attention(ui_view *v, kv_row *rows, int n)
+{
+	km_err e;
+	for (int i = 0; i < n; i++) {
+		km_err_clear(&e);
+		if (km_key_attention(ui_ctx(v->c), rows[i].k.name, &rows[i].attn, &e) != KM_OK)
+			rows[i].attn = 0;
+	}
+}
+
+/* Attention-only view: the keys km_schedule_list names (most urgent
+ * first), held as names; each page's rows are read by name. */
+static int kv_attn_collect(void *ctx, const km_schedule_entry *se)
+{
+	keys_state *s = ctx;
+	if (s->nattn == s->attn_cap) {
+		size_t cap = s->attn_cap ? s->attn_cap * 2 : 64;
+		char (*n)[KM_KEY_NAME_MAX + 1] = realloc(s->attn_names, cap * sizeof *n);
+		if (!n)
+			return 1;
+		s->attn_names = n;
+		s->attn_cap = cap;
+	}
+	ui_tw_format(s->attn_names[s->nattn++], sizeof s->attn_names[0], "%s", se->key);
+	return s->nattn >= KV_ATTN_MAX;
+}
+
+static km_status kv_attn_load(ui_view *v, km_err *e)
+{
+	keys_state *s = v->st;
+	s->nattn = 0;
+	return km_schedule_list(ui_ctx(v->c), 0, KV_ATTN_MAX, kv_attn_collect, s, e);
+}
+
+static km_status kv_attn_fetch(ui_view *v, const kv_row *cursor, int backwards, int limit, kv_row *out,
+                               int *got, km_err *e)
+{
+	keys_state *s = v->st;
+	*got = 0;
+	long at = cursor ? cursor->idx : (backwards ? (long)s->nattn : -1);
+	for (long i = backwards ? at - 1 : at + 1; i >= 0 && i < (long)s->nattn && *got < limit;
+	     i += backwards ? -1 : 1) {
+		if (s->filter[0] && !strstr(s->attn_names[i], s->filter))
+			continue;
+		kv_row *r = &out[*got];
+		if (km_key_get(ui_ctx(v->c), s->attn_names[i], &r->k, e) != KM_OK)
+			continue; /* gone since the listing: skip it */
+		r->idx = (int)i;
+		(*got)++;
+	}
+	km_err_clear(e);
+	kv_fetch_attention(v, out, *got);
+	return KM_OK;
 }
 
 static km_status kv_fetch(void *ctx, const void *cursor, int backwards, int limit, void *out,
@@ -104,17 +182,20 @@ static km_status kv_fetch(void *ctx, const void *cursor, int backwards, int limi
 {
 	ui_view *v = ctx;
 	keys_state *s = v->st;
+	if (s->attn_only)
+		return kv_attn_fetch(v, cursor, backwards, limit, out, got, e);
 	km_key_query q = {
 		.filter = s->filter,
 		.sort = s->sort,
 		.descending = s->desc,
-		.cursor = cursor,
+		.cursor = cursor, /* a kv_row starts with its km_key_info */
 		.backwards = backwards,
 		.limit = limit,
 	};
 	struct kv_fetch_out o = {out, 0, limit};
 	km_status st = km_key_list(ui_ctx(v->c), &q, kv_fetch_row, &o, e);
 	*got = o.n;
+	kv_fetch_attention(v, out, o.n);
 	return st;
 }
 
@@ -123,6 +204,12 @@ static void kv_count(ui_view *v)
 	keys_state *s = v->st;
 	km_err e;
 	km_err_clear(&e);
+	if (s->attn_only) {
+		s->count = 0;
+		for (size_t i = 0; i < s->nattn; i++)
+			s->count += !s->filter[0] || strstr(s->attn_names[i], s->filter) != NULL;
+		return;
+	}
 	if (km_key_count(ui_ctx(v->c), s->filter, &s->count, &e) != KM_OK)
 		s->count = 0;
 }
@@ -155,6 +242,12 @@ static void kv_report(ui_view *v, int rc)
 static void kv_reload(ui_view *v)
 {
 	keys_state *s = v->st;
+	if (s->attn_only) {
+		km_err e;
+		km_err_clear(&e);
+		if (kv_attn_load(v, &e) != KM_OK)
+			ui_error(v->c, &e);
+	}
 	int cap = kv_list_rows(v);
 	int rc = cap != s->lw.cap ? ui_lw_resize(&s->lw, cap) : ui_lw_reload(&s->lw);
 	kv_report(v, rc);
@@ -165,7 +258,7 @@ static void kv_reload(ui_view *v)
 static void kv_open(ui_view *v)
 {
 	keys_state *s = v->st;
-	ui_lw_init(&s->lw, sizeof(km_key_info), kv_fetch, v);
+	ui_lw_init(&s->lw, sizeof(kv_row), kv_fetch, v);
 	s->sort = KM_KEY_SORT_NAME;
 }
 
@@ -173,6 +266,7 @@ static void kv_close(ui_view *v)
 {
 	keys_state *s = v->st;
 	ui_lw_free(&s->lw);
+	free(s->attn_names);
 }
 
 static int kv_version_cb(void *ctx, const km_key_version_info *ver)
@@ -324,8 +418,23 @@ static void kv_detail_load(ui_view *v, const km_key_info *k)
 /* ---- drawing ------------------------------------------------------------- */
 
 /* The cells of one row, as drawn. */
-static void kv_cells(const km_key_info *k, int64_t now, char cell[KV_NCOL][256])
+/* The attention cell's colour: red for what is wrong now, yellow for what
+ * is due, dim for work in progress. */
+static ui_element kv_attn_element(unsigned attn)
 {
+	if (attn & (KM_ATTN_COMPROMISED | KM_ATTN_OVERDUE))
+		return UI_EL_BAD;
+	if (attn & (KM_ATTN_DUE | KM_ATTN_NEAR_BOUND))
+		return UI_EL_SECTION;
+	return UI_EL_DIM;
+}
+
+static void kv_cells(const kv_row *row, int64_t now, char cell[KV_NCOL][256])
+{
+	const km_key_info *k = &row->k;
+	cell[KV_COL_ATTN][0] = '\0';
+	if (row->attn)
+		km_attention_format(row->attn, cell[KV_COL_ATTN], sizeof cell[0]);
 	ui_tw_format(cell[KV_COL_NAME], sizeof cell[0], "%s", k->name);
 	ui_tw_format(cell[KV_COL_VER], sizeof cell[0], "%u", k->current_version);
 	ui_tw_format(cell[KV_COL_STATE], sizeof cell[0], "%s",
@@ -400,12 +509,13 @@ static void kv_widths(ui_view *v, int total, int w[KV_NCOL])
 	}
 }
 
-static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const km_key_info *k,
+static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const kv_row *row,
                         ui_element base)
 {
 	ui_console *c = v->c;
+	const km_key_info *k = &row->k;
 	char cell[KV_NCOL][256];
-	kv_cells(k, km_now(), cell);
+	kv_cells(row, km_now(), cell);
 	ui_draw_fill(c, y, x0, v->area.w, base);
 	int x = x0 + 1;
 	for (int i = 0; i < KV_NCOL; i++) {
@@ -414,6 +524,8 @@ static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const k
 		ui_element el = base;
 		if (i == KV_COL_STATE && base == UI_EL_NORMAL && k->current_version)
 			el = ui_state_element(k->current_state);
+		if (i == KV_COL_ATTN && base == UI_EL_NORMAL && row->attn)
+			el = kv_attn_element(row->attn);
 		ui_draw_text(c, y, x, w[i], el,
 		             UI_TW_PAD | UI_TW_ELLIPSIS | (kv_columns[i].right ? UI_TW_RIGHT : 0u), cell[i]);
 		x += w[i] + 1;
@@ -433,9 +545,13 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 		snprintf(n, sizeof n, "%s%llu key%s", s->count > KM_KEY_COUNT_CAP ? "more than " : "",
 		         (unsigned long long)(s->count > KM_KEY_COUNT_CAP ? KM_KEY_COUNT_CAP : s->count),
 		         s->count == 1 ? "" : "s");
-	ui_tw_format(info, sizeof info, "%s%s%s%s  sorted by %s %s", n,
-	             s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "",
-	             km_key_sort_name(s->sort), s->desc ? "(descending)" : "(ascending)");
+	if (s->attn_only)
+		ui_tw_format(info, sizeof info, "%s%s%s%s needing attention, most urgent first  (! shows all)",
+		             n, s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "");
+	else
+		ui_tw_format(info, sizeof info, "%s%s%s%s  sorted by %s %s", n,
+		             s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "",
+		             km_key_sort_name(s->sort), s->desc ? "(descending)" : "(ascending)");
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filter[0] ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
 	             info);
 	int w[KV_NCOL];
@@ -446,7 +562,7 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 		if (w[i] <= 0)
 			continue;
 		char t[64];
-		int sorted = kv_columns[i].sort == (int)s->sort;
+		int sorted = s->attn_only ? i == KV_COL_ATTN : kv_columns[i].sort == (int)s->sort;
 		ui_tw_format(t, sizeof t, "%s%s", kv_columns[i].title,
 		             sorted ? (s->desc ? g->sort_desc : g->sort_asc) : "");
 		ui_draw_text(c, a.y + 1, x, w[i], UI_EL_HEADER,
@@ -458,6 +574,7 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 	if (s->lw.n == 0) {
 		ui_draw_text(c, a.y + 2, a.x + 2, a.w - 4, UI_EL_DIM, UI_TW_ELLIPSIS,
 		             s->lw.err.code != KM_OK ? s->lw.err.msg
+		             : s->attn_only         ? "no key needs attention (! shows all keys)"
 		             : s->filter[0]         ? "no key matches the filter (/ to change it, q to clear)"
 		                                    : "no keys yet: c creates one");
 		return;
@@ -626,6 +743,24 @@ static void kv_layout_changed(ui_view *v)
 	kv_report(v, ui_lw_resize(&s->lw, kv_list_rows(v)));
 }
 
+/* The attention-only view on or off; the list starts from its top. */
+static void kv_set_attention(ui_view *v, int on)
+{
+	keys_state *s = v->st;
+	s->attn_only = on;
+	if (on) {
+		km_err e;
+		km_err_clear(&e);
+		if (kv_attn_load(v, &e) != KM_OK) {
+			s->attn_only = 0;
+			ui_error(v->c, &e);
+			return;
+		}
+	}
+	kv_report(v, ui_lw_home(&s->lw));
+	kv_count(v);
+}
+
 static int kv_handle(ui_view *v, ui_action a)
 {
 	keys_state *s = v->st;
@@ -700,7 +835,16 @@ static int kv_handle(ui_view *v, ui_action a)
 			return 1;
 		}
 		return 0;
+	case UI_ACT_ATTENTION:
+		kv_set_attention(v, !s->attn_only);
+		return 1;
 	case UI_ACT_SORT_NEXT:
+		if (s->attn_only) {
+			s->attn_only = 0; /* leave the urgency order for the columns' */
+			kv_report(v, ui_lw_home(&s->lw));
+			kv_count(v);
+			return 1;
+		}
 		s->sort = (km_key_sort)((s->sort + 1) % KM_KEY_SORT_COUNT);
 		kv_report(v, ui_lw_home(&s->lw));
 		return 1;
@@ -763,6 +907,12 @@ static const char *kv_filter_text(ui_view *v)
 static int kv_sort(ui_view *v, const char *column, int descending)
 {
 	keys_state *s = v->st;
+	if (strcmp(column, "attention") == 0) {
+		(void)descending; /* most urgent first, always */
+		kv_set_attention(v, 1);
+		return 0;
+	}
+	s->attn_only = 0;
 	for (int i = 0; i < KM_KEY_SORT_COUNT; i++)
 		if (strcmp(km_key_sort_name((km_key_sort)i), column) == 0) {
 			s->sort = (km_key_sort)i;
@@ -799,7 +949,9 @@ const struct ui_view_ops ui_view_keys = {
 	        "version, its tags, the assets under it and when it was last used. Enter opens the "
 	        "detail pane (versions, tags, assets, latest audit events); l moves into it to pick a "
 	        "version for x (change state). / filters by name or tag:value (sensitivity:high); "
-	        "s and S change the sort.",
+	        "s and S change the sort. ATTN marks keys that need attention (overdue, compromised "
+	        "with assets still under it, near the usage bound, due, an open request, a running "
+	        "job); ! shows only those, most urgent first (:sort attention does the same).",
 	.state_size = sizeof(keys_state),
 	.open = kv_open,
 	.close = kv_close,
