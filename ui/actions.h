@@ -77,7 +77,21 @@
 	X(UI_ACT_AUDIT_FILTER, "audit-filter", "f", "audit", "filter form",                        \
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
 	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit", "verify",                                   \
-	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)
+	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)       \
+	X(UI_ACT_REQ_APPROVE, "approve-request", "a", "inbox", "approve",                          \
+	  "Approve the selected request: sign its digest with your key (passphrase, + TOTP)",     \
+	  ui_act_view)                                                                             \
+	X(UI_ACT_REQ_REJECT, "reject-request", "d", "inbox", "reject",                             \
+	  "Reject (deny) the selected request, with a reason; one rejection vetoes it", ui_act_view) \
+	X(UI_ACT_REQ_HISTORY, "request-history", "H", "inbox", "history",                          \
+	  "Switch between the requests you may sign now and the history of decided requests",     \
+	  ui_act_view)                                                                             \
+	X(UI_ACT_JOB_PAUSE, "pause-job", "p", "jobs", "pause",                                     \
+	  "Pause the selected job after its batch in flight (it keeps its cursor)", ui_act_view)   \
+	X(UI_ACT_JOB_RESUME, "resume-job", "u", "jobs", "resume",                                  \
+	  "Run or resume the selected job in the background, with progress", ui_act_view)          \
+	X(UI_ACT_JOB_CANCEL, "cancel-job", "X", "jobs", "cancel",                                  \
+	  "Cancel the selected queued or paused job (asks first)", ui_act_view)
 
 typedef enum ui_action {
 #define UI_ACT_ENUM(e, name, keys, screens, hint, help, fn) e,
@@ -97,7 +111,7 @@ typedef enum ui_action {
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \
-	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, ...)", ui_colon_screen)          \
+	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs)", ui_colon_screen)          \
 	X("theme", "NAME", "Switch the colour theme (default, light, high-contrast, mono)", ui_colon_theme) \
 	X("help", "", "Show the help overlay", ui_colon_help)                                     \
 	X("quit", "", "Leave the console", ui_colon_quit)

@@ -16,6 +16,7 @@
 #include "ui.h"
 #include "views.h"
 #include "dialog.h"
+#include "request.h"
 
 #include <locale.h>
 #include <signal.h>
@@ -55,6 +56,7 @@ struct ui_console {
 	char msg[KM_ERR_MSG_MAX + 128];
 	int msg_error;
 	km_status_info status;
+	uint64_t inbox;          /* requests this person may sign now: the badge */
 	int status_stale;
 	time_t status_time;
 	char status_problem[KM_ERR_MSG_MAX];
@@ -278,6 +280,27 @@ void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el)
 	attrset(A_NORMAL);
 }
 
+void ui_draw_bar(ui_console *c, int y, int x, int w, double frac)
+{
+	if (y < 0 || y >= c->rows || x < 0 || w <= 0)
+		return;
+	if (x + w > c->cols)
+		w = c->cols - x;
+	if (frac < 0)
+		frac = 0;
+	if (frac > 1)
+		frac = 1;
+	int done = (int)((double)w * frac);
+	const ui_glyphs *g = ui_glyph(c);
+	attrset((int)ui_attr(c, UI_EL_PROGRESS_DONE));
+	for (int i = 0; i < done; i++)
+		mvaddstr(y, x + i, g->bar_full);
+	attrset((int)ui_attr(c, UI_EL_PROGRESS_TODO));
+	for (int i = done; i < w; i++)
+		mvaddstr(y, x + i, g->bar_empty);
+	attrset(A_NORMAL);
+}
+
 void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title)
 {
 	if (r.h < 2 || r.w < 2)
@@ -354,6 +377,9 @@ static void ui_status_refresh(ui_console *c)
 		c->status_problem[0] = '\0';
 	else
 		ui_tw_format(c->status_problem, sizeof c->status_problem, "status: %s", e.msg);
+	km_err_clear(&e);
+	if (km_request_inbox_count(c->ctx, &c->inbox, &e) != KM_OK)
+		c->inbox = 0;
 	c->status_stale = 0;
 	c->status_time = time(NULL);
 }
@@ -398,7 +424,7 @@ static void ui_paint_status(ui_console *c)
 		ui_status_refresh(c);
 	const km_status_info *s = &c->status;
 	const ui_glyphs *g = ui_glyph(c);
-	struct { char text[192]; ui_element el; } seg[6];
+	struct { char text[192]; ui_element el; } seg[7];
 	int n = 0;
 	char roles[96];
 	km_roles_format(c->actor->roles, roles, sizeof roles);
@@ -406,6 +432,11 @@ static void ui_paint_status(ui_console *c)
 	seg[n++].el = UI_EL_STATUS;
 	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)", c->actor->name, roles[0] ? roles : "no roles");
 	seg[n++].el = UI_EL_STATUS;
+	if (c->inbox) { /* the badge: what waits for this person's signature, before
+	                 * anything that may be cut on a narrow terminal */
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu to approve", (unsigned long long)c->inbox);
+		seg[n++].el = UI_EL_STATUS_WARN;
+	}
 	if (c->status_problem[0]) {
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", c->status_problem);
 		seg[n++].el = UI_EL_STATUS_BAD;
@@ -430,6 +461,7 @@ static void ui_paint_status(ui_console *c)
 		             (unsigned long long)s->keys_overdue);
 		seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD
 		            : s->keys_due     ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+
 	}
 	/* too wide: the home path gives way first, keeping its end */
 	int total = 1 + 3 * (n - 1);

@@ -108,6 +108,8 @@ void ui_draw_text(ui_console *c, int y, int x, int w, ui_element el, unsigned fl
 void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title);
+/* A progress bar of w cells, frac (0..1) of it done. */
+void ui_draw_bar(ui_console *c, int y, int x, int w, double frac);
 
 /* Repaint everything (views, bars) into the virtual screen without
  * flushing; dialogs call it, then draw themselves, then ui_flush(). */

@@ -11,7 +11,10 @@
 
 #define UI_VIEWS(X) \
 	X(keys)         \
-	X(audit)
+	X(audit)        \
+	X(schedule)     \
+	X(inbox)        \
+	X(jobs)
 
 #define UI_VIEW_EXTERN(n) extern const struct ui_view_ops ui_view_##n;
 UI_VIEWS(UI_VIEW_EXTERN)
