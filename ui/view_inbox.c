@@ -184,12 +184,15 @@ static void ib_draw_detail(ui_view *v, ui_rect a, const km_request_info *r)
 		const km_approval_info *ap = &s->approvals[i];
 		char tm[32];
 		ui_fmt_time(ap->time, tm);
-		ui_tw_format(t, sizeof t, "%s %-10s %s %s%s%s", ap->valid ? g->ok : "!", ap->approver,
-		             ap->approve ? "approved" : "rejected", tm,
-		             !ap->approve && ap->reason[0] ? ": " : "", !ap->approve ? ap->reason : "");
+		ui_tw_format(t, sizeof t, "%s %-10s %s %s", ap->valid ? g->ok : "!", ap->approver,
+		             ap->approve ? "approved" : "rejected", tm);
 		ui_draw_text(c, y, rx, rw, ap->valid ? (ap->approve ? UI_EL_OK : UI_EL_BAD) : UI_EL_ERROR,
 		             UI_TW_ELLIPSIS, t);
 		y++;
+		if (!ap->approve && ap->reason[0] && y < bottom) {
+			ui_tw_format(t, sizeof t, "reason: %s", ap->reason);
+			ui_draw_text(c, y++, rx + 2, rw - 2, UI_EL_NORMAL, UI_TW_ELLIPSIS, t);
+		}
 		if (!ap->valid && ap->problem[0] && y < bottom)
 			ui_draw_text(c, y++, rx + 2, rw - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, ap->problem);
 	}
