@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# console_jobs.sh — running operations: the screen lists the jobs the CLI
+# lists, each with a progress bar; u runs one in the background on its own
+# session (its step-up asked in the console's dialog) until the CLI says
+# it is done and the bar is full; X cancels another after confirmation.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+kw_demo_home
+jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+jobs=$KW_TMP/jobs.json
+"$KEYWARD_BIN" job list --json >"$jobs"
+n=$(jq_py 'len(d)' <"$jobs")
+[ "$n" -ge 2 ] || fail "the demo has $n unfinished jobs"
+run_id=$(jq_py 'd[0]["id"]' <"$jobs")
+run_key=$(jq_py 'd[0]["key"]' <"$jobs")
+run_total=$(jq_py 'd[0]["total"]' <"$jobs")
+cancel_id=$(jq_py 'd[1]["id"]' <"$jobs")
+cancel_key=$(jq_py 'd[1]["key"]' <"$jobs")
+
+tmux_start KEYWARD_PASSPHRASE= "$KEYWARD_BIN"
+wait_for "features/credit-risk"
+keys 5
+wait_for "unfinished job"
+screen | sed -n 2p | grep -qE "^ $n unfinished jobs?" || fail "count is not the CLI's $n"
+bars=$(screen | grep -c "%$" || true)
+[ "$bars" -ge "$n" ] || [ "$bars" -ge 15 ] || fail "$bars progress bars for $n jobs"
+echo "$n jobs with their bars"
+
+step "u runs the job in the background; its session's step-up is asked here"
+keys /
+keys -l "$run_key"
+keys Enter
+wait_for "${run_id:0:16}"
+keys u
+wait_for "Step-up for the job" 20
+keys -l keyward-demo
+keys Enter
+for _ in $(seq 1 100); do
+	st=$("$KEYWARD_BIN" job show "$run_id" --json | jq_py 'd["state"]')
+	[ "$st" = done ] && break
+	sleep 0.2
+done
+[ "$st" = done ] || fail "the job is $st, not done"
+wait_for "the run ended" 20
+keys Enter   # every job, finished ones too
+wait_for "${run_id:0:16}"
+screen | grep -A1 -F "${run_id:0:16}" | grep -qE "100 %$" || fail "the done job's bar is not full"
+screen | grep -F "${run_id:0:16}" | grep -qF "$run_total/$run_total" || fail "done count not $run_total/$run_total"
+echo "job $run_id done ($run_total/$run_total), bar full"
+
+step "X cancels a queued job after confirmation"
+keys Enter
+keys /
+keys C-u
+keys -l "$cancel_key"
+keys Enter
+wait_for "${cancel_id:0:16}"
+keys X
+wait_for "Cancel job"
+keys y
+screen | grep -qF "Step-up" && { keys -l keyward-demo; keys Enter; }
+wait_for "cancelled"
+st=$("$KEYWARD_BIN" job show "$cancel_id" --json | jq_py 'd["state"]')
+[ "$st" = cancelled ] || fail "the CLI says $st"
+echo "job $cancel_id cancelled"
+keys Q
+wait_for "[exited 0]"
+echo PASS
