@@ -238,9 +238,15 @@ static void jb_tick(ui_view *v)
 	km_status rc = s->w.rc;
 	km_err err = s->w.err;
 	pthread_mutex_unlock(&s->w.mu);
-	ui_changed(v->c); /* progress: repaint, and the rows' counts */
-	if (!finished)
+	if (!finished) {
+		/* progress: this screen's numbers only, and only when shown */
+		if (ui_view_current(v->c) == v) {
+			v->stale = 1;
+			ui_dirty(v->c);
+		}
 		return;
+	}
+	ui_changed(v->c); /* the job's end changes the keys' flags too */
 	pthread_join(s->w.thread, NULL);
 	s->w.started = 0;
 	if (rc != KM_OK)
