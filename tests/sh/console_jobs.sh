@@ -11,12 +11,14 @@ jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 jobs=$KW_TMP/jobs.json
 "$KEYWARD_BIN" job list --json >"$jobs"
 n=$(jq_py 'len(d)' <"$jobs")
-[ "$n" -ge 2 ] || fail "the demo has $n unfinished jobs"
+[ "$n" -ge 3 ] || fail "the demo has $n unfinished jobs"
 run_id=$(jq_py 'd[0]["id"]' <"$jobs")
 run_key=$(jq_py 'd[0]["key"]' <"$jobs")
 run_total=$(jq_py 'd[0]["total"]' <"$jobs")
 cancel_id=$(jq_py 'd[1]["id"]' <"$jobs")
 cancel_key=$(jq_py 'd[1]["key"]' <"$jobs")
+pause_id=$(jq_py 'd[2]["id"]' <"$jobs" 2>/dev/null || true)
+pause_key=$(jq_py 'd[2]["key"]' <"$jobs" 2>/dev/null || true)
 
 tmux_start KEYWARD_PASSPHRASE= "$KEYWARD_BIN"
 wait_for "features/credit-risk"
@@ -64,6 +66,26 @@ wait_for "cancelled"
 st=$("$KEYWARD_BIN" job show "$cancel_id" --json | jq_py 'd["state"]')
 [ "$st" = cancelled ] || fail "the CLI says $st"
 echo "job $cancel_id cancelled"
+step "p pauses a queued job; u resumes it to done"
+keys /
+keys C-u
+keys -l "$pause_key"
+keys Enter
+wait_for "${pause_id:0:16}"
+keys p
+screen | grep -qF "Step-up" && { keys -l keyward-demo; keys Enter; }
+wait_for "pauses after its batch"
+st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+[ "$st" = paused ] || fail "the CLI says $st after p"
+screen | grep -F "${pause_id:0:16}" | grep -qF paused || fail "the screen does not say paused"
+keys u
+wait_for "Step-up for the job" 20
+keys -l keyward-demo
+keys Enter
+wait_for "the run ended" 20
+st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+[ "$st" = done ] || fail "the resumed job is $st"
+echo "job $pause_id paused, then resumed to done"
 keys Q
 wait_for "[exited 0]"
 echo PASS
