@@ -20,6 +20,20 @@ for h in "V verify" "f filter form" "/ filter"; do
 	last | grep -qF "$h" || fail "audit hint line lacks \"$h\": $(last)"
 done
 last | grep -qF "r rotate" && fail "rotate offered on the audit screen"
+keys 3
+wait_for "most urgent first"
+last | grep -qF "r rotate" || fail "schedule hint line lacks r rotate: $(last)"
+keys 4
+wait_for "you may sign now"
+for h in "a approve" "d reject" "H history"; do
+	last | grep -qF "$h" || fail "approvals hint line lacks \"$h\": $(last)"
+done
+keys 5
+wait_for "unfinished job"
+for h in "p pause" "u resume" "X cancel"; do
+	last | grep -qF "$h" || fail "operations hint line lacks \"$h\": $(last)"
+done
+last | grep -qF "a approve" && fail "approve offered on the operations screen"
 echo "hints per screen"
 keys Q
 wait_for "[exited 0]"
