@@ -11,14 +11,30 @@ jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 jobs=$KW_TMP/jobs.json
 "$KEYWARD_BIN" job list --json >"$jobs"
 n=$(jq_py 'len(d)' <"$jobs")
+# jobs that can run to done: their old version still decrypts (the demo
+# also queues rewraps away from versions it then retires, which fail)
+movable=$KW_TMP/movable.json
+python3 - "$jobs" "$KEYWARD_BIN" >"$movable" <<'PY'
+import json, subprocess, sys
+jobs = json.load(open(sys.argv[1]))
+out = []
+for j in jobs:
+    k = json.loads(subprocess.run([sys.argv[2], "key", "show", j["key"], "--json"], capture_output=True,
+                                  text=True, check=True).stdout)
+    st = [v["state"] for v in k["versions"] if v["version"] == j["from_version"]][0]
+    if st in ("active", "decrypt-only"):
+        out.append(j)
+json.dump(out, sys.stdout)
+PY
+[ "$(jq_py 'len(d)' <"$movable")" -ge 2 ] || fail "fewer than two demo jobs can run"
 [ "$n" -ge 3 ] || fail "the demo has $n unfinished jobs"
-run_id=$(jq_py 'd[0]["id"]' <"$jobs")
-run_key=$(jq_py 'd[0]["key"]' <"$jobs")
-run_total=$(jq_py 'd[0]["total"]' <"$jobs")
-cancel_id=$(jq_py 'd[1]["id"]' <"$jobs")
-cancel_key=$(jq_py 'd[1]["key"]' <"$jobs")
-pause_id=$(jq_py 'd[2]["id"]' <"$jobs" 2>/dev/null || true)
-pause_key=$(jq_py 'd[2]["key"]' <"$jobs" 2>/dev/null || true)
+run_id=$(jq_py 'd[0]["id"]' <"$movable")
+run_key=$(jq_py 'd[0]["key"]' <"$movable")
+run_total=$(jq_py 'd[0]["total"]' <"$movable")
+pause_id=$(jq_py 'd[1]["id"]' <"$movable")
+pause_key=$(jq_py 'd[1]["key"]' <"$movable")
+cancel_id=$(jq_py '[j["id"] for j in d if j["id"] not in ("'"$run_id"'", "'"$pause_id"'")][0]' <"$jobs")
+cancel_key=$(jq_py '[j["key"] for j in d if j["id"] == "'"$cancel_id"'"][0]' <"$jobs")
 
 tmux_start KEYWARD_PASSPHRASE= "$KEYWARD_BIN"
 wait_for "features/credit-risk"
