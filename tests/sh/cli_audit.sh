@@ -8,7 +8,7 @@ source "$(dirname "$0")/cli_lib.sh"
 kw_setup
 kw_init_demo
 ok key create features/cli-audit --tag owner=audit-test
-ok key rotate features/cli-audit
+kw_rotate_done features/cli-audit || fail "rotation through its request"
 
 step "an untouched log verifies"
 ok audit verify
@@ -31,9 +31,9 @@ ok audit tail -n 5 --json
 jeq "$OUT" 'len(d)' 5
 jeq "$OUT" '[e["seq"] for e in d] == sorted(e["seq"] for e in d)' true
 ok audit tail -n 10 --key features/cli-audit --json
-jeq "$OUT" '[e["action"] for e in d]' '["key.create", "key.rotate"]'
-ok audit tail --action key.rotate --json
-jeq "$OUT" 'all(e["action"] == "key.rotate" for e in d)' true
+jeq "$OUT" '[e["action"] for e in d]' '["key.create", "request.open", "request.execute"]'
+ok audit tail --action request.execute --json
+jeq "$OUT" 'all(e["action"] == "request.execute" for e in d)' true
 jeq "$OUT" 'len(d) >= 1' true
 ok audit tail --outcome denied --json
 jeq "$OUT" 'all(e["outcome"] == "denied" for e in d)' true

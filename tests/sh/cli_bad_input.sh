@@ -140,13 +140,16 @@ snap before
 expect 8 key state features/cli-bad 1 pending
 has "$ERR" "allowed"
 has "$ERR" "decrypt-only"
-expect 8 key state features/cli-bad 1 destroyed
+expect 8 key state features/cli-bad 1 retired
+expect 2 key state features/cli-bad 1 destroyed
+has "$ERR" "rotate --due"
 unchanged_catalogue
 ok key show features/cli-bad --json
 jeq "$OUT" 'd["versions"][0]["state"]' active
 
 step "protect refuses a version that cannot encrypt: exit 8, no OUT"
-ok key state features/cli-bad 1 compromised
+ok key compromise features/cli-bad@1 --reason "test: leaked"
+has "$OUT" "emergency rotation"
 snap before
 expect 8 protect --key features/cli-bad --asset dataset:bad@2 "$W/plain" "$W/out4"
 [ ! -e "$W/out4" ] || fail "OUT written under a compromised key"

@@ -62,7 +62,7 @@ fi
 ok help keys
 has "$OUT" "Console keys"
 ok help key rotate
-has "$OUT" "Usage: keyward key rotate NAME"
+has "$OUT" "Usage: keyward key rotate [--reason TEXT] NAME"
 ok help audit
 has "$OUT" "Subcommands:"
 echo "cli_basic: ok"

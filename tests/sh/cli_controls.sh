@@ -155,8 +155,10 @@ has "$OUT" "tagged features/credit-risk"
 has "$OUT" "p1=1-${X[1]}"
 ok key rotate features/credit-risk
 no_raw "$OUT"
-has "$OUT" "rotated features/credit-risk"
-has "$OUT" "p5=5-${X[5]}"
+has "$OUT" "opened: rotate features/credit-risk"
+ok request list
+no_raw "$OUT"
+has "$OUT" "rotate features/credit-risk"
 
 step "user list, audit tail and audit show"
 ok user list

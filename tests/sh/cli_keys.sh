@@ -50,18 +50,27 @@ has "$OUT" "tagged features/cli-test-a"
 ok key show features/cli-test-a --json
 jeq "$OUT" 'd["tags"]' '{"region": "eu", "sensitivity": "high"}'
 
-step "key rotate: new active version, previous decrypt-only"
+step "key rotate: opens a request; nothing changes until it is approved and executed"
 ok key rotate features/cli-test-a --json
-jeq "$OUT" 'd["current_version"]' 2
+jeq "$OUT" 'd["kind"]' rotate
+jeq "$OUT" 'd["state"]' pending
+jeq "$OUT" 'd["quorum"] >= 1' true
+RID=$(jget "$OUT" 'd["id"]')
 ok key show features/cli-test-a --json
+jeq "$OUT" 'd["current_version"]' 1
+expect 9 key rotate features/cli-test-a
+has "$ERR" "already open"
+kw_request_done "$RID" || fail "approving and executing the rotation"
+ok key show features/cli-test-a --json
+jeq "$OUT" 'd["current_version"]' 2
 jeq "$OUT" '[(v["version"], v["state"]) for v in d["versions"]]' '[[2, "active"], [1, "decrypt-only"]]'
 jeq "$OUT" 'd["versions"][1]["activated"] is not None' true
-jeq "$OUT" '[e["action"] for e in d["events"]][-3:]' '["key.create", "key.tag", "key.rotate"]'
+jeq "$OUT" '[(e["action"], e["outcome"]) for e in d["events"]][-4:]' '[["key.tag", "ok"], ["request.open", "ok"], ["key.rotate", "error"], ["request.execute", "ok"]]'
 jeq "$OUT" 'all(e["object"].startswith("key:features/cli-test-a") for e in d["events"])' true
 
 step "key state: legal and illegal changes"
-ok key state features/cli-test-a 1 retired
-has "$OUT" "features/cli-test-a version 1 is now retired"
+ok key state features/cli-test-a 1 retired --json
+kw_request_done "$(jget "$OUT" 'd["id"]')" || fail "approving and executing the state change"
 expect 8 key state features/cli-test-a 1 active
 has "$ERR" "cannot change a retired version to active; allowed from retired: "
 has "$ERR" "destroy-scheduled"

@@ -11,6 +11,9 @@
 #   keys KEY...                         tmux send-keys
 #   tmux_stop                           kill the tmux server (also done on exit)
 #   fail MSG                            print MSG and the screen, exit 1
+#   kw_request_done ID                  the demo's bob (and carol, if the quorum asks)
+#                                       approve request ID, then it is executed
+#   kw_rotate_done KEY                  a rotation through its request, approved and executed
 #
 # Everything lives under one temp dir removed on exit (KEEP=1 keeps it).
 
@@ -134,4 +137,28 @@ tmux_stop() {
 		sleep 0.1
 		i=$((i + 1))
 	done
+}
+
+# The request's state, from `request show --json`.
+kw_request_state() {
+	"$KEYWARD_BIN" request show "$1" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])'
+}
+
+# kw_request_done ID: approvals by the demo's approvers until the quorum is
+# met, then execution by the caller (what two or three people would do).
+kw_request_done() {
+	local id=$1 who
+	for who in bob carol; do
+		[ "$(kw_request_state "$id")" = pending ] || break
+		"$KEYWARD_BIN" --user "$who" request approve "$id" >/dev/null || return 1
+	done
+	"$KEYWARD_BIN" request execute "$id" >/dev/null
+}
+
+# kw_rotate_done KEY [ARGS...]: open a rotation request, have it approved
+# and executed.  Its id is left in KW_REQUEST_ID.
+kw_rotate_done() {
+	KW_REQUEST_ID=$("$KEYWARD_BIN" key rotate "$@" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])') ||
+		return 1
+	kw_request_done "$KW_REQUEST_ID"
 }

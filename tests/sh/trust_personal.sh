@@ -97,13 +97,26 @@ step "a key version put back from before its compromise is caught by verify"
 fresh
 expect 0 key create features/replay
 sqlite3 "$DB" "CREATE TABLE old_kv AS SELECT * FROM key_versions WHERE key_id = (SELECT id FROM keys WHERE name = 'features/replay')"
-expect 0 key state features/replay 1 compromised
+expect 0 key compromise features/replay@1 --reason "test: leaked"
 sqlite3 "$DB" "DELETE FROM key_versions WHERE key_id = (SELECT id FROM keys WHERE name = 'features/replay');
 	INSERT INTO key_versions SELECT * FROM old_kv; DROP TABLE old_kv"
 expect 5 audit verify
 grep -q "the key_versions row 'features/replay' version 1 is not the one the audit log last recorded" "$OUT" ||
 	fail "verify does not catch the replayed version"
 echo "replayed key version detected"
+
+step "a request put back from before its approval (a genuine MAC) is caught by verify"
+fresh
+expect 0 key create features/replay2
+expect 0 key rotate features/replay2 --json
+rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT")
+sqlite3 "$DB" "CREATE TABLE old_rq AS SELECT * FROM requests WHERE id = '$rid'"
+expect 0 --user bob request approve "$rid"
+sqlite3 "$DB" "DELETE FROM requests WHERE id = '$rid'; INSERT INTO requests SELECT * FROM old_rq; DROP TABLE old_rq"
+expect 5 audit verify
+grep -q "the requests row '$rid' is not the one the audit log last recorded" "$OUT" ||
+	fail "verify does not catch the replayed request"
+echo "replayed request detected"
 
 step "the verified line of status comes from a sealed record"
 fresh
