@@ -11,6 +11,7 @@
 #include "../ui/textwidth.c"
 #include "../ui/theme.c"
 #include "../ui/actions.c"
+#include "../ui/rowsel.c"
 
 #include <check.h>
 #include <wchar.h>
@@ -559,6 +560,73 @@ START_TEST(test_keys_markdown)
 }
 END_TEST
 
+/* Which screens an action applies to: "all", or the names listed. */
+START_TEST(test_action_on_screen)
+{
+	static const struct {
+		ui_action a;
+		const char *screen;
+		int on;
+	} rows[] = {
+		{UI_ACT_HELP, "keys", 1},          {UI_ACT_HELP, "jobs", 1},
+		{UI_ACT_KEY_ROTATE, "keys", 1},    {UI_ACT_KEY_ROTATE, "schedule", 1},
+		{UI_ACT_KEY_ROTATE, "audit", 0},   {UI_ACT_KEY_ROTATE, "sched", 0},
+		{UI_ACT_KEY_ROTATE, "key", 0},     {UI_ACT_AUDIT_VERIFY, "audit", 1},
+		{UI_ACT_REQ_APPROVE, "inbox", 1},  {UI_ACT_REQ_APPROVE, "keys", 0},
+		{UI_ACT_JOB_PAUSE, "jobs", 1},     {UI_ACT_JOB_PAUSE, "", 0},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		ck_assert_msg(ui_action_on_screen(rows[i].a, rows[i].screen) == rows[i].on, "%s on \"%s\"",
+		              ui_action_get(rows[i].a)->name, rows[i].screen);
+	/* every screen-specific action has a hint, so the hint line names it */
+	for (int a = 0; a < UI_ACT_COUNT; a++) {
+		const ui_action_info *ai = ui_action_get((ui_action)a);
+		if (strcmp(ai->screens, "all") != 0 && a != UI_ACT_SORT_REVERSE)
+			ck_assert_msg(ai->hint[0], "%s has no hint", ai->name);
+	}
+}
+END_TEST
+
+/* Selection over a short list: {n, sel, top, action, page} -> {sel, top}. */
+START_TEST(test_rowsel)
+{
+	static const struct {
+		int n, sel, top;
+		ui_action a;
+		int page;
+		int want_sel, want_top;
+	} rows[] = {
+		{10, 0, 0, UI_ACT_MOVE_DOWN, 4, 1, 0},
+		{10, 3, 0, UI_ACT_MOVE_DOWN, 4, 4, 1},  /* scrolls to keep it visible */
+		{10, 9, 6, UI_ACT_MOVE_DOWN, 4, 9, 6},  /* at the end: stays */
+		{10, 0, 0, UI_ACT_MOVE_UP, 4, 0, 0},
+		{10, 5, 5, UI_ACT_MOVE_UP, 4, 4, 4},
+		{10, 0, 0, UI_ACT_PAGE_DOWN, 4, 4, 4},
+		{10, 8, 6, UI_ACT_PAGE_DOWN, 4, 9, 6},  /* no blank rows past the end */
+		{10, 5, 4, UI_ACT_PAGE_UP, 4, 1, 0},
+		{10, 5, 4, UI_ACT_LAST, 4, 9, 6},
+		{10, 5, 4, UI_ACT_FIRST, 4, 0, 0},
+		{0, 0, 0, UI_ACT_MOVE_DOWN, 4, 0, 0},   /* empty */
+		{3, 2, 0, UI_ACT_PAGE_DOWN, 10, 2, 0},  /* shorter than the window */
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		ui_rowsel r = {rows[i].n, rows[i].sel, rows[i].top};
+		ck_assert(ui_rs_move(&r, rows[i].a, rows[i].page));
+		ck_assert_msg(r.sel == rows[i].want_sel && r.top == rows[i].want_top,
+		              "row %zu: sel %d top %d, want %d %d", i, r.sel, r.top, rows[i].want_sel,
+		              rows[i].want_top);
+	}
+	ui_rowsel r = {5, 2, 0};
+	ck_assert(!ui_rs_move(&r, UI_ACT_KEY_ROTATE, 4));
+	/* the list shrank under the selection */
+	r = (ui_rowsel){10, 9, 6};
+	r.n = 3;
+	ui_rs_fit(&r, 4);
+	ck_assert_int_eq(r.sel, 2);
+	ck_assert_int_eq(r.top, 0);
+}
+END_TEST
+
 static Suite *ui_text_suite(void)
 {
 	Suite *s = suite_create("ui_text");
@@ -582,6 +650,8 @@ static Suite *ui_text_suite(void)
 	tcase_add_test(t, test_keymap_rebind);
 	tcase_add_test(t, test_keymap_rebind_bad);
 	tcase_add_test(t, test_keys_markdown);
+	tcase_add_test(t, test_action_on_screen);
+	tcase_add_test(t, test_rowsel);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -17,7 +17,7 @@
 #include <wchar.h>
 
 static const ui_action_info action_table[UI_ACT_COUNT] = {
-#define UI_ACT_ROW(e, name, keys, screens, help, fn) [e] = {name, keys, screens, help},
+#define UI_ACT_ROW(e, name, keys, screens, hint, help, fn) [e] = {name, keys, screens, hint, help},
 	UI_ACTIONS(UI_ACT_ROW)
 #undef UI_ACT_ROW
 };
@@ -31,6 +31,22 @@ static const ui_command_info command_table[] = {
 const ui_action_info *ui_action_get(ui_action a)
 {
 	return (unsigned)a < UI_ACT_COUNT ? &action_table[a] : NULL;
+}
+
+int ui_action_on_screen(ui_action a, const char *screen)
+{
+	const ui_action_info *ai = ui_action_get(a);
+	if (!ai)
+		return 0;
+	size_t n = strlen(screen);
+	for (const char *p = ai->screens; *p;) {
+		size_t len = strcspn(p, " ");
+		if ((len == 3 && strncmp(p, "all", 3) == 0) || (len == n && strncmp(p, screen, n) == 0))
+			return 1;
+		p += len;
+		p += strspn(p, " ");
+	}
+	return 0;
 }
 
 int ui_action_by_name(const char *name)
@@ -308,11 +324,18 @@ void ui_actions_markdown(FILE *f)
 	}
 	fputs("\nThe mouse selects a row with a click and scrolls with the wheel.\n\n"
 	      "## Filters\n\n"
-	      "- keys screen: text matches key names; `tag:value` (e.g. `sensitivity:high`)\n"
-	      "  matches keys whose tag has that value.\n"
-	      "- audit screen: words `key:NAME` (object prefix `key:NAME`), `actor:NAME`,\n"
-	      "  `action:NAME`, `outcome:ok|denied|error`, `since:TIME`, `until:TIME`\n"
-	      "  (RFC 3339 or YYYY-MM-DD); a bare word is an object prefix.\n\n"
+	      "`/` means the same on every screen: a bare word selects by key name, a\n"
+	      "`field:value` word by that field; the header's count follows the filter;\n"
+	      "Enter keeps the filter, Esc restores the previous one, `q` clears it.\n\n"
+	      "- keys screen: a word matches key names containing it; `tag:value` (e.g.\n"
+	      "  `sensitivity:high`) matches keys whose tag has that value; `!` shows only\n"
+	      "  the keys that need attention.\n"
+	      "- audit screen: a word is a key name (events about the key and its versions,\n"
+	      "  by name prefix); `key:NAME`, `object:PREFIX`, `actor:NAME`, `action:NAME`,\n"
+	      "  `outcome:ok|denied|error`, `since:TIME`, `until:TIME` (RFC 3339 or\n"
+	      "  YYYY-MM-DD).  It filters on Enter (a large log).\n"
+	      "- schedule, approvals and operations screens: a word matches key names\n"
+	      "  (or request objects) containing it, as you type.\n\n"
 	      "## Commands (`:`)\n\n"
 	      "They run the same core calls as the CLI (`keyward key rotate NAME` is\n"
 	      "`:rotate NAME`), with the same authorisation and audit.\n\n"

@@ -29,53 +29,75 @@
 #include <stdio.h>
 #include <jansson.h>
 
-/* X(enum, name, default keys, screens, help, handler) */
+/* X(enum, name, default keys, screens, hint, help, handler).  hint: the
+ * word the hint line shows beside the action's key on the screens it
+ * applies to ("" for none): the hint line is generated from this column. */
 #define UI_ACTIONS(X)                                                                          \
-	X(UI_ACT_HELP, "help", "? F1", "all", "Show this help: every action and its keys", ui_act_help) \
-	X(UI_ACT_QUIT, "quit", "q", "all",                                                         \
+	X(UI_ACT_HELP, "help", "? F1", "all", "help", "Show this help: every action and its keys", ui_act_help) \
+	X(UI_ACT_QUIT, "quit", "q", "all", "",                                                 \
 	  "Go back: close the help, the detail pane or the filter; on the first screen, leave",   \
 	  ui_act_quit)                                                                             \
-	X(UI_ACT_QUIT_NOW, "quit-now", "Q", "all", "Leave the console at once", ui_act_quit)       \
-	X(UI_ACT_NEXT_SCREEN, "next-screen", "Tab", "all", "Switch to the next screen", ui_act_screen) \
-	X(UI_ACT_PREV_SCREEN, "prev-screen", "BTab", "all", "Switch to the previous screen", ui_act_screen) \
-	X(UI_ACT_GOTO_SCREEN, "goto-screen", "1 2 3 4 5 6 7 8 9", "all",                           \
+	X(UI_ACT_QUIT_NOW, "quit-now", "Q", "all", "", "Leave the console at once", ui_act_quit)   \
+	X(UI_ACT_NEXT_SCREEN, "next-screen", "Tab", "all", "", "Switch to the next screen", ui_act_screen) \
+	X(UI_ACT_PREV_SCREEN, "prev-screen", "BTab", "all", "", "Switch to the previous screen", ui_act_screen) \
+	X(UI_ACT_GOTO_SCREEN, "goto-screen", "1 2 3 4 5 6 7 8 9", "all", "",                       \
 	  "Switch to the screen with that number in the title bar", ui_act_screen)                 \
-	X(UI_ACT_COMMAND, "command", ":", "all",                                                   \
-	  "Command line: run a command (:rotate NAME, :state NAME V STATE, ...)", ui_act_command)  \
-	X(UI_ACT_FILTER, "filter", "/", "all",                                                     \
-	  "Filter the list as you type (Enter keeps it, Esc restores the previous one)", ui_act_filter) \
-	X(UI_ACT_RELOAD, "reload", "^R", "all", "Reload the data from the deployment", ui_act_reload) \
-	X(UI_ACT_REDRAW, "redraw", "^L", "all", "Repaint the whole terminal", ui_act_redraw)        \
-	X(UI_ACT_MOVE_DOWN, "move-down", "j Down", "all", "Move the selection down", ui_act_view)   \
-	X(UI_ACT_MOVE_UP, "move-up", "k Up", "all", "Move the selection up", ui_act_view)           \
-	X(UI_ACT_PAGE_DOWN, "page-down", "PgDn ^F", "all", "Move down one page", ui_act_view)      \
-	X(UI_ACT_PAGE_UP, "page-up", "PgUp ^B", "all", "Move up one page", ui_act_view)            \
-	X(UI_ACT_FIRST, "first", "g Home", "all", "Go to the first row", ui_act_view)              \
-	X(UI_ACT_LAST, "last", "G End", "all", "Go to the last row", ui_act_view)                  \
-	X(UI_ACT_PANE_LEFT, "focus-list", "h Left", "all", "Move the focus to the list", ui_act_view) \
-	X(UI_ACT_PANE_RIGHT, "focus-detail", "l Right", "all",                                     \
-	  "Move the focus to the detail pane (opening it)", ui_act_view)                          \
-	X(UI_ACT_ENTER, "toggle-detail", "Enter", "all",                                           \
+	X(UI_ACT_COMMAND, "command", ":", "all", "command",                                        \
+	  "Command line: run a command (:rotate NAME, :state NAME V STATE, ...); Tab completes",   \
+	  ui_act_command)                                                                          \
+	X(UI_ACT_FILTER, "filter", "/", "all", "filter",                                           \
+	  "Filter the current list: a word matches key names, field:value a field (tag:value on keys, " \
+	  "actor:NAME on audit, ...); Enter keeps it, Esc restores the previous one, q clears it", \
+	  ui_act_filter)                                                                           \
+	X(UI_ACT_RELOAD, "reload", "^R", "all", "", "Reload the data from the deployment", ui_act_reload) \
+	X(UI_ACT_REDRAW, "redraw", "^L", "all", "", "Repaint the whole terminal", ui_act_redraw)    \
+	X(UI_ACT_MOVE_DOWN, "move-down", "j Down", "all", "", "Move the selection down", ui_act_view) \
+	X(UI_ACT_MOVE_UP, "move-up", "k Up", "all", "", "Move the selection up", ui_act_view)       \
+	X(UI_ACT_PAGE_DOWN, "page-down", "PgDn ^F", "all", "", "Move down one page", ui_act_view)  \
+	X(UI_ACT_PAGE_UP, "page-up", "PgUp ^B", "all", "", "Move up one page", ui_act_view)        \
+	X(UI_ACT_FIRST, "first", "g Home", "all", "", "Go to the first row", ui_act_view)          \
+	X(UI_ACT_LAST, "last", "G End", "all", "", "Go to the last row", ui_act_view)              \
+	X(UI_ACT_PANE_LEFT, "focus-list", "h Left", "all", "", "Move the focus to the list", ui_act_view) \
+	X(UI_ACT_PANE_RIGHT, "focus-detail", "l Right", "all", "",                                 \
+	  "Move the focus to the detail pane (opening it); there j/k scroll it", ui_act_view)      \
+	X(UI_ACT_ENTER, "toggle-detail", "Enter", "all", "detail",                                 \
 	  "Open or close the detail pane of the selected row", ui_act_view)                        \
-	X(UI_ACT_SORT_NEXT, "sort-next", "s", "keys", "Sort by the next column", ui_act_view)      \
-	X(UI_ACT_SORT_REVERSE, "sort-reverse", "S", "keys", "Reverse the sort order", ui_act_view) \
-	X(UI_ACT_KEY_CREATE, "create-key", "c", "keys",                                            \
+	X(UI_ACT_SORT_NEXT, "sort-next", "s", "keys", "sort", "Sort by the next column", ui_act_view) \
+	X(UI_ACT_SORT_REVERSE, "sort-reverse", "S", "keys", "", "Reverse the sort order", ui_act_view) \
+	X(UI_ACT_ATTENTION, "attention-only", "!", "keys", "attention",                            \
+	  "Show only the keys that need attention (overdue, compromised, near the usage bound, ...) " \
+	  "or all keys again", ui_act_view)                                                        \
+	X(UI_ACT_KEY_CREATE, "create-key", "c", "keys", "create",                                  \
 	  "Create a key (form: name, tags; the core validates)", ui_act_view)                      \
-	X(UI_ACT_KEY_TAGS, "edit-tags", "t", "keys", "Edit the selected key's tags", ui_act_view)  \
-	X(UI_ACT_KEY_ROTATE, "rotate-key", "r", "keys",                                            \
+	X(UI_ACT_KEY_TAGS, "edit-tags", "t", "keys", "tags", "Edit the selected key's tags", ui_act_view) \
+	X(UI_ACT_KEY_ROTATE, "rotate-key", "r", "keys schedule", "rotate",                         \
 	  "Request a rotation of the selected key (approved by others, then executed)", ui_act_view) \
-	X(UI_ACT_KEY_STATE, "change-state", "x", "keys",                                           \
+	X(UI_ACT_KEY_STATE, "change-state", "x", "keys", "state",                                  \
 	  "Request a state change of the selected version (only legal ones; compromise acts at once)", ui_act_view) \
-	X(UI_ACT_AUDIT_FILTER, "audit-filter", "f", "audit",                                       \
+	X(UI_ACT_AUDIT_FILTER, "audit-filter", "f", "audit", "filter form",                        \
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
-	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit",                                             \
-	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)                  \
-	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "u", "lineage",                            \
+	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit", "verify",                                   \
+	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)       \
+	X(UI_ACT_REQ_APPROVE, "approve-request", "a", "inbox", "approve",                          \
+	  "Approve the selected request: sign its digest with your key (passphrase, + TOTP)",     \
+	  ui_act_view)                                                                             \
+	X(UI_ACT_REQ_REJECT, "reject-request", "d", "inbox", "reject",                             \
+	  "Reject (deny) the selected request, with a reason; one rejection vetoes it", ui_act_view) \
+	X(UI_ACT_REQ_HISTORY, "request-history", "H", "inbox", "history",                          \
+	  "Switch between the requests you may sign now and the history of decided requests",     \
+	  ui_act_view)                                                                             \
+	X(UI_ACT_JOB_PAUSE, "pause-job", "p", "jobs", "pause",                                     \
+	  "Pause the selected job after its batch in flight (it keeps its cursor)", ui_act_view)   \
+	X(UI_ACT_JOB_RESUME, "resume-job", "u", "jobs", "resume",                                  \
+	  "Run or resume the selected job in the background, with progress", ui_act_view)          \
+	X(UI_ACT_JOB_CANCEL, "cancel-job", "X", "jobs", "cancel",                                  \
+	  "Cancel the selected queued or paused job (asks first)", ui_act_view)                    \
+	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "u", "lineage", "up/down",                     \
 	  "Upstream from the selected model (what went into it), or back downstream from the key", \
 	  ui_act_view)
 
 typedef enum ui_action {
-#define UI_ACT_ENUM(e, name, keys, screens, help, fn) e,
+#define UI_ACT_ENUM(e, name, keys, screens, hint, help, fn) e,
 	UI_ACTIONS(UI_ACT_ENUM)
 #undef UI_ACT_ENUM
 	UI_ACT_COUNT
@@ -84,7 +106,7 @@ typedef enum ui_action {
 /* X(name, arguments, help, handler) — the `:` command line.  Arguments
  * are split at spaces; "double quotes" keep spaces. */
 #define UI_COMMANDS(X)                                                                      \
-	X("create", "NAME [k=v ...]", "Create a key with version 1 active and these tags", ui_colon_create) \
+	X("create", "NEW-NAME [k=v ...]", "Create a key with version 1 active and these tags", ui_colon_create) \
 	X("tag", "NAME k=v ...", "Set tags on a key (k= removes tag k)", ui_colon_tag)            \
 	X("rotate", "NAME", "Request a rotation of a key (asks for confirmation)", ui_colon_rotate)              \
 	X("state", "NAME VERSION STATE",                                                        \
@@ -92,7 +114,7 @@ typedef enum ui_action {
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \
-	X("screen", "NAME", "Switch to a screen by name (keys, audit, lineage)", ui_colon_screen)          \
+	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs, lineage)", ui_colon_screen)          \
 	X("theme", "NAME", "Switch the colour theme (default, light, high-contrast, mono)", ui_colon_theme) \
 	X("lineage", "KEY[@VERSION] or MODEL@VERSION up",                                       \
 	  "Show the lineage tree downstream of a key (version) or upstream of a model", ui_colon_lineage) \
@@ -104,6 +126,7 @@ typedef struct ui_action_info {
 	const char *name;
 	const char *keys;     /* default keys, space-separated names */
 	const char *screens;  /* "all" or screen names */
+	const char *hint;     /* the hint line's word, or "" */
 	const char *help;
 } ui_action_info;
 
@@ -112,6 +135,8 @@ typedef struct ui_command_info {
 } ui_command_info;
 
 const ui_action_info *ui_action_get(ui_action a);
+/* 1 if action a applies on the screen named `screen` ("all" or listed). */
+int ui_action_on_screen(ui_action a, const char *screen);
 /* Action by name, or -1. */
 int ui_action_by_name(const char *name);
 const ui_command_info *ui_command_get(size_t i, size_t *count);

@@ -206,6 +206,15 @@ static km_status state_call(ui_console *c, const char *name, uint32_t version, k
 
 void ui_op_rotate(ui_console *c, const char *name, int ask)
 {
+	/* a name that is not a key is said before anything is asked */
+	km_err e;
+	km_err_clear(&e);
+	km_key_info k;
+	if (km_key_get(ui_ctx(c), name, &k, &e) != KM_OK) {
+		ui_error(c, &e);
+		ui_changed(c); /* the failed lookup is audited */
+		return;
+	}
 	char text[512];
 	ui_tw_format(text, sizeof text,
 	             "Request a rotation of %s? Once approved and executed, a new version becomes "
@@ -215,8 +224,6 @@ void ui_op_rotate(ui_console *c, const char *name, int ask)
 		ui_message(c, "rotation of %s cancelled", name);
 		return;
 	}
-	km_err e;
-	km_err_clear(&e);
 	char id[KM_REQUEST_ID_MAX];
 	if (km_request_rotate(ui_ctx(c), name, "requested in the console", id, &e) != KM_OK) {
 		ui_error(c, &e);
@@ -471,4 +478,142 @@ void ui_colon_sort(ui_console *c, int argc, char **argv)
 		return;
 	}
 	v->ops->sort(v, argv[1], argc == 3 && strcmp(argv[2], "desc") == 0);
+}
+
+/* ---- Tab completion on the command line ------------------------------------- */
+
+#define UI_COMPLETE_MAX 64
+
+typedef struct completion {
+	const char *word;          /* what is being completed */
+	size_t wlen;
+	char cand[UI_COMPLETE_MAX][KM_KEY_NAME_MAX + 1];
+	int n;
+	int more;                  /* there were more than UI_COMPLETE_MAX */
+} completion;
+
+static void complete_offer(completion *cp, const char *s)
+{
+	if (strncmp(s, cp->word, cp->wlen) != 0)
+		return;
+	if (cp->n >= UI_COMPLETE_MAX) {
+		cp->more = 1;
+		return;
+	}
+	ui_tw_format(cp->cand[cp->n++], sizeof cp->cand[0], "%s", s);
+}
+
+/* Keys whose name starts with the word: the name index from the word on
+ * (names after it in order), so it costs one short seek at any size. */
+static int complete_key_cb(void *ctx, const km_key_info *k)
+{
+	completion *cp = ctx;
+	if (strncmp(k->name, cp->word, cp->wlen) != 0)
+		return 1; /* past the names with this prefix */
+	complete_offer(cp, k->name);
+	return cp->more;
+}
+
+static void complete_keys(ui_console *c, completion *cp)
+{
+	/* Start just before the word in name order without naming a key (a
+	 * lookup of a half-typed name would be audited as not found): the
+	 * word with its last byte lowered, then a byte above every name
+	 * character, sorts after every name below the word and before it. */
+	km_key_info from;
+	memset(&from, 0, sizeof from);
+	if (cp->wlen > 0 && cp->wlen < sizeof from.name - 1) {
+		memcpy(from.name, cp->word, cp->wlen);
+		from.name[cp->wlen - 1] = (char)(from.name[cp->wlen - 1] - 1);
+		from.name[cp->wlen] = 0x7f;
+	}
+	km_key_query q = {.sort = KM_KEY_SORT_NAME, .cursor = cp->wlen ? &from : NULL,
+	                  .limit = UI_COMPLETE_MAX + 1};
+	km_err e;
+	km_err_clear(&e);
+	km_key_list(ui_ctx(c), &q, complete_key_cb, cp, &e);
+}
+
+void ui_op_complete(ui_console *c, char *buf, size_t cap, char *note, size_t notecap)
+{
+	note[0] = '\0';
+	/* the word under completion: after the last space */
+	char *word = strrchr(buf, ' ');
+	word = word ? word + 1 : buf;
+	int argi = 0; /* 0: the command; i: its i-th argument */
+	for (const char *p = buf; p < word; p++)
+		if (*p != ' ' && (p == buf || p[-1] == ' '))
+			argi++;
+	completion *cp = calloc(1, sizeof *cp);
+	if (!cp)
+		return;
+	cp->word = word;
+	cp->wlen = strlen(word);
+	if (argi == 0) {
+		for (size_t i = 0; i < KM_ARRAY_LEN(colon_table); i++)
+			complete_offer(cp, colon_table[i].name);
+	} else {
+		/* the argument's placeholder in the command's row of the table */
+		char cmd[64];
+		ui_tw_format(cmd, sizeof cmd, "%.*s", (int)strcspn(buf + strspn(buf, " "), " "),
+		             buf + strspn(buf, " "));
+		size_t ncmd;
+		ui_command_get(0, &ncmd);
+		char arg[32] = "";
+		for (size_t i = 0; i < ncmd; i++) {
+			const ui_command_info *ci = ui_command_get(i, NULL);
+			if (strcmp(ci->name, cmd) != 0)
+				continue;
+			const char *a = ci->args;
+			for (int k = 1; k < argi && *a; k++) {
+				a += strcspn(a, " ");
+				a += strspn(a, " ");
+			}
+			ui_tw_format(arg, sizeof arg, "%.*s", (int)strcspn(a, " "), a);
+		}
+		if (strcmp(arg, "NAME") == 0) {
+			complete_keys(c, cp);
+		} else if (strcmp(arg, "SCREEN") == 0) {
+			ui_view *v;
+			for (int i = 0; (v = ui_view_nth(c, i)) != NULL; i++)
+				complete_offer(cp, v->ops->name);
+		} else if (strcmp(arg, "STATE") == 0) {
+			for (int i = 0; i < KS_COUNT; i++)
+				complete_offer(cp, km_state_name((km_key_state)i));
+		} else {
+			ui_tw_format(note, notecap, "%s", arg[0] ? "(nothing to complete here)"
+			                                         : "(unknown command)");
+			free(cp);
+			return;
+		}
+	}
+	if (cp->n == 0) {
+		ui_tw_format(note, notecap, "(no match)");
+	} else {
+		/* the longest prefix common to every candidate */
+		size_t common = strlen(cp->cand[0]);
+		for (int i = 1; i < cp->n; i++) {
+			size_t j = 0;
+			while (j < common && cp->cand[i][j] == cp->cand[0][j])
+				j++;
+			common = j;
+		}
+		size_t at = (size_t)(word - buf);
+		if (at + common + 2 <= cap) {
+			memcpy(word, cp->cand[0], common);
+			word[common] = '\0';
+			if (cp->n == 1)
+				ui_tw_format(word + common, cap - at - common, " ");
+		}
+		if (cp->n > 1)
+			for (int i = 0; i < cp->n; i++) {
+				size_t len = strlen(note);
+				ui_tw_format(note + len, notecap - len, "%s%s", i ? "  " : "", cp->cand[i]);
+			}
+		if (cp->more) {
+			size_t len = strlen(note);
+			ui_tw_format(note + len, notecap - len, "  ...");
+		}
+	}
+	free(cp);
 }

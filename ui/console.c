@@ -16,6 +16,7 @@
 #include "ui.h"
 #include "views.h"
 #include "dialog.h"
+#include "request.h"
 
 #include <locale.h>
 #include <signal.h>
@@ -55,6 +56,7 @@ struct ui_console {
 	char msg[KM_ERR_MSG_MAX + 128];
 	int msg_error;
 	km_status_info status;
+	uint64_t inbox;          /* requests this person may sign now: the badge */
 	int status_stale;
 	time_t status_time;
 	char status_problem[KM_ERR_MSG_MAX];
@@ -64,6 +66,7 @@ struct ui_console {
 	int dispatching, modal_ran; /* a dialog ran inside the dispatch */
 	const char *prompt_prefix;
 	const char *prompt_text;
+	char prompt_note[512]; /* completions offered, beside the prompt */
 };
 
 static const struct ui_view_ops *const view_registry[UI_VIEW_COUNT] = {
@@ -74,7 +77,7 @@ static const struct ui_view_ops *const view_registry[UI_VIEW_COUNT] = {
 
 typedef void (*ui_action_fn)(ui_console *c, ui_action a, int key);
 static const ui_action_fn action_handlers[UI_ACT_COUNT] = {
-#define UI_ACT_FN(e, name, keys, screens, help, fn) [e] = fn,
+#define UI_ACT_FN(e, name, keys, screens, hint, help, fn) [e] = fn,
 	UI_ACTIONS(UI_ACT_FN)
 #undef UI_ACT_FN
 };
@@ -159,6 +162,11 @@ ui_view *ui_view_find(ui_console *c, const char *name)
 }
 
 ui_view *ui_view_current(ui_console *c) { return &c->views[c->cur]; }
+
+ui_view *ui_view_nth(ui_console *c, int i)
+{
+	return i >= 0 && i < UI_VIEW_COUNT ? &c->views[i] : NULL;
+}
 
 void ui_view_show(ui_console *c, ui_view *v)
 {
@@ -272,6 +280,27 @@ void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el)
 	attrset(A_NORMAL);
 }
 
+void ui_draw_bar(ui_console *c, int y, int x, int w, double frac)
+{
+	if (y < 0 || y >= c->rows || x < 0 || w <= 0)
+		return;
+	if (x + w > c->cols)
+		w = c->cols - x;
+	if (frac < 0)
+		frac = 0;
+	if (frac > 1)
+		frac = 1;
+	int done = (int)((double)w * frac);
+	const ui_glyphs *g = ui_glyph(c);
+	attrset((int)ui_attr(c, UI_EL_PROGRESS_DONE));
+	for (int i = 0; i < done; i++)
+		mvaddstr(y, x + i, g->bar_full);
+	attrset((int)ui_attr(c, UI_EL_PROGRESS_TODO));
+	for (int i = done; i < w; i++)
+		mvaddstr(y, x + i, g->bar_empty);
+	attrset(A_NORMAL);
+}
+
 void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title)
 {
 	if (r.h < 2 || r.w < 2)
@@ -348,6 +377,9 @@ static void ui_status_refresh(ui_console *c)
 		c->status_problem[0] = '\0';
 	else
 		ui_tw_format(c->status_problem, sizeof c->status_problem, "status: %s", e.msg);
+	km_err_clear(&e);
+	if (km_request_inbox_count(c->ctx, &c->inbox, &e) != KM_OK)
+		c->inbox = 0;
 	c->status_stale = 0;
 	c->status_time = time(NULL);
 }
@@ -377,11 +409,6 @@ static void ui_paint_title(ui_console *c)
 		ui_draw_text(c, 0, x, w, i == c->cur ? UI_EL_TAB_ACTIVE : UI_EL_TITLE, 0, t);
 		x += w + 1;
 	}
-	char right[160];
-	ui_tw_format(right, sizeof right, "? help  : command  q back ");
-	int rw = ui_tw_width(right);
-	if (x + rw < c->cols)
-		ui_draw_text(c, 0, c->cols - rw, rw, UI_EL_TITLE, 0, right);
 }
 
 /* Status bar segments: text and element, joined by a separator. */
@@ -397,7 +424,7 @@ static void ui_paint_status(ui_console *c)
 		ui_status_refresh(c);
 	const km_status_info *s = &c->status;
 	const ui_glyphs *g = ui_glyph(c);
-	struct { char text[192]; ui_element el; } seg[6];
+	struct { char text[192]; ui_element el; } seg[7];
 	int n = 0;
 	char roles[96];
 	km_roles_format(c->actor->roles, roles, sizeof roles);
@@ -405,6 +432,11 @@ static void ui_paint_status(ui_console *c)
 	seg[n++].el = UI_EL_STATUS;
 	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)", c->actor->name, roles[0] ? roles : "no roles");
 	seg[n++].el = UI_EL_STATUS;
+	if (c->inbox) { /* the badge: what waits for this person's signature, before
+	                 * anything that may be cut on a narrow terminal */
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu to approve", (unsigned long long)c->inbox);
+		seg[n++].el = UI_EL_STATUS_WARN;
+	}
 	if (c->status_problem[0]) {
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", c->status_problem);
 		seg[n++].el = UI_EL_STATUS_BAD;
@@ -429,6 +461,7 @@ static void ui_paint_status(ui_console *c)
 		             (unsigned long long)s->keys_overdue);
 		seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD
 		            : s->keys_due     ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+
 	}
 	/* too wide: the home path gives way first, keeping its end */
 	int total = 1 + 3 * (n - 1);
@@ -463,6 +496,41 @@ static void ui_paint_status(ui_console *c)
 	}
 }
 
+/* The hint line (the message row when there is no message): the current
+ * screen's own actions, then the global ones, each as its first key in
+ * force and the action table's hint word.  Generated from the table, so a
+ * rebinding or a new action shows here without an edit. */
+void ui_hints_format(ui_console *c, char *buf, size_t cap, int width)
+{
+	ui_view *v = ui_view_current(c);
+	buf[0] = '\0';
+	for (int pass = 0; pass < 2; pass++)
+		for (int a = 0; a < UI_ACT_COUNT; a++) {
+			const ui_action_info *ai = ui_action_get((ui_action)a);
+			int global = strcmp(ai->screens, "all") == 0;
+			if (!ai->hint[0] || global != pass || !ui_action_on_screen((ui_action)a, v->ops->name))
+				continue;
+			char keys[96];
+			ui_keymap_keys(&c->keymap, (ui_action)a, keys, sizeof keys);
+			keys[strcspn(keys, ", ")] = '\0';
+			if (!keys[0])
+				continue;
+			size_t n = strlen(buf);
+			char item[160];
+			ui_tw_format(item, sizeof item, "%s%s %s", n ? "  " : "", keys, ai->hint);
+			/* whole hints only: one that does not fit is left out */
+			if (ui_tw_width(buf) + ui_tw_width(item) <= width)
+				ui_tw_format(buf + n, cap - n, "%s", item);
+		}
+}
+
+static void ui_paint_hints(ui_console *c, int y)
+{
+	char hints[512];
+	ui_hints_format(c, hints, sizeof hints, c->cols - 2);
+	ui_draw_text(c, y, 1, c->cols - 2, UI_EL_DIM, UI_TW_ELLIPSIS, hints);
+}
+
 static void ui_paint_message(ui_console *c)
 {
 	int y = c->rows - 1;
@@ -481,6 +549,13 @@ static void ui_paint_message(ui_console *c)
 		ui_draw_text(c, y, pw, room, UI_EL_NORMAL, 0, t);
 		c->cursor_y = y;
 		c->cursor_x = pw + ui_tw_width(t);
+		int nx = c->cursor_x + 3;
+		if (c->prompt_note[0] && nx < c->cols - 4)
+			ui_draw_text(c, y, nx, c->cols - nx - 1, UI_EL_DIM, UI_TW_ELLIPSIS, c->prompt_note);
+		return;
+	}
+	if (!c->msg[0]) {
+		ui_paint_hints(c, y);
 		return;
 	}
 	ui_draw_text(c, y, 0, c->cols, c->msg_error ? UI_EL_ERROR : UI_EL_MESSAGE, UI_TW_ELLIPSIS,
@@ -733,7 +808,7 @@ void ui_act_command(ui_console *c, ui_action a, int key)
 	(void)a;
 	(void)key;
 	char line[1024] = "";
-	if (ui_prompt(c, ":", line, sizeof line, NULL, NULL))
+	if (ui_prompt_complete(c, ":", line, sizeof line, NULL, NULL, ui_op_complete))
 		ui_op_command(c, line);
 }
 
@@ -764,8 +839,15 @@ void ui_act_view(ui_console *c, ui_action a, int key)
 
 /* ---- prompt (message line editor) ---------------------------------------- */
 
+void ui_prompt_note(ui_console *c, const char *note)
+{
+	ui_tw_format(c->prompt_note, sizeof c->prompt_note, "%s", note ? note : "");
+	c->dirty = 1;
+}
+
 void ui_prompt_show(ui_console *c, const char *prefix, const char *text)
 {
+	c->prompt_note[0] = '\0';
 	c->prompting = prefix != NULL;
 	c->prompt_prefix = prefix;
 	c->prompt_text = text;

@@ -54,6 +54,13 @@ int ui_edit_key(char *buf, size_t cap, int key)
 int ui_prompt(ui_console *c, const char *prefix, char *buf, size_t cap,
               void (*changed)(void *ctx, const char *text), void *ctx)
 {
+	return ui_prompt_complete(c, prefix, buf, cap, changed, ctx, NULL);
+}
+
+int ui_prompt_complete(ui_console *c, const char *prefix, char *buf, size_t cap,
+                       void (*changed)(void *ctx, const char *text), void *ctx,
+                       ui_complete_fn complete)
+{
 	int result = 0;
 	ui_prompt_show(c, prefix, buf);
 	struct timespec t0;
@@ -83,6 +90,15 @@ int ui_prompt(ui_console *c, const char *prefix, char *buf, size_t cap,
 			break;
 		if (key == UI_KEY_FN(KEY_BACKSPACE) && buf[0] == '\0')
 			break; /* backspace on an empty line leaves, like vi */
+		if (key == '\t' && complete) {
+			char note[512] = "";
+			complete(c, buf, cap, note, sizeof note);
+			ui_prompt_note(c, note);
+			if (changed)
+				changed(ctx, buf);
+			continue;
+		}
+		ui_prompt_note(c, NULL);
 		if (ui_edit_key(buf, cap, key) && changed)
 			changed(ctx, buf);
 	}

@@ -47,6 +47,15 @@ int ui_dialog_form(ui_console *c, const char *title, ui_field *fields, size_t n,
 int ui_prompt(ui_console *c, const char *prefix, char *buf, size_t cap,
               void (*changed)(void *ctx, const char *text), void *ctx);
 
+/* Complete the end of buf in place (Tab); note receives what is offered
+ * when more than one thing fits ("rotate  reload"), or why nothing does. */
+typedef void (*ui_complete_fn)(ui_console *c, char *buf, size_t cap, char *note, size_t notecap);
+
+/* ui_prompt with Tab completion by `complete` (NULL: Tab does nothing). */
+int ui_prompt_complete(ui_console *c, const char *prefix, char *buf, size_t cap,
+                       void (*changed)(void *ctx, const char *text), void *ctx,
+                       ui_complete_fn complete);
+
 /* Line editing shared by the prompt and form fields: apply key to buf.
  * Returns 1 if buf changed, 0 if the key is not an editing key. */
 int ui_edit_key(char *buf, size_t cap, int key);

@@ -122,12 +122,64 @@ int ui_lw_reload(ui_listwin *w)
 	return rc;
 }
 
+/* Refill a window of w->cap rows around `anchor` (a copy of the row that
+ * was selected), keeping it at index `want` when the rows before it allow,
+ * and filling from above when the listing ends before the window does, so
+ * no row is left blank while rows exist above.  Two fetches: the rows
+ * before the anchor, then the anchor's own (fresh) row and those after. */
+static int refill_around(ui_listwin *w, const void *anchor, int want)
+{
+	int cap = w->cap;
+	char *before = malloc((size_t)cap * w->elem);
+	char *after = malloc((size_t)cap * w->elem);
+	int rc = -1;
+	if (!before || !after) {
+		km_fail(&w->err, KM_ENOMEM, "out of memory for %d rows", cap);
+		goto out;
+	}
+	int nb = 0, na = 0;
+	km_err_clear(&w->err);
+	/* up to cap rows before the anchor, nearest first */
+	if (w->fetch(w->ctx, anchor, 1, cap, before, &nb, &w->err) != KM_OK)
+		goto out;
+	/* the anchor itself (it may have changed or gone) and what follows */
+	const void *from = nb > 0 ? (const void *)before : NULL;
+	if (w->fetch(w->ctx, from, 0, cap, after, &na, &w->err) != KM_OK)
+		goto out;
+	if (want > cap - 1)
+		want = cap - 1;
+	if (want < 0)
+		want = 0;
+	int keep_before = nb < want ? nb : want;
+	int keep_after = na < cap - keep_before ? na : cap - keep_before;
+	/* the listing ends early: take more rows from above */
+	while (keep_before + keep_after < cap && keep_before < nb)
+		keep_before++;
+	for (int i = 0; i < keep_before; i++)
+		memcpy(w->rows + (size_t)i * w->elem, before + (size_t)(keep_before - 1 - i) * w->elem,
+		       w->elem);
+	memcpy(w->rows + (size_t)keep_before * w->elem, after, (size_t)keep_after * w->elem);
+	w->n = keep_before + keep_after;
+	w->sel = keep_before;
+	w->at_start = keep_before == nb && nb < cap;
+	clamp(w);
+	rc = 0;
+out:
+	free(before);
+	free(after);
+	return rc;
+}
+
 int ui_lw_resize(ui_listwin *w, int cap)
 {
 	if (cap < 1)
 		cap = 1;
 	if (cap == w->cap && w->rows)
 		return 0;
+	/* the selected row stays selected and visible, at the same place
+	 * when it still fits, else on the last row */
+	void *anchor = w->n > 0 ? copy_row(w, ui_lw_selected(w)) : NULL;
+	int want = w->sel;
 	char *r = realloc(w->rows, (size_t)cap * w->elem);
 	if (r)
 		w->rows = r;
@@ -135,6 +187,7 @@ int ui_lw_resize(ui_listwin *w, int cap)
 	if (s)
 		w->scratch = s;
 	if (!r || !s) {
+		free(anchor);
 		km_fail(&w->err, KM_ENOMEM, "out of memory for %d rows", cap);
 		return -1;
 	}
@@ -142,7 +195,11 @@ int ui_lw_resize(ui_listwin *w, int cap)
 	if (w->n > cap)
 		w->n = cap;
 	clamp(w);
-	return ui_lw_reload(w);
+	if (!anchor)
+		return ui_lw_reload(w);
+	int rc = refill_around(w, anchor, want);
+	free(anchor);
+	return rc;
 }
 
 int ui_lw_down(ui_listwin *w)

@@ -45,7 +45,10 @@ void ui_lw_free(ui_listwin *w);
 void *ui_lw_row(ui_listwin *w, int i);
 void *ui_lw_selected(ui_listwin *w);
 
-/* Set the window height (rows).  Keeps the first row and reloads.  0 / -1. */
+/* Set the window height (rows).  The selected row stays selected and
+ * visible (at its place, or on the last row when the window shrank below
+ * it), and rows above fill the window when the listing ends before it;
+ * the rows are fetched anew.  0 / -1. */
 int ui_lw_resize(ui_listwin *w, int cap);
 
 /* Reload keeping the first row in place (data changed).  0 / -1. */

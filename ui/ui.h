@@ -93,6 +93,8 @@ void ui_error_text(ui_console *c, const char *fmt, ...) __attribute__((format(pr
 /* Screens. */
 ui_view *ui_view_find(ui_console *c, const char *name);
 ui_view *ui_view_current(ui_console *c);
+/* Screen i in title-bar order, or NULL past the last. */
+ui_view *ui_view_nth(ui_console *c, int i);
 void ui_view_show(ui_console *c, ui_view *v);
 
 /* ---- drawing -------------------------------------------------------- */
@@ -106,6 +108,8 @@ void ui_draw_text(ui_console *c, int y, int x, int w, ui_element el, unsigned fl
 void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title);
+/* A progress bar of w cells, frac (0..1) of it done. */
+void ui_draw_bar(ui_console *c, int y, int x, int w, double frac);
 
 /* Repaint everything (views, bars) into the virtual screen without
  * flushing; dialogs call it, then draw themselves, then ui_flush(). */
@@ -121,6 +125,12 @@ void ui_size(ui_console *c, int *rows, int *cols);
 int ui_read_key(ui_console *c, int *key);
 int ui_needs_paint(ui_console *c);
 /* Show a line being edited on the message row (prefix NULL: stop). */
+/* A dim note beside the line being edited (completions); cleared by
+ * ui_prompt_show. */
+void ui_prompt_note(ui_console *c, const char *note);
+/* The hint line of the current screen (what the message row shows when
+ * there is no message), whole hints that fit in `width` cells. */
+void ui_hints_format(ui_console *c, char *buf, size_t cap, int width);
 void ui_prompt_show(ui_console *c, const char *prefix, const char *text);
 
 /* KEYWARD_CONSOLE_TIMING: record how long a keystroke took (from t0 to
@@ -146,9 +156,12 @@ void ui_op_create(ui_console *c, const char *name, const char *tags);
 void ui_op_edit_tags(ui_console *c, const char *name);
 /* Run a `:` command line. */
 void ui_op_command(ui_console *c, const char *line);
+/* Tab on the `:` line: complete a command name, or the argument the
+ * command's table row names there (NAME: a key, SCREEN, STATE, COLUMN). */
+void ui_op_complete(ui_console *c, char *buf, size_t cap, char *note, size_t notecap);
 
 /* ---- handlers named in the tables (actions.h) ------------------------ */
-#define UI_ACT_DECL(e, name, keys, screens, help, fn) void fn(ui_console *c, ui_action a, int key);
+#define UI_ACT_DECL(e, name, keys, screens, hint, help, fn) void fn(ui_console *c, ui_action a, int key);
 UI_ACTIONS(UI_ACT_DECL)
 #undef UI_ACT_DECL
 #define UI_CMD_DECL(name, args, help, fn) void fn(ui_console *c, int argc, char **argv);

@@ -58,6 +58,7 @@ typedef struct audit_state {
 	audit_filter f;
 	int filtered;
 	uint64_t newest;
+	uint64_t matching;    /* events matching the filter, counted up to AU_COUNT_CAP + 1 */
 	int detail_open;
 	uint64_t detail_seq;
 	int detail_loaded;
@@ -254,6 +255,30 @@ static void au_detail_clear(audit_state *s)
 	s->detail_loaded = 0;
 }
 
+/* Counting matches stops past this, like the key count (kek.h): a filter
+ * matching most of a large log costs a bounded walk. */
+#define AU_COUNT_CAP 5000
+
+static int au_count_cb(void *ctx, const audit_row *r)
+{
+	(void)r;
+	uint64_t *n = ctx;
+	return ++*n > AU_COUNT_CAP;
+}
+
+/* The header's count follows the filter. */
+static void au_count(ui_view *v)
+{
+	audit_state *s = v->st;
+	s->matching = 0;
+	if (!s->filtered)
+		return;
+	km_err e;
+	km_err_clear(&e);
+	if (km_audit_query(ui_ctx(v->c), &s->f, 0, AU_COUNT_CAP + 1, au_count_cb, &s->matching, &e) != KM_OK)
+		s->matching = 0;
+}
+
 static void au_reload(ui_view *v)
 {
 	audit_state *s = v->st;
@@ -266,6 +291,7 @@ static void au_reload(ui_view *v)
 	}
 	int cap = au_list_rows(v);
 	au_report(v, cap != s->lw.cap ? ui_lw_resize(&s->lw, cap) : ui_lw_reload(&s->lw));
+	au_count(v);
 	au_detail_clear(s);
 }
 
@@ -342,6 +368,10 @@ static void au_filter_parse(audit_state *s, const char *text)
 			val = w + strlen(au_filter_words[i].prefix);
 			key = au_filter_words[i].key;
 		}
+		/* a bare word names a key, as on every screen (a word with a
+		 * colon that is no field is an object prefix: user:bob) */
+		if (i == KM_ARRAY_LEN(au_filter_words) && !strchr(w, ':'))
+			key = 1;
 		ui_tw_format(dst, cap, "%s%s", key ? "key:" : "", val);
 	}
 	s->f = (audit_filter){
@@ -362,6 +392,7 @@ static void au_filter(ui_view *v, const char *text)
 	audit_state *s = v->st;
 	au_filter_parse(s, text);
 	au_report(v, ui_lw_home(&s->lw));
+	au_count(v);
 	ui_dirty(v->c);
 }
 
@@ -696,9 +727,13 @@ static void au_draw(ui_view *v, ui_rect a)
 	audit_state *s = v->st;
 	ui_console *c = v->c;
 	char info[400];
-	ui_tw_format(info, sizeof info, "%llu events, newest first%s%s%s   (f: filter form, V: verify)",
-	             (unsigned long long)s->newest, s->filtered ? "; filter \"" : "",
-	             s->filtered ? s->filter_text : "", s->filtered ? "\"" : "");
+	if (s->filtered)
+		ui_tw_format(info, sizeof info, "%s%llu of %llu events match \"%s\", newest first",
+		             s->matching > AU_COUNT_CAP ? "more than " : "",
+		             (unsigned long long)(s->matching > AU_COUNT_CAP ? AU_COUNT_CAP : s->matching),
+		             (unsigned long long)s->newest, s->filter_text);
+	else
+		ui_tw_format(info, sizeof info, "%llu events, newest first", (unsigned long long)s->newest);
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filtered ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
 	             info);
 	int y = a.y + 1;
@@ -783,7 +818,8 @@ const struct ui_view_ops ui_view_audit = {
 	.name = "audit",
 	.title = "Audit",
 	.help = "The audit log, newest first. / filters with words key:NAME actor:NAME action:NAME "
-	        "outcome:ok|denied|error since:TIME until:TIME (a bare word is an object prefix); "
+	        "outcome:ok|denied|error since:TIME until:TIME; a bare word names a key (events about it "
+	        "and its versions), as on every screen; "
 	        "f opens the same filter as a form. Enter shows the event's canonical JSON and leaf "
 	        "hash. V verifies the whole log in the background: every leaf, every signed tree "
 	        "head; on damage the list jumps to the first bad entry.",

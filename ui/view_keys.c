@@ -17,13 +17,14 @@
 #include "kek.h"
 #include "asset.h"
 #include "auditlog.h"
+#include "schedule.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define KV_MAX_VERSIONS 64
-#define KV_MAX_TAGS 32
+#define KV_MAX_TAGS 128
 #define KV_MAX_ASSETS 8
 #define KV_MAX_EVENTS 8
 
@@ -32,8 +33,14 @@ typedef struct kv_event {
 	char time[32], actor[64], action[48], outcome[16];
 } kv_event;
 
+/* The attention-only view holds at most this many names. */
+#define KV_ATTN_MAX 5000
+
 typedef struct keys_state {
 	ui_listwin lw;
+	int attn_only;        /* ! : only keys needing attention, most urgent first */
+	char (*attn_names)[KM_KEY_NAME_MAX + 1];
+	size_t nattn, attn_cap;
 	char filter[256];
 	int count_pending; /* the filter changed while typing; count not yet made */
 	km_key_sort sort;
@@ -45,6 +52,9 @@ typedef struct keys_state {
 	int detail_loaded;
 	km_key_version_info versions[KV_MAX_VERSIONS];
 	int nversions, vsel;
+	int tag_top;       /* first tag line shown (PgDn/PgUp in the pane) */
+	int tag_lines_more; /* tag lines below the pane, last drawn */
+	int tag_page;       /* tag lines the pane showed, last drawn */
 	km_tag tags[KV_MAX_TAGS];
 	int ntags;
 	km_asset_info assets[KV_MAX_ASSETS];
@@ -56,30 +66,45 @@ typedef struct keys_state {
 	int ver_y;             /* first version row in the detail pane */
 } keys_state;
 
-/* Columns of the table; sort < 0: not sortable.  width 0: shares the rest. */
+/* Columns of the table, in display order; sort < 0: not sortable.
+ * min: the fewest cells worth showing; drop: the order in which columns
+ * give way on a narrow terminal (0: never) — tags first, the name last
+ * of all, so that names get the space at 80 columns. */
 typedef struct kv_column {
 	const char *title;
-	int width;
+	int min;
 	int sort;
 	int right;
+	int drop;
 } kv_column;
 
-enum { KV_COL_NAME, KV_COL_VER, KV_COL_STATE, KV_COL_AGE, KV_COL_TAGS, KV_COL_ASSETS, KV_COL_USE, KV_NCOL };
+enum { KV_COL_NAME, KV_COL_VER, KV_COL_STATE, KV_COL_ATTN, KV_COL_AGE, KV_COL_TAGS, KV_COL_ASSETS, KV_COL_USE, KV_NCOL };
 
 static const kv_column kv_columns[KV_NCOL] = {
-	[KV_COL_NAME] = {"NAME", 0, KM_KEY_SORT_NAME, 0},
-	[KV_COL_VER] = {"VER", 4, KM_KEY_SORT_VERSION, 1},
-	[KV_COL_STATE] = {"STATE", 17, KM_KEY_SORT_STATE, 0},
-	[KV_COL_AGE] = {"AGE", 6, KM_KEY_SORT_AGE, 1},
-	[KV_COL_TAGS] = {"TAGS", 0, -1, 0},
-	[KV_COL_ASSETS] = {"ASSETS", 7, KM_KEY_SORT_ASSETS, 1},
-	[KV_COL_USE] = {"LAST USE", 9, KM_KEY_SORT_LAST_USE, 1},
+	[KV_COL_NAME] = {"NAME", 12, KM_KEY_SORT_NAME, 0, 0},
+	[KV_COL_VER] = {"VER", 3, KM_KEY_SORT_VERSION, 1, 0},
+	[KV_COL_STATE] = {"STATE", 6, KM_KEY_SORT_STATE, 0, 0},
+	/* needs attention: overdue, compromised, near-bound, due, request, job */
+	[KV_COL_ATTN] = {"ATTN", 4, -1, 0, 0},
+	[KV_COL_AGE] = {"AGE", 4, KM_KEY_SORT_AGE, 1, 3},
+	[KV_COL_TAGS] = {"TAGS", 10, -1, 0, 1},
+	[KV_COL_ASSETS] = {"ASSETS", 6, KM_KEY_SORT_ASSETS, 1, 4},
+	[KV_COL_USE] = {"LAST USE", 8, KM_KEY_SORT_LAST_USE, 1, 2},
 };
 
 /* ---- data ---------------------------------------------------------------- */
 
+/* A row of the list: the key and its attention flags (KM_ATTN_*), read
+ * with the row so that a repaint never queries; idx is the row's place in
+ * the attention listing (attention-only view), -1 otherwise. */
+typedef struct kv_row {
+	km_key_info k; /* first: a kv_row * is a km_key_info * */
+	unsigned attn;
+	int idx;
+} kv_row;
+
 struct kv_fetch_out {
-	km_key_info *rows;
+	kv_row *rows;
 	int n, limit;
 };
 
@@ -88,8 +113,68 @@ static int kv_fetch_row(void *ctx, const km_key_info *k)
 	struct kv_fetch_out *o = ctx;
 	if (o->n >= o->limit)
 		return 1;
-	o->rows[o->n++] = *k;
+	o->rows[o->n].k = *k;
+	o->rows[o->n].attn = 0;
+	o->rows[o->n].idx = -1;
+	o->n++;
 	return 0;
+}
+
+/* The attention flags of the fetched rows: a few index seeks each, for
+ * the rows about to be shown only. */
+static void kv_fetch_attention(ui_view *v, kv_row *rows, int n)
+{
+	km_err e;
+	for (int i = 0; i < n; i++) {
+		km_err_clear(&e);
+		if (km_key_attention(ui_ctx(v->c), rows[i].k.name, &rows[i].attn, &e) != KM_OK)
+			rows[i].attn = 0;
+	}
+}
+
+/* Attention-only view: the keys km_schedule_list names (most urgent
+ * first), held as names; each page's rows are read by name. */
+static int kv_attn_collect(void *ctx, const km_schedule_entry *se)
+{
+	keys_state *s = ctx;
+	if (s->nattn == s->attn_cap) {
+		size_t cap = s->attn_cap ? s->attn_cap * 2 : 64;
+		char (*n)[KM_KEY_NAME_MAX + 1] = realloc(s->attn_names, cap * sizeof *n);
+		if (!n)
+			return 1;
+		s->attn_names = n;
+		s->attn_cap = cap;
+	}
+	ui_tw_format(s->attn_names[s->nattn++], sizeof s->attn_names[0], "%s", se->key);
+	return s->nattn >= KV_ATTN_MAX;
+}
+
+static km_status kv_attn_load(ui_view *v, km_err *e)
+{
+	keys_state *s = v->st;
+	s->nattn = 0;
+	return km_schedule_list(ui_ctx(v->c), 0, KV_ATTN_MAX, kv_attn_collect, s, e);
+}
+
+static km_status kv_attn_fetch(ui_view *v, const kv_row *cursor, int backwards, int limit, kv_row *out,
+                               int *got, km_err *e)
+{
+	keys_state *s = v->st;
+	*got = 0;
+	long at = cursor ? cursor->idx : (backwards ? (long)s->nattn : -1);
+	for (long i = backwards ? at - 1 : at + 1; i >= 0 && i < (long)s->nattn && *got < limit;
+	     i += backwards ? -1 : 1) {
+		if (s->filter[0] && !strstr(s->attn_names[i], s->filter))
+			continue;
+		kv_row *r = &out[*got];
+		if (km_key_get(ui_ctx(v->c), s->attn_names[i], &r->k, e) != KM_OK)
+			continue; /* gone since the listing: skip it */
+		r->idx = (int)i;
+		(*got)++;
+	}
+	km_err_clear(e);
+	kv_fetch_attention(v, out, *got);
+	return KM_OK;
 }
 
 static km_status kv_fetch(void *ctx, const void *cursor, int backwards, int limit, void *out,
@@ -97,17 +182,20 @@ static km_status kv_fetch(void *ctx, const void *cursor, int backwards, int limi
 {
 	ui_view *v = ctx;
 	keys_state *s = v->st;
+	if (s->attn_only)
+		return kv_attn_fetch(v, cursor, backwards, limit, out, got, e);
 	km_key_query q = {
 		.filter = s->filter,
 		.sort = s->sort,
 		.descending = s->desc,
-		.cursor = cursor,
+		.cursor = cursor, /* a kv_row starts with its km_key_info */
 		.backwards = backwards,
 		.limit = limit,
 	};
 	struct kv_fetch_out o = {out, 0, limit};
 	km_status st = km_key_list(ui_ctx(v->c), &q, kv_fetch_row, &o, e);
 	*got = o.n;
+	kv_fetch_attention(v, out, o.n);
 	return st;
 }
 
@@ -116,8 +204,23 @@ static void kv_count(ui_view *v)
 	keys_state *s = v->st;
 	km_err e;
 	km_err_clear(&e);
+	if (s->attn_only) {
+		s->count = 0;
+		for (size_t i = 0; i < s->nattn; i++)
+			s->count += !s->filter[0] || strstr(s->attn_names[i], s->filter) != NULL;
+		return;
+	}
 	if (km_key_count(ui_ctx(v->c), s->filter, &s->count, &e) != KM_OK)
 		s->count = 0;
+}
+
+/* Height of the list above the detail pane: two fifths, and only a few
+ * rows while the focus is in the pane, which then has room for every
+ * version and every tag. */
+static int kv_list_height(ui_view *v)
+{
+	keys_state *s = v->st;
+	return s->focus_detail ? 5 : (v->area.h * 2) / 5;
 }
 
 static int kv_list_rows(ui_view *v)
@@ -125,7 +228,7 @@ static int kv_list_rows(ui_view *v)
 	keys_state *s = v->st;
 	int h = v->area.h - 2; /* info line, header */
 	if (s->detail_open)
-		h = (v->area.h * 2) / 5 - 2;
+		h = kv_list_height(v) - 2;
 	return h < 1 ? 1 : h;
 }
 
@@ -139,6 +242,12 @@ static void kv_report(ui_view *v, int rc)
 static void kv_reload(ui_view *v)
 {
 	keys_state *s = v->st;
+	if (s->attn_only) {
+		km_err e;
+		km_err_clear(&e);
+		if (kv_attn_load(v, &e) != KM_OK)
+			ui_error(v->c, &e);
+	}
 	int cap = kv_list_rows(v);
 	int rc = cap != s->lw.cap ? ui_lw_resize(&s->lw, cap) : ui_lw_reload(&s->lw);
 	kv_report(v, rc);
@@ -149,7 +258,7 @@ static void kv_reload(ui_view *v)
 static void kv_open(ui_view *v)
 {
 	keys_state *s = v->st;
-	ui_lw_init(&s->lw, sizeof(km_key_info), kv_fetch, v);
+	ui_lw_init(&s->lw, sizeof(kv_row), kv_fetch, v);
 	s->sort = KM_KEY_SORT_NAME;
 }
 
@@ -157,6 +266,7 @@ static void kv_close(ui_view *v)
 {
 	keys_state *s = v->st;
 	ui_lw_free(&s->lw);
+	free(s->attn_names);
 }
 
 static int kv_version_cb(void *ctx, const km_key_version_info *ver)
@@ -212,7 +322,7 @@ static void kv_detail_load(ui_view *v, const km_key_info *k)
 	s->nversions = s->ntags = s->nassets = s->nevents = 0;
 	s->detail_err[0] = '\0';
 	if (!same)
-		s->vsel = 0;
+		s->vsel = s->tag_top = 0;
 	km_ctx *ctx = ui_ctx(v->c);
 	km_err e;
 	km_err_clear(&e);
@@ -307,31 +417,24 @@ static void kv_detail_load(ui_view *v, const km_key_info *k)
 
 /* ---- drawing ------------------------------------------------------------- */
 
-static void kv_widths(int total, int w[KV_NCOL])
+/* The cells of one row, as drawn. */
+/* The attention cell's colour: red for what is wrong now, yellow for what
+ * is due, dim for work in progress. */
+static ui_element kv_attn_element(unsigned attn)
 {
-	int fixed = 0, flex = 0;
-	for (int i = 0; i < KV_NCOL; i++) {
-		fixed += kv_columns[i].width + 1;
-		flex += kv_columns[i].width == 0;
-	}
-	int rest = total - fixed - 1;
-	if (rest < 2 * 8)
-		rest = 2 * 8;
-	for (int i = 0; i < KV_NCOL; i++)
-		w[i] = kv_columns[i].width;
-	/* names matter more than tags on a narrow terminal */
-	int name = rest * 45 / 100, floor = rest - 8 < 26 ? rest - 8 : 26;
-	w[KV_COL_NAME] = name > floor ? name : floor;
-	w[KV_COL_TAGS] = rest - w[KV_COL_NAME];
-	(void)flex;
+	if (attn & (KM_ATTN_COMPROMISED | KM_ATTN_OVERDUE))
+		return UI_EL_BAD;
+	if (attn & (KM_ATTN_DUE | KM_ATTN_NEAR_BOUND))
+		return UI_EL_SECTION;
+	return UI_EL_DIM;
 }
 
-static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const km_key_info *k,
-                        ui_element base)
+static void kv_cells(const kv_row *row, int64_t now, char cell[KV_NCOL][256])
 {
-	ui_console *c = v->c;
-	char cell[KV_NCOL][256];
-	int64_t now = km_now();
+	const km_key_info *k = &row->k;
+	cell[KV_COL_ATTN][0] = '\0';
+	if (row->attn)
+		km_attention_format(row->attn, cell[KV_COL_ATTN], sizeof cell[0]);
 	ui_tw_format(cell[KV_COL_NAME], sizeof cell[0], "%s", k->name);
 	ui_tw_format(cell[KV_COL_VER], sizeof cell[0], "%u", k->current_version);
 	ui_tw_format(cell[KV_COL_STATE], sizeof cell[0], "%s",
@@ -347,12 +450,82 @@ static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const k
 	} else {
 		ui_tw_format(cell[KV_COL_USE], sizeof cell[0], "never");
 	}
+}
+
+/* Column widths for `total` cells from what the visible rows hold: every
+ * column as wide as its widest cell (at least its title), tags take what
+ * is left; when that does not fit, columns give way in their `drop` order
+ * before the name is cut.  A width of 0 hides the column. */
+static void kv_widths(ui_view *v, int total, int w[KV_NCOL])
+{
+	keys_state *s = v->st;
+	int64_t now = km_now();
+	for (int i = 0; i < KV_NCOL; i++) {
+		w[i] = ui_tw_width(kv_columns[i].title) + 1; /* room for the sort arrow */
+		if (w[i] < kv_columns[i].min)
+			w[i] = kv_columns[i].min;
+	}
+	for (int r = 0; r < s->lw.n; r++) {
+		char cell[KV_NCOL][256];
+		kv_cells(ui_lw_row(&s->lw, r), now, cell);
+		for (int i = 0; i < KV_NCOL; i++) {
+			int cw = ui_tw_width(cell[i]);
+			if (i != KV_COL_TAGS && cw > w[i])
+				w[i] = cw;
+		}
+	}
+	if (w[KV_COL_NAME] > 64)
+		w[KV_COL_NAME] = 64;
+	int avail = total - 1;
+	for (int step = 0;; step++) {
+		int used = 0, ncols = 0;
+		for (int i = 0; i < KV_NCOL; i++)
+			if (w[i] > 0 && i != KV_COL_TAGS) {
+				used += w[i];
+				ncols++;
+			}
+		int rest = avail - used - ncols; /* one space after each column */
+		if (w[KV_COL_TAGS] > 0 && rest - 1 >= kv_columns[KV_COL_TAGS].min) {
+			w[KV_COL_TAGS] = rest - 1;
+			return;
+		}
+		if (w[KV_COL_TAGS] == 0 && rest >= 0)
+			return;
+		/* drop the next column in order; after the last, cut the name */
+		int victim = -1;
+		for (int i = 0; i < KV_NCOL; i++)
+			if (w[i] > 0 && kv_columns[i].drop > 0 &&
+			    (victim < 0 || kv_columns[i].drop < kv_columns[victim].drop))
+				victim = i;
+		if (victim >= 0) {
+			w[victim] = 0;
+			continue;
+		}
+		w[KV_COL_NAME] += rest;
+		if (w[KV_COL_NAME] < kv_columns[KV_COL_NAME].min)
+			w[KV_COL_NAME] = kv_columns[KV_COL_NAME].min;
+		(void)step;
+		return;
+	}
+}
+
+static void kv_draw_row(ui_view *v, int y, int x0, const int w[KV_NCOL], const kv_row *row,
+                        ui_element base)
+{
+	ui_console *c = v->c;
+	const km_key_info *k = &row->k;
+	char cell[KV_NCOL][256];
+	kv_cells(row, km_now(), cell);
 	ui_draw_fill(c, y, x0, v->area.w, base);
 	int x = x0 + 1;
 	for (int i = 0; i < KV_NCOL; i++) {
+		if (w[i] <= 0)
+			continue;
 		ui_element el = base;
 		if (i == KV_COL_STATE && base == UI_EL_NORMAL && k->current_version)
 			el = ui_state_element(k->current_state);
+		if (i == KV_COL_ATTN && base == UI_EL_NORMAL && row->attn)
+			el = kv_attn_element(row->attn);
 		ui_draw_text(c, y, x, w[i], el,
 		             UI_TW_PAD | UI_TW_ELLIPSIS | (kv_columns[i].right ? UI_TW_RIGHT : 0u), cell[i]);
 		x += w[i] + 1;
@@ -372,18 +545,24 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 		snprintf(n, sizeof n, "%s%llu key%s", s->count > KM_KEY_COUNT_CAP ? "more than " : "",
 		         (unsigned long long)(s->count > KM_KEY_COUNT_CAP ? KM_KEY_COUNT_CAP : s->count),
 		         s->count == 1 ? "" : "s");
-	ui_tw_format(info, sizeof info, "%s%s%s%s  sorted by %s %s", n,
-	             s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "",
-	             km_key_sort_name(s->sort), s->desc ? "(descending)" : "(ascending)");
+	if (s->attn_only)
+		ui_tw_format(info, sizeof info, "%s%s%s%s needing attention, most urgent first  (! shows all)",
+		             n, s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "");
+	else
+		ui_tw_format(info, sizeof info, "%s%s%s%s  sorted by %s %s", n,
+		             s->filter[0] ? " matching \"" : "", s->filter, s->filter[0] ? "\"" : "",
+		             km_key_sort_name(s->sort), s->desc ? "(descending)" : "(ascending)");
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filter[0] ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
 	             info);
 	int w[KV_NCOL];
-	kv_widths(a.w, w);
+	kv_widths(v, a.w, w);
 	ui_draw_fill(c, a.y + 1, a.x, a.w, UI_EL_HEADER);
 	int x = a.x + 1;
 	for (int i = 0; i < KV_NCOL; i++) {
+		if (w[i] <= 0)
+			continue;
 		char t[64];
-		int sorted = kv_columns[i].sort == (int)s->sort;
+		int sorted = s->attn_only ? i == KV_COL_ATTN : kv_columns[i].sort == (int)s->sort;
 		ui_tw_format(t, sizeof t, "%s%s", kv_columns[i].title,
 		             sorted ? (s->desc ? g->sort_desc : g->sort_asc) : "");
 		ui_draw_text(c, a.y + 1, x, w[i], UI_EL_HEADER,
@@ -395,6 +574,7 @@ static void kv_draw_list(ui_view *v, ui_rect a)
 	if (s->lw.n == 0) {
 		ui_draw_text(c, a.y + 2, a.x + 2, a.w - 4, UI_EL_DIM, UI_TW_ELLIPSIS,
 		             s->lw.err.code != KM_OK ? s->lw.err.msg
+		             : s->attn_only         ? "no key needs attention (! shows all keys)"
 		             : s->filter[0]         ? "no key matches the filter (/ to change it, q to clear)"
 		                                    : "no keys yet: c creates one");
 		return;
@@ -424,7 +604,31 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 	             "ACTIVATED", "WRAPS", "ASSETS");
 	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_HEADER, UI_TW_PAD, t);
 	s->ver_y = y;
-	int vmax = (bottom - y) - 3 - (s->ntags ? 1 : 0);
+	/* tags as "k=v, k=v" wrapped to the column: every tag when the pane
+	 * has room, else as many lines as fit and how many more there are */
+	char tags[KV_MAX_TAGS * (KM_TAG_KEY_MAX + KM_TAG_VALUE_MAX + 4)];
+	tags[0] = '\0';
+	size_t tag_at[KV_MAX_TAGS]; /* where each tag starts in tags */
+	for (int i = 0; i < s->ntags; i++) {
+		size_t n = strlen(tags);
+		tag_at[i] = n + (i ? 2 : 0);
+		ui_tw_format(tags + n, sizeof tags - n, "%s%s=%s", i ? ", " : "", s->tags[i].key,
+		             s->tags[i].value);
+	}
+	int tag_lines = 0;
+	for (const char *p = tags; *p; tag_lines++) {
+		size_t next;
+		ui_tw_wrap(p, lw, &next);
+		p += next;
+	}
+	if (tag_lines == 0)
+		tag_lines = 1;
+	/* versions get what the tags leave, at least three rows */
+	int vmax = (bottom - y) - 2 - tag_lines;
+	if (vmax > s->nversions)
+		vmax = s->nversions;
+	if (vmax < 3)
+		vmax = 3;
 	if (vmax < 1)
 		vmax = 1;
 	int first = s->vsel >= vmax ? s->vsel - vmax + 1 : 0;
@@ -450,14 +654,40 @@ static void kv_draw_detail(ui_view *v, ui_rect a, const km_key_info *k)
 		y++;
 	}
 	y++;
-	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, "Tags");
-	char tags[1024] = "";
-	for (int i = 0; i < s->ntags; i++)
-		ui_tw_format(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s=%s", i ? ", " : "",
-		             s->tags[i].key, s->tags[i].value);
-	if (y < bottom)
-		ui_draw_text(c, y++, a.x + 1, lw, s->ntags ? UI_EL_NORMAL : UI_EL_DIM, UI_TW_ELLIPSIS,
-		             s->ntags ? tags : "(none; t edits tags)");
+	ui_tw_format(t, sizeof t, "Tags (%d)", s->ntags);
+	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, s->ntags ? t : "Tags");
+	if (s->ntags == 0 && y < bottom)
+		ui_draw_text(c, y++, a.x + 1, lw, UI_EL_DIM, UI_TW_ELLIPSIS, "(none; t edits tags)");
+	if (s->tag_top > tag_lines - 1)
+		s->tag_top = tag_lines - 1 > 0 ? tag_lines - 1 : 0;
+	s->tag_lines_more = 0;
+	s->tag_page = 0;
+	int line_no = 0;
+	for (const char *p = s->ntags ? tags : ""; *p && y < bottom; line_no++) {
+		size_t next;
+		size_t len = ui_tw_wrap(p, lw, &next);
+		if (line_no < s->tag_top) {
+			p += next;
+			continue;
+		}
+		if (y == bottom - 1 && p[next]) {
+			/* the last row that fits, and more to come: say how many */
+			int shown = 0;
+			while (shown < s->ntags && tag_at[shown] < (size_t)(p - tags))
+				shown++;
+			s->tag_lines_more = tag_lines - line_no;
+			ui_tw_format(t, sizeof t, "... %d more tags (%s)", s->ntags - shown,
+			             s->focus_detail ? "PgDn scrolls" : "l, then PgDn");
+			ui_draw_text(c, y, a.x + 1, lw, UI_EL_DIM, UI_TW_ELLIPSIS, t);
+			break;
+		}
+		char line[512];
+		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
+		ui_draw_text(c, y, a.x + 1, lw, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
+		p += next;
+		y++;
+		s->tag_page++;
+	}
 	/* right column: assets, events */
 	for (int yy = a.y + 1; yy < bottom; yy++)
 		ui_draw_text(c, yy, a.x + a.w / 2, 1, UI_EL_BORDER, 0, ui_glyph(c)->vline);
@@ -495,7 +725,7 @@ static void kv_draw(ui_view *v, ui_rect a)
 	keys_state *s = v->st;
 	ui_rect list = a;
 	if (s->detail_open)
-		list.h = (a.h * 2) / 5;
+		list.h = kv_list_height(v);
 	kv_draw_list(v, list);
 	const km_key_info *k = ui_lw_selected(&s->lw);
 	if (s->detail_open && k) {
@@ -509,26 +739,26 @@ static void kv_draw(ui_view *v, ui_rect a)
 static void kv_layout_changed(ui_view *v)
 {
 	keys_state *s = v->st;
-	int cap = kv_list_rows(v);
-	if (cap != s->lw.cap) {
-		/* keep the selected row visible in the smaller window */
-		if (s->lw.sel >= cap && s->lw.n > 0) {
-			km_key_info *sel = ui_lw_selected(&s->lw);
-			km_key_info keep = *sel;
-			int idx = s->lw.sel - cap + 1;
-			km_key_info *prev = idx > 0 ? ui_lw_row(&s->lw, idx - 1) : NULL;
-			km_key_info pk;
-			if (prev)
-				pk = *prev;
-			kv_report(v, ui_lw_resize(&s->lw, cap));
-			kv_report(v, ui_lw_from(&s->lw, prev ? &pk : NULL));
-			for (int i = 0; i < s->lw.n; i++)
-				if (strcmp(((km_key_info *)ui_lw_row(&s->lw, i))->name, keep.name) == 0)
-					s->lw.sel = i;
-		} else {
-			kv_report(v, ui_lw_resize(&s->lw, cap));
+	/* the window keeps the selected row visible (listwin.h) */
+	kv_report(v, ui_lw_resize(&s->lw, kv_list_rows(v)));
+}
+
+/* The attention-only view on or off; the list starts from its top. */
+static void kv_set_attention(ui_view *v, int on)
+{
+	keys_state *s = v->st;
+	s->attn_only = on;
+	if (on) {
+		km_err e;
+		km_err_clear(&e);
+		if (kv_attn_load(v, &e) != KM_OK) {
+			s->attn_only = 0;
+			ui_error(v->c, &e);
+			return;
 		}
 	}
+	kv_report(v, ui_lw_home(&s->lw));
+	kv_count(v);
 }
 
 static int kv_handle(ui_view *v, ui_action a)
@@ -554,8 +784,18 @@ static int kv_handle(ui_view *v, ui_action a)
 		} else
 			kv_report(v, ui_lw_up(&s->lw));
 		return 1;
-	case UI_ACT_PAGE_DOWN: kv_report(v, ui_lw_page_down(&s->lw)); return 1;
-	case UI_ACT_PAGE_UP: kv_report(v, ui_lw_page_up(&s->lw)); return 1;
+	case UI_ACT_PAGE_DOWN:
+		if (s->focus_detail) /* in the pane: scroll the tags */
+			s->tag_top += s->tag_lines_more > 0 ? s->tag_page : 0;
+		else
+			kv_report(v, ui_lw_page_down(&s->lw));
+		return 1;
+	case UI_ACT_PAGE_UP:
+		if (s->focus_detail)
+			s->tag_top = s->tag_top > s->tag_page ? s->tag_top - s->tag_page : 0;
+		else
+			kv_report(v, ui_lw_page_up(&s->lw));
+		return 1;
 	case UI_ACT_FIRST:
 		if (s->focus_detail)
 			s->vsel = 0;
@@ -574,14 +814,13 @@ static int kv_handle(ui_view *v, ui_action a)
 		kv_layout_changed(v);
 		return 1;
 	case UI_ACT_PANE_RIGHT:
-		if (!s->detail_open) {
-			s->detail_open = 1;
-			kv_layout_changed(v);
-		}
+		s->detail_open = 1;
 		s->focus_detail = 1;
+		kv_layout_changed(v);
 		return 1;
 	case UI_ACT_PANE_LEFT:
 		s->focus_detail = 0;
+		kv_layout_changed(v);
 		return 1;
 	case UI_ACT_QUIT:
 		if (s->detail_open) {
@@ -596,7 +835,16 @@ static int kv_handle(ui_view *v, ui_action a)
 			return 1;
 		}
 		return 0;
+	case UI_ACT_ATTENTION:
+		kv_set_attention(v, !s->attn_only);
+		return 1;
 	case UI_ACT_SORT_NEXT:
+		if (s->attn_only) {
+			s->attn_only = 0; /* leave the urgency order for the columns' */
+			kv_report(v, ui_lw_home(&s->lw));
+			kv_count(v);
+			return 1;
+		}
 		s->sort = (km_key_sort)((s->sort + 1) % KM_KEY_SORT_COUNT);
 		kv_report(v, ui_lw_home(&s->lw));
 		return 1;
@@ -659,6 +907,12 @@ static const char *kv_filter_text(ui_view *v)
 static int kv_sort(ui_view *v, const char *column, int descending)
 {
 	keys_state *s = v->st;
+	if (strcmp(column, "attention") == 0) {
+		(void)descending; /* most urgent first, always */
+		kv_set_attention(v, 1);
+		return 0;
+	}
+	s->attn_only = 0;
 	for (int i = 0; i < KM_KEY_SORT_COUNT; i++)
 		if (strcmp(km_key_sort_name((km_key_sort)i), column) == 0) {
 			s->sort = (km_key_sort)i;
@@ -695,7 +949,9 @@ const struct ui_view_ops ui_view_keys = {
 	        "version, its tags, the assets under it and when it was last used. Enter opens the "
 	        "detail pane (versions, tags, assets, latest audit events); l moves into it to pick a "
 	        "version for x (change state). / filters by name or tag:value (sensitivity:high); "
-	        "s and S change the sort.",
+	        "s and S change the sort. ATTN marks keys that need attention (overdue, compromised "
+	        "with assets still under it, near the usage bound, due, an open request, a running "
+	        "job); ! shows only those, most urgent first (:sort attention does the same).",
 	.state_size = sizeof(keys_state),
 	.open = kv_open,
 	.close = kv_close,

@@ -12,6 +12,9 @@
 #define UI_VIEWS(X) \
 	X(keys)         \
 	X(audit)        \
+	X(schedule)     \
+	X(inbox)        \
+	X(jobs)         \
 	X(lineage)
 
 #define UI_VIEW_EXTERN(n) extern const struct ui_view_ops ui_view_##n;

@@ -21,6 +21,10 @@ step "? lists every action"
 keys "?"
 wait_for "Help: keys in force"
 shown=$(screen)
+# the table outgrew one 40-row page: read the next page too
+keys PageDown
+sleep 0.3
+shown+=$'\n'$(screen)
 for a in "${actions[@]}"; do
 	grep -qE "(^|[^a-z-])$a([^a-z-]|\$)" <<<"$shown" || fail "help overlay lacks the action $a"
 done
@@ -28,7 +32,6 @@ grep -qE "j Down +move-down" <<<"$shown" || fail "help overlay lacks the keys of
 echo "all ${#actions[@]} actions shown with their keys"
 
 step "scrolling reaches the commands, any other key closes"
-keys PageDown
 wait_for ":rotate NAME"
 keys x
 wait_gone "Help: keys in force"
