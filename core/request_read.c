@@ -7,6 +7,7 @@
  * row stops with KM_EINTEGRITY naming it rather than show it.
  */
 #include "request_int.h"
+#include <sys/stat.h>
 #include "atomicfile.h"
 #include "caller.h"
 #include "cred.h"
@@ -361,6 +362,11 @@ static km_status write_files(const char *dir, const export_file *f, size_t n, km
 {
 	km_status st = KM_OK;
 	km_caller_rights_begin();
+	/* The directory is made when missing (0700: the signatures are not
+	 * secret, but the request names people and keys), with the caller's
+	 * rights like the files. */
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		st = km_fail(e, KM_EIO, "cannot create the directory %s: %s", dir, strerror(errno));
 	for (size_t i = 0; !st && i < n; i++) {
 		char path[PATH_MAX];
 		atomicfile af;
