@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <time.h>
 
 /* The catalogue's own tables.  The audit tables come from audit.c
  * (audit_schema_sql) so the audit layer owns its storage. */
@@ -290,10 +292,10 @@ static const char schema_v9_lineage_triggers[] =
 	/* A rewrap moves the asset to another key version from now on. */
 	"CREATE TRIGGER assets_lineage_rewrap AFTER UPDATE OF key_id, kek_version ON assets "
 	"WHEN OLD.key_id <> NEW.key_id OR OLD.kek_version <> NEW.kek_version BEGIN "
-	"UPDATE lineage_protection SET valid_to = CAST(strftime('%s', 'now') AS INTEGER) "
+	"UPDATE lineage_protection SET valid_to = kw_now() "
 	"WHERE asset_id = NEW.id AND valid_to = " LINEAGE_FOREVER ";"
 	"INSERT INTO lineage_protection(node, asset_id, key_id, kek_version, valid_from, valid_to) "
-	"SELECT id, NEW.id, NEW.key_id, NEW.kek_version, CAST(strftime('%s', 'now') AS INTEGER), "
+	"SELECT id, NEW.id, NEW.key_id, NEW.kek_version, kw_now(), "
 	LINEAGE_FOREVER " FROM lineage_nodes WHERE namespace = 'keyward' AND "
 	"name = NEW.kind || ':' || NEW.name AND version IN (NEW.version, '') AND kind <> 'job';"
 	"END;";
@@ -494,6 +496,33 @@ static km_status configure(sqlite3 *db, int readonly, km_err *e)
 	return KM_OK;
 }
 
+/* kw_now(): the session's clock in SQL, for triggers that stamp times
+ * (lineage's protection intervals), so that they agree with every other
+ * time the core records (km_ctx_now). */
+typedef struct db_clock {
+	int64_t (*fn)(void *c);
+	void *c;
+} db_clock;
+
+static void sql_kw_now(sqlite3_context *q, int argc, sqlite3_value **argv)
+{
+	(void)argc, (void)argv;
+	const db_clock *k = sqlite3_user_data(q);
+	sqlite3_result_int64(q, k && k->fn ? k->fn(k->c) : (sqlite3_int64)time(NULL));
+}
+
+km_status km_db_set_clock(sqlite3 *db, int64_t (*fn)(void *c), void *c, km_err *e)
+{
+	db_clock *k = calloc(1, sizeof *k);
+	if (!k)
+		return km_fail(e, KM_ENOMEM, "out of memory");
+	k->fn = fn;
+	k->c = c;
+	if (sqlite3_create_function_v2(db, "kw_now", 0, SQLITE_UTF8, k, sql_kw_now, NULL, NULL, free) != SQLITE_OK)
+		return km_db_fail(db, e, "database setup (kw_now)");
+	return KM_OK;
+}
+
 km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e)
 {
 	sqlite3 *db = NULL;
@@ -512,6 +541,8 @@ km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e)
 		s = km_db_fail(db, e, "database setup (page size)");
 	if (!s)
 		s = configure(db, 0, e);
+	if (!s)
+		s = km_db_set_clock(db, NULL, NULL, e);
 	if (!s)
 		s = migrate(db, e);
 	if (s) {

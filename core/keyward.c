@@ -38,6 +38,9 @@ void km_set_clock(km_ctx *ctx, km_clock_fn fn, void *c)
 	ctx->clock_ctx = c;
 	if (ctx->aw)
 		audit_writer_set_clock(ctx->aw, fn, c);
+	km_err ignored;
+	if (ctx->db)
+		km_db_set_clock(ctx->db, fn, c, &ignored); /* only ENOMEM can fail: then triggers keep real time */
 }
 
 int64_t km_ctx_now(const km_ctx *ctx) { return ctx->clock ? ctx->clock(ctx->clock_ctx) : km_now(); }
@@ -689,7 +692,8 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 	if ((st = session_identity(ctx, o, e)))
 		goto fail;
 
-	if ((st = km_db_open(ctx->cfg.db_path, 0, &ctx->db, e)))
+	if ((st = km_db_open(ctx->cfg.db_path, 0, &ctx->db, e)) ||
+	    (ctx->clock && (st = km_db_set_clock(ctx->db, ctx->clock, ctx->clock_ctx, e))))
 		goto fail;
 	if ((st = km_db_meta_get(ctx->db, "deployment_id", ctx->deployment_id,
 	                         sizeof ctx->deployment_id, e)))
@@ -1217,7 +1221,8 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 		goto out;
 	}
 	created_db = 1;
-	if ((st = km_db_open(ctx->cfg.db_path, 1, &ctx->db, e)))
+	if ((st = km_db_open(ctx->cfg.db_path, 1, &ctx->db, e)) ||
+	    (ctx->clock && (st = km_db_set_clock(ctx->db, ctx->clock, ctx->clock_ctx, e))))
 		goto out;
 	if ((st = km_random_hex(ctx->deployment_id, 16, e)))
 		goto out;

@@ -324,7 +324,7 @@ START_TEST(time_travel_across_a_rotation)
 
 	clock_now = T0 + 3 * DAY;
 	uint32_t v2;
-	ck_assert_msg(km_key_rotate(ctx, "features/risk", &v2, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(th_rotate(&D, ctx, "features/risk", &v2, &e) == KM_OK, "%s", e.msg);
 	ck_assert_uint_eq(v2, 2);
 	const char *s2 = "feature:features/income@2";
 	clock_now = T0 + 4 * DAY;
@@ -421,7 +421,7 @@ START_TEST(provenance_names_the_key_version_at_consumption)
 	import1(ctx, text);
 	clock_now = T0 + 3 * DAY;
 	uint32_t v2;
-	ck_assert_int_eq(km_key_rotate(ctx, "features/risk", &v2, &e), KM_OK);
+	ck_assert_msg(th_rotate(&D, ctx, "features/risk", &v2, &e) == KM_OK, "%s", e.msg);
 
 	prov p = {0};
 	km_lineage_provenance_summary sum;

@@ -110,6 +110,10 @@ km_status th_request_approve(th_deploy *d, km_ctx *ctx, const char *id, km_err *
 	for (int i = 1; !st && r.state == KM_RS_PENDING && i <= 4; i++) {
 		const char *who = fixture_approver(d, ctx, admin, i);
 		km_ctx *s = th_deploy_open(d, who);
+		/* The approvers live on the requester's clock (a test that
+		 * moved time moves it for everyone). */
+		if (ctx->clock)
+			km_set_clock(s, ctx->clock, ctx->clock_ctx);
 		st = km_request_approve(s, id, e);
 		km_close(s);
 		if (!st)
