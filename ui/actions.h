@@ -92,7 +92,7 @@
 	  "Run or resume the selected job in the background, with progress", ui_act_view)          \
 	X(UI_ACT_JOB_CANCEL, "cancel-job", "X", "jobs", "cancel",                                  \
 	  "Cancel the selected queued or paused job (asks first)", ui_act_view)                    \
-	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "u", "lineage", "up/down",                     \
+	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "w", "lineage", "up/down",                     \
 	  "Upstream from the selected model (what went into it), or back downstream from the key", \
 	  ui_act_view)
 

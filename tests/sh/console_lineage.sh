@@ -69,12 +69,12 @@ echo "fold and unfold"
 step "u: upstream of the selected model, and back"
 keys / ; keys C-u ; keys -l "models/scorer@7" ; keys Enter
 wait_for "reached by derived-from, depth 1"
-keys u
+keys w
 wait_for "inputs,"
 wait_for "feature:credit-risk/debt-ratio"
 keys j
 wait_for "protected by features/credit-risk v"
-keys u
+keys w
 wait_for "downstream of key features/credit-risk"
 echo "up and down"
 
