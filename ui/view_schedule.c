@@ -143,22 +143,35 @@ static void sc_draw(ui_view *v, ui_rect a)
 	if (s->page < 1)
 		s->page = 1;
 	ui_rs_fit(&s->rs, s->page);
-	/* KEY VER ATTENTION DUE LAST-ROTATION USAGE POLICY REQUEST */
-	int wkey = 12;
+	/* KEY VER ATTENTION DUE LAST-ROTATION USAGE POLICY REQUEST: the
+	 * attention and policy columns are as wide as what is shown in them,
+	 * and names get the rest; at 80 columns the request column (also in
+	 * the detail pane) gives way first, then the policy. */
+	int wkey = 12, watt = 9, wpol = 6, wreq = 8;
 	for (int i = 0; i < s->rs.n; i++) {
-		int w = ui_tw_width(s->all[s->shown[i]].key);
-		if (w > wkey)
-			wkey = w;
+		const km_schedule_entry *se = &s->all[s->shown[i]];
+		char at[128];
+		km_attention_format(se->attention, at, sizeof at);
+		int w = ui_tw_width(se->key), wa = ui_tw_width(at),
+		    wp = ui_tw_width(se->policy_source[0] ? se->policy_source : "default");
+		wkey = w > wkey ? w : wkey;
+		watt = wa > watt ? wa : watt;
+		wpol = wp > wpol ? wp : wpol;
 	}
-	static const int wfix[] = {3, 24, 10, 10, 6, 14, 8};
-	int fixed = 0;
-	for (size_t i = 0; i < KM_ARRAY_LEN(wfix); i++)
-		fixed += wfix[i] + 1;
-	if (wkey > a.w - 2 - fixed)
-		wkey = a.w - 2 - fixed > 12 ? a.w - 2 - fixed : 12;
+	watt = watt > 24 ? 24 : watt;
+	wpol = wpol > 14 ? 14 : wpol;
+	int fixed = 4 + (watt + 1) + 11 + 11 + 7 + (wpol + 1) + (wreq + 1);
+	if (wkey > a.w - 2 - fixed) {
+		fixed -= wreq + 1, wreq = 0;
+		if (wkey > a.w - 2 - fixed)
+			fixed -= wpol + 1, wpol = 0;
+		if (wkey > a.w - 2 - fixed)
+			wkey = a.w - 2 - fixed > 12 ? a.w - 2 - fixed : 12;
+	}
 	char hdr[400];
-	ui_tw_format(hdr, sizeof hdr, "%-*s %3s %-24s %-10s %-10s %6s %-14s %s", wkey, "KEY", "VER",
-	             "ATTENTION", "DUE", "ROTATED", "USAGE", "POLICY", "REQUEST");
+	ui_tw_format(hdr, sizeof hdr, "%-*s %3s %-*s %-10s %-10s %6s %-*s%s%s", wkey, "KEY", "VER", watt,
+	             "ATTENTION", "DUE", "ROTATED", "USAGE", wpol, wpol ? "POLICY" : "", wpol ? " " : "",
+	             wreq ? "REQUEST" : "");
 	ui_draw_fill(c, a.y + 1, a.x, a.w, UI_EL_HEADER);
 	ui_draw_text(c, a.y + 1, a.x + 1, a.w - 2, UI_EL_HEADER, UI_TW_PAD, hdr);
 	if (s->rs.n == 0)
@@ -189,8 +202,8 @@ static void sc_draw(ui_view *v, ui_rect a)
 			ae = se->attention & KM_ATTN_COMPROMISED ? UI_EL_STATE_COMPROMISED
 			   : se->attention & KM_ATTN_OVERDUE     ? UI_EL_BAD
 			   : se->attention & (KM_ATTN_DUE | KM_ATTN_NEAR_BOUND) ? UI_EL_SECTION : UI_EL_DIM;
-		ui_draw_text(c, y, x, 24, ae, UI_TW_PAD | UI_TW_ELLIPSIS, attn);
-		x += 25;
+		ui_draw_text(c, y, x, watt, ae, UI_TW_PAD | UI_TW_ELLIPSIS, attn);
+		x += watt + 1;
 		/* overdue in red */
 		ui_draw_text(c, y, x, 10, !selected && (se->attention & KM_ATTN_OVERDUE) ? UI_EL_BAD : base,
 		             UI_TW_PAD, due);
@@ -200,11 +213,15 @@ static void sc_draw(ui_view *v, ui_rect a)
 		ui_draw_text(c, y, x, 6, !selected && (se->attention & KM_ATTN_NEAR_BOUND) ? UI_EL_SECTION : base,
 		             UI_TW_PAD | UI_TW_RIGHT, use);
 		x += 7;
-		ui_draw_text(c, y, x, 14, base, UI_TW_PAD | UI_TW_ELLIPSIS,
-		             se->policy_source[0] ? se->policy_source : "default");
-		x += 15;
-		ui_tw_format(t, sizeof t, "%.8s", se->request_id[0] ? se->request_id : "-");
-		ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, t);
+		if (wpol) {
+			ui_draw_text(c, y, x, wpol, base, UI_TW_PAD | UI_TW_ELLIPSIS,
+			             se->policy_source[0] ? se->policy_source : "default");
+			x += wpol + 1;
+		}
+		if (wreq) {
+			ui_tw_format(t, sizeof t, "%.8s", se->request_id[0] ? se->request_id : "-");
+			ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, t);
+		}
 	}
 	const km_schedule_entry *sel = sc_selected(s);
 	if (s->detail_open && sel) {

@@ -15,7 +15,7 @@ n=$(jq_py 'len(d)' <"$sched")
 first=$(jq_py 'd[0]["key"]' <"$sched")
 first_src=$(jq_py 'd[0]["policy_source"]' <"$sched")
 first_req=$(jq_py '(d[0]["request"] or "-")[:8]' <"$sched")
-first_due=$(jq_py 'd[0]["due"][:10]' <"$sched")
+first_due=$(jq_py '(d[0]["due"] or "-")[:10]' <"$sched")
 calm=$(jq_py '[e["key"] for e in d if not e["request"]][0]' <"$sched")
 [ "$n" -gt 1 ] || fail "the demo's schedule has $n keys"
 
@@ -34,7 +34,7 @@ echo "$n keys, $first first with policy $first_src, request $first_req, due $fir
 step "overdue in red"
 # the status bar counts overdue keys; each one's ATTENTION or DUE cell is red (31/91)
 n_over=$(jq_py 'sum(1 for e in d if "overdue" in e["attention"] or "compromised" in e["attention"])' <"$sched")
-keys j   # the selection's own colour would hide the first row's
+keys G   # the selection's own colour would hide a red row: select the last, calm one
 sleep 0.3
 red=$(screen -e | sed -n '4,30p' | grep -cE $'\e\\[([0-9]+;)*(31|91|41|101)m' || true)
 [ "$red" -ge "$n_over" ] || fail "$red red rows for $n_over overdue or compromised keys"
