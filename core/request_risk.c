@@ -10,6 +10,8 @@
  *   age          the current version older than the cadence 1, twice 2
  *   usage        wraps of the current version: 50 % of the bound 1, 90 % 2
  *   compromise   a compromised version of the key 4
+ *   downstream   models and endpoints downstream of the affected versions in
+ *                the lineage graph (lineage.h): 1..9 -> 1, 10 or more -> 2
  *   privilege    role grants and enrolments: admin or officer 3
  * so a high-sensitivity key that protects anything needs one more
  * approver than its policy says, as does any key with a compromise.
@@ -19,6 +21,7 @@
 #include "kek_int.h"
 #include "db.h"
 #include "schedule_int.h"
+#include "lineage_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -122,6 +125,15 @@ static km_status key_factors(km_ctx *ctx, km_request_kind kind, const char *key,
 		factor(r, "usage", pct >= 90 ? 2 : pct >= 50 ? 1 : 0, "%lld of %lld encryptions (%d %%)",
 		       (long long)wraps, (long long)bound, pct);
 	}
+	/* Who consumes what these versions protect: the lineage walk, as of
+	 * now, without an authorisation of its own (the request's covers it). */
+	km_lineage_impact_summary ls;
+	if ((st = lineage_impact_run(ctx, key, version, km_ctx_now(ctx), NULL, NULL, &ls, e)))
+		return st;
+	uint64_t down = ls.counts[KM_LN_MODEL] + ls.counts[KM_LN_ENDPOINT];
+	factor(r, "downstream", down >= 10 ? 2 : down > 0 ? 1 : 0, "%llu model%s and %llu endpoint%s downstream",
+	       (unsigned long long)ls.counts[KM_LN_MODEL], ls.counts[KM_LN_MODEL] == 1 ? "" : "s",
+	       (unsigned long long)ls.counts[KM_LN_ENDPOINT], ls.counts[KM_LN_ENDPOINT] == 1 ? "" : "s");
 	if (compromised || kind == KM_REQ_EMERGENCY_ROTATE)
 		factor(r, "compromise", 4, "%lld compromised version%s", (long long)(compromised ? compromised : 1),
 		       compromised > 1 ? "s" : "");

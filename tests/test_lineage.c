@@ -11,6 +11,7 @@
 #include "db.h"
 #include "kek.h"
 #include "lineage.h"
+#include "request.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -378,6 +379,18 @@ START_TEST(time_travel_across_a_rotation)
 			ck_assert_str_eq(co.first_edge[i], "derived-from");
 		}
 	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 9, 0, NULL, NULL, &sum, &e), KM_ENOTFOUND);
+	/* A rotation request's risk counts what is downstream (both models
+	 * here; the served node is a dataset), so the approvers see it. */
+	char id[KM_REQUEST_ID_MAX];
+	km_request_info ri;
+	ck_assert_msg(km_request_rotate(ctx, "features/risk", "test", id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_request_get(ctx, id, &ri, &e), KM_OK);
+	size_t f = 0;
+	while (f < ri.risk.nfactors && strcmp(ri.risk.factors[f].name, "downstream") != 0)
+		f++;
+	ck_assert_uint_lt(f, ri.risk.nfactors);
+	ck_assert_int_eq(ri.risk.factors[f].points, 1);
+	ck_assert_str_eq(ri.risk.factors[f].detail, "2 models and 0 endpoints downstream");
 	km_close(ctx);
 }
 END_TEST
