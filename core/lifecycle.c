@@ -8,6 +8,7 @@
  * Every version row is loaded through its seal and re-sealed after.
  */
 #include "lifecycle.h"
+#include "request_int.h"
 #include "kek.h"
 #include "kek_int.h"
 #include "db.h"
@@ -160,6 +161,17 @@ km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km
 		[KS_RETIRED] = ", destroy_after = 0",
 		[KS_DESTROYED] = ", wrapped = NULL, destroyed = ?2",
 	};
+	/* The destruction wait: the key's policy (destroy_wait_days) where a
+	 * policy sets it, else the deployment's default (config.json's
+	 * destroy_wait_seconds, 7 days unless changed). */
+	int64_t wait = ctx->cfg.destroy_wait_s;
+	if (to == KS_DESTROY_SCHEDULED) {
+		km_policy_effective pol;
+		if ((st = req_policy(ctx, key, &pol, e)))
+			return st;
+		if (strcmp(pol.source[KM_PF_DESTROY_WAIT], "default") != 0)
+			wait = pol.v[KM_PF_DESTROY_WAIT] * 86400;
+	}
 	char sql[256];
 	snprintf(sql, sizeof sql, "UPDATE key_versions SET state = ?1%s WHERE key_id = ?3 AND version = ?4",
 	         extra[to] ? extra[to] : "");
@@ -170,7 +182,7 @@ km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km
 	sqlite3_bind_int64(q, 2, now);
 	sqlite3_bind_int64(q, 3, row.key_id);
 	sqlite3_bind_int64(q, 4, version);
-	sqlite3_bind_int64(q, 5, ctx->cfg.destroy_wait_s);
+	sqlite3_bind_int64(q, 5, wait);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		st = km_db_fail(ctx->db, e, "changing the state");
 	sqlite3_finalize(q);
@@ -180,7 +192,7 @@ km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km
 	json_object_set_new(details, "to", json_string(km_state_name(to)));
 	json_object_set_new(details, "version", json_integer((json_int_t)version));
 	if (to == KS_DESTROY_SCHEDULED)
-		json_object_set_new(details, "destroy_after", json_integer(now + ctx->cfg.destroy_wait_s));
+		json_object_set_new(details, "destroy_after", json_integer(now + wait));
 	if ((st = kek_version_seal(ctx, row.key_id, version, details, e)) ||
 	    (st = kek_summary_refresh(ctx, row.key_id, e)))
 		return st;

@@ -186,6 +186,47 @@ START_TEST(destruction_erases_material)
 }
 END_TEST
 
+static int64_t fixed_now;
+static int64_t fixed_clock(void *c)
+{
+	(void)c;
+	return fixed_now;
+}
+
+/* The destruction wait comes from the key's policy where one sets it
+ * (here 3 days for datasets/), else the deployment default (1 s here). */
+START_TEST(destruction_wait_follows_the_policy)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"destroy_wait_seconds\": 1");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	fixed_now = km_now();
+	km_set_clock(ctx, fixed_clock, NULL);
+	ck_assert_int_eq(km_tx_begin(ctx, &e), KM_OK);
+	json_t *change = json_pack("{s:s,s:{s:i}}", "scope", "datasets/", "set", "destroy_wait_days", 3);
+	json_t *d = json_object();
+	ck_assert_msg(policy_apply(ctx, change, d, &e) == KM_OK, "%s", e.msg);
+	json_decref(change);
+	ck_assert_int_eq(km_tx_audit(ctx, "policy.set", "policy:datasets/", "ok", d, &e), KM_OK);
+	ck_assert_int_eq(km_tx_commit(ctx, &e), KM_OK);
+	const char *keys[] = {"datasets/a", "models/b"};
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(km_key_create(ctx, keys[i], NULL, 0, &e), KM_OK);
+		ck_assert_int_eq(th_rotate(&D, ctx, keys[i], NULL, &e), KM_OK);
+		ck_assert_int_eq(th_set_state(&D, ctx, keys[i], 1, KS_RETIRED, &e), KM_OK);
+		ck_assert_msg(th_set_state(&D, ctx, keys[i], 1, KS_DESTROY_SCHEDULED, &e) == KM_OK, "%s", e.msg);
+	}
+	char sql[200];
+	snprintf(sql, sizeof sql, "SELECT destroy_after - %lld FROM key_versions WHERE version = 1 AND key_id = "
+	         "(SELECT id FROM keys WHERE name = 'datasets/a')", (long long)fixed_now);
+	ck_assert_int_eq(count(ctx, sql), 3 * 86400);
+	snprintf(sql, sizeof sql, "SELECT destroy_after - %lld FROM key_versions WHERE version = 1 AND key_id = "
+	         "(SELECT id FROM keys WHERE name = 'models/b')", (long long)fixed_now);
+	ck_assert_int_eq(count(ctx, sql), 1);
+	km_close(ctx);
+}
+END_TEST
+
 START_TEST(protect_unprotect_and_state_rules)
 {
 	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
@@ -447,6 +488,7 @@ int main(void)
 	tcase_add_test(t, key_create_rotate_and_show);
 	tcase_add_test(t, illegal_state_change_is_refused_and_recorded);
 	tcase_add_test(t, destruction_erases_material);
+	tcase_add_test(t, destruction_wait_follows_the_policy);
 	tcase_add_test(t, protect_unprotect_and_state_rules);
 	tcase_add_test(t, wrap_bound_stops_encryption);
 	tcase_add_test(t, cache_byte_bound_forces_a_fresh_unwrap);
