@@ -105,7 +105,7 @@ expect 2 lineage impact features/lin --as-of yesterday
 
 step "--as-of across a rotation"
 sleep 1
-ok key rotate features/lin
+kw_rotate_done features/lin || fail "rotating features/lin through a request"
 ok protect --key features/lin --asset feature:features/income@2 "$W/in1" "$W/env2"
 sleep 1
 event "$W/ev2.jsonl" 4 train-fraud "features/income" "models/fraud@2"
