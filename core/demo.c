@@ -287,8 +287,17 @@ static km_status step_state(km_ctx *ctx, demo_approvers *ap, const demo_key *k, 
 
 /* ---- the recent past: what makes every screen worth opening ------------ */
 
-#define DEMO_BULK_KEY "features/clickstream-sessions"
-#define DEMO_BULK_ASSETS 1000
+/* Keys onboarded with many assets (registered in bulk, no files), whose
+ * rotations are left paused midway: the running operations screen has
+ * jobs to resume, pause and cancel. */
+static const struct demo_bulk {
+	const char *key, *asset_prefix, *category, *owner;
+	unsigned assets, batch; /* the rewrap pauses after its first batch */
+} demo_bulk[] = {
+	{"features/clickstream-sessions", "feature:clickstream/session", "behavioural", "growth-ml", 1000, 400},
+	{"features/session-embeddings", "feature:embeddings/session", "behavioural", "growth-ml", 300, 100},
+	{"models/ranker-v2", "model:ranker-v2/shard", "model", "search-ml", 200, 50},
+};
 
 static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_err *e)
 {
@@ -297,21 +306,22 @@ static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_er
 	return km_open(&o, out, e);
 }
 
-/* A key onboarded with many assets (registered in bulk, no files). */
-static km_status extra_bulk_birth(km_ctx *ctx, km_err *e)
+static km_status extra_bulk_birth(km_ctx *ctx, const struct demo_bulk *b, km_err *e)
 {
-	km_tag tags[3] = {{"data_category", "behavioural"}, {"sensitivity", "medium"}, {"owner", "growth-ml"}};
-	km_status st = km_key_create(ctx, DEMO_BULK_KEY, tags, 3, e);
-	char (*specs)[64] = st ? NULL : malloc(sizeof(char[64]) * DEMO_BULK_ASSETS);
-	const char **ptrs = st ? NULL : malloc(sizeof(char *) * DEMO_BULK_ASSETS);
+	km_tag tags[3] = {{"data_category", ""}, {"sensitivity", "medium"}, {"owner", ""}};
+	snprintf(tags[0].value, sizeof tags[0].value, "%s", b->category);
+	snprintf(tags[2].value, sizeof tags[2].value, "%s", b->owner);
+	km_status st = km_key_create(ctx, b->key, tags, 3, e);
+	char (*specs)[64] = st ? NULL : malloc(sizeof(char[64]) * b->assets);
+	const char **ptrs = st ? NULL : malloc(sizeof(char *) * b->assets);
 	if (!st && (!specs || !ptrs))
 		st = km_fail(e, KM_ENOMEM, "out of memory");
-	for (size_t i = 0; !st && i < DEMO_BULK_ASSETS; i++) {
-		snprintf(specs[i], 64, "feature:clickstream/session-%05zu@1", i);
+	for (size_t i = 0; !st && i < b->assets; i++) {
+		snprintf(specs[i], 64, "%s-%05zu@1", b->asset_prefix, i);
 		ptrs[i] = specs[i];
 	}
 	if (!st)
-		st = km_asset_register_bulk(ctx, DEMO_BULK_KEY, ptrs, DEMO_BULK_ASSETS, e);
+		st = km_asset_register_bulk(ctx, b->key, ptrs, b->assets, e);
 	free(specs);
 	free(ptrs);
 	return st;
@@ -324,17 +334,17 @@ static int pause_after_first_batch(void *c, uint64_t done, uint64_t total, const
 }
 
 /* Its rotation, approved and executed, with the rewrap paused after its
- * first batch: the running operations screen has a job to resume. */
-static km_status extra_rotation_midway(km_ctx *ctx, demo_approvers *ap, km_err *e)
+ * first batch. */
+static km_status extra_rotation_midway(km_ctx *ctx, demo_approvers *ap, const struct demo_bulk *b, km_err *e)
 {
 	char id[KM_REQUEST_ID_MAX];
-	km_status st = km_request_rotate(ctx, DEMO_BULK_KEY, "demo: usage grew; rotate early", id, e);
+	km_status st = km_request_rotate(ctx, b->key, "demo: usage grew; rotate early", id, e);
 	if (!st)
 		st = demo_decide(ctx, ap, id, 0, 16, e);
 	if (st)
 		return st;
 	uint32_t batch = ctx->cfg.job_batch;
-	ctx->cfg.job_batch = DEMO_BULK_ASSETS * 2 / 5;
+	ctx->cfg.job_batch = b->batch;
 	st = km_request_execute(ctx, id, pause_after_first_batch, NULL, e);
 	ctx->cfg.job_batch = batch;
 	return st;
@@ -378,24 +388,24 @@ static km_status extra_denials(km_ctx *ctx, demo_approvers *ap, km_err *e)
 	return st;
 }
 
-/* Extra steps, by day: X(days, what). */
+/* Extra steps, by day: what 3 + i is bulk key i's birth, 6 + i its
+ * rotation paused midway; 9 a policy proposal; 10 refused attempts. */
 static const struct {
 	int days, what;
 } demo_extras[] = {
-	{100, 3}, /* the bulk key is born */
-	{1, 6},   /* alice proposes a policy change */
-	{1, 4},   /* its rotation, paused midway */
-	{1, 5},   /* refused attempts */
+	{100, 3}, {60, 4}, {45, 5}, /* the bulk keys are born */
+	{1, 9},                     /* alice proposes a policy change */
+	{1, 6}, {1, 7}, {1, 8},     /* their rotations, paused midway */
+	{1, 10},                    /* refused attempts */
 };
 
 static km_status step_extra(km_ctx *ctx, demo_approvers *ap, int what, km_err *e)
 {
-	switch (what) {
-	case 3: return extra_bulk_birth(ctx, e);
-	case 4: return extra_rotation_midway(ctx, ap, e);
-	case 5: return extra_denials(ctx, ap, e);
-	default: return extra_policy_request(ctx, e);
-	}
+	if (what >= 3 && what < 6)
+		return extra_bulk_birth(ctx, &demo_bulk[what - 3], e);
+	if (what >= 6 && what < 9)
+		return extra_rotation_midway(ctx, ap, &demo_bulk[what - 6], e);
+	return what == 9 ? extra_policy_request(ctx, e) : extra_denials(ctx, ap, e);
 }
 
 /* Every step of every showcase key, oldest first (a stable order within a

@@ -22,7 +22,7 @@ keys -l fea
 keys Tab
 wait_for ":rotate feature"
 last | grep -qF "feature-groups/customer-360" || fail "choices not shown: $(last)"
-last | grep -qF "features/credit-risk" || fail "choices not shown: $(last)"
+last | grep -qF "features/churn-propensity" || fail "choices not shown: $(last)"
 last | grep -qF "datasets/" && fail "a key without the prefix offered: $(last)"
 keys -l s/cr
 keys Tab
