@@ -2,11 +2,20 @@
 # console_jobs.sh — running operations: the screen lists the jobs the CLI
 # lists, each with a progress bar; u runs one in the background on its own
 # session (its step-up asked in the console's dialog) until the CLI says
-# it is done and the bar is full; X cancels another after confirmation.
+# it is done and the bar is full; X cancels another after confirmation; p
+# pauses a job while it runs (small batches, so there is time), and u
+# resumes it to done.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 kw_demo_home
+# small batches: a run takes many transactions, so p can land in one
+python3 - "$KEYWARD_HOME/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["job_batch"] = 5
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 jobs=$KW_TMP/jobs.json
 "$KEYWARD_BIN" job list --json >"$jobs"
@@ -28,11 +37,13 @@ json.dump(out, sys.stdout)
 PY
 [ "$(jq_py 'len(d)' <"$movable")" -ge 2 ] || fail "fewer than two demo jobs can run"
 [ "$n" -ge 3 ] || fail "the demo has $n unfinished jobs"
-run_id=$(jq_py 'd[0]["id"]' <"$movable")
-run_key=$(jq_py 'd[0]["key"]' <"$movable")
-run_total=$(jq_py 'd[0]["total"]' <"$movable")
-pause_id=$(jq_py 'd[1]["id"]' <"$movable")
-pause_key=$(jq_py 'd[1]["key"]' <"$movable")
+# the shortest run to watch to its end, the longest to pause in flight
+by_left='sorted(d, key=lambda j: j["total"] - j["done"])'
+run_id=$(jq_py "$by_left[0]['id']" <"$movable")
+run_key=$(jq_py "$by_left[0]['key']" <"$movable")
+run_total=$(jq_py "$by_left[0]['total']" <"$movable")
+pause_id=$(jq_py "$by_left[-1]['id']" <"$movable")
+pause_key=$(jq_py "$by_left[-1]['key']" <"$movable")
 cancel_id=$(jq_py '[j["id"] for j in d if j["id"] not in ("'"$run_id"'", "'"$pause_id"'")][0]' <"$jobs")
 cancel_key=$(jq_py '[j["key"] for j in d if j["id"] == "'"$cancel_id"'"][0]' <"$jobs")
 
@@ -82,26 +93,46 @@ wait_for "cancelled"
 st=$("$KEYWARD_BIN" job show "$cancel_id" --json | jq_py 'd["state"]')
 [ "$st" = cancelled ] || fail "the CLI says $st"
 echo "job $cancel_id cancelled"
-step "p pauses a queued job; u resumes it to done"
+step "p pauses a job while it runs; u resumes it to done"
 keys /
 keys C-u
 keys -l "$pause_key"
 keys Enter
 wait_for "${pause_id:0:16}"
-keys p
-screen | grep -qF "Step-up" && { keys -l keyward-demo; keys Enter; }
-wait_for "pauses after its batch"
-st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+done0=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["done"]')
+keys u
+wait_for "Step-up for the job" 20
+keys -l keyward-demo
+keys Enter
+for _ in $(seq 1 100); do
+	st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+	[ "$st" = running ] && break
+	sleep 0.1
+done
+[ "$st" = running ] || fail "the job is $st, not running"
+keys p   # "pauses after its batch", soon replaced by "the run ended"
+for _ in $(seq 1 100); do
+	st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+	[ "$st" = paused ] && break
+	sleep 0.1
+done
 [ "$st" = paused ] || fail "the CLI says $st after p"
+left=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["total"] - d["done"]')
+done1=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["done"]')
+[ "$left" -gt 0 ] && [ "$done1" -gt "$done0" ] || fail "paused with $left left after $done0 -> $done1: not in flight"
+wait_for "the run ended" 20
 screen | grep -F "${pause_id:0:16}" | grep -qF paused || fail "the screen does not say paused"
 keys u
 wait_for "Step-up for the job" 20
 keys -l keyward-demo
 keys Enter
-wait_for "the run ended" 20
-st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+for _ in $(seq 1 200); do
+	st=$("$KEYWARD_BIN" job show "$pause_id" --json | jq_py 'd["state"]')
+	[ "$st" = done ] && break
+	sleep 0.2
+done
 [ "$st" = done ] || fail "the resumed job is $st"
-echo "job $pause_id paused, then resumed to done"
+echo "job $pause_id paused in flight ($done0 -> $done1 done, $left left), then resumed to done"
 keys Q
 wait_for "[exited 0]"
 echo PASS
