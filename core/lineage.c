@@ -1752,3 +1752,45 @@ km_status km_lineage_export(km_ctx *ctx, const km_lineage_export_cbs *cbs, km_er
 	km_op_begin(ctx, KM_ACT_LINEAGE_READ, "lineage");
 	return km_op_end(ctx, export_impl(ctx, cbs, e), e);
 }
+
+/* ---- rewrap batches ------------------------------------------------------ */
+
+/* "Open" intervals end at the largest integer (db.c's LINEAGE_FOREVER). */
+#define LINEAGE_FOREVER_SQL "9223372036854775807"
+
+km_status lineage_rewrapped(km_ctx *ctx, int64_t key_id, uint32_t from_version, uint32_t to_version,
+                            int64_t first_id, int64_t last_id, km_err *e)
+{
+	/* Open the new intervals from the open old ones first (the same nodes:
+	 * the asset's versioned node, and its unversioned one while it is the
+	 * newest), then close the old ones; assets the batch could not move
+	 * (still under from_version) keep theirs. */
+	static const char *const sql[] = {
+		"INSERT INTO lineage_protection(node, asset_id, key_id, kek_version, valid_from, valid_to) "
+		"SELECT p.node, p.asset_id, p.key_id, ?4, ?5, " LINEAGE_FOREVER_SQL " FROM lineage_protection p "
+		"JOIN assets a ON a.id = p.asset_id AND a.kek_version = ?4 "
+		"WHERE p.asset_id BETWEEN ?1 AND ?2 AND p.valid_to = " LINEAGE_FOREVER_SQL
+		" AND p.key_id = ?3 AND p.kek_version = ?6",
+		"UPDATE lineage_protection SET valid_to = ?5 WHERE asset_id BETWEEN ?1 AND ?2 AND valid_to = "
+		LINEAGE_FOREVER_SQL " AND key_id = ?3 AND kek_version = ?6 AND asset_id IN "
+		"(SELECT id FROM assets WHERE id BETWEEN ?1 AND ?2 AND kek_version = ?4)",
+	};
+	int64_t now = km_ctx_now(ctx);
+	for (size_t i = 0; i < KM_ARRAY_LEN(sql); i++) {
+		sqlite3_stmt *q;
+		km_status st = km_db_prepare(ctx->db, sql[i], &q, e);
+		if (st)
+			return st;
+		sqlite3_bind_int64(q, 1, first_id);
+		sqlite3_bind_int64(q, 2, last_id);
+		sqlite3_bind_int64(q, 3, key_id);
+		sqlite3_bind_int64(q, 4, to_version);
+		sqlite3_bind_int64(q, 5, now);
+		sqlite3_bind_int64(q, 6, from_version);
+		int rc = sqlite3_step(q);
+		sqlite3_finalize(q);
+		if (rc != SQLITE_DONE)
+			return km_db_fail(ctx->db, e, "recording the rewrap in the lineage");
+	}
+	return KM_OK;
+}
