@@ -443,8 +443,11 @@ km_status ui_cmd_user_totp(ui_cli *cli, const ui_args *a, km_err *e)
 		if (st != KM_OK)
 			return st;
 		if (cli->json) {
-			json_t *o = json_pack("{s:s,s:s}", "otpauth_uri", uri, "secret", secret);
-			st = ui_json_print(o, e);
+			/* Printed directly, not through a Jansson document, whose
+			 * heap copies of the secret would be freed uncleansed.  Both
+			 * strings are JSON-safe ASCII: base32, and a URI of base32,
+			 * a validated user name and fixed words. */
+			printf("{\n  \"otpauth_uri\": \"%s\",\n  \"secret\": \"%s\"\n}\n", uri, secret);
 		} else {
 			printf("second factor enrolled; add it to your authenticator app now (shown once):\n"
 			       "  secret: %s\n  uri:    %s\n", secret, uri);
