@@ -164,6 +164,14 @@ static km_status demo_passphrase(void *c, const char *question, char *buf, size_
 	return KM_OK;
 }
 
+/* Another demo person's session, on the demo's clock. */
+static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_err *e)
+{
+	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = demo_passphrase,
+	                  .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
+	return km_open(&o, out, e);
+}
+
 static void demo_approvers_close(demo_approvers *ap)
 {
 	for (size_t i = 0; i < KM_ARRAY_LEN(ap->s); i++)
@@ -183,12 +191,8 @@ static km_status demo_decide(km_ctx *ctx, demo_approvers *ap, const char *id, in
 	                   info.approvals < max_approvals; i++) {
 		if (strcmp(demo_approver_names[i], km_actor_get(ctx)->name) == 0)
 			continue;
-		if (!ap->s[i]) {
-			km_open_opts o = {.home = km_config_get(ctx)->home, .user = demo_approver_names[i],
-			                  .prompt = demo_passphrase, .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
-			if ((st = km_open(&o, &ap->s[i], e)))
-				break;
-		}
+		if (!ap->s[i] && (st = demo_session(ctx, demo_approver_names[i], &ap->s[i], e)))
+			break;
 		if (!(st = km_request_approve(ap->s[i], id, e)))
 			st = km_request_get(ctx, id, &info, e);
 	}
@@ -299,13 +303,6 @@ static const struct demo_bulk {
 	{"models/ranker-v2", "model:ranker-v2/shard", "model", "search-ml", 200, 50},
 };
 
-static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_err *e)
-{
-	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = demo_passphrase,
-	                  .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
-	return km_open(&o, out, e);
-}
-
 static km_status extra_bulk_birth(km_ctx *ctx, const struct demo_bulk *b, km_err *e)
 {
 	km_tag tags[3] = {{"data_category", ""}, {"sensitivity", "medium"}, {"owner", ""}};
@@ -372,11 +369,8 @@ static km_status extra_denials(km_ctx *ctx, demo_approvers *ap, km_err *e)
 	km_ctx *svc = NULL;
 	km_err ignored;
 	km_status st = KM_OK;
-	if (!ap->s[0]) {
-		km_open_opts o = {.home = km_config_get(ctx)->home, .user = demo_approver_names[0],
-		                  .prompt = demo_passphrase, .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
-		st = km_open(&o, &ap->s[0], e);
-	}
+	if (!ap->s[0])
+		st = demo_session(ctx, demo_approver_names[0], &ap->s[0], e);
 	if (!st && km_key_create(ap->s[0], "features/shadow-copy", NULL, 0, &ignored) != KM_EDENIED)
 		st = km_fail(e, KM_EINTERNAL, "demo: an approver could create a key");
 	if (!st)
