@@ -73,7 +73,7 @@ BIN       := $(BUILD)/keyward
 
 DEMO_HOME ?= $(CURDIR)/.keyward
 
-.PHONY: all deps run check test unit shtest asan bench install uninstall clean demo distclean
+.PHONY: all deps run check test test-bins unit shtest asan bench install uninstall clean demo distclean
 
 # Plain `make` only builds; `make deps`, `run` and `check` install packages.
 all: $(BIN)
@@ -181,18 +181,25 @@ run: demo
 # ---------------------------------------------------------------- tests
 # `unit` runs every Check binary; `shtest` drives the real binary (CLI and
 # console under tmux).  Each test makes its own token directory and database.
+# Suites and shell tests run side by side (each has its own token directory
+# and database): JOBS at a time, default the number of cores.
+NPROC     := $(shell nproc 2>/dev/null || echo 2)
 unit: $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do \
-	    echo "== $$t"; CK_DEFAULT_TIMEOUT=120 $$t || fail=1; done; exit $$fail
+	@BUILD=$(BUILD) JOBS=$${JOBS:-$(NPROC)} bash tests/run-unit-tests.sh $(TEST_BIN)
 
 shtest: all $(TOOL_BIN)
 	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash tests/run-shell-tests.sh
 
 test: all unit shtest
 
+# Everything a test pass needs, so that it can be built in parallel first.
+test-bins: all $(TEST_BIN) $(TOOL_BIN)
+
 check: deps-quiet
+	@$(MAKE) --no-print-directory -j$(NPROC) NODEPS=1 test-bins
 	@$(MAKE) --no-print-directory NODEPS=1 test
 	@echo "== AddressSanitizer + UBSan build"
+	@$(MAKE) --no-print-directory -j$(NPROC) NODEPS=1 BUILD=build-asan SAN=1 test-bins
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) --no-print-directory NODEPS=1 BUILD=build-asan SAN=1 test
 

@@ -29,6 +29,14 @@ KW_ARGON2="--argon2-memory 64 --argon2-passes 1"
 KW_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KW_TMUX_SOCK=kwtest-$$
 KW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kwsh.XXXXXX")
+# The system's python3 where there is one: a version manager's shim (pyenv)
+# costs a few bash processes per call, and the tests call python3 hundreds
+# of times to read JSON.
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+	mkdir -p "$KW_TMP/bin"
+	ln -s /usr/bin/python3 "$KW_TMP/bin/python3"
+	PATH=$KW_TMP/bin:$PATH
+fi
 
 kw_lib_cleanup() {
 	tmux_stop
