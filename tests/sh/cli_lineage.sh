@@ -199,9 +199,14 @@ for report in "provenance models/fraud@1" "impact features/lin"; do
 			# shellcheck disable=SC2086
 			ok $who lineage report $report --format $fmt $extra
 			has "$OUT" "edacted"
-			while IFS= read -r name; do
-				! grep -qF -- "$name" "$OUT" || fail "redacted $report ($fmt, ${who:-officer}) holds \"$name\""
-			done <"$W/names"
+			# one pass over the report for every name (the demo's bulk keys
+			# give over a thousand: a grep each costs minutes)
+			leaked=$(python3 -c '
+import sys
+text = open(sys.argv[2], encoding="utf-8").read()
+print("\n".join(n for n in open(sys.argv[1], encoding="utf-8").read().splitlines() if n and n in text))
+' "$W/names" "$OUT")
+			[ -z "$leaked" ] || fail "redacted $report ($fmt, ${who:-officer}) holds: $(echo "$leaked" | head -n 5)"
 		done
 	done
 done
