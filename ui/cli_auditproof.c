@@ -125,8 +125,11 @@ km_status ui_cmd_audit_export(ui_cli *cli, const ui_args *a, km_err *e)
 		                               "events", (json_int_t)r.events, "start_size",
 		                               (json_int_t)r.start_size),
 		                     e);
-	ui_print_line("exported entries %" PRIu64 "..%" PRIu64 " (%" PRIu64 " events) to %s", r.first_seq,
-	              r.last_seq, r.events, a->pos[0]);
+	if (r.events)
+		ui_print_line("exported entries %" PRIu64 "..%" PRIu64 " (%" PRIu64 " events) to %s", r.first_seq,
+		              r.last_seq, r.events, a->pos[0]);
+	else
+		ui_print_line("no events in the range; exported the checkpoints to %s", a->pos[0]);
 	if (r.start_size)
 		ui_print_line("checkpoints: size %" PRIu64 " (newest) and %" PRIu64 " (before the range)",
 		              r.last_seq, r.start_size);
