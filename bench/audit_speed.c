@@ -6,6 +6,7 @@
  *               [--runs R] [--soft-signer]
  *   audit_speed --verify-only --db FILE [--out FILE] [--runs R]
  *   audit_speed --queries-only --db FILE
+ *   audit_speed --proofs-only --db FILE
  *
  * Builds a fresh database of EVENTS realistic events (default 1,000,000;
  * at FILE, default a new temp dir) through audit_append(), signing a tree
@@ -24,7 +25,10 @@
  * --queries-only times the filtered queries on an existing database.
  * Every run also times inclusion and consistency proofs from the stored
  * tree nodes (random entries, checked against the newest head's root), and
- * one inclusion proof the old way, from the leaf hashes, for comparison.
+ * one inclusion proof the old way, from the leaf hashes, for comparison;
+ * and `prove SEQ`'s work (entry read, leaf hash, proof, verification)
+ * against its peer, the same rows read with bare sqlite3 statements.
+ * --proofs-only times the proofs alone on an existing database.
  * Nothing is deleted afterwards: the database and files stay for re-runs.
  */
 #include "audit.h"
@@ -400,6 +404,52 @@ static void print_spread(const char *what, double *d, int k, const char *note)
 	       sum / k * 1e6, d[k / 2] * 1e6, d[k * 99 / 100] * 1e6, d[k - 1] * 1e6, note);
 }
 
+/* The peer for an inclusion proof: the same rows read with bare prepared
+ * SELECTs and nothing else (no hashing, no checks).  The RFC 9162 path of
+ * leaf m in [start, end) lists the root of the other half at every split;
+ * each such range is tiled by the perfect subtrees of its set bits. */
+typedef struct raw_reader {
+	sqlite3_stmt *leaf, *node;
+	int rows;
+} raw_reader;
+
+static void raw_range(raw_reader *r, uint64_t start, uint64_t end)
+{
+	uint64_t off = start;
+	for (unsigned l = 64; l-- > 0;) {
+		if (!(((end - start) >> l) & 1))
+			continue;
+		sqlite3_stmt *st = l ? r->node : r->leaf;
+		sqlite3_reset(st);
+		if (l) {
+			sqlite3_bind_int(st, 1, (int)l);
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)(off >> l));
+		} else {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)off + 1);
+		}
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32)
+			r->rows++;
+		off += (uint64_t)1 << l;
+	}
+}
+
+static void raw_path(raw_reader *r, uint64_t m, uint64_t start, uint64_t end)
+{
+	while (end - start > 1) {
+		uint64_t k = 1;
+		while (k * 2 < end - start)
+			k *= 2;
+		if (m < start + k) {
+			raw_range(r, start + k, end);
+			end = start + k;
+		} else {
+			raw_range(r, start, start + k);
+			start += k;
+		}
+	}
+	raw_range(r, start, end); /* the leaf itself */
+}
+
 /* Proofs at the newest head: k random inclusion and consistency proofs from
  * the stored nodes, each verified; one leaf-walking proof for comparison. */
 static void time_proofs(const char *dbpath, int k)
@@ -451,7 +501,45 @@ static void time_proofs(const char *dbpath, int k)
 			sqlite3_finalize(lr.st);
 		}
 	}
+	/* What `keyward audit prove SEQ` does after authorising, and its peer
+	 * in the same run: the entry read, its leaf hashed from the text, the
+	 * proof from the stored nodes and checked against the signed root —
+	 * against the same rows read with bare sqlite3 statements. */
+	double *full = calloc((size_t)k, sizeof *full), *raw = calloc((size_t)k, sizeof *raw);
+	raw_reader rr = {0};
+	sqlite3_prepare_v2(db, "SELECT leaf_hash FROM audit_events WHERE seq = ?", -1, &rr.leaf, NULL);
+	sqlite3_prepare_v2(db, "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", -1, &rr.node, NULL);
+	for (int i = 0; i < k; i++) {
+		uint64_t seq = 1 + mix(seed++) % size;
+		uint8_t leaf[32];
+		audit_row row;
+		double t0 = now_s();
+		if (audit_get(db, seq, &row, &e) != KM_OK || merkle_leaf_hash(h, row.json, strlen(row.json), leaf, &e) ||
+		    audit_inclusion_proof(db, seq, size, proof, &len, &e) != KM_OK ||
+		    merkle_verify_inclusion(h, leaf, seq - 1, size, (const uint8_t(*)[32])proof, len, root, &e) != KM_OK)
+			die("inclusion proof (full)", e.msg);
+		full[i] = now_s() - t0;
+		audit_row_free(&row);
+		t0 = now_s();
+		raw_path(&rr, seq - 1, 0, size);
+		raw[i] = now_s() - t0;
+	}
+	sqlite3_finalize(rr.leaf);
+	sqlite3_finalize(rr.node);
+	double fsum = 0, rsum = 0;
+	for (int i = 0; i < k; i++) {
+		fsum += full[i];
+		rsum += raw[i];
+	}
 	char note[128];
+	snprintf(note, sizeof note, "(read + leaf hash + proof + verify; target < 1000 us)");
+	print_spread("prove SEQ", full, k, note);
+	snprintf(note, sizeof note, "(%d rows: the same path read with bare sqlite3 SELECTs)", rr.rows);
+	print_spread("peer: raw reads", raw, k, note);
+	printf("prove / raw reads %.2f (averages; median ratio %.2f)\n", rsum > 0 ? fsum / rsum : 0.0,
+	       raw[k / 2] > 0 ? full[k / 2] / raw[k / 2] : 0.0);
+	free(full);
+	free(raw);
 	snprintf(note, sizeof note, "(%d random entries at size %llu, from stored nodes)", k,
 	         (unsigned long long)size);
 	print_spread("inclusion proof", inc, k, note);
@@ -495,7 +583,8 @@ static void usage(void)
 	fprintf(stderr, "usage: audit_speed [-n EVENTS] [--heads-every K] [--db FILE] [--out FILE] [--runs R]\n"
 	                "                   [--soft-signer]\n"
 	                "       audit_speed --verify-only --db FILE [--out FILE] [--runs R]\n"
-	                "       audit_speed --queries-only --db FILE\n");
+	                "       audit_speed --queries-only --db FILE\n"
+	                "       audit_speed --proofs-only --db FILE\n");
 	exit(2);
 }
 
@@ -503,7 +592,7 @@ int main(int argc, char **argv)
 {
 	uint64_t n = 1000000, heads_every = 0;
 	const char *out = NULL, *dbpath = NULL;
-	int soft = 0, runs = 3, queries_only = 0, verify_only = 0;
+	int soft = 0, runs = 3, queries_only = 0, verify_only = 0, proofs_only = 0;
 	char dir[256] = "", path[300], outbuf[420], pem[420];
 	signer sg;
 	double t_build = 0;
@@ -525,11 +614,17 @@ int main(int argc, char **argv)
 			queries_only = 1;
 		else if (!strcmp(argv[i], "--verify-only"))
 			verify_only = 1;
+		else if (!strcmp(argv[i], "--proofs-only"))
+			proofs_only = 1;
 		else
 			usage();
 	}
-	if ((queries_only || verify_only) && !dbpath)
+	if ((queries_only || verify_only || proofs_only) && !dbpath)
 		usage();
+	if (proofs_only) {
+		time_proofs(dbpath, 1000);
+		return 0;
+	}
 	if (!dbpath) {
 		snprintf(dir, sizeof dir, "/tmp/kw-bench-audit-XXXXXX");
 		if (!mkdtemp(dir))

@@ -2412,3 +2412,136 @@ out:
 	read_end(db, opened);
 	return s;
 }
+
+/* ------------------------------------------------------------ evidence for outsiders
+ *
+ * Readers for checkpoints, proofs and exports (core/auditproof.c).  Like
+ * the proofs above, nothing here is trusted by itself: the caller checks
+ * what it hands out against a signed root. */
+
+km_status audit_head_at_most(sqlite3 *db, uint64_t max_size, audit_head *out, int *have, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, "SELECT size, root, time, signature FROM audit_tree_heads "
+	                      "WHERE size <= ? ORDER BY size DESC LIMIT 1", &st, e);
+	memset(out, 0, sizeof *out);
+	*have = 0;
+	if (s != KM_OK)
+		return s;
+	sqlite3_bind_int64(st, 1, max_size > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)max_size);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t sz = sqlite3_column_int64(st, 0);
+		if (sz <= 0 || col_bytes(st, 1) != HB || col_bytes(st, 3) != AUDIT_SIG_BYTES) {
+			s = km_fail(e, KM_EINTEGRITY, "the stored tree head at size %lld is damaged "
+			            "(run audit verify)", (long long)sz);
+		} else {
+			out->size = (uint64_t)sz;
+			memcpy(out->root, sqlite3_column_blob(st, 1), HB);
+			out->time = sqlite3_column_int64(st, 2);
+			memcpy(out->sig, sqlite3_column_blob(st, 3), AUDIT_SIG_BYTES);
+			*have = 1;
+		}
+	} else if (rc != SQLITE_DONE) {
+		s = db_fail(db, e, "reading an audit tree head");
+	}
+	sqlite3_finalize(st);
+	return s;
+}
+
+km_status audit_prefix_subtrees(sqlite3 *db, uint64_t size, uint8_t (*hashes)[MERKLE_HASH_BYTES],
+                                size_t *n, km_err *e)
+{
+	node_reader nr;
+	uint64_t have;
+	int opened;
+	km_status s;
+
+	*n = 0;
+	if ((s = read_begin(db, &opened, e)) != KM_OK)
+		return s;
+	if ((s = log_size(db, &have, e)) == KM_OK && size > have)
+		s = km_fail(e, KM_EUSAGE, "the audit log has only %llu entries, not %llu",
+		            (unsigned long long)have, (unsigned long long)size);
+	if (s == KM_OK && (s = node_reader_open(db, &nr, e)) == KM_OK) {
+		uint64_t offset = 0;
+		for (unsigned l = MERKLE_MAX_LEVELS; l-- > 0 && s == KM_OK;) {
+			if (!((size >> l) & 1))
+				continue;
+			s = read_node(&nr, l, offset >> l, hashes[*n], e);
+			if (s == KM_OK)
+				(*n)++;
+			offset += (uint64_t)1 << l;
+		}
+		node_reader_close(&nr);
+	}
+	read_end(db, opened);
+	return s;
+}
+
+km_status audit_root_at(sqlite3 *db, uint64_t size, uint8_t root[MERKLE_HASH_BYTES], km_err *e)
+{
+	uint8_t sub[MERKLE_MAX_LEVELS][HB];
+	size_t n;
+	merkle_hasher *h = NULL;
+	km_status s = audit_prefix_subtrees(db, size, sub, &n, e);
+	if (s == KM_OK)
+		s = merkle_hasher_new(&h, e);
+	if (s == KM_OK && n == 0)
+		s = merkle_sha256(h, NULL, 0, root, e);
+	else if (s == KM_OK) {
+		/* fold from the smallest (rightmost) subtree leftwards */
+		memcpy(root, sub[n - 1], HB);
+		for (size_t i = n - 1; i-- > 0 && s == KM_OK;)
+			s = merkle_node_hash(h, sub[i], root, root, e);
+	}
+	merkle_hasher_free(h);
+	return s;
+}
+
+km_status audit_scan(sqlite3 *db, uint64_t first, uint64_t last, audit_row_fn row_cb, void *ctx,
+                     km_err *e)
+{
+	sqlite3_stmt *st;
+	int opened;
+	km_status s = read_begin(db, &opened, e);
+	if (s != KM_OK)
+		return s;
+	if ((s = prepare(db, "SELECT " ROW_COLUMNS " FROM audit_events WHERE seq >= ? AND seq <= ? "
+	                 "ORDER BY seq", &st, e)) == KM_OK) {
+		sqlite3_bind_int64(st, 1, first > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)first);
+		sqlite3_bind_int64(st, 2, last > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)last);
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			audit_row row;
+			if ((s = row_from_stmt(st, &row, e)) != KM_OK)
+				break;
+			int stop = row_cb(ctx, &row);
+			audit_row_free(&row);
+			if (stop)
+				break;
+		}
+		if (s == KM_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+			s = db_fail(db, e, "reading the audit log");
+		sqlite3_finalize(st);
+	}
+	read_end(db, opened);
+	return s;
+}
+
+km_status audit_first_since(sqlite3 *db, const char *since, uint64_t *seq, km_err *e)
+{
+	sqlite3_stmt *st;
+	km_status s = prepare(db, "SELECT min(seq) FROM audit_events WHERE time >= ?", &st, e);
+	*seq = 0;
+	if (s != KM_OK)
+		return s;
+	sqlite3_bind_text(st, 1, since, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*seq = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		s = db_fail(db, e, "finding the first audit event of a time range");
+	sqlite3_finalize(st);
+	return s;
+}

@@ -282,4 +282,43 @@ km_status audit_consistency_proof(sqlite3 *db, uint64_t first, uint64_t second,
                                   uint8_t (*proof)[MERKLE_HASH_BYTES], size_t *proof_len,
                                   km_err *e);
 
+/* ------------------------------------------------------------ evidence for outsiders */
+
+/* One stored tree head: the checkpoint text it signs is
+ * audit_checkpoint_text(origin, size, root, time). */
+typedef struct audit_head {
+	uint64_t size;
+	uint8_t root[MERKLE_HASH_BYTES];
+	int64_t time;
+	uint8_t sig[AUDIT_SIG_BYTES]; /* raw r||s by the audit key */
+} audit_head;
+
+/* The stored tree head with the largest size <= max_size (UINT64_MAX: the
+ * newest).  *have = 0 (and *out zeroed) when there is none.  Nothing is
+ * checked: verify the signature before trusting it.  KM_EINTEGRITY if the
+ * row is malformed. */
+km_status audit_head_at_most(sqlite3 *db, uint64_t max_size, audit_head *out, int *have, km_err *e);
+
+/* The perfect subtrees that tile entries 1..size, largest (leftmost)
+ * first, one per set bit of size (at most 64): the compact frontier of the
+ * tree of the first size entries, read from the stored nodes (level 0: the
+ * stored leaf hash).  With them, whoever holds entries size+1..n can
+ * recompute the root at n without the entries before.  KM_EUSAGE if size
+ * is beyond the log; KM_EINTEGRITY if a node is missing or damaged. */
+km_status audit_prefix_subtrees(sqlite3 *db, uint64_t size, uint8_t (*hashes)[MERKLE_HASH_BYTES],
+                                size_t *n, km_err *e);
+
+/* MTH of the first size entries, folded from audit_prefix_subtrees
+ * (SHA-256("") for 0).  Derived data: compare it with a signed root. */
+km_status audit_root_at(sqlite3 *db, uint64_t size, uint8_t root[MERKLE_HASH_BYTES], km_err *e);
+
+/* Events first..last (1-based, inclusive) oldest first, one snapshot;
+ * rows are borrowed as in audit_query; nonzero from row_cb stops. */
+km_status audit_scan(sqlite3 *db, uint64_t first, uint64_t last, audit_row_fn row_cb, void *ctx,
+                     km_err *e);
+
+/* The first entry whose time is at or after `since` (an RFC 3339 prefix,
+ * compared as text: "2026-11-23" is that day's start).  *seq = 0: none. */
+km_status audit_first_since(sqlite3 *db, const char *since, uint64_t *seq, km_err *e);
+
 #endif

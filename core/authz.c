@@ -81,6 +81,12 @@ static const struct {
 	 * deployment to a lineage server). */
 	[KM_ACT_LINEAGE_READ] = {R_STAFF, 0},
 	[KM_ACT_LINEAGE_IMPORT] = {KM_ROLE_OFFICER | KM_ROLE_ADMIN, CHANGE},
+	/* Checkpoints and proofs are reads (KM_ACT_AUDIT_READ); an export
+	 * takes the whole evidence off the host in one go, which is the
+	 * auditors' job (and the administrators', who wire up collection).
+	 * Officers, whose actions the log holds, and approvers read it in
+	 * place; no step-up: nothing changes. */
+	[KM_ACT_AUDIT_EXPORT] = {KM_ROLE_AUDITOR | KM_ROLE_ADMIN, 0},
 };
 
 static const struct {

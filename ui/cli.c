@@ -158,6 +158,33 @@ static const ui_cmd ui_cli_commands[] = {
 	{"audit", "pubkey", "", 0, 0,
 	 "print the audit-signing public key (PEM) for outside verifiers", NULL, NULL,
 	 UI_CMD_SESSION, ui_cmd_audit_pubkey},
+	{"audit", "checkpoint", "", 0, 0,
+	 "print the newest signed tree head as a C2SP checkpoint (signed note)",
+	 "The note's text is the tlog-checkpoint body (origin, size, base64 root, a "
+	 "time extension line); its signature line is the HSM audit key's ECDSA "
+	 "P-256 signature, signed-note type 0x02, key ID from SHA-256 of the public "
+	 "key (docs/audit.md).  --json adds the verifier key.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_checkpoint},
+	{"audit", "prove", "[SEQ]", 0, 1,
+	 "print an RFC 9162 inclusion proof (SEQ) or consistency proof (--from N --to M) as JSON",
+	 "Inclusion: entry SEQ in the tree of the first --size N entries (default: the "
+	 "newest signed tree head).  Consistency: from the tree of N entries to the tree "
+	 "of M (default: the newest signed head).  Hashes are base64, leaf-most first; "
+	 "each tree's signed checkpoint is included when a head was signed at its size.",
+	 OPTS({"size", 0, "N", "inclusion in the tree of the first N entries"},
+	      {"from", 0, "N", "consistency: the older tree size"},
+	      {"to", 0, "M", "consistency: the newer tree size (default: newest signed head)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_prove},
+	{"audit", "export", "DIR", 1, 1,
+	 "export events, checkpoints, the public key and proofs for an offline check",
+	 "Writes events.jsonl (the hashed event texts), checkpoint (newest signed head), "
+	 "checkpoint.start (the head before the range), audit-pub.pem, audit-key.vkey "
+	 "and proofs.json into DIR, which must be new or empty; DIR is mode 0700 and "
+	 "appears complete or not at all.  Check it with docs/verify_audit_export.py.  "
+	 "Auditors and administrators only; recorded as audit.export.",
+	 OPTS({"since", 0, "T", "from the first event at or after T (RFC 3339 or a prefix: 2026-11-23)"},
+	      {"from-size", 0, "N", "also prove consistency from a checkpoint of N entries you kept"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_export},
 	{"user", "list", "", 0, 0, "list keyward users and their roles", NULL, NULL,
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_list},
 	{"user", "add", "NAME", 1, 1, "enrol a user",

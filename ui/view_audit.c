@@ -21,6 +21,9 @@
 #include "listwin.h"
 #include "views.h"
 #include "auditlog.h"
+#include "auditproof.h"
+
+#include <openssl/evp.h>
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -680,6 +683,51 @@ static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_elemen
 	ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->object);
 }
 
+/* The selected event's RFC 9162 inclusion proof in the newest signed tree
+ * head, below its JSON: what `keyward audit prove SEQ` prints.  Kept apart
+ * from the rest of the pane (and from audit_state) on purpose: loaded once
+ * per selected entry, from O(log n) stored nodes, and checked against the
+ * signed root by the core before it is shown. */
+static struct {
+	uint64_t seq;
+	km_status st;
+	km_audit_proof p;
+	char err[KM_ERR_MSG_MAX];
+} au_proof;
+
+static int au_draw_proof(ui_console *c, ui_rect a, int y, uint64_t seq)
+{
+	if (y >= a.y + a.h)
+		return y;
+	if (au_proof.seq != seq) {
+		km_err e;
+		km_err_clear(&e);
+		au_proof.seq = seq;
+		au_proof.err[0] = '\0';
+		if ((au_proof.st = km_audit_prove_inclusion(ui_ctx(c), seq, 0, &au_proof.p, &e)) != KM_OK)
+			ui_tw_format(au_proof.err, sizeof au_proof.err, "%s", e.msg);
+	}
+	char t[300], b64[4 * ((AUDIT_HASH_BYTES + 2) / 3) + 1];
+	if (au_proof.st != KM_OK) {
+		ui_tw_format(t, sizeof t, "Inclusion proof: %s", au_proof.err);
+		ui_draw_text(c, y++, a.x + 1, a.w - 2, au_proof.st == KM_EINTEGRITY ? UI_EL_ERROR : UI_EL_DIM,
+		             UI_TW_ELLIPSIS, t);
+		return y;
+	}
+	const km_audit_proof *p = &au_proof.p;
+	EVP_EncodeBlock((unsigned char *)b64, p->cp.root, AUDIT_HASH_BYTES);
+	ui_tw_format(t, sizeof t, "Inclusion proof (RFC 9162): leaf %llu of the signed tree head of %llu entries, "
+	             "root %s, %zu hash%s", (unsigned long long)(seq - 1), (unsigned long long)p->cp.size, b64,
+	             p->len, p->len == 1 ? "" : "es");
+	ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS, t);
+	for (size_t i = 0; i < p->len && y < a.y + a.h; i++) {
+		EVP_EncodeBlock((unsigned char *)b64, p->path[i], AUDIT_HASH_BYTES);
+		ui_tw_format(t, sizeof t, "%2zu  %s", i + 1, b64);
+		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_HASH, UI_TW_ELLIPSIS, t);
+	}
+	return y;
+}
+
 static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
 {
 	audit_state *s = v->st;
@@ -720,6 +768,7 @@ static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
 		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_NORMAL, UI_TW_JSON, line);
 		p += next;
 	}
+	au_draw_proof(c, a, y, r->seq);
 }
 
 static void au_draw(ui_view *v, ui_rect a)
