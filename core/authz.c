@@ -81,6 +81,10 @@ static const struct {
 	 * deployment to a lineage server). */
 	[KM_ACT_LINEAGE_READ] = {R_STAFF, 0},
 	[KM_ACT_LINEAGE_IMPORT] = {KM_ROLE_OFFICER | KM_ROLE_ADMIN, CHANGE},
+	/* Forwarding reads the log out to its configured sinks and moves only
+	 * their cursors: staff, and the service account a systemd unit runs
+	 * as; no step-up, or cron could not run it. */
+	[KM_ACT_AUDIT_FORWARD] = {R_STAFF | KM_ROLE_SERVICE, 0},
 };
 
 static const struct {
