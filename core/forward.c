@@ -461,6 +461,13 @@ static int curl_transient(CURLcode rc)
 	       rc == CURLE_PARTIAL_FILE;
 }
 
+static int curl_tls(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
+	       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE ||
+	       rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_CRL_BADFILE;
+}
+
 /* POST body until the sink acknowledges it (2xx), retrying what may pass
  * later.  seq_lo..seq_hi name the batch in headers and messages. */
 static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts *o, const buf *body,
@@ -509,10 +516,10 @@ static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts 
 			snprintf(what, sizeof what, "HTTP %ld", code);
 		int again = rc == CURLE_OK ? (code == 429 || code == 408 || code >= 500) : curl_transient(rc);
 		if (!again) {
-			st = km_fail(e, KM_EIO, "sink %s: %s refused events %" PRIu64 "..%" PRIu64 ": %s%s%s",
+			st = km_fail(e, KM_EIO, "sink %s: %s refused events %" PRIu64 "..%" PRIu64 ": %s%s",
 			             s->name, s->url, seq_lo, seq_hi, what,
-			             rc == CURLE_OK ? "" : " (TLS is always verified; see ca_file)",
-			             "");
+			             curl_tls(rc) ? " (TLS is always verified: give the server's CA in "
+			                            "ca_file, or fix client_cert)" : "");
 			break;
 		}
 		if (!o->patient && tries >= s->attempts) {

@@ -185,24 +185,23 @@ expect 1 audit forward
 has "$ERR" "HTTP 400"
 [ "$(grep -c ' /reject ' "$R/requests")" = 1 ] || fail "a 400 was tried again"
 
-step "https: TLS is verified (a self-signed receiver is refused)"
+step "https: TLS is verified; ca_file names whom to trust"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tls.key" \
-	-out "$W/tls.crt" -days 1 -subj /CN=localhost >/dev/null 2>&1
-python3 - "$W" <<'EOF' &
-import http.server, ssl, sys
-s = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1] + "/tls.crt", sys.argv[1] + "/tls.key")
-s.socket = ctx.wrap_socket(s.socket, server_side=True)
-open(sys.argv[1] + "/tls.port", "w").write(str(s.server_address[1]))
-s.serve_forever()
-EOF
+	-out "$W/tls.crt" -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost >/dev/null 2>&1
+mkdir -p "$W/tlsrecv"
+FWD_TLS_CERT=$W/tls.crt FWD_TLS_KEY=$W/tls.key python3 "$KW_REPO/tests/sh/forward_server.py" "$W/tlsrecv" &
 tls=$!
-for _ in $(seq 1 100); do [ -s "$W/tls.port" ] && break; sleep 0.05; done
-sinks '[{"name":"tls","type":"webhook","url":"https://127.0.0.1:'"$(cat "$W/tls.port")"'/","attempts":1}]'
+for _ in $(seq 1 100); do [ -s "$W/tlsrecv/port" ] && break; sleep 0.05; done
+turl=https://localhost:$(cat "$W/tlsrecv/port")/ok
+sinks '[{"name":"tls","type":"webhook","url":"'"$turl"'","attempts":1}]'
 expect 1 audit forward
-has "$ERR" "TLS is always verified"
+has "$ERR" "TLS is always verified: give the server's CA in ca_file"
 [ "$(cursor tls)" = 0 ] || fail "an unverified TLS peer got events"
+[ ! -s "$W/tlsrecv/events" ] || fail "events reached an unverified TLS peer"
+sinks '[{"name":"tls","type":"webhook","url":"'"$turl"'","ca_file":"'"$W/tls.crt"'","attempts":1}]'
+ok audit forward --json
+jeq "$OUT" 'd[0]["lag"]' 0
+compare "$W/tlsrecv/events" "$(cursor tls)" 1000 0
 kill $tls 2>/dev/null || true
 
 step "JSON-lines file: the stored bytes, a torn line cut, no line written twice"

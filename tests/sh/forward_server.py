@@ -3,6 +3,8 @@
 
     forward_server.py DIR [SECRET_FILE]
 
+With FWD_TLS_CERT and FWD_TLS_KEY in the environment it serves https.
+
 Writes its port to DIR/port.  Every request is logged to DIR/requests as
 "SECONDS STATUS PATH FIRST LAST".  A batch it accepts has each event's exact
 text appended to DIR/events (one per line, in arrival order), so the test
@@ -127,6 +129,11 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if os.environ.get("FWD_TLS_CERT"):  # serve https with this certificate
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["FWD_TLS_CERT"], os.environ["FWD_TLS_KEY"])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 with open(os.path.join(out, "port.tmp"), "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(os.path.join(out, "port.tmp"), os.path.join(out, "port"))
