@@ -18,8 +18,10 @@ Paths:
   /ok        200
   /chaos     seeded random answers: 500, 503, 429 (Retry-After: 1, at most
              twice), one stall of 4 s (the third request), else 200
-  /slowack   logs the batch, waits 0.3 s, then answers 200 (so a client
-             killed meanwhile has delivered without knowing it)
+  /slowack   waits 0.15 s, logs the batch, waits 0.15 s, answers 200: a
+             client killed in the first wait has a batch in flight that
+             was not taken (it must not count as delivered), in the second
+             one delivered without knowing it (it will be sent again)
   /down      always 503
   /reject    always 400
   /witness   a checkpoint: its JSON is appended to DIR/checkpoints
@@ -29,6 +31,8 @@ import hmac
 import json
 import os
 import random
+import select
+import socket
 import sys
 import threading
 import time
@@ -107,12 +111,24 @@ class Handler(BaseHTTPRequestHandler):
             if r < 0.40 and state["429"] < 2:
                 state["429"] += 1
                 return self.answer(429, first, last, [("Retry-After", "1")])
+        if path == "/slowack":
+            time.sleep(0.15)  # a batch in flight, not yet taken
+            if self.client_gone():
+                return  # the client died first: the batch was never taken
         # Events are kept in arrival order, exactly as sent.
         texts = self.raw_events(body)
         log("events", "".join(t + "\n" for t in texts))
         if path == "/slowack":
-            time.sleep(0.3)
+            time.sleep(0.15)  # taken, not yet acknowledged
         self.answer(200, first, last)
+
+    def client_gone(self):
+        """The client closed its end (killed): readable with nothing to read."""
+        r, _, _ = select.select([self.connection], [], [], 0)
+        try:
+            return bool(r) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     @staticmethod
     def raw_events(body):
