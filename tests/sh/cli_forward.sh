@@ -30,7 +30,8 @@ head -c 32 /dev/urandom | base64 >"$W/secret"
 chmod 600 "$W/secret"
 python3 "$KW_REPO/tests/sh/forward_server.py" "$R" "$W/secret" &
 server=$!
-trap 'kill $server 2>/dev/null || true; kw_lib_cleanup' EXIT
+fpid=
+trap 'kill $server $fpid 2>/dev/null || true; kw_lib_cleanup' EXIT
 for _ in $(seq 1 100); do [ -s "$R/port" ] && break; sleep 0.05; done
 [ -s "$R/port" ] || fail "the test server did not start"
 base=http://127.0.0.1:$(cat "$R/port")
@@ -162,6 +163,24 @@ for delay in 0.55 1.2 1.75 2.3 2.85 3.4; do
 done
 ok audit forward --json
 jeq "$OUT" 'd[0]["lag"]' 0
+compare "$R/events" "$(cursor slow)" 100 6
+
+step "--follow delivers new events as they come, and stops cleanly on SIGTERM"
+"$KEYWARD_BIN" audit forward --follow --interval 100 >"$W/follow.out" 2>&1 &
+pid=$!
+fpid=$pid
+for _ in $(seq 1 200); do [ "$(cursor slow)" -ge "$(sqlite3 "$DB" 'SELECT max(seq) FROM audit_events')" ] && break; sleep 0.1; done
+ok key create follow/one
+want=$(sqlite3 "$DB" "SELECT max(seq) FROM audit_events WHERE action = 'key.create' AND object LIKE '%follow/one%'")
+[ -n "$want" ] || fail "no key.create event for follow/one"
+for _ in $(seq 1 100); do [ "$(cursor slow)" -ge "$want" ] && break; sleep 0.1; done
+[ "$(cursor slow)" -ge "$want" ] || fail "--follow did not deliver entry $want (cursor $(cursor slow))"
+grep -qF 'follow/one' "$R/events" || fail "the receiver did not get the new event"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+fpid=
+[ "$rc" = 0 ] || fail "--follow exited $rc on SIGTERM: $(cat "$W/follow.out")"
 compare "$R/events" "$(cursor slow)" 100 6
 
 step "a wrong HMAC secret is refused by the receiver; the cursor stays"
