@@ -846,6 +846,18 @@ km_status forward_sink_run(sqlite3 *db, const char *origin, const km_sink *s,
 	snprintf(r->name, sizeof r->name, "%s", s->name);
 	r->kind = s->kind;
 	km_status st = cursor_get(db, s->name, &r->cursor, e);
+	/* A sink that acknowledged more than the log now holds saw entries
+	 * that are gone: the log was truncated or replaced.  Say so rather
+	 * than wait for the log to grow back over the hole. */
+	uint64_t size = 0, head = 0;
+	if (!st)
+		st = log_ends(db, &size, &head, e);
+	if (!st && r->cursor > (s->kind == KM_SINK_WITNESS ? head : size))
+		st = km_fail(e, KM_EINTEGRITY, "sink %s has acknowledged %s %" PRIu64 ", but the log's %s is "
+		             "%" PRIu64 ": the audit log was truncated or replaced (run `keyward audit verify`)",
+		             s->name, s->kind == KM_SINK_WITNESS ? "a tree head of size" : "entries up to",
+		             r->cursor, s->kind == KM_SINK_WITNESS ? "newest signed head" : "size",
+		             s->kind == KM_SINK_WITNESS ? head : size);
 	if (!st) {
 		if (s->kind == KM_SINK_WEBHOOK)
 			st = run_webhook(db, origin, s, o, r, e);

@@ -245,6 +245,22 @@ static void other_forwarder(void *pctx, const km_forward_sink_result *r)
 		sql("UPDATE audit_forward SET delivered = delivered + 1 WHERE sink = 'f'");
 }
 
+START_TEST(test_cursor_beyond_log_is_truncation)
+{
+	km_sink s = file_sink(100);
+	forward_run_opts o = {0};
+	km_forward_sink_result r;
+	km_err e;
+	grow(10);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(forward_sink_run(db, "keyward/test", &s, &o, &r, &e), KM_OK);
+	sql("DELETE FROM audit_events WHERE seq > 7");
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(forward_sink_run(db, "keyward/test", &s, &o, &r, &e), KM_EINTEGRITY);
+	ck_assert_msg(strstr(e.msg, "acknowledged entries up to 10, but the log's size is 7"), "%s", e.msg);
+}
+END_TEST
+
 START_TEST(test_cursor_compare_and_set)
 {
 	km_sink s = file_sink(5);
@@ -272,6 +288,7 @@ int main(void)
 	tcase_add_test(tc, test_file_sink_crash_repairs);
 	tcase_add_test(tc, test_gap_stops_delivery);
 	tcase_add_test(tc, test_cursor_compare_and_set);
+	tcase_add_test(tc, test_cursor_beyond_log_is_truncation);
 	suite_add_tcase(su, tc);
 	SRunner *sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
