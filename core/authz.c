@@ -87,6 +87,10 @@ static const struct {
 	 * Officers, whose actions the log holds, and approvers read it in
 	 * place; no step-up: nothing changes. */
 	[KM_ACT_AUDIT_EXPORT] = {KM_ROLE_AUDITOR | KM_ROLE_ADMIN, 0},
+	/* Forwarding reads the log out to its configured sinks and moves only
+	 * their cursors: staff, and the service account a systemd unit runs
+	 * as; no step-up, or cron could not run it. */
+	[KM_ACT_AUDIT_FORWARD] = {R_STAFF | KM_ROLE_SERVICE, 0},
 };
 
 static const struct {

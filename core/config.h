@@ -72,6 +72,9 @@ typedef struct km_config {
 	 * patterns), "asset" ("KIND:NAME[@VERSION]", "{name}" replaced by the
 	 * dataset's name), "kind" (node kind)}; checked at load, or NULL. */
 	json_t *lineage_mappings;
+	/* Audit forwarding sinks (forward.h km_sinks_parse): an array of
+	 * objects, checked at load, or NULL. */
+	json_t *audit_sinks;
 } km_config;
 
 /* 1 when this process runs with privilege it did not start with (the

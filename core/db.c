@@ -3,6 +3,7 @@
  */
 #include "db.h"
 #include "audit.h"
+#include "forward_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -322,6 +323,12 @@ static km_status v4_audit_nodes(sqlite3 *db, km_err *e)
 	return s ? s : audit_nodes_backfill(db, e);
 }
 
+/* v10: the audit forwarding cursors (forward.c). */
+static km_status v10_audit_forward(sqlite3 *db, km_err *e)
+{
+	return km_db_exec(db, forward_schema_sql, e);
+}
+
 /* Migration steps; index i takes the schema from version i to i + 1: its
  * SQL (may be NULL), then its C step (may be NULL), in one transaction. */
 static const struct migration {
@@ -337,6 +344,7 @@ static const struct migration {
 	{schema_v7_policies, NULL},
 	{schema_v8_jobs, NULL},
 	{schema_v9_lineage, v9_lineage_triggers},
+	{NULL, v10_audit_forward},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -7,6 +7,7 @@
 #include "caller.h"
 #include "cred.h"
 #include "db.h"
+#include "forward.h"
 #include "hsm.h"
 #include "rowmac.h"
 #include "schedule_int.h"
@@ -796,6 +797,18 @@ static km_status status_get_impl(km_ctx *ctx, km_status_info *s, km_err *e)
 		s->last_verified_intact = json_is_true(json_object_get(j, "intact"));
 		json_decref(j);
 	}
+
+	km_sink_lag lags[KM_SINKS_MAX];
+	size_t nl = 0;
+	km_err lag_err;
+	km_err_clear(&lag_err);
+	if (km_forward_lags(ctx, lags, KM_SINKS_MAX, &nl, &lag_err) != KM_OK)
+		snprintf(s->sinks_problem, sizeof s->sinks_problem, "%s", lag_err.msg);
+	for (size_t i = 0; i < nl; i++) {
+		memcpy(s->sink[i].name, lags[i].name, sizeof lags[i].name);
+		s->sink[i].lag = lags[i].lag;
+	}
+	s->sinks = (uint32_t)nl;
 	return KM_OK;
 }
 

@@ -132,6 +132,12 @@ typedef struct km_status_info {
 	uint64_t keys_due;             /* due (cadence passed or 90% of the usage bound), not overdue */
 	uint64_t keys_overdue;         /* past 2x cadence, at the usage bound, or a compromised
 	                                * version still wrapping assets */
+	/* Audit forwarding (forward.h): each configured sink and its lag, the
+	 * entries it has not acknowledged yet.  sinks_problem: why they could
+	 * not be read ("" when fine). */
+	uint32_t sinks;
+	struct { char name[32]; uint64_t lag; } sink[8];
+	char sinks_problem[KM_ERR_MSG_MAX];
 } km_status_info;
 
 km_status km_status_get(km_ctx *ctx, km_status_info *out, km_err *e);

@@ -2057,6 +2057,7 @@ START_TEST(test_migration_backfills_nodes)
 	sql(db, "DROP TRIGGER assets_lineage_ins; DROP TRIGGER assets_lineage_rewrap;"
 	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
 	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
+	sql(db, "DROP TABLE audit_forward"); /* v10 */
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);

@@ -185,6 +185,23 @@ static const ui_cmd ui_cli_commands[] = {
 	 OPTS({"since", 0, "T", "from the first event at or after T (RFC 3339 or a prefix: 2026-11-23)"},
 	      {"from-size", 0, "N", "also prove consistency from a checkpoint of N entries you kept"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_export},
+	{"audit", "forward", "", 0, 0,
+	 "deliver the audit log to the sinks of config.json (webhook, JSON-lines file, witness)",
+	 "Sends every sink the events after its cursor, in batches, and moves the "
+	 "cursor once the sink acknowledged them (HTTP 2xx; file written and "
+	 "fsync'ed): at least once, seq is the idempotency key, and a run killed "
+	 "at any point re-sends at most its last batch.  A witness gets the newest "
+	 "signed tree head.  A 429, a 5xx, a timeout or a refused connection is "
+	 "tried again after the Retry-After asked for or an exponential backoff with "
+	 "jitter; other refusals stop that sink.  Without --follow it runs once (for "
+	 "cron or a systemd timer) and exits 0 when every sink caught up; with "
+	 "--follow it keeps delivering new events until SIGTERM or Ctrl-C, never "
+	 "giving up on a batch (docs/keyward-forward.service).  Sinks are described "
+	 "in docs/audit.md (Forwarding).",
+	 OPTS({"follow", 'f', NULL, "keep delivering new events until stopped"},
+	      {"sink", 0, "NAME", "only this sink"},
+	      {"interval", 0, "MS", "with --follow: wait when caught up (default 1000)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_forward},
 	{"user", "list", "", 0, 0, "list keyward users and their roles", NULL, NULL,
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_list},
 	{"user", "add", "NAME", 1, 1, "enrol a user",

@@ -156,6 +156,7 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_audit_tail)    \
 	X(ui_cmd_audit_show)    \
 	X(ui_cmd_audit_pubkey)  \
+	X(ui_cmd_audit_forward) \
 	X(ui_cmd_user_list)     \
 	X(ui_cmd_user_add)      \
 	X(ui_cmd_user_passwd)   \

@@ -246,6 +246,12 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 		                                       : json_null());
 		json_object_set_new(o, "keys_due", json_integer((json_int_t)s.keys_due));
 		json_object_set_new(o, "keys_overdue", json_integer((json_int_t)s.keys_overdue));
+		json_t *sinks = json_object();
+		for (uint32_t i = 0; i < s.sinks; i++)
+			json_object_set_new(sinks, s.sink[i].name, json_pack("{s:I}", "lag", (json_int_t)s.sink[i].lag));
+		json_object_set_new(o, "audit_sinks", sinks);
+		if (s.sinks_problem[0])
+			ui_json_set_text(o, "audit_sinks_problem", s.sinks_problem);
 		return ui_json_print(o, e);
 	}
 	ui_print_line("deployment: %s (%s)", s.home, s.deployment_id);
@@ -266,6 +272,11 @@ km_status ui_cmd_status(ui_cli *cli, const ui_args *a, km_err *e)
 		              s.last_verified_intact ? "intact" : "FAILED");
 	else
 		printf("verified:   never (run `keyward audit verify`)\n");
+	for (uint32_t i = 0; i < s.sinks; i++)
+		printf("%s %s: %" PRIu64 " entries not yet delivered\n", i ? "           " : "forwarding:",
+		       s.sink[i].name, s.sink[i].lag);
+	if (s.sinks_problem[0])
+		ui_print_line("forwarding: %s", s.sinks_problem);
 	return KM_OK;
 }
 

@@ -424,7 +424,7 @@ static void ui_paint_status(ui_console *c)
 		ui_status_refresh(c);
 	const km_status_info *s = &c->status;
 	const ui_glyphs *g = ui_glyph(c);
-	struct { char text[192]; ui_element el; } seg[7];
+	struct { char text[192]; ui_element el; } seg[8];
 	int n = 0;
 	char roles[96];
 	km_roles_format(c->actor->roles, roles, sizeof roles);
@@ -461,6 +461,18 @@ static void ui_paint_status(ui_console *c)
 		             (unsigned long long)s->keys_overdue);
 		seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD
 		            : s->keys_due     ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+		if (s->sinks) { /* forwarding: each sink's lag, "fwd siem 0 file 12" */
+			int len = snprintf(seg[n].text, sizeof seg[n].text, "fwd");
+			uint64_t worst = 0;
+			for (uint32_t i = 0; i < s->sinks && len > 0 && (size_t)len < sizeof seg[n].text; i++) {
+				len += snprintf(seg[n].text + len, sizeof seg[n].text - (size_t)len, " %s %llu",
+				                s->sink[i].name, (unsigned long long)s->sink[i].lag);
+				if (s->sink[i].lag > worst)
+					worst = s->sink[i].lag;
+			}
+			/* a sink behind by more than a few batches is worth a glance */
+			seg[n++].el = worst > 10000 ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+		}
 
 	}
 	/* too wide: the home path gives way first, keeping its end */
