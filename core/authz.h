@@ -60,7 +60,7 @@ enum {
 	X(KM_ACT_JOB_RUN,      "job.run")       \
 	X(KM_ACT_LINEAGE_READ, "lineage.read")  \
 	X(KM_ACT_LINEAGE_IMPORT, "lineage.import") \
-	X(KM_ACT_AUDIT_EXPORT, "audit.export")
+	X(KM_ACT_AUDIT_EXPORT, "audit.export") \
 	X(KM_ACT_AUDIT_FORWARD, "audit.forward")
 
 typedef enum km_action {
