@@ -396,6 +396,13 @@ static void au_filter(ui_view *v, const char *text)
 	ui_dirty(v->c);
 }
 
+void ui_goto_audit(ui_console *c, const char *filter)
+{
+	ui_view *v = ui_view_find(c, "audit");
+	ui_view_show(c, v);
+	au_filter(v, filter);
+}
+
 static const char *au_filter_text(ui_view *v)
 {
 	audit_state *s = v->st;
