@@ -269,9 +269,10 @@ static void ln_draw(ui_view *v, ui_rect a)
 		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, "out of memory");
 		return;
 	}
-	ui_tw_format(line, sizeof line, "%.400s%s%s", s->summary[0] ? s->summary : "Lineage",
-	         s->truncated ? " (first 20000 nodes)" : "",
-	         s->summary[0] && km_lineage_redacting(ui_ctx(c)) ? "; names are pseudonyms (need-to-know)" : "");
+	/* first, so that it survives a narrow terminal */
+	ui_tw_format(line, sizeof line, "%s%.400s%s",
+	             s->summary[0] && km_lineage_redacting(ui_ctx(c)) ? "names are pseudonyms (need-to-know): " : "",
+	             s->summary[0] ? s->summary : "Lineage", s->truncated ? " (first 20000 nodes)" : "");
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS | UI_TW_PAD, line);
 	s->list_h = a.h - 1;
 	if (s->error[0]) {
