@@ -221,11 +221,12 @@ km_status lineage_version_approvals_run(km_ctx *ctx, const char *key, uint32_t v
 		return st;
 	sqlite3 *db = km_db(ctx);
 	sqlite3_stmt *q;
-	/* Key-wide requests (rotations) count from the creation of the version
-	 * before this one: the rotation that made it, and every one since. */
+	/* Key-wide requests (rotations) count from just after the creation of
+	 * the version before this one: the rotation that made this version
+	 * (opened after that one existed), and every one since. */
 	if ((st = km_db_prepare(db, "SELECT r.id FROM requests r WHERE r.object = 'key:' || ?1 || '@' || ?2 "
 	                        "UNION SELECT r.id FROM requests r WHERE r.object = 'key:' || ?1 AND "
-	                        "r.created >= coalesce((SELECT kv.created FROM key_versions kv JOIN keys k "
+	                        "r.created > coalesce((SELECT kv.created FROM key_versions kv JOIN keys k "
 	                        "ON k.id = kv.key_id WHERE k.name = ?1 AND kv.version = ?2 - 1), 0)",
 	                        &q, e)))
 		return st;
