@@ -212,8 +212,10 @@ typedef struct km_lineage_provenance_summary {
 /* Provenance of MODEL@VERSION (model_spec: "NAME@VERSION", NAME either an
  * OpenLineage dataset name or a catalogue model name): every node upstream
  * of it along flow edges, breadth first, each with the key version that
- * protected it at the time of the consumption on its path.  Needs
- * lineage.read. */
+ * protected it at the time of the consumption on its path and the
+ * requests behind that version (km_lineage_version_approvals), each row
+ * through its seal.  Redacted for roles without need-to-know (below).
+ * Needs lineage.read. */
 km_status km_lineage_provenance(km_ctx *ctx, const char *model_spec,
                                 int (*cb)(void *c, const km_lineage_input *in), void *cbctx,
                                 km_lineage_provenance_summary *sum, km_err *e);

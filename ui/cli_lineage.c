@@ -783,7 +783,7 @@ static void html_report(FILE *f, json_t *doc)
 	html_svg(f, items);
 	fputs("<table><tr><th>kind</th><th>node</th><th>depth</th>", f);
 	fputs(impact ? "<th>why (shortest path)</th></tr>\n" :
-	               "<th>consumed</th><th>protected by (state now)</th><th>path</th></tr>\n", f);
+	               "<th>consumed</th><th>protected by (state now; approvals)</th><th>path</th></tr>\n", f);
 	size_t i;
 	json_t *it;
 	json_array_foreach(items, i, it) {
@@ -803,6 +803,23 @@ static void html_report(FILE *f, json_t *doc)
 				         jstr(pb, "state"), json_is_string(json_object_get(pb, "owner")) ? jstr(pb, "owner") : "-",
 				         json_integer_value(json_object_get(pb, "rotations_since")));
 				html_text(f, b);
+				/* the requests behind that version, with their approvers */
+				size_t k;
+				json_t *ap;
+				json_array_foreach(json_object_get(pb, "approvals"), k, ap) {
+					char line[400];
+					size_t used = (size_t)snprintf(line, sizeof line, "%s %.12s %s by", jstr(ap, "kind"),
+					                               jstr(ap, "request"), jstr(ap, "state"));
+					size_t m;
+					json_t *w;
+					json_array_foreach(json_object_get(ap, "approvers"), m, w)
+						if (used < sizeof line)
+							used += (size_t)snprintf(line + used, sizeof line - used, "%s %s (%s)",
+							                         m ? "," : "", jstr(w, "approver"), jstr(w, "decision"));
+					fputs("<br><small>", f);
+					html_text(f, line);
+					fputs("</small>", f);
+				}
 			} else {
 				fputs("-", f);
 			}

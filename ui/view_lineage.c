@@ -35,7 +35,7 @@ typedef struct ln_row {
 	char kind[16];
 	char edge[16];       /* the edge that reached it */
 	char label[256];
-	char detail[2][200]; /* the side pane's extra lines */
+	char detail[3][200]; /* the side pane's extra lines */
 	/* the key version behind it, for the jumps (K, A, E): upstream the
 	 * one that protected it when consumed; downstream a start's (asset's)
 	 * own, "" / 0 elsewhere (the jump climbs to the start) */
@@ -143,6 +143,16 @@ static int ln_prov_cb(void *c, const km_lineage_input *in)
 		         in->later_versions == 1 ? "" : "s");
 	else
 		snprintf(r->detail[1], sizeof r->detail[1], "not protected by keyward then");
+	/* the requests behind that version: kind and approvers */
+	size_t used = 0;
+	for (size_t i = 0; i < in->napprovals && used < sizeof r->detail[2]; i++) {
+		const km_lineage_approval *ap = &in->approvals[i];
+		used += (size_t)snprintf(r->detail[2] + used, sizeof r->detail[2] - used, "%s%s %.8s:",
+		                         i ? "; " : "approvals: ", ap->kind, ap->request_id);
+		for (size_t j = 0; j < ap->napprovers && j < KM_LINEAGE_APPROVERS_MAX && used < sizeof r->detail[2]; j++)
+			used += (size_t)snprintf(r->detail[2] + used, sizeof r->detail[2] - used, " %s%s",
+			                         ap->approvers[j].name, ap->approvers[j].approve ? "" : "(rejected)");
+	}
 	return 0;
 }
 
@@ -316,7 +326,7 @@ static void ln_draw(ui_view *v, ui_rect a)
 	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
 	snprintf(line, sizeof line, "reached by %s, depth %" PRIu32, r->edge, r->depth);
 	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		if (r->detail[k][0])
 			ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, r->detail[k]);
 	/* the jumps, with the keys bound to them now */
