@@ -58,6 +58,10 @@ struct km_ctx {
 	/* policy.c: policy rows whose seal held this session, by scope, so
 	 * refreshing 100,000 keys does not ask the HSM 100,000 times. */
 	json_t *policy_verified;
+	/* lineage_redact.c: redaction asked for (km_lineage_set_redact), and
+	 * the session's pseudonyms ("what\nname" -> pseudonym). */
+	int lineage_redact;
+	json_t *lineage_pseudonyms;
 };
 
 /* For core modules and tests: the session's catalogue connection and HSM. */

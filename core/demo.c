@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "ctx.h"
 #include "lifecycle.h"
+#include "lineage.h"
 #include "request.h"
 
 #include <errno.h>
@@ -382,6 +383,134 @@ static km_status extra_denials(km_ctx *ctx, demo_approvers *ap, km_err *e)
 	return st;
 }
 
+/* ---- lineage ------------------------------------------------------------ */
+
+/* The demo's lineage: what a nightly sync from the data platform would
+ * import, as OpenLineage run events through the ordinary import (one
+ * audited transaction).  Sources feed jobs that build datasets, feature
+ * groups and features (the showcase keys' assets), which train models,
+ * which serve endpoints; one path starts at the inference logs under the
+ * compromised inference/scoring-api v2, so its impact reaches a model and
+ * an endpoint.  Each reference is "NAMESPACE|NAME[|VERSION]". */
+static const struct demo_run {
+	int days;              /* before today: the event's time */
+	const char *job;
+	const char *inputs, *outputs;
+} demo_runs[] = {
+	{236, "etl.loan_applications", "postgres://core-banking|public.loan_applications",
+	 "s3://lake|curated/loan-applications"},
+	{235, "features.credit_risk_build", "s3://lake|curated/loan-applications",
+	 "feast://feature-store|groups/credit-risk;feast://feature-store|credit-risk/income|1;"
+	 "feast://feature-store|credit-risk/debt-ratio|1;feast://feature-store|credit-risk/utilisation|1"},
+	{229, "features.customer_360_build", "postgres://crm|public.customers;kafka://events|app-sessions",
+	 "feast://feature-store|groups/customer-360;feast://feature-store|customer-360/profile|12;"
+	 "feast://feature-store|customer-360/tenure|3"},
+	{172, "training.credit_scorer_v2",
+	 "feast://feature-store|credit-risk/income|1;feast://feature-store|credit-risk/debt-ratio|1;"
+	 "feast://feature-store|credit-risk/utilisation|1;feast://feature-store|customer-360/profile|12",
+	 "s3://ml-models|credit-scorer-v2/weights|2.3.1"},
+	{168, "deploy.credit_score", "s3://ml-models|credit-scorer-v2/weights|2.3.1", "serving|credit-score"},
+	{199, "claims.split", "s3://claims-lake|claims-2025/raw|2025-06-30",
+	 "s3://claims-lake|claims-2025/train-split|v1;s3://claims-lake|claims-2025/test-split|v1"},
+	{190, "training.claims_triage",
+	 "s3://claims-lake|claims-2025/train-split|v1;s3://claims-lake|claims-2025/test-split|v1",
+	 "mlflow://registry|claims-triage|1.2.0"},
+	{188, "deploy.claims_triage", "mlflow://registry|claims-triage|1.2.0", "serving|claims-triage"},
+	{19, "training.fraud_v4",
+	 "feast://feature-store|fraud-signals/device-velocity|4;feast://feature-store|fraud-signals/merchant-risk|2;"
+	 "s3://lake|transactions-eu/daily|2026-11-20",
+	 "s3://ml-models|fraud-v4/weights|4.1.0"},
+	{17, "deploy.fraud_score", "s3://ml-models|fraud-v4/weights|4.1.0", "serving|fraud-score"},
+	{10, "feedback.label_join",
+	 "s3://inference-logs|scoring-api/requests|2026-11-23;s3://claims-lake|claims-2025/raw|2025-06-30",
+	 "s3://lake|training/credit-feedback"},
+	{8, "features.feedback_build", "s3://lake|training/credit-feedback",
+	 "feast://feature-store|groups/credit-feedback;feast://feature-store|credit-feedback/default-label"},
+	{6, "training.credit_scorer_v3",
+	 "feast://feature-store|credit-feedback/default-label;feast://feature-store|credit-risk/income|2",
+	 "mlflow://registry|credit-scorer-v3|3.0.0-rc1"},
+	{4, "deploy.credit_score_canary", "mlflow://registry|credit-scorer-v3|3.0.0-rc1",
+	 "serving|credit-score-canary"},
+};
+
+/* How the platform's names join keyward's assets (config.json's
+ * lineage_mappings; the first rule that matches wins). */
+static const char demo_mappings[] =
+	"[{\"namespace\":\"feast://feature-store\",\"name\":\"groups/*\",\"kind\":\"feature-group\"},"
+	"{\"namespace\":\"feast://feature-store\",\"name\":\"credit-feedback/*\",\"kind\":\"feature\"},"
+	"{\"namespace\":\"feast://feature-store\",\"name\":\"*\",\"asset\":\"feature:{name}\"},"
+	"{\"namespace\":\"s3://ml-models\",\"name\":\"*\",\"asset\":\"model:{name}\"},"
+	"{\"namespace\":\"s3://inference-logs\",\"name\":\"*\",\"asset\":\"inference-log:{name}\"},"
+	"{\"namespace\":\"s3://claims-lake\",\"name\":\"*\",\"asset\":\"dataset:{name}\"},"
+	"{\"namespace\":\"s3://lake\",\"name\":\"transactions-eu/*\",\"asset\":\"dataset:{name}\"},"
+	"{\"namespace\":\"mlflow://registry\",\"name\":\"*\",\"kind\":\"model\"},"
+	"{\"namespace\":\"serving\",\"name\":\"*\",\"kind\":\"endpoint\"},"
+	"{\"namespace\":\"postgres://*\",\"name\":\"*\",\"kind\":\"source\"},"
+	"{\"namespace\":\"kafka://*\",\"name\":\"*\",\"kind\":\"source\"}]";
+
+static json_t *demo_datasets(const char *list)
+{
+	json_t *arr = json_array();
+	char buf[600];
+	snprintf(buf, sizeof buf, "%s", list);
+	char *refs[8];
+	size_t n = split(buf, refs, KM_ARRAY_LEN(refs));
+	for (size_t i = 0; i < n; i++) {
+		char *name = strchr(refs[i], '|');
+		if (!name)
+			continue;
+		*name++ = '\0';
+		char *ver = strchr(name, '|');
+		if (ver)
+			*ver++ = '\0';
+		json_t *d = json_pack("{s:s,s:s}", "namespace", refs[i], "name", name);
+		if (ver)
+			json_object_set_new(d, "facets", json_pack("{s:{s:s,s:s,s:s}}", "version", "_producer",
+			                                           "https://keyward.example/demo", "_schemaURL",
+			                                           "https://openlineage.io/spec/facets/1-0-1/"
+			                                           "DatasetVersionDatasetFacet.json",
+			                                           "datasetVersion", ver));
+		json_array_append_new(arr, d);
+	}
+	return arr;
+}
+
+static km_status extra_lineage(km_ctx *ctx, km_err *e)
+{
+	km_config *cfg = &ctx->cfg;
+	if (!cfg->lineage_mappings) {
+		cfg->lineage_mappings = json_loads(demo_mappings, 0, NULL);
+		km_status st = cfg->lineage_mappings ? km_config_save(cfg, e)
+		                                     : km_fail(e, KM_EINTERNAL, "demo: lineage mappings");
+		if (st)
+			return st;
+	}
+	json_t *events = json_array();
+	int64_t now = km_ctx_now(ctx);
+	for (size_t i = 0; i < KM_ARRAY_LEN(demo_runs); i++) {
+		const struct demo_run *r = &demo_runs[i];
+		char when[32], run_id[40];
+		km_time_format(now - (int64_t)r->days * 86400, when);
+		/* a fixed UUID per run: importing the demo twice changes nothing */
+		snprintf(run_id, sizeof run_id, "0d3e0000-0000-4000-8000-%012zu", i + 1);
+		json_array_append_new(events, json_pack("{s:s,s:s,s:s,s:s,s:{s:s},s:{s:s,s:s},s:o,s:o}",
+		                                        "eventType", "COMPLETE", "eventTime", when, "producer",
+		                                        "https://keyward.example/demo", "schemaURL",
+		                                        "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+		                                        "run", "runId", run_id, "job", "namespace", "airflow://ml-platform",
+		                                        "name", r->job, "inputs", demo_datasets(r->inputs),
+		                                        "outputs", demo_datasets(r->outputs)));
+	}
+	char *text = json_dumps(events, JSON_COMPACT);
+	json_decref(events);
+	if (!text)
+		return km_fail(e, KM_ENOMEM, "out of memory");
+	km_lineage_import_result res;
+	km_status st = km_lineage_import_buffer(ctx, text, strlen(text), "demo:lineage-sync", &res, e);
+	free(text);
+	return st;
+}
+
 /* Extra steps, by day: what 3 + i is bulk key i's birth, 6 + i its
  * rotation paused midway; 9 a policy proposal; 10 refused attempts. */
 static const struct {
@@ -391,6 +520,7 @@ static const struct {
 	{1, 9},                     /* alice proposes a policy change */
 	{1, 6}, {1, 7}, {1, 8},     /* their rotations, paused midway */
 	{1, 10},                    /* refused attempts */
+	{1, 11},                    /* the nightly lineage sync */
 };
 
 static km_status step_extra(km_ctx *ctx, demo_approvers *ap, int what, km_err *e)
@@ -399,6 +529,8 @@ static km_status step_extra(km_ctx *ctx, demo_approvers *ap, int what, km_err *e
 		return extra_bulk_birth(ctx, &demo_bulk[what - 3], e);
 	if (what >= 6 && what < 9)
 		return extra_rotation_midway(ctx, ap, &demo_bulk[what - 6], e);
+	if (what == 11)
+		return extra_lineage(ctx, e);
 	return what == 9 ? extra_policy_request(ctx, e) : extra_denials(ctx, ap, e);
 }
 

@@ -572,6 +572,7 @@ void km_close(km_ctx *ctx)
 	hsm_close(ctx->h);
 	km_config_free(&ctx->cfg);
 	json_decref(ctx->policy_verified);
+	json_decref(ctx->lineage_pseudonyms);
 	OPENSSL_cleanse(ctx, sizeof *ctx);
 	free(ctx);
 }

@@ -1416,8 +1416,13 @@ km_status km_lineage_impact(km_ctx *ctx, const char *key_name, uint32_t version,
 		sum = &ig;
 	if (!key_name || !*key_name)
 		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name a key"), e);
-	return km_op_end(ctx, lineage_impact_run(ctx, key_name, version, as_of ? as_of : km_ctx_now(ctx), cb,
-	                                  cbctx, sum, e), e);
+	/* need-to-know redaction on the way out (lineage_redact.c) */
+	lineage_trampoline t = {.ctx = ctx, .redact = km_lineage_redacting(ctx), .hit_cb = cb, .c = cbctx};
+	km_status st = lineage_impact_run(ctx, key_name, version, as_of ? as_of : km_ctx_now(ctx),
+	                                  t.redact ? lineage_trampoline_hit : cb, t.redact ? (void *)&t : cbctx,
+	                                  sum, e);
+	st = lineage_trampoline_end(&t, st, sum->cycle_example, sizeof sum->cycle_example, e);
+	return km_op_end(ctx, st, e);
 }
 
 /* ---------------------------------------------------------------- nodes */
@@ -1501,6 +1506,8 @@ km_status km_lineage_node_find(km_ctx *ctx, const char *spec, km_lineage_node *o
 	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
 	if (!st)
 		st = find_impl(ctx, spec ? spec : "", out, NULL, e);
+	if (!st)
+		st = km_lineage_node_redact(ctx, out, e);
 	return km_op_end(ctx, st, e);
 }
 
@@ -1609,7 +1616,13 @@ km_status km_lineage_provenance(km_ctx *ctx, const char *model_spec,
 		memset(sum, 0, sizeof *sum);
 		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name a model: MODEL@VERSION"), e);
 	}
-	return km_op_end(ctx, lineage_provenance_run(ctx, model_spec, cb, cbctx, sum, e), e);
+	/* redaction and the approvals behind each key version (lineage_redact.c) */
+	lineage_trampoline t = {.ctx = ctx, .redact = km_lineage_redacting(ctx), .input_cb = cb, .c = cbctx};
+	km_status st = lineage_provenance_run(ctx, model_spec, lineage_trampoline_input, &t, sum, e);
+	if (!st && t.redact)
+		st = km_lineage_node_redact(ctx, &sum->model, e);
+	st = lineage_trampoline_end(&t, st, sum->cycle_example, sizeof sum->cycle_example, e);
+	return km_op_end(ctx, st, e);
 }
 
 /* ---------------------------------------------------------------- show, export */
@@ -1652,7 +1665,13 @@ static km_status show_impl(km_ctx *ctx, const char *spec, const km_lineage_show_
 			return st;
 		sqlite3_bind_int64(q, 1, n.id);
 		const char *f = sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : NULL;
-		cbs->node(cbs->c, &n, f);
+		km_lineage_node shown = n;
+		/* facets hold names (schemas, sources): withheld when redacting */
+		if ((st = km_lineage_node_redact(ctx, &shown, e))) {
+			sqlite3_finalize(q);
+			return st;
+		}
+		cbs->node(cbs->c, &shown, km_lineage_redacting(ctx) ? NULL : f);
 		sqlite3_finalize(q);
 	}
 	static const char *const edge_sql[2] = {
@@ -1671,6 +1690,10 @@ static km_status show_impl(km_ctx *ctx, const char *spec, const km_lineage_show_
 			km_lineage_node other;
 			edge_from_row(q, 0, &ed);
 			node_from_row(q, 6, &other);
+			if ((st = km_lineage_node_redact(ctx, &other, e))) {
+				sqlite3_finalize(q);
+				return st;
+			}
 			cbs->edge(cbs->c, &ed, &other, incoming);
 		}
 		sqlite3_finalize(q);
@@ -1713,6 +1736,10 @@ static km_status export_impl(km_ctx *ctx, const km_lineage_export_cbs *cbs, km_e
 		while (!stop && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 			km_lineage_node n;
 			node_from_row(q, 0, &n);
+			if ((st = km_lineage_node_redact(ctx, &n, e))) {
+				sqlite3_finalize(q);
+				return st;
+			}
 			stop = cbs->node(cbs->c, &n);
 		}
 		sqlite3_finalize(q);

@@ -195,6 +195,10 @@ typedef struct km_lineage_input {
 	int64_t activated, deactivated;
 	uint32_t later_versions;     /* rotations of the key since */
 	int64_t next_rotation;       /* created time of the next version, 0 if none */
+	/* The requests behind that key version (km_lineage_version_approvals),
+	 * filled by km_lineage_provenance; valid until cb returns. */
+	size_t napprovals;
+	const struct km_lineage_approval *approvals;
 } km_lineage_input;
 
 typedef struct km_lineage_provenance_summary {
@@ -208,8 +212,10 @@ typedef struct km_lineage_provenance_summary {
 /* Provenance of MODEL@VERSION (model_spec: "NAME@VERSION", NAME either an
  * OpenLineage dataset name or a catalogue model name): every node upstream
  * of it along flow edges, breadth first, each with the key version that
- * protected it at the time of the consumption on its path.  Needs
- * lineage.read. */
+ * protected it at the time of the consumption on its path and the
+ * requests behind that version (km_lineage_version_approvals), each row
+ * through its seal.  Redacted for roles without need-to-know (below).
+ * Needs lineage.read. */
 km_status km_lineage_provenance(km_ctx *ctx, const char *model_spec,
                                 int (*cb)(void *c, const km_lineage_input *in), void *cbctx,
                                 km_lineage_provenance_summary *sum, km_err *e);
@@ -280,6 +286,65 @@ typedef struct km_lineage_export_cbs {
 	void *c;
 } km_lineage_export_cbs;
 km_status km_lineage_export(km_ctx *ctx, const km_lineage_export_cbs *cbs, km_err *e);
+
+/* ---- approvals behind a key version ------------------------------------ */
+
+#define KM_LINEAGE_APPROVERS_MAX 8
+
+/* One request that decided about a key version, with who signed it. */
+typedef struct km_lineage_approval {
+	char request_id[40];
+	char kind[24];              /* "rotate", "emergency-rotate", "state", ... */
+	char state[16];             /* "executed", "pending", "rejected", ... (as read now) */
+	char object[160];           /* "key:NAME" or "key:NAME@V" */
+	int64_t created, decided;   /* decided 0 while open */
+	size_t napprovers;          /* approvals and rejections recorded */
+	struct km_lineage_approver {
+		char name[64];
+		int approve;             /* 1 approved, 0 rejected */
+		int64_t time;
+	} approvers[KM_LINEAGE_APPROVERS_MAX]; /* the first KM_LINEAGE_APPROVERS_MAX */
+} km_lineage_approval;
+
+/* The requests that decided about KEY@VERSION, oldest first: those on the
+ * version itself (state changes, destruction, the emergency rotation a
+ * compromise opens) and the key-wide ones (rotations) opened since the
+ * version before it was created, so the rotation that made this version
+ * and every rotation since.  Each request and approval row is read through
+ * its HSM seal (KM_EINTEGRITY naming the first that fails).  Approver
+ * names are people, not data, and are never redacted.  Needs lineage.read. */
+km_status km_lineage_version_approvals(km_ctx *ctx, const char *key, uint32_t version,
+                                       int (*cb)(void *c, const km_lineage_approval *a), void *cbctx,
+                                       km_err *e);
+
+/* ---- need-to-know redaction --------------------------------------------- */
+
+/* Roles without need-to-know (every role but officer and admin) never see
+ * dataset, job, feature, model, endpoint or namespace names, nor key
+ * owners: each is replaced by a stable pseudonym "KIND-xxxxxxxxxx", the
+ * first bytes of an HSM MAC (row-MAC key) over the name, so the same name
+ * is the same pseudonym in every answer and report of the deployment and
+ * cannot be guessed back without the HSM.  keyward's own asset nodes keep
+ * their kind prefix ("feature:feature-0123456789@7").  Key names,
+ * versions, states and times are not redacted.
+ *
+ * km_lineage_impact, km_lineage_provenance, km_lineage_show (facets are
+ * withheld: they hold names), km_lineage_export, km_lineage_node_find and
+ * km_lineage_report all apply it in the core, so no front end holds a
+ * redacted name. */
+
+/* 1 when this session's lineage answers are redacted. */
+int km_lineage_redacting(km_ctx *ctx);
+/* Ask for redaction although the role may see names (on = 1); on = 0
+ * returns to the role's rule (it never lifts redaction from a role). */
+void km_lineage_set_redact(km_ctx *ctx, int on);
+/* The pseudonym of name as a `what` ("dataset", "namespace", "owner", a
+ * kind name).  Names are cached for the session.  An HSM failure is an
+ * error, never the name. */
+km_status km_lineage_pseudonym(km_ctx *ctx, const char *what, const char *name, char *out, size_t cap,
+                               km_err *e);
+/* Redact a node in place when the session is redacting (else unchanged). */
+km_status km_lineage_node_redact(km_ctx *ctx, km_lineage_node *n, km_err *e);
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -38,4 +38,32 @@ km_status lineage_node_find_run(km_ctx *ctx, const char *spec, km_lineage_node *
 km_status lineage_rewrapped(km_ctx *ctx, int64_t key_id, uint32_t from_version, uint32_t to_version,
                             int64_t first_id, int64_t last_id, km_err *e);
 
+/* lineage_redact.c: what the public queries wrap around the caller's
+ * callbacks: each node redacted when the session is redacting, and each
+ * provenance input given the approvals behind its key version.  The first
+ * failure (an HSM MAC, a seal) stops the walk and is returned by
+ * lineage_trampoline_end, which also withholds a redacted walk's cycle
+ * example (it names nodes) and frees what the walk cached. */
+typedef struct lineage_trampoline {
+	km_ctx *ctx;
+	int redact;
+	int (*hit_cb)(void *c, const km_lineage_hit *h);
+	int (*input_cb)(void *c, const km_lineage_input *in);
+	void *c;
+	km_status st;
+	km_err err;
+	void *approvals;      /* cache: one entry per key version met */
+	size_t napprovals;
+} lineage_trampoline;
+
+int lineage_trampoline_hit(void *c, const km_lineage_hit *h);
+int lineage_trampoline_input(void *c, const km_lineage_input *in);
+km_status lineage_trampoline_end(lineage_trampoline *t, km_status st, char *cycle_example, size_t cap,
+                                 km_err *e);
+
+/* km_lineage_version_approvals without its own operation. */
+km_status lineage_version_approvals_run(km_ctx *ctx, const char *key, uint32_t version,
+                                        int (*cb)(void *c, const km_lineage_approval *a), void *cbctx,
+                                        km_err *e);
+
 #endif

@@ -32,42 +32,28 @@
 typedef struct report {
 	km_ctx *ctx;
 	int redact;
-	json_t *pseudonyms;   /* "what\nname" -> pseudonym */
 	json_t *labels;       /* node id -> label (as shown in this report) */
 	json_t *keys;         /* key name -> true (for the audit events) */
+	json_t *requests;     /* request id -> true (for the audit events) */
+	json_t *approvals;    /* the list approval_item fills */
 	json_t *items;
 	km_status st;
 	km_err *e;
 } report;
 
-/* The name itself, or its pseudonym when redacting. */
+/* The name itself, or its pseudonym when redacting (lineage_redact.c: the
+ * same pseudonym as every other answer of the deployment). */
 static const char *shown(report *r, const char *what, const char *name, char *buf, size_t cap)
 {
 	if (!r->redact || !name || !*name)
 		return name ? name : "";
-	char key[1200];
-	snprintf(key, sizeof key, "%s\n%s", what, name);
-	const char *have = json_string_value(json_object_get(r->pseudonyms, key));
-	if (!have) {
-		uint8_t mac[KM_ROWMAC_BYTES];
-		km_err e;
-		if (km_rowmac(r->ctx, "lineage-pseudonym", json_pack("[s,s]", what, name), mac, &e) != KM_OK) {
-			/* Never fall back to the name. */
-			if (!r->st) {
-				r->st = e.code;
-				*r->e = e;
-			}
-			snprintf(buf, cap, "%s-unavailable", what);
-			return buf;
-		}
-		char p[64];
-		int n = snprintf(p, sizeof p, "%s-", what);
-		for (int i = 0; i < 5 && n < (int)sizeof p - 2; i++)
-			n += snprintf(p + n, sizeof p - (size_t)n, "%02x", mac[i]);
-		json_object_set_new(r->pseudonyms, key, json_string(p));
-		have = json_string_value(json_object_get(r->pseudonyms, key));
+	km_err e;
+	km_err_clear(&e);
+	if (km_lineage_pseudonym(r->ctx, what, name, buf, cap, &e) != KM_OK && !r->st) {
+		/* never the name: the pseudonym call left "WHAT-unavailable" */
+		r->st = e.code;
+		*r->e = e;
 	}
-	snprintf(buf, cap, "%s", have);
 	return buf;
 }
 
@@ -159,6 +145,38 @@ static json_t *key_owner(report *r, const char *key)
 	return out;
 }
 
+/* The requests behind a key version, with who signed them. */
+static int approval_item(void *c, const km_lineage_approval *a)
+{
+	report *r = c;
+	json_t *who = json_array();
+	for (size_t i = 0; i < a->napprovers && i < KM_LINEAGE_APPROVERS_MAX; i++)
+		json_array_append_new(who, json_pack("{s:s,s:s,s:o}", "approver", a->approvers[i].name, "decision",
+		                                     a->approvers[i].approve ? "approved" : "rejected", "time",
+		                                     time_json(a->approvers[i].time)));
+	json_object_set_new(r->requests, a->request_id, json_true());
+	json_array_append_new(r->approvals, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:I}", "request", a->request_id,
+	                                     "kind", a->kind, "state", a->state, "object", a->object,
+	                                     "created", time_json(a->created), "decided", time_json(a->decided),
+	                                     "approvers", who, "signatures", (json_int_t)a->napprovers));
+	return 0;
+}
+
+static json_t *approvals_json(report *r, const char *key, uint32_t version)
+{
+	r->approvals = json_array();
+	km_err e;
+	km_err_clear(&e);
+	km_status st = lineage_version_approvals_run(r->ctx, key, version, approval_item, r, &e);
+	if (st && !r->st) {
+		r->st = st;
+		*r->e = e;
+	}
+	json_t *arr = r->approvals;
+	r->approvals = NULL;
+	return arr;
+}
+
 static int provenance_item(void *c, const km_lineage_input *in)
 {
 	report *r = c;
@@ -175,6 +193,8 @@ static int provenance_item(void *c, const km_lineage_input *in)
 		                              time_json(in->activated), "deactivated", time_json(in->deactivated),
 		                              "rotations_since", (json_int_t)in->later_versions, "next_rotation",
 		                              time_json(in->next_rotation), "owner", key_owner(r, in->key)));
+		json_object_set_new(json_object_get(o, "protected_by"), "approvals",
+		                    approvals_json(r, in->key, in->kek_version));
 	} else {
 		json_object_set_new(o, "protected_by", json_null());
 	}
@@ -215,7 +235,8 @@ static km_status evidence(report *r, json_t *doc, km_err *e)
 	                        "outcome = 'ok' UNION SELECT seq FROM audit_events WHERE object IN "
 	                        "(SELECT 'key:' || value FROM json_each(?1) UNION "
 	                        " SELECT 'key:' || j.value || '@' || kv.version FROM json_each(?1) j "
-	                        " JOIN keys k ON k.name = j.value JOIN key_versions kv ON kv.key_id = k.id) "
+	                        " JOIN keys k ON k.name = j.value JOIN key_versions kv ON kv.key_id = k.id "
+	                        " UNION SELECT 'request:' || value FROM json_each(?3)) "
 	                        "ORDER BY 1 LIMIT ?2", &q, e))) {
 		json_decref(seqs);
 		return st;
@@ -230,6 +251,13 @@ static km_status evidence(report *r, json_t *doc, km_err *e)
 	sqlite3_bind_text(q, 1, names_text ? names_text : "[]", -1, SQLITE_TRANSIENT);
 	free(names_text);
 	sqlite3_bind_int(q, 2, REPORT_EVENTS_MAX);
+	json_t *req_ids = json_array();
+	json_object_foreach(r->requests, k, v)
+		json_array_append_new(req_ids, json_string(k));
+	char *req_text = json_dumps(req_ids, JSON_COMPACT);
+	json_decref(req_ids);
+	sqlite3_bind_text(q, 3, req_text ? req_text : "[]", -1, SQLITE_TRANSIENT);
+	free(req_text);
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
 		json_array_append_new(seqs, json_integer(sqlite3_column_int64(q, 0)));
@@ -249,8 +277,9 @@ static km_status report_impl(km_ctx *ctx, const km_lineage_report_opts *o, json_
 		return st;
 	const km_actor *who = km_actor_get(ctx);
 	int need_to_know = (who->roles & (KM_ROLE_OFFICER | KM_ROLE_ADMIN)) != 0;
-	report r = {.ctx = ctx, .redact = o->redact || !need_to_know, .pseudonyms = json_object(),
-	            .labels = json_object(), .keys = json_object(), .items = json_array(), .e = e};
+	report r = {.ctx = ctx, .redact = o->redact || !need_to_know || km_lineage_redacting(ctx),
+	            .labels = json_object(), .keys = json_object(), .requests = json_object(),
+	            .items = json_array(), .e = e};
 	json_t *doc = json_object();
 	char now[32];
 	km_time_format(km_ctx_now(ctx), now);
@@ -319,7 +348,7 @@ static km_status report_impl(km_ctx *ctx, const km_lineage_report_opts *o, json_
 	}
 	if (!st)
 		st = evidence(&r, doc, e);
-	json_decref(r.pseudonyms);
+	json_decref(r.requests);
 	json_decref(r.labels);
 	json_decref(r.keys);
 	json_decref(r.items);

@@ -456,6 +456,170 @@ START_TEST(provenance_names_the_key_version_at_consumption)
 }
 END_TEST
 
+/* Approvals behind each input's key version: the rotation that moved the
+ * input's data on, with who approved it; every row through its seal. */
+typedef struct appr {
+	size_t n;
+	char kind[4][24], request[4][40], approver[4][64];
+	size_t approvers[4];
+} appr;
+
+static int appr_cb(void *c, const km_lineage_approval *a)
+{
+	appr *p = c;
+	if (p->n < 4) {
+		snprintf(p->kind[p->n], sizeof p->kind[0], "%s", a->kind);
+		snprintf(p->request[p->n], sizeof p->request[0], "%s", a->request_id);
+		snprintf(p->approver[p->n], sizeof p->approver[0], "%s", a->napprovers ? a->approvers[0].name : "");
+		p->approvers[p->n] = a->napprovers;
+		p->n++;
+	}
+	return 0;
+}
+
+static int prov_appr_cb(void *c, const km_lineage_input *in)
+{
+	appr *p = c;
+	if (in->key[0])
+		for (size_t i = 0; i < in->napprovals; i++)
+			appr_cb(p, &in->approvals[i]);
+	return 0;
+}
+
+START_TEST(provenance_names_the_approvals_behind_each_version)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	ck_assert_int_eq(km_key_create(ctx, "features/other", NULL, 0, &e), KM_OK);
+	const char *s1 = "feature:features/income@1";
+	clock_now = T0 + DAY;
+	ck_assert_int_eq(km_asset_register_bulk(ctx, "features/risk", &s1, 1, &e), KM_OK);
+	char a[2048];
+	ev(a, sizeof a, 1, T0 + 2 * DAY, "train", "features/income", "models/fraud", "1");
+	clock_now = T0 + 2 * DAY + 60;
+	import1(ctx, a);
+	/* before any request: none */
+	appr p = {0};
+	ck_assert_int_eq(km_lineage_provenance(ctx, "fraud@1", prov_appr_cb, &p, NULL, &e), KM_OK);
+	ck_assert_uint_eq(p.n, 0);
+	clock_now = T0 + 3 * DAY;
+	uint32_t v;
+	ck_assert_msg(th_rotate(&D, ctx, "features/risk", &v, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(th_rotate(&D, ctx, "features/other", &v, &e) == KM_OK, "%s", e.msg);
+	clock_now = T0 + 4 * DAY;
+	ck_assert_msg(th_rotate(&D, ctx, "features/risk", &v, &e) == KM_OK, "%s", e.msg);
+
+	/* the input was consumed under v1: both rotations since, oldest first,
+	 * none of the other key's */
+	memset(&p, 0, sizeof p);
+	ck_assert_msg(km_lineage_provenance(ctx, "fraud@1", prov_appr_cb, &p, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_str_eq(p.kind[0], "rotate");
+	ck_assert_str_eq(p.kind[1], "rotate");
+	ck_assert_str_ne(p.request[0], p.request[1]);
+	ck_assert_uint_ge(p.approvers[0], 1);
+	ck_assert_str_ne(p.approver[0], "");
+	/* v3: only the rotation that made it (the one before made v2) */
+	appr q = {0};
+	ck_assert_int_eq(km_lineage_version_approvals(ctx, "features/risk", 3, appr_cb, &q, &e), KM_OK);
+	ck_assert_uint_eq(q.n, 1);
+	ck_assert_str_eq(q.request[0], p.request[1]);
+	ck_assert_int_eq(km_lineage_version_approvals(ctx, "features/risk", 0, appr_cb, &q, &e), KM_EUSAGE);
+
+	/* a forged approver name fails its seal, and nothing is shown */
+	char sql[300];
+	snprintf(sql, sizeof sql, "UPDATE approvals SET approver = 'mallory' WHERE request_id = '%s' AND "
+	         "approver = '%s'", p.request[0], p.approver[0]);
+	ck_assert_int_eq(sqlite3_exec(km_db(ctx), sql, NULL, NULL, NULL), SQLITE_OK);
+	memset(&p, 0, sizeof p);
+	ck_assert_int_eq(km_lineage_provenance(ctx, "fraud@1", prov_appr_cb, &p, NULL, &e), KM_EINTEGRITY);
+	ck_assert_uint_eq(p.n, 0);
+	km_close(ctx);
+}
+END_TEST
+
+static int redacted_cb(void *c, const km_lineage_hit *h)
+{
+	collect *co = c;
+	collect_hit(c, h);
+	/* no name the graph holds, in any field */
+	ck_assert_ptr_null(strstr(h->node.name, "income"));
+	ck_assert_ptr_null(strstr(h->node.name, "fraud"));
+	ck_assert_ptr_null(strstr(h->node.namespace_, "serving"));
+	(void)co;
+	return 0;
+}
+
+START_TEST(redaction_gives_stable_pseudonyms_everywhere)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	const char *s1 = "feature:features/income@1";
+	clock_now = T0 + DAY;
+	ck_assert_int_eq(km_asset_register_bulk(ctx, "features/risk", &s1, 1, &e), KM_OK);
+	char a[2048], b[2048], text[4096];
+	ev(a, sizeof a, 1, T0 + 2 * DAY, "train", "features/income", "models/fraud", "1");
+	ev(b, sizeof b, 2, T0 + 2 * DAY, "deploy", "features/income", "serving|fraud-api", NULL);
+	snprintf(text, sizeof text, "%s%s", a, b);
+	clock_now = T0 + 2 * DAY + 60;
+	import1(ctx, text);
+
+	/* an officer sees names, until asking for redaction */
+	ck_assert_int_eq(km_lineage_redacting(ctx), 0);
+	collect plain = {0}, red = {0};
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 1, 0, collect_hit, &plain, NULL, &e), KM_OK);
+	ck_assert(has(&plain, "serving fraud-api"));
+	km_lineage_set_redact(ctx, 1);
+	ck_assert_int_eq(km_lineage_redacting(ctx), 1);
+	ck_assert_int_eq(km_lineage_impact(ctx, "features/risk", 1, 0, redacted_cb, &red, NULL, &e), KM_OK);
+	ck_assert_uint_eq(red.n, plain.n);
+	ck_assert(!has(&red, "serving fraud-api"));
+
+	/* keyward's own nodes keep their kind prefix; the same name is the
+	 * same pseudonym in every answer, a different kind another one */
+	char p1[64], p2[64], p3[64];
+	ck_assert_int_eq(km_lineage_pseudonym(ctx, "feature", "features/income", p1, sizeof p1, &e), KM_OK);
+	ck_assert_int_eq(km_lineage_pseudonym(ctx, "feature", "features/income", p2, sizeof p2, &e), KM_OK);
+	ck_assert_int_eq(km_lineage_pseudonym(ctx, "dataset", "features/income", p3, sizeof p3, &e), KM_OK);
+	ck_assert_str_eq(p1, p2);
+	ck_assert_str_ne(p1, p3);
+	ck_assert_int_eq((int)strlen(p1), (int)strlen("feature-") + 10);
+	char want[128];
+	snprintf(want, sizeof want, "feature:%s@1", p1);
+	ck_assert(has(&red, want));
+	km_lineage_node n;
+	ck_assert_int_eq(km_lineage_node_find(ctx, "feature:features/income@1", &n, &e), KM_OK);
+	char lab[300];
+	km_lineage_node_label(&n, lab, sizeof lab);
+	ck_assert_str_eq(lab, want);
+	/* a report made in the same deployment uses the same pseudonym */
+	km_lineage_report_opts o = {.kind = KM_LINEAGE_REPORT_IMPACT, .subject = "features/risk@1"};
+	json_t *doc = NULL;
+	ck_assert_msg(km_lineage_report(ctx, &o, &doc, &e) == KM_OK, "%s", e.msg);
+	char *dump = json_dumps(doc, JSON_COMPACT);
+	ck_assert_ptr_nonnull(strstr(dump, want));
+	ck_assert_ptr_null(strstr(dump, "fraud-api"));
+	free(dump);
+	json_decref(doc);
+	/* and back */
+	km_lineage_set_redact(ctx, 0);
+	ck_assert_int_eq(km_lineage_node_find(ctx, "feature:features/income@1", &n, &e), KM_OK);
+	ck_assert_str_eq(n.name, "feature:features/income");
+	km_close(ctx);
+
+	/* an auditor has no need-to-know: redacted whatever it asks */
+	th_deploy_teardown(&D);
+	th_deploy_setup(&D, KM_ROLE_AUDITOR, mappings);
+	ctx = th_deploy_open(&D, NULL);
+	ck_assert_int_eq(km_lineage_redacting(ctx), 1);
+	km_lineage_set_redact(ctx, 0);
+	ck_assert_int_eq(km_lineage_redacting(ctx), 1);
+	km_close(ctx);
+}
+END_TEST
+
 START_TEST(roles_decide_who_imports_and_reads)
 {
 	th_deploy_setup(&D, KM_ROLE_AUDITOR, mappings);
@@ -555,6 +719,8 @@ int main(void)
 	tcase_add_test(t, time_travel_across_a_rotation);
 	tcase_add_test(t, provenance_names_the_key_version_at_consumption);
 	tcase_add_test(t, roles_decide_who_imports_and_reads);
+	tcase_add_test(t, provenance_names_the_approvals_behind_each_version);
+	tcase_add_test(t, redaction_gives_stable_pseudonyms_everywhere);
 	suite_add_tcase(s, t);
 	TCase *p = tcase_create("pure");
 	tcase_add_test(p, mapping_rules_are_checked_at_load);

@@ -94,7 +94,20 @@
 	  "Cancel the selected queued or paused job (asks first)", ui_act_view)                    \
 	X(UI_ACT_LINEAGE_UPSTREAM, "lineage-flip", "w", "lineage", "up/down",                     \
 	  "Upstream from the selected model (what went into it), or back downstream from the key", \
-	  ui_act_view)
+	  ui_act_view)                                                                             \
+	X(UI_ACT_LINEAGE_KEY, "lineage-key", "K", "lineage", "key",                               \
+	  "Go to the key version that protects the selected node (keys screen, version selected)", \
+	  ui_act_view)                                                                             \
+	X(UI_ACT_LINEAGE_ASSET, "lineage-asset", "A", "lineage", "asset",                         \
+	  "Go to the selected node's catalogue asset: its key with the version that protects it, " \
+	  "and the asset's record on the message line", ui_act_view)                               \
+	X(UI_ACT_LINEAGE_EVENTS, "lineage-events", "E", "lineage", "events",                      \
+	  "The audit screen filtered to the selected node's key version (or to the lineage imports " \
+	  "that built a node no key protects)", ui_act_view)                                       \
+	X(UI_ACT_IMPACT, "impact", "i", "keys inbox", "impact",                                   \
+	  "The lineage screen's impact view: everything downstream of the selected key version "  \
+	  "(keys screen; the version picked in the detail pane, else the current one) or of the " \
+	  "request's key version (approvals screen)", ui_act_view)
 
 typedef enum ui_action {
 #define UI_ACT_ENUM(e, name, keys, screens, hint, help, fn) e,

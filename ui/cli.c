@@ -392,14 +392,19 @@ static const ui_cmd ui_cli_commands[] = {
 	 "newer version after a rotation is not charged to the old one.  --as-of "
 	 "takes an RFC 3339 time or a date (UTC) and shows the graph as it was "
 	 "then.  Cycles are followed once and reported.",
-	 OPTS({"as-of", 0, "T", "as it was at T (2026-11-30 or 2026-11-30T12:00:00Z)"}),
+	 OPTS({"as-of", 0, "T", "as it was at T (2026-11-30 or 2026-11-30T12:00:00Z)"},
+	      {"redact", 0, NULL, "pseudonyms for dataset, job, namespace and owner names, whatever your roles"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_impact},
 	{"lineage", "provenance", "MODEL@VERSION", 1, 1,
 	 "every upstream input of a model version and the key version that protected it",
 	 "MODEL is the model's OpenLineage dataset name or its keyward asset name.  "
 	 "For each input: when it was consumed, the key version that protected it "
-	 "then, that version's state now and the rotations of its key since.",
-	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_provenance},
+	 "then, that version's state now, the rotations of its key since, and the "
+	 "requests behind that version (the rotation that made it, state changes, "
+	 "rotations since) with their kind, state and approvers.  Roles without "
+	 "need-to-know (neither officer nor admin), or --redact, see pseudonyms "
+	 "for dataset, job, namespace and owner names.",
+	 OPTS({"redact", 0, NULL, "pseudonyms for dataset, job, namespace and owner names, whatever your roles"}), UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_provenance},
 	{"lineage", "report", "provenance|impact SUBJECT", 2, 2,
 	 "a provenance or compromise-impact report, as JSON or self-contained HTML",
 	 "SUBJECT is MODEL@VERSION (provenance) or KEY[@VERSION] (impact).  The "
@@ -415,11 +420,14 @@ static const ui_cmd ui_cli_commands[] = {
 	{"lineage", "show", "NODE", 1, 1,
 	 "one lineage node: kind, facets, edges in and out, protection",
 	 "NODE is #ID, KIND:NAME[@VERSION] for a keyward asset, or NAME[@VERSION] "
-	 "(an ambiguous name lists the candidates).",
-	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_show},
+	 "(an ambiguous name lists the candidates).  Roles without need-to-know, or "
+	 "--redact, see pseudonyms for names and no facets.",
+	 OPTS({"redact", 0, NULL, "pseudonyms for dataset, job, namespace and owner names, whatever your roles"}), UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_show},
 	{"lineage", "export", "", 0, 0,
-	 "the whole lineage graph as Graphviz DOT or JSON", NULL,
-	 OPTS({"format", 0, "dot|json", "output format (default dot, json with --json)"}),
+	 "the whole lineage graph as Graphviz DOT or JSON",
+	 "Roles without need-to-know, or --redact, see pseudonyms for names.",
+	 OPTS({"format", 0, "dot|json", "output format (default dot, json with --json)"},
+	      {"redact", 0, NULL, "pseudonyms for dataset, job, namespace and owner names, whatever your roles"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_lineage_export},
 	{"help", NULL, "[COMMAND [SUB] | keys | markdown]", 0, 2,
 	 "help on a command; `help keys`: console key bindings; `help markdown`: docs/cli.md",

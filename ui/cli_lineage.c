@@ -55,6 +55,13 @@ static km_status parse_as_of(const ui_args *a, int64_t *out, km_err *e)
 	return parse_as_of_opt(a, "as-of", out, e);
 }
 
+/* --redact: the core redacts every answer of this session (lineage.h). */
+static void apply_redact(ui_cli *cli, const ui_args *a)
+{
+	if (ui_arg_flag(a, "redact"))
+		km_lineage_set_redact(cli->ctx, 1);
+}
+
 /* ---------------------------------------------------------------- import */
 
 km_status ui_cmd_lineage_import(ui_cli *cli, const ui_args *a, km_err *e)
@@ -234,6 +241,7 @@ static void counts_line(const uint64_t *counts, uint64_t total)
 
 km_status ui_cmd_lineage_impact(ui_cli *cli, const ui_args *a, km_err *e)
 {
+	apply_redact(cli, a);
 	char key[129];
 	uint32_t version = 0;
 	int64_t as_of = 0;
@@ -269,6 +277,7 @@ km_status ui_cmd_lineage_impact(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "counts", counts_json(sum.counts));
 		json_object_set_new(o, "cycles", json_integer((json_int_t)sum.cycles));
 		json_object_set_new(o, "cycle_example", sum.cycles ? ui_json_text(sum.cycle_example) : json_null());
+		json_object_set_new(o, "redacted", json_boolean(km_lineage_redacting(cli->ctx)));
 		json_object_set_new(o, "nodes", w.arr);
 		return ui_json_print(o, e);
 	}
@@ -278,6 +287,8 @@ km_status ui_cmd_lineage_impact(ui_cli *cli, const ui_args *a, km_err *e)
 		              ui_time_str(sum.as_of, when));
 	else
 		ui_print_line("impact of key %s (every version) as of %s", key, ui_time_str(sum.as_of, when));
+	if (km_lineage_redacting(cli->ctx))
+		ui_print_line("redacted: dataset, job, namespace and owner names are pseudonyms (need-to-know)");
 	counts_line(sum.counts, sum.total);
 	if (sum.cycles)
 		ui_print_line("%" PRIu64 " cycle%s met, e.g. %s", sum.cycles, sum.cycles == 1 ? "" : "s",
@@ -293,6 +304,53 @@ km_status ui_cmd_lineage_impact(ui_cli *cli, const ui_args *a, km_err *e)
 }
 
 /* ---------------------------------------------------------------- provenance */
+
+static json_t *approvals_json(const km_lineage_input *in)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < in->napprovals; i++) {
+		const km_lineage_approval *ap = &in->approvals[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "request", json_string(ap->request_id));
+		json_object_set_new(o, "kind", json_string(ap->kind));
+		json_object_set_new(o, "state", json_string(ap->state));
+		ui_json_set_text(o, "object", ap->object);
+		json_object_set_new(o, "created", ui_json_time(ap->created));
+		json_object_set_new(o, "decided", ap->decided ? ui_json_time(ap->decided) : json_null());
+		json_t *who = json_array();
+		for (size_t j = 0; j < ap->napprovers && j < KM_LINEAGE_APPROVERS_MAX; j++) {
+			json_t *w = json_object();
+			ui_json_set_text(w, "approver", ap->approvers[j].name);
+			json_object_set_new(w, "decision", json_string(ap->approvers[j].approve ? "approved" : "rejected"));
+			json_object_set_new(w, "time", ui_json_time(ap->approvers[j].time));
+			json_array_append_new(who, w);
+		}
+		json_object_set_new(o, "approvers", who);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* "rotate 1a2b3c4d5e6f executed (bob, carol); state 0a1b.. pending (bob)" */
+static void approvals_text(const km_lineage_input *in, char *buf, size_t cap)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	if (!in->napprovals) {
+		snprintf(buf, cap, "none");
+		return;
+	}
+	for (size_t i = 0; i < in->napprovals && used < cap; i++) {
+		const km_lineage_approval *ap = &in->approvals[i];
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s %.12s %s (", i ? "; " : "", ap->kind,
+		                         ap->request_id, ap->state);
+		for (size_t j = 0; j < ap->napprovers && j < KM_LINEAGE_APPROVERS_MAX && used < cap; j++)
+			used += (size_t)snprintf(buf + used, cap - used, "%s%s%s", j ? ", " : "", ap->approvers[j].name,
+			                         ap->approvers[j].approve ? "" : " rejected");
+		if (used < cap)
+			used += (size_t)snprintf(buf + used, cap - used, "%s)", ap->napprovers ? "" : "no signatures");
+	}
+}
 
 static int prov_cb(void *c, const km_lineage_input *in)
 {
@@ -316,14 +374,16 @@ static int prov_cb(void *c, const km_lineage_input *in)
 			json_object_set_new(k, "deactivated", ui_json_time(in->deactivated));
 			json_object_set_new(k, "rotations_since", json_integer(in->later_versions));
 			json_object_set_new(k, "next_rotation", ui_json_time(in->next_rotation));
+			json_object_set_new(k, "approvals", approvals_json(in));
 			json_object_set_new(o, "protected_by", k);
 		} else {
 			json_object_set_new(o, "protected_by", json_null());
 		}
 		return json_array_append_new(w->arr, o) != 0;
 	}
-	char kv[200] = "-", rot[64] = "-";
+	char kv[200] = "-", rot[64] = "-", appr[1024] = "-";
 	if (in->key[0]) {
+		approvals_text(in, appr, sizeof appr);
 		snprintf(kv, sizeof kv, "%s v%" PRIu32 " (%s)", in->key, in->kek_version, in->state);
 		if (in->later_versions)
 			snprintf(rot, sizeof rot, "%" PRIu32 " since, first %s", in->later_versions,
@@ -331,14 +391,15 @@ static int prov_cb(void *c, const km_lineage_input *in)
 		else
 			snprintf(rot, sizeof rot, "none");
 	}
-	const char *cells[] = {node_kind(&in->hit.node), lab, ui_time_str(in->consumed, consumed), kv, rot};
+	const char *cells[] = {node_kind(&in->hit.node), lab, ui_time_str(in->consumed, consumed), kv, rot, appr};
 	w->st = ui_table_add(w->t, cells, NULL);
 	return w->st != KM_OK;
 }
 
 km_status ui_cmd_lineage_provenance(ui_cli *cli, const ui_args *a, km_err *e)
 {
-	static const char *const hdr[] = {"KIND", "INPUT", "CONSUMED", "PROTECTED BY", "ROTATIONS"};
+	apply_redact(cli, a);
+	static const char *const hdr[] = {"KIND", "INPUT", "CONSUMED", "PROTECTED BY", "ROTATIONS", "APPROVALS"};
 	walk_out w = {.labels = json_object()};
 	if (cli->json)
 		w.arr = json_array();
@@ -360,6 +421,7 @@ km_status ui_cmd_lineage_provenance(ui_cli *cli, const ui_args *a, km_err *e)
 		json_object_set_new(o, "inputs", json_integer((json_int_t)sum.inputs));
 		json_object_set_new(o, "protected_inputs", json_integer((json_int_t)sum.protected_inputs));
 		json_object_set_new(o, "cycles", json_integer((json_int_t)sum.cycles));
+		json_object_set_new(o, "redacted", json_boolean(km_lineage_redacting(cli->ctx)));
 		json_object_set_new(o, "upstream", w.arr);
 		return ui_json_print(o, e);
 	}
@@ -367,6 +429,8 @@ km_status ui_cmd_lineage_provenance(ui_cli *cli, const ui_args *a, km_err *e)
 	ui_print_line("provenance of %s: %" PRIu64 " upstream input%s, %" PRIu64 " protected by keyward",
 	              label(&sum.model, lab, sizeof lab), sum.inputs, sum.inputs == 1 ? "" : "s",
 	              sum.protected_inputs);
+	if (km_lineage_redacting(cli->ctx))
+		ui_print_line("redacted: dataset, job, namespace and owner names are pseudonyms (need-to-know)");
 	if (sum.cycles)
 		ui_print_line("%" PRIu64 " cycle%s met, e.g. %s", sum.cycles, sum.cycles == 1 ? "" : "s",
 		              sum.cycle_example);
@@ -449,6 +513,7 @@ static void show_prot(void *c, const km_lineage_protection *p)
 
 km_status ui_cmd_lineage_show(ui_cli *cli, const ui_args *a, km_err *e)
 {
+	apply_redact(cli, a);
 	show_out s = {.json = cli->json};
 	if (s.json) {
 		s.doc = json_object();
@@ -551,6 +616,7 @@ static int export_prot(void *c, const km_lineage_protection *p)
 
 km_status ui_cmd_lineage_export(ui_cli *cli, const ui_args *a, km_err *e)
 {
+	apply_redact(cli, a);
 	const char *fmt = ui_arg(a, "format");
 	if (!fmt)
 		fmt = cli->json ? "json" : "dot";
@@ -717,7 +783,7 @@ static void html_report(FILE *f, json_t *doc)
 	html_svg(f, items);
 	fputs("<table><tr><th>kind</th><th>node</th><th>depth</th>", f);
 	fputs(impact ? "<th>why (shortest path)</th></tr>\n" :
-	               "<th>consumed</th><th>protected by (state now)</th><th>path</th></tr>\n", f);
+	               "<th>consumed</th><th>protected by (state now; approvals)</th><th>path</th></tr>\n", f);
 	size_t i;
 	json_t *it;
 	json_array_foreach(items, i, it) {
@@ -737,6 +803,23 @@ static void html_report(FILE *f, json_t *doc)
 				         jstr(pb, "state"), json_is_string(json_object_get(pb, "owner")) ? jstr(pb, "owner") : "-",
 				         json_integer_value(json_object_get(pb, "rotations_since")));
 				html_text(f, b);
+				/* the requests behind that version, with their approvers */
+				size_t k;
+				json_t *ap;
+				json_array_foreach(json_object_get(pb, "approvals"), k, ap) {
+					char line[400];
+					size_t used = (size_t)snprintf(line, sizeof line, "%s %.12s %s by", jstr(ap, "kind"),
+					                               jstr(ap, "request"), jstr(ap, "state"));
+					size_t m;
+					json_t *w;
+					json_array_foreach(json_object_get(ap, "approvers"), m, w)
+						if (used < sizeof line)
+							used += (size_t)snprintf(line + used, sizeof line - used, "%s %s (%s)",
+							                         m ? "," : "", jstr(w, "approver"), jstr(w, "decision"));
+					fputs("<br><small>", f);
+					html_text(f, line);
+					fputs("</small>", f);
+				}
 			} else {
 				fputs("-", f);
 			}

@@ -7,6 +7,7 @@
  * The core authorises, checks the quorum and audits.
  */
 #include "cli.h"
+#include "lineage.h"
 #include "asset.h"
 #include "kek.h"
 #include "request.h"
@@ -114,9 +115,21 @@ km_status ui_cmd_key_compromise(ui_cli *cli, const ui_args *a, km_err *e)
 		st = km_key_compromise(cli->ctx, key, v, ui_arg(a, "reason"), id, e);
 	if (st != KM_OK)
 		return st;
-	if (!cli->json)
+	if (!cli->json) {
 		ui_print_line("%s version %u is compromised: nothing more is encrypted under it, and "
 		              "decrypting needs an explicit override", key, v);
+		/* what its data went into: the lineage impact, counted (the
+		 * compromise stands even if the count cannot be made) */
+		km_lineage_impact_summary sum;
+		km_err ie;
+		km_err_clear(&ie);
+		if (km_lineage_impact(cli->ctx, key, v, 0, NULL, NULL, &sum, &ie) == KM_OK)
+			ui_print_line("impact: %" PRIu64 " lineage node%s downstream (%" PRIu64 " model%s, %" PRIu64
+			              " endpoint%s); see keyward lineage impact %s@%u", sum.total,
+			              sum.total == 1 ? "" : "s", sum.counts[KM_LN_MODEL],
+			              sum.counts[KM_LN_MODEL] == 1 ? "" : "s", sum.counts[KM_LN_ENDPOINT],
+			              sum.counts[KM_LN_ENDPOINT] == 1 ? "" : "s", key, v);
+	}
 	return opened(cli, id, e);
 }
 

@@ -281,10 +281,12 @@ void ui_op_set_state(ui_console *c, const char *name, uint32_t version, km_key_s
 		ui_changed(c);
 		return;
 	}
-	if (target == KS_COMPROMISED)
-		ui_message(c, "version %u of %s is compromised; emergency rotation request %.12s opened", version,
-		           name, id);
-	else
+	if (target == KS_COMPROMISED) {
+		/* what the compromised version's data went into, at once */
+		ui_goto_impact(c, name, version);
+		ui_message(c, "version %u of %s is compromised; emergency rotation request %.12s opened. "
+		           "Its impact:", version, name, id);
+	} else
 		requested(c, id);
 	ui_changed(c);
 }

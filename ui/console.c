@@ -163,6 +163,8 @@ ui_view *ui_view_find(ui_console *c, const char *name)
 
 ui_view *ui_view_current(ui_console *c) { return &c->views[c->cur]; }
 
+const ui_keymap *ui_keymap_get(ui_console *c) { return &c->keymap; }
+
 ui_view *ui_view_nth(ui_console *c, int i)
 {
 	return i >= 0 && i < UI_VIEW_COUNT ? &c->views[i] : NULL;

@@ -97,6 +97,19 @@ ui_view *ui_view_current(ui_console *c);
 ui_view *ui_view_nth(ui_console *c, int i);
 void ui_view_show(ui_console *c, ui_view *v);
 
+/* Jumps between screens (each defined by the screen it shows). */
+/* The keys screen with key `name` selected and its detail pane open, the
+ * version picked in the pane (0: none picked). */
+void ui_goto_key(ui_console *c, const char *name, uint32_t version);
+/* The audit screen with this filter (the `/` syntax: key:NAME, action:..). */
+void ui_goto_audit(ui_console *c, const char *filter);
+/* The lineage screen's impact view: downstream of key `key` at `version`
+ * (0: every version). */
+void ui_goto_impact(ui_console *c, const char *key, uint32_t version);
+
+/* The keys in force (after config.json's rebinding), for hints. */
+const ui_keymap *ui_keymap_get(ui_console *c);
+
 /* ---- drawing -------------------------------------------------------- */
 attr_t ui_attr(ui_console *c, ui_element el);
 ui_element ui_state_element(km_key_state s);

@@ -399,6 +399,21 @@ static void au_filter(ui_view *v, const char *text)
 	ui_dirty(v->c);
 }
 
+void ui_goto_audit(ui_console *c, const char *filter)
+{
+	ui_view *v = ui_view_find(c, "audit");
+	audit_state *s = v->st;
+	ui_view_show(c, v);
+	if (s->lw.cap > 0) {
+		au_filter(v, filter);
+		return;
+	}
+	/* never shown yet: its window has no rows to fill; the first reload
+	 * sizes it and fetches with the filter */
+	au_filter_parse(s, filter);
+	v->stale = 1;
+}
+
 static const char *au_filter_text(ui_view *v)
 {
 	audit_state *s = v->st;

@@ -344,6 +344,29 @@ static int ib_handle(ui_view *v, ui_action a)
 			return 1;
 		}
 		return 0;
+	case UI_ACT_IMPACT: {
+		/* the risk factors' "downstream": what the request's key version
+		 * (or key) protects and what was made from it */
+		if (!sel) {
+			ui_error_text(v->c, "no request selected");
+			return 1;
+		}
+		if (strncmp(sel->object, "key:", 4) != 0) {
+			ui_error_text(v->c, "request %.12s is about %s, not a key: it has no lineage impact", sel->id,
+			              sel->object);
+			return 1;
+		}
+		char key[160];
+		ui_tw_format(key, sizeof key, "%s", sel->object + 4);
+		char *at = strrchr(key, '@');
+		uint32_t version = 0;
+		if (at) {
+			*at = '\0';
+			version = (uint32_t)strtoul(at + 1, NULL, 10);
+		}
+		ui_goto_impact(v->c, key, version);
+		return 1;
+	}
 	case UI_ACT_REQ_HISTORY:
 		s->history = !s->history;
 		s->rs.sel = s->rs.top = 0;
@@ -401,7 +424,8 @@ const struct ui_view_ops ui_view_inbox = {
 	        "you sign the request's digest with your own key after your passphrase (and one-time "
 	        "code when the policy wants it); d rejects with a reason, which vetoes the request. "
 	        "H switches to the history of decided requests. The status bar counts what waits "
-	        "for you. / filters by key name.",
+	        "for you. / filters by key name. i shows the impact of the request's key version "
+	        "(what its risk factor \"downstream\" counts) on the lineage screen.",
 	.state_size = sizeof(inbox_state),
 	.close = ib_close,
 	.reload = ib_reload,

@@ -855,6 +855,18 @@ static int kv_handle(ui_view *v, ui_action a)
 	case UI_ACT_KEY_CREATE:
 		ui_op_create(c, NULL, NULL);
 		return 1;
+	case UI_ACT_IMPACT:
+		if (!k) {
+			ui_error_text(c, "no key selected");
+			return 1;
+		}
+		/* the version picked in the pane, else the current one */
+		if (s->focus_detail && s->detail_loaded && s->vsel < s->nversions &&
+		    strcmp(s->detail_name, sel.name) == 0)
+			ui_goto_impact(c, sel.name, s->versions[s->vsel].version);
+		else
+			ui_goto_impact(c, sel.name, sel.current_version);
+		return 1;
 	case UI_ACT_KEY_TAGS:
 	case UI_ACT_KEY_ROTATE:
 	case UI_ACT_KEY_STATE:
@@ -942,6 +954,39 @@ static void kv_click(ui_view *v, int y, int x)
 	ui_dirty(v->c);
 }
 
+void ui_goto_key(ui_console *c, const char *name, uint32_t version)
+{
+	ui_view *v = ui_view_find(c, "keys");
+	keys_state *s = v->st;
+	ui_view_show(c, v);
+	s->attn_only = 0;
+	ui_tw_format(s->filter, sizeof s->filter, "%s", name);
+	s->detail_open = 1;
+	s->focus_detail = version != 0;
+	s->detail_loaded = 0;
+	kv_report(v, ui_lw_resize(&s->lw, kv_list_rows(v)));
+	kv_report(v, ui_lw_home(&s->lw));
+	kv_count(v);
+	/* the filter matches names containing it: pick the exact one */
+	for (int i = 0; i < s->lw.n; i++) {
+		const kv_row *r = ui_lw_row(&s->lw, i);
+		if (strcmp(r->k.name, name) == 0) {
+			ui_lw_select(&s->lw, i);
+			break;
+		}
+	}
+	const km_key_info *k = ui_lw_selected(&s->lw);
+	if (!k || strcmp(k->name, name) != 0) {
+		ui_error_text(c, "no key %s in the inventory", name);
+		return;
+	}
+	kv_detail_load(v, k);
+	for (int i = 0; version && i < s->nversions; i++)
+		if (s->versions[i].version == version)
+			s->vsel = i;
+	ui_dirty(c);
+}
+
 const struct ui_view_ops ui_view_keys = {
 	.name = "keys",
 	.title = "Keys",
@@ -951,7 +996,9 @@ const struct ui_view_ops ui_view_keys = {
 	        "version for x (change state). / filters by name or tag:value (sensitivity:high); "
 	        "s and S change the sort. ATTN marks keys that need attention (overdue, compromised "
 	        "with assets still under it, near the usage bound, due, an open request, a running "
-	        "job); ! shows only those, most urgent first (:sort attention does the same).",
+	        "job); ! shows only those, most urgent first (:sort attention does the same). i shows "
+	        "the impact of the version picked in the pane (else the current one) on the lineage "
+	        "screen.",
 	.state_size = sizeof(keys_state),
 	.open = kv_open,
 	.close = kv_close,

@@ -16,6 +16,7 @@
 #include "ui.h"
 #include "views.h"
 #include "lineage.h"
+#include "asset.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,7 +35,12 @@ typedef struct ln_row {
 	char kind[16];
 	char edge[16];       /* the edge that reached it */
 	char label[256];
-	char detail[2][200]; /* the side pane's extra lines */
+	char detail[3][200]; /* the side pane's extra lines */
+	/* the key version behind it, for the jumps (K, A, E): upstream the
+	 * one that protected it when consumed; downstream a start's (asset's)
+	 * own, "" / 0 elsewhere (the jump climbs to the start) */
+	char key[129];
+	uint32_t kek_version;
 } ln_row;
 
 typedef struct lineage_state {
@@ -108,6 +114,8 @@ static int ln_impact_cb(void *c, const km_lineage_hit *h)
 	ln_row *r = &s->rows[s->nrows - 1];
 	char from[32];
 	if (h->depth == 0) {
+		ui_tw_format(r->key, sizeof r->key, "%.*s", (int)strcspn(s->start, "@"), s->start);
+		r->kek_version = h->kek_version;
 		ui_fmt_time(h->protected_from, from);
 		if (h->kek_version)
 			snprintf(r->detail[0], sizeof r->detail[0], "protected by v%" PRIu32 " since %s",
@@ -127,12 +135,24 @@ static int ln_prov_cb(void *c, const km_lineage_input *in)
 	char when[32];
 	ui_fmt_time(in->consumed, when);
 	snprintf(r->detail[0], sizeof r->detail[0], "consumed %s", when);
+	ui_tw_format(r->key, sizeof r->key, "%s", in->key);
+	r->kek_version = in->kek_version;
 	if (in->key[0])
 		snprintf(r->detail[1], sizeof r->detail[1], "protected by %s v%" PRIu32 " (%s now, %" PRIu32
 		         " rotation%s since)", in->key, in->kek_version, in->state, in->later_versions,
 		         in->later_versions == 1 ? "" : "s");
 	else
 		snprintf(r->detail[1], sizeof r->detail[1], "not protected by keyward then");
+	/* the requests behind that version: kind and approvers */
+	size_t used = 0;
+	for (size_t i = 0; i < in->napprovals && used < sizeof r->detail[2]; i++) {
+		const km_lineage_approval *ap = &in->approvals[i];
+		used += (size_t)snprintf(r->detail[2] + used, sizeof r->detail[2] - used, "%s%s %.8s:",
+		                         i ? "; " : "approvals: ", ap->kind, ap->request_id);
+		for (size_t j = 0; j < ap->napprovers && j < KM_LINEAGE_APPROVERS_MAX && used < sizeof r->detail[2]; j++)
+			used += (size_t)snprintf(r->detail[2] + used, sizeof r->detail[2] - used, " %s%s",
+			                         ap->approvers[j].name, ap->approvers[j].approve ? "" : "(rejected)");
+	}
 	return 0;
 }
 
@@ -259,8 +279,10 @@ static void ln_draw(ui_view *v, ui_rect a)
 		ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, "out of memory");
 		return;
 	}
-	snprintf(line, sizeof line, "%.480s%s", s->summary[0] ? s->summary : "Lineage",
-	         s->truncated ? " (first 20000 nodes)" : "");
+	/* first, so that it survives a narrow terminal */
+	ui_tw_format(line, sizeof line, "%s%.400s%s",
+	             s->summary[0] && km_lineage_redacting(ui_ctx(c)) ? "names are pseudonyms (need-to-know): " : "",
+	             s->summary[0] ? s->summary : "Lineage", s->truncated ? " (first 20000 nodes)" : "");
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS | UI_TW_PAD, line);
 	s->list_h = a.h - 1;
 	if (s->error[0]) {
@@ -304,9 +326,16 @@ static void ln_draw(ui_view *v, ui_rect a)
 	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
 	snprintf(line, sizeof line, "reached by %s, depth %" PRIu32, r->edge, r->depth);
 	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, line);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		if (r->detail[k][0])
 			ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_NORMAL, UI_TW_ELLIPSIS, r->detail[k]);
+	/* the jumps, with the keys bound to them now */
+	char kk[32], ka[32], ke[32];
+	ui_keymap_keys(ui_keymap_get(c), UI_ACT_LINEAGE_KEY, kk, sizeof kk);
+	ui_keymap_keys(ui_keymap_get(c), UI_ACT_LINEAGE_ASSET, ka, sizeof ka);
+	ui_keymap_keys(ui_keymap_get(c), UI_ACT_LINEAGE_EVENTS, ke, sizeof ke);
+	snprintf(line, sizeof line, "%s key  %s asset  %s audit events", kk, ka, ke);
+	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_DIM, UI_TW_ELLIPSIS, line);
 	y++;
 	ui_draw_text(c, y++, x + 2, detail_w - 3, UI_EL_SECTION, 0, "Path");
 	/* the chain up to the start, newest last */
@@ -355,6 +384,84 @@ static const char *ln_find_text(ui_view *v)
 	return ((lineage_state *)v->st)->find;
 }
 
+/* The key version behind row r: its own (a start downstream, an input
+ * upstream), else downstream its start's, the asset its path began at. */
+static const ln_row *ln_protector(const lineage_state *s, int r)
+{
+	if (!s->upstream)
+		while (s->rows[r].parent != -1)
+			r = s->rows[r].parent;
+	return s->rows[r].key[0] ? &s->rows[r] : NULL;
+}
+
+static void ln_node_asset(void *c, const km_lineage_node *n, const char *facets)
+{
+	(void)facets;
+	*(int64_t *)c = n->asset_id;
+}
+
+/* K: the key screen; A: the asset (its key, the version that protects it,
+ * its record on the message line); E: the audit events of that key
+ * version, or the imports that built a node no key protects. */
+static void ln_jump(ui_view *v, ui_action a, int r)
+{
+	lineage_state *s = v->st;
+	ui_console *c = v->c;
+	const ln_row *row = &s->rows[r];
+	const ln_row *p = ln_protector(s, r);
+	if (a == UI_ACT_LINEAGE_EVENTS) {
+		char f[200];
+		if (p && p->kek_version)
+			ui_tw_format(f, sizeof f, "key:%s@%" PRIu32, p->key, p->kek_version);
+		else if (p)
+			ui_tw_format(f, sizeof f, "key:%s", p->key);
+		else
+			ui_tw_format(f, sizeof f, "action:lineage.import");
+		ui_goto_audit(c, f);
+		return;
+	}
+	if (a == UI_ACT_LINEAGE_KEY) {
+		if (!p) {
+			ui_error_text(c, "%s was not protected by a keyward key", row->label);
+			return;
+		}
+		ui_goto_key(c, p->key, p->kek_version);
+		return;
+	}
+	/* the asset: the node's own catalogue record */
+	km_err e;
+	km_err_clear(&e);
+	int64_t asset_id = 0;
+	char spec[32];
+	snprintf(spec, sizeof spec, "#%" PRId64, row->node);
+	km_lineage_show_cbs cbs = {ln_node_asset, NULL, NULL, &asset_id};
+	if (km_lineage_show(ui_ctx(c), spec, &cbs, &e) != KM_OK) {
+		ui_error(c, &e);
+		return;
+	}
+	if (!asset_id) {
+		ui_error_text(c, "%s is not a catalogue asset (it comes from lineage events)%s", row->label,
+		              p ? "; K goes to the key that protects what it came from" : "");
+		return;
+	}
+	if (km_lineage_redacting(ui_ctx(c))) {
+		/* the catalogue record would name what the pseudonym hides */
+		ui_error_text(c, "the asset's record is withheld from your role (need-to-know); K shows its key");
+		return;
+	}
+	km_asset_info as;
+	if (km_asset_get(ui_ctx(c), asset_id, &as, &e) != KM_OK) {
+		ui_error(c, &e);
+		return;
+	}
+	ui_goto_key(c, as.kek_name, as.kek_version);
+	char when[32];
+	ui_fmt_time(as.created, when);
+	ui_message(c, "asset #%" PRId64 " %s:%s%s%s under %s v%" PRIu32 ", protected %s by %s", as.id, as.kind,
+	           as.name, as.version[0] ? "@" : "", as.version, as.kek_name, as.kek_version, when,
+	           as.created_by);
+}
+
 static int ln_handle(ui_view *v, ui_action a)
 {
 	lineage_state *s = v->st;
@@ -391,6 +498,15 @@ static int ln_handle(ui_view *v, ui_action a)
 		s->sel = s->top = 0;
 		v->stale = 1;
 		return 1;
+	case UI_ACT_LINEAGE_KEY:
+	case UI_ACT_LINEAGE_ASSET:
+	case UI_ACT_LINEAGE_EVENTS:
+		if (!s->nvis) {
+			ui_error_text(v->c, "no node selected: :lineage KEY[@VERSION] first");
+			return 1;
+		}
+		ln_jump(v, a, s->vis[s->sel]);
+		return 1;
 	default:
 		return 0;
 	}
@@ -407,6 +523,20 @@ void ui_colon_lineage(ui_console *c, int argc, char **argv)
 	lineage_state *s = v->st;
 	snprintf(s->start, sizeof s->start, "%s", argv[1]);
 	s->upstream = argc == 3 && strcmp(argv[2], "up") == 0;
+	s->sel = s->top = 0;
+	v->stale = 1;
+	ui_view_show(c, v);
+}
+
+void ui_goto_impact(ui_console *c, const char *key, uint32_t version)
+{
+	ui_view *v = ui_view_find(c, "lineage");
+	lineage_state *s = v->st;
+	if (version)
+		snprintf(s->start, sizeof s->start, "%.200s@%" PRIu32, key, version);
+	else
+		snprintf(s->start, sizeof s->start, "%.200s", key);
+	s->upstream = 0;
 	s->sel = s->top = 0;
 	v->stale = 1;
 	ui_view_show(c, v);
@@ -444,7 +574,11 @@ const struct ui_view_ops ui_view_lineage = {
 	        "path); :lineage MODEL@VERSION up shows what went into a model and the key version "
 	        "that protected each input. Enter folds a branch, u switches between upstream (from "
 	        "the selected model) and downstream (the last key), / finds a node by name, "
-	        ":asof DATE shows the graph as it was then.",
+	        ":asof DATE shows the graph as it was then. From the selected node, K goes to the key "
+	        "version that protects it (or protected what it came from), A to its catalogue asset, "
+	        "E to the audit events of that key version. i on the keys and approvals screens, and a "
+	        "compromise, open this screen's impact view. Roles without need-to-know see "
+	        "pseudonyms for names.",
 	.state_size = sizeof(lineage_state),
 	.open = ln_open,
 	.close = ln_close,
