@@ -321,4 +321,11 @@ km_status audit_scan(sqlite3 *db, uint64_t first, uint64_t last, audit_row_fn ro
  * compared as text: "2026-11-23" is that day's start).  *seq = 0: none. */
 km_status audit_first_since(sqlite3 *db, const char *since, uint64_t *seq, km_err *e);
 
+/* The signed note (c2sp.org/signed-note, type 0x02) of stored head h under
+ * `origin`, its signature checked with pub first: a stored head is data
+ * like any other (KM_EINTEGRITY when it does not verify).  For
+ * auditproof.c's checkpoints and the forwarder's witness sink. */
+struct km_audit_checkpoint;
+km_status audit_head_note(EVP_PKEY *pub, const char *origin, const audit_head *h,
+                          struct km_audit_checkpoint *cp, km_err *e);
 #endif

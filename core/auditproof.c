@@ -55,10 +55,10 @@ static void snap_end(sqlite3 *db, int opened)
 }
 
 /* DER SubjectPublicKeyInfo of the audit key (malloc'd). */
-static km_status pub_der(km_ctx *ctx, unsigned char **der, size_t *len, km_err *e)
+static km_status pub_der(EVP_PKEY *pub, unsigned char **der, size_t *len, km_err *e)
 {
 	*der = NULL;
-	int n = i2d_PUBKEY(ctx->audit_pub, der);
+	int n = i2d_PUBKEY(pub, der);
 	if (n <= 0)
 		return km_fail(e, KM_EINTERNAL, "cannot encode the audit public key");
 	*len = (size_t)n;
@@ -67,12 +67,12 @@ static km_status pub_der(km_ctx *ctx, unsigned char **der, size_t *len, km_err *
 
 /* Signed-note key ID for type 0x02: SHA-256 of the DER SPKI, first four
  * bytes, big-endian (c2sp.org/signed-note, "Signature types"). */
-static km_status note_key_id(km_ctx *ctx, uint32_t *id, km_err *e)
+static km_status note_key_id(EVP_PKEY *pub, uint32_t *id, km_err *e)
 {
 	unsigned char *der;
 	size_t len = 0;
 	uint8_t d[32];
-	km_status s = pub_der(ctx, &der, &len, e);
+	km_status s = pub_der(pub, &der, &len, e);
 	if (s != KM_OK)
 		return s;
 	if (EVP_Digest(der, len, d, NULL, EVP_sha256(), NULL) != 1)
@@ -88,7 +88,8 @@ km_status km_audit_note_vkey(km_ctx *ctx, char *vkey, size_t cap, uint32_t *key_
 	unsigned char *der, *buf;
 	size_t len = 0;
 	km_status s = audit_origin(ctx->db, origin, sizeof origin, e);
-	if (s != KM_OK || (s = note_key_id(ctx, key_id, e)) != KM_OK || (s = pub_der(ctx, &der, &len, e)) != KM_OK)
+	if (s != KM_OK || (s = note_key_id(ctx->audit_pub, key_id, e)) != KM_OK ||
+	    (s = pub_der(ctx->audit_pub, &der, &len, e)) != KM_OK)
 		return s;
 	buf = malloc(len + 1);
 	char *enc = malloc(4 * ((len + 3) / 3) + 1);
@@ -110,8 +111,8 @@ km_status km_audit_note_vkey(km_ctx *ctx, char *vkey, size_t cap, uint32_t *key_
 
 /* The signed note of head h, its signature checked with the audit key
  * first: a stored head is data like any other. */
-static km_status head_note(km_ctx *ctx, const char *origin, const audit_head *h, km_audit_checkpoint *cp,
-                           km_err *e)
+km_status audit_head_note(EVP_PKEY *pub, const char *origin, const audit_head *h, km_audit_checkpoint *cp,
+                          km_err *e)
 {
 	char text[KM_AUDIT_NOTE_MAX];
 	uint8_t der[HSM_SIG_DER_MAX], sigbuf[4 + HSM_SIG_DER_MAX];
@@ -129,14 +130,14 @@ static km_status head_note(km_ctx *ctx, const char *origin, const audit_head *h,
 	if ((s = hsm_sig_to_der(h->sig, der, sizeof der, &der_len, e)) != KM_OK)
 		return s;
 	EVP_MD_CTX *v = EVP_MD_CTX_new();
-	int ok = v && EVP_DigestVerifyInit(v, NULL, EVP_sha256(), NULL, ctx->audit_pub) == 1 &&
+	int ok = v && EVP_DigestVerifyInit(v, NULL, EVP_sha256(), NULL, pub) == 1 &&
 	         EVP_DigestVerify(v, der, der_len, (const unsigned char *)text, tlen) == 1;
 	EVP_MD_CTX_free(v);
 	if (!ok)
 		return km_fail(e, KM_EINTEGRITY, "the stored tree head at size %" PRIu64 " does not carry a "
 		               "valid signature by the audit key; nothing was handed out (run audit verify)",
 		               h->size);
-	if ((s = note_key_id(ctx, &id, e)) != KM_OK)
+	if ((s = note_key_id(pub, &id, e)) != KM_OK)
 		return s;
 	sigbuf[0] = (uint8_t)(id >> 24);
 	sigbuf[1] = (uint8_t)(id >> 16);
@@ -162,7 +163,7 @@ static km_status checkpoint_at(km_ctx *ctx, const char *origin, uint64_t size, k
 	if (s != KM_OK)
 		return s;
 	if (have && h.size == size)
-		return head_note(ctx, origin, &h, cp, e);
+		return audit_head_note(ctx->audit_pub, origin, &h, cp, e);
 	memset(cp, 0, sizeof *cp);
 	cp->size = size;
 	return audit_root_at(ctx->db, size, cp->root, e);
@@ -175,7 +176,7 @@ static km_status newest(km_ctx *ctx, const char *origin, km_audit_checkpoint *cp
 	km_status s = audit_head_at_most(ctx->db, UINT64_MAX, &h, &have, e);
 	if (s == KM_OK && !have)
 		s = km_fail(e, KM_ENOTFOUND, "the audit log has no signed tree head yet");
-	return s == KM_OK ? head_note(ctx, origin, &h, cp, e) : s;
+	return s == KM_OK ? audit_head_note(ctx->audit_pub, origin, &h, cp, e) : s;
 }
 
 /* ---------------------------------------------------------------- checkpoint */
@@ -461,7 +462,7 @@ static km_status export_files(km_ctx *ctx, exp_dir *d, const char *since, uint64
 	    (s = audit_head_at_most(ctx->db, first - 1, &sh, &have, e)) != KM_OK)
 		return s;
 	memset(&start, 0, sizeof start);
-	if (have && (s = head_note(ctx, origin, &sh, &start, e)) == KM_OK)
+	if (have && (s = audit_head_note(ctx->audit_pub, origin, &sh, &start, e)) == KM_OK)
 		s = exp_write(d, "checkpoint.start", start.note, e);
 	r->start_size = start.size;
 	if (s != KM_OK || (s = km_audit_note_vkey(ctx, vkey, sizeof vkey, &id, e)) != KM_OK)

@@ -6,6 +6,7 @@
  */
 #include "forward_int.h"
 #include "audit.h"
+#include "auditproof.h"
 #include "authz.h"
 #include "ctx.h"
 #include "secmem.h"
@@ -789,8 +790,19 @@ static km_status run_file(sqlite3 *db, const char *origin, const km_sink *s, con
  * ("format": "keyward-checkpoint-v1"); the note form replaces this one
  * function and that format name. */
 static km_status witness_body(const char *origin, uint64_t size, const uint8_t root[32], int64_t t,
-                              const uint8_t sig[AUDIT_SIG_BYTES], buf *out, km_err *e)
+                              const uint8_t sig[AUDIT_SIG_BYTES], EVP_PKEY *pub, buf *out, km_err *e)
 {
+	/* The same head as a C2SP signed note (what `audit checkpoint` prints),
+	 * for witnesses that speak notes; checked against the audit key first. */
+	km_audit_checkpoint cp = {0};
+	if (pub) {
+		audit_head h = {.size = size, .time = t};
+		memcpy(h.root, root, sizeof h.root);
+		memcpy(h.sig, sig, sizeof h.sig);
+		km_status ns = audit_head_note(pub, origin, &h, &cp, e);
+		if (ns != KM_OK)
+			return ns;
+	}
 	char text[512];
 	size_t tl = audit_checkpoint_text(origin, size, root, t, text, sizeof text);
 	if (!tl)
@@ -803,6 +815,10 @@ static km_status witness_body(const char *origin, uint64_t size, const uint8_t r
 	                      "root", (const char *)b64root, "time", (json_int_t)t,
 	                      "checkpoint", text, "signature", (const char *)b64sig,
 	                      "signature_type", "ecdsa-p256-sha256-raw");
+	if (o && cp.is_signed && json_object_set_new(o, "note", json_string(cp.note)) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	out->len = 0;
@@ -824,7 +840,7 @@ static km_status run_witness(sqlite3 *db, const char *origin, const km_sink *s, 
 	http c;
 	buf body = {0};
 	if ((st = http_open(s, &c, e)) == KM_OK) {
-		if (!(st = witness_body(origin, size, root, t, sig, &body, e)) &&
+		if (!(st = witness_body(origin, size, root, t, sig, o->audit_pub, &body, e)) &&
 		    !(st = http_deliver(&c, s, o, &body, size, size, r, e)) &&
 		    !(st = cursor_advance(db, s->name, r->cursor, size, e))) {
 			r->delivered++;
@@ -942,7 +958,7 @@ km_status km_forward(km_ctx *ctx, const km_forward_opts *o, km_forward_progress_
 		return km_op_end(ctx, st, e);
 	ctx->op_recorded = 1; /* the run is recorded; a sink failing is reported, not re-audited */
 
-	forward_run_opts ro = {o->follow, o->stop, progress, pctx};
+	forward_run_opts ro = {o->follow, o->stop, progress, pctx, ctx->audit_pub};
 	int64_t next_try[KM_SINKS_MAX] = {0};
 	km_status first = KM_OK;
 	for (;;) {

@@ -8,6 +8,7 @@
 
 #include "forward.h"
 
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 /* The cursor table (catalogue migration v10): one row per sink name that
@@ -19,6 +20,7 @@ typedef struct forward_run_opts {
 	volatile sig_atomic_t *stop;    /* may be NULL */
 	km_forward_progress_fn progress;
 	void *pctx;
+	EVP_PKEY *audit_pub;            /* the witness body's signed note; NULL: none */
 } forward_run_opts;
 
 /* Deliver sink s from its cursor to the end of the log (webhook, file) or
