@@ -78,6 +78,8 @@
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
 	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit", "verify",                                   \
 	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)       \
+	X(UI_ACT_AUDIT_SESSIONS, "audit-sessions", "L", "audit", "logins",                         \
+	  "Show or hide session (login) events, which are hidden at first", ui_act_view)         \
 	X(UI_ACT_REQ_APPROVE, "approve-request", "a", "inbox", "approve",                          \
 	  "Approve the selected request: sign its digest with your key (passphrase, + TOTP)",     \
 	  ui_act_view)                                                                             \
