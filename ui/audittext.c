@@ -78,8 +78,10 @@ void ui_audit_summary(const char *event_json, char *buf, size_t cap)
 		append(buf, cap, t);
 		changed_state = 1;
 	}
-	/* a version named on its own (key.create, key.state on one version) */
-	if (!changed_state && scalar_text(json_object_get(d, "version"), a, sizeof a)) {
+	/* a key version named on its own (key.create, key.state on one
+	 * version); a string "version" is an asset's own, shown with its name */
+	const json_t *ver = json_object_get(d, "version");
+	if (!changed_state && json_is_integer(ver) && scalar_text(ver, a, sizeof a)) {
 		const json_t *st = json_object_get(d, "state");
 		snprintf(t, sizeof t, "v%s%s%s", a, json_is_string(st) ? " " : "",
 		         json_is_string(st) ? json_string_value(st) : "");
@@ -88,7 +90,10 @@ void ui_audit_summary(const char *event_json, char *buf, size_t cap)
 	for (size_t i = 0; i < sizeof audit_particulars / sizeof audit_particulars[0]; i++) {
 		if (!scalar_text(json_object_get(d, audit_particulars[i].key), a, sizeof a))
 			continue;
-		snprintf(t, sizeof t, "%s%s", audit_particulars[i].label, a);
+		if (strcmp(audit_particulars[i].key, "name") == 0 && json_is_string(ver))
+			snprintf(t, sizeof t, "asset %s version %s", a, json_string_value(ver));
+		else
+			snprintf(t, sizeof t, "%s%s", audit_particulars[i].label, a);
 		append(buf, cap, t);
 	}
 	json_decref(ev);

@@ -264,8 +264,9 @@ static int au_list_rows(ui_view *v)
 {
 	audit_state *s = v->st;
 	int h = v->area.h - 2 - ((s->v.running || s->v.have_result) ? 3 : 0);
+	/* the event's details need the room more than the neighbours do */
 	if (s->detail_open)
-		h = h / 2;
+		h = h / 3 > 3 ? h / 3 : (h < 3 ? h : 3);
 	return h < 1 ? 1 : h;
 }
 
@@ -690,7 +691,11 @@ static int au_draw_verify(ui_view *v, ui_rect a)
 
 /* ---- drawing ------------------------------------------------------------- */
 
-enum { AU_SEQ = 8, AU_TIME = 19, AU_OUTCOME = 8 };
+enum { AU_SEQ = 8, AU_OUTCOME = 8 };
+/* Below this width a row keeps the change in view: the time loses its
+ * year and seconds, and what changed comes before the object. */
+#define AU_NARROW(a) ((a).w < 110)
+#define AU_TIME (AU_NARROW(a) ? 11 : 19)
 /* actor and action columns: narrower on a narrow terminal, for the object */
 #define AU_ACTOR (a.w >= 110 ? 16 : 10)
 #define AU_ACTION (a.w >= 110 ? 16 : 12)
@@ -708,6 +713,8 @@ static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_elemen
 	ui_tw_format(tm, sizeof tm, "%.19s", r->time);
 	if (tm[10] == 'T')
 		tm[10] = ' ';
+	if (AU_NARROW(a) && strlen(tm) >= 16) /* "11-30 02:16" */
+		ui_tw_format(tm, sizeof tm, "%.11s", r->time + 5), tm[5] = ' ';
 	ui_draw_text(c, y, x, AU_TIME, base, UI_TW_PAD, tm);
 	x += AU_TIME + 1;
 	ui_draw_text(c, y, x, AU_ACTOR, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->actor);
@@ -719,8 +726,8 @@ static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_elemen
 	x += AU_OUTCOME + 1;
 	/* the object, then what changed: "key:x@2  active -> compromised" */
 	char what[400];
-	ui_tw_format(what, sizeof what, "%s%s%s", r->object, r->object[0] && r->change[0] ? "  " : "",
-	             r->change);
+	const char *first = AU_NARROW(a) ? r->change : r->object, *second = AU_NARROW(a) ? r->object : r->change;
+	ui_tw_format(what, sizeof what, "%s%s%s", first, first[0] && second[0] ? "  " : "", second);
 	ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, what);
 }
 
@@ -784,10 +791,18 @@ static int au_detail_event(ui_view *v, ui_rect a, int y)
 	if (y >= a.y + a.h)
 		return y;
 	ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS,
-	             "Event (indented; `keyward audit show SEQ --json` has the text as hashed)");
+	             "Event (as hashed: keyward audit show SEQ --json)");
 	char *pretty = ui_audit_pretty(s->detail.json);
+	/* the object's own braces take two rows and say nothing: its members
+	 * are drawn one level out */
+	char *body = pretty && pretty[0] == '{' && pretty[1] == '\n' ? pretty + 2 : pretty;
+	char *close = body ? strrchr(body, '\n') : NULL;
+	if (close && strcmp(close, "\n}") == 0)
+		*close = '\0';
 	struct au_line_ctx lc = {c, a, y};
-	ui_audit_wrap(pretty ? pretty : "", a.w - 2, au_detail_line, &lc);
+	if (body != pretty)
+		lc.a.x -= 2, lc.a.w += 2; /* every member line starts with two spaces */
+	ui_audit_wrap(body ? body : "", lc.a.w - 2, au_detail_line, &lc);
 	free(pretty);
 	return lc.y;
 }
@@ -838,7 +853,8 @@ static void au_draw(ui_view *v, ui_rect a)
 	ui_draw_fill(c, y, a.x, a.w, UI_EL_HEADER);
 	char hdr[200];
 	ui_tw_format(hdr, sizeof hdr, "%*s %-*s %-*s %-*s %-*s %s", AU_SEQ, "SEQ", AU_TIME, "TIME (UTC)",
-	             AU_ACTOR, "ACTOR", AU_ACTION, "ACTION", AU_OUTCOME, "OUTCOME", "OBJECT");
+	             AU_ACTOR, "ACTOR", AU_ACTION, "ACTION", AU_OUTCOME, "OUTCOME",
+	             AU_NARROW(a) ? "CHANGE  OBJECT" : "OBJECT  CHANGE");
 	ui_draw_text(c, y, a.x + 1, a.w - 2, UI_EL_HEADER, UI_TW_PAD, hdr);
 	y++;
 	int rows = au_list_rows(v);
