@@ -55,6 +55,7 @@ PUBLIC_HDR := base/km.h core/keyward.h core/authz.h core/config.h core/kek.h cor
               core/asset.h core/auditlog.h core/audit_types.h core/user.h core/demo.h core/secmem.h core/text.h core/caller.h
 PUBLIC_HDR += core/request.h
 PUBLIC_HDR += core/policy.h core/schedule.h core/job.h core/lineage.h
+PUBLIC_HDR += core/anomaly.h
 UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))

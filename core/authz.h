@@ -59,7 +59,8 @@ enum {
 	X(KM_ACT_JOB_READ,     "job.read")      \
 	X(KM_ACT_JOB_RUN,      "job.run")       \
 	X(KM_ACT_LINEAGE_READ, "lineage.read")  \
-	X(KM_ACT_LINEAGE_IMPORT, "lineage.import")
+	X(KM_ACT_LINEAGE_IMPORT, "lineage.import")\
+	X(KM_ACT_AUDIT_SCAN,   "audit.scan")
 
 typedef enum km_action {
 #define ACT_ENUM(e, name) e,

@@ -7,6 +7,7 @@
  * (demo only) or comes from the environment or a prompt.
  */
 #include "config.h"
+#include "anomaly.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +97,7 @@ static km_status set_path(char *dst, size_t cap, const char *home, const char *v
 	return KM_OK;
 }
 
-typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE, CT_LINEAGE } cfg_type;
+typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE, CT_LINEAGE, CT_ANOMALY } cfg_type;
 
 /* Every key config.json may hold: one row each.  Offsets point into
  * km_config so parsing is a loop over this table. */
@@ -131,6 +132,7 @@ static const struct cfg_key {
 	{"keys", CT_OBJECT, offsetof(km_config, keys), 0, 0, "console key bindings"},
 	{"lineage_mappings", CT_LINEAGE, offsetof(km_config, lineage_mappings), 0, 0,
 	 "lineage mapping rules: [{\"namespace\", \"name\", \"asset\", \"kind\"}]"},
+	{"anomaly", CT_ANOMALY, offsetof(km_config, anomaly), 0, 0, "anomaly detection thresholds"},
 };
 
 /* The node kinds a mapping rule may give a dataset (lineage.h
@@ -259,6 +261,14 @@ km_status km_config_parse(km_config *c, const char *text, const char *origin, km
 				uint64_t x = (uint64_t)json_integer_value(v);
 				memcpy(field, &x, sizeof x);
 			}
+		} else if (ck->type == CT_ANOMALY) {
+			km_anomaly_config ac;
+			if ((st = km_anomaly_config_parse(v, &ac, e))) {
+				km_wrap(e, "%s", origin);
+				break;
+			}
+			json_decref(c->anomaly);
+			c->anomaly = json_incref(v);
 		} else if (ck->type == CT_LINEAGE) {
 			if (!json_is_array(v)) {
 				st = km_fail(e, KM_ECONFIG, "%s: \"%s\" must be an array (%s)", origin, k, ck->help);
@@ -379,6 +389,8 @@ km_status km_config_save(const km_config *c, km_err *e)
 		json_object_set(o, "keys", c->keys);
 	if (c->lineage_mappings)
 		json_object_set(o, "lineage_mappings", c->lineage_mappings);
+	if (c->anomaly)
+		json_object_set(o, "anomaly", c->anomaly);
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	if (!text)
@@ -412,5 +424,7 @@ void km_config_free(km_config *c)
 		c->keys = NULL;
 		json_decref(c->lineage_mappings);
 		c->lineage_mappings = NULL;
+		json_decref(c->anomaly);
+		c->anomaly = NULL;
 	}
 }

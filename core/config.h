@@ -72,6 +72,9 @@ typedef struct km_config {
 	 * patterns), "asset" ("KIND:NAME[@VERSION]", "{name}" replaced by the
 	 * dataset's name), "kind" (node kind)}; checked at load, or NULL. */
 	json_t *lineage_mappings;
+	/* Anomaly detection thresholds (anomaly.h km_anomaly_config_parse),
+	 * checked at load, or NULL for the defaults. */
+	json_t *anomaly;
 } km_config;
 
 /* 1 when this process runs with privilege it did not start with (the

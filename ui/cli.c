@@ -167,6 +167,20 @@ static const ui_cmd ui_cli_commands[] = {
 	{"audit", "pubkey", "", 0, 0,
 	 "print the audit-signing public key (PEM) for outside verifiers", NULL, NULL,
 	 UI_CMD_SESSION, ui_cmd_audit_pubkey},
+	{"audit", "scan", "", 0, 0, "scan the new audit events for anomalies (run it from cron)",
+	 "Applies the anomaly rules (docs/audit.md) to the events appended since the "
+	 "last scan; each finding becomes an `anomaly` event naming the events that "
+	 "evidence it, and an `audit.scan` event records how far the scan read, so "
+	 "the next scan starts there.  Thresholds: the \"anomaly\" object of "
+	 "config.json.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_scan},
+	{"anomaly", "list", "", 0, 0, "list the anomalies found by `audit scan`, newest first",
+	 "Each line: the anomaly event's seq and time, the rule, whom it is about, "
+	 "what it touched, the evidence (seqs of the events behind it) and why.",
+	 OPTS({"lines", 'n', "N", "how many (default 50)"},
+	      {"rule", 0, "R", "only this rule (decrypt-spike, first-use, off-hours, mass-decrypt, "
+	                      "denial-burst, version-use)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_anomaly_list},
 	{"user", "list", "", 0, 0, "list keyward users and their roles", NULL, NULL,
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_list},
 	{"user", "add", "NAME", 1, 1, "enrol a user",
