@@ -116,7 +116,7 @@ typedef enum ui_action {
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \
-	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs, lineage)", ui_colon_screen)          \
+	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs, lineage, anomalies)", ui_colon_screen)          \
 	X("theme", "NAME", "Switch the colour theme (default, light, high-contrast, mono)", ui_colon_theme) \
 	X("lineage", "KEY[@VERSION] or MODEL@VERSION up",                                       \
 	  "Show the lineage tree downstream of a key (version) or upstream of a model", ui_colon_lineage) \
