@@ -1137,6 +1137,60 @@ static const struct {
 	{offsetof(audit_filter, outcome), " AND outcome = ?", MATCH_EXACT, "audit_events_outcome"},
 };
 
+/* Read exactly n digits at *p into *v. */
+static int time_digits(const char **p, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return 0;
+		*v = *v * 10 + (**p - '0');
+	}
+	return 1;
+}
+
+km_status audit_time_prefix_check(const char *s, const char *what, char out[AUDIT_TIME_LEN + 1],
+                                  km_err *e)
+{
+	/* field: separator before it, digits, lowest and highest value */
+	static const struct { char sep; int digits, lo, hi; } fields[] = {
+		{0, 4, 1, 9999}, {'-', 2, 1, 12}, {'-', 2, 1, 31},
+		{'T', 2, 0, 23}, {':', 2, 0, 59}, {':', 2, 0, 60}, {'.', 3, 0, 999},
+	};
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *p = s ? s : "";
+	int v[KM_ARRAY_LEN(fields)] = {0};
+	size_t n = 0;
+	int ok = *p != '\0';
+	while (ok && n < KM_ARRAY_LEN(fields) && *p && *p != 'Z') {
+		if (fields[n].sep && *p++ != fields[n].sep)
+			ok = 0;
+		else if (!time_digits(&p, fields[n].digits, &v[n]) || v[n] < fields[n].lo || v[n] > fields[n].hi)
+			ok = 0;
+		else
+			n++;
+	}
+	if (ok && *p == 'Z')
+		ok = n >= 4 && p[1] == '\0';
+	else if (ok)
+		ok = *p == '\0';
+	if (ok && n >= 3) {
+		int leap = (v[0] % 4 == 0 && v[0] % 100 != 0) || v[0] % 400 == 0;
+		ok = v[2] <= mdays[v[1] - 1] && !(v[1] == 2 && v[2] == 29 && !leap);
+	}
+	if (!ok)
+		return km_fail(e, KM_EUSAGE, "%s '%.40s' is not a UTC time: give an RFC 3339 time or a prefix "
+		               "of one, e.g. 2026-03, 2026-03-01, 2026-03-01T10:30 or 2026-03-01T10:30:00Z",
+		               what, s ? s : "");
+	/* the shape is checked: at most AUDIT_TIME_LEN bytes */
+	size_t len = (size_t)(p - s);
+	memcpy(out, s, len);
+	out[len] = '\0';
+	if (*p == 'Z' && n == KM_ARRAY_LEN(fields))
+		memcpy(out + len, "Z", 2);
+	return KM_OK;
+}
+
 /* A filter matching at least this many rows counts as "dense". */
 #define PROBE_CAP 4096
 
@@ -1247,6 +1301,7 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	char *time_upper = NULL;
 	const char *time_from = f ? nonempty(f->time_from) : NULL;
 	const char *time_to = f ? nonempty(f->time_to) : NULL;
+	const char *hide_action = f ? nonempty(f->hide_action) : NULL;
 	int64_t lo = 1, hi = before_seq && before_seq < INT64_MAX ? (int64_t)before_seq : INT64_MAX;
 	int64_t best_count = INT64_MAX;
 	size_t best = KM_ARRAY_LEN(filter_clauses);
@@ -1296,6 +1351,8 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	/* The time predicates stay, exact, but with unary + so they never
 	 * drive the plan: the sequence range already did. */
 	strcat(sql, " AND seq >= ? AND seq < ?");
+	if (hide_action)
+		strcat(sql, " AND +action IS NOT ?");
 	if (time_from)
 		strcat(sql, " AND +time >= ?");
 	if (time_upper)
@@ -1308,6 +1365,8 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 			bind_clause(st, &param, i, filter_value(f, i), uppers[i]);
 	sqlite3_bind_int64(st, param++, lo);
 	sqlite3_bind_int64(st, param++, hi);
+	if (hide_action)
+		sqlite3_bind_text(st, param++, hide_action, -1, SQLITE_STATIC);
 	if (time_from)
 		sqlite3_bind_text(st, param++, time_from, -1, SQLITE_STATIC);
 	if (time_upper)

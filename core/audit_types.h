@@ -44,7 +44,26 @@ typedef struct audit_filter {
 	const char *outcome;       /* exact: ok, denied, error */
 	const char *time_from;     /* RFC 3339 prefix, inclusive: "2026-03" */
 	const char *time_to;       /* RFC 3339 prefix, inclusive: "2026-03-31" */
+	const char *hide_action;   /* leave out events with exactly this action
+	                            * ("login": the session events that make up
+	                            * most of a log); never drives the plan */
 } audit_filter;
+
+/* The action of session (login) events, which the audit screen and
+ * `audit tail` hide unless asked. */
+#define AUDIT_SESSION_ACTION "login"
+
+/* Is s a time filter audit_query understands: an RFC 3339 UTC time or a
+ * prefix of one cut after a field ("2026", "2026-03", "2026-03-01",
+ * "2026-03-01T10", "2026-03-01T10:30", "2026-03-01T10:30:00",
+ * "2026-03-01T10:30:00.123", any of the last four with "Z"), with every
+ * field in range (no 2026-02-30)?  KM_OK with the prefix to filter by in
+ * out (a "Z" dropped unless milliseconds precede it: stored times always
+ * carry them, so "...:00Z" would sort after "...:00.123Z"), or KM_EUSAGE
+ * with a sentence naming `what` ("--since") and showing the accepted
+ * shape.  out holds AUDIT_TIME_LEN + 1 bytes. */
+km_status audit_time_prefix_check(const char *s, const char *what, char out[AUDIT_TIME_LEN + 1],
+                                  km_err *e);
 
 /* Callback per row; return nonzero to stop early (not an error). */
 typedef int (*audit_row_fn)(void *ctx, const audit_row *row);

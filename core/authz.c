@@ -45,6 +45,9 @@ static const struct {
 	[KM_ACT_ASSET_READ] = {KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR | KM_ROLE_SERVICE, 0},
 	[KM_ACT_AUDIT_READ] = {R_STAFF, 0},
 	[KM_ACT_AUDIT_VERIFY] = {R_STAFF, 0},
+	/* Scanning for anomalies appends findings, but is a reading of the
+	 * log, like verification: any staff role. */
+	[KM_ACT_AUDIT_SCAN] = {R_STAFF, 0},
 	[KM_ACT_USER_READ] = {KM_ROLE_ADMIN | KM_ROLE_AUDITOR, 0},
 	[KM_ACT_USER_ADD] = {KM_ROLE_ADMIN, STEPUP},
 	[KM_ACT_USER_PASSWD] = {R_ALL, STEPUP},

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "forward.h"
+#include "anomaly.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,7 +98,7 @@ static km_status set_path(char *dst, size_t cap, const char *home, const char *v
 	return KM_OK;
 }
 
-typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE, CT_LINEAGE, CT_SINKS } cfg_type;
+typedef enum { CT_PATH, CT_STRING, CT_POS_INT, CT_OBJECT, CT_MODE, CT_LINEAGE, CT_SINKS, CT_ANOMALY } cfg_type;
 
 /* Every key config.json may hold: one row each.  Offsets point into
  * km_config so parsing is a loop over this table. */
@@ -134,6 +135,7 @@ static const struct cfg_key {
 	 "lineage mapping rules: [{\"namespace\", \"name\", \"asset\", \"kind\"}]"},
 	{"audit_sinks", CT_SINKS, offsetof(km_config, audit_sinks), 0, 0,
 	 "audit forwarding sinks: [{\"name\", \"type\", \"url\" or \"path\", ...}]"},
+	{"anomaly", CT_ANOMALY, offsetof(km_config, anomaly), 0, 0, "anomaly detection thresholds"},
 };
 
 /* The node kinds a mapping rule may give a dataset (lineage.h
@@ -269,6 +271,14 @@ km_status km_config_parse(km_config *c, const char *text, const char *origin, km
 				break;
 			json_decref(c->audit_sinks);
 			c->audit_sinks = json_incref(v);
+		} else if (ck->type == CT_ANOMALY) {
+			km_anomaly_config ac;
+			if ((st = km_anomaly_config_parse(v, &ac, e))) {
+				km_wrap(e, "%s", origin);
+				break;
+			}
+			json_decref(c->anomaly);
+			c->anomaly = json_incref(v);
 		} else if (ck->type == CT_LINEAGE) {
 			if (!json_is_array(v)) {
 				st = km_fail(e, KM_ECONFIG, "%s: \"%s\" must be an array (%s)", origin, k, ck->help);
@@ -391,6 +401,8 @@ km_status km_config_save(const km_config *c, km_err *e)
 		json_object_set(o, "lineage_mappings", c->lineage_mappings);
 	if (c->audit_sinks)
 		json_object_set(o, "audit_sinks", c->audit_sinks);
+	if (c->anomaly)
+		json_object_set(o, "anomaly", c->anomaly);
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	if (!text)
@@ -426,5 +438,7 @@ void km_config_free(km_config *c)
 		c->lineage_mappings = NULL;
 		json_decref(c->audit_sinks);
 		c->audit_sinks = NULL;
+		json_decref(c->anomaly);
+		c->anomaly = NULL;
 	}
 }

@@ -75,6 +75,9 @@ typedef struct km_config {
 	/* Audit forwarding sinks (forward.h km_sinks_parse): an array of
 	 * objects, checked at load, or NULL. */
 	json_t *audit_sinks;
+	/* Anomaly detection thresholds (anomaly.h km_anomaly_config_parse),
+	 * checked at load, or NULL for the defaults. */
+	json_t *anomaly;
 } km_config;
 
 /* 1 when this process runs with privilege it did not start with (the

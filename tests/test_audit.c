@@ -923,6 +923,8 @@ static int naive_match(uint64_t i, const audit_filter *f)
 		return 0;
 	if (f->outcome && strcmp(results[i % KM_ARRAY_LEN(results)], f->outcome) != 0)
 		return 0;
+	if (f->hide_action && strcmp(actions[i % KM_ARRAY_LEN(actions)], f->hide_action) == 0)
+		return 0;
 	return 1;
 }
 
@@ -939,6 +941,9 @@ START_TEST(test_query_filters)
 		{.outcome = "denied"},
 		{.actor = "carol", .object_prefix = "features/", .outcome = "ok"},
 		{.object = "features/fraud", .actor = "alice"},
+		{.hide_action = "key.rotate"},
+		{.actor = "bob", .hide_action = "key.rotate"},
+		{.object_prefix = "features/", .hide_action = "audit.verify"},
 	};
 	standard_log();
 	for (size_t fi = 0; fi < KM_ARRAY_LEN(filters); fi++) {
@@ -973,6 +978,56 @@ START_TEST(test_query_filters)
 	km_err e;
 	ck_assert_int_eq(audit_query(fx.db, NULL, 0, 20, collect, &c, &e), KM_OK);
 	ck_assert_uint_eq(c.n, 3);
+}
+END_TEST
+
+/* The time filters the front ends accept: RFC 3339 UTC or a prefix cut
+ * after a field, in range; a trailing Z kept only after milliseconds. */
+START_TEST(test_time_prefix_check)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: refused */
+	} rows[] = {
+		{"2026", "2026"},
+		{"2026-03", "2026-03"},
+		{"2026-03-31", "2026-03-31"},
+		{"2024-02-29", "2024-02-29"},
+		{"2026-03-01T10", "2026-03-01T10"},
+		{"2026-03-01T10:30", "2026-03-01T10:30"},
+		{"2026-03-01T10:30:59", "2026-03-01T10:30:59"},
+		{"2026-03-01T10:30:00Z", "2026-03-01T10:30:00"},
+		{"2026-03-01T10Z", "2026-03-01T10"},
+		{"2026-03-01T10:30:00.123Z", "2026-03-01T10:30:00.123Z"},
+		{"2026-03-01T10:30:00.123", "2026-03-01T10:30:00.123"},
+		{"", NULL},
+		{"26", NULL},
+		{"2026-3", NULL},
+		{"2026-13", NULL},
+		{"2026-00", NULL},
+		{"2026-02-30", NULL},
+		{"2025-02-29", NULL},
+		{"2026-04-31", NULL},
+		{"2026-03-01 10:30", NULL},
+		{"2026-03-01T24", NULL},
+		{"2026-03-01T10:60", NULL},
+		{"2026-03-01Z", NULL},
+		{"2026-03-01T10:30:00+01:00", NULL},
+		{"yesterday", NULL},
+		{"2026-03-01T10:30:00.123Zx", NULL},
+	};
+	for (size_t i = 0; i < KM_ARRAY_LEN(rows); i++) {
+		char out[AUDIT_TIME_LEN + 1] = "";
+		km_err e;
+		km_err_clear(&e);
+		km_status st = audit_time_prefix_check(rows[i].in, "--since", out, &e);
+		if (rows[i].out) {
+			ck_assert_msg(st == KM_OK, "'%s' refused: %s", rows[i].in, e.msg);
+			ck_assert_str_eq(out, rows[i].out);
+		} else {
+			ck_assert_msg(st == KM_EUSAGE, "'%s' accepted", rows[i].in);
+			ck_assert_ptr_nonnull(strstr(e.msg, "--since"));
+		}
+	}
 }
 END_TEST
 
@@ -2090,6 +2145,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_intact_log);
 	tcase_add_test(tc, test_checkpoint_text);
+	tcase_add_test(tc, test_time_prefix_check);
 	tcase_add_test(tc, test_two_connections);
 	tcase_add_test(tc, test_tamper_modify_json);
 	tcase_add_test(tc, test_tamper_modify_json_and_leaf_hash);

@@ -12,6 +12,7 @@
 #include "../ui/theme.c"
 #include "../ui/actions.c"
 #include "../ui/rowsel.c"
+#include "../ui/audittext.c"
 
 #include <check.h>
 #include <wchar.h>
@@ -181,6 +182,97 @@ START_TEST(test_wrap)
 	ck_assert_uint_eq(ui_tw_wrap("ab\ncd", 10, &next), 2);    /* newline ends a line */
 	ck_assert_uint_eq(next, 3);
 	ck_assert_uint_eq(ui_tw_wrap("\xe6\x97\xa5", 1, &next), 3); /* always advances */
+}
+END_TEST
+
+/* ---- audit events in words ------------------------------------------------- */
+
+static const struct {
+	const char *details; /* the event's details object */
+	const char *summary; /* exactly what a row shows */
+} summary_rows[] = {
+	{"{\"from\":\"active\",\"to\":\"compromised\",\"version\":2,\"reason\":\"leaked\","
+	 "\"sealed\":[{\"digest\":\"ab\"}]}", "active -> compromised  leaked"},
+	{"{\"previous_version\":1,\"new_version\":2,\"kind\":\"rotate\",\"digest\":\"ff\"}",
+	 "v1 -> v2  rotate"},
+	{"{\"asset_id\":7,\"kind\":\"feature\",\"name\":\"credit-risk/income\",\"version\":\"1\"}",
+	 "asset credit-risk/income version 1  feature"},
+	{"{\"state\":\"active\",\"version\":1,\"tags\":{\"owner\":\"x\"}}", "v1 active"},
+	{"{\"error\":\"not-found\",\"message\":\"no key named 'x'\"}", "no key named 'x'"},
+	{"{\"sealed\":[],\"signing_key\":\"00ff\",\"digest\":\"aa\"}", ""},
+	{"{}", ""},
+};
+
+START_TEST(test_audit_summary)
+{
+	for (size_t i = 0; i < KM_ARRAY_LEN(summary_rows); i++) {
+		char ev[600], out[300];
+		snprintf(ev, sizeof ev, "{\"action\":\"x\",\"actor\":\"a\",\"details\":%s,\"object\":null,"
+		         "\"outcome\":\"ok\",\"seq\":1,\"time\":\"2026-01-01T00:00:00.000Z\"}",
+		         summary_rows[i].details);
+		ui_audit_summary(ev, out, sizeof out);
+		ck_assert_msg(strcmp(out, summary_rows[i].summary) == 0, "row %zu: '%s', want '%s'", i, out,
+		              summary_rows[i].summary);
+	}
+	char out[8];
+	ui_audit_summary("not json", out, sizeof out);
+	ck_assert_str_eq(out, "");
+	ui_audit_summary("{\"details\":{\"from\":\"active\",\"to\":\"compromised\"}}", out, sizeof out);
+	ck_assert_uint_eq(strlen(out), 7); /* cut at cap */
+}
+END_TEST
+
+struct wrap_lines {
+	char text[40][128];
+	int indent[40];
+	int n;
+};
+
+static int wrap_collect(void *ctx, const char *text, int indent)
+{
+	struct wrap_lines *w = ctx;
+	ck_assert_int_lt(w->n, 40);
+	snprintf(w->text[w->n], sizeof w->text[w->n], "%s", text);
+	w->indent[w->n++] = indent;
+	return 0;
+}
+
+START_TEST(test_audit_pretty_wrap)
+{
+	utf8_locale();
+	const char *ev = "{\"action\":\"key.compromise\",\"details\":{\"reason\":\"the key leaked in a "
+	                 "debug log of the scoring service\"},\"seq\":3}";
+	char *pretty = ui_audit_pretty(ev);
+	ck_assert_ptr_nonnull(pretty);
+	ck_assert_ptr_nonnull(strstr(pretty, "\n  \"details\": {\n    \"reason\": "));
+	struct wrap_lines w = {0};
+	int n = ui_audit_wrap(pretty, 30, wrap_collect, &w);
+	free(pretty);
+	ck_assert_int_eq(n, w.n);
+	/* every display line fits, and none was cut inside a word */
+	const char *words[] = {"\"reason\":", "\"the", "key", "leaked", "in", "a", "debug", "log", "of",
+	                       "the", "scoring", "service\""};
+	size_t wi = 0;
+	int reason_line = -1;
+	for (int i = 0; i < w.n; i++) {
+		ck_assert_int_le(w.indent[i] + ui_tw_width(w.text[i]), 30);
+		if (strstr(w.text[i], "\"reason\":"))
+			reason_line = i;
+		if (reason_line < 0 || wi >= KM_ARRAY_LEN(words))
+			continue;
+		char copy[128];
+		snprintf(copy, sizeof copy, "%s", w.text[i]);
+		char *save = NULL;
+		for (char *t = strtok_r(copy, " ", &save); t && wi < KM_ARRAY_LEN(words); t = strtok_r(NULL, " ", &save))
+			ck_assert_msg(strcmp(t, words[wi++]) == 0, "line %d: '%s' is not the word '%s'", i, t, words[wi - 1]);
+	}
+	ck_assert_uint_eq(wi, KM_ARRAY_LEN(words));
+	/* the reason's continuation lines sit two cells under its key */
+	ck_assert_int_eq(w.indent[reason_line], 4);
+	ck_assert_int_eq(w.indent[reason_line + 1], 6);
+	/* a caller that stops early gets no more lines */
+	struct wrap_lines few = {0};
+	ck_assert_int_eq(ui_audit_wrap("a\nb\nc", 10, wrap_collect, &few), 3);
 }
 END_TEST
 
@@ -636,6 +728,8 @@ static Suite *ui_text_suite(void)
 	tcase_add_test(t, test_fit);
 	tcase_add_test(t, test_ascii_fallback);
 	tcase_add_test(t, test_wrap);
+	tcase_add_test(t, test_audit_summary);
+	tcase_add_test(t, test_audit_pretty_wrap);
 	suite_add_tcase(s, t);
 	t = tcase_create("theme");
 	tcase_add_test(t, test_theme_parse_table);

@@ -78,6 +78,8 @@
 	  "Filter events by key, actor, action, outcome and time range (form)", ui_act_view)       \
 	X(UI_ACT_AUDIT_VERIFY, "verify", "V", "audit", "verify",                                   \
 	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)       \
+	X(UI_ACT_AUDIT_SESSIONS, "audit-sessions", "L", "audit", "logins",                         \
+	  "Show or hide session (login) events, which are hidden at first", ui_act_view)         \
 	X(UI_ACT_REQ_APPROVE, "approve-request", "a", "inbox", "approve",                          \
 	  "Approve the selected request: sign its digest with your key (passphrase, + TOTP)",     \
 	  ui_act_view)                                                                             \
@@ -127,7 +129,7 @@ typedef enum ui_action {
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \
-	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs, lineage)", ui_colon_screen)          \
+	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs, lineage, anomalies)", ui_colon_screen)          \
 	X("theme", "NAME", "Switch the colour theme (default, light, high-contrast, mono)", ui_colon_theme) \
 	X("lineage", "KEY[@VERSION] or MODEL@VERSION up",                                       \
 	  "Show the lineage tree downstream of a key (version) or upstream of a model", ui_colon_lineage) \

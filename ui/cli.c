@@ -146,12 +146,21 @@ static const ui_cmd ui_cli_commands[] = {
 	 "tree head.",
 	 OPTS({"entry", 0, "SEQ", "verify one entry only"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_verify},
-	{"audit", "tail", "", 0, 0, "show the latest audit events, oldest first", NULL,
+	{"audit", "tail", "", 0, 0, "show the latest audit events, oldest first",
+	 "Each row shows what the event changed (old -> new state or version, the "
+	 "asset's name, the reason); `audit show SEQ` prints one event in full.  "
+	 "Session (login) events are left out unless --sessions is given.  "
+	 "--since and --until take an RFC 3339 UTC time or a prefix of one "
+	 "(2026-03, 2026-03-01T10:30), both inclusive.",
 	 OPTS({"lines", 'n', "N", "how many events (default 20)"},
 	      {"key", 0, "K", "only events about key K"},
+	      {"object", 0, "O", "only events about exactly this object (e.g. user:bob)"},
 	      {"actor", 0, "A", "only events by user A"},
 	      {"action", 0, "A", "only this action (e.g. key.rotate)"},
-	      {"outcome", 0, "O", "only this outcome (e.g. ok, denied)"}),
+	      {"outcome", 0, "O", "only this outcome (e.g. ok, denied)"},
+	      {"since", 0, "TIME", "only events at or after TIME (UTC)"},
+	      {"until", 0, "TIME", "only events at or before TIME (UTC)"},
+	      {"sessions", 0, NULL, "include session (login) events"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_tail},
 	{"audit", "show", "SEQ", 1, 1, "show one audit event with its canonical JSON", NULL,
 	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_show},
@@ -202,6 +211,20 @@ static const ui_cmd ui_cli_commands[] = {
 	      {"sink", 0, "NAME", "only this sink"},
 	      {"interval", 0, "MS", "with --follow: wait when caught up (default 1000)"}),
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_forward},
+	{"audit", "scan", "", 0, 0, "scan the new audit events for anomalies (run it from cron)",
+	 "Applies the anomaly rules (docs/audit.md) to the events appended since the "
+	 "last scan; each finding becomes an `anomaly` event naming the events that "
+	 "evidence it, and an `audit.scan` event records how far the scan read, so "
+	 "the next scan starts there.  Thresholds: the \"anomaly\" object of "
+	 "config.json.",
+	 NULL, UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_audit_scan},
+	{"anomaly", "list", "", 0, 0, "list the anomalies found by `audit scan`, newest first",
+	 "Each line: the anomaly event's seq and time, the rule, whom it is about, "
+	 "what it touched, the evidence (seqs of the events behind it) and why.",
+	 OPTS({"lines", 'n', "N", "how many (default 50)"},
+	      {"rule", 0, "R", "only this rule (decrypt-spike, first-use, off-hours, mass-decrypt, "
+	                      "denial-burst, version-use)"}),
+	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_anomaly_list},
 	{"user", "list", "", 0, 0, "list keyward users and their roles", NULL, NULL,
 	 UI_CMD_SESSION | UI_CMD_JSON, ui_cmd_user_list},
 	{"user", "add", "NAME", 1, 1, "enrol a user",

@@ -199,7 +199,9 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_lineage_report)     \
 	X(ui_cmd_audit_checkpoint)   \
 	X(ui_cmd_audit_prove)        \
-	X(ui_cmd_audit_export)
+	X(ui_cmd_audit_export)       \
+	X(ui_cmd_audit_scan)         \
+	X(ui_cmd_anomaly_list)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
 UI_CLI_HANDLERS(UI_CLI_DECLARE)

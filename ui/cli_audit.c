@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "auditlog.h"
 #include "textwidth.h"
+#include "audittext.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -28,26 +29,17 @@ json_t *ui_audit_row_json(const audit_row *r)
 
 void ui_audit_row_print(const audit_row *r, FILE *f)
 {
-	json_t *ev = json_loads(r->json, 0, NULL);
-	char *details = NULL;
-	json_t *d = ev ? json_object_get(ev, "details") : NULL;
-	if (d && json_object_size(d) > 0) {
-		/* ASCII (JSON_ENSURE_ASCII) but for DEL, which the cleaning takes */
-		char *raw = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-		details = raw ? ui_tw_display(raw, UI_TW_JSON) : NULL;
-		free(raw);
-	}
+	char summary[512];
+	ui_audit_summary(r->json, summary, sizeof summary);
 	/* The fields are decoded from JSON: a tampered row could hold escape
 	 * sequences, so they are cleaned before they reach a terminal. */
-	char t[64], actor[128], action[128], outcome[32], object[512];
+	char t[64], actor[128], action[128], outcome[32], object[512], what[512];
 	fprintf(f, "%8" PRIu64 "  %s  %-12s %-14s %-7s %s%s%s\n", r->seq,
 	        ui_clean(r->time, t, sizeof t), ui_clean(r->actor, actor, sizeof actor),
 	        ui_clean(r->action, action, sizeof action),
 	        ui_clean(r->outcome, outcome, sizeof outcome),
-	        ui_clean(r->object, object, sizeof object), details ? "  " : "",
-	        details ? details : "");
-	free(details);
-	json_decref(ev);
+	        ui_clean(r->object, object, sizeof object), summary[0] ? "  " : "",
+	        ui_clean(summary, what, sizeof what));
 }
 
 /* ---------------------------------------------------------------- collecting */
@@ -145,9 +137,27 @@ km_status ui_cmd_audit_tail(ui_cli *cli, const ui_args *a, km_err *e)
 		return st;
 	audit_filter f;
 	memset(&f, 0, sizeof f);
+	f.object = ui_arg(a, "object");
 	f.actor = ui_arg(a, "actor");
 	f.action = ui_arg(a, "action");
 	f.outcome = ui_arg(a, "outcome");
+	char since[AUDIT_TIME_LEN + 1], until[AUDIT_TIME_LEN + 1];
+	if (ui_arg(a, "since")) {
+		if ((st = audit_time_prefix_check(ui_arg(a, "since"), "--since", since, e)) != KM_OK)
+			return st;
+		f.time_from = since;
+	}
+	if (ui_arg(a, "until")) {
+		if ((st = audit_time_prefix_check(ui_arg(a, "until"), "--until", until, e)) != KM_OK)
+			return st;
+		f.time_to = until;
+	}
+	if (f.time_from && f.time_to && strncmp(f.time_from, f.time_to, strlen(f.time_to)) > 0)
+		return km_fail(e, KM_EUSAGE, "--since %s is after --until %s: nothing can match", f.time_from,
+		               f.time_to);
+	/* Asked for by action, sessions are what was asked for. */
+	if (!ui_arg_flag(a, "sessions") && !f.action)
+		f.hide_action = AUDIT_SESSION_ACTION;
 	audit_row *rows;
 	size_t nrows;
 	st = ui_audit_collect(cli->ctx, &f, ui_arg(a, "key"), (size_t)n, &rows, &nrows, e);
@@ -208,11 +218,23 @@ km_status ui_cmd_audit_show(ui_cli *cli, const ui_args *a, km_err *e)
 		printf("object:     %s\n", ui_clean(r.object, buf, sizeof buf));
 		printf("outcome:    %s\n", ui_clean(r.outcome, buf, sizeof buf));
 		printf("leaf hash:  %s\n", leaf);
-		/* Exactly as stored and hashed, but never raw control bytes; its
-		 * backslashes are JSON's own and stay single. */
-		char *ev = ui_tw_display(r.json, UI_TW_JSON);
-		printf("event:      %s\n", ev ? ev : "?");
-		free(ev);
+		char summary[512];
+		ui_audit_summary(r.json, summary, sizeof summary);
+		if (summary[0])
+			printf("change:     %s\n", ui_clean(summary, buf, sizeof buf));
+		/* Indented for reading (--json has the stored text, exactly as
+		 * hashed); never raw control bytes. */
+		char *pretty = ui_audit_pretty(r.json);
+		printf("event:\n");
+		for (char *line = pretty, *nl; line && *line; line = nl ? nl + 1 : line + strlen(line)) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			char *shown = ui_tw_display(line, UI_TW_JSON);
+			printf("  %s\n", shown ? shown : "?");
+			free(shown);
+		}
+		free(pretty);
 	}
 	audit_row_free(&r);
 	return st;

@@ -17,6 +17,7 @@
 #include "views.h"
 #include "dialog.h"
 #include "request.h"
+#include "anomaly.h"
 
 #include <locale.h>
 #include <signal.h>
@@ -57,6 +58,7 @@ struct ui_console {
 	int msg_error;
 	km_status_info status;
 	uint64_t inbox;          /* requests this person may sign now: the badge */
+	uint64_t anomalies;      /* anomaly events in the log (audit scan) */
 	int status_stale;
 	time_t status_time;
 	char status_problem[KM_ERR_MSG_MAX];
@@ -382,6 +384,11 @@ static void ui_status_refresh(ui_console *c)
 	km_err_clear(&e);
 	if (km_request_inbox_count(c->ctx, &c->inbox, &e) != KM_OK)
 		c->inbox = 0;
+	/* only for those who may read the log: a refused read is an event */
+	c->anomalies = 0;
+	km_err_clear(&e);
+	if (c->actor->roles & (KM_ROLE_ADMIN | KM_ROLE_OFFICER | KM_ROLE_APPROVER | KM_ROLE_AUDITOR))
+		km_anomaly_count(c->ctx, &c->anomalies, &e);
 	c->status_stale = 0;
 	c->status_time = time(NULL);
 }
@@ -437,6 +444,11 @@ static void ui_paint_status(ui_console *c)
 	if (c->inbox) { /* the badge: what waits for this person's signature, before
 	                 * anything that may be cut on a narrow terminal */
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu to approve", (unsigned long long)c->inbox);
+		seg[n++].el = UI_EL_STATUS_WARN;
+	}
+	if (c->anomalies) {
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu anomal%s", (unsigned long long)c->anomalies,
+		             c->anomalies == 1 ? "y" : "ies");
 		seg[n++].el = UI_EL_STATUS_WARN;
 	}
 	if (c->status_problem[0]) {

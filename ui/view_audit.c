@@ -22,6 +22,7 @@
 #include "views.h"
 #include "auditlog.h"
 #include "auditproof.h"
+#include "audittext.h"
 
 #include <openssl/evp.h>
 
@@ -33,6 +34,7 @@
 typedef struct au_row {
 	uint64_t seq;
 	char time[32], actor[64], action[48], object[200], outcome[16];
+	char change[160]; /* what the event changed, in words (audittext.h) */
 } au_row;
 
 typedef struct au_verify {
@@ -59,7 +61,9 @@ typedef struct audit_state {
 	char filter_text[256];
 	char f_prefix[200], f_actor[64], f_action[64], f_outcome[16], f_from[40], f_to[40];
 	audit_filter f;
-	int filtered;
+	int filtered;         /* the person's filter is set */
+	int show_sessions;    /* L: session (login) events are listed too */
+	int count_pending;    /* the filter changed while typing; count not made yet */
 	uint64_t newest;
 	uint64_t matching;    /* events matching the filter, counted up to AU_COUNT_CAP + 1 */
 	int detail_open;
@@ -87,6 +91,7 @@ static void au_copy(au_row *d, const audit_row *r)
 	ui_tw_format(d->action, sizeof d->action, "%s", r->action ? r->action : "");
 	ui_tw_format(d->object, sizeof d->object, "%s", r->object ? r->object : "");
 	ui_tw_format(d->outcome, sizeof d->outcome, "%s", r->outcome ? r->outcome : "");
+	ui_audit_summary(r->json, d->change, sizeof d->change);
 }
 
 struct au_collect {
@@ -113,9 +118,24 @@ static int au_collect_row(void *ctx, const audit_row *r)
 	return 0;
 }
 
+/* The rows listed are a subset of the log: the person's filter, or the
+ * session events hidden (which also makes seqs non-contiguous). */
+static int au_narrowed(const audit_state *s)
+{
+	return s->filtered || s->f.hide_action;
+}
+
 static const audit_filter *au_filter_ptr(audit_state *s)
 {
-	return s->filtered ? &s->f : NULL;
+	return au_narrowed(s) ? &s->f : NULL;
+}
+
+/* Hide session events unless L showed them or the filter asks for an
+ * action (action:login means the sessions). */
+static void au_sessions_apply(audit_state *s)
+{
+	s->f.hide_action = s->show_sessions || s->f_action[0] ? NULL : AUDIT_SESSION_ACTION;
+	s->nknown = 0;
 }
 
 #define AU_KNOWN_MAX (1u << 18)
@@ -169,7 +189,7 @@ static km_status au_fetch(void *ctx, const void *cursor, int backwards, int limi
 		km_status st = km_audit_query(kc, au_filter_ptr(s), cur ? cur->seq : 0, limit,
 		                              au_collect_row, &o, e);
 		*got = o.n;
-		if (st == KM_OK && s->filtered)
+		if (st == KM_OK && au_narrowed(s))
 			au_known_add(s, cur, out, o.n);
 		return st;
 	}
@@ -177,7 +197,7 @@ static km_status au_fetch(void *ctx, const void *cursor, int backwards, int limi
 	uint64_t lo = cur ? cur->seq : 0;
 	if (lo >= s->newest)
 		return KM_OK;
-	long at = s->filtered && cur ? au_known_find(s, lo) : -1;
+	long at = au_narrowed(s) && cur ? au_known_find(s, lo) : -1;
 	if (at == 0)
 		return KM_OK; /* lo is the newest matching row */
 	if (at > 0) {
@@ -247,8 +267,9 @@ static int au_list_rows(ui_view *v)
 {
 	audit_state *s = v->st;
 	int h = v->area.h - 2 - ((s->v.running || s->v.have_result) ? 3 : 0);
+	/* the event's details need the room more than the neighbours do */
 	if (s->detail_open)
-		h = h / 2;
+		h = h / 3 > 3 ? h / 3 : (h < 3 ? h : 3);
 	return h < 1 ? 1 : h;
 }
 
@@ -269,12 +290,13 @@ static int au_count_cb(void *ctx, const audit_row *r)
 	return ++*n > AU_COUNT_CAP;
 }
 
-/* The header's count follows the filter. */
+/* The header's count follows the filter, session events hidden or not. */
 static void au_count(ui_view *v)
 {
 	audit_state *s = v->st;
 	s->matching = 0;
-	if (!s->filtered)
+	s->count_pending = 0;
+	if (!au_narrowed(s))
 		return;
 	km_err e;
 	km_err_clear(&e);
@@ -302,6 +324,7 @@ static void au_open(ui_view *v)
 {
 	audit_state *s = v->st;
 	ui_lw_init(&s->lw, sizeof(au_row), au_fetch, v);
+	au_sessions_apply(s);
 	pthread_mutex_init(&s->v.mu, NULL);
 	s->mu_ready = 1;
 }
@@ -387,16 +410,31 @@ static void au_filter_parse(audit_state *s, const char *text)
 	};
 	s->filtered = s->f_prefix[0] || s->f_actor[0] || s->f_action[0] || s->f_outcome[0] ||
 	              s->f_from[0] || s->f_to[0];
-	s->nknown = 0;
+	au_sessions_apply(s);
 }
 
+/* Per keystroke, as on the keys screen: only the visible page is fetched;
+ * counting the matches waits until the filter is kept (au_filter_settled). */
 static void au_filter(ui_view *v, const char *text)
 {
 	audit_state *s = v->st;
 	au_filter_parse(s, text);
 	au_report(v, ui_lw_home(&s->lw));
+	s->count_pending = 1;
+	ui_dirty(v->c);
+}
+
+static void au_filter_settled(ui_view *v)
+{
 	au_count(v);
 	ui_dirty(v->c);
+}
+
+/* The filter set at once (the form, q, a jump): page and count. */
+static void au_filter_now(ui_view *v, const char *text)
+{
+	au_filter(v, text);
+	au_filter_settled(v);
 }
 
 void ui_goto_audit(ui_console *c, const char *filter)
@@ -405,7 +443,7 @@ void ui_goto_audit(ui_console *c, const char *filter)
 	audit_state *s = v->st;
 	ui_view_show(c, v);
 	if (s->lw.cap > 0) {
-		au_filter(v, filter);
+		au_filter_now(v, filter);
 		return;
 	}
 	/* never shown yet: its window has no rows to fill; the first reload
@@ -440,7 +478,7 @@ static int au_form_submit(void *ctx, ui_field *f, size_t n, char *general, size_
 			ui_tw_format(text + strlen(text), sizeof text - strlen(text), "%s%s%s",
 			             text[0] ? " " : "", words[i], f[i].value);
 	}
-	au_filter(fc->v, text);
+	au_filter_now(fc->v, text);
 	return 0;
 }
 
@@ -537,6 +575,9 @@ static void au_jump_to(ui_view *v, uint64_t seq)
 {
 	audit_state *s = v->st;
 	au_filter_parse(s, "");
+	s->show_sessions = 1; /* the bad entry may be a session event */
+	au_sessions_apply(s);
+	au_count(v);
 	au_row above = {.seq = seq + 1};
 	s->lw.sel = 0;
 	au_report(v, ui_lw_from(&s->lw, &above));
@@ -668,7 +709,11 @@ static int au_draw_verify(ui_view *v, ui_rect a)
 
 /* ---- drawing ------------------------------------------------------------- */
 
-enum { AU_SEQ = 8, AU_TIME = 19, AU_OUTCOME = 8 };
+enum { AU_SEQ = 8, AU_OUTCOME = 8 };
+/* Below this width a row keeps the change in view: the time loses its
+ * year and seconds, and what changed comes before the object. */
+#define AU_NARROW(a) ((a).w < 110)
+#define AU_TIME (AU_NARROW(a) ? 11 : 19)
 /* actor and action columns: narrower on a narrow terminal, for the object */
 #define AU_ACTOR (a.w >= 110 ? 16 : 10)
 #define AU_ACTION (a.w >= 110 ? 16 : 12)
@@ -686,6 +731,8 @@ static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_elemen
 	ui_tw_format(tm, sizeof tm, "%.19s", r->time);
 	if (tm[10] == 'T')
 		tm[10] = ' ';
+	if (AU_NARROW(a) && strlen(tm) >= 16) /* "11-30 02:16" */
+		ui_tw_format(tm, sizeof tm, "%.11s", r->time + 5), tm[5] = ' ';
 	ui_draw_text(c, y, x, AU_TIME, base, UI_TW_PAD, tm);
 	x += AU_TIME + 1;
 	ui_draw_text(c, y, x, AU_ACTOR, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->actor);
@@ -695,7 +742,87 @@ static void au_draw_row(ui_view *v, int y, ui_rect a, const au_row *r, ui_elemen
 	ui_element oe = base != UI_EL_NORMAL ? base : strcmp(r->outcome, "ok") == 0 ? UI_EL_OK : UI_EL_BAD;
 	ui_draw_text(c, y, x, AU_OUTCOME, oe, UI_TW_PAD, r->outcome);
 	x += AU_OUTCOME + 1;
-	ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, r->object);
+	/* the object, then what changed: "key:x@2  active -> compromised" */
+	char what[400];
+	const char *first = AU_NARROW(a) ? r->change : r->object, *second = AU_NARROW(a) ? r->object : r->change;
+	ui_tw_format(what, sizeof what, "%s%s%s", first, first[0] && second[0] ? "  " : "", second);
+	ui_draw_text(c, y, x, a.x + a.w - x - 1, base, UI_TW_PAD | UI_TW_ELLIPSIS, what);
+}
+
+/* The detail pane is a column of sections, each drawn from row y within
+ * the pane's bottom `end` and returning the next free row: add a section
+ * by adding a function and one call in au_draw_detail. */
+
+static void au_detail_load(audit_state *s, km_ctx *kc, uint64_t seq)
+{
+	if (s->detail_loaded && s->detail_seq == seq)
+		return;
+	au_detail_clear(s);
+	s->detail_seq = seq;
+	s->detail_loaded = 1;
+	s->detail_err[0] = '\0';
+	km_err e;
+	km_err_clear(&e);
+	if (km_audit_get(kc, seq, &s->detail, &e) != KM_OK)
+		ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
+}
+
+/* Leaf hash and what changed. */
+static int au_detail_summary(ui_view *v, ui_rect a, int y, const au_row *r)
+{
+	audit_state *s = v->st;
+	ui_console *c = v->c;
+	char hex[2 * AUDIT_HASH_BYTES + 1];
+	au_hex(s->detail.leaf_hash, AUDIT_HASH_BYTES, hex, sizeof hex);
+	if (y < a.y + a.h) {
+		ui_draw_text(c, y, a.x + 1, 11, UI_EL_SECTION, 0, "Leaf hash");
+		ui_draw_text(c, y++, a.x + 12, a.w - 13, UI_EL_HASH, UI_TW_ELLIPSIS, hex);
+	}
+	if (r->change[0] && y < a.y + a.h) {
+		ui_draw_text(c, y, a.x + 1, 11, UI_EL_SECTION, 0, "Change");
+		ui_draw_text(c, y++, a.x + 12, a.w - 13, UI_EL_NORMAL, UI_TW_ELLIPSIS, r->change);
+	}
+	return y;
+}
+
+struct au_line_ctx {
+	ui_console *c;
+	ui_rect a;
+	int y;
+};
+
+static int au_detail_line(void *ctx, const char *text, int indent)
+{
+	struct au_line_ctx *lc = ctx;
+	if (lc->y >= lc->a.y + lc->a.h)
+		return 1;
+	ui_draw_text(lc->c, lc->y++, lc->a.x + 1 + indent, lc->a.w - 2 - indent, UI_EL_NORMAL, UI_TW_JSON,
+	             text);
+	return 0;
+}
+
+/* The event, indented and wrapped at word boundaries. */
+static int au_detail_event(ui_view *v, ui_rect a, int y)
+{
+	audit_state *s = v->st;
+	ui_console *c = v->c;
+	if (y >= a.y + a.h)
+		return y;
+	ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, UI_TW_ELLIPSIS,
+	             "Event (as hashed: keyward audit show SEQ --json)");
+	char *pretty = ui_audit_pretty(s->detail.json);
+	/* the object's own braces take two rows and say nothing: its members
+	 * are drawn one level out */
+	char *body = pretty && pretty[0] == '{' && pretty[1] == '\n' ? pretty + 2 : pretty;
+	char *close = body ? strrchr(body, '\n') : NULL;
+	if (close && strcmp(close, "\n}") == 0)
+		*close = '\0';
+	struct au_line_ctx lc = {c, a, y};
+	if (body != pretty)
+		lc.a.x -= 2, lc.a.w += 2; /* every member line starts with two spaces */
+	ui_audit_wrap(body ? body : "", lc.a.w - 2, au_detail_line, &lc);
+	free(pretty);
+	return lc.y;
 }
 
 /* The selected event's RFC 9162 inclusion proof in the newest signed tree
@@ -747,16 +874,7 @@ static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
 {
 	audit_state *s = v->st;
 	ui_console *c = v->c;
-	if (!s->detail_loaded || s->detail_seq != r->seq) {
-		au_detail_clear(s);
-		s->detail_seq = r->seq;
-		s->detail_loaded = 1;
-		s->detail_err[0] = '\0';
-		km_err e;
-		km_err_clear(&e);
-		if (km_audit_get(ui_ctx(c), r->seq, &s->detail, &e) != KM_OK)
-			ui_tw_format(s->detail_err, sizeof s->detail_err, "%s", e.msg);
-	}
+	au_detail_load(s, ui_ctx(c), r->seq);
 	char t[200];
 	ui_draw_hline(c, a.y, a.x, a.w, UI_EL_BORDER);
 	ui_tw_format(t, sizeof t, " Event %llu ", (unsigned long long)r->seq);
@@ -766,23 +884,8 @@ static void au_draw_detail(ui_view *v, ui_rect a, const au_row *r)
 		ui_draw_text(c, y, a.x + 1, a.w - 2, UI_EL_ERROR, UI_TW_ELLIPSIS, s->detail_err);
 		return;
 	}
-	char hex[2 * AUDIT_HASH_BYTES + 1];
-	au_hex(s->detail.leaf_hash, AUDIT_HASH_BYTES, hex, sizeof hex);
-	ui_draw_text(c, y, a.x + 1, 11, UI_EL_SECTION, 0, "Leaf hash");
-	ui_draw_text(c, y++, a.x + 12, a.w - 13, UI_EL_HASH, UI_TW_ELLIPSIS, hex);
-	ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, 0, "Canonical JSON (exactly as hashed)");
-	const char *p = s->detail.json ? s->detail.json : "";
-	while (*p && y < a.y + a.h) {
-		/* no break at spaces: the bytes as they are, cut at the width */
-		size_t len = ui_tw_clip(p, a.w - 2, NULL);
-		if (len == 0)
-			len = 1;
-		size_t next = len;
-		char line[1024];
-		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
-		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_NORMAL, UI_TW_JSON, line);
-		p += next;
-	}
+	y = au_detail_summary(v, a, y, r);
+	y = au_detail_event(v, a, y);
 	au_draw_proof(c, a, y, r->seq);
 }
 
@@ -790,12 +893,19 @@ static void au_draw(ui_view *v, ui_rect a)
 {
 	audit_state *s = v->st;
 	ui_console *c = v->c;
-	char info[400];
-	if (s->filtered)
-		ui_tw_format(info, sizeof info, "%s%llu of %llu events match \"%s\", newest first",
-		             s->matching > AU_COUNT_CAP ? "more than " : "",
+	char info[400], n[64];
+	if (s->count_pending)
+		ui_tw_format(n, sizeof n, "events");
+	else
+		ui_tw_format(n, sizeof n, "%s%llu of %llu events", s->matching > AU_COUNT_CAP ? "more than " : "",
 		             (unsigned long long)(s->matching > AU_COUNT_CAP ? AU_COUNT_CAP : s->matching),
-		             (unsigned long long)s->newest, s->filter_text);
+		             (unsigned long long)s->newest);
+	const char *sessions = s->f.hide_action ? "logins hidden (L shows)" : "";
+	if (s->filtered)
+		ui_tw_format(info, sizeof info, "%s match \"%s\", newest first%s%s", n, s->filter_text,
+		             sessions[0] ? "; " : "", sessions);
+	else if (sessions[0])
+		ui_tw_format(info, sizeof info, "%s, newest first; %s", n, sessions);
 	else
 		ui_tw_format(info, sizeof info, "%llu events, newest first", (unsigned long long)s->newest);
 	ui_draw_text(c, a.y, a.x + 1, a.w - 2, s->filtered ? UI_EL_FILTER : UI_EL_DIM, UI_TW_ELLIPSIS,
@@ -806,7 +916,8 @@ static void au_draw(ui_view *v, ui_rect a)
 	ui_draw_fill(c, y, a.x, a.w, UI_EL_HEADER);
 	char hdr[200];
 	ui_tw_format(hdr, sizeof hdr, "%*s %-*s %-*s %-*s %-*s %s", AU_SEQ, "SEQ", AU_TIME, "TIME (UTC)",
-	             AU_ACTOR, "ACTOR", AU_ACTION, "ACTION", AU_OUTCOME, "OUTCOME", "OBJECT");
+	             AU_ACTOR, "ACTOR", AU_ACTION, "ACTION", AU_OUTCOME, "OUTCOME",
+	             AU_NARROW(a) ? "CHANGE  OBJECT" : "OBJECT  CHANGE");
 	ui_draw_text(c, y, a.x + 1, a.w - 2, UI_EL_HEADER, UI_TW_PAD, hdr);
 	y++;
 	int rows = au_list_rows(v);
@@ -854,7 +965,7 @@ static int au_handle(ui_view *v, ui_action a)
 			return 1;
 		}
 		if (s->filtered) {
-			au_filter(v, "");
+			au_filter_now(v, "");
 			return 1;
 		}
 		return 0;
@@ -863,6 +974,13 @@ static int au_handle(ui_view *v, ui_action a)
 		return 1;
 	case UI_ACT_AUDIT_VERIFY:
 		au_verify_begin(v);
+		return 1;
+	case UI_ACT_AUDIT_SESSIONS:
+		s->show_sessions = !s->show_sessions;
+		au_sessions_apply(s);
+		au_report(v, ui_lw_home(&s->lw));
+		au_count(v);
+		ui_message(v->c, s->show_sessions ? "session (login) events shown" : "session (login) events hidden");
 		return 1;
 	default:
 		return 0;
@@ -881,10 +999,12 @@ static void au_click(ui_view *v, int y, int x)
 const struct ui_view_ops ui_view_audit = {
 	.name = "audit",
 	.title = "Audit",
-	.help = "The audit log, newest first. / filters with words key:NAME actor:NAME action:NAME "
+	.help = "The audit log, newest first; each row shows what the event changed (old -> new, the "
+	        "asset). Session (login) events are hidden until L shows them. / filters as you type, "
+	        "with words key:NAME actor:NAME action:NAME "
 	        "outcome:ok|denied|error since:TIME until:TIME; a bare word names a key (events about it "
 	        "and its versions), as on every screen; "
-	        "f opens the same filter as a form. Enter shows the event's canonical JSON and leaf "
+	        "f opens the same filter as a form. Enter shows the event, indented, and its leaf "
 	        "hash. V verifies the whole log in the background: every leaf, every signed tree "
 	        "head; on damage the list jumps to the first bad entry.",
 	.state_size = sizeof(audit_state),
@@ -895,9 +1015,7 @@ const struct ui_view_ops ui_view_audit = {
 	.handle = au_handle,
 	.filter = au_filter,
 	.filter_text = au_filter_text,
-	/* exact words (actor:, outcome:) mean nothing half-typed, and a short
-	 * object prefix matches most of a large log: filter on Enter */
-	.filter_on_enter = 1,
+	.filter_settled = au_filter_settled,
 	.click = au_click,
 	.tick = au_tick,
 };

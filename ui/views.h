@@ -15,7 +15,8 @@
 	X(schedule)     \
 	X(inbox)        \
 	X(jobs)         \
-	X(lineage)
+	X(lineage)      \
+	X(anomalies)
 
 #define UI_VIEW_EXTERN(n) extern const struct ui_view_ops ui_view_##n;
 UI_VIEWS(UI_VIEW_EXTERN)

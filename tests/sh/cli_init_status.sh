@@ -38,7 +38,7 @@ jeq "$OUT" 'd["home"]' "$KEYWARD_HOME"
 step "admin is not an officer: key create denied (exit 4), and audited"
 expect 4 key create features/x
 has "$ERR" "key.create"
-ok audit tail -n 2 --json
+ok audit tail -n 1 --json
 jeq "$OUT" 'd[0]["outcome"]' denied
 jeq "$OUT" 'd[0]["action"]' key.create
 

@@ -34,7 +34,7 @@ screen | grep -qF "$key" || fail "tag filter lost $key (sensitivity=high in the 
 step "audit: the same word is the same key; the count follows the filter"
 keys 2
 wait_for "newest first"
-screen | sed -n 2p | grep -qE "^ [0-9]+ events, newest first" || fail "unfiltered header"
+screen | sed -n 2p | grep -qE "^ [0-9]+ of [0-9]+ events, newest first; logins hidden" || fail "unfiltered header"
 keys /
 keys -l $key
 keys Enter

@@ -40,6 +40,8 @@ screen | grep -qF "audit log damaged at entry 5" || fail "message line lacks the
 wait_for "Event 5"
 # the list now starts at the bad entry, selected, with its detail open
 screen | grep -qE '^ +5 [0-9]{4}-' || fail "the list did not jump to entry 5"
-screen | grep -qF '"outcome":"OK"' || fail "the detail pane does not show the altered JSON"
+# the altered value, from the stored text: in the row and in the pane's event
+screen | grep -qE '^ +5 [0-9-]+ [0-9:]+ +root +user.add +OK ' || fail "the row does not show the altered outcome"
+screen | grep -qF '"action": "user.add",' || fail "the detail pane does not show the event"
 echo "verify names entry 5 and the list jumps to it"
 echo PASS
