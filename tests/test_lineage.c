@@ -136,6 +136,13 @@ START_TEST(spec_example_import_and_reimport)
 	ck_assert_msg(km_lineage_node_find(ctx, "instance.schema.output_table", &n, &e) == KM_OK, "%s", e.msg);
 	ck_assert_int_eq(n.kind, KM_LN_DATASET);
 	ck_assert_str_eq(n.namespace_, "my-datasource-namespace");
+
+	/* The import compiles its own statements without the kind CHECK;
+	 * after it, on the same connection, the schema's CHECK holds again. */
+	ck_assert_int_ne(km_db_exec(km_db(ctx), "INSERT INTO lineage_edges(src, dst, kind, first_seen, "
+	                            "last_seen) VALUES(1, 2, 'no-such-kind', 0, 0)", &e), KM_OK);
+	ck_assert_int_ne(km_db_exec(km_db(ctx), "INSERT INTO lineage_nodes(kind, namespace, name, "
+	                            "first_seen) VALUES('car', 'x', 'y', 0)", &e), KM_OK);
 	km_close(ctx);
 }
 END_TEST
