@@ -1199,13 +1199,20 @@ static km_status node_load(sqlite3_stmt *q, int64_t id, km_lineage_node *n, km_e
 	return st;
 }
 
-/* Expand every visit from `from` on, breadth first, with q (bound: ?1 the
- * node, ?2 the as-of time; columns: next node, edge kind, first_seen). */
-static km_status walk_run(walk *w, size_t from, sqlite3_stmt *q, int64_t as_of,
-                          int (*first_hop_ok)(void *c, uint32_t i, sqlite3_stmt *row), void *c,
-                          sqlite3_stmt *nodeq, km_err *e)
+/* Expand the visits from *next_visit on, breadth first, with q (bound: ?1 the
+ * node, ?2 the as-of time; columns: next node, edge kind, first_seen):
+ * every visit up to and including `through` (SIZE_MAX: to the end), and
+ * past it only while fewer than max_known (0: no limit) nodes are known.
+ * *next_visit is the first visit not expanded.  Visits are expanded whole and in
+ * order, so stopping and going on later builds the same tree. */
+static km_status walk_run_to(walk *w, size_t *next_visit, size_t through, size_t max_known,
+                             sqlite3_stmt *q, int64_t as_of,
+                             int (*first_hop_ok)(void *c, uint32_t i, sqlite3_stmt *row), void *c,
+                             sqlite3_stmt *nodeq, km_err *e)
 {
-	for (size_t i = from; i < w->n; i++) {
+	for (size_t i = *next_visit; i < w->n; i = ++*next_visit) {
+		if (i > through && (max_known == 0 || w->n >= max_known))
+			break;
 		sqlite3_reset(q);
 		sqlite3_bind_int64(q, 1, w->node[i]);
 		sqlite3_bind_int64(q, 2, as_of);
@@ -1231,6 +1238,14 @@ static km_status walk_run(walk *w, size_t from, sqlite3_stmt *q, int64_t as_of,
 			return km_db_fail(sqlite3_db_handle(q), e, "lineage (walk)");
 	}
 	return KM_OK;
+}
+
+/* Every visit from `from` on. */
+static km_status walk_run(walk *w, size_t from, sqlite3_stmt *q, int64_t as_of,
+                          int (*first_hop_ok)(void *c, uint32_t i, sqlite3_stmt *row), void *c,
+                          sqlite3_stmt *nodeq, km_err *e)
+{
+	return walk_run_to(w, &from, SIZE_MAX, 0, q, as_of, first_hop_ok, c, nodeq, e);
 }
 
 /* The path of visit i from its start, in steps[0..depth]. */
@@ -1314,6 +1329,82 @@ static int impact_first_hop(void *c, uint32_t i, sqlite3_stmt *row)
 	return first < iw->seeds[i].to && last >= iw->seeds[i].from;
 }
 
+/* The starts of an impact walk: every node key_id (version 0: any of its
+ * versions) protected at some time up to as_of, each with its interval
+ * (the hull of them when it was protected more than once). */
+static km_status impact_seeds(sqlite3 *db, int64_t key_id, uint32_t version, int64_t as_of, walk *w,
+                             impact_walk *iw, km_err *e)
+{
+	sqlite3_stmt *seedq;
+	size_t seed_cap = 0;
+	km_status st = km_db_prepare(db, "SELECT node, kek_version, valid_from, valid_to FROM "
+	                             "lineage_protection WHERE key_id = ?1 AND (?2 = 0 OR kek_version = ?2) "
+	                             "AND valid_from <= ?3 ORDER BY valid_from, node", &seedq, e);
+	if (st)
+		return st;
+	sqlite3_bind_int64(seedq, 1, key_id);
+	sqlite3_bind_int64(seedq, 2, version);
+	sqlite3_bind_int64(seedq, 3, as_of);
+	int rc;
+	while ((rc = sqlite3_step(seedq)) == SQLITE_ROW) {
+		int64_t node = sqlite3_column_int64(seedq, 0);
+		impact_seed s = {(uint32_t)sqlite3_column_int64(seedq, 1), sqlite3_column_int64(seedq, 2),
+		                 sqlite3_column_int64(seedq, 3)};
+		uint32_t seen = walk_find(w, node);
+		if (seen != NO_PARENT) {
+			/* Protected more than once (by two versions, or re-protected):
+			 * the first hop may use any of its intervals' hull. */
+			if (s.from < iw->seeds[seen].from)
+				iw->seeds[seen].from = s.from;
+			if (s.to > iw->seeds[seen].to)
+				iw->seeds[seen].to = s.to;
+			if (s.kek_version != iw->seeds[seen].kek_version)
+				iw->seeds[seen].kek_version = 0;
+			continue;
+		}
+		if ((st = walk_add(w, node, NO_PARENT, "protected-by", s.from, e)))
+			break;
+		if (w->n > seed_cap) {
+			seed_cap = w->cap;
+			impact_seed *ns = realloc(iw->seeds, seed_cap * sizeof *ns);
+			if (!ns) {
+				st = km_fail(e, KM_ENOMEM, "out of memory");
+				break;
+			}
+			iw->seeds = ns;
+		}
+		iw->seeds[w->n - 1] = s;
+	}
+	if (!st && rc != SQLITE_DONE)
+		st = km_db_fail(db, e, "lineage (protection)");
+	sqlite3_finalize(seedq);
+	return st;
+}
+
+#define IMPACT_EDGE_SQL "SELECT dst, kind, first_seen, last_seen FROM lineage_edges " \
+                        "WHERE src = ?1 AND first_seen <= ?2"
+#define NODE_BY_ID_SQL "SELECT " NODE_COLS " FROM lineage_nodes WHERE id = ?"
+
+/* Visit i as a hit: its node loaded, its path in steps (room for its
+ * depth + 1). */
+static km_status impact_hit(sqlite3_stmt *nodeq, const walk *w, const impact_walk *iw, size_t i,
+                            km_lineage_step *steps, km_lineage_hit *h, km_err *e)
+{
+	memset(h, 0, sizeof *h);
+	km_status st = node_load(nodeq, w->node[i], &h->node, e);
+	if (st)
+		return st;
+	h->depth = w->depth[i];
+	h->path_len = walk_path(w, (uint32_t)i, steps, "protected-by");
+	h->path = steps;
+	if (w->parent[i] == NO_PARENT) {
+		h->kek_version = iw->seeds[i].kek_version;
+		h->protected_from = iw->seeds[i].from;
+		h->protected_to = iw->seeds[i].to;
+	}
+	return KM_OK;
+}
+
 km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
                              int (*cb)(void *c, const km_lineage_hit *h), void *cbctx,
                              km_lineage_impact_summary *sum, km_err *e)
@@ -1334,54 +1425,12 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 	}
 	walk w = {0};
 	impact_walk iw = {0};
-	size_t seed_cap = 0;
-	sqlite3_stmt *seedq = NULL, *edgeq = NULL, *nodeq = NULL;
+	sqlite3_stmt *edgeq = NULL, *nodeq = NULL;
 	km_lineage_step *steps = NULL;
-	if ((st = km_db_prepare(db, "SELECT node, kek_version, valid_from, valid_to FROM lineage_protection "
-	                        "WHERE key_id = ?1 AND (?2 = 0 OR kek_version = ?2) AND valid_from <= ?3 "
-	                        "ORDER BY valid_from, node", &seedq, e)) ||
-	    (st = km_db_prepare(db, "SELECT dst, kind, first_seen, last_seen FROM lineage_edges "
-	                        "WHERE src = ?1 AND first_seen <= ?2", &edgeq, e)) ||
-	    (st = km_db_prepare(db, "SELECT " NODE_COLS " FROM lineage_nodes WHERE id = ?", &nodeq, e)))
-		goto out;
-	sqlite3_bind_int64(seedq, 1, key_id);
-	sqlite3_bind_int64(seedq, 2, version);
-	sqlite3_bind_int64(seedq, 3, as_of);
-	int rc;
-	while ((rc = sqlite3_step(seedq)) == SQLITE_ROW) {
-		int64_t node = sqlite3_column_int64(seedq, 0);
-		impact_seed s = {(uint32_t)sqlite3_column_int64(seedq, 1), sqlite3_column_int64(seedq, 2),
-		                 sqlite3_column_int64(seedq, 3)};
-		uint32_t seen = walk_find(&w, node);
-		if (seen != NO_PARENT) {
-			/* Protected more than once (by two versions, or re-protected):
-			 * the first hop may use any of its intervals' hull. */
-			if (s.from < iw.seeds[seen].from)
-				iw.seeds[seen].from = s.from;
-			if (s.to > iw.seeds[seen].to)
-				iw.seeds[seen].to = s.to;
-			if (s.kek_version != iw.seeds[seen].kek_version)
-				iw.seeds[seen].kek_version = 0;
-			continue;
-		}
-		if ((st = walk_add(&w, node, NO_PARENT, "protected-by", s.from, e)))
-			goto out;
-		if (w.n > seed_cap) {
-			seed_cap = w.cap;
-			impact_seed *ns = realloc(iw.seeds, seed_cap * sizeof *ns);
-			if (!ns) {
-				st = km_fail(e, KM_ENOMEM, "out of memory");
-				goto out;
-			}
-			iw.seeds = ns;
-		}
-		iw.seeds[w.n - 1] = s;
-	}
-	if (rc != SQLITE_DONE) {
-		st = km_db_fail(db, e, "lineage (protection)");
-		goto out;
-	}
-	if ((st = walk_run(&w, 0, edgeq, as_of, impact_first_hop, &iw, nodeq, e)))
+	if ((st = km_db_prepare(db, IMPACT_EDGE_SQL, &edgeq, e)) ||
+	    (st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e)) ||
+	    (st = impact_seeds(db, key_id, version, as_of, &w, &iw, e)) ||
+	    (st = walk_run(&w, 0, edgeq, as_of, impact_first_hop, &iw, nodeq, e)))
 		goto out;
 	sum->cycles = w.cycles;
 	snprintf(sum->cycle_example, sizeof sum->cycle_example, "%s", w.cycle_example);
@@ -1391,26 +1440,15 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 		goto out;
 	}
 	for (size_t i = 0; i < w.n; i++) {
-		km_lineage_hit h = {0};
-		if ((st = node_load(nodeq, w.node[i], &h.node, e)))
+		km_lineage_hit h;
+		if ((st = impact_hit(nodeq, &w, &iw, i, steps, &h, e)))
 			goto out;
 		sum->counts[h.node.kind]++;
 		sum->total++;
-		if (!cb)
-			continue;
-		h.depth = w.depth[i];
-		h.path_len = walk_path(&w, (uint32_t)i, steps, "protected-by");
-		h.path = steps;
-		if (w.parent[i] == NO_PARENT) {
-			h.kek_version = iw.seeds[i].kek_version;
-			h.protected_from = iw.seeds[i].from;
-			h.protected_to = iw.seeds[i].to;
-		}
-		if (cb(cbctx, &h))
+		if (cb && cb(cbctx, &h))
 			break;
 	}
 out:
-	sqlite3_finalize(seedq);
 	sqlite3_finalize(edgeq);
 	sqlite3_finalize(nodeq);
 	free(steps);
@@ -1418,6 +1456,120 @@ out:
 	walk_free(&w);
 	read_end(db, began);
 	return st;
+}
+
+/* ---------------------------------------------------------------- a walk step by step */
+
+struct km_lineage_walk {
+	walk w;
+	impact_walk iw;
+	size_t next;              /* the first visit not expanded */
+	int64_t as_of;
+	km_lineage_step *steps;   /* the last hit's path */
+	size_t steps_cap;
+};
+
+void km_lineage_walk_free(km_lineage_walk *lw)
+{
+	if (!lw)
+		return;
+	walk_free(&lw->w);
+	free(lw->iw.seeds);
+	free(lw->steps);
+	free(lw);
+}
+
+static void walk_object(char *obj, size_t cap, const char *key_name, uint32_t version)
+{
+	snprintf(obj, cap, "key:%s", key_name ? key_name : "");
+	if (version)
+		snprintf(obj + strlen(obj), cap - strlen(obj), "@%" PRIu32, version);
+}
+
+km_status km_lineage_walk_impact(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
+                                 km_lineage_walk **out, km_err *e)
+{
+	char obj[200];
+	walk_object(obj, sizeof obj, key_name, version);
+	km_op_begin(ctx, KM_ACT_LINEAGE_READ, obj);
+	*out = NULL;
+	if (!key_name || !*key_name)
+		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name a key"), e);
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
+	if (st)
+		return km_op_end(ctx, st, e);
+	km_lineage_walk *lw = calloc(1, sizeof *lw);
+	if (!lw)
+		return km_op_end(ctx, km_fail(e, KM_ENOMEM, "out of memory"), e);
+	lw->as_of = as_of ? as_of : km_ctx_now(ctx);
+	sqlite3 *db = km_db(ctx);
+	int64_t key_id = 0;
+	int began = read_begin(db);
+	if (!(st = key_lookup(db, key_name, version, &key_id, e)))
+		st = impact_seeds(db, key_id, version, lw->as_of, &lw->w, &lw->iw, e);
+	read_end(db, began);
+	if (st)
+		km_lineage_walk_free(lw);
+	else
+		*out = lw;
+	return km_op_end(ctx, st, e);
+}
+
+km_status km_lineage_walk_expand(km_ctx *ctx, km_lineage_walk *lw, size_t through, size_t max_known,
+                                 km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_LINEAGE_READ, "lineage:walk");
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
+	if (st || lw->next >= lw->w.n || (lw->next > through && max_known && lw->w.n >= max_known))
+		return km_op_end(ctx, st, e);
+	sqlite3 *db = km_db(ctx);
+	sqlite3_stmt *edgeq = NULL, *nodeq = NULL;
+	int began = read_begin(db);
+	if (!(st = km_db_prepare(db, IMPACT_EDGE_SQL, &edgeq, e)) &&
+	    !(st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e)))
+		st = walk_run_to(&lw->w, &lw->next, through, max_known, edgeq, lw->as_of, impact_first_hop,
+		                 &lw->iw, nodeq, e);
+	sqlite3_finalize(edgeq);
+	sqlite3_finalize(nodeq);
+	read_end(db, began);
+	return km_op_end(ctx, st, e);
+}
+
+size_t km_lineage_walk_known(const km_lineage_walk *lw) { return lw->w.n; }
+size_t km_lineage_walk_expanded(const km_lineage_walk *lw) { return lw->next; }
+int64_t km_lineage_walk_as_of(const km_lineage_walk *lw) { return lw->as_of; }
+uint64_t km_lineage_walk_cycles(const km_lineage_walk *lw) { return lw->w.cycles; }
+
+km_status km_lineage_walk_hits(km_ctx *ctx, km_lineage_walk *lw, size_t from, size_t to,
+                               int (*cb)(void *c, const km_lineage_hit *h), void *cbctx, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_LINEAGE_READ, "lineage:walk");
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
+	if (to > lw->w.n)
+		to = lw->w.n;
+	if (st || from >= to)
+		return km_op_end(ctx, st, e);
+	size_t need = (size_t)walk_max_depth(&lw->w) + 1;
+	if (need > lw->steps_cap) {
+		km_lineage_step *ns = realloc(lw->steps, need * sizeof *ns);
+		if (!ns)
+			return km_op_end(ctx, km_fail(e, KM_ENOMEM, "out of memory"), e);
+		lw->steps = ns;
+		lw->steps_cap = need;
+	}
+	sqlite3 *db = km_db(ctx);
+	sqlite3_stmt *nodeq;
+	int began = read_begin(db);
+	if (!(st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e))) {
+		for (size_t i = from; i < to; i++) {
+			km_lineage_hit h;
+			if ((st = impact_hit(nodeq, &lw->w, &lw->iw, i, lw->steps, &h, e)) || cb(cbctx, &h))
+				break;
+		}
+		sqlite3_finalize(nodeq);
+	}
+	read_end(db, began);
+	return km_op_end(ctx, st, e);
 }
 
 km_status km_lineage_impact(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
