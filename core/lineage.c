@@ -1170,15 +1170,27 @@ static void walk_note_back_edge(walk *w, uint32_t i, uint32_t target, sqlite3_st
 #define NODE_COLS "id, kind, namespace, name, version, coalesce(asset_id, 0), first_seen"
 #define NODE_COLS_N "n.id, n.kind, n.namespace, n.name, n.version, coalesce(n.asset_id, 0), n.first_seen"
 
+/* Text column c into buf, cut to cap - 1 bytes (a large walk loads every
+ * node it reached: snprintf's formatting was a tenth of it). */
+static void col_copy(sqlite3_stmt *q, int c, char *buf, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(q, c);
+	size_t l = t ? (size_t)sqlite3_column_bytes(q, c) : 0;
+	if (l >= cap)
+		l = cap - 1;
+	if (l)
+		memcpy(buf, t, l);
+	buf[l] = '\0';
+}
+
 static void node_from_row(sqlite3_stmt *q, int c, km_lineage_node *n)
 {
-	memset(n, 0, sizeof *n);
 	n->id = sqlite3_column_int64(q, c);
 	int k = km_lineage_kind_parse((const char *)sqlite3_column_text(q, c + 1));
 	n->kind = k < 0 ? KM_LN_DATASET : (km_lineage_kind)k;
-	snprintf(n->namespace_, sizeof n->namespace_, "%s", (const char *)sqlite3_column_text(q, c + 2));
-	snprintf(n->name, sizeof n->name, "%s", (const char *)sqlite3_column_text(q, c + 3));
-	snprintf(n->version, sizeof n->version, "%s", (const char *)sqlite3_column_text(q, c + 4));
+	col_copy(q, c + 2, n->namespace_, sizeof n->namespace_);
+	col_copy(q, c + 3, n->name, sizeof n->name);
+	col_copy(q, c + 4, n->version, sizeof n->version);
 	n->asset_id = sqlite3_column_int64(q, c + 5);
 	n->first_seen = sqlite3_column_int64(q, c + 6);
 }
@@ -1385,15 +1397,11 @@ static km_status impact_seeds(sqlite3 *db, int64_t key_id, uint32_t version, int
                         "WHERE src = ?1 AND first_seen <= ?2"
 #define NODE_BY_ID_SQL "SELECT " NODE_COLS " FROM lineage_nodes WHERE id = ?"
 
-/* Visit i as a hit: its node loaded, its path in steps (room for its
- * depth + 1). */
-static km_status impact_hit(sqlite3_stmt *nodeq, const walk *w, const impact_walk *iw, size_t i,
-                            km_lineage_step *steps, km_lineage_hit *h, km_err *e)
+/* Visit i's depth, path (in steps: room for its depth + 1) and, for a
+ * start, its protection; h->node is the caller's. */
+static void impact_hit_rest(const walk *w, const impact_walk *iw, size_t i, km_lineage_step *steps,
+                            km_lineage_hit *h)
 {
-	memset(h, 0, sizeof *h);
-	km_status st = node_load(nodeq, w->node[i], &h->node, e);
-	if (st)
-		return st;
 	h->depth = w->depth[i];
 	h->path_len = walk_path(w, (uint32_t)i, steps, "protected-by");
 	h->path = steps;
@@ -1402,7 +1410,150 @@ static km_status impact_hit(sqlite3_stmt *nodeq, const walk *w, const impact_wal
 		h->protected_from = iw->seeds[i].from;
 		h->protected_to = iw->seeds[i].to;
 	}
+}
+
+/* Visit i as a hit, its node loaded with nodeq. */
+static km_status impact_hit(sqlite3_stmt *nodeq, const walk *w, const impact_walk *iw, size_t i,
+                            km_lineage_step *steps, km_lineage_hit *h, km_err *e)
+{
+	memset(h, 0, sizeof *h);
+	km_status st = node_load(nodeq, w->node[i], &h->node, e);
+	if (!st)
+		impact_hit_rest(w, iw, i, steps, h);
+	return st;
+}
+
+/* Every visit's node, read in id order by one statement that steps to the
+ * next row where the ids are close and seeks where they are not: a walk
+ * that reached most of the graph loads its nodes at a step each instead
+ * of a seek each (a third of a large walk's instructions went to loading
+ * nodes one by one).  Strings go to one arena: namespace, name, version,
+ * each NUL-ended, from pack[i].off. */
+typedef struct node_pack {
+	int64_t asset_id, first_seen;
+	size_t off;
+	km_lineage_kind kind;
+} node_pack;
+
+static int id_pair_cmp(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+static km_status arena_put(char **arena, size_t *used, size_t *cap, const unsigned char *t, size_t l,
+                           km_err *e)
+{
+	if (*used + l + 1 > *cap) {
+		size_t nc = (*cap + l + 1) * 2;
+		char *na = realloc(*arena, nc);
+		if (!na)
+			return km_fail(e, KM_ENOMEM, "out of memory loading lineage nodes");
+		*arena = na;
+		*cap = nc;
+	}
+	if (l)
+		memcpy(*arena + *used, t, l);
+	(*arena)[*used + l] = '\0';
+	*used += l + 1;
 	return KM_OK;
+}
+
+#define NODE_SEEK_GAP 64
+
+static km_status walk_load_nodes(sqlite3 *db, const walk *w, node_pack **pack_out, char **arena_out,
+                                 km_err *e)
+{
+	size_t n = w->n, used = 0, cap = n * 40 + 64;
+	int64_t(*pairs)[2] = malloc((n ? n : 1) * sizeof *pairs);
+	node_pack *pack = malloc((n ? n : 1) * sizeof *pack);
+	char *arena = malloc(cap);
+	sqlite3_stmt *q = NULL;
+	km_status st = KM_OK;
+	if (!pairs || !pack || !arena) {
+		st = km_fail(e, KM_ENOMEM, "out of memory loading lineage nodes");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pairs[i][0] = w->node[i];
+		pairs[i][1] = (int64_t)i;
+	}
+	qsort(pairs, n, sizeof *pairs, id_pair_cmp);
+	if ((st = km_db_prepare(db, "SELECT " NODE_COLS " FROM lineage_nodes WHERE id >= ?1 ORDER BY id", &q,
+	                        e)))
+		goto out;
+	int rc = SQLITE_DONE, have = 0;
+	int64_t row = 0;
+	for (size_t k = 0; k < n && !st; k++) {
+		int64_t want = pairs[k][0];
+		if (!have || row > want || want - row > NODE_SEEK_GAP) {
+			sqlite3_reset(q);
+			sqlite3_bind_int64(q, 1, want);
+			rc = sqlite3_step(q);
+			have = rc == SQLITE_ROW;
+			row = have ? sqlite3_column_int64(q, 0) : 0;
+		}
+		while (have && row < want) {
+			rc = sqlite3_step(q);
+			have = rc == SQLITE_ROW;
+			row = have ? sqlite3_column_int64(q, 0) : 0;
+		}
+		if (!have && rc != SQLITE_DONE) {
+			st = km_db_fail(db, e, "lineage (nodes)");
+			break;
+		}
+		if (!have || row != want) {
+			st = km_fail(e, KM_ENOTFOUND, "no lineage node #%" PRId64, want);
+			break;
+		}
+		node_pack *p = &pack[pairs[k][1]];
+		int kind = km_lineage_kind_parse((const char *)sqlite3_column_text(q, 1));
+		p->kind = kind < 0 ? KM_LN_DATASET : (km_lineage_kind)kind;
+		p->asset_id = sqlite3_column_int64(q, 5);
+		p->first_seen = sqlite3_column_int64(q, 6);
+		p->off = used;
+		for (int c = 2; c <= 4 && !st; c++)
+			st = arena_put(&arena, &used, &cap, sqlite3_column_text(q, c),
+			               (size_t)sqlite3_column_bytes(q, c), e);
+	}
+out:
+	sqlite3_finalize(q);
+	free(pairs);
+	if (st) {
+		free(pack);
+		free(arena);
+		return st;
+	}
+	*pack_out = pack;
+	*arena_out = arena;
+	return KM_OK;
+}
+
+static void str_cut(char *buf, size_t cap, const char *s, size_t *len)
+{
+	size_t l = strlen(s);
+	*len = l + 1;
+	if (l >= cap)
+		l = cap - 1;
+	memcpy(buf, s, l);
+	buf[l] = '\0';
+}
+
+static void node_from_pack(const walk *w, const node_pack *pack, const char *arena, size_t i,
+                           km_lineage_node *n)
+{
+	const node_pack *p = &pack[i];
+	const char *t = arena + p->off;
+	size_t l;
+	n->id = w->node[i];
+	n->kind = p->kind;
+	str_cut(n->namespace_, sizeof n->namespace_, t, &l);
+	t += l;
+	str_cut(n->name, sizeof n->name, t, &l);
+	t += l;
+	str_cut(n->version, sizeof n->version, t, &l);
+	n->asset_id = p->asset_id;
+	n->first_seen = p->first_seen;
 }
 
 km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
@@ -1427,6 +1578,8 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 	impact_walk iw = {0};
 	sqlite3_stmt *edgeq = NULL, *nodeq = NULL;
 	km_lineage_step *steps = NULL;
+	node_pack *pack = NULL;
+	char *arena = NULL;
 	if ((st = km_db_prepare(db, IMPACT_EDGE_SQL, &edgeq, e)) ||
 	    (st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e)) ||
 	    (st = impact_seeds(db, key_id, version, as_of, &w, &iw, e)) ||
@@ -1439,10 +1592,13 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 		st = km_fail(e, KM_ENOMEM, "out of memory");
 		goto out;
 	}
+	if ((st = walk_load_nodes(db, &w, &pack, &arena, e)))
+		goto out;
 	for (size_t i = 0; i < w.n; i++) {
 		km_lineage_hit h;
-		if ((st = impact_hit(nodeq, &w, &iw, i, steps, &h, e)))
-			goto out;
+		memset(&h, 0, sizeof h);
+		node_from_pack(&w, pack, arena, i, &h.node);
+		impact_hit_rest(&w, &iw, i, steps, &h);
 		sum->counts[h.node.kind]++;
 		sum->total++;
 		if (cb && cb(cbctx, &h))
@@ -1452,6 +1608,8 @@ out:
 	sqlite3_finalize(edgeq);
 	sqlite3_finalize(nodeq);
 	free(steps);
+	free(pack);
+	free(arena);
 	free(iw.seeds);
 	walk_free(&w);
 	read_end(db, began);

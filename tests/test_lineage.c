@@ -317,7 +317,7 @@ END_TEST
 /* A hit as one comparable line: node, the node before it, depth, edge,
  * the protection of a start. */
 typedef struct sig_list {
-	char (*line)[128];
+	char (*line)[200];
 	size_t n, cap;
 } sig_list;
 
@@ -325,10 +325,13 @@ static int sig_hit(void *c, const km_lineage_hit *h)
 {
 	sig_list *l = c;
 	ck_assert_uint_lt(l->n, l->cap);
-	snprintf(l->line[l->n++], sizeof l->line[0], "%lld<-%lld d%u %s v%u %lld..%lld",
+	char label[300];
+	km_lineage_node_label(&h->node, label, sizeof label);
+	snprintf(l->line[l->n++], sizeof l->line[0], "%lld<-%lld d%u %s v%u %lld..%lld %.60s %d %lld %lld",
 	         (long long)h->node.id, h->path_len > 1 ? (long long)h->path[h->path_len - 2].node : -1LL,
 	         h->depth, h->path[h->path_len - 1].edge, h->kek_version, (long long)h->protected_from,
-	         (long long)h->protected_to);
+	         (long long)h->protected_to, label, (int)h->node.kind, (long long)h->node.asset_id,
+	         (long long)h->node.first_seen);
 	ck_assert_int_eq(h->path[h->path_len - 1].node, h->node.id);
 	ck_assert_uint_eq(h->path_len, h->depth + 1);
 	return 0;
@@ -371,7 +374,7 @@ START_TEST(stepwise_walk_is_the_same_tree)
 	import1(ctx, text);
 	int64_t times[] = {0, T0 + 3 * DAY};
 	for (size_t t = 0; t < 2; t++) {
-		static char eager_lines[256][128], step_lines[256][128];
+		static char eager_lines[256][200], step_lines[256][200];
 		sig_list eager = {eager_lines, 0, 256}, step = {step_lines, 0, 256};
 		km_lineage_impact_summary sum;
 		ck_assert_msg(km_lineage_impact(ctx, "features/risk", 1, times[t], sig_hit, &eager, &sum, &e) ==
