@@ -362,6 +362,12 @@ static km_status node_put(importer *im, int is_job, const char *kind_in, const c
                           const char *name, const char *version, char *ft, int64_t t, int64_t *id,
                           char kind[16], km_err *e)
 {
+	/* The import's statements run without the CHECK on kind (see
+	 * import_impl): this is that check. */
+	if (km_lineage_kind_parse(kind_in) < 0) {
+		free(ft);
+		return km_fail(e, KM_EINVAL, "lineage: \"%s\" is not a node kind", kind_in);
+	}
 	size_t kl = strlen(ns) + strlen(name) + strlen(version) + 8;
 	char stackkey[1024];
 	char *key = kl <= sizeof stackkey ? stackkey : malloc(kl);
@@ -870,6 +876,16 @@ static km_status import_impl(km_ctx *ctx, const char *path, const char *buf, siz
 	 * being read back (measured 2x on 100k events); put back after. */
 	km_db_exec(im.db, "PRAGMA cache_size = -262144", e);
 	if (!(st = km_tx_begin(ctx, e))) {
+		/* The kind columns' CHECK (kind IN (...)) makes SQLite build a
+		 * temporary index of the list for every row written: a third of
+		 * the import's time (callgrind, 10k events).  Every kind this
+		 * loop writes is one of a fixed set checked here first (static
+		 * edge kinds; node kinds through import_kind_ok, rule kinds by
+		 * the config), so the loop's statements are compiled without it.
+		 * The pragma is compile-time state: turning it off again expires
+		 * those statements, and everything after (the audit row, any
+		 * other writer on this connection) is checked as before. */
+		km_db_exec(im.db, "PRAGMA ignore_check_constraints = ON", e);
 		if (!(st = importer_prepare(&im, e))) {
 			if (buf) {
 				r->files = 1;
@@ -880,6 +896,9 @@ static km_status import_impl(km_ctx *ctx, const char *path, const char *buf, siz
 				st = import_file(&im, path, e);
 			}
 		}
+		importer_free(&im);
+		km_err ige;
+		km_db_exec(im.db, "PRAGMA ignore_check_constraints = OFF", &ige);
 		if (!st) {
 			json_t *d = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "files", (json_int_t)r->files,
 			                      "events", (json_int_t)r->events, "imported", (json_int_t)r->imported,
@@ -888,7 +907,6 @@ static km_status import_impl(km_ctx *ctx, const char *path, const char *buf, siz
 			                      "unmapped", (json_int_t)r->unmapped);
 			st = km_tx_audit(ctx, km_action_name(KM_ACT_LINEAGE_IMPORT), ctx->op_object, "ok", d, e);
 		}
-		importer_free(&im);
 		if (!st) {
 			r->audit_seq = 0;
 			st = km_tx_commit(ctx, e);
@@ -1152,15 +1170,27 @@ static void walk_note_back_edge(walk *w, uint32_t i, uint32_t target, sqlite3_st
 #define NODE_COLS "id, kind, namespace, name, version, coalesce(asset_id, 0), first_seen"
 #define NODE_COLS_N "n.id, n.kind, n.namespace, n.name, n.version, coalesce(n.asset_id, 0), n.first_seen"
 
+/* Text column c into buf, cut to cap - 1 bytes (a large walk loads every
+ * node it reached: snprintf's formatting was a tenth of it). */
+static void col_copy(sqlite3_stmt *q, int c, char *buf, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(q, c);
+	size_t l = t ? (size_t)sqlite3_column_bytes(q, c) : 0;
+	if (l >= cap)
+		l = cap - 1;
+	if (l)
+		memcpy(buf, t, l);
+	buf[l] = '\0';
+}
+
 static void node_from_row(sqlite3_stmt *q, int c, km_lineage_node *n)
 {
-	memset(n, 0, sizeof *n);
 	n->id = sqlite3_column_int64(q, c);
 	int k = km_lineage_kind_parse((const char *)sqlite3_column_text(q, c + 1));
 	n->kind = k < 0 ? KM_LN_DATASET : (km_lineage_kind)k;
-	snprintf(n->namespace_, sizeof n->namespace_, "%s", (const char *)sqlite3_column_text(q, c + 2));
-	snprintf(n->name, sizeof n->name, "%s", (const char *)sqlite3_column_text(q, c + 3));
-	snprintf(n->version, sizeof n->version, "%s", (const char *)sqlite3_column_text(q, c + 4));
+	col_copy(q, c + 2, n->namespace_, sizeof n->namespace_);
+	col_copy(q, c + 3, n->name, sizeof n->name);
+	col_copy(q, c + 4, n->version, sizeof n->version);
 	n->asset_id = sqlite3_column_int64(q, c + 5);
 	n->first_seen = sqlite3_column_int64(q, c + 6);
 }
@@ -1181,13 +1211,20 @@ static km_status node_load(sqlite3_stmt *q, int64_t id, km_lineage_node *n, km_e
 	return st;
 }
 
-/* Expand every visit from `from` on, breadth first, with q (bound: ?1 the
- * node, ?2 the as-of time; columns: next node, edge kind, first_seen). */
-static km_status walk_run(walk *w, size_t from, sqlite3_stmt *q, int64_t as_of,
-                          int (*first_hop_ok)(void *c, uint32_t i, sqlite3_stmt *row), void *c,
-                          sqlite3_stmt *nodeq, km_err *e)
+/* Expand the visits from *next_visit on, breadth first, with q (bound: ?1 the
+ * node, ?2 the as-of time; columns: next node, edge kind, first_seen):
+ * every visit up to and including `through` (SIZE_MAX: to the end), and
+ * past it only while fewer than max_known (0: no limit) nodes are known.
+ * *next_visit is the first visit not expanded.  Visits are expanded whole and in
+ * order, so stopping and going on later builds the same tree. */
+static km_status walk_run_to(walk *w, size_t *next_visit, size_t through, size_t max_known,
+                             sqlite3_stmt *q, int64_t as_of,
+                             int (*first_hop_ok)(void *c, uint32_t i, sqlite3_stmt *row), void *c,
+                             sqlite3_stmt *nodeq, km_err *e)
 {
-	for (size_t i = from; i < w->n; i++) {
+	for (size_t i = *next_visit; i < w->n; i = ++*next_visit) {
+		if (i > through && (max_known == 0 || w->n >= max_known))
+			break;
 		sqlite3_reset(q);
 		sqlite3_bind_int64(q, 1, w->node[i]);
 		sqlite3_bind_int64(q, 2, as_of);
@@ -1213,6 +1250,14 @@ static km_status walk_run(walk *w, size_t from, sqlite3_stmt *q, int64_t as_of,
 			return km_db_fail(sqlite3_db_handle(q), e, "lineage (walk)");
 	}
 	return KM_OK;
+}
+
+/* Every visit from `from` on. */
+static km_status walk_run(walk *w, size_t from, sqlite3_stmt *q, int64_t as_of,
+                          int (*first_hop_ok)(void *c, uint32_t i, sqlite3_stmt *row), void *c,
+                          sqlite3_stmt *nodeq, km_err *e)
+{
+	return walk_run_to(w, &from, SIZE_MAX, 0, q, as_of, first_hop_ok, c, nodeq, e);
 }
 
 /* The path of visit i from its start, in steps[0..depth]. */
@@ -1296,6 +1341,221 @@ static int impact_first_hop(void *c, uint32_t i, sqlite3_stmt *row)
 	return first < iw->seeds[i].to && last >= iw->seeds[i].from;
 }
 
+/* The starts of an impact walk: every node key_id (version 0: any of its
+ * versions) protected at some time up to as_of, each with its interval
+ * (the hull of them when it was protected more than once). */
+static km_status impact_seeds(sqlite3 *db, int64_t key_id, uint32_t version, int64_t as_of, walk *w,
+                             impact_walk *iw, km_err *e)
+{
+	sqlite3_stmt *seedq;
+	size_t seed_cap = 0;
+	km_status st = km_db_prepare(db, "SELECT node, kek_version, valid_from, valid_to FROM "
+	                             "lineage_protection WHERE key_id = ?1 AND (?2 = 0 OR kek_version = ?2) "
+	                             "AND valid_from <= ?3 ORDER BY valid_from, node", &seedq, e);
+	if (st)
+		return st;
+	sqlite3_bind_int64(seedq, 1, key_id);
+	sqlite3_bind_int64(seedq, 2, version);
+	sqlite3_bind_int64(seedq, 3, as_of);
+	int rc;
+	while ((rc = sqlite3_step(seedq)) == SQLITE_ROW) {
+		int64_t node = sqlite3_column_int64(seedq, 0);
+		impact_seed s = {(uint32_t)sqlite3_column_int64(seedq, 1), sqlite3_column_int64(seedq, 2),
+		                 sqlite3_column_int64(seedq, 3)};
+		uint32_t seen = walk_find(w, node);
+		if (seen != NO_PARENT) {
+			/* Protected more than once (by two versions, or re-protected):
+			 * the first hop may use any of its intervals' hull. */
+			if (s.from < iw->seeds[seen].from)
+				iw->seeds[seen].from = s.from;
+			if (s.to > iw->seeds[seen].to)
+				iw->seeds[seen].to = s.to;
+			if (s.kek_version != iw->seeds[seen].kek_version)
+				iw->seeds[seen].kek_version = 0;
+			continue;
+		}
+		if ((st = walk_add(w, node, NO_PARENT, "protected-by", s.from, e)))
+			break;
+		if (w->n > seed_cap) {
+			seed_cap = w->cap;
+			impact_seed *ns = realloc(iw->seeds, seed_cap * sizeof *ns);
+			if (!ns) {
+				st = km_fail(e, KM_ENOMEM, "out of memory");
+				break;
+			}
+			iw->seeds = ns;
+		}
+		iw->seeds[w->n - 1] = s;
+	}
+	if (!st && rc != SQLITE_DONE)
+		st = km_db_fail(db, e, "lineage (protection)");
+	sqlite3_finalize(seedq);
+	return st;
+}
+
+#define IMPACT_EDGE_SQL "SELECT dst, kind, first_seen, last_seen FROM lineage_edges " \
+                        "WHERE src = ?1 AND first_seen <= ?2"
+#define NODE_BY_ID_SQL "SELECT " NODE_COLS " FROM lineage_nodes WHERE id = ?"
+
+/* Visit i's depth, path (in steps: room for its depth + 1) and, for a
+ * start, its protection; h->node is the caller's. */
+static void impact_hit_rest(const walk *w, const impact_walk *iw, size_t i, km_lineage_step *steps,
+                            km_lineage_hit *h)
+{
+	h->depth = w->depth[i];
+	h->path_len = walk_path(w, (uint32_t)i, steps, "protected-by");
+	h->path = steps;
+	if (w->parent[i] == NO_PARENT) {
+		h->kek_version = iw->seeds[i].kek_version;
+		h->protected_from = iw->seeds[i].from;
+		h->protected_to = iw->seeds[i].to;
+	}
+}
+
+/* Visit i as a hit, its node loaded with nodeq. */
+static km_status impact_hit(sqlite3_stmt *nodeq, const walk *w, const impact_walk *iw, size_t i,
+                            km_lineage_step *steps, km_lineage_hit *h, km_err *e)
+{
+	memset(h, 0, sizeof *h);
+	km_status st = node_load(nodeq, w->node[i], &h->node, e);
+	if (!st)
+		impact_hit_rest(w, iw, i, steps, h);
+	return st;
+}
+
+/* Every visit's node, read in id order by one statement that steps to the
+ * next row where the ids are close and seeks where they are not: a walk
+ * that reached most of the graph loads its nodes at a step each instead
+ * of a seek each (a third of a large walk's instructions went to loading
+ * nodes one by one).  Strings go to one arena: namespace, name, version,
+ * each NUL-ended, from pack[i].off. */
+typedef struct node_pack {
+	int64_t asset_id, first_seen;
+	size_t off;
+	km_lineage_kind kind;
+} node_pack;
+
+static int id_pair_cmp(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+static km_status arena_put(char **arena, size_t *used, size_t *cap, const unsigned char *t, size_t l,
+                           km_err *e)
+{
+	if (*used + l + 1 > *cap) {
+		size_t nc = (*cap + l + 1) * 2;
+		char *na = realloc(*arena, nc);
+		if (!na)
+			return km_fail(e, KM_ENOMEM, "out of memory loading lineage nodes");
+		*arena = na;
+		*cap = nc;
+	}
+	if (l)
+		memcpy(*arena + *used, t, l);
+	(*arena)[*used + l] = '\0';
+	*used += l + 1;
+	return KM_OK;
+}
+
+#define NODE_SEEK_GAP 64
+
+static km_status walk_load_nodes(sqlite3 *db, const walk *w, node_pack **pack_out, char **arena_out,
+                                 km_err *e)
+{
+	size_t n = w->n, used = 0, cap = n * 40 + 64;
+	int64_t(*pairs)[2] = malloc((n ? n : 1) * sizeof *pairs);
+	node_pack *pack = malloc((n ? n : 1) * sizeof *pack);
+	char *arena = malloc(cap);
+	sqlite3_stmt *q = NULL;
+	km_status st = KM_OK;
+	if (!pairs || !pack || !arena) {
+		st = km_fail(e, KM_ENOMEM, "out of memory loading lineage nodes");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pairs[i][0] = w->node[i];
+		pairs[i][1] = (int64_t)i;
+	}
+	qsort(pairs, n, sizeof *pairs, id_pair_cmp);
+	if ((st = km_db_prepare(db, "SELECT " NODE_COLS " FROM lineage_nodes WHERE id >= ?1 ORDER BY id", &q,
+	                        e)))
+		goto out;
+	int rc = SQLITE_DONE, have = 0;
+	int64_t row = 0;
+	for (size_t k = 0; k < n && !st; k++) {
+		int64_t want = pairs[k][0];
+		if (!have || row > want || want - row > NODE_SEEK_GAP) {
+			sqlite3_reset(q);
+			sqlite3_bind_int64(q, 1, want);
+			rc = sqlite3_step(q);
+			have = rc == SQLITE_ROW;
+			row = have ? sqlite3_column_int64(q, 0) : 0;
+		}
+		while (have && row < want) {
+			rc = sqlite3_step(q);
+			have = rc == SQLITE_ROW;
+			row = have ? sqlite3_column_int64(q, 0) : 0;
+		}
+		if (!have && rc != SQLITE_DONE) {
+			st = km_db_fail(db, e, "lineage (nodes)");
+			break;
+		}
+		if (!have || row != want) {
+			st = km_fail(e, KM_ENOTFOUND, "no lineage node #%" PRId64, want);
+			break;
+		}
+		node_pack *p = &pack[pairs[k][1]];
+		int kind = km_lineage_kind_parse((const char *)sqlite3_column_text(q, 1));
+		p->kind = kind < 0 ? KM_LN_DATASET : (km_lineage_kind)kind;
+		p->asset_id = sqlite3_column_int64(q, 5);
+		p->first_seen = sqlite3_column_int64(q, 6);
+		p->off = used;
+		for (int c = 2; c <= 4 && !st; c++)
+			st = arena_put(&arena, &used, &cap, sqlite3_column_text(q, c),
+			               (size_t)sqlite3_column_bytes(q, c), e);
+	}
+out:
+	sqlite3_finalize(q);
+	free(pairs);
+	if (st) {
+		free(pack);
+		free(arena);
+		return st;
+	}
+	*pack_out = pack;
+	*arena_out = arena;
+	return KM_OK;
+}
+
+static void str_cut(char *buf, size_t cap, const char *s, size_t *len)
+{
+	size_t l = strlen(s);
+	*len = l + 1;
+	if (l >= cap)
+		l = cap - 1;
+	memcpy(buf, s, l);
+	buf[l] = '\0';
+}
+
+static void node_from_pack(const walk *w, const node_pack *pack, const char *arena, size_t i,
+                           km_lineage_node *n)
+{
+	const node_pack *p = &pack[i];
+	const char *t = arena + p->off;
+	size_t l;
+	n->id = w->node[i];
+	n->kind = p->kind;
+	str_cut(n->namespace_, sizeof n->namespace_, t, &l);
+	t += l;
+	str_cut(n->name, sizeof n->name, t, &l);
+	t += l;
+	str_cut(n->version, sizeof n->version, t, &l);
+	n->asset_id = p->asset_id;
+	n->first_seen = p->first_seen;
+}
+
 km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
                              int (*cb)(void *c, const km_lineage_hit *h), void *cbctx,
                              km_lineage_impact_summary *sum, km_err *e)
@@ -1316,54 +1576,14 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 	}
 	walk w = {0};
 	impact_walk iw = {0};
-	size_t seed_cap = 0;
-	sqlite3_stmt *seedq = NULL, *edgeq = NULL, *nodeq = NULL;
+	sqlite3_stmt *edgeq = NULL, *nodeq = NULL;
 	km_lineage_step *steps = NULL;
-	if ((st = km_db_prepare(db, "SELECT node, kek_version, valid_from, valid_to FROM lineage_protection "
-	                        "WHERE key_id = ?1 AND (?2 = 0 OR kek_version = ?2) AND valid_from <= ?3 "
-	                        "ORDER BY valid_from, node", &seedq, e)) ||
-	    (st = km_db_prepare(db, "SELECT dst, kind, first_seen, last_seen FROM lineage_edges "
-	                        "WHERE src = ?1 AND first_seen <= ?2", &edgeq, e)) ||
-	    (st = km_db_prepare(db, "SELECT " NODE_COLS " FROM lineage_nodes WHERE id = ?", &nodeq, e)))
-		goto out;
-	sqlite3_bind_int64(seedq, 1, key_id);
-	sqlite3_bind_int64(seedq, 2, version);
-	sqlite3_bind_int64(seedq, 3, as_of);
-	int rc;
-	while ((rc = sqlite3_step(seedq)) == SQLITE_ROW) {
-		int64_t node = sqlite3_column_int64(seedq, 0);
-		impact_seed s = {(uint32_t)sqlite3_column_int64(seedq, 1), sqlite3_column_int64(seedq, 2),
-		                 sqlite3_column_int64(seedq, 3)};
-		uint32_t seen = walk_find(&w, node);
-		if (seen != NO_PARENT) {
-			/* Protected more than once (by two versions, or re-protected):
-			 * the first hop may use any of its intervals' hull. */
-			if (s.from < iw.seeds[seen].from)
-				iw.seeds[seen].from = s.from;
-			if (s.to > iw.seeds[seen].to)
-				iw.seeds[seen].to = s.to;
-			if (s.kek_version != iw.seeds[seen].kek_version)
-				iw.seeds[seen].kek_version = 0;
-			continue;
-		}
-		if ((st = walk_add(&w, node, NO_PARENT, "protected-by", s.from, e)))
-			goto out;
-		if (w.n > seed_cap) {
-			seed_cap = w.cap;
-			impact_seed *ns = realloc(iw.seeds, seed_cap * sizeof *ns);
-			if (!ns) {
-				st = km_fail(e, KM_ENOMEM, "out of memory");
-				goto out;
-			}
-			iw.seeds = ns;
-		}
-		iw.seeds[w.n - 1] = s;
-	}
-	if (rc != SQLITE_DONE) {
-		st = km_db_fail(db, e, "lineage (protection)");
-		goto out;
-	}
-	if ((st = walk_run(&w, 0, edgeq, as_of, impact_first_hop, &iw, nodeq, e)))
+	node_pack *pack = NULL;
+	char *arena = NULL;
+	if ((st = km_db_prepare(db, IMPACT_EDGE_SQL, &edgeq, e)) ||
+	    (st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e)) ||
+	    (st = impact_seeds(db, key_id, version, as_of, &w, &iw, e)) ||
+	    (st = walk_run(&w, 0, edgeq, as_of, impact_first_hop, &iw, nodeq, e)))
 		goto out;
 	sum->cycles = w.cycles;
 	snprintf(sum->cycle_example, sizeof sum->cycle_example, "%s", w.cycle_example);
@@ -1372,34 +1592,142 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 		st = km_fail(e, KM_ENOMEM, "out of memory");
 		goto out;
 	}
+	if ((st = walk_load_nodes(db, &w, &pack, &arena, e)))
+		goto out;
 	for (size_t i = 0; i < w.n; i++) {
-		km_lineage_hit h = {0};
-		if ((st = node_load(nodeq, w.node[i], &h.node, e)))
-			goto out;
+		km_lineage_hit h;
+		memset(&h, 0, sizeof h);
+		node_from_pack(&w, pack, arena, i, &h.node);
+		impact_hit_rest(&w, &iw, i, steps, &h);
 		sum->counts[h.node.kind]++;
 		sum->total++;
-		if (!cb)
-			continue;
-		h.depth = w.depth[i];
-		h.path_len = walk_path(&w, (uint32_t)i, steps, "protected-by");
-		h.path = steps;
-		if (w.parent[i] == NO_PARENT) {
-			h.kek_version = iw.seeds[i].kek_version;
-			h.protected_from = iw.seeds[i].from;
-			h.protected_to = iw.seeds[i].to;
-		}
-		if (cb(cbctx, &h))
+		if (cb && cb(cbctx, &h))
 			break;
 	}
 out:
-	sqlite3_finalize(seedq);
 	sqlite3_finalize(edgeq);
 	sqlite3_finalize(nodeq);
 	free(steps);
+	free(pack);
+	free(arena);
 	free(iw.seeds);
 	walk_free(&w);
 	read_end(db, began);
 	return st;
+}
+
+/* ---------------------------------------------------------------- a walk step by step */
+
+struct km_lineage_walk {
+	walk w;
+	impact_walk iw;
+	size_t next;              /* the first visit not expanded */
+	int64_t as_of;
+	km_lineage_step *steps;   /* the last hit's path */
+	size_t steps_cap;
+};
+
+void km_lineage_walk_free(km_lineage_walk *lw)
+{
+	if (!lw)
+		return;
+	walk_free(&lw->w);
+	free(lw->iw.seeds);
+	free(lw->steps);
+	free(lw);
+}
+
+static void walk_object(char *obj, size_t cap, const char *key_name, uint32_t version)
+{
+	snprintf(obj, cap, "key:%s", key_name ? key_name : "");
+	if (version)
+		snprintf(obj + strlen(obj), cap - strlen(obj), "@%" PRIu32, version);
+}
+
+km_status km_lineage_walk_impact(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
+                                 km_lineage_walk **out, km_err *e)
+{
+	char obj[200];
+	walk_object(obj, sizeof obj, key_name, version);
+	km_op_begin(ctx, KM_ACT_LINEAGE_READ, obj);
+	*out = NULL;
+	if (!key_name || !*key_name)
+		return km_op_end(ctx, km_fail(e, KM_EUSAGE, "name a key"), e);
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
+	if (st)
+		return km_op_end(ctx, st, e);
+	km_lineage_walk *lw = calloc(1, sizeof *lw);
+	if (!lw)
+		return km_op_end(ctx, km_fail(e, KM_ENOMEM, "out of memory"), e);
+	lw->as_of = as_of ? as_of : km_ctx_now(ctx);
+	sqlite3 *db = km_db(ctx);
+	int64_t key_id = 0;
+	int began = read_begin(db);
+	if (!(st = key_lookup(db, key_name, version, &key_id, e)))
+		st = impact_seeds(db, key_id, version, lw->as_of, &lw->w, &lw->iw, e);
+	read_end(db, began);
+	if (st)
+		km_lineage_walk_free(lw);
+	else
+		*out = lw;
+	return km_op_end(ctx, st, e);
+}
+
+km_status km_lineage_walk_expand(km_ctx *ctx, km_lineage_walk *lw, size_t through, size_t max_known,
+                                 km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_LINEAGE_READ, "lineage:walk");
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
+	if (st || lw->next >= lw->w.n || (lw->next > through && max_known && lw->w.n >= max_known))
+		return km_op_end(ctx, st, e);
+	sqlite3 *db = km_db(ctx);
+	sqlite3_stmt *edgeq = NULL, *nodeq = NULL;
+	int began = read_begin(db);
+	if (!(st = km_db_prepare(db, IMPACT_EDGE_SQL, &edgeq, e)) &&
+	    !(st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e)))
+		st = walk_run_to(&lw->w, &lw->next, through, max_known, edgeq, lw->as_of, impact_first_hop,
+		                 &lw->iw, nodeq, e);
+	sqlite3_finalize(edgeq);
+	sqlite3_finalize(nodeq);
+	read_end(db, began);
+	return km_op_end(ctx, st, e);
+}
+
+size_t km_lineage_walk_known(const km_lineage_walk *lw) { return lw->w.n; }
+size_t km_lineage_walk_expanded(const km_lineage_walk *lw) { return lw->next; }
+int64_t km_lineage_walk_as_of(const km_lineage_walk *lw) { return lw->as_of; }
+uint64_t km_lineage_walk_cycles(const km_lineage_walk *lw) { return lw->w.cycles; }
+
+km_status km_lineage_walk_hits(km_ctx *ctx, km_lineage_walk *lw, size_t from, size_t to,
+                               int (*cb)(void *c, const km_lineage_hit *h), void *cbctx, km_err *e)
+{
+	km_op_begin(ctx, KM_ACT_LINEAGE_READ, "lineage:walk");
+	km_status st = km_authorize(ctx, KM_ACT_LINEAGE_READ, NULL, e);
+	if (to > lw->w.n)
+		to = lw->w.n;
+	if (st || from >= to)
+		return km_op_end(ctx, st, e);
+	size_t need = (size_t)walk_max_depth(&lw->w) + 1;
+	if (need > lw->steps_cap) {
+		km_lineage_step *ns = realloc(lw->steps, need * sizeof *ns);
+		if (!ns)
+			return km_op_end(ctx, km_fail(e, KM_ENOMEM, "out of memory"), e);
+		lw->steps = ns;
+		lw->steps_cap = need;
+	}
+	sqlite3 *db = km_db(ctx);
+	sqlite3_stmt *nodeq;
+	int began = read_begin(db);
+	if (!(st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e))) {
+		for (size_t i = from; i < to; i++) {
+			km_lineage_hit h;
+			if ((st = impact_hit(nodeq, &lw->w, &lw->iw, i, lw->steps, &h, e)) || cb(cbctx, &h))
+				break;
+		}
+		sqlite3_finalize(nodeq);
+	}
+	read_end(db, began);
+	return km_op_end(ctx, st, e);
 }
 
 km_status km_lineage_impact(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,

@@ -184,6 +184,36 @@ km_status km_lineage_impact(km_ctx *ctx, const char *key_name, uint32_t version,
                             int (*cb)(void *c, const km_lineage_hit *h), void *cbctx,
                             km_lineage_impact_summary *sum, km_err *e);
 
+/* The same walk step by step, for a reader that shows a little of a large
+ * graph at a time (the console's tree).  A walk's visits are numbered in
+ * breadth-first order, 0 being the first start; visit i's children (the
+ * nodes whose shortest path goes through it) are all known once visits
+ * 0..i are expanded.  Expanded to the end, the visits in order are
+ * exactly km_lineage_impact's hits, paths and all, however the expansion
+ * was split.  The walk keeps no transaction or statement between calls:
+ * as_of (0: now) is fixed when it begins, and each call reads the graph
+ * as of that time.  Every call needs lineage.read.
+ *
+ * km_lineage_walk_impact: the walk of key_name (version 0: all its
+ * versions) begun: its starts known, nothing expanded.
+ * km_lineage_walk_expand: expand every visit up to and including
+ * `through` (SIZE_MAX: all), and visits after it only while fewer than
+ * max_known (0: no limit) nodes are known.
+ * km_lineage_walk_hits: cb (nonzero stops) for visits from..to-1 that are
+ * known, each node loaded, with its path; paths live until cb returns. */
+typedef struct km_lineage_walk km_lineage_walk;
+km_status km_lineage_walk_impact(km_ctx *ctx, const char *key_name, uint32_t version, int64_t as_of,
+                                 km_lineage_walk **out, km_err *e);
+km_status km_lineage_walk_expand(km_ctx *ctx, km_lineage_walk *w, size_t through, size_t max_known,
+                                 km_err *e);
+km_status km_lineage_walk_hits(km_ctx *ctx, km_lineage_walk *w, size_t from, size_t to,
+                               int (*cb)(void *c, const km_lineage_hit *h), void *cbctx, km_err *e);
+size_t km_lineage_walk_known(const km_lineage_walk *w);    /* visits known */
+size_t km_lineage_walk_expanded(const km_lineage_walk *w); /* visits 0..n-1 expanded */
+int64_t km_lineage_walk_as_of(const km_lineage_walk *w);
+uint64_t km_lineage_walk_cycles(const km_lineage_walk *w); /* back edges met so far */
+void km_lineage_walk_free(km_lineage_walk *w);
+
 /* One upstream input of a model version and the key version that
  * protected it when it was consumed (key "" when none did). */
 typedef struct km_lineage_input {

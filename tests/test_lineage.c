@@ -136,6 +136,13 @@ START_TEST(spec_example_import_and_reimport)
 	ck_assert_msg(km_lineage_node_find(ctx, "instance.schema.output_table", &n, &e) == KM_OK, "%s", e.msg);
 	ck_assert_int_eq(n.kind, KM_LN_DATASET);
 	ck_assert_str_eq(n.namespace_, "my-datasource-namespace");
+
+	/* The import compiles its own statements without the kind CHECK;
+	 * after it, on the same connection, the schema's CHECK holds again. */
+	ck_assert_int_ne(km_db_exec(km_db(ctx), "INSERT INTO lineage_edges(src, dst, kind, first_seen, "
+	                            "last_seen) VALUES(1, 2, 'no-such-kind', 0, 0)", &e), KM_OK);
+	ck_assert_int_ne(km_db_exec(km_db(ctx), "INSERT INTO lineage_nodes(kind, namespace, name, "
+	                            "first_seen) VALUES('car', 'x', 'y', 0)", &e), KM_OK);
 	km_close(ctx);
 }
 END_TEST
@@ -303,6 +310,98 @@ START_TEST(cycle_is_tolerated_and_reported)
 	ck_assert_uint_ge(sum.cycles, 1);
 	ck_assert_msg(strstr(sum.cycle_example, "feature:features/income -> s3://lake scores -> "
 	                                        "feature:features/income") != NULL, "%s", sum.cycle_example);
+	km_close(ctx);
+}
+END_TEST
+
+/* A hit as one comparable line: node, the node before it, depth, edge,
+ * the protection of a start. */
+typedef struct sig_list {
+	char (*line)[200];
+	size_t n, cap;
+} sig_list;
+
+static int sig_hit(void *c, const km_lineage_hit *h)
+{
+	sig_list *l = c;
+	ck_assert_uint_lt(l->n, l->cap);
+	char label[300];
+	km_lineage_node_label(&h->node, label, sizeof label);
+	snprintf(l->line[l->n++], sizeof l->line[0], "%lld<-%lld d%u %s v%u %lld..%lld %.60s %d %lld %lld",
+	         (long long)h->node.id, h->path_len > 1 ? (long long)h->path[h->path_len - 2].node : -1LL,
+	         h->depth, h->path[h->path_len - 1].edge, h->kek_version, (long long)h->protected_from,
+	         (long long)h->protected_to, label, (int)h->node.kind, (long long)h->node.asset_id,
+	         (long long)h->node.first_seen);
+	ck_assert_int_eq(h->path[h->path_len - 1].node, h->node.id);
+	ck_assert_uint_eq(h->path_len, h->depth + 1);
+	return 0;
+}
+
+/* The walk expanded a little at a time (as the console does: a budget
+ * first, then one node's children at a time, in any order) gives the
+ * same visits, parents, depths and paths as km_lineage_impact, with a
+ * cycle in the graph and as of two times. */
+START_TEST(stepwise_walk_is_the_same_tree)
+{
+	km_ctx *ctx = open_deploy(KM_ROLE_OFFICER);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	const char *specs[] = {"feature:features/a@1", "feature:features/b@1", "feature:features/c@1"};
+	ck_assert_msg(km_asset_register_bulk(ctx, "features/risk", specs, 3, &e) == KM_OK, "%s", e.msg);
+	/* 60 events over 3 features and 20 datasets, half on day 2 and half on
+	 * day 4: fan-out, joins and cycles (d7 -> features/a among them). */
+	static char text[60 * 700];
+	size_t used = 0;
+	uint32_t r = 12345;
+	for (int i = 0; i < 60; i++) {
+		char in[40], out[40], one[700];
+		r = r * 1103515245u + 12345u;
+		uint32_t a = (r >> 8) % 23;
+		r = r * 1103515245u + 12345u;
+		uint32_t b = (r >> 8) % 20;
+		if (a < 3)
+			snprintf(in, sizeof in, "features/%c", 'a' + a);
+		else
+			snprintf(in, sizeof in, "d%u", a - 3);
+		snprintf(out, sizeof out, "d%u", b);
+		if (i == 7)
+			snprintf(out, sizeof out, "features/a");
+		ev(one, sizeof one, 100 + i, T0 + (i < 30 ? 2 : 4) * DAY + i, i % 2 ? "j1" : "j2", in, out,
+		   NULL);
+		used += (size_t)snprintf(text + used, sizeof text - used, "%s", one);
+	}
+	clock_now = T0 + 5 * DAY;
+	import1(ctx, text);
+	int64_t times[] = {0, T0 + 3 * DAY};
+	for (size_t t = 0; t < 2; t++) {
+		static char eager_lines[256][200], step_lines[256][200];
+		sig_list eager = {eager_lines, 0, 256}, step = {step_lines, 0, 256};
+		km_lineage_impact_summary sum;
+		ck_assert_msg(km_lineage_impact(ctx, "features/risk", 1, times[t], sig_hit, &eager, &sum, &e) ==
+		              KM_OK, "%s", e.msg);
+		ck_assert_uint_gt(eager.n, 10);
+		for (int budget = 0; budget < 3; budget++) {
+			km_lineage_walk *w;
+			ck_assert_msg(km_lineage_walk_impact(ctx, "features/risk", 1, times[t], &w, &e) == KM_OK,
+			              "%s", e.msg);
+			ck_assert_uint_le(km_lineage_walk_known(w), 6); /* the starts only */
+			ck_assert_uint_eq(km_lineage_walk_expanded(w), 0);
+			ck_assert_int_eq(km_lineage_walk_as_of(w), times[t] ? times[t] : clock_now);
+			/* A budget first (none, a few nodes, many), then the last
+			 * known node, then the first not expanded, and so on. */
+			ck_assert_int_eq(km_lineage_walk_expand(ctx, w, 0, (size_t)budget * 7, &e), KM_OK);
+			for (int k = 0; km_lineage_walk_expanded(w) < km_lineage_walk_known(w); k++)
+				ck_assert_int_eq(km_lineage_walk_expand(ctx, w, k % 2 ? km_lineage_walk_known(w) - 1 :
+				                                        km_lineage_walk_expanded(w), 0, &e), KM_OK);
+			step.n = 0;
+			ck_assert_int_eq(km_lineage_walk_hits(ctx, w, 0, SIZE_MAX, sig_hit, &step, &e), KM_OK);
+			ck_assert_uint_eq(step.n, eager.n);
+			for (size_t i = 0; i < eager.n; i++)
+				ck_assert_str_eq(step.line[i], eager.line[i]);
+			ck_assert_uint_eq(km_lineage_walk_cycles(w), sum.cycles);
+			km_lineage_walk_free(w);
+		}
+	}
 	km_close(ctx);
 }
 END_TEST
@@ -716,6 +815,7 @@ int main(void)
 	tcase_add_test(t, spec_example_import_and_reimport);
 	tcase_add_test(t, malformed_events_are_refused_whole);
 	tcase_add_test(t, cycle_is_tolerated_and_reported);
+	tcase_add_test(t, stepwise_walk_is_the_same_tree);
 	tcase_add_test(t, time_travel_across_a_rotation);
 	tcase_add_test(t, provenance_names_the_key_version_at_consumption);
 	tcase_add_test(t, roles_decide_who_imports_and_reads);
