@@ -531,6 +531,7 @@ typedef struct batch_asset {
 	char version[KM_ASSET_VERSION_MAX + 1];
 	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
 	int wrapped_ok;
+	int lost; /* rewrap: left under the old version (unreachable) */
 	char *path; /* malloc'd, NULL when none */
 } batch_asset;
 
@@ -771,9 +772,8 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 	}
 	if ((st = km_db_prepare(ctx->db, SET_ASSET_SQL, &up, e)))
 		goto out;
-	/* The lineage's protection intervals follow set-wise below, not by
-	 * the per-row trigger (measured: 20 us of a row's 26). */
-	ctx->bulk_rewrap = 1;
+	/* The lineage's protection intervals follow set-wise below (no
+	 * trigger watches kek_version: db.c, v11). */
 	for (size_t i = 0; i < n && !st; i++) {
 		batch_asset *a = &b[i];
 		km_asset_ref ref = {a->uid, a->kind, a->name, a->version, r.key, r.from_version};
@@ -785,6 +785,7 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 			 * it is, and the job says so. */
 			st = unreachable_add(ctx, &r, a, ae.msg, e);
 			json_array_append_new(bad, json_integer(a->id));
+			a->lost = 1;
 			lost++;
 			continue;
 		}
@@ -802,9 +803,21 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 	OPENSSL_cleanse(wrapped, sizeof wrapped);
 	if (st)
 		goto out;
-	ctx->bulk_rewrap = 0;
-	if ((st = move_counts(ctx, &r, moved, e)) ||
-	    (st = lineage_rewrapped(ctx, r.key_id, r.from_version, r.to_version, b[0].id, b[n - 1].id, e)))
+	if ((st = move_counts(ctx, &r, moved, e)))
+		goto out;
+	/* The lineage follows per run of moved assets: an asset left behind
+	 * (listed unreachable) keeps its interval under the old version. */
+	for (size_t i = 0; i < n && !st;) {
+		while (i < n && b[i].lost)
+			i++;
+		size_t j = i;
+		while (j < n && !b[j].lost)
+			j++;
+		if (j > i)
+			st = lineage_rewrapped(ctx, r.key_id, r.from_version, r.to_version, b[i].id, b[j - 1].id, e);
+		i = j;
+	}
+	if (st)
 		goto out;
 	json_object_set_new(d, "first_asset", json_integer(b[0].id));
 	json_object_set_new(d, "last_asset", json_integer(b[n - 1].id));
@@ -820,7 +833,6 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 out:
 	km_tx_rollback(ctx);
 out_committed:
-	ctx->bulk_rewrap = 0;
 	sqlite3_finalize(up);
 	km_secure_free(dek, KM_DEK_BYTES);
 	dek_ctx_free(from);
@@ -1220,6 +1232,9 @@ static km_status reencrypt_batch(km_ctx *ctx, const char *id, int *more, int *pa
 			sqlite3_finalize(up);
 			if (!st)
 				st = move_counts(ctx, &cur, 1, e);
+			if (!st)
+				st = lineage_rewrapped(ctx, cur.key_id, cur.from_version, cur.to_version, b[i].id,
+				                       b[i].id, e);
 			cur.done++;
 			json_object_set_new(d, "count", json_integer(1));
 		}

@@ -15,6 +15,7 @@
 #include "kek.h"
 #include "kek_int.h"
 #include "lifecycle.h"
+#include "lineage.h"
 #include "secmem.h"
 
 #include <check.h>
@@ -38,6 +39,12 @@ static int64_t count(km_ctx *ctx, const char *sql)
 	km_err e;
 	ck_assert_msg(km_db_int64(km_db(ctx), sql, &v, &e) == KM_OK, "%s", e.msg);
 	return v;
+}
+
+static void sql_exec(km_ctx *ctx, const char *sql)
+{
+	km_err e;
+	ck_assert_msg(km_db_exec(km_db(ctx), sql, &e) == KM_OK, "%s: %s", sql, e.msg);
 }
 
 static void assert_log_intact(km_ctx *ctx)
@@ -257,6 +264,100 @@ START_TEST(rewrap_moves_every_asset_once)
 	ck_assert_uint_eq(header_version(path), 1);
 	ck_assert_msg(unprotect_file(ctx, path, NULL, data, sizeof data, &e) == KM_OK, "%s", e.msg);
 	assert_log_intact(ctx);
+	km_close(ctx);
+}
+END_TEST
+
+static int64_t fixed_now;
+static int64_t fixed_clock(void *c)
+{
+	(void)c;
+	return fixed_now;
+}
+
+static void register_versioned(km_ctx *ctx, const char *key, size_t from, size_t n)
+{
+	char **specs = calloc(n, sizeof *specs);
+	for (size_t i = 0; i < n; i++) {
+		specs[i] = malloc(64);
+		snprintf(specs[i], 64, "feature:lin/%zu@1", from + i);
+	}
+	km_err e;
+	ck_assert_msg(km_asset_register_bulk(ctx, key, (const char *const *)specs, n, &e) == KM_OK, "%s", e.msg);
+	for (size_t i = 0; i < n; i++)
+		free(specs[i]);
+	free(specs);
+}
+
+/* The lineage's protection intervals follow a rewrap set-wise per run of
+ * moved assets: each moved asset's two nodes (versioned, and unversioned
+ * while it is the newest) close under v1 and open under v2 at the batch's
+ * time; an asset the job could not move (listed unreachable) keeps its v1
+ * intervals open, wherever it falls in a batch; another key's assets whose
+ * ids lie between are untouched. */
+START_TEST(rewrap_lineage_follows_what_moved)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 1000");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	fixed_now = km_now();
+	km_set_clock(ctx, fixed_clock, NULL);
+	ck_assert_int_eq(km_key_create(ctx, "features/lin", NULL, 0, &e), KM_OK);
+	ck_assert_int_eq(km_key_create(ctx, "features/other", NULL, 0, &e), KM_OK);
+	register_versioned(ctx, "features/lin", 0, 1000);
+	register_assets(ctx, "features/other", 10, "other"); /* ids amid the key's */
+	register_versioned(ctx, "features/lin", 1000, 1500);
+	int64_t lo = count(ctx, "SELECT min(a.id) FROM assets a JOIN keys k ON k.id = a.key_id "
+	                        "WHERE k.name = 'features/lin'");
+	/* Unreachable: the first, a batch's last and the next batch's first
+	 * (ids 1000 and 1001 of the key, with another key's 10 between), one
+	 * amid a batch, and the very last. */
+	char sql[600];
+	snprintf(sql, sizeof sql, "UPDATE assets SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id IN "
+	         "(%lld, %lld, %lld, %lld, %lld)", (long long)lo, (long long)(lo + 999), (long long)(lo + 1010),
+	         (long long)(lo + 1500), (long long)(lo + 2509));
+	sql_exec(ctx, sql);
+	char id[KM_REQUEST_ID_MAX];
+	rotate_queue(ctx, "features/lin", KM_JOB_REWRAP, id);
+	fixed_now += 3600;
+	int64_t t = fixed_now;
+	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_uint_eq(j.done, 2495);
+	ck_assert_uint_eq(j.unreachable, 5);
+	/* Two nodes an asset, one open interval each, always under the
+	 * version the catalogue names. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection WHERE valid_to = 9223372036854775807 "
+	                            "AND key_id = (SELECT id FROM keys WHERE name = 'features/lin')"), 5000);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection p JOIN assets a ON a.id = p.asset_id "
+	                            "WHERE p.valid_to = 9223372036854775807 AND (p.kek_version <> a.kek_version "
+	                            "OR p.key_id <> a.key_id)"), 0);
+	/* Moved: v1 closed at t, v2 open from t, the same nodes. */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM lineage_protection o JOIN lineage_protection n ON "
+	         "n.asset_id = o.asset_id AND n.node = o.node AND n.kek_version = 2 AND n.valid_from = %lld AND "
+	         "n.valid_to = 9223372036854775807 WHERE o.kek_version = 1 AND o.valid_to = %lld",
+	         (long long)t, (long long)t);
+	ck_assert_int_eq(count(ctx, sql), 2 * 2495);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection WHERE kek_version = 2"), 2 * 2495);
+	/* Left behind: v1 still open, nothing under v2. */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM lineage_protection WHERE kek_version = 1 AND "
+	         "valid_to = 9223372036854775807 AND asset_id IN (%lld, %lld, %lld, %lld, %lld)", (long long)lo,
+	         (long long)(lo + 999), (long long)(lo + 1010), (long long)(lo + 1500), (long long)(lo + 2509));
+	ck_assert_int_eq(count(ctx, sql), 10);
+	/* The other key: untouched. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection p JOIN keys k ON k.id = p.key_id "
+	                            "WHERE k.name = 'features/other' AND (p.kek_version <> 1 OR "
+	                            "p.valid_to <> 9223372036854775807)"), 0);
+	/* Impact as of just before the rewrap: v1 protected every node; now
+	 * v1 reaches only what it still protects or protected earlier. */
+	km_lineage_impact_summary sum;
+	ck_assert_msg(km_lineage_impact(ctx, "features/lin", 2, t - 1, NULL, NULL, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(sum.total, 0);
+	ck_assert_msg(km_lineage_impact(ctx, "features/lin", 2, t, NULL, NULL, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(sum.total, 2 * 2495);
+	ck_assert_msg(km_lineage_impact(ctx, "features/lin", 1, t - 1, NULL, NULL, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(sum.total, 5000);
 	km_close(ctx);
 }
 END_TEST
@@ -548,6 +649,16 @@ START_TEST(reencrypt_files_and_list_the_unreachable)
 	int n = 0;
 	ck_assert_int_eq(km_job_list(ctx, 0, count_jobs, &n, &e), KM_OK);
 	ck_assert_int_eq(n, 3);
+	/* The lineage followed each re-encrypted asset: one open interval a
+	 * node, under the version the catalogue names, the old ones closed. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection p JOIN assets a ON a.id = p.asset_id "
+	                            "WHERE p.valid_to = 9223372036854775807 AND p.kek_version <> a.kek_version"), 0);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM (SELECT 1 FROM lineage_protection WHERE "
+	                            "valid_to = 9223372036854775807 GROUP BY asset_id, node HAVING count(*) > 1)"), 0);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM "
+	                            "lineage_protection p WHERE p.asset_id = a.id AND "
+	                            "p.valid_to = 9223372036854775807)"), 0);
+	ck_assert_int_gt(count(ctx, "SELECT count(*) FROM lineage_protection WHERE kek_version = 3"), 0);
 	assert_log_intact(ctx);
 	km_close(ctx);
 }
@@ -597,6 +708,7 @@ int main(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, rewrap_moves_every_asset_once);
 	tcase_add_test(t, rewrap_rerun_is_idempotent);
+	tcase_add_test(t, rewrap_lineage_follows_what_moved);
 	tcase_add_test(t, two_runners_one_wins);
 	tcase_add_test(t, pause_and_resume);
 	tcase_add_test(t, tampered_job_row_is_refused);
