@@ -13,7 +13,11 @@
  *     holder and gets KM_EBUSY.  A holder is dead when its lease expired,
  *     or, on this host, when its pid is gone or belongs to another process
  *     (start time differs): a killed run is resumed at once, without
- *     waiting for the lease;
+ *     waiting for the lease.  A holder that is this very process (the
+ *     console runs jobs on a worker thread and lives on after the run) is
+ *     alive only while a km_job_run of that job is under way here
+ *     (running_*): a run that ended without letting go of its claim is
+ *     not mistaken for one that still honours a pause;
  *   - rewrap: each batch (job_batch assets) is one transaction: the
  *     assets' new wraps, the wrap counter of the new version, the per-
  *     version asset counts, the cursor and the job's counts, and one
@@ -53,6 +57,7 @@
 /* Seconds a claim holds without renewal.  Every batch renews it; a holder
  * on another host is trusted until it runs out. */
 #define JOB_LEASE_S 120
+#define JOB_BUSY_TRIES 4 /* busy timeouts (15 s each) a batch waits before the run gives up */
 /* Files a re-encryption takes per step of the run loop: one, so that
  * progress, pause requests and the lease are looked at between files
  * (each file takes tens of milliseconds and two commits anyway). */
@@ -320,6 +325,36 @@ static void host_name(char *buf, size_t cap)
 	buf[cap - 1] = '\0';
 }
 
+/* The jobs this process is running now (km_job_run between its claim and
+ * its return), for holder_alive.  A handful at most: a fixed table. */
+static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
+static char running_ids[16][KM_REQUEST_ID_MAX];
+
+static void running_set(const char *id, int on)
+{
+	pthread_mutex_lock(&running_mu);
+	for (size_t i = 0; i < KM_ARRAY_LEN(running_ids); i++) {
+		if (on ? running_ids[i][0] == '\0' : strcmp(running_ids[i], id) == 0) {
+			if (on)
+				snprintf(running_ids[i], sizeof running_ids[i], "%s", id);
+			else
+				running_ids[i][0] = '\0';
+			break;
+		}
+	}
+	pthread_mutex_unlock(&running_mu);
+}
+
+static int running_here(const char *id)
+{
+	int found = 0;
+	pthread_mutex_lock(&running_mu);
+	for (size_t i = 0; i < KM_ARRAY_LEN(running_ids) && !found; i++)
+		found = strcmp(running_ids[i], id) == 0;
+	pthread_mutex_unlock(&running_mu);
+	return found;
+}
+
 static int holder_is_me(const job_row *r)
 {
 	char host[64];
@@ -340,7 +375,9 @@ static int holder_alive(km_ctx *ctx, const job_row *r)
 		return 1;
 	if (r->holder_pid <= 0 || (kill((pid_t)r->holder_pid, 0) != 0 && errno == ESRCH))
 		return 0;
-	return proc_start_time((long)r->holder_pid) == r->holder_start;
+	if (proc_start_time((long)r->holder_pid) != r->holder_start)
+		return 0;
+	return holder_is_me(r) ? running_here(r->id) : 1;
 }
 
 static void holder_clear(job_row *r)
@@ -674,7 +711,12 @@ static km_status set_asset(sqlite3_stmt *up, const job_row *r, int64_t id, const
  * ours, not asked to pause. */
 static km_status batch_begin(km_ctx *ctx, const char *id, job_row *r, int *paused, km_err *e)
 {
+	/* A long run meets other writers (every command's session records
+	 * its login): a spell of them that outlasts one busy timeout is no
+	 * reason to give up the run; a few are (the lease is 120 s). */
 	km_status st = km_tx_begin(ctx, e);
+	for (int tries = 1; st == KM_EBUSY && tries < JOB_BUSY_TRIES; tries++)
+		st = km_tx_begin(ctx, e);
 	if (st)
 		return st;
 	if ((st = job_load(ctx, id, r, e)))
@@ -1265,7 +1307,9 @@ static km_status fail_change(km_ctx *ctx, job_row *r, json_t *d, void *c, km_err
 	const km_err *why = c;
 	if (!holder_is_me(r))
 		return km_fail(e, KM_EBUSY, "not ours");
-	r->state = KM_JOB_FAILED;
+	/* A pause someone asked for stays a pause: the run stopped anyway. */
+	r->state = r->pause ? KM_JOB_PAUSED : KM_JOB_FAILED;
+	r->pause = 0;
 	holder_clear(r);
 	snprintf(r->error, sizeof r->error, "%.250s", why->msg);
 	json_object_set_new(d, "error", json_string(why->msg));
@@ -1286,6 +1330,9 @@ static km_status pause_change_runner(km_ctx *ctx, job_row *r, json_t *d, void *c
 	return KM_OK;
 }
 
+static km_status job_run_claimed(km_ctx *ctx, const char *id, job_row *rp, km_progress_fn progress, void *pctx,
+                                 km_err *e);
+
 static km_status job_run_impl(km_ctx *ctx, const char *id, km_progress_fn progress, void *pctx, km_err *e)
 {
 	char obj[KM_REQUEST_ID_MAX + 8];
@@ -1302,6 +1349,20 @@ static km_status job_run_impl(km_ctx *ctx, const char *id, km_progress_fn progre
 	}
 	if (st)
 		return st;
+	running_set(id, 1);
+	st = job_run_claimed(ctx, id, &r, progress, pctx, e);
+	running_set(id, 0);
+	return st;
+}
+
+/* The run after a successful claim (r): batches until done, paused, or
+ * an error, which lets our claim go (job.fail) so that nobody waits for a
+ * lease that no run honours any more. */
+static km_status job_run_claimed(km_ctx *ctx, const char *id, job_row *rp, km_progress_fn progress, void *pctx,
+                                 km_err *e)
+{
+	job_row r = *rp;
+	km_status st = KM_OK;
 	char what[KM_REQUEST_ID_MAX + KM_KEY_NAME_MAX + 48];
 	snprintf(what, sizeof what, "%s %s %s v%u -> v%u", r.id, km_job_kind_name(r.kind), r.key, r.from_version,
 	         r.to_version);
@@ -1337,8 +1398,11 @@ static km_status job_run_impl(km_ctx *ctx, const char *id, km_progress_fn progre
 		if (st)
 			break;
 	}
-	if (st && st != KM_EBUSY) {
-		/* Our own claim is let go with the reason, for a later resume. */
+	if (st) {
+		/* Our own claim is let go with the reason, for a later resume
+		 * (fail_change does nothing when the job is no longer ours: it
+		 * was paused at once, or taken over).  A busy catalogue too: the
+		 * run ended, and its lease must not keep the job "running". */
 		km_err ignored;
 		job_tx(ctx, id, "job.fail", fail_change, e, NULL, &ignored);
 	}

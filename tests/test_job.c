@@ -542,6 +542,97 @@ START_TEST(pause_and_resume)
 }
 END_TEST
 
+/* The progress callback wedges the runner's own connection (an open
+ * transaction): its next batch cannot begin, and neither can the release
+ * of its claim, so the run returns with the row still "running" and held
+ * by this very process, as the console's worker thread left it when the
+ * catalogue stayed locked past its busy timeout.  A process that is not
+ * running the job holds nothing: another session here pauses it at once
+ * (it used to record a request no run would honour and leave the job
+ * "running" until the 120 s lease ran out), and it resumes at once. */
+static int wedge_runner(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	(void)done;
+	(void)total;
+	(void)what;
+	sqlite3_exec(km_db((km_ctx *)c), "BEGIN", NULL, NULL, NULL);
+	return 0;
+}
+
+START_TEST(a_run_that_ended_holds_nothing_here)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 100");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_ctx *other = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/x", 500, "x");
+	char id[KM_REQUEST_ID_MAX];
+	rotate_queue(ctx, "features/x", KM_JOB_REWRAP, id);
+	ck_assert_int_ne(km_job_run(ctx, id, wedge_runner, ctx, &e), KM_OK);
+	sqlite3_exec(km_db(ctx), "ROLLBACK", NULL, NULL, NULL);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(other, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_RUNNING);
+	ck_assert_uint_eq(j.done, 100);
+	ck_assert_str_eq(j.holder, ""); /* shown as held by no one: no run here */
+	ck_assert_msg(km_job_pause(other, id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(other, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_PAUSED);
+	ck_assert_str_eq(j.holder, "");
+	ck_assert_msg(km_job_run(other, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(other, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 500);
+	km_close(other);
+	km_close(ctx);
+}
+END_TEST
+
+/* While a run is under way here, a pause from another session in this
+ * process is a request the run honours after its batch (as from another
+ * process). */
+typedef struct pause_mid {
+	km_ctx *other;
+	const char *id;
+	int state_seen;
+} pause_mid;
+
+static int pause_from_here(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	pause_mid *p = c;
+	(void)done;
+	(void)total;
+	(void)what;
+	km_err e;
+	km_job_info j;
+	if (km_job_pause(p->other, p->id, &e) == KM_OK && km_job_get(p->other, p->id, &j, &e) == KM_OK)
+		p->state_seen = (int)j.state;
+	return 0;
+}
+
+START_TEST(a_run_under_way_here_honours_a_pause)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 100");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_ctx *other = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/x", 500, "x");
+	char id[KM_REQUEST_ID_MAX];
+	rotate_queue(ctx, "features/x", KM_JOB_REWRAP, id);
+	pause_mid p = {other, id, -1};
+	ck_assert_msg(km_job_run(ctx, id, pause_from_here, &p, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(p.state_seen, KM_JOB_RUNNING); /* requested, not done behind the run's back */
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_PAUSED);
+	ck_assert_uint_eq(j.done, 100); /* stopped before its second batch */
+	km_close(other);
+	km_close(ctx);
+}
+END_TEST
+
 /* ------------------------------------------------------ tampering */
 
 START_TEST(tampered_job_row_is_refused)
@@ -709,6 +800,8 @@ int main(void)
 	tcase_add_test(t, rewrap_moves_every_asset_once);
 	tcase_add_test(t, rewrap_rerun_is_idempotent);
 	tcase_add_test(t, rewrap_lineage_follows_what_moved);
+	tcase_add_test(t, a_run_that_ended_holds_nothing_here);
+	tcase_add_test(t, a_run_under_way_here_honours_a_pause);
 	tcase_add_test(t, two_runners_one_wins);
 	tcase_add_test(t, pause_and_resume);
 	tcase_add_test(t, tampered_job_row_is_refused);
