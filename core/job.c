@@ -1383,17 +1383,24 @@ static km_status job_run_claimed(km_ctx *ctx, const char *id, job_row *rp, km_pr
 		job_row cur;
 		km_err ignored;
 		sqlite3_stmt *q;
-		/* Progress reads the row without a transaction: a display. */
+		int have = 0;
+		/* Progress reads the row without a transaction: a display.  The
+		 * statement is finished before any write: a read left open keeps
+		 * its snapshot, and a transaction begun on top of it fails at
+		 * once (SQLITE_BUSY_SNAPSHOT) when another session committed
+		 * meanwhile, as the console's own pause request does.  That ended
+		 * the console's run and left the job "running" (console_jobs). */
 		if (km_db_prepare(ctx->db, "SELECT " JOB_COLS JOB_FROM "WHERE j.id = ?", &q, &ignored) == KM_OK) {
 			sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
 			if (sqlite3_step(q) == SQLITE_ROW) {
 				job_row_read(q, &cur);
-				if (progress(pctx, cur.done + cur.unreachable, cur.total, what) && more) {
-					st = job_tx(ctx, id, "job.pause", pause_change_runner, NULL, NULL, e);
-					paused = 1;
-				}
+				have = 1;
 			}
 			sqlite3_finalize(q);
+		}
+		if (have && progress(pctx, cur.done + cur.unreachable, cur.total, what) && more) {
+			st = job_tx(ctx, id, "job.pause", pause_change_runner, NULL, NULL, e);
+			paused = 1;
 		}
 		if (st)
 			break;
