@@ -278,8 +278,9 @@ static const char schema_v9_lineage[] =
 	"  imported INTEGER NOT NULL,"
 	"  body TEXT NOT NULL,"        /* the event's text exactly as received */
 	"  UNIQUE(run_id, event_type, event_time_ms));";
-/* Two strings: C11 compilers need not take a literal over 4095 bytes. */
-static const char schema_v9_lineage_triggers[] =
+/* Separate strings: C11 compilers need not take a literal over 4095
+ * bytes, and v12 puts back the first with a narrower second. */
+static const char schema_lineage_ins_trigger[] =
 	"CREATE TRIGGER assets_lineage_ins AFTER INSERT ON assets BEGIN "
 	"UPDATE lineage_protection SET valid_to = NEW.created WHERE valid_to = " LINEAGE_FOREVER
 	" AND asset_id IN (SELECT id FROM assets WHERE kind = NEW.kind AND name = NEW.name"
@@ -290,7 +291,8 @@ static const char schema_v9_lineage_triggers[] =
 	" name = NEW.kind || ':' || NEW.name AND version = '' AND kind <> 'job');"
 	LINEAGE_ASSET_NODE("NEW.version", "1")
 	LINEAGE_ASSET_NODE("''", "NEW.version <> ''")
-	"END;"
+	"END;";
+static const char schema_v9_lineage_rewrap_trigger[] =
 	/* A rewrap moves the asset to another key version from now on (a
 	 * rewrap job does this set-wise per batch instead: kw_bulk(),
 	 * lineage_rewrapped). */
@@ -304,10 +306,66 @@ static const char schema_v9_lineage_triggers[] =
 	"name = NEW.kind || ':' || NEW.name AND version IN (NEW.version, '') AND kind <> 'job';"
 	"END;";
 
+/* v12: the jobs, the only writers of assets.kek_version, keep the
+ * intervals themselves in the same transaction (lineage_rewrapped): a
+ * trigger on that column cost a rewrap 6 us of its ~11 us UPDATE a row,
+ * even when its WHEN clause let it stand aside (measured at 100,000
+ * assets).  Moving an asset to another key is no product path; the
+ * trigger stays for that, so a hand edit of key_id still moves it. */
+static const char schema_v12_lineage_rekey_trigger[] =
+	"CREATE TRIGGER assets_lineage_rekey AFTER UPDATE OF key_id ON assets "
+	"WHEN OLD.key_id <> NEW.key_id BEGIN "
+	"UPDATE lineage_protection SET valid_to = kw_now() "
+	"WHERE asset_id = NEW.id AND valid_to = " LINEAGE_FOREVER ";"
+	"INSERT INTO lineage_protection(node, asset_id, key_id, kek_version, valid_from, valid_to) "
+	"SELECT id, NEW.id, NEW.key_id, NEW.kek_version, kw_now(), "
+	LINEAGE_FOREVER " FROM lineage_nodes WHERE namespace = 'keyward' AND "
+	"name = NEW.kind || ':' || NEW.name AND version IN (NEW.version, '') AND kind <> 'job';"
+	"END;";
+
 static km_status v9_lineage_triggers(sqlite3 *db, km_err *e)
 {
-	return km_db_exec(db, schema_v9_lineage_triggers, e);
+	km_status s = km_db_exec(db, schema_lineage_ins_trigger, e);
+	return s ? s : km_db_exec(db, schema_v9_lineage_rewrap_trigger, e);
 }
+
+static km_status v12_lineage_triggers(sqlite3 *db, km_err *e)
+{
+	km_status s = km_db_exec(db, schema_lineage_ins_trigger, e);
+	return s ? s : km_db_exec(db, schema_v12_lineage_rekey_trigger, e);
+}
+
+/* v11: when a version last entered retired (sealed with the version row,
+ * kek.c), so that the policy's deprecation_days can hold destruction back
+ * for that long after retirement (lifecycle.c). */
+static const char schema_v11_retired[] =
+	"ALTER TABLE key_versions ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;";
+
+/* v12: the protection intervals clustered by asset.  Same columns and
+ * rows, so readers see what they saw; what changed is what a rewrap batch
+ * pays per asset (measured, docs/benchmarks.md section 10): the table is
+ * a b-tree keyed by asset (a batch's id range is one contiguous scan, and
+ * closing an interval rewrites its row in place), the by-asset index is
+ * gone with it, and by_node no longer carries valid_to, which every close
+ * moved.  The triggers that write the table are dropped around the swap
+ * and put back, the rewrap one narrowed (v12_lineage_triggers). */
+static const char schema_v12_protection[] =
+	"DROP TRIGGER assets_lineage_ins;"
+	"DROP TRIGGER assets_lineage_rewrap;"
+	"CREATE TABLE lineage_protection_v12("
+	"  node INTEGER NOT NULL REFERENCES lineage_nodes(id),"
+	"  asset_id INTEGER NOT NULL,"
+	"  key_id INTEGER NOT NULL,"
+	"  kek_version INTEGER NOT NULL,"
+	"  valid_from INTEGER NOT NULL,"
+	"  valid_to INTEGER NOT NULL,"
+	"  PRIMARY KEY(asset_id, node, key_id, kek_version, valid_from)) WITHOUT ROWID;"
+	"INSERT INTO lineage_protection_v12 SELECT node, asset_id, key_id, kek_version, valid_from, valid_to "
+	"FROM lineage_protection;"
+	"DROP TABLE lineage_protection;"
+	"ALTER TABLE lineage_protection_v12 RENAME TO lineage_protection;"
+	"CREATE INDEX lineage_protection_by_key ON lineage_protection(key_id, kek_version, valid_from, node);"
+	"CREATE INDEX lineage_protection_by_node ON lineage_protection(node, valid_from);";
 
 /* v1's audit tables (audit.c owns them), after the catalogue's. */
 static km_status v1_audit_tables(sqlite3 *db, km_err *e)
@@ -345,6 +403,8 @@ static const struct migration {
 	{schema_v8_jobs, NULL},
 	{schema_v9_lineage, v9_lineage_triggers},
 	{NULL, v10_audit_forward},
+	{schema_v11_retired, NULL},
+	{schema_v12_protection, v12_lineage_triggers},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -41,7 +41,7 @@ static const demo_key demo_keys[] = {
 	 "data_category=financial;sensitivity=high;retention=7y;region=eu-west-1;owner=risk-ml",
 	 "feature:credit-risk/income@1;feature:credit-risk/debt-ratio@1;feature:credit-risk/utilisation@1",
 	 2, "feature:credit-risk/income@2;feature:credit-risk/debt-ratio@2;feature:credit-risk/delinquency-90d@1",
-	 "1=retired@30",
+	 "1=retired@45", /* past its 30-day deprecation period */
 	 236, {150, 60}},
 	{"features/fraud-signals",
 	 "data_category=behavioural;sensitivity=high;retention=2y;region=us-east-1;owner=fraud-ml",

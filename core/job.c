@@ -13,7 +13,11 @@
  *     holder and gets KM_EBUSY.  A holder is dead when its lease expired,
  *     or, on this host, when its pid is gone or belongs to another process
  *     (start time differs): a killed run is resumed at once, without
- *     waiting for the lease;
+ *     waiting for the lease.  A holder that is this very process (the
+ *     console runs jobs on a worker thread and lives on after the run) is
+ *     alive only while a km_job_run of that job is under way here
+ *     (running_*): a run that ended without letting go of its claim is
+ *     not mistaken for one that still honours a pause;
  *   - rewrap: each batch (job_batch assets) is one transaction: the
  *     assets' new wraps, the wrap counter of the new version, the per-
  *     version asset counts, the cursor and the job's counts, and one
@@ -53,6 +57,7 @@
 /* Seconds a claim holds without renewal.  Every batch renews it; a holder
  * on another host is trusted until it runs out. */
 #define JOB_LEASE_S 120
+#define JOB_BUSY_TRIES 4 /* busy timeouts (15 s each) a batch waits before the run gives up */
 /* Files a re-encryption takes per step of the run loop: one, so that
  * progress, pause requests and the lease are looked at between files
  * (each file takes tens of milliseconds and two commits anyway). */
@@ -320,6 +325,36 @@ static void host_name(char *buf, size_t cap)
 	buf[cap - 1] = '\0';
 }
 
+/* The jobs this process is running now (km_job_run between its claim and
+ * its return), for holder_alive.  A handful at most: a fixed table. */
+static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
+static char running_ids[16][KM_REQUEST_ID_MAX];
+
+static void running_set(const char *id, int on)
+{
+	pthread_mutex_lock(&running_mu);
+	for (size_t i = 0; i < KM_ARRAY_LEN(running_ids); i++) {
+		if (on ? running_ids[i][0] == '\0' : strcmp(running_ids[i], id) == 0) {
+			if (on)
+				snprintf(running_ids[i], sizeof running_ids[i], "%s", id);
+			else
+				running_ids[i][0] = '\0';
+			break;
+		}
+	}
+	pthread_mutex_unlock(&running_mu);
+}
+
+static int running_here(const char *id)
+{
+	int found = 0;
+	pthread_mutex_lock(&running_mu);
+	for (size_t i = 0; i < KM_ARRAY_LEN(running_ids) && !found; i++)
+		found = strcmp(running_ids[i], id) == 0;
+	pthread_mutex_unlock(&running_mu);
+	return found;
+}
+
 static int holder_is_me(const job_row *r)
 {
 	char host[64];
@@ -340,7 +375,9 @@ static int holder_alive(km_ctx *ctx, const job_row *r)
 		return 1;
 	if (r->holder_pid <= 0 || (kill((pid_t)r->holder_pid, 0) != 0 && errno == ESRCH))
 		return 0;
-	return proc_start_time((long)r->holder_pid) == r->holder_start;
+	if (proc_start_time((long)r->holder_pid) != r->holder_start)
+		return 0;
+	return holder_is_me(r) ? running_here(r->id) : 1;
 }
 
 static void holder_clear(job_row *r)
@@ -531,6 +568,7 @@ typedef struct batch_asset {
 	char version[KM_ASSET_VERSION_MAX + 1];
 	uint8_t wrapped[KM_WRAPPED_DEK_BYTES];
 	int wrapped_ok;
+	int lost; /* rewrap: left under the old version (unreachable) */
 	char *path; /* malloc'd, NULL when none */
 } batch_asset;
 
@@ -673,7 +711,12 @@ static km_status set_asset(sqlite3_stmt *up, const job_row *r, int64_t id, const
  * ours, not asked to pause. */
 static km_status batch_begin(km_ctx *ctx, const char *id, job_row *r, int *paused, km_err *e)
 {
+	/* A long run meets other writers (every command's session records
+	 * its login): a spell of them that outlasts one busy timeout is no
+	 * reason to give up the run; a few are (the lease is 120 s). */
 	km_status st = km_tx_begin(ctx, e);
+	for (int tries = 1; st == KM_EBUSY && tries < JOB_BUSY_TRIES; tries++)
+		st = km_tx_begin(ctx, e);
 	if (st)
 		return st;
 	if ((st = job_load(ctx, id, r, e)))
@@ -771,9 +814,8 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 	}
 	if ((st = km_db_prepare(ctx->db, SET_ASSET_SQL, &up, e)))
 		goto out;
-	/* The lineage's protection intervals follow set-wise below, not by
-	 * the per-row trigger (measured: 20 us of a row's 26). */
-	ctx->bulk_rewrap = 1;
+	/* The lineage's protection intervals follow set-wise below (no
+	 * trigger watches kek_version: db.c, v11). */
 	for (size_t i = 0; i < n && !st; i++) {
 		batch_asset *a = &b[i];
 		km_asset_ref ref = {a->uid, a->kind, a->name, a->version, r.key, r.from_version};
@@ -785,6 +827,7 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 			 * it is, and the job says so. */
 			st = unreachable_add(ctx, &r, a, ae.msg, e);
 			json_array_append_new(bad, json_integer(a->id));
+			a->lost = 1;
 			lost++;
 			continue;
 		}
@@ -802,9 +845,21 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 	OPENSSL_cleanse(wrapped, sizeof wrapped);
 	if (st)
 		goto out;
-	ctx->bulk_rewrap = 0;
-	if ((st = move_counts(ctx, &r, moved, e)) ||
-	    (st = lineage_rewrapped(ctx, r.key_id, r.from_version, r.to_version, b[0].id, b[n - 1].id, e)))
+	if ((st = move_counts(ctx, &r, moved, e)))
+		goto out;
+	/* The lineage follows per run of moved assets: an asset left behind
+	 * (listed unreachable) keeps its interval under the old version. */
+	for (size_t i = 0; i < n && !st;) {
+		while (i < n && b[i].lost)
+			i++;
+		size_t j = i;
+		while (j < n && !b[j].lost)
+			j++;
+		if (j > i)
+			st = lineage_rewrapped(ctx, r.key_id, r.from_version, r.to_version, b[i].id, b[j - 1].id, e);
+		i = j;
+	}
+	if (st)
 		goto out;
 	json_object_set_new(d, "first_asset", json_integer(b[0].id));
 	json_object_set_new(d, "last_asset", json_integer(b[n - 1].id));
@@ -820,7 +875,6 @@ static km_status rewrap_batch(km_ctx *ctx, const char *id, int *more, int *pause
 out:
 	km_tx_rollback(ctx);
 out_committed:
-	ctx->bulk_rewrap = 0;
 	sqlite3_finalize(up);
 	km_secure_free(dek, KM_DEK_BYTES);
 	dek_ctx_free(from);
@@ -1220,6 +1274,9 @@ static km_status reencrypt_batch(km_ctx *ctx, const char *id, int *more, int *pa
 			sqlite3_finalize(up);
 			if (!st)
 				st = move_counts(ctx, &cur, 1, e);
+			if (!st)
+				st = lineage_rewrapped(ctx, cur.key_id, cur.from_version, cur.to_version, b[i].id,
+				                       b[i].id, e);
 			cur.done++;
 			json_object_set_new(d, "count", json_integer(1));
 		}
@@ -1250,7 +1307,9 @@ static km_status fail_change(km_ctx *ctx, job_row *r, json_t *d, void *c, km_err
 	const km_err *why = c;
 	if (!holder_is_me(r))
 		return km_fail(e, KM_EBUSY, "not ours");
-	r->state = KM_JOB_FAILED;
+	/* A pause someone asked for stays a pause: the run stopped anyway. */
+	r->state = r->pause ? KM_JOB_PAUSED : KM_JOB_FAILED;
+	r->pause = 0;
 	holder_clear(r);
 	snprintf(r->error, sizeof r->error, "%.250s", why->msg);
 	json_object_set_new(d, "error", json_string(why->msg));
@@ -1271,6 +1330,9 @@ static km_status pause_change_runner(km_ctx *ctx, job_row *r, json_t *d, void *c
 	return KM_OK;
 }
 
+static km_status job_run_claimed(km_ctx *ctx, const char *id, job_row *rp, km_progress_fn progress, void *pctx,
+                                 km_err *e);
+
 static km_status job_run_impl(km_ctx *ctx, const char *id, km_progress_fn progress, void *pctx, km_err *e)
 {
 	char obj[KM_REQUEST_ID_MAX + 8];
@@ -1287,6 +1349,20 @@ static km_status job_run_impl(km_ctx *ctx, const char *id, km_progress_fn progre
 	}
 	if (st)
 		return st;
+	running_set(id, 1);
+	st = job_run_claimed(ctx, id, &r, progress, pctx, e);
+	running_set(id, 0);
+	return st;
+}
+
+/* The run after a successful claim (r): batches until done, paused, or
+ * an error, which lets our claim go (job.fail) so that nobody waits for a
+ * lease that no run honours any more. */
+static km_status job_run_claimed(km_ctx *ctx, const char *id, job_row *rp, km_progress_fn progress, void *pctx,
+                                 km_err *e)
+{
+	job_row r = *rp;
+	km_status st = KM_OK;
 	char what[KM_REQUEST_ID_MAX + KM_KEY_NAME_MAX + 48];
 	snprintf(what, sizeof what, "%s %s %s v%u -> v%u", r.id, km_job_kind_name(r.kind), r.key, r.from_version,
 	         r.to_version);
@@ -1307,23 +1383,33 @@ static km_status job_run_impl(km_ctx *ctx, const char *id, km_progress_fn progre
 		job_row cur;
 		km_err ignored;
 		sqlite3_stmt *q;
-		/* Progress reads the row without a transaction: a display. */
+		int have = 0;
+		/* Progress reads the row without a transaction: a display.  The
+		 * statement is finished before any write: a read left open keeps
+		 * its snapshot, and a transaction begun on top of it fails at
+		 * once (SQLITE_BUSY_SNAPSHOT) when another session committed
+		 * meanwhile, as the console's own pause request does.  That ended
+		 * the console's run and left the job "running" (console_jobs). */
 		if (km_db_prepare(ctx->db, "SELECT " JOB_COLS JOB_FROM "WHERE j.id = ?", &q, &ignored) == KM_OK) {
 			sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
 			if (sqlite3_step(q) == SQLITE_ROW) {
 				job_row_read(q, &cur);
-				if (progress(pctx, cur.done + cur.unreachable, cur.total, what) && more) {
-					st = job_tx(ctx, id, "job.pause", pause_change_runner, NULL, NULL, e);
-					paused = 1;
-				}
+				have = 1;
 			}
 			sqlite3_finalize(q);
+		}
+		if (have && progress(pctx, cur.done + cur.unreachable, cur.total, what) && more) {
+			st = job_tx(ctx, id, "job.pause", pause_change_runner, NULL, NULL, e);
+			paused = 1;
 		}
 		if (st)
 			break;
 	}
-	if (st && st != KM_EBUSY) {
-		/* Our own claim is let go with the reason, for a later resume. */
+	if (st) {
+		/* Our own claim is let go with the reason, for a later resume
+		 * (fail_change does nothing when the job is no longer ours: it
+		 * was paused at once, or taken over).  A busy catalogue too: the
+		 * run ended, and its lease must not keep the job "running". */
 		km_err ignored;
 		job_tx(ctx, id, "job.fail", fail_change, e, NULL, &ignored);
 	}

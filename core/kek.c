@@ -116,17 +116,21 @@ km_status kek_lookup_id(km_ctx *ctx, const char *name, int64_t *id, km_err *e)
 /* The sealed fields of a version, with its key's name so that swapping
  * key names in the keys table breaks the seal. */
 #define KV_COLS "k.name, v.version, v.state, v.wrapped, v.created, v.activated, v.deactivated, " \
-	"v.destroy_after, v.destroyed, v.wraps, v.mac"
+	"v.destroy_after, v.destroyed, v.retired, v.wraps, v.mac"
+#define KV_COL_RETIRED 9
+#define KV_COL_WRAPS 10
+#define KV_COL_MAC 11
 #define KV_FROM " FROM key_versions v JOIN keys k ON k.id = v.key_id "
 
 static json_t *kv_fields(sqlite3_stmt *q)
 {
-	return json_pack("[s,I,s,o,I,I,I,I,I,I]", (const char *)sqlite3_column_text(q, 0),
+	return json_pack("[s,I,s,o,I,I,I,I,I,I,I]", (const char *)sqlite3_column_text(q, 0),
 	                 (json_int_t)sqlite3_column_int64(q, 1), (const char *)sqlite3_column_text(q, 2),
 	                 km_rowmac_blob(sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3)),
 	                 (json_int_t)sqlite3_column_int64(q, 4), (json_int_t)sqlite3_column_int64(q, 5),
 	                 (json_int_t)sqlite3_column_int64(q, 6), (json_int_t)sqlite3_column_int64(q, 7),
-	                 (json_int_t)sqlite3_column_int64(q, 8), (json_int_t)sqlite3_column_int64(q, 9));
+	                 (json_int_t)sqlite3_column_int64(q, 8), (json_int_t)sqlite3_column_int64(q, 9),
+	                 (json_int_t)sqlite3_column_int64(q, 10));
 }
 
 km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
@@ -151,8 +155,8 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 		row->version = (uint32_t)sqlite3_column_int64(q, 1);
 		char what[KM_KEY_NAME_MAX + 32];
 		snprintf(what, sizeof what, "'%s' version %u", name, row->version);
-		st = km_rowmac_check(ctx, "key_versions", what, kv_fields(q), sqlite3_column_blob(q, 10),
-		                     (size_t)sqlite3_column_bytes(q, 10), e);
+		st = km_rowmac_check(ctx, "key_versions", what, kv_fields(q), sqlite3_column_blob(q, KV_COL_MAC),
+		                     (size_t)sqlite3_column_bytes(q, KV_COL_MAC), e);
 		if (!st)
 			st = km_state_parse((const char *)sqlite3_column_text(q, 2), &row->state, e);
 		int len = sqlite3_column_bytes(q, 3);
@@ -160,7 +164,8 @@ km_status kek_version_load(km_ctx *ctx, const char *name, uint32_t version,
 			memcpy(row->wrapped, sqlite3_column_blob(q, 3), (size_t)len);
 			row->wrapped_len = (size_t)len;
 		}
-		row->wraps = (uint64_t)sqlite3_column_int64(q, 9);
+		row->wraps = (uint64_t)sqlite3_column_int64(q, KV_COL_WRAPS);
+		row->retired = sqlite3_column_int64(q, KV_COL_RETIRED);
 	} else if (rc == SQLITE_DONE) {
 		st = version ? km_fail(e, KM_ENOTFOUND, "key '%s' has no version %u", name, version)
 		             : km_fail(e, KM_ESTATE, "key '%s' has no active version: rotate it to make one", name);
@@ -195,7 +200,7 @@ km_status kek_versions_verify(km_ctx *ctx, const json_t *recorded, uint64_t *che
                               char *problem, size_t cap, km_err *e)
 {
 	static const km_rowmac_table t = {
-		"key_versions", "SELECT " KV_COLS KV_FROM "ORDER BY v.key_id, v.version", kv_fields, kv_name, 10,
+		"key_versions", "SELECT " KV_COLS KV_FROM "ORDER BY v.key_id, v.version", kv_fields, kv_name, KV_COL_MAC,
 		kv_key, kv_recorded_fields,
 	};
 	return km_rowmac_scan(ctx, &t, recorded, checked, bad, problem, cap, e);

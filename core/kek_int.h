@@ -14,6 +14,7 @@ typedef struct kek_version_row {
 	uint8_t wrapped[64];
 	size_t wrapped_len;
 	uint64_t wraps;
+	int64_t retired; /* when it last entered retired (0: not retired since) */
 } kek_version_row;
 
 /* The key's id, or KM_ENOTFOUND "no key named X". */

@@ -111,8 +111,51 @@ km_status lifecycle_rotate(km_ctx *ctx, const char *key, int reencrypt, const ch
 	return KM_OK;
 }
 
-/* Checks beyond the transition table: one active version at a time, and
- * no destruction before the waiting period ends. */
+km_status lifecycle_destroy_allowed_from(km_ctx *ctx, const char *key, const kek_version_row *row,
+                                        int64_t *from, km_err *e)
+{
+	*from = 0;
+	if (row->state != KS_RETIRED)
+		return KM_OK;
+	km_policy_effective pol;
+	km_status st = req_policy(ctx, key, &pol, e);
+	if (st)
+		return st;
+	/* A version retired before its retirement time was kept has none
+	 * (0): it counts from when it stopped encrypting, the earliest it
+	 * can have been retired. */
+	int64_t since = row->retired;
+	if (since <= 0) {
+		char sql[160];
+		snprintf(sql, sizeof sql, "SELECT deactivated FROM key_versions WHERE key_id = %lld AND version = %u",
+		         (long long)row->key_id, row->version);
+		if ((st = km_db_int64(ctx->db, sql, &since, e)))
+			return st;
+	}
+	*from = since + pol.v[KM_PF_DEPRECATION] * 86400;
+	return KM_OK;
+}
+
+km_status lifecycle_destroy_check(km_ctx *ctx, const char *key, const kek_version_row *row, int64_t now,
+                                  km_err *e)
+{
+	int64_t from;
+	km_status st = lifecycle_destroy_allowed_from(ctx, key, row, &from, e);
+	if (st || now >= from)
+		return st;
+	km_policy_effective pol;
+	if ((st = req_policy(ctx, key, &pol, e)))
+		return st;
+	char when[32];
+	km_time_format(from, when);
+	return km_fail(e, KM_ESTATE, "version %u of '%s' was retired less than its policy's %lld-day deprecation "
+	               "period ago (deprecation_days from %s): its destruction may be scheduled from %s",
+	               row->version, key, (long long)pol.v[KM_PF_DEPRECATION], pol.source[KM_PF_DEPRECATION], when);
+}
+
+/* Checks beyond the transition table: one active version at a time, no
+ * destruction scheduled before the deprecation period ends, and none
+ * carried out before the waiting period ends. */
 static km_status state_preconditions(km_ctx *ctx, const char *key, const kek_version_row *row,
                                      km_key_state to, int64_t now, km_err *e)
 {
@@ -127,6 +170,8 @@ static km_status state_preconditions(km_ctx *ctx, const char *key, const kek_ver
 		if (!(st = km_db_int64(ctx->db, sql, &n, e)) && n)
 			st = km_fail(e, KM_ESTATE, "key '%s' already has an active version; rotate instead", key);
 	}
+	if (!st && to == KS_DESTROY_SCHEDULED)
+		st = lifecycle_destroy_check(ctx, key, row, now, e);
 	if (!st && to == KS_DESTROYED) {
 		snprintf(sql, sizeof sql, "SELECT destroy_after FROM key_versions WHERE key_id = %lld AND version = %u",
 		         (long long)row->key_id, row->version);
@@ -156,9 +201,10 @@ km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km
 	 * material (secure_delete overwrites the freed bytes). */
 	static const char *const extra[KS_COUNT] = {
 		[KS_ACTIVE] = ", activated = ?2",
-		[KS_DECRYPT_ONLY] = ", deactivated = CASE deactivated WHEN 0 THEN ?2 ELSE deactivated END",
+		[KS_DECRYPT_ONLY] = ", deactivated = CASE deactivated WHEN 0 THEN ?2 ELSE deactivated END, retired = 0",
 		[KS_DESTROY_SCHEDULED] = ", destroy_after = ?2 + ?5",
-		[KS_RETIRED] = ", destroy_after = 0",
+		/* A cancelled destruction keeps the retirement time it had. */
+		[KS_RETIRED] = ", destroy_after = 0, retired = CASE retired WHEN 0 THEN ?2 ELSE retired END",
 		[KS_DESTROYED] = ", wrapped = NULL, destroyed = ?2",
 	};
 	/* The destruction wait: the key's policy (destroy_wait_days) where a

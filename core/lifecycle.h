@@ -13,6 +13,7 @@
 #include "ctx.h"
 #include "job.h"
 #include "keystate.h"
+struct kek_version_row;
 
 /* New active version (generated in the HSM); the previous active one
  * becomes decrypt-only; a rewrap or re-encryption job (reencrypt != 0) is
@@ -33,6 +34,16 @@ km_status lifecycle_rotate(km_ctx *ctx, const char *key, int reencrypt, const ch
 km_status lifecycle_set_state(km_ctx *ctx, const char *key, uint32_t version, km_key_state to,
                               json_t *details, km_err *e);
 
+/* The policy's deprecation period: a retired version may have its
+ * destruction scheduled only deprecation_days after it was retired.
+ * *from = the first moment it may (0 when the version is not retired: the
+ * period does not apply to pending or compromised versions).
+ * lifecycle_destroy_check refuses (KM_ESTATE) before then, naming that
+ * date and where the period came from; lifecycle_set_state applies it. */
+km_status lifecycle_destroy_allowed_from(km_ctx *ctx, const char *key, const struct kek_version_row *row,
+                                        int64_t *from, km_err *e);
+km_status lifecycle_destroy_check(km_ctx *ctx, const char *key, const struct kek_version_row *row,
+                                  int64_t now, km_err *e);
 /* Queue a job (job.c).  Inside the caller's transaction. */
 km_status job_queue(km_ctx *ctx, km_job_kind kind, int64_t key_id, uint32_t from_version,
                     uint32_t to_version, const char *request_id, char id[KM_REQUEST_ID_MAX], km_err *e);

@@ -2118,17 +2118,20 @@ km_status lineage_rewrapped(km_ctx *ctx, int64_t key_id, uint32_t from_version, 
 {
 	/* Open the new intervals from the open old ones first (the same nodes:
 	 * the asset's versioned node, and its unversioned one while it is the
-	 * newest), then close the old ones; assets the batch could not move
-	 * (still under from_version) keep theirs. */
+	 * newest), then close the old ones.  The caller passes only ranges in
+	 * which every asset of the key under from_version moved (it splits a
+	 * batch around the ones it could not move), so no asset is looked up.
+	 * The unary + keeps SQLite on the table's asset-ordered key (one
+	 * contiguous range) instead of by_key's (key, version) prefix, which
+	 * spans every asset of the version and made each batch cost as much as
+	 * the whole version (EXPLAIN QUERY PLAN; docs/benchmarks.md). */
 	static const char *const sql[] = {
 		"INSERT INTO lineage_protection(node, asset_id, key_id, kek_version, valid_from, valid_to) "
 		"SELECT p.node, p.asset_id, p.key_id, ?4, ?5, " LINEAGE_FOREVER_SQL " FROM lineage_protection p "
-		"JOIN assets a ON a.id = p.asset_id AND a.kek_version = ?4 "
 		"WHERE p.asset_id BETWEEN ?1 AND ?2 AND p.valid_to = " LINEAGE_FOREVER_SQL
-		" AND p.key_id = ?3 AND p.kek_version = ?6",
+		" AND +p.key_id = ?3 AND +p.kek_version = ?6",
 		"UPDATE lineage_protection SET valid_to = ?5 WHERE asset_id BETWEEN ?1 AND ?2 AND valid_to = "
-		LINEAGE_FOREVER_SQL " AND key_id = ?3 AND kek_version = ?6 AND asset_id IN "
-		"(SELECT id FROM assets WHERE id BETWEEN ?1 AND ?2 AND kek_version = ?4)",
+		LINEAGE_FOREVER_SQL " AND +key_id = ?3 AND +kek_version = ?6",
 	};
 	int64_t now = km_ctx_now(ctx);
 	for (size_t i = 0; i < KM_ARRAY_LEN(sql); i++) {

@@ -30,11 +30,14 @@ km_status lineage_provenance_run(km_ctx *ctx, const char *model_spec,
 km_status lineage_node_find_run(km_ctx *ctx, const char *spec, km_lineage_node *out,
                                 const char *want_kind, km_err *e);
 
-/* A rewrap batch moved the assets with ids in [first_id, last_id] that are
- * now under to_version of key_id from from_version: close their open
- * protection intervals under from_version and open the same nodes' under
- * to_version, at the session's time, set-wise (the per-row trigger stands
- * aside while ctx->bulk_rewrap is set).  Inside the batch's transaction. */
+/* A rewrap batch moved every asset of key_id under from_version whose id
+ * is in [first_id, last_id] to to_version (the caller splits its batch
+ * around assets it could not move: they must not be in a range): close
+ * their open protection intervals under from_version and open the same
+ * nodes' under to_version, at the session's time, set-wise.  No trigger
+ * watches assets.kek_version (db.c, v11): whoever changes it calls this,
+ * inside the same transaction (the rewrap per run of moved assets, the
+ * re-encryption per asset). */
 km_status lineage_rewrapped(km_ctx *ctx, int64_t key_id, uint32_t from_version, uint32_t to_version,
                             int64_t first_id, int64_t last_id, km_err *e);
 

@@ -205,6 +205,10 @@ static km_status open_key_request(km_ctx *ctx, km_request_kind kind, const char 
 	}
 	if (to != KS_COUNT && (st = km_state_check_transition(row.state, to, e)))
 		return st;
+	/* Refused now rather than at execution: the approvers' signatures
+	 * would be spent on a request that cannot run yet. */
+	if (to == KS_DESTROY_SCHEDULED && (st = lifecycle_destroy_check(ctx, key, &row, km_ctx_now(ctx), e)))
+		return st;
 	if (to != KS_COUNT) {
 		json_object_set_new(change, "version", json_integer((json_int_t)version));
 		json_object_set_new(change, "from", json_string(km_state_name(row.state)));

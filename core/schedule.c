@@ -518,6 +518,61 @@ static km_status key_attention_impl(km_ctx *ctx, const char *key, unsigned *flag
 	return st;
 }
 
+static km_status retired_impl(km_ctx *ctx, const char *key, int (*cb)(void *c, const km_retired_version *r),
+                              void *cbctx, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 8];
+	snprintf(obj, sizeof obj, "key:%s", key);
+	km_status st = km_authorize(ctx, KM_ACT_KEY_READ, obj, e);
+	int64_t key_id;
+	if (st || (st = kek_lookup_id(ctx, key, &key_id, e)))
+		return st;
+	/* The list first, then each row through its seal (the load reads). */
+	uint32_t vs[256];
+	size_t n = 0;
+	sqlite3_stmt *q;
+	if ((st = km_db_prepare(ctx->db, "SELECT version FROM key_versions WHERE key_id = ? AND state = 'retired' "
+	                        "ORDER BY version LIMIT 256", &q, e)))
+		return st;
+	sqlite3_bind_int64(q, 1, key_id);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		vs[n++] = (uint32_t)sqlite3_column_int64(q, 0);
+	if (rc != SQLITE_DONE)
+		st = km_db_fail(ctx->db, e, "reading key versions");
+	sqlite3_finalize(q);
+	km_policy_effective pol;
+	km_policy *pl = NULL;
+	size_t pn = 0;
+	if (!st && n && !(st = policy_load_all(ctx, &pl, &pn, e)))
+		policy_effective_from(pl, pn, key, &pol);
+	free(pl);
+	for (size_t i = 0; i < n && !st; i++) {
+		kek_version_row row;
+		km_retired_version r = {0};
+		if ((st = kek_version_load(ctx, key, vs[i], &row, e)) ||
+		    (st = lifecycle_destroy_allowed_from(ctx, key, &row, &r.destroy_from, e)))
+			break;
+		r.version = vs[i];
+		r.retired = row.retired;
+		r.deprecation_days = pol.v[KM_PF_DEPRECATION];
+		snprintf(r.deprecation_source, sizeof r.deprecation_source, "%s", pol.source[KM_PF_DEPRECATION]);
+		if (cb(cbctx, &r))
+			break;
+	}
+	return st;
+}
+
+km_status km_key_retired_versions(km_ctx *ctx, const char *key,
+                                  int (*cb)(void *c, const km_retired_version *r), void *cbctx, km_err *e)
+{
+	char obj[KM_KEY_NAME_MAX + 8];
+	snprintf(obj, sizeof obj, "key:%.128s", key ? key : "");
+	km_op_begin(ctx, KM_ACT_KEY_READ, obj);
+	return km_op_end(ctx, key && cb ? retired_impl(ctx, key, cb, cbctx, e)
+	                                : km_fail(e, KM_EUSAGE, "no key given"), e);
+}
+
 km_status km_key_attention(km_ctx *ctx, const char *key, unsigned *flags, km_err *e)
 {
 	char obj[KM_KEY_NAME_MAX + 8];
@@ -830,12 +885,22 @@ static void retire_and_destroy(due_run *r, int64_t now)
 		char why[320];
 		snprintf(why, sizeof why, "no assets left and the %lld-day transition window (%s) has passed",
 		         (long long)eff.v[KM_PF_TRANSITION], eff.source[KM_PF_TRANSITION]);
+		/* Its destruction may be scheduled once the deprecation period
+		 * has passed since now (lifecycle_destroy_check). */
+		char from[32];
+		km_time_format(now + eff.v[KM_PF_DEPRECATION] * DAY, from);
 		if (r->dry_run) {
-			report(r, vs[i].key, "retire", "", KM_OK, "would retire version %u: %s", vs[i].version, why);
+			report(r, vs[i].key, "retire", "", KM_OK, "would retire version %u: %s; its destruction could be "
+			       "scheduled from %s", vs[i].version, why, from);
 			continue;
 		}
 		km_status a = version_step(r->ctx, vs[i].key, vs[i].version, KS_RETIRED, KM_ACT_KEY_STATE, why, &e);
-		report(r, vs[i].key, "retire", "", a, "version %u: %s", vs[i].version, a ? e.msg : "retired");
+		if (a)
+			report(r, vs[i].key, "retire", "", a, "version %u: %s", vs[i].version, e.msg);
+		else
+			report(r, vs[i].key, "retire", "", a, "version %u: retired; its destruction may be scheduled "
+			       "from %s (deprecation_days %lld, %s)", vs[i].version, from,
+			       (long long)eff.v[KM_PF_DEPRECATION], eff.source[KM_PF_DEPRECATION]);
 	}
 	free(vs);
 	free(pl);

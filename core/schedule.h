@@ -48,6 +48,21 @@ km_status km_schedule_list(km_ctx *ctx, int all, int limit,
 /* Attention flags of one key (the inventory's marker). */
 km_status km_key_attention(km_ctx *ctx, const char *key, unsigned *flags, km_err *e);
 
+/* A retired version and when its destruction may be scheduled: the
+ * policy's deprecation_days after it was retired (lifecycle.h). */
+typedef struct km_retired_version {
+	uint32_t version;
+	int64_t retired;             /* when it entered retired */
+	int64_t destroy_from;        /* destruction may be scheduled from then */
+	int64_t deprecation_days;
+	char deprecation_source[129]; /* where deprecation_days came from */
+} km_retired_version;
+
+/* The key's retired versions, oldest first, each loaded through its
+ * seal.  Needs the right to read the key.  cb returns non-zero to stop. */
+km_status km_key_retired_versions(km_ctx *ctx, const char *key,
+                                  int (*cb)(void *c, const km_retired_version *r), void *cbctx, km_err *e);
+
 /* What one `keyward rotate --due` run did or, with dry_run, would do. */
 typedef struct km_due_action {
 	char key[129];

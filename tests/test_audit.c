@@ -2108,8 +2108,9 @@ START_TEST(test_migration_backfills_nodes)
 	        "ALTER TABLE keys DROP COLUMN usage_bound; ALTER TABLE keys DROP COLUMN due_at;"
 	        "ALTER TABLE keys DROP COLUMN overdue_at; ALTER TABLE keys DROP COLUMN attention");
 	sql(db, "DROP TABLE jobs; DROP TABLE job_unreachable; ALTER TABLE assets DROP COLUMN path"); /* v8 */
-	/* ... and none of v9's lineage tables */
-	sql(db, "DROP TRIGGER assets_lineage_ins; DROP TRIGGER assets_lineage_rewrap;"
+	/* ... none of v9's lineage tables (as v12 left them), nor v11's column */
+	sql(db, "ALTER TABLE key_versions DROP COLUMN retired");
+	sql(db, "DROP TRIGGER assets_lineage_ins; DROP TRIGGER assets_lineage_rekey;"
 	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
 	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
 	sql(db, "DROP TABLE audit_forward"); /* v10 */

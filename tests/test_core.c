@@ -148,6 +148,7 @@ START_TEST(illegal_state_change_is_refused_and_recorded)
 	/* Destruction is never a plain state request: it waits (rotate --due). */
 	ck_assert_int_eq(km_request_set_state(ctx, "models/fraud-v4", 1, KS_DESTROYED, "t", id, &e), KM_EUSAGE);
 	ck_assert_int_eq(th_rotate(&D, ctx, "models/fraud-v4", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_policy_apply(ctx, "models/fraud-v4", "{\"deprecation_days\":0}", &e), KM_OK);
 	ck_assert_int_eq(th_set_state(&D, ctx, "models/fraud-v4", 1, KS_RETIRED, &e), KM_OK);
 	ck_assert_int_eq(th_set_state(&D, ctx, "models/fraud-v4", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
 	/* the lifecycle itself refuses destruction before the waiting period ends */
@@ -169,6 +170,7 @@ START_TEST(destruction_erases_material)
 	km_err e;
 	ck_assert_int_eq(km_key_create(ctx, "datasets/old", NULL, 0, &e), KM_OK);
 	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/old", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_policy_apply(ctx, "datasets/old", "{\"deprecation_days\":0}", &e), KM_OK);
 	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/old", 1, KS_RETIRED, &e), KM_OK);
 	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/old", 1, KS_DESTROY_SCHEDULED, &e), KM_OK);
 	sleep(2); /* the configured waiting period is a wall-clock rule */
@@ -209,6 +211,7 @@ START_TEST(destruction_wait_follows_the_policy)
 	json_decref(change);
 	ck_assert_int_eq(km_tx_audit(ctx, "policy.set", "policy:datasets/", "ok", d, &e), KM_OK);
 	ck_assert_int_eq(km_tx_commit(ctx, &e), KM_OK);
+	ck_assert_int_eq(th_policy_apply(ctx, "", "{\"deprecation_days\":0}", &e), KM_OK);
 	const char *keys[] = {"datasets/a", "models/b"};
 	for (size_t i = 0; i < 2; i++) {
 		ck_assert_int_eq(km_key_create(ctx, keys[i], NULL, 0, &e), KM_OK);

@@ -15,6 +15,7 @@
 #include "kek.h"
 #include "kek_int.h"
 #include "lifecycle.h"
+#include "lineage.h"
 #include "secmem.h"
 
 #include <check.h>
@@ -38,6 +39,12 @@ static int64_t count(km_ctx *ctx, const char *sql)
 	km_err e;
 	ck_assert_msg(km_db_int64(km_db(ctx), sql, &v, &e) == KM_OK, "%s", e.msg);
 	return v;
+}
+
+static void sql_exec(km_ctx *ctx, const char *sql)
+{
+	km_err e;
+	ck_assert_msg(km_db_exec(km_db(ctx), sql, &e) == KM_OK, "%s: %s", sql, e.msg);
 }
 
 static void assert_log_intact(km_ctx *ctx)
@@ -261,6 +268,100 @@ START_TEST(rewrap_moves_every_asset_once)
 }
 END_TEST
 
+static int64_t fixed_now;
+static int64_t fixed_clock(void *c)
+{
+	(void)c;
+	return fixed_now;
+}
+
+static void register_versioned(km_ctx *ctx, const char *key, size_t from, size_t n)
+{
+	char **specs = calloc(n, sizeof *specs);
+	for (size_t i = 0; i < n; i++) {
+		specs[i] = malloc(64);
+		snprintf(specs[i], 64, "feature:lin/%zu@1", from + i);
+	}
+	km_err e;
+	ck_assert_msg(km_asset_register_bulk(ctx, key, (const char *const *)specs, n, &e) == KM_OK, "%s", e.msg);
+	for (size_t i = 0; i < n; i++)
+		free(specs[i]);
+	free(specs);
+}
+
+/* The lineage's protection intervals follow a rewrap set-wise per run of
+ * moved assets: each moved asset's two nodes (versioned, and unversioned
+ * while it is the newest) close under v1 and open under v2 at the batch's
+ * time; an asset the job could not move (listed unreachable) keeps its v1
+ * intervals open, wherever it falls in a batch; another key's assets whose
+ * ids lie between are untouched. */
+START_TEST(rewrap_lineage_follows_what_moved)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 1000");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	fixed_now = km_now();
+	km_set_clock(ctx, fixed_clock, NULL);
+	ck_assert_int_eq(km_key_create(ctx, "features/lin", NULL, 0, &e), KM_OK);
+	ck_assert_int_eq(km_key_create(ctx, "features/other", NULL, 0, &e), KM_OK);
+	register_versioned(ctx, "features/lin", 0, 1000);
+	register_assets(ctx, "features/other", 10, "other"); /* ids amid the key's */
+	register_versioned(ctx, "features/lin", 1000, 1500);
+	int64_t lo = count(ctx, "SELECT min(a.id) FROM assets a JOIN keys k ON k.id = a.key_id "
+	                        "WHERE k.name = 'features/lin'");
+	/* Unreachable: the first, a batch's last and the next batch's first
+	 * (ids 1000 and 1001 of the key, with another key's 10 between), one
+	 * amid a batch, and the very last. */
+	char sql[600];
+	snprintf(sql, sizeof sql, "UPDATE assets SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id IN "
+	         "(%lld, %lld, %lld, %lld, %lld)", (long long)lo, (long long)(lo + 999), (long long)(lo + 1010),
+	         (long long)(lo + 1500), (long long)(lo + 2509));
+	sql_exec(ctx, sql);
+	char id[KM_REQUEST_ID_MAX];
+	rotate_queue(ctx, "features/lin", KM_JOB_REWRAP, id);
+	fixed_now += 3600;
+	int64_t t = fixed_now;
+	ck_assert_msg(km_job_run(ctx, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_uint_eq(j.done, 2495);
+	ck_assert_uint_eq(j.unreachable, 5);
+	/* Two nodes an asset, one open interval each, always under the
+	 * version the catalogue names. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection WHERE valid_to = 9223372036854775807 "
+	                            "AND key_id = (SELECT id FROM keys WHERE name = 'features/lin')"), 5000);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection p JOIN assets a ON a.id = p.asset_id "
+	                            "WHERE p.valid_to = 9223372036854775807 AND (p.kek_version <> a.kek_version "
+	                            "OR p.key_id <> a.key_id)"), 0);
+	/* Moved: v1 closed at t, v2 open from t, the same nodes. */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM lineage_protection o JOIN lineage_protection n ON "
+	         "n.asset_id = o.asset_id AND n.node = o.node AND n.kek_version = 2 AND n.valid_from = %lld AND "
+	         "n.valid_to = 9223372036854775807 WHERE o.kek_version = 1 AND o.valid_to = %lld",
+	         (long long)t, (long long)t);
+	ck_assert_int_eq(count(ctx, sql), 2 * 2495);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection WHERE kek_version = 2"), 2 * 2495);
+	/* Left behind: v1 still open, nothing under v2. */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM lineage_protection WHERE kek_version = 1 AND "
+	         "valid_to = 9223372036854775807 AND asset_id IN (%lld, %lld, %lld, %lld, %lld)", (long long)lo,
+	         (long long)(lo + 999), (long long)(lo + 1010), (long long)(lo + 1500), (long long)(lo + 2509));
+	ck_assert_int_eq(count(ctx, sql), 10);
+	/* The other key: untouched. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection p JOIN keys k ON k.id = p.key_id "
+	                            "WHERE k.name = 'features/other' AND (p.kek_version <> 1 OR "
+	                            "p.valid_to <> 9223372036854775807)"), 0);
+	/* Impact as of just before the rewrap: v1 protected every node; now
+	 * v1 reaches only what it still protects or protected earlier. */
+	km_lineage_impact_summary sum;
+	ck_assert_msg(km_lineage_impact(ctx, "features/lin", 2, t - 1, NULL, NULL, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(sum.total, 0);
+	ck_assert_msg(km_lineage_impact(ctx, "features/lin", 2, t, NULL, NULL, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(sum.total, 2 * 2495);
+	ck_assert_msg(km_lineage_impact(ctx, "features/lin", 1, t - 1, NULL, NULL, &sum, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(sum.total, 5000);
+	km_close(ctx);
+}
+END_TEST
+
 START_TEST(rewrap_rerun_is_idempotent)
 {
 	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 300");
@@ -441,6 +542,101 @@ START_TEST(pause_and_resume)
 }
 END_TEST
 
+/* The progress callback wedges the runner's own connection (an open
+ * transaction): its next batch cannot begin, and neither can the release
+ * of its claim, so the run returns with the row still "running" and held
+ * by this very process, as the console's worker thread left it when the
+ * catalogue stayed locked past its busy timeout.  A process that is not
+ * running the job holds nothing: another session here pauses it at once
+ * (it used to record a request no run would honour and leave the job
+ * "running" until the 120 s lease ran out), and it resumes at once. */
+static int wedge_runner(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	(void)done;
+	(void)total;
+	(void)what;
+	sqlite3_exec(km_db((km_ctx *)c), "BEGIN", NULL, NULL, NULL);
+	return 0;
+}
+
+START_TEST(a_run_that_ended_holds_nothing_here)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 100");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_ctx *other = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/x", 500, "x");
+	char id[KM_REQUEST_ID_MAX];
+	rotate_queue(ctx, "features/x", KM_JOB_REWRAP, id);
+	ck_assert_int_ne(km_job_run(ctx, id, wedge_runner, ctx, &e), KM_OK);
+	sqlite3_exec(km_db(ctx), "ROLLBACK", NULL, NULL, NULL);
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(other, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_RUNNING);
+	ck_assert_uint_eq(j.done, 100);
+	ck_assert_str_eq(j.holder, ""); /* shown as held by no one: no run here */
+	ck_assert_msg(km_job_pause(other, id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(other, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_PAUSED);
+	ck_assert_str_eq(j.holder, "");
+	ck_assert_msg(km_job_run(other, id, NULL, NULL, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_job_get(other, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_DONE);
+	ck_assert_uint_eq(j.done, 500);
+	km_close(other);
+	km_close(ctx);
+}
+END_TEST
+
+/* While a run is under way here, a pause from another session in this
+ * process is a request the run honours after its batch (as from another
+ * process).  As the console does it: the request committed from its own
+ * session, and the worker's progress callback answering "pause" too; the
+ * runner's own pause transaction then follows a commit made while it was
+ * reading the row for its progress (it once began on that read's stale
+ * snapshot and failed at once with SQLITE_BUSY_SNAPSHOT, ending the run). */
+typedef struct pause_mid {
+	km_ctx *other;
+	const char *id;
+	int state_seen;
+} pause_mid;
+
+static int pause_from_here(void *c, uint64_t done, uint64_t total, const char *what)
+{
+	pause_mid *p = c;
+	(void)done;
+	(void)total;
+	(void)what;
+	km_err e;
+	km_job_info j;
+	if (km_job_pause(p->other, p->id, &e) == KM_OK && km_job_get(p->other, p->id, &j, &e) == KM_OK)
+		p->state_seen = (int)j.state;
+	return 1;
+}
+
+START_TEST(a_run_under_way_here_honours_a_pause)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, "\"job_batch\": 100");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_ctx *other = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/x", NULL, 0, &e), KM_OK);
+	register_assets(ctx, "features/x", 500, "x");
+	char id[KM_REQUEST_ID_MAX];
+	rotate_queue(ctx, "features/x", KM_JOB_REWRAP, id);
+	pause_mid p = {other, id, -1};
+	ck_assert_msg(km_job_run(ctx, id, pause_from_here, &p, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(p.state_seen, KM_JOB_RUNNING); /* requested, not done behind the run's back */
+	km_job_info j;
+	ck_assert_int_eq(km_job_get(ctx, id, &j, &e), KM_OK);
+	ck_assert_int_eq(j.state, KM_JOB_PAUSED);
+	ck_assert_uint_eq(j.done, 100); /* stopped before its second batch */
+	km_close(other);
+	km_close(ctx);
+}
+END_TEST
+
 /* ------------------------------------------------------ tampering */
 
 START_TEST(tampered_job_row_is_refused)
@@ -548,6 +744,16 @@ START_TEST(reencrypt_files_and_list_the_unreachable)
 	int n = 0;
 	ck_assert_int_eq(km_job_list(ctx, 0, count_jobs, &n, &e), KM_OK);
 	ck_assert_int_eq(n, 3);
+	/* The lineage followed each re-encrypted asset: one open interval a
+	 * node, under the version the catalogue names, the old ones closed. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_protection p JOIN assets a ON a.id = p.asset_id "
+	                            "WHERE p.valid_to = 9223372036854775807 AND p.kek_version <> a.kek_version"), 0);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM (SELECT 1 FROM lineage_protection WHERE "
+	                            "valid_to = 9223372036854775807 GROUP BY asset_id, node HAVING count(*) > 1)"), 0);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM "
+	                            "lineage_protection p WHERE p.asset_id = a.id AND "
+	                            "p.valid_to = 9223372036854775807)"), 0);
+	ck_assert_int_gt(count(ctx, "SELECT count(*) FROM lineage_protection WHERE kek_version = 3"), 0);
 	assert_log_intact(ctx);
 	km_close(ctx);
 }
@@ -597,6 +803,9 @@ int main(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, rewrap_moves_every_asset_once);
 	tcase_add_test(t, rewrap_rerun_is_idempotent);
+	tcase_add_test(t, rewrap_lineage_follows_what_moved);
+	tcase_add_test(t, a_run_that_ended_holds_nothing_here);
+	tcase_add_test(t, a_run_under_way_here_honours_a_pause);
 	tcase_add_test(t, two_runners_one_wins);
 	tcase_add_test(t, pause_and_resume);
 	tcase_add_test(t, tampered_job_row_is_refused);

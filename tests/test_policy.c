@@ -614,7 +614,7 @@ START_TEST(rotate_due_dry_run_reports_each_action)
 	ck_assert_int_eq(km_key_create(ctx, "features/rotated", NULL, 0, &e), KM_OK);
 	ck_assert_int_eq(km_key_create(ctx, "features/gone", NULL, 0, &e), KM_OK);
 	apply(ctx, "features/rotated", "{\"cadence_days\":3650}");
-	apply(ctx, "features/gone", "{\"cadence_days\":3650}");
+	apply(ctx, "features/gone", "{\"cadence_days\":3650,\"deprecation_days\":0}");
 	ck_assert_int_eq(th_rotate(&D, ctx, "features/rotated", NULL, &e), KM_OK); /* v1 decrypt-only, empty */
 	ck_assert_int_eq(th_rotate(&D, ctx, "features/gone", NULL, &e), KM_OK);
 	ck_assert_int_eq(th_set_state(&D, ctx, "features/gone", 1, KS_RETIRED, &e), KM_OK);
@@ -719,6 +719,9 @@ START_TEST(rotate_due_acts)
 	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
 	ck_assert(has_action(&x, "retire features/due ok"));
 	ck_assert_int_eq(sql_int(ctx, "SELECT count(*) FROM key_versions WHERE state = 'retired'"), 1);
+	/* The default deprecation period (30 days) holds destruction back. */
+	ck_assert_int_eq(th_set_state(&D, ctx, "features/due", 1, KS_DESTROY_SCHEDULED, &e), KM_ESTATE);
+	clock_now += 30 * DAY;
 	ck_assert_msg(th_set_state(&D, ctx, "features/due", 1, KS_DESTROY_SCHEDULED, &e) == KM_OK, "%s", e.msg);
 	x.n = 0;
 	ck_assert_int_eq(km_rotate_due(ctx, 0, note_action, &x, &e), KM_OK);
@@ -732,6 +735,103 @@ START_TEST(rotate_due_acts)
 	km_rows_result r;
 	ck_assert_msg(km_audit_verify_rows(ctx, &r, &e) == KM_OK, "%s", e.msg);
 	ck_assert_msg(r.bad == 0, "%s", r.problem);
+	km_close(ctx);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- deprecation */
+
+static int note_retired(void *c, const km_retired_version *r)
+{
+	*(km_retired_version *)c = *r;
+	return 0;
+}
+
+static km_status destroy_request(km_ctx *ctx, const char *key, char id[KM_REQUEST_ID_MAX], km_err *e)
+{
+	return km_request_destroy(ctx, key, 1, "retention ended", id, e);
+}
+
+/* deprecation_days: a retired version's destruction may be scheduled only
+ * that long after it was retired; the refusal names the date, both when
+ * the request opens and when it executes (the policy may have grown in
+ * between); a cancelled destruction keeps the retirement time, a version
+ * taken back to decrypt-only starts again. */
+START_TEST(deprecation_holds_destruction_back)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
+	km_ctx *ctx = open_with_clock();
+	km_err e;
+	char id[KM_REQUEST_ID_MAX], when[32], words[96];
+	th_deploy_user(&D, ctx, "bob", KM_ROLE_APPROVER, NULL);
+	ck_assert_int_eq(km_key_create(ctx, "datasets/old", NULL, 0, &e), KM_OK);
+	apply(ctx, "datasets/old", "{\"cadence_days\":3650}");
+	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/old", NULL, &e), KM_OK);
+	int64_t t0 = clock_now;
+	ck_assert_msg(th_set_state(&D, ctx, "datasets/old", 1, KS_RETIRED, &e) == KM_OK, "%s", e.msg);
+
+	/* Refused at once, naming the day it becomes allowed (default 30). */
+	ck_assert_int_eq(destroy_request(ctx, "datasets/old", id, &e), KM_ESTATE);
+	km_time_format(t0 + 30 * DAY, when);
+	snprintf(words, sizeof words, "may be scheduled from %s", when);
+	ck_assert_msg(strstr(e.msg, words) && strstr(e.msg, "30-day") && strstr(e.msg, "default"), "%s", e.msg);
+	km_retired_version rv = {0};
+	ck_assert_msg(km_key_retired_versions(ctx, "datasets/old", note_retired, &rv, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(rv.version, 1);
+	ck_assert_int_eq(rv.retired, t0);
+	ck_assert_int_eq(rv.destroy_from, t0 + 30 * DAY);
+	clock_now = t0 + 30 * DAY - 1;
+	ck_assert_int_eq(destroy_request(ctx, "datasets/old", id, &e), KM_ESTATE);
+	ck_assert_int_eq(sql_int(ctx, "SELECT count(*) FROM requests WHERE kind = 'destroy'"), 0);
+
+	/* Allowed on the day; approved; then the policy asks for 60 days
+	 * before it runs: `rotate --due` refuses to execute it, with the date. */
+	clock_now = t0 + 30 * DAY;
+	ck_assert_msg(destroy_request(ctx, "datasets/old", id, &e) == KM_OK, "%s", e.msg);
+	km_ctx *bob = th_deploy_open(&D, "bob");
+	ck_assert_msg(km_request_approve(bob, id, &e) == KM_OK, "%s", e.msg);
+	km_close(bob);
+	apply(ctx, "datasets/", "{\"deprecation_days\":60}");
+	actions x = {.n = 0};
+	km_rotate_due(ctx, 0, note_action, &x, &e);
+	ck_assert_msg(has_action(&x, "execute datasets/old illegal-state"), "%s", x.n ? x.lines[0] : "no action");
+	km_request_info info;
+	ck_assert_int_eq(km_request_get(ctx, id, &info, &e), KM_OK);
+	km_time_format(t0 + 60 * DAY, when);
+	ck_assert_int_eq(sql_int(ctx, "SELECT count(*) FROM key_versions WHERE state = 'retired'"), 1);
+	ck_assert_int_eq(km_request_execute(ctx, id, NULL, NULL, &e), KM_ESTATE);
+	snprintf(words, sizeof words, "may be scheduled from %s", when);
+	ck_assert_msg(strstr(e.msg, words) && strstr(e.msg, "datasets/"), "%s", e.msg);
+	/* On that day (the approved request has expired meanwhile): a new
+	 * one opens and executes. */
+	clock_now = t0 + 60 * DAY;
+	x.n = 0;
+	ck_assert_msg(km_rotate_due(ctx, 0, note_action, &x, &e) == KM_OK, "%s", e.msg);
+	ck_assert(has_action(&x, "expire datasets/old ok"));
+	ck_assert_msg(destroy_request(ctx, "datasets/old", id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(th_request_done(&D, ctx, id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(sql_int(ctx, "SELECT count(*) FROM key_versions WHERE state = 'destroy-scheduled'"), 1);
+
+	/* Cancelled: retired again, since t0 still, so it may be scheduled
+	 * again at once. */
+	ck_assert_msg(th_set_state(&D, ctx, "datasets/old", 1, KS_RETIRED, &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(km_key_retired_versions(ctx, "datasets/old", note_retired, &rv, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(rv.retired, t0);
+	ck_assert_msg(destroy_request(ctx, "datasets/old", id, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(km_request_cancel(ctx, id, &e), KM_OK);
+
+	/* Back to decrypt-only and retired again: the period starts over. */
+	ck_assert_msg(th_set_state(&D, ctx, "datasets/old", 1, KS_DECRYPT_ONLY, &e) == KM_OK, "%s", e.msg);
+	clock_now += DAY;
+	int64_t t1 = clock_now;
+	ck_assert_msg(th_set_state(&D, ctx, "datasets/old", 1, KS_RETIRED, &e) == KM_OK, "%s", e.msg);
+	ck_assert_int_eq(destroy_request(ctx, "datasets/old", id, &e), KM_ESTATE);
+	km_time_format(t1 + 60 * DAY, when);
+	ck_assert_msg(strstr(e.msg, when), "%s", e.msg);
+
+	/* The retirement time is sealed: moving it back is caught. */
+	sql_exec(ctx, "UPDATE key_versions SET retired = 1 WHERE version = 1");
+	ck_assert_int_eq(destroy_request(ctx, "datasets/old", id, &e), KM_EINTEGRITY);
 	km_close(ctx);
 }
 END_TEST
@@ -754,6 +854,7 @@ Suite *policy_suite(void)
 	tcase_add_test(t, admin_proposes_only_the_global_policy);
 	tcase_add_test(t, rotate_due_dry_run_reports_each_action);
 	tcase_add_test(t, rotate_due_acts);
+	tcase_add_test(t, deprecation_holds_destruction_back);
 	suite_add_tcase(s, t);
 	return s;
 }

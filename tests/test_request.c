@@ -558,6 +558,7 @@ START_TEST(destroy_and_cancel_destroy)
 	/* only retired or compromised versions may be scheduled */
 	ck_assert_int_eq(km_request_destroy(ctx, "datasets/old", 1, "x", id, &e), KM_ESTATE);
 	ck_assert_int_eq(th_rotate(&D, ctx, "datasets/old", NULL, &e), KM_OK);
+	ck_assert_int_eq(th_policy_apply(ctx, "datasets/old", "{\"deprecation_days\":0}", &e), KM_OK);
 	ck_assert_int_eq(th_set_state(&D, ctx, "datasets/old", 1, KS_RETIRED, &e), KM_OK);
 	ck_assert_int_eq(km_request_cancel_destroy(ctx, "datasets/old", 1, "x", id, &e), KM_ESTATE);
 	ck_assert_int_eq(km_request_destroy(ctx, "datasets/old", 1, "retention ended", id, &e), KM_OK);

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "cred.h"
 #include "kek.h"
+#include "lifecycle.h"
 #include "request.h"
 #include "rowmac.h"
 #include "user_int.h"
@@ -170,5 +171,23 @@ km_status th_set_state(th_deploy *d, km_ctx *ctx, const char *key, uint32_t vers
 		st = km_request_set_state(ctx, key, version, (km_key_state)to, "test", id, e);
 	if (!st)
 		st = th_request_done(d, ctx, id, e);
+	return st;
+}
+
+km_status th_policy_apply(km_ctx *ctx, const char *scope, const char *fields, km_err *e)
+{
+	json_t *change = json_pack("{s:s,s:o}", "scope", scope, "set", json_loads(fields, 0, NULL));
+	json_t *d = json_object();
+	km_status st = km_tx_begin(ctx, e);
+	if (!st && !(st = policy_apply(ctx, change, d, e))) {
+		st = km_tx_audit(ctx, "policy.set", "policy:test", "ok", d, e);
+		d = NULL;
+		if (!st)
+			st = km_tx_commit(ctx, e);
+	}
+	if (st)
+		km_tx_rollback(ctx);
+	json_decref(d);
+	json_decref(change);
 	return st;
 }

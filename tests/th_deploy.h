@@ -47,5 +47,9 @@ km_status th_request_approve(th_deploy *d, km_ctx *ctx, const char *id, km_err *
  * their own kinds). */
 km_status th_rotate(th_deploy *d, km_ctx *ctx, const char *key, uint32_t *nv, km_err *e);
 km_status th_set_state(th_deploy *d, km_ctx *ctx, const char *key, uint32_t version, int to, km_err *e);
+/* Write a policy as an executed request would (policy_apply inside a
+ * transaction with its event): scope "" is the global policy, fields a
+ * JSON object such as {"deprecation_days":0}. */
+km_status th_policy_apply(km_ctx *ctx, const char *scope, const char *fields, km_err *e);
 
 #endif

@@ -35,12 +35,49 @@ static km_status json_line(json_t *doc, km_err *e)
 
 /* ---------------------------------------------------------------- show */
 
+/* Retired versions, where deprecation_days matters: when each may have
+ * its destruction scheduled. */
+typedef struct retired_out {
+	json_t *arr;
+	char lines[16][320];
+	size_t n;
+	int64_t now;
+} retired_out;
+
+static int retired_row(void *c, const km_retired_version *r)
+{
+	retired_out *o = c;
+	char since[32], from[32];
+	km_time_format(r->retired, since);
+	km_time_format(r->destroy_from, from);
+	if (o->arr) {
+		json_t *j = json_pack("{s:I,s:s,s:s,s:b}", "version", (json_int_t)r->version, "retired", since,
+		                      "destroy_from", from, "destroy_allowed", r->destroy_from <= o->now);
+		json_array_append_new(o->arr, j);
+	} else if (o->n < KM_ARRAY_LEN(o->lines)) {
+		int now = r->destroy_from <= o->now;
+		snprintf(o->lines[o->n++], sizeof o->lines[0], "version %u retired %s: destruction may be scheduled %s%s%s",
+		         r->version, r->retired ? since : "(time not kept)", now ? "now (since " : "from ", from,
+		         now ? ")" : "");
+	}
+	return 0;
+}
+
 km_status ui_cmd_policy_show(ui_cli *cli, const ui_args *a, km_err *e)
 {
 	km_policy_effective p;
 	km_status st = km_policy_effective_get(cli->ctx, a->pos[0], &p, e);
 	if (st)
 		return st;
+	/* A key (not a scope) may have retired versions. */
+	retired_out ro = {cli->json ? json_array() : NULL, {{0}}, 0, km_ctx_now(cli->ctx)};
+	if (a->pos[0] && a->pos[0][0] && a->pos[0][strlen(a->pos[0]) - 1] != '/' &&
+	    strcmp(a->pos[0], "global") != 0) {
+		km_err ignored;
+		/* A scope name that is not a key has none: nothing to add. */
+		if (km_key_retired_versions(cli->ctx, a->pos[0], retired_row, &ro, &ignored) != KM_OK && ro.arr)
+			json_array_clear(ro.arr);
+	}
 	json_t *arr = cli->json ? json_array() : NULL;
 	static const char *const hdr[] = {"FIELD", "VALUE", "SOURCE"};
 	ui_table *t = cli->json ? NULL : ui_table_new(3, hdr);
@@ -59,16 +96,21 @@ km_status ui_cmd_policy_show(ui_cli *cli, const ui_args *a, km_err *e)
 	}
 	if (st) {
 		ui_table_free(t);
+		json_decref(ro.arr);
 		return st;
 	}
 	if (arr) {
 		json_t *doc = json_object();
 		ui_json_set_text(doc, "key", p.key);
 		json_object_set_new(doc, "fields", arr);
+		json_object_set_new(doc, "retired_versions", ro.arr);
 		return ui_json_print(doc, e);
 	}
 	ui_print_line("effective policy of %s:", p.key);
-	return ui_listing_emit(NULL, t, e);
+	st = ui_listing_emit(NULL, t, e);
+	for (size_t i = 0; i < ro.n && !st; i++)
+		ui_print_line("%s", ro.lines[i]);
+	return st;
 }
 
 /* ---------------------------------------------------------------- list */

@@ -104,6 +104,21 @@ expect 8 key destroy $key@1 --yes
 has "$ERR" "allowed"
 ok key state $key 1 retired --json
 kw_request_done "$(jget "$OUT" 'd["id"]')" || fail "retiring version 1"
+# just retired: the deprecation period (30 days by default) holds it back,
+# and the refusal names the day; policy show says the same
+expect 8 key destroy $key@1 --yes --reason "retention ended"
+has "$ERR" "30-day deprecation period"
+has "$ERR" "may be scheduled from $(date -u -d '+30 days' +%Y-%m-%d)"
+ok policy show $key
+has "$OUT" "version 1 retired $(date -u +%Y-%m-%d)"
+has "$OUT" "destruction may be scheduled from $(date -u -d '+30 days' +%Y-%m-%d)"
+ok policy show $key --json
+jeq "$OUT" '[(r["version"], r["destroy_allowed"]) for r in d["retired_versions"]]' '[[1, false]]'
+# this key's policy lets it go at once
+ok policy set $key --set deprecation_days=0 --reason "no deprecation for the test key"
+kw_request_done "$(cat "$OUT")" || fail "setting deprecation_days=0"
+ok policy show $key --json
+jeq "$OUT" '[(r["version"], r["destroy_allowed"]) for r in d["retired_versions"]]' '[[1, true]]'
 # without --yes it asks on the terminal; with none (setsid) it refuses
 rc=0
 setsid -w "$KEYWARD_BIN" key destroy $key@1 </dev/null >"$OUT" 2>"$ERR" || rc=$?
