@@ -87,6 +87,11 @@ static const struct {
 	 * Officers, whose actions the log holds, and approvers read it in
 	 * place; no step-up: nothing changes. */
 	[KM_ACT_AUDIT_EXPORT] = {KM_ROLE_AUDITOR | KM_ROLE_ADMIN, 0},
+	/* An auditor report (report.h) gathers the log, the inventory and the
+	 * approvals for one period: the auditors' reading, and the officers'
+	 * and administrators' who answer to them.  Approvers and services have
+	 * no use for it. */
+	[KM_ACT_REPORT_READ] = {KM_ROLE_AUDITOR | KM_ROLE_ADMIN | KM_ROLE_OFFICER, 0},
 };
 
 static const struct {

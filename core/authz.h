@@ -60,7 +60,8 @@ enum {
 	X(KM_ACT_JOB_RUN,      "job.run")       \
 	X(KM_ACT_LINEAGE_READ, "lineage.read")  \
 	X(KM_ACT_LINEAGE_IMPORT, "lineage.import") \
-	X(KM_ACT_AUDIT_EXPORT, "audit.export")
+	X(KM_ACT_AUDIT_EXPORT, "audit.export")  \
+	X(KM_ACT_REPORT_READ,  "report.read")
 
 typedef enum km_action {
 #define ACT_ENUM(e, name) e,

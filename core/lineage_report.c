@@ -20,7 +20,7 @@
 #include "audit.h"
 #include "ctx.h"
 #include "db.h"
-#include "rowmac.h"
+#include "pseudonym.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,7 +32,7 @@
 typedef struct report {
 	km_ctx *ctx;
 	int redact;
-	json_t *pseudonyms;   /* "what\nname" -> pseudonym */
+	km_pseudonyms *ps;
 	json_t *labels;       /* node id -> label (as shown in this report) */
 	json_t *keys;         /* key name -> true (for the audit events) */
 	json_t *items;
@@ -40,35 +40,13 @@ typedef struct report {
 	km_err *e;
 } report;
 
-/* The name itself, or its pseudonym when redacting. */
+/* The name itself, or its pseudonym when redacting (pseudonym.h). */
 static const char *shown(report *r, const char *what, const char *name, char *buf, size_t cap)
 {
-	if (!r->redact || !name || !*name)
-		return name ? name : "";
-	char key[1200];
-	snprintf(key, sizeof key, "%s\n%s", what, name);
-	const char *have = json_string_value(json_object_get(r->pseudonyms, key));
-	if (!have) {
-		uint8_t mac[KM_ROWMAC_BYTES];
-		km_err e;
-		if (km_rowmac(r->ctx, "lineage-pseudonym", json_pack("[s,s]", what, name), mac, &e) != KM_OK) {
-			/* Never fall back to the name. */
-			if (!r->st) {
-				r->st = e.code;
-				*r->e = e;
-			}
-			snprintf(buf, cap, "%s-unavailable", what);
-			return buf;
-		}
-		char p[64];
-		int n = snprintf(p, sizeof p, "%s-", what);
-		for (int i = 0; i < 5 && n < (int)sizeof p - 2; i++)
-			n += snprintf(p + n, sizeof p - (size_t)n, "%02x", mac[i]);
-		json_object_set_new(r->pseudonyms, key, json_string(p));
-		have = json_string_value(json_object_get(r->pseudonyms, key));
-	}
-	snprintf(buf, cap, "%s", have);
-	return buf;
+	const char *s = km_pseudonym(r->ps, what, name, buf, cap);
+	if (!r->st)
+		r->st = km_pseudonyms_status(r->ps, r->e);
+	return s;
 }
 
 /* Namespace "keyward" names keyward's own assets: KIND:NAME, whose NAME is
@@ -248,9 +226,15 @@ static km_status report_impl(km_ctx *ctx, const km_lineage_report_opts *o, json_
 	if (st)
 		return st;
 	const km_actor *who = km_actor_get(ctx);
-	int need_to_know = (who->roles & (KM_ROLE_OFFICER | KM_ROLE_ADMIN)) != 0;
-	report r = {.ctx = ctx, .redact = o->redact || !need_to_know, .pseudonyms = json_object(),
+	int redact = o->redact || !km_role_need_to_know(who->roles);
+	report r = {.ctx = ctx, .redact = redact, .ps = km_pseudonyms_new(ctx, redact),
 	            .labels = json_object(), .keys = json_object(), .items = json_array(), .e = e};
+	if (!r.ps) {
+		json_decref(r.labels);
+		json_decref(r.keys);
+		json_decref(r.items);
+		return km_fail(e, KM_ENOMEM, "out of memory for the report");
+	}
 	json_t *doc = json_object();
 	char now[32];
 	km_time_format(km_ctx_now(ctx), now);
@@ -319,7 +303,7 @@ static km_status report_impl(km_ctx *ctx, const km_lineage_report_opts *o, json_
 	}
 	if (!st)
 		st = evidence(&r, doc, e);
-	json_decref(r.pseudonyms);
+	km_pseudonyms_free(r.ps);
 	json_decref(r.labels);
 	json_decref(r.keys);
 	json_decref(r.items);
