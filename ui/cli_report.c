@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "html.h"
 #include "report.h"
+#include "auditproof.h"
 #include "atomicfile.h"
 
 #include <inttypes.h>
@@ -381,7 +382,17 @@ static void html_report(FILE *f, json_t *doc)
 	if (json_is_object(cp)) {
 		fputs("<p>Newest checkpoint (C2SP signed note; check it and the proofs below with "
 		      "docs/verify_audit_export.py or any RFC 9162 verifier):</p>\n<pre id=\"checkpoint\">", f);
-		ui_html_text(f, json_string_value(json_object_get(cp, "note")));
+		/* Line by line: the note's newlines are its format, not text to escape. */
+		const char *note = json_string_value(json_object_get(cp, "note"));
+		for (const char *l = note ? note : ""; *l;) {
+			size_t n = strcspn(l, "\n");
+			char line[KM_AUDIT_NOTE_MAX];
+			snprintf(line, sizeof line, "%.*s", (int)n, l);
+			if (n)
+				ui_html_text(f, line);
+			fputc('\n', f);
+			l += n + (l[n] == '\n');
+		}
 		fputs("</pre>\n", f);
 	}
 	fputs("<h2 id=\"summary\">Summary</h2>\n", f);
