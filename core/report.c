@@ -265,7 +265,7 @@ static km_status lifecycle(rep *r)
 	    db, "SELECT seq, time, actor, action, object, outcome, json_extract(json, '$.details') FROM audit_events "
 	        "WHERE action IN ('key.create', 'request.execute', 'key.compromise', 'key.destroy', 'key.state', "
 	        "'user.add', 'user.role', 'request.approve', 'request.reject') "
-	        "AND time >= ?1 AND time < ?2 ORDER BY seq LIMIT ?3", &q, e);
+	        "AND +time >= ?1 AND +time < ?2 ORDER BY seq LIMIT ?3", &q, e);
 	if (st)
 		return st;
 	bind_period(r, q);
@@ -525,12 +525,14 @@ static km_status anomalies(rep *r)
 	sqlite3_stmt *q;
 	/* wt-anom's detector appends action "anomaly" (KM_ANOMALY_ACTION);
 	 * any action under that name ("anomaly.*") counts as well, so rules
-	 * added later appear without a change here. */
+	 * added later appear without a change here.  The action index's range
+	 * (not the time index: the period may hold every event) finds them. */
 	km_status st = km_db_prepare(
 	    db, "SELECT seq, time, action, json_extract(json, '$.details.rule'), "
 	        "json_extract(json, '$.details.subject'), json_extract(json, '$.details.evidence') "
-	        "FROM audit_events WHERE (action = 'anomaly' OR action LIKE 'anomaly.%') "
-	        "AND time >= ?1 AND time < ?2 ORDER BY seq", &q, r->e);
+	        "FROM audit_events WHERE action >= 'anomaly' AND action < 'anomaly/' "
+	        "AND (action = 'anomaly' OR action LIKE 'anomaly.%') "
+	        "AND +time >= ?1 AND +time < ?2 ORDER BY seq", &q, r->e);
 	if (st)
 		return st;
 	bind_period(r, q);
