@@ -683,12 +683,10 @@ static km_status control_map(rep *r, const km_audit_checkpoint *cp, int have_cp)
 		size_t n = json_array_size(seqs);
 		const char *status = !c->events_can_evidence ? "not evidenced by events"
 		                     : n ? "evidenced" : "no evidence in the period";
-		json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O?}", "control", c->id, "framework",
+		json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "control", c->id, "framework",
 		                                     c->framework, "requirement", c->ref, "requires", c->requires,
 		                                     "evidence", c->evidence, "status", status, "events",
-		                                     seqs ? seqs : json_array()));
-		if (!seqs)
-			json_object_set_new(json_array_get(out, json_array_size(out) - 1), "events", json_array());
+		                                     seqs ? json_incref(seqs) : json_array()));
 		size_t j;
 		json_t *sj;
 		json_array_foreach(seqs, j, sj) {
