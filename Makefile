@@ -58,6 +58,7 @@ PUBLIC_HDR += core/policy.h core/schedule.h core/job.h core/lineage.h
 PUBLIC_HDR += core/auditproof.h
 PUBLIC_HDR += core/forward.h
 PUBLIC_HDR += core/anomaly.h
+PUBLIC_HDR += core/report.h core/atomicfile.h
 UI_SRC    := $(sort $(wildcard ui/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TH_SRC    := $(sort $(wildcard tests/th_*.c))

@@ -94,6 +94,11 @@ static const struct {
 	 * their cursors: staff, and the service account a systemd unit runs
 	 * as; no step-up, or cron could not run it. */
 	[KM_ACT_AUDIT_FORWARD] = {R_STAFF | KM_ROLE_SERVICE, 0},
+	/* An auditor report (report.h) gathers the log, the inventory and the
+	 * approvals for one period: the auditors' reading, and the officers'
+	 * and administrators' who answer to them.  Approvers and services have
+	 * no use for it. */
+	[KM_ACT_REPORT_READ] = {KM_ROLE_AUDITOR | KM_ROLE_ADMIN | KM_ROLE_OFFICER, 0},
 };
 
 static const struct {

@@ -62,7 +62,8 @@ enum {
 	X(KM_ACT_LINEAGE_IMPORT, "lineage.import") \
 	X(KM_ACT_AUDIT_EXPORT, "audit.export") \
 	X(KM_ACT_AUDIT_FORWARD, "audit.forward") \
-	X(KM_ACT_AUDIT_SCAN,   "audit.scan")
+	X(KM_ACT_AUDIT_SCAN,   "audit.scan") \
+	X(KM_ACT_REPORT_READ,  "report.read")
 
 typedef enum km_action {
 #define ACT_ENUM(e, name) e,

@@ -11,6 +11,7 @@
  */
 #include "lineage.h"
 #include "lineage_int.h"
+#include "pseudonym.h"
 #include "ctx.h"
 #include "db.h"
 #include "request_int.h"
@@ -25,9 +26,7 @@
 
 int km_lineage_redacting(km_ctx *ctx)
 {
-	const km_actor *who = km_actor_get(ctx);
-	int need_to_know = (who->roles & (KM_ROLE_OFFICER | KM_ROLE_ADMIN)) != 0;
-	return ctx->lineage_redact || !need_to_know;
+	return ctx->lineage_redact || !km_role_need_to_know(km_actor_get(ctx)->roles);
 }
 
 void km_lineage_set_redact(km_ctx *ctx, int on)

@@ -20,7 +20,7 @@
 #include "audit.h"
 #include "ctx.h"
 #include "db.h"
-#include "rowmac.h"
+#include "pseudonym.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,6 +32,7 @@
 typedef struct report {
 	km_ctx *ctx;
 	int redact;
+	km_pseudonyms *ps;
 	json_t *labels;       /* node id -> label (as shown in this report) */
 	json_t *keys;         /* key name -> true (for the audit events) */
 	json_t *requests;     /* request id -> true (for the audit events) */
@@ -41,20 +42,13 @@ typedef struct report {
 	km_err *e;
 } report;
 
-/* The name itself, or its pseudonym when redacting (lineage_redact.c: the
- * same pseudonym as every other answer of the deployment). */
+/* The name itself, or its pseudonym when redacting (pseudonym.h). */
 static const char *shown(report *r, const char *what, const char *name, char *buf, size_t cap)
 {
-	if (!r->redact || !name || !*name)
-		return name ? name : "";
-	km_err e;
-	km_err_clear(&e);
-	if (km_lineage_pseudonym(r->ctx, what, name, buf, cap, &e) != KM_OK && !r->st) {
-		/* never the name: the pseudonym call left "WHAT-unavailable" */
-		r->st = e.code;
-		*r->e = e;
-	}
-	return buf;
+	const char *s = km_pseudonym(r->ps, what, name, buf, cap);
+	if (!r->st)
+		r->st = km_pseudonyms_status(r->ps, r->e);
+	return s;
 }
 
 /* Namespace "keyward" names keyward's own assets: KIND:NAME, whose NAME is
@@ -276,10 +270,17 @@ static km_status report_impl(km_ctx *ctx, const km_lineage_report_opts *o, json_
 	if (st)
 		return st;
 	const km_actor *who = km_actor_get(ctx);
-	int need_to_know = (who->roles & (KM_ROLE_OFFICER | KM_ROLE_ADMIN)) != 0;
-	report r = {.ctx = ctx, .redact = o->redact || !need_to_know || km_lineage_redacting(ctx),
+	int redact = o->redact || !km_role_need_to_know(who->roles) || km_lineage_redacting(ctx);
+	report r = {.ctx = ctx, .redact = redact, .ps = km_pseudonyms_new(ctx, redact),
 	            .labels = json_object(), .keys = json_object(), .requests = json_object(),
 	            .items = json_array(), .e = e};
+	if (!r.ps) {
+		json_decref(r.labels);
+		json_decref(r.keys);
+		json_decref(r.requests);
+		json_decref(r.items);
+		return km_fail(e, KM_ENOMEM, "out of memory for the report");
+	}
 	json_t *doc = json_object();
 	char now[32];
 	km_time_format(km_ctx_now(ctx), now);
@@ -349,6 +350,7 @@ static km_status report_impl(km_ctx *ctx, const km_lineage_report_opts *o, json_
 	if (!st)
 		st = evidence(&r, doc, e);
 	json_decref(r.requests);
+	km_pseudonyms_free(r.ps);
 	json_decref(r.labels);
 	json_decref(r.keys);
 	json_decref(r.items);

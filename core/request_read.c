@@ -231,7 +231,7 @@ static km_status logged(km_ctx *ctx, const char *action, const char *id, const c
 	snprintf(path, sizeof path, "$.details.%s", field);
 	req_obj(obj, sizeof obj, id);
 	km_status st = km_db_prepare(ctx->db, "SELECT json_extract(json, ?4) FROM audit_events WHERE action = ?2 "
-	                             "AND outcome = 'ok' AND (object = ?1 OR json_extract(json, '$.details.request') = ?5) "
+	                             "AND +outcome = 'ok' AND (object = ?1 OR json_extract(json, '$.details.request') = ?5) "
 	                             "AND (?3 IS NULL OR actor = ?3) ORDER BY seq DESC LIMIT 1", &q, e);
 	if (st)
 		return st;

@@ -440,6 +440,26 @@ static const ui_cmd ui_cli_commands[] = {
 	      {"as-of", 0, "T", "impact as it was at T"},
 	      {"redact", 0, NULL, "pseudonyms for names, whatever your roles"}),
 	 UI_CMD_SESSION, ui_cmd_lineage_report},
+	{"report", NULL, "", 0, 0,
+	 "an auditor report for a period: keys, rotations, approvals, access, anomalies, controls",
+	 "Covers the period [--from, --to) (a bare --to date includes its day; default: "
+	 "the whole log up to now): the key inventory with states and cryptoperiods, "
+	 "rotations against policy and the overdue keys, approvals with their signers "
+	 "and verified signatures, compromises and destructions, key use by actor and by "
+	 "key, anomalies, a full verification of the log with the newest checkpoint, and "
+	 "a control map tying PCI DSS v4 3.6.1 and 3.7.1-3.7.9 and the NIST SP 800-57 "
+	 "cryptoperiod and state rules to the events that evidence them, each with its "
+	 "RFC 9162 inclusion proof.  CSV has one header row per section (\"#section,...\"); "
+	 "the HTML has no external assets and inline SVG charts.  Roles without "
+	 "need-to-know (neither officer nor admin), or --role such a role, get people "
+	 "and key owners as stable pseudonyms and no free text.  --out writes the file "
+	 "atomically.  Auditors, officers and admins; recorded as report.read.",
+	 OPTS({"from", 0, "T", "period start (RFC 3339 time or date)"},
+	      {"to", 0, "T", "period end, excluded (a date: through that day)"},
+	      {"format", 0, "json|csv|html", "output format (default json)"},
+	      {"role", 0, "R", "render as role R sees it (never more than you see)"},
+	      {"out", 'o', "FILE", "write to FILE (temp + rename) instead of stdout"}),
+	 UI_CMD_SESSION, ui_cmd_report},
 	{"lineage", "show", "NODE", 1, 1,
 	 "one lineage node: kind, facets, edges in and out, protection",
 	 "NODE is #ID, KIND:NAME[@VERSION] for a keyward asset, or NAME[@VERSION] "

@@ -107,6 +107,8 @@ km_status ui_parse_u64(const char *s, const char *what, uint64_t min, uint64_t m
 /* Print one JSON document on stdout (steals the reference).  ASCII only:
  * every control, C1, bidi and non-ASCII character is a \u escape. */
 km_status ui_json_print(json_t *doc, km_err *e);
+/* The same to f, doc kept (the caller still owns it). */
+km_status ui_json_fprint(FILE *f, json_t *doc, km_err *e);
 /* A JSON string for text from the catalogue: s itself, or (for bytes that
  * are not UTF-8, which Jansson refuses) its escaped display form; null for
  * NULL.  ui_json_set_text sets obj[key] so, the key treated the same way. */
@@ -201,7 +203,8 @@ void ui_table_free(ui_table *t);
 	X(ui_cmd_audit_prove)        \
 	X(ui_cmd_audit_export)       \
 	X(ui_cmd_audit_scan)         \
-	X(ui_cmd_anomaly_list)
+	X(ui_cmd_anomaly_list)      \
+	X(ui_cmd_report)
 
 #define UI_CLI_DECLARE(fn) km_status fn(ui_cli *cli, const ui_args *a, km_err *e);
 UI_CLI_HANDLERS(UI_CLI_DECLARE)

@@ -7,6 +7,7 @@
  * from the same cleaned text.
  */
 #include "cli.h"
+#include "html.h"
 #include "lineage.h"
 
 #include <inttypes.h>
@@ -650,24 +651,6 @@ km_status ui_cmd_lineage_export(ui_cli *cli, const ui_args *a, km_err *e)
 
 /* ---------------------------------------------------------------- report */
 
-/* Text for HTML: the display form (control characters escaped, as on a
- * terminal), then the five characters HTML gives meaning to. */
-static void html_text(FILE *f, const char *s)
-{
-	char clean[2400];
-	ui_clean(s ? s : "", clean, sizeof clean);
-	for (const char *p = clean; *p; p++) {
-		switch (*p) {
-		case '&': fputs("&amp;", f); break;
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default: fputc(*p, f);
-		}
-	}
-}
-
 static const char *jstr(json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));
@@ -717,7 +700,7 @@ static void html_svg(FILE *f, json_t *items)
 		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"e\"><title>",
 		        (int)json_integer_value(json_array_get(pa, 0)) + 200, (int)json_integer_value(json_array_get(pa, 1)) + 9,
 		        (int)json_integer_value(json_array_get(pb, 0)), (int)json_integer_value(json_array_get(pb, 1)) + 9);
-		html_text(f, jstr(json_array_get(path, pl - 1), "edge"));
+		ui_html_text(f, jstr(json_array_get(path, pl - 1), "edge"));
 		fputs("</title></line>\n", f);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -730,9 +713,9 @@ static void html_svg(FILE *f, json_t *items)
 		snprintf(lab, sizeof lab, "%.28s%s", jstr(it, "label"), strlen(jstr(it, "label")) > 28 ? "..." : "");
 		fprintf(f, "<g class=\"%s\"><rect x=\"%d\" y=\"%d\" width=\"200\" height=\"18\" rx=\"4\"/>"
 		        "<text x=\"%d\" y=\"%d\">", jstr(it, "kind"), x, y, x + 4, y + 13);
-		html_text(f, lab);
+		ui_html_text(f, lab);
 		fputs("</text><title>", f);
-		html_text(f, jstr(it, "label"));
+		ui_html_text(f, jstr(it, "label"));
 		fputs("</title></g>\n", f);
 	}
 	fputs("</svg>\n", f);
@@ -748,7 +731,7 @@ static void html_report(FILE *f, json_t *doc)
 	json_t *items = json_object_get(doc, impact ? "nodes" : "upstream");
 	json_t *subj = json_object_get(doc, "subject");
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>keyward ", f);
-	html_text(f, jstr(doc, "report"));
+	ui_html_text(f, jstr(doc, "report"));
 	fputs(" report</title>\n<style>\nbody{font:14px system-ui,sans-serif;margin:2em;color:#222}"
 	      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;"
 	      "vertical-align:top}code{font-size:12px}svg text{font:11px monospace}"
@@ -757,27 +740,27 @@ static void html_report(FILE *f, json_t *doc)
 	fputs(impact ? "Compromise impact" : "Provenance", f);
 	fputs(": ", f);
 	if (impact) {
-		html_text(f, jstr(subj, "key"));
+		ui_html_text(f, jstr(subj, "key"));
 		if (json_integer_value(json_object_get(subj, "version")))
 			fprintf(f, " version %" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(subj, "version")));
 	} else {
-		html_text(f, jstr(subj, "label"));
+		ui_html_text(f, jstr(subj, "label"));
 	}
 	fputs("</h1>\n<p>Deployment <code>", f);
-	html_text(f, jstr(doc, "deployment"));
+	ui_html_text(f, jstr(doc, "deployment"));
 	fputs("</code>, generated ", f);
-	html_text(f, jstr(doc, "generated"));
+	ui_html_text(f, jstr(doc, "generated"));
 	fputs(" by ", f);
-	html_text(f, jstr(doc, "generated_by"));
+	ui_html_text(f, jstr(doc, "generated_by"));
 	if (impact) {
 		fputs(", as of ", f);
-		html_text(f, jstr(subj, "as_of"));
+		ui_html_text(f, jstr(subj, "as_of"));
 	}
 	fputs(json_is_true(json_object_get(doc, "redacted")) ?
 	      ". <strong>Redacted:</strong> dataset, job, namespace and owner names are pseudonyms.</p>\n" : ".</p>\n", f);
 	char *summary = json_dumps(json_object_get(doc, "summary"), JSON_COMPACT | JSON_SORT_KEYS);
 	fputs("<p>Summary: <code>", f);
-	html_text(f, summary ? summary : "");
+	ui_html_text(f, summary ? summary : "");
 	fputs("</code></p>\n", f);
 	free(summary);
 	html_svg(f, items);
@@ -788,12 +771,12 @@ static void html_report(FILE *f, json_t *doc)
 	json_t *it;
 	json_array_foreach(items, i, it) {
 		fputs("<tr><td>", f);
-		html_text(f, jstr(it, "kind"));
+		ui_html_text(f, jstr(it, "kind"));
 		fputs("</td><td>", f);
-		html_text(f, jstr(it, "label"));
+		ui_html_text(f, jstr(it, "label"));
 		fprintf(f, "</td><td>%" JSON_INTEGER_FORMAT "</td><td>", json_integer_value(json_object_get(it, "depth")));
 		if (!impact) {
-			html_text(f, jstr(it, "consumed"));
+			ui_html_text(f, jstr(it, "consumed"));
 			fputs("</td><td>", f);
 			json_t *pb = json_object_get(it, "protected_by");
 			if (json_is_object(pb)) {
@@ -802,7 +785,7 @@ static void html_report(FILE *f, json_t *doc)
 				         " rotation(s) since", jstr(pb, "key"), json_integer_value(json_object_get(pb, "version")),
 				         jstr(pb, "state"), json_is_string(json_object_get(pb, "owner")) ? jstr(pb, "owner") : "-",
 				         json_integer_value(json_object_get(pb, "rotations_since")));
-				html_text(f, b);
+				ui_html_text(f, b);
 				/* the requests behind that version, with their approvers */
 				size_t k;
 				json_t *ap;
@@ -817,7 +800,7 @@ static void html_report(FILE *f, json_t *doc)
 							used += (size_t)snprintf(line + used, sizeof line - used, "%s %s (%s)",
 							                         m ? "," : "", jstr(w, "approver"), jstr(w, "decision"));
 					fputs("<br><small>", f);
-					html_text(f, line);
+					ui_html_text(f, line);
 					fputs("</small>", f);
 				}
 			} else {
@@ -830,10 +813,10 @@ static void html_report(FILE *f, json_t *doc)
 		json_array_foreach(json_object_get(it, "path"), j, st) {
 			if (j) {
 				fputs(" &rarr; <em>", f);
-				html_text(f, jstr(st, "edge"));
+				ui_html_text(f, jstr(st, "edge"));
 				fputs("</em> &rarr; ", f);
 			}
-			html_text(f, jstr(st, "label"));
+			ui_html_text(f, jstr(st, "label"));
 		}
 		fputs("</td></tr>\n", f);
 	}
@@ -842,11 +825,11 @@ static void html_report(FILE *f, json_t *doc)
 	if (json_is_object(th)) {
 		fprintf(f, "<p>Newest signed tree head: size %" JSON_INTEGER_FORMAT ", time ",
 		        json_integer_value(json_object_get(th, "size")));
-		html_text(f, jstr(th, "time"));
+		ui_html_text(f, jstr(th, "time"));
 		fputs(", root <code>", f);
-		html_text(f, jstr(th, "root"));
+		ui_html_text(f, jstr(th, "root"));
 		fputs("</code>, signature <code>", f);
-		html_text(f, jstr(th, "signature"));
+		ui_html_text(f, jstr(th, "signature"));
 		fputs("</code>.</p>\n", f);
 	}
 	fputs("<p>Audit events relied on (seq): <code>", f);

@@ -38,16 +38,20 @@ static int json_out(const char *buf, size_t size, void *data)
 	return 0;
 }
 
-km_status ui_json_print(json_t *doc, km_err *e)
+km_status ui_json_fprint(FILE *f, json_t *doc, km_err *e)
 {
 	if (!doc)
 		return km_fail(e, KM_ENOMEM, "out of memory building JSON output");
-	int rc = json_dump_callback(doc, json_out, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-	json_decref(doc);
-	if (rc != 0)
-		return km_fail(e, KM_EIO, "writing JSON to stdout failed");
-	fputc('\n', stdout);
+	if (json_dump_callback(doc, json_out, f, JSON_INDENT(2) | JSON_ENSURE_ASCII) != 0 || fputc('\n', f) == EOF)
+		return km_fail(e, KM_EIO, "writing JSON output failed");
 	return KM_OK;
+}
+
+km_status ui_json_print(json_t *doc, km_err *e)
+{
+	km_status st = ui_json_fprint(stdout, doc, e);
+	json_decref(doc);
+	return st;
 }
 
 json_t *ui_json_text(const char *s)
