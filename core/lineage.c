@@ -1715,18 +1715,24 @@ km_status km_lineage_walk_hits(km_ctx *ctx, km_lineage_walk *lw, size_t from, si
 		lw->steps = ns;
 		lw->steps_cap = need;
 	}
+	/* need-to-know redaction on the way out, as km_lineage_impact */
+	lineage_trampoline t = {.ctx = ctx, .redact = km_lineage_redacting(ctx), .hit_cb = cb, .c = cbctx};
+	int (*out_cb)(void *, const km_lineage_hit *) = t.redact ? lineage_trampoline_hit : cb;
+	void *out_c = t.redact ? (void *)&t : cbctx;
 	sqlite3 *db = km_db(ctx);
 	sqlite3_stmt *nodeq;
 	int began = read_begin(db);
 	if (!(st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e))) {
 		for (size_t i = from; i < to; i++) {
 			km_lineage_hit h;
-			if ((st = impact_hit(nodeq, &lw->w, &lw->iw, i, lw->steps, &h, e)) || cb(cbctx, &h))
+			if ((st = impact_hit(nodeq, &lw->w, &lw->iw, i, lw->steps, &h, e)) || out_cb(out_c, &h))
 				break;
 		}
 		sqlite3_finalize(nodeq);
 	}
 	read_end(db, began);
+	char no_cycle[8] = "";
+	st = lineage_trampoline_end(&t, st, no_cycle, sizeof no_cycle, e);
 	return km_op_end(ctx, st, e);
 }
 
