@@ -2,7 +2,7 @@
 #
 #   make run     install missing packages, build, set up the demo deployment in
 #                ./.keyward and open the console on it
-#   make check   the same setup, then every test: a normal build and an
+#   make check   the same setup, then every test: unit suites under both a normal and an
 #                AddressSanitizer + UBSan build
 
 PREFIX    ?= /usr/local
@@ -191,25 +191,41 @@ NPROC     := $(shell nproc 2>/dev/null || echo 2)
 unit: $(TEST_BIN)
 	@BUILD=$(BUILD) JOBS=$${JOBS:-$(NPROC)} bash tests/run-unit-tests.sh $(TEST_BIN)
 
+# SHTESTS: only these shell tests; SHTESTS_EXCEPT: all but these.
+SHTESTS        ?=
+SHTESTS_EXCEPT ?=
 shtest: all $(TOOL_BIN)
-	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) bash tests/run-shell-tests.sh
+	@KEYWARD_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) SHTESTS_EXCEPT="$(SHTESTS_EXCEPT)" \
+	    bash tests/run-shell-tests.sh $(SHTESTS)
 
 test: all unit shtest
 
 # Everything a test pass needs, so that it can be built in parallel first.
 test-bins: all $(TEST_BIN) $(TOOL_BIN)
 
+# `make check` on two cores: every unit suite under both builds; every
+# shell test once, under AddressSanitizer + UBSan (the stricter build, leak
+# checks on), except the tests of the shipped binary as a process (make run,
+# the set-user-ID install, kill -9 recovery), which run on the normal build.
+# The two builds' streams run side by side.  `make test` and `make asan`
+# still run everything on one build.
+PROCESS_SHTESTS := make_run system_mode job_kill
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check: deps-quiet
 	@$(MAKE) --no-print-directory -j$(NPROC) NODEPS=1 test-bins
-	@$(MAKE) --no-print-directory NODEPS=1 test
-	@echo "== AddressSanitizer + UBSan build"
 	@$(MAKE) --no-print-directory -j$(NPROC) NODEPS=1 BUILD=build-asan SAN=1 test-bins
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(MAKE) --no-print-directory NODEPS=1 BUILD=build-asan SAN=1 test
+	@echo "== normal build: unit suites, then $(PROCESS_SHTESTS); beside it, ASan + UBSan: unit suites, then every other shell test"
+	@( JOBS=1 LABEL=normal $(MAKE) --no-print-directory NODEPS=1 unit && \
+	   JOBS=1 LABEL=normal $(MAKE) --no-print-directory NODEPS=1 shtest SHTESTS="$(PROCESS_SHTESTS)" ) & normal=$$!; \
+	( $(SAN_ENV) JOBS=2 LABEL=asan $(MAKE) --no-print-directory NODEPS=1 BUILD=build-asan SAN=1 unit && \
+	  $(SAN_ENV) JOBS=3 LABEL=asan $(MAKE) --no-print-directory NODEPS=1 BUILD=build-asan SAN=1 shtest \
+	      SHTESTS_EXCEPT="$(PROCESS_SHTESTS)" ); asan=$$?; \
+	wait $$normal; normal=$$?; \
+	echo "== check: normal build $$([ $$normal = 0 ] && echo passed || echo FAILED), ASan + UBSan build $$([ $$asan = 0 ] && echo passed || echo FAILED)"; \
+	[ $$normal = 0 ] && [ $$asan = 0 ]
 
 asan:
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
+	@$(SAN_ENV) $(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
 
 # ---------------------------------------------------------------- bench
 # The peers: age, the argon2 tool, and GNU time (peak RSS of each command).

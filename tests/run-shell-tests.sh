@@ -8,7 +8,8 @@
 # "N passed, N failed".  Exit status non-zero if any test failed.
 #
 # Usage: KEYWARD_BIN=/path/to/keyward tests/run-shell-tests.sh [NAME...]
-#   NAME: a test's file name without .sh (default: all).
+#   NAME: a test's file name without .sh (default: all but SHTESTS_EXCEPT,
+#   a space-separated list of names).  LABEL, if set, starts each line.
 #   Libraries (lib.sh, *_lib.sh) are sourced by tests, never run.
 set -uo pipefail
 
@@ -27,6 +28,7 @@ if [ $# -gt 0 ]; then
 else
 	for t in "$here"/sh/*.sh; do
 		case $(basename "$t") in lib.sh | *_lib.sh) continue ;; esac
+		case " ${SHTESTS_EXCEPT:-} " in *" $(basename "$t" .sh) "*) continue ;; esac
 		tests+=("$t")
 	done
 fi
@@ -41,7 +43,7 @@ run_one() {
 	else
 		echo "FAIL (exit $?)" >"$logdir/$name.verdict"
 	fi
-	printf '%-40s %s (%ds)\n' "$name" "$(cat "$logdir/$name.verdict")" $((SECONDS - start))
+	printf '%s%-40s %s (%ds)\n' "${LABEL:+[$LABEL] }" "$name" "$(cat "$logdir/$name.verdict")" $((SECONDS - start))
 }
 
 running=0
@@ -65,10 +67,10 @@ for t in "${tests[@]}"; do
 	else
 		failed=$((failed + 1))
 		echo
-		echo "---- $name failed; its output ($logdir/$name.log, last 60 lines):"
+		echo "---- ${LABEL:+[$LABEL] }$name failed; its output ($logdir/$name.log, last 60 lines):"
 		tail -n 60 "$logdir/$name.log"
 	fi
 done
 echo
-echo "$passed passed, $failed failed"
+echo "${LABEL:+[$LABEL] }shell tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,7 +8,7 @@
 # is shown in full at the end; the last line is "N passed, N failed".  Exit
 # status non-zero if any suite failed.
 #
-# Usage: BUILD=build tests/run-unit-tests.sh BINARY...
+# Usage: BUILD=build tests/run-unit-tests.sh BINARY...   (LABEL, if set, starts each line)
 set -uo pipefail
 
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
@@ -25,7 +25,7 @@ run_one() {
 	else
 		echo "FAIL (exit $?)" >"$logdir/$name.verdict"
 	fi
-	printf '%-40s %s (%ds) %s\n' "$name" "$(cat "$logdir/$name.verdict")" $((SECONDS - start)) \
+	printf '%s%-40s %s (%ds) %s\n' "${LABEL:+[$LABEL] }" "$name" "$(cat "$logdir/$name.verdict")" $((SECONDS - start)) \
 		"$(grep -o '[0-9]*%: Checks: [0-9]*' "$logdir/$name.log" | tail -n 1)"
 }
 
@@ -50,10 +50,10 @@ for bin in "$@"; do
 	else
 		failed=$((failed + 1))
 		echo
-		echo "---- $name failed; its output ($logdir/$name.log):"
+		echo "---- ${LABEL:+[$LABEL] }$name failed; its output ($logdir/$name.log):"
 		cat "$logdir/$name.log"
 	fi
 done
 echo
-echo "unit suites: $passed passed, $failed failed"
+echo "${LABEL:+[$LABEL] }unit suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
