@@ -2,8 +2,8 @@
 #
 #   make run     install missing packages, build, set up the demo deployment in
 #                ./.keyward and open the console on it
-#   make check   the same setup, then every test: unit suites under both a normal and an
-#                AddressSanitizer + UBSan build
+#   make check   the same setup, then every test: unit suites under a normal and an
+#                AddressSanitizer + UBSan build, shell tests under ASan (see check:)
 
 PREFIX    ?= /usr/local
 # The system deployment: its home and service account are fixed at build

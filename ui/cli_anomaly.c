@@ -107,10 +107,20 @@ km_status ui_cmd_anomaly_list(ui_cli *cli, const ui_args *a, km_err *e)
 	km_status st = ui_arg_u64(a, "lines", 50, 1, 1000000, &n, e);
 	if (st != KM_OK)
 		return st;
+	/* a misspelt rule would list nothing and look like a clean log */
+	static const char *const rules[] = {"decrypt-spike", "first-use", "off-hours", "mass-decrypt",
+	                                    "denial-burst", "version-use"};
+	const char *rule = ui_arg(a, "rule");
+	int known = !rule;
+	for (size_t i = 0; rule && i < sizeof rules / sizeof rules[0]; i++)
+		known |= strcmp(rule, rules[i]) == 0;
+	if (!known)
+		return km_fail(e, KM_EUSAGE, "--rule \"%.64s\" is not a rule: decrypt-spike, first-use, off-hours, "
+		               "mass-decrypt, denial-burst or version-use", rule);
 	audit_filter f;
 	memset(&f, 0, sizeof f);
 	f.action = KM_ANOMALY_ACTION;
-	struct list_ctx l = {.rule = ui_arg(a, "rule"), .want = n};
+	struct list_ctx l = {.rule = rule, .want = n};
 	if (cli->json)
 		l.out = json_array();
 	for (;;) {

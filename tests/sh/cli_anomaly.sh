@@ -40,6 +40,8 @@ done <"$KW_TMP/checks"
 ok anomaly list --rule first-use
 grep -qE '^ +[0-9]+  [0-9T:.-]+Z  first-use +[^ ]+ +key:[^ ]+  evidence [0-9]' "$OUT" || fail "text list: $(head -2 "$OUT")"
 lacks "$OUT" "off-hours"
+expect 2 anomaly list --rule first_use
+has "$ERR" '--rule "first_use" is not a rule'
 
 step "the cursor: a second scan starts after the first and finds nothing new"
 ok audit scan --json
