@@ -38,7 +38,8 @@ screen | sed -n 2p | grep -qE "^ [0-9]+ of [0-9]+ events, newest first; logins h
 keys /
 keys -l $key
 keys Enter
-wait_for "of "
+# the unfiltered header also has "of": wait for the filtered count itself
+wait_for "$n_cli of " 15
 screen | sed -n 2p | grep -qF "$n_cli of " ||
 	fail "header count is not the $n_cli events the CLI counts: $(screen | sed -n 2p)"
 screen | sed -n 2p | grep -qF "events match \"$key\"" || fail "header does not name the filter"
