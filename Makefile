@@ -204,8 +204,9 @@ test: all unit shtest
 test-bins: all $(TEST_BIN) $(TOOL_BIN)
 
 # `make check` on two cores: every unit suite under both builds; every
-# shell test once, under AddressSanitizer + UBSan (the stricter build), except the tests of the shipped binary as a process (make run,
-# the set-user-ID install, kill -9 recovery), which run on the normal build.
+# shell test once, under AddressSanitizer + UBSan (the stricter build),
+# except the tests of the shipped binary as a process (make run, the
+# set-user-ID install, kill -9 recovery), which run on the normal build.
 # The two builds' streams run side by side.  `make test` and `make asan`
 # still run everything on one build.
 PROCESS_SHTESTS := make_run system_mode job_kill
