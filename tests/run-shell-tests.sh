@@ -33,44 +33,12 @@ else
 	done
 fi
 
-# One test: run it with its output in a log; record the verdict in a file.
-run_one() {
-	local t=$1 name
-	name=$(basename "$t" .sh)
-	local start=$SECONDS
-	if (cd "$here/.." && timeout "${TEST_TIMEOUT:-600}" bash "$t") >"$logdir/$name.log" 2>&1; then
-		echo PASS >"$logdir/$name.verdict"
-	else
-		echo "FAIL (exit $?)" >"$logdir/$name.verdict"
-	fi
-	printf '%s%-40s %s (%ds)\n' "${LABEL:+[$LABEL] }" "$name" "$(cat "$logdir/$name.verdict")" $((SECONDS - start))
-}
+# One test, from the repository's root, bounded in time.
+par_name() { basename "$1" .sh; }
+par_item() { cd "$here/.." && timeout "${TEST_TIMEOUT:-600}" bash "$1"; }
+par_note() { :; }
+par_show() { echo "(last 60 lines)"; tail -n 60 "$1"; }
 
-running=0
-for t in "${tests[@]}"; do
-	rm -f "$logdir/$(basename "$t" .sh).verdict"
-	run_one "$t" &
-	running=$((running + 1))
-	if [ "$running" -ge "$JOBS" ]; then
-		wait -n
-		running=$((running - 1))
-	fi
-done
-wait
-
-passed=0
-failed=0
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
-	if [ "$(cat "$logdir/$name.verdict" 2>/dev/null)" = PASS ]; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-		echo
-		echo "---- ${LABEL:+[$LABEL] }$name failed; its output ($logdir/$name.log, last 60 lines):"
-		tail -n 60 "$logdir/$name.log"
-	fi
-done
-echo
-echo "${LABEL:+[$LABEL] }shell tests: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+PAR_LOGDIR=$logdir PAR_WHAT="shell tests"
+source "$here/parallel_lib.sh"
+par_run "${tests[@]}"

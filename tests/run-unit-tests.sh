@@ -17,43 +17,12 @@ mkdir -p "$logdir"
 logdir=$(cd "$logdir" && pwd)
 [ $# -gt 0 ] || { echo "usage: run-unit-tests.sh BINARY..." >&2; exit 2; }
 
-run_one() {
-	local bin=$1 name start=$SECONDS
-	name=$(basename "$bin")
-	if CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120} "$bin" >"$logdir/$name.log" 2>&1; then
-		echo PASS >"$logdir/$name.verdict"
-	else
-		echo "FAIL (exit $?)" >"$logdir/$name.verdict"
-	fi
-	printf '%s%-40s %s (%ds) %s\n' "${LABEL:+[$LABEL] }" "$name" "$(cat "$logdir/$name.verdict")" $((SECONDS - start)) \
-		"$(grep -o '[0-9]*%: Checks: [0-9]*' "$logdir/$name.log" | tail -n 1)"
-}
+here=$(cd "$(dirname "$0")" && pwd)
+par_name() { basename "$1"; }
+par_item() { CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120} "$1"; }
+par_note() { grep -o '[0-9]*%: Checks: [0-9]*' "$1" | tail -n 1; }
+par_show() { cat "$1"; }
 
-running=0
-for bin in "$@"; do
-	rm -f "$logdir/$(basename "$bin").verdict"
-	run_one "$bin" &
-	running=$((running + 1))
-	if [ "$running" -ge "$JOBS" ]; then
-		wait -n
-		running=$((running - 1))
-	fi
-done
-wait
-
-passed=0
-failed=0
-for bin in "$@"; do
-	name=$(basename "$bin")
-	if [ "$(cat "$logdir/$name.verdict" 2>/dev/null)" = PASS ]; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-		echo
-		echo "---- ${LABEL:+[$LABEL] }$name failed; its output ($logdir/$name.log):"
-		cat "$logdir/$name.log"
-	fi
-done
-echo
-echo "${LABEL:+[$LABEL] }unit suites: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+PAR_LOGDIR=$logdir PAR_WHAT="unit suites"
+source "$here/parallel_lib.sh"
+par_run "$@"
