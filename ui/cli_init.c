@@ -453,18 +453,37 @@ km_status ui_cmd_user_totp(ui_cli *cli, const ui_args *a, km_err *e)
 		km_status st = km_user_totp_enrol(cli->ctx, uri, sizeof uri, secret, sizeof secret, e);
 		if (st != KM_OK)
 			return st;
-		if (cli->json) {
-			/* Printed directly, not through a Jansson document, whose
-			 * heap copies of the secret would be freed uncleansed.  Both
-			 * strings are JSON-safe ASCII: base32, and a URI of base32,
-			 * a validated user name and fixed words. */
-			printf("{\n  \"otpauth_uri\": \"%s\",\n  \"secret\": \"%s\"\n}\n", uri, secret);
-		} else {
-			printf("second factor enrolled; add it to your authenticator app now (shown once):\n"
-			       "  secret: %s\n  uri:    %s\n", secret, uri);
+		/* Shown once, on purpose: the person types it into an
+		 * authenticator.  Formatted on the stack and written with
+		 * write(2), not through a Jansson document or stdio, whose heap
+		 * buffers would keep a copy of the secret uncleansed.  Both
+		 * strings are JSON-safe ASCII: base32, and a URI of base32, a
+		 * validated user name and fixed words. */
+		char out[512];
+		int n = cli->json
+		            ? snprintf(out, sizeof out, "{\n  \"otpauth_uri\": \"%s\",\n  \"secret\": \"%s\"\n}\n", uri,
+		                       secret)
+		            : snprintf(out, sizeof out,
+		                       "second factor enrolled; add it to your authenticator app now (shown once):\n"
+		                       "  secret: %s\n  uri:    %s\n", secret, uri);
+		fflush(stdout);
+		size_t left = n > 0 && (size_t)n < sizeof out ? (size_t)n : 0;
+		const char *p = out;
+		while (left > 0) {
+			ssize_t w = write(STDOUT_FILENO, p, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			p += w;
+			left -= (size_t)w;
 		}
+		OPENSSL_cleanse(out, sizeof out);
 		OPENSSL_cleanse(uri, sizeof uri);
 		OPENSSL_cleanse(secret, sizeof secret);
+		if (left > 0 || n <= 0 || (size_t)n >= sizeof out)
+			return km_fail(e, KM_EIO, "the second factor was enrolled, but its secret could not be "
+			               "written out: disable it (user totp disable) and enrol again");
 		return st;
 	}
 	if (strcmp(what, "disable") == 0) {
