@@ -52,7 +52,6 @@ struct km_ctx {
 	audit_writer *aw;         /* created on first use; reset at every transaction end */
 	int log_damaged;         /* the login event could not be appended */
 	km_clock_fn clock;       /* NULL: the real clock (km_set_clock) */
-	int bulk_rewrap;         /* SQL kw_bulk(): read only by v9's rewrap trigger, which v11 replaced */
 	void *clock_ctx;
 	char log_problem[KM_ERR_MSG_MAX];
 	/* policy.c: policy rows whose seal held this session, by scope, so

@@ -594,17 +594,19 @@ km_status km_db_set_clock(sqlite3 *db, int64_t (*fn)(void *c), void *c, km_err *
 	return KM_OK;
 }
 
+/* SQL's kw_bulk(), always 0 now: only v9's rewrap trigger names it, and
+ * a catalogue migrating through v9 must be able to create that trigger
+ * before v12 replaces it. */
 static void sql_kw_bulk(sqlite3_context *q, int argc, sqlite3_value **argv)
 {
 	(void)argc, (void)argv;
-	const int *flag = sqlite3_user_data(q);
-	sqlite3_result_int(q, flag ? *flag : 0);
+	sqlite3_result_int(q, 0);
 }
 
-km_status km_db_set_bulk_flag(sqlite3 *db, const int *flag, km_err *e)
+static km_status register_kw_bulk(sqlite3 *db, km_err *e)
 {
-	if (sqlite3_create_function_v2(db, "kw_bulk", 0, SQLITE_UTF8, (void *)(uintptr_t)flag, sql_kw_bulk, NULL, NULL,
-	                               NULL) != SQLITE_OK)
+	if (sqlite3_create_function_v2(db, "kw_bulk", 0, SQLITE_UTF8, NULL, sql_kw_bulk, NULL, NULL, NULL) !=
+	    SQLITE_OK)
 		return km_db_fail(db, e, "database setup (kw_bulk)");
 	return KM_OK;
 }
@@ -630,7 +632,7 @@ km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e)
 	if (!s)
 		s = km_db_set_clock(db, NULL, NULL, e);
 	if (!s)
-		s = km_db_set_bulk_flag(db, NULL, e);
+		s = register_kw_bulk(db, e);
 	if (!s)
 		s = migrate(db, e);
 	if (s) {

@@ -21,10 +21,6 @@ km_status km_db_open(const char *path, int create, sqlite3 **out, km_err *e);
 /* SQL's kw_now() on this connection: fn(c), or the real clock (fn NULL,
  * as km_db_open sets it).  Triggers stamp times with it. */
 km_status km_db_set_clock(sqlite3 *db, int64_t (*fn)(void *c), void *c, km_err *e);
-/* SQL's kw_bulk(): *flag (0 when flag is NULL).  While a rewrap job's batch
- * sets it, the per-row lineage trigger stands aside and the batch updates
- * the protection intervals set-wise (lineage_rewrapped). */
-km_status km_db_set_bulk_flag(sqlite3 *db, const int *flag, km_err *e);
 
 /* A second, read-only connection (for verification on another thread). */
 km_status km_db_open_readonly(const char *path, sqlite3 **out, km_err *e);

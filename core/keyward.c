@@ -695,7 +695,6 @@ km_status km_open(const km_open_opts *o, km_ctx **out, km_err *e)
 		goto fail;
 
 	if ((st = km_db_open(ctx->cfg.db_path, 0, &ctx->db, e)) ||
-	    (st = km_db_set_bulk_flag(ctx->db, &ctx->bulk_rewrap, e)) ||
 	    (ctx->clock && (st = km_db_set_clock(ctx->db, ctx->clock, ctx->clock_ctx, e))))
 		goto fail;
 	if ((st = km_db_meta_get(ctx->db, "deployment_id", ctx->deployment_id,
@@ -1237,7 +1236,6 @@ km_status km_init_deployment(const km_init_opts *o, km_err *e)
 	}
 	created_db = 1;
 	if ((st = km_db_open(ctx->cfg.db_path, 1, &ctx->db, e)) ||
-	    (st = km_db_set_bulk_flag(ctx->db, &ctx->bulk_rewrap, e)) ||
 	    (ctx->clock && (st = km_db_set_clock(ctx->db, ctx->clock, ctx->clock_ctx, e))))
 		goto out;
 	if ((st = km_random_hex(ctx->deployment_id, 16, e)))
