@@ -1302,6 +1302,7 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	const char *time_from = f ? nonempty(f->time_from) : NULL;
 	const char *time_to = f ? nonempty(f->time_to) : NULL;
 	const char *hide_action = f ? nonempty(f->hide_action) : NULL;
+	const char *contains = f ? nonempty(f->object_contains) : NULL;
 	int64_t lo = 1, hi = before_seq && before_seq < INT64_MAX ? (int64_t)before_seq : INT64_MAX;
 	int64_t best_count = INT64_MAX;
 	size_t best = KM_ARRAY_LEN(filter_clauses);
@@ -1353,6 +1354,8 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	strcat(sql, " AND seq >= ? AND seq < ?");
 	if (hide_action)
 		strcat(sql, " AND +action IS NOT ?");
+	if (contains)
+		strcat(sql, " AND instr(+object, ?) > 0");
 	if (time_from)
 		strcat(sql, " AND +time >= ?");
 	if (time_upper)
@@ -1367,6 +1370,8 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	sqlite3_bind_int64(st, param++, hi);
 	if (hide_action)
 		sqlite3_bind_text(st, param++, hide_action, -1, SQLITE_STATIC);
+	if (contains)
+		sqlite3_bind_text(st, param++, contains, -1, SQLITE_STATIC);
 	if (time_from)
 		sqlite3_bind_text(st, param++, time_from, -1, SQLITE_STATIC);
 	if (time_upper)

@@ -44,6 +44,10 @@ typedef struct audit_filter {
 	const char *outcome;       /* exact: ok, denied, error */
 	const char *time_from;     /* RFC 3339 prefix, inclusive: "2026-03" */
 	const char *time_to;       /* RFC 3339 prefix, inclusive: "2026-03-31" */
+	const char *object_contains; /* object has this substring ("credit"): the
+	                            * audit screen's bare word, as the keys
+	                            * screen matches names; never drives the
+	                            * plan (no index can serve it) */
 	const char *hide_action;   /* leave out events with exactly this action
 	                            * ("login": the session events that make up
 	                            * most of a log); never drives the plan */

@@ -265,6 +265,25 @@ void ui_draw_text(ui_console *c, int y, int x, int w, ui_element el, unsigned fl
 	attrset(A_NORMAL);
 }
 
+int ui_draw_wrapped(ui_console *c, int y, int bottom, int x, int w, ui_element el, const char *s)
+{
+	char line[1024];
+	const char *p = s ? s : "";
+	while (*p && y < bottom && w > 0) {
+		size_t next;
+		size_t len = ui_tw_wrap(p, w, &next);
+		if (y == bottom - 1 && p[next]) {
+			/* the last row: the rest, cut with an ellipsis */
+			ui_draw_text(c, y++, x, w, el, UI_TW_ELLIPSIS, p);
+			break;
+		}
+		ui_tw_format(line, sizeof line, "%.*s", (int)len, p);
+		ui_draw_text(c, y++, x, w, el, UI_TW_ELLIPSIS, line);
+		p += next;
+	}
+	return y;
+}
+
 void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el)
 {
 	ui_draw_text(c, y, x, w, el, UI_TW_PAD, "");
@@ -403,15 +422,38 @@ static int64_t ui_parse_rfc3339(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
+/* Tab i's label at a level of compactness: 0 the full title, 1 the short
+ * one, 2 the number alone (the current screen keeps its short title). */
+static void ui_tab_label(ui_console *c, int i, int level, char *t, size_t cap)
+{
+	const struct ui_view_ops *ops = c->views[i].ops;
+	const char *name = level == 0 || !ops->short_title ? ops->title : ops->short_title;
+	if (level >= 2 && i != c->cur)
+		ui_tw_format(t, cap, " %d ", i + 1);
+	else
+		ui_tw_format(t, cap, " %d %s ", i + 1, name);
+}
+
+/* Every tab stays on the title bar, so that a click or a glance finds each
+ * screen: the titles shorten until they fit (80 columns: the short ones). */
 static void ui_paint_title(ui_console *c)
 {
 	ui_draw_fill(c, 0, 0, c->cols, UI_EL_TITLE);
-	int x = 0;
+	int x = 0, level = 0;
+	char t[64];
+	for (; level < 2; level++) {
+		int need = 9;
+		for (int i = 0; i < UI_VIEW_COUNT; i++) {
+			ui_tab_label(c, i, level, t, sizeof t);
+			need += ui_tw_width(t) + 1;
+		}
+		if (need - 1 <= c->cols)
+			break;
+	}
 	ui_draw_text(c, 0, x, 9, UI_EL_TITLE, 0, " keyward ");
 	x += 9;
 	for (int i = 0; i < UI_VIEW_COUNT && x < c->cols; i++) {
-		char t[64];
-		ui_tw_format(t, sizeof t, " %d %s ", i + 1, c->views[i].ops->title);
+		ui_tab_label(c, i, level, t, sizeof t);
 		int w = ui_tw_width(t);
 		c->tab_x[i] = x;
 		c->tab_w[i] = w;

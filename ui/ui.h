@@ -35,6 +35,8 @@ typedef struct ui_rect {
 struct ui_view_ops {
 	const char *name;    /* "keys": :screen NAME */
 	const char *title;   /* "Keys": the title bar tab */
+	const char *short_title; /* "Ops": the tab when the full titles do not
+	                          * fit the width (NULL: title) */
 	const char *help;    /* a paragraph for the help overlay */
 	size_t state_size;   /* bytes of per-view state, allocated zeroed */
 	/* Called once after the state is allocated (may be NULL). */
@@ -118,6 +120,10 @@ const ui_glyphs *ui_glyph(ui_console *c);
 /* Draw s at (y, x) fitted to w cells (UI_TW_* flags), in element el. */
 void ui_draw_text(ui_console *c, int y, int x, int w, ui_element el, unsigned flags,
                   const char *s);
+/* Draw s word-wrapped to w cells from row y, on rows before `bottom`; the
+ * last row that fits ends in an ellipsis if text is left.  Returns the row
+ * after the last one drawn. */
+int ui_draw_wrapped(ui_console *c, int y, int bottom, int x, int w, ui_element el, const char *s);
 void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title);

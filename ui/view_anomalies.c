@@ -262,6 +262,7 @@ static void an_click(ui_view *v, int y, int x)
 const struct ui_view_ops ui_view_anomalies = {
 	.name = "anomalies",
 	.title = "Anomalies",
+	.short_title = "Anom",
 	.help = "What `keyward audit scan` found in the audit log, newest first: a decrypt-rate spike, "
 	        "a first use of a key by an actor, use outside working hours, many assets decrypted in "
 	        "a short window, a burst of denials, a decrypt under a decrypt-only or compromised "

@@ -59,7 +59,7 @@ typedef struct au_verify {
 typedef struct audit_state {
 	ui_listwin lw;
 	char filter_text[256];
-	char f_prefix[200], f_actor[64], f_action[64], f_outcome[16], f_from[40], f_to[40];
+	char f_prefix[200], f_contains[200], f_actor[64], f_action[64], f_outcome[16], f_from[40], f_to[40];
 	audit_filter f;
 	int filtered;         /* the person's filter is set */
 	int show_sessions;    /* L: session (login) events are listed too */
@@ -374,7 +374,7 @@ static const struct {
 static void au_filter_parse(audit_state *s, const char *text)
 {
 	ui_tw_format(s->filter_text, sizeof s->filter_text, "%s", text);
-	s->f_prefix[0] = s->f_actor[0] = s->f_action[0] = s->f_outcome[0] = s->f_from[0] =
+	s->f_prefix[0] = s->f_contains[0] = s->f_actor[0] = s->f_action[0] = s->f_outcome[0] = s->f_from[0] =
 		s->f_to[0] = '\0';
 	char buf[256];
 	ui_tw_format(buf, sizeof buf, "%s", text);
@@ -394,21 +394,26 @@ static void au_filter_parse(audit_state *s, const char *text)
 			val = w + strlen(au_filter_words[i].prefix);
 			key = au_filter_words[i].key;
 		}
-		/* a bare word names a key, as on every screen (a word with a
-		 * colon that is no field is an object prefix: user:bob) */
-		if (i == KM_ARRAY_LEN(au_filter_words) && !strchr(w, ':'))
-			key = 1;
+		/* a bare word matches objects containing it, as the keys screen
+		 * matches names ("credit": the key features/credit-risk, its
+		 * versions and assets); a word with a colon that is no field is
+		 * an object prefix (user:bob) */
+		if (i == KM_ARRAY_LEN(au_filter_words) && !strchr(w, ':')) {
+			dst = s->f_contains;
+			cap = sizeof s->f_contains;
+		}
 		ui_tw_format(dst, cap, "%s%s", key ? "key:" : "", val);
 	}
 	s->f = (audit_filter){
 		.object_prefix = s->f_prefix[0] ? s->f_prefix : NULL,
+		.object_contains = s->f_contains[0] ? s->f_contains : NULL,
 		.actor = s->f_actor[0] ? s->f_actor : NULL,
 		.action = s->f_action[0] ? s->f_action : NULL,
 		.outcome = s->f_outcome[0] ? s->f_outcome : NULL,
 		.time_from = s->f_from[0] ? s->f_from : NULL,
 		.time_to = s->f_to[0] ? s->f_to : NULL,
 	};
-	s->filtered = s->f_prefix[0] || s->f_actor[0] || s->f_action[0] || s->f_outcome[0] ||
+	s->filtered = s->f_prefix[0] || s->f_contains[0] || s->f_actor[0] || s->f_action[0] || s->f_outcome[0] ||
 	              s->f_from[0] || s->f_to[0];
 	au_sessions_apply(s);
 }
@@ -1002,8 +1007,8 @@ const struct ui_view_ops ui_view_audit = {
 	.help = "The audit log, newest first; each row shows what the event changed (old -> new, the "
 	        "asset). Session (login) events are hidden until L shows them. / filters as you type, "
 	        "with words key:NAME actor:NAME action:NAME "
-	        "outcome:ok|denied|error since:TIME until:TIME; a bare word names a key (events about it "
-	        "and its versions), as on every screen; "
+	        "outcome:ok|denied|error since:TIME until:TIME; a bare word matches the events whose "
+	        "object (key, asset, request) contains it, as the keys screen matches names; "
 	        "f opens the same filter as a form. Enter shows the event, indented, and its leaf "
 	        "hash. V verifies the whole log in the background: every leaf, every signed tree "
 	        "head; on damage the list jumps to the first bad entry.",

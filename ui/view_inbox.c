@@ -141,25 +141,20 @@ static void ib_draw_detail(ui_view *v, ui_rect a, const km_request_info *r)
 	int lw = a.w / 2 - 1, rx = a.x + a.w / 2 + 1, rw = a.w - a.w / 2 - 2;
 	/* left: what changes, assets, reason, digest */
 	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_SECTION, 0, "What changes");
-	const char *p = r->summary;
-	while (*p && y < bottom - 5) {
-		size_t next;
-		size_t len = ui_tw_wrap(p, lw, &next);
-		ui_tw_format(t, sizeof t, "%.*s", (int)len, p);
-		ui_draw_text(c, y++, a.x + 1, lw, UI_EL_NORMAL, UI_TW_ELLIPSIS, t);
-		p += next;
-	}
+	/* every line wraps (at 80 columns a half pane is 39 cells); the
+	 * summary leaves room for the five facts below it */
+	y = ui_draw_wrapped(c, y, bottom - 7, a.x + 1, lw, UI_EL_NORMAL, r->summary);
 	ui_tw_format(t, sizeof t, "Affected assets: %llu", (unsigned long long)r->assets);
 	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_NORMAL, UI_TW_ELLIPSIS, t);
 	ui_tw_format(t, sizeof t, "Requested by %s: %s", r->requester, r->reason[0] ? r->reason : "(no reason)");
-	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_NORMAL, UI_TW_ELLIPSIS, t);
+	y = ui_draw_wrapped(c, y, bottom - 4, a.x + 1, lw, UI_EL_NORMAL, t);
 	char cr[32], ex[32];
 	ui_fmt_time(r->created, cr);
 	ui_fmt_time(r->decided ? r->decided : r->expires, ex);
 	ui_tw_format(t, sizeof t, "Opened %s, %s %s UTC", cr, r->decided ? "decided" : "expires", ex);
-	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_DIM, UI_TW_ELLIPSIS, t);
+	y = ui_draw_wrapped(c, y, bottom - 2, a.x + 1, lw, UI_EL_DIM, t);
 	ui_tw_format(t, sizeof t, "Digest %s", r->digest);
-	ui_draw_text(c, y++, a.x + 1, lw, UI_EL_HASH, UI_TW_ELLIPSIS, t);
+	ui_draw_wrapped(c, y, bottom, a.x + 1, lw, UI_EL_HASH, t);
 	/* right: risk and its factors, then the signatures */
 	for (int yy = a.y + 1; yy < bottom; yy++)
 		ui_draw_text(c, yy, a.x + a.w / 2, 1, UI_EL_BORDER, 0, g->vline);
@@ -419,6 +414,7 @@ static void ib_click(ui_view *v, int y, int x)
 const struct ui_view_ops ui_view_inbox = {
 	.name = "inbox",
 	.title = "Approvals",
+	.short_title = "Appr",
 	.help = "The pending requests you may sign now: what changes, the affected assets, the risk "
 	        "with the factors behind it, and the signatures so far (each checked). a approves: "
 	        "you sign the request's digest with your own key after your passphrase (and one-time "

@@ -454,6 +454,7 @@ static void jb_click(ui_view *v, int y, int x)
 const struct ui_view_ops ui_view_jobs = {
 	.name = "jobs",
 	.title = "Operations",
+	.short_title = "Ops",
 	.help = "Running operations: rewrap and re-encryption jobs with a progress bar, rate and "
 	        "ETA. p pauses the selected job after its batch in flight (it keeps its cursor); u "
 	        "runs or resumes it in the background on its own session, with live progress; X "

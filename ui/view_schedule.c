@@ -298,6 +298,7 @@ static void sc_click(ui_view *v, int y, int x)
 const struct ui_view_ops ui_view_schedule = {
 	.name = "schedule",
 	.title = "Schedule",
+	.short_title = "Sched",
 	.help = "The rotation schedule: keys that are due (cadence passed or 90 % of the usage "
 	        "bound used), overdue (in red), compromised with assets still under the version, or "
 	        "near the bound; compromised and overdue first, then by due date. Each row shows the "

@@ -2,7 +2,7 @@
 # console_inbox.sh — the approvals inbox, as the demo's approver carol: the
 # status bar's badge counts what waits for her; the demo's half-approved
 # emergency rotation shows what changes, its assets, the risk with its
-# factors and bob's signature; a approves through the step-up dialog
+# factors and bob's signature (whole at 80x24 too); a approves through the step-up dialog
 # (passphrase typed there) and the quorum is met, as the CLI confirms;
 # d rejects a rotation request with a reason, which the history then shows.
 set -euo pipefail
@@ -34,6 +34,32 @@ for t in "What changes" "Affected assets: " "Risk high" "compromise" "sensitivit
 	screen | grep -qF "$t" || fail "the detail lacks \"$t\""
 done
 echo "detail complete"
+
+step "at 80x24 the detail wraps: the digest and the reason read back whole"
+digest=$("$KEYWARD_BIN" request show "$emerg" --json | jq_py 'd["digest"]')
+tmux -L "$KW_TMUX_SOCK" resize-window -t kw -x 80 -y 24
+wait_for "│Risk high"
+# the left half of the pane from the "Digest" line down, joined
+got=$(screen | python3 -c '
+import sys
+out, on = "", False
+for l in sys.stdin.read().split("\n"):
+    if l[40:41] != "\u2502":  # the pane divider: below it, the status bar
+        if on:
+            break
+        continue
+    left = l[:40].strip()
+    if left.startswith("Digest"):
+        on = True; left = left[len("Digest"):].strip()
+    elif on and not left:
+        break
+    if on:
+        out += left
+print(out)')
+[ "$got" = "$digest" ] || fail "the digest at 80 columns reads back as '$got', not '$digest'"
+tmux -L "$KW_TMUX_SOCK" resize-window -t kw -x 120 -y 40
+wait_for "Signatures 1 of 2"
+echo "digest whole at 80 columns"
 
 step "approve: confirmation, then the passphrase in the step-up dialog"
 keys a

@@ -2,7 +2,8 @@
 # console_layout.sh — the key list's layout: at 80 columns every demo key's
 # name shows in full (names get the space, tags give way first); after a
 # resize the selected row stays selected and visible, and a taller window
-# fills from above instead of leaving blank rows.
+# fills from above instead of leaving blank rows; at 80 columns every tab
+# shows, its title shortened.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,11 +18,17 @@ for name in feature-groups/customer-360 datasets/transactions-eu features/churn-
 	screen | grep -qE "^ $name +[0-9]" || fail "$name is cut at 80 columns"
 done
 echo "names whole at 80 columns"
+# every screen's tab stays on the title bar, shortened to fit
+title="$(screen | sed -n 1p) " # capture-pane drops trailing blanks
+for t in "1 Keys" "2 Audit" "3 Sched" "4 Appr" "5 Ops" "6 Lineage" "7 Anom"; do
+	case "$title" in *" $t "*) ;; *) fail "tab '$t' is not on the 80-column title bar: $title" ;; esac
+done
 tmux_stop
 
 step "resize keeps the selection visible"
 tmux_start --size 100x40 "$KEYWARD_BIN"
 wait_for "datasets/claims-2024"
+screen | sed -n 1p | grep -qF " 7 Anomalies" || fail "full tab titles at 100 columns: $(screen | sed -n 1p)"
 keys G
 wait_for "zz/k40"
 tmux -L "$KW_TMUX_SOCK" resize-window -t kw -x 100 -y 25
