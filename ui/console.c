@@ -463,26 +463,17 @@ static void ui_paint_title(ui_console *c)
 }
 
 /* Status bar segments: text and element, joined by a separator. */
-static void ui_paint_status(ui_console *c)
+typedef struct { char text[192]; ui_element el; } ui_status_seg;
+
+/* The segments after the home path and the person, in full or, when the
+ * full ones do not fit, compact at level 1 "HSM ok" and at level 2 (80
+ * columns) also "audit 1679 unverified", "4 due 4 late".  Returns how many
+ * were written from seg. */
+static int ui_status_facts(ui_console *c, int level, ui_status_seg *seg)
 {
-	int y = c->rows - 2;
-	ui_draw_fill(c, y, 0, c->cols, UI_EL_STATUS);
-	if (c->status_time == 0 && !c->status_stale) {
-		ui_draw_text(c, y, 1, c->cols - 2, UI_EL_STATUS, UI_TW_ELLIPSIS, "reading the deployment's status...");
-		return;
-	}
-	if (c->status_stale || time(NULL) - c->status_time >= UI_STATUS_EVERY_S)
-		ui_status_refresh(c);
 	const km_status_info *s = &c->status;
 	const ui_glyphs *g = ui_glyph(c);
-	struct { char text[192]; ui_element el; } seg[8];
 	int n = 0;
-	char roles[96];
-	km_roles_format(c->actor->roles, roles, sizeof roles);
-	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", s->home[0] ? s->home : "?");
-	seg[n++].el = UI_EL_STATUS;
-	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)", c->actor->name, roles[0] ? roles : "no roles");
-	seg[n++].el = UI_EL_STATUS;
 	if (c->inbox) { /* the badge: what waits for this person's signature, before
 	                 * anything that may be cut on a narrow terminal */
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu to approve", (unsigned long long)c->inbox);
@@ -496,47 +487,91 @@ static void ui_paint_status(ui_console *c)
 	if (c->status_problem[0]) {
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", c->status_problem);
 		seg[n++].el = UI_EL_STATUS_BAD;
-	} else {
+		return n;
+	}
+	int compact = level >= 2;
+	if (level >= 1)
+		ui_tw_format(seg[n].text, sizeof seg[n].text, "HSM %s", s->hsm_logged_in ? "ok" : "NOT logged in");
+	else
 		ui_tw_format(seg[n].text, sizeof seg[n].text, "HSM %s: %s", s->token_label,
 		             s->hsm_logged_in ? "logged in" : "NOT logged in");
-		seg[n++].el = s->hsm_logged_in ? UI_EL_STATUS : UI_EL_STATUS_BAD;
-		char ver[96] = "never verified";
-		ui_element vel = UI_EL_STATUS_WARN;
-		if (s->last_verified[0]) {
-			char age[16];
-			ui_fmt_age(ui_parse_rfc3339(s->last_verified), (int64_t)time(NULL), age);
+	seg[n++].el = s->hsm_logged_in ? UI_EL_STATUS : UI_EL_STATUS_BAD;
+	char ver[96];
+	ui_tw_format(ver, sizeof ver, "%s", compact ? "unverified" : "never verified");
+	ui_element vel = UI_EL_STATUS_WARN;
+	if (s->last_verified[0]) {
+		char age[16];
+		ui_fmt_age(ui_parse_rfc3339(s->last_verified), (int64_t)time(NULL), age);
+		if (compact)
+			ui_tw_format(ver, sizeof ver, "%s %s", s->last_verified_intact ? g->ok : "FAILED", age);
+		else
 			ui_tw_format(ver, sizeof ver, "verified %s ago %s", age,
 			             s->last_verified_intact ? g->ok : "FAILED");
-			vel = s->last_verified_intact ? UI_EL_STATUS : UI_EL_STATUS_BAD;
-		}
-		ui_tw_format(seg[n].text, sizeof seg[n].text, "audit %llu events, %s",
-		             (unsigned long long)s->audit_events, ver);
-		seg[n++].el = vel;
-		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu due, %llu overdue",
-		             (unsigned long long)s->keys_due,
-		             (unsigned long long)s->keys_overdue);
-		seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD
-		            : s->keys_due     ? UI_EL_STATUS_WARN : UI_EL_STATUS;
-		if (s->sinks) { /* forwarding: each sink's lag, "fwd siem 0 file 12" */
-			int len = snprintf(seg[n].text, sizeof seg[n].text, "fwd");
-			uint64_t worst = 0;
-			for (uint32_t i = 0; i < s->sinks && len > 0 && (size_t)len < sizeof seg[n].text; i++) {
-				len += snprintf(seg[n].text + len, sizeof seg[n].text - (size_t)len, " %s %llu",
-				                s->sink[i].name, (unsigned long long)s->sink[i].lag);
-				if (s->sink[i].lag > worst)
-					worst = s->sink[i].lag;
-			}
-			/* a sink behind by more than a few batches is worth a glance */
-			seg[n++].el = worst > 10000 ? UI_EL_STATUS_WARN : UI_EL_STATUS;
-		}
-
+		vel = s->last_verified_intact ? UI_EL_STATUS : UI_EL_STATUS_BAD;
 	}
-	/* too wide: the home path gives way first, keeping its end */
+	ui_tw_format(seg[n].text, sizeof seg[n].text, compact ? "audit %llu %s" : "audit %llu events, %s",
+	             (unsigned long long)s->audit_events, ver);
+	seg[n++].el = vel;
+	ui_tw_format(seg[n].text, sizeof seg[n].text, compact ? "%llu due %llu late" : "%llu due, %llu overdue",
+	             (unsigned long long)s->keys_due, (unsigned long long)s->keys_overdue);
+	seg[n++].el = s->keys_overdue ? UI_EL_STATUS_BAD : s->keys_due ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+	if (s->sinks) { /* forwarding: each sink's lag, "fwd siem 0 file 12" */
+		int len = snprintf(seg[n].text, sizeof seg[n].text, "fwd");
+		uint64_t worst = 0;
+		for (uint32_t i = 0; i < s->sinks && len > 0 && (size_t)len < sizeof seg[n].text; i++) {
+			len += snprintf(seg[n].text + len, sizeof seg[n].text - (size_t)len, " %s %llu",
+			                s->sink[i].name, (unsigned long long)s->sink[i].lag);
+			if (s->sink[i].lag > worst)
+				worst = s->sink[i].lag;
+		}
+		/* a sink behind by more than a few batches is worth a glance */
+		seg[n++].el = worst > 10000 ? UI_EL_STATUS_WARN : UI_EL_STATUS;
+	}
+	return n;
+}
+
+static int ui_status_width(const ui_status_seg *seg, int n)
+{
 	int total = 1 + 3 * (n - 1);
 	for (int i = 0; i < n; i++)
 		total += ui_tw_width(seg[i].text);
-	int excess = total - (c->cols - 1);
-	if (excess > 0) {
+	return total;
+}
+
+static void ui_paint_status(ui_console *c)
+{
+	int y = c->rows - 2;
+	ui_draw_fill(c, y, 0, c->cols, UI_EL_STATUS);
+	if (c->status_time == 0 && !c->status_stale) {
+		ui_draw_text(c, y, 1, c->cols - 2, UI_EL_STATUS, UI_TW_ELLIPSIS, "reading the deployment's status...");
+		return;
+	}
+	if (c->status_stale || time(NULL) - c->status_time >= UI_STATUS_EVERY_S)
+		ui_status_refresh(c);
+	const km_status_info *s = &c->status;
+	const ui_glyphs *g = ui_glyph(c);
+	ui_status_seg seg[8];
+	int n = 0;
+	char roles[96];
+	km_roles_format(c->actor->roles, roles, sizeof roles);
+	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s", s->home[0] ? s->home : "?");
+	seg[n++].el = UI_EL_STATUS;
+	ui_tw_format(seg[n].text, sizeof seg[n].text, "%s (%s)", c->actor->name, roles[0] ? roles : "no roles");
+	seg[n++].el = UI_EL_STATUS;
+	/* the home path keeps at least 9 cells; past that the facts go compact */
+	int facts = 0, fits = 0;
+	for (int level = 0; level < 3 && !fits; level++) {
+		facts = ui_status_facts(c, level, seg + n);
+		fits = ui_status_width(seg, n + facts) - ui_tw_width(seg[0].text) + 9 <= c->cols - 1;
+	}
+	n += facts;
+	if (!fits) { /* even compact the facts need the home path's room */
+		memmove(seg, seg + 1, sizeof seg[0] * (size_t)(n - 1));
+		n--;
+	}
+	/* too wide: the home path gives way first, keeping its end */
+	int excess = ui_status_width(seg, n) - (c->cols - 1);
+	if (excess > 0 && fits) {
 		int room = ui_tw_width(seg[0].text) - excess - 1;
 		if (room < 8)
 			room = 8;

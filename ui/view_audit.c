@@ -394,10 +394,10 @@ static void au_filter_parse(audit_state *s, const char *text)
 			val = w + strlen(au_filter_words[i].prefix);
 			key = au_filter_words[i].key;
 		}
-		/* a bare word matches objects containing it, as the keys screen
-		 * matches names ("credit": the key features/credit-risk, its
-		 * versions and assets); a word with a colon that is no field is
-		 * an object prefix (user:bob) */
+		/* a bare word selects the keys whose names contain it, as on the
+		 * keys screen ("credit": features/credit-risk and its versions);
+		 * a word with a colon that is no field is an object prefix
+		 * (user:bob) */
 		if (i == KM_ARRAY_LEN(au_filter_words) && !strchr(w, ':')) {
 			dst = s->f_contains;
 			cap = sizeof s->f_contains;
@@ -405,7 +405,7 @@ static void au_filter_parse(audit_state *s, const char *text)
 		ui_tw_format(dst, cap, "%s%s", key ? "key:" : "", val);
 	}
 	s->f = (audit_filter){
-		.object_prefix = s->f_prefix[0] ? s->f_prefix : NULL,
+		.object_prefix = s->f_prefix[0] ? s->f_prefix : s->f_contains[0] ? "key:" : NULL,
 		.object_contains = s->f_contains[0] ? s->f_contains : NULL,
 		.actor = s->f_actor[0] ? s->f_actor : NULL,
 		.action = s->f_action[0] ? s->f_action : NULL,
@@ -1007,8 +1007,8 @@ const struct ui_view_ops ui_view_audit = {
 	.help = "The audit log, newest first; each row shows what the event changed (old -> new, the "
 	        "asset). Session (login) events are hidden until L shows them. / filters as you type, "
 	        "with words key:NAME actor:NAME action:NAME "
-	        "outcome:ok|denied|error since:TIME until:TIME; a bare word matches the events whose "
-	        "object (key, asset, request) contains it, as the keys screen matches names; "
+	        "outcome:ok|denied|error since:TIME until:TIME; a bare word selects the events about "
+	        "the keys whose names contain it, as on the keys screen; "
 	        "f opens the same filter as a form. Enter shows the event, indented, and its leaf "
 	        "hash. V verifies the whole log in the background: every leaf, every signed tree "
 	        "head; on damage the list jumps to the first bad entry.",

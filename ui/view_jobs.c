@@ -309,9 +309,19 @@ static void jb_draw(ui_view *v, ui_rect a)
 	if (s->page < 1)
 		s->page = 1;
 	ui_rs_fit(&s->rs, s->page);
+	/* Narrower than the full row (107 cells): the key keeps the room and
+	 * DONE, RATE and ETA move to the bar's line. */
+	int narrow = a.w - 2 < 107;
+	int keyw = narrow ? a.w - 2 - 49 : 24;
+	if (keyw < 12)
+		keyw = 12;
 	char hdr[300];
-	ui_tw_format(hdr, sizeof hdr, "%-16s %-10s %-24s %-9s %-9s %15s %10s %6s", "ID", "KIND", "KEY",
-	             "VERSIONS", "STATE", "DONE", "RATE", "ETA");
+	if (narrow)
+		ui_tw_format(hdr, sizeof hdr, "%-16s %-10s %-*s %-9s %-9s", "ID", "KIND", keyw, "KEY",
+		             "VERSIONS", "STATE");
+	else
+		ui_tw_format(hdr, sizeof hdr, "%-16s %-10s %-24s %-9s %-9s %15s %10s %6s", "ID", "KIND", "KEY",
+		             "VERSIONS", "STATE", "DONE", "RATE", "ETA");
 	ui_draw_fill(c, a.y + 1, a.x, a.w, UI_EL_HEADER);
 	ui_draw_text(c, a.y + 1, a.x + 1, a.w - 2, UI_EL_HEADER, UI_TW_PAD, hdr);
 	if (s->rs.n == 0)
@@ -342,19 +352,32 @@ static void jb_draw(ui_view *v, ui_rect a)
 		if (j->rate > 0 && total >= done)
 			left = (int64_t)((double)(total - done) / j->rate);
 		jb_fmt_eta(j->state == KM_JOB_RUNNING || live ? left : -1, eta);
-		ui_tw_format(line, sizeof line, "%-16.16s %-10s %-24.24s %-9s %-9s %15s %10s %6s", j->id,
-		             km_job_kind_name(j->kind), j->key, ver, live ? "running" : km_job_state_name(j->state),
-		             dn, rate, eta);
+		const char *state = live ? "running" : km_job_state_name(j->state);
+		if (narrow)
+			ui_tw_format(line, sizeof line, "%-16.16s %-10s %-*.*s %-9s %-9s", j->id,
+			             km_job_kind_name(j->kind), keyw, keyw, j->key, ver, state);
+		else
+			ui_tw_format(line, sizeof line, "%-16.16s %-10s %-24.24s %-9s %-9s %15s %10s %6s", j->id,
+			             km_job_kind_name(j->kind), j->key, ver, state, dn, rate, eta);
 		int y = s->list_y + 2 * r;
 		ui_draw_fill(c, y, a.x, a.w, base);
 		ui_draw_text(c, y, a.x + 1, a.w - 2, base, UI_TW_PAD | UI_TW_ELLIPSIS, line);
 		char pct[16];
 		double frac = total ? (double)done / (double)total : (j->state == KM_JOB_DONE ? 1.0 : 0.0);
 		ui_tw_format(pct, sizeof pct, "%3.0f %%", frac * 100);
-		ui_draw_bar(c, y + 1, a.x + 3, a.w - 12, frac);
-		ui_draw_text(c, y + 1, a.x + a.w - 8, 6, UI_EL_NORMAL, UI_TW_RIGHT | UI_TW_PAD, pct);
+		int facts_w = 0; /* narrow: "50/200 12/s ETA 3m" after the percentage */
+		if (narrow) {
+			ui_tw_format(line, sizeof line, "%s%s%s%s%s", dn, j->rate > 0 ? " " : "",
+			             j->rate > 0 ? rate : "", strcmp(eta, "-") ? " ETA " : "", strcmp(eta, "-") ? eta : "");
+			facts_w = ui_tw_width(line) + 1;
+			if (facts_w < 24) /* the bars line up */
+				facts_w = 24;
+			ui_draw_text(c, y + 1, a.x + a.w - facts_w, facts_w - 1, UI_EL_NORMAL, UI_TW_PAD, line);
+		}
+		ui_draw_bar(c, y + 1, a.x + 3, a.w - 12 - facts_w, frac);
+		ui_draw_text(c, y + 1, a.x + a.w - 8 - facts_w, 6, UI_EL_NORMAL, UI_TW_RIGHT | UI_TW_PAD, pct);
 		if (j->error[0] && y + 1 < a.y + a.h)
-			ui_draw_text(c, y + 1, a.x + 3, a.w - 12, UI_EL_ERROR, UI_TW_ELLIPSIS, j->error);
+			ui_draw_text(c, y + 1, a.x + 3, a.w - 12 - facts_w, UI_EL_ERROR, UI_TW_ELLIPSIS, j->error);
 	}
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # console_resize.sh — below 80x24 the console says how big it must be and
-# how big it is; growing the window back restores the screen.
+# how big it is; growing the window back restores the screen; at 80x24
+# the status bar compacts its facts and the operations screen keeps key
+# names whole, progress on the bar's line.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -21,6 +23,28 @@ wait_for "features/credit-risk"
 wait_gone "Terminal too small"
 screen | grep -qF "HSM keyward: logged in" || fail "status bar not restored"
 echo "screen restored"
+
+step "at 80x24 the status bar says every fact, compacted, cut nowhere"
+tmux -L "$KW_TMUX_SOCK" resize-window -t kw -x 80 -y 24
+wait_for "HSM ok"
+bar=$(screen | sed -n 23p)
+for t in "root (" "HSM ok" "audit " " due " " late"; do
+	case "$bar" in *"$t"*) ;; *) fail "the 80-column status bar lacks '$t': $bar" ;; esac
+done
+case "$bar" in *"…"*) fail "the 80-column status bar is cut: $bar" ;; esac
+step "on the operations screen at 80x24 key names and progress show whole"
+keys 5
+wait_for "unfinished job"
+"$KEYWARD_BIN" job list --json | python3 -c '
+import json, sys
+for j in json.load(sys.stdin):
+    print(j["key"], "%d/%d" % (j["done"], j["total"]))' | while read -r key prog; do
+	screen | grep -qE " $key +v[0-9]+ -> v[0-9]+ " || fail "$key is cut on the operations screen at 80 columns"
+	screen | grep -qE " %  $prog( |\$)" || fail "progress $prog of $key is not on its bar's line"
+done
+tmux -L "$KW_TMUX_SOCK" resize-window -t kw -x 120 -y 40
+keys 1
+wait_for "HSM keyward: logged in"
 
 step "keys still work after the resize"
 keys 2
