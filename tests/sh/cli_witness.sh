@@ -167,6 +167,37 @@ jeq "$OUT" 'd[0]["error"]' null
 [ "$(cursor)" = "$(head_size)" ] || fail "no recovery after the tampered answer"
 [ "$(cosigs)" = $((n + 1)) ] || fail "the recovered cosignature was not stored"
 
+step "audit export: the newest cosigned checkpoint, its cosignature checked here with openssl"
+ok audit export "$W/exp" --json
+ws=$(jget "$OUT" 'd["witnessed_size"]')
+[ "$ws" = "$(sqlite3 "$DB" 'SELECT max(size) FROM audit_cosignatures')" ] || fail "witnessed_size $ws"
+python3 - "$W/exp" "$vkey" "$ws" <<'EOF' || fail "checkpoint.witnessed does not carry a valid cosignature"
+import base64, json, os, subprocess, sys
+d, vkey, ws = sys.argv[1], sys.argv[2], int(sys.argv[3])
+note = open(os.path.join(d, "checkpoint.witnessed")).read()
+cut = note.rfind("\n\n")
+text, sigs = note[:cut + 1], note[cut + 2:].splitlines()
+assert int(text.split("\n")[1]) == ws, text
+name, kid, key = vkey.split("+", 2)
+raw_key = base64.b64decode(key)[1:]
+mine = [l for l in sigs if l.split(" ")[1] == name]
+assert len(mine) == 1 and len(sigs) == 2, sigs  # keyward's own signature, and the witness's
+raw = base64.b64decode(mine[0].split(" ")[2])
+assert raw[:4].hex() == kid, "key ID"
+t = int.from_bytes(raw[4:12], "big")
+tmp = os.path.dirname(d)
+open(tmp + "/msg", "wb").write(b"cosignature/v1\ntime %d\n" % t + text.encode())
+open(tmp + "/sig", "wb").write(raw[12:])
+der = bytes.fromhex("302a300506032b6570032100") + raw_key
+pem = "-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der).decode() + "\n-----END PUBLIC KEY-----\n"
+open(tmp + "/w.pem", "w").write(pem)
+subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", tmp + "/w.pem", "-rawin", "-in",
+                tmp + "/msg", "-sigfile", tmp + "/sig"], check=True, capture_output=True)
+proofs = json.load(open(os.path.join(d, "proofs.json")))
+assert any(c["first"] == ws for c in proofs["consistency"]), proofs["consistency"]
+EOF
+python3 "$KW_REPO/docs/verify_audit_export.py" "$W/exp" >"$OUT" 2>&1 || fail "the shipped verifier refuses the export"
+
 step "a witness holding a larger tree: ALARM, audited, the cursor stays"
 before=$(cursor)
 echo "999999 $(cut -d' ' -f2 "$R/state")" >"$R/state"
