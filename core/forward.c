@@ -1055,12 +1055,18 @@ km_status forward_sink_run(sqlite3 *db, const char *origin, const km_sink *s,
 	uint64_t size = 0, head = 0;
 	if (!st)
 		st = log_ends(db, &size, &head, e);
-	if (!st && r->cursor > (s->kind == KM_SINK_WITNESS ? head : size))
+	if (!st && r->cursor > (s->kind == KM_SINK_WITNESS ? head : size)) {
+		if (s->kind == KM_SINK_WITNESS) {
+			/* the witness cosigned a tree this log no longer has */
+			r->alarm = 1;
+			r->witness_size = r->cursor;
+		}
 		st = km_fail(e, KM_EINTEGRITY, "sink %s has acknowledged %s %" PRIu64 ", but the log's %s is "
 		             "%" PRIu64 ": the audit log was truncated or replaced (run `keyward audit verify`)",
 		             s->name, s->kind == KM_SINK_WITNESS ? "a tree head of size" : "entries up to",
 		             r->cursor, s->kind == KM_SINK_WITNESS ? "newest signed head" : "size",
 		             s->kind == KM_SINK_WITNESS ? head : size);
+	}
 	if (!st) {
 		if (s->kind == KM_SINK_WEBHOOK)
 			st = run_webhook(db, origin, s, o, r, e);

@@ -131,8 +131,11 @@ typedef void (*km_forward_progress_fn)(void *pctx, const km_forward_sink_result 
  * backoff with jitter; in a one-shot run a batch gives up after the sink's
  * attempts, in follow mode it never gives up (waits stay capped).  Any
  * other answer (a 4xx, a TLS failure) stops that sink.  One sink failing
- * does not stop the others.  results[0..*n) (cap KM_SINKS_MAX) report each
- * sink.  Returns the first failing sink's status (KM_EIO for delivery),
+ * does not stop the others.  A witness sink in alarm (r->alarm: it holds a
+ * larger tree, or another tree of a size this log has) is recorded as one
+ * audit.witness event (outcome "error", details alarm, sink, url,
+ * witness_size, message) per sink and run.  results[0..*n) (cap
+ * KM_SINKS_MAX) report each sink.  Returns the first failing sink's status (KM_EIO for delivery),
  * KM_ENOTFOUND if o->sink names no sink, KM_ECONFIG when there are none. */
 km_status km_forward(km_ctx *ctx, const km_forward_opts *o, km_forward_progress_fn progress,
                      void *pctx, km_forward_sink_result *results, size_t *n, km_err *e);
