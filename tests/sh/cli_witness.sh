@@ -196,7 +196,26 @@ subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", tmp + "/w.p
 proofs = json.load(open(os.path.join(d, "proofs.json")))
 assert any(c["first"] == ws for c in proofs["consistency"]), proofs["consistency"]
 EOF
-python3 "$KW_REPO/docs/verify_audit_export.py" "$W/exp" >"$OUT" 2>&1 || fail "the shipped verifier refuses the export"
+python3 "$KW_REPO/docs/verify_audit_export.py" "$W/exp" --witness-key "$vkey" >"$OUT" 2>&1 ||
+	fail "the shipped verifier refuses the export"
+has "$OUT" "cosigned at size $ws by $name"
+# the shipped verifier catches an altered cosignature, and a key that did not sign
+cp -r "$W/exp" "$W/exp2"
+python3 - "$W/exp2/checkpoint.witnessed" "$name" <<'EOF'
+import sys
+p, name = sys.argv[1], sys.argv[2]
+lines = open(p).read().split("\n")
+i = next(i for i, l in enumerate(lines) if l.startswith("\u2014 " + name + " "))
+c = lines[i][-6]
+lines[i] = lines[i][:-6] + ("A" if c != "A" else "B") + lines[i][-5:]
+open(p, "w").write("\n".join(lines))
+EOF
+python3 "$KW_REPO/docs/verify_audit_export.py" "$W/exp2" --witness-key "$vkey" >"$OUT" 2>&1 &&
+	fail "the verifier accepted an altered cosignature"
+has "$OUT" "the cosignature by $name does not verify"
+python3 "$KW_REPO/docs/verify_audit_export.py" "$W/exp" --witness-key "other.test/w2+$kid+$key" >"$OUT" 2>&1 &&
+	fail "the verifier accepted a witness key whose key ID does not match"
+has "$OUT" "the key ID does not match"
 
 step "a witness holding a larger tree: ALARM, audited, the cursor stays"
 before=$(cursor)
