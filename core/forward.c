@@ -940,6 +940,7 @@ static km_status run_witness(sqlite3 *db, const char *origin, const km_sink *s, 
 	static const long pass[] = {400, 403, 404, 409, 422, 0};
 	http_answer ans = {0};
 	uint64_t old = r->cursor;
+	unsigned conflicts = 0;
 	char what[96];
 	snprintf(what, sizeof what, "the checkpoint of size %" PRIu64, h.size);
 	for (;;) {
@@ -979,10 +980,11 @@ static km_status run_witness(sqlite3 *db, const char *origin, const km_sink *s, 
 				                   s->url, theirs, origin);
 				break;
 			}
-			if (++r->conflicts > WITNESS_CONFLICTS_MAX) {
-				st = km_fail(e, KM_EBUSY, "sink %s: the witness's size kept changing (%" PRIu64
-				             " conflicts): is another forwarder sending to it?", s->name,
-				             r->conflicts - 1);
+			r->conflicts++;
+			if (++conflicts > WITNESS_CONFLICTS_MAX) {
+				st = km_fail(e, KM_EBUSY, "sink %s: the witness's size kept changing (%u "
+				             "conflicts): is another forwarder sending to it?", s->name,
+				             conflicts - 1);
 				break;
 			}
 			old = theirs;
