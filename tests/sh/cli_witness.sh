@@ -15,6 +15,9 @@
 #   - a witness holding a larger tree, or another tree of a size the log
 #     has (409 at equal size, 422 on the proof): ALARM, exit 5, the cursor
 #     stays, and an audit.witness event records it;
+#   - a url that is not a witness's submission prefix (404) is said so;
+#   - audit export carries the newest cosigned checkpoint, which openssl and
+#     the shipped verifier (--witness-key) check, refusing an altered one;
 #   - config: a malformed verifier_key, one whose key ID does not match,
 #     and one on a webhook are refused naming the field.
 set -euo pipefail
@@ -119,6 +122,15 @@ h1=$(head_size)
 ok audit forward --json
 jeq "$OUT" 'd[0]["delivered"]' 1
 per_run=$(( $(head_size) - h1 )) # what one run appends (its login, audit.forward)
+
+step "a url that is not the witness's submission prefix: 404, said so, the cursor stays"
+before=$(cursor)
+witness nope "$vkey"
+expect 1 audit forward
+has "$ERR" "does not know the origin $origin (404)"
+has "$ERR" "submission prefix"
+[ "$(cursor)" = "$before" ] || fail "a 404 moved the cursor"
+witness w "$vkey"
 
 step "409: a cursor the witness does not hold is resolved from the witness's size"
 held=$(wstate)
