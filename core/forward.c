@@ -924,8 +924,8 @@ static km_status run_witness(sqlite3 *db, const char *origin, const km_sink *s, 
 	if (st || !have || h.size <= r->cursor)
 		return st;
 	if (!o->audit_pub)
-		return km_fail(e, KM_EUSAGE, "sink %s: the witness needs the audit public key to sign "
-		               "checkpoints with", s->name);
+		return km_fail(e, KM_EUSAGE, "sink %s: the witness sink needs the audit public key "
+		               "to check the head and present it as a signed note", s->name);
 	km_audit_checkpoint cp;
 	if ((st = audit_head_note(o->audit_pub, origin, &h, &cp, e)))
 		return st;
