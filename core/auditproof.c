@@ -398,6 +398,66 @@ static int exp_event_cb(void *c, const audit_row *r)
 	return 0;
 }
 
+/* checkpoint.witnessed: the newest head at or below size that a witness
+ * cosigned (forward.c keeps only verified cosignatures), as one signed note
+ * carrying keyward's signature and the witnesses' lines.  *wsize = 0 and
+ * no file when there is none. */
+static km_status export_witnessed(km_ctx *ctx, exp_dir *d, const char *origin, uint64_t size,
+                                  uint64_t *wsize, km_err *e)
+{
+	sqlite3_stmt *q = NULL;
+	km_status s = KM_OK;
+	*wsize = 0;
+	if (sqlite3_prepare_v2(ctx->db, "SELECT size, line FROM audit_cosignatures WHERE size = "
+	                       "(SELECT max(size) FROM audit_cosignatures WHERE size <= ?1) "
+	                       "ORDER BY witness, key_id", -1, &q, NULL) != SQLITE_OK)
+		return km_fail(e, KM_EDB, "reading the witnesses' cosignatures: %s", sqlite3_errmsg(ctx->db));
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)size);
+	char *note = NULL;
+	size_t len = 0;
+	int rc;
+	while (s == KM_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(q, 1);
+		if (!note) {
+			audit_head h;
+			int have;
+			km_audit_checkpoint cp;
+			*wsize = (uint64_t)sqlite3_column_int64(q, 0);
+			if ((s = audit_head_at_most(ctx->db, *wsize, &h, &have, e)) != KM_OK)
+				break;
+			if (!have || h.size != *wsize) {
+				s = km_fail(e, KM_EINTEGRITY, "a witness cosigned a tree of %" PRIu64 " entries, but "
+				            "there is no signed head of that size (run audit verify)", *wsize);
+				break;
+			}
+			if ((s = audit_head_note(ctx->audit_pub, origin, &h, &cp, e)) != KM_OK)
+				break;
+			len = strlen(cp.note);
+			if (!(note = malloc(len + 1))) {
+				s = km_fail(e, KM_ENOMEM, "out of memory");
+				break;
+			}
+			memcpy(note, cp.note, len + 1);
+		}
+		size_t ll = line ? strlen(line) : 0;
+		char *grown = realloc(note, len + ll + 2);
+		if (!grown) {
+			s = km_fail(e, KM_ENOMEM, "out of memory");
+			break;
+		}
+		note = grown;
+		memcpy(note + len, line, ll);
+		len += ll;
+		note[len++] = '\n';
+		note[len] = '\0';
+	}
+	sqlite3_finalize(q);
+	if (s == KM_OK && note)
+		s = exp_write(d, "checkpoint.witnessed", note, e);
+	free(note);
+	return s;
+}
+
 /* Everything but the events' scan, into the open temporary directory. */
 static km_status export_files(km_ctx *ctx, exp_dir *d, const char *since, uint64_t from_size,
                               km_audit_export_result *r, km_err *e)
@@ -465,7 +525,8 @@ static km_status export_files(km_ctx *ctx, exp_dir *d, const char *since, uint64
 	if (have && (s = audit_head_note(ctx->audit_pub, origin, &sh, &start, e)) == KM_OK)
 		s = exp_write(d, "checkpoint.start", start.note, e);
 	r->start_size = start.size;
-	if (s != KM_OK || (s = km_audit_note_vkey(ctx, vkey, sizeof vkey, &id, e)) != KM_OK)
+	if (s != KM_OK || (s = export_witnessed(ctx, d, origin, n, &r->witnessed_size, e)) != KM_OK ||
+	    (s = km_audit_note_vkey(ctx, vkey, sizeof vkey, &id, e)) != KM_OK)
 		return s;
 	strcat(vkey, "\n");
 	if ((s = exp_write(d, "audit-key.vkey", vkey, e)) != KM_OK)
@@ -501,9 +562,9 @@ static km_status export_files(km_ctx *ctx, exp_dir *d, const char *since, uint64
 		s = km_fail(e, KM_ENOMEM, "out of memory");
 		goto out;
 	}
-	uint64_t froms[2] = {start.size, from_size};
-	for (size_t i = 0; i < 2 && s == KM_OK; i++) {
-		if (froms[i] == 0 || (i == 1 && froms[1] == froms[0]))
+	uint64_t froms[3] = {start.size, from_size, r->witnessed_size};
+	for (size_t i = 0; i < 3 && s == KM_OK; i++) {
+		if (froms[i] == 0 || (i >= 1 && froms[i] == froms[0]) || (i == 2 && froms[2] == froms[1]))
 			continue;
 		memset(p, 0, sizeof *p);
 		p->cp = top;
@@ -542,7 +603,7 @@ out:
 static void exp_discard(exp_dir *d)
 {
 	static const char *const names[] = {"events.jsonl", "checkpoint", "checkpoint.start", "audit-key.vkey",
-	                                    "audit-pub.pem", "proofs.json"};
+	                                    "audit-pub.pem", "proofs.json", "checkpoint.witnessed"};
 	for (size_t i = 0; i < KM_ARRAY_LEN(names); i++)
 		unlinkat(d->dfd, names[i], 0);
 	close(d->dfd);

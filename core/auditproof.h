@@ -87,6 +87,7 @@ typedef struct km_audit_export_result {
 	uint64_t first_seq;              /* first exported entry (last_seq + 1: none) */
 	uint64_t last_seq;               /* = the newest checkpoint's size */
 	uint64_t start_size;             /* size of checkpoint.start (0: none) */
+	uint64_t witnessed_size;         /* size of checkpoint.witnessed (0: none) */
 	uint64_t events;
 } km_audit_export_result;
 
@@ -102,6 +103,10 @@ typedef struct km_audit_export_result {
  *                       proofs of the range's first and last entries
  *   (from_size > 0: also a consistency proof from_size -> newest, for an
  *   auditor who kept a checkpoint of that size from before the range)
+ *   checkpoint.witnessed  the newest head at or below the newest that a
+ *                       witness cosigned (forward.h), with the witnesses'
+ *                       signature lines; proofs.json then also holds the
+ *                       consistency proof from its size to the newest
  * dir must not exist or be empty.  The files are written into a private
  * temporary directory next to it (mode 0700) and renamed into place in
  * one step, so dir never holds half an export.  KM_EEXISTS: dir is not

@@ -387,6 +387,12 @@ static km_status v10_audit_forward(sqlite3 *db, km_err *e)
 	return km_db_exec(db, forward_schema_sql, e);
 }
 
+/* v13: the witnesses' cosignatures (forward.c). */
+static km_status v13_audit_cosignatures(sqlite3 *db, km_err *e)
+{
+	return km_db_exec(db, forward_cosign_schema_sql, e);
+}
+
 /* Migration steps; index i takes the schema from version i to i + 1: its
  * SQL (may be NULL), then its C step (may be NULL), in one transaction. */
 static const struct migration {
@@ -405,6 +411,7 @@ static const struct migration {
 	{NULL, v10_audit_forward},
 	{schema_v11_retired, NULL},
 	{schema_v12_protection, v12_lineage_triggers},
+	{NULL, v13_audit_cosignatures},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

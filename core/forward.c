@@ -10,6 +10,7 @@
 #include "authz.h"
 #include "ctx.h"
 #include "secmem.h"
+#include "witness.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +51,7 @@ const char *km_sink_kind_name(km_sink_kind k)
 static const char *const sink_fields[] = {
 	"name", "type", "url", "path", "hmac_secret_file", "client_cert", "client_key", "ca_file",
 	"batch", "connect_timeout_seconds", "timeout_seconds", "attempts", "backoff_ms",
-	"backoff_max_seconds",
+	"backoff_max_seconds", "verifier_key",
 };
 
 static km_status sink_path(char *dst, size_t cap, const char *home, const json_t *v,
@@ -103,7 +105,7 @@ static km_status sink_parse_one(const json_t *o, const char *home, const char *o
 			return km_fail(e, KM_ECONFIG, "%s: \"audit_sinks\"[%zu]: unknown field \"%s\" (name, type, "
 			               "url, path, hmac_secret_file, client_cert, client_key, ca_file, batch, "
 			               "connect_timeout_seconds, timeout_seconds, attempts, backoff_ms, "
-			               "backoff_max_seconds)", origin, i, k);
+			               "backoff_max_seconds, verifier_key)", origin, i, k);
 	}
 	const char *name = json_string_value(json_object_get(o, "name"));
 	if (!name)
@@ -171,6 +173,20 @@ static km_status sink_parse_one(const json_t *o, const char *home, const char *o
 		if (s->client_key[0] && !s->client_cert[0])
 			return km_fail(e, KM_ECONFIG, "%s: \"audit_sinks\"[%zu].client_key needs client_cert",
 			               origin, i);
+	}
+	json_t *vk = json_object_get(o, "verifier_key");
+	if (vk && s->kind != KM_SINK_WITNESS)
+		return km_fail(e, KM_ECONFIG, "%s: \"audit_sinks\"[%zu].verifier_key applies to a witness "
+		               "sink only", origin, i);
+	if (vk) {
+		km_err ve;
+		km_err_clear(&ve);
+		if (!json_is_string(vk) ||
+		    witness_vkey_parse(json_string_value(vk), s->vkey_name, sizeof s->vkey_name, &s->vkey_id,
+		                       s->vkey_pub, &ve) != KM_OK)
+			return km_fail(e, KM_ECONFIG, "%s: \"audit_sinks\"[%zu].verifier_key: %s", origin, i,
+			               json_is_string(vk) ? ve.msg : "must be a string (NAME+KEYID+BASE64)");
+		s->has_vkey = 1;
 	}
 	static const struct { const char *f; size_t off; uint32_t lo, hi; } nums[] = {
 		{"batch", offsetof(km_sink, batch), 1, 100000},
@@ -357,13 +373,15 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-/* The answer's body is not used beyond a short excerpt for messages. */
+/* An answer's body: a webhook's is not used, a witness's carries its
+ * size or its cosignatures; more than this is not a witness's answer. */
+#define ANSWER_MAX 65536
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
 	buf *b = ud;
 	size_t len = sz * n;
-	if (b->len < 512)
-		buf_add(b, p, len < 512 - b->len ? len : 512 - b->len);
+	if (b->len < ANSWER_MAX)
+		buf_add(b, p, len < ANSWER_MAX - b->len ? len : ANSWER_MAX - b->len);
 	return len;
 }
 
@@ -432,7 +450,16 @@ static km_status http_open(const km_sink *s, http *c, km_err *e)
 		return km_fail(e, KM_ENOMEM, "libcurl: cannot make a handle");
 	}
 	CURL *h = c->h;
-	curl_easy_setopt(h, CURLOPT_URL, s->url);
+	if (s->kind == KM_SINK_WITNESS) {
+		/* url is the witness's submission prefix (c2sp.org/tlog-witness) */
+		char u[sizeof s->url + 32];
+		size_t ul = strlen(s->url);
+		snprintf(u, sizeof u, "%.*s/add-checkpoint", (int)(ul && s->url[ul - 1] == '/' ? ul - 1 : ul),
+		         s->url);
+		curl_easy_setopt(h, CURLOPT_URL, u);
+	} else {
+		curl_easy_setopt(h, CURLOPT_URL, s->url);
+	}
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -469,12 +496,24 @@ static int curl_tls(CURLcode rc)
 	       rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_CRL_BADFILE;
 }
 
+/* What one POST came back with, for a caller that reads answers beyond
+ * "2xx or failed" (the witness). */
+typedef struct http_answer {
+	long code;
+	buf body;                    /* at most ANSWER_MAX bytes kept */
+	char ctype[128];             /* Content-Type ("" none) */
+} http_answer;
+
 /* POST body until the sink acknowledges it (2xx), retrying what may pass
- * later.  seq_lo..seq_hi name the batch in headers and messages. */
-static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts *o, const buf *body,
-                              uint64_t seq_lo, uint64_t seq_hi, km_forward_sink_result *r, km_err *e)
+ * later.  `what` names the payload in messages ("events 1..1000"); seqhdr
+ * (may be NULL) is an extra header.  A status listed in pass (0-terminated,
+ * may be NULL) is handed back in ans (KM_OK) for the caller to judge; ans
+ * may be NULL when pass is. */
+static km_status http_post(http *c, const km_sink *s, const forward_run_opts *o, const buf *body,
+                           const char *ctype, const char *seqhdr, const char *what_sent,
+                           const long *pass, http_answer *ans, km_forward_sink_result *r, km_err *e)
 {
-	char sighdr[128] = "", seqhdr[96];
+	char sighdr[128] = "", cthdr[160];
 	if (c->secret) {
 		unsigned char mac[32];
 		size_t maclen = 0;
@@ -486,10 +525,11 @@ static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts 
 			n += snprintf(sighdr + n, sizeof sighdr - (size_t)n, "%02x", mac[i]);
 		OPENSSL_cleanse(mac, sizeof mac);
 	}
-	snprintf(seqhdr, sizeof seqhdr, "X-Keyward-Seq: %" PRIu64 "-%" PRIu64, seq_lo, seq_hi);
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	snprintf(cthdr, sizeof cthdr, "Content-Type: %s", ctype);
+	struct curl_slist *hdr = curl_slist_append(NULL, cthdr);
 	hdr = curl_slist_append(hdr, "Expect:");
-	hdr = curl_slist_append(hdr, seqhdr);
+	if (seqhdr)
+		hdr = curl_slist_append(hdr, seqhdr);
 	if (sighdr[0])
 		hdr = curl_slist_append(hdr, sighdr);
 	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdr);
@@ -504,11 +544,24 @@ static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts 
 		CURLcode rc = curl_easy_perform(c->h);
 		long code = 0;
 		curl_off_t retry_after = 0;
+		int passed = 0;
 		if (rc == CURLE_OK) {
 			curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &code);
 			curl_easy_getinfo(c->h, CURLINFO_RETRY_AFTER, &retry_after);
-			if (code >= 200 && code < 300)
+			for (size_t i = 0; pass && pass[i]; i++)
+				passed |= pass[i] == code;
+			if ((code >= 200 && code < 300) || passed) {
+				if (ans) {
+					char *ct = NULL;
+					ans->code = code;
+					curl_easy_getinfo(c->h, CURLINFO_CONTENT_TYPE, &ct);
+					snprintf(ans->ctype, sizeof ans->ctype, "%s", ct ? ct : "");
+					ans->body.len = 0;
+					if (buf_add(&ans->body, answer.p ? answer.p : "", answer.len))
+						st = km_fail(e, KM_ENOMEM, "no memory for the witness's answer");
+				}
 				break;
+			}
 		}
 		char what[CURL_ERROR_SIZE + 64];
 		if (rc != CURLE_OK)
@@ -517,16 +570,16 @@ static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts 
 			snprintf(what, sizeof what, "HTTP %ld", code);
 		int again = rc == CURLE_OK ? (code == 429 || code == 408 || code >= 500) : curl_transient(rc);
 		if (!again) {
-			st = km_fail(e, KM_EIO, "sink %s: %s refused events %" PRIu64 "..%" PRIu64 ": %s%s",
-			             s->name, s->url, seq_lo, seq_hi, what,
+			st = km_fail(e, KM_EIO, "sink %s: %s refused %s: %s%s", s->name, s->url, what_sent, what,
 			             curl_tls(rc) ? " (TLS is always verified: give the server's CA in "
 			                            "ca_file, or fix client_cert)" : "");
 			break;
 		}
 		if (!o->patient && tries >= s->attempts) {
-			st = km_fail(e, KM_EIO, "sink %s: %s: %s, %" PRIu32 " attempts: events %" PRIu64 "..%"
-			             PRIu64 " were not delivered (they will be on the next run)", s->name,
-			             s->url, what, tries, seq_lo, seq_hi);
+			int one = s->kind == KM_SINK_WITNESS;
+			st = km_fail(e, KM_EIO, "sink %s: %s: %s, %" PRIu32 " attempts: %s %s not delivered "
+			             "(%s will be on the next run)", s->name, s->url, what, tries, what_sent,
+			             one ? "was" : "were", one ? "it" : "they");
 			break;
 		}
 		if (o->progress) {
@@ -548,8 +601,7 @@ static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts 
 		}
 		nap(o, wait);
 		if (stopped(o)) {
-			st = km_fail(e, KM_EBUSY, "sink %s: stopped while retrying events %" PRIu64 "..%" PRIu64,
-			             s->name, seq_lo, seq_hi);
+			st = km_fail(e, KM_EBUSY, "sink %s: stopped while retrying %s", s->name, what_sent);
 			break;
 		}
 	}
@@ -557,6 +609,16 @@ static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts 
 	curl_slist_free_all(hdr);
 	free(answer.p);
 	return st;
+}
+
+/* A webhook batch: JSON, with its seq range in a header. */
+static km_status http_deliver(http *c, const km_sink *s, const forward_run_opts *o, const buf *body,
+                              uint64_t seq_lo, uint64_t seq_hi, km_forward_sink_result *r, km_err *e)
+{
+	char seqhdr[96], what[96];
+	snprintf(seqhdr, sizeof seqhdr, "X-Keyward-Seq: %" PRIu64 "-%" PRIu64, seq_lo, seq_hi);
+	snprintf(what, sizeof what, "events %" PRIu64 "..%" PRIu64, seq_lo, seq_hi);
+	return http_post(c, s, o, body, "application/json", seqhdr, what, NULL, NULL, r, e);
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -784,73 +846,200 @@ static km_status run_file(sqlite3 *db, const char *origin, const km_sink *s, con
 
 /* ---------------------------------------------------------------- witness */
 
-/* The body a witness receives for the newest signed tree head.  This is the
- * seam for the C2SP signed-note form (`keyward audit checkpoint`): today
- * the checkpoint text and the raw signature travel side by side
- * ("format": "keyward-checkpoint-v1"); the note form replaces this one
- * function and that format name. */
-static km_status witness_body(const char *origin, uint64_t size, const uint8_t root[32], int64_t t,
-                              const uint8_t sig[AUDIT_SIG_BYTES], EVP_PKEY *pub, buf *out, km_err *e)
+const char forward_cosign_schema_sql[] =
+	"CREATE TABLE audit_cosignatures("
+	" size INTEGER NOT NULL,"          /* the tree size cosigned (a signed head's) */
+	" witness TEXT NOT NULL,"          /* the witness's key name */
+	" key_id INTEGER NOT NULL,"        /* its signed-note key ID */
+	" time INTEGER NOT NULL,"          /* the cosignature's own timestamp */
+	" sink TEXT NOT NULL,"             /* the sink it came through */
+	" line TEXT NOT NULL,"             /* the note signature line as received */
+	" received INTEGER NOT NULL,"
+	" PRIMARY KEY(size, witness, key_id)"
+	") WITHOUT ROWID;";
+
+/* Conflicts (409) resolved in one run before giving up: the witness can
+ * only move forward, so more means another client is racing this one. */
+#define WITNESS_CONFLICTS_MAX 4
+
+/* The cursor moves and the cosignatures are stored in one transaction:
+ * a stored cosignature always belongs to a size the cursor reached. */
+static km_status witness_ack(sqlite3 *db, const km_sink *s, uint64_t from, uint64_t size,
+                             const witness_cosig *cs, size_t n, km_err *e)
 {
-	/* The same head as a C2SP signed note (what `audit checkpoint` prints),
-	 * for witnesses that speak notes; checked against the audit key first. */
-	km_audit_checkpoint cp = {0};
-	if (pub) {
-		audit_head h = {.size = size, .time = t};
-		memcpy(h.root, root, sizeof h.root);
-		memcpy(h.sig, sig, sizeof h.sig);
-		km_status ns = audit_head_note(pub, origin, &h, &cp, e);
-		if (ns != KM_OK)
-			return ns;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return km_fail(e, KM_EDB, "storing the witness's cosignature: %s", sqlite3_errmsg(db));
+	km_status st = cursor_advance(db, s->name, from, size, e);
+	sqlite3_stmt *q = NULL;
+	if (!st && n > 0 &&
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO audit_cosignatures(size, witness, key_id, time, "
+	                           "sink, line, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%s','now'))",
+	                       -1, &q, NULL) != SQLITE_OK)
+		st = km_fail(e, KM_EDB, "storing the witness's cosignature: %s", sqlite3_errmsg(db));
+	for (size_t i = 0; !st && i < n; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)size);
+		sqlite3_bind_text(q, 2, s->vkey_name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, (sqlite3_int64)s->vkey_id);
+		sqlite3_bind_int64(q, 4, (sqlite3_int64)cs[i].time);
+		sqlite3_bind_text(q, 5, s->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 6, cs[i].line, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			st = km_fail(e, KM_EDB, "storing the witness's cosignature: %s", sqlite3_errmsg(db));
 	}
-	char text[512];
-	size_t tl = audit_checkpoint_text(origin, size, root, t, text, sizeof text);
-	if (!tl)
-		return km_fail(e, KM_EINTERNAL, "cannot build the checkpoint text for size %" PRIu64, size);
-	unsigned char b64root[64], b64sig[128];
-	EVP_EncodeBlock(b64root, root, 32);
-	EVP_EncodeBlock(b64sig, sig, AUDIT_SIG_BYTES);
-	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:s}",
-	                      "format", "keyward-checkpoint-v1", "origin", origin, "size", (json_int_t)size,
-	                      "root", (const char *)b64root, "time", (json_int_t)t,
-	                      "checkpoint", text, "signature", (const char *)b64sig,
-	                      "signature_type", "ecdsa-p256-sha256-raw");
-	if (o && cp.is_signed && json_object_set_new(o, "note", json_string(cp.note)) != 0) {
-		json_decref(o);
-		o = NULL;
-	}
-	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(o);
-	out->len = 0;
-	int bad = !s || buf_str(out, s);
-	free(s);
-	return bad ? km_fail(e, KM_ENOMEM, "no memory for a checkpoint") : KM_OK;
+	sqlite3_finalize(q);
+	if (!st && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		st = km_fail(e, KM_EDB, "storing the witness's cosignature: %s", sqlite3_errmsg(db));
+	if (st)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return st;
 }
 
+/* The witness holds a tree this log does not extend: say so loudly.  The
+ * caller (km_forward) records it as an audit.witness event. */
+static km_status witness_alarm(km_forward_sink_result *r, uint64_t theirs, km_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static km_status witness_alarm(km_forward_sink_result *r, uint64_t theirs, km_err *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char msg[KM_ERR_MSG_MAX];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	r->alarm = 1;
+	r->witness_size = theirs;
+	return km_fail(e, KM_EINTEGRITY, "%s", msg);
+}
+
+/* add-checkpoint (c2sp.org/tlog-witness): send the newest signed head
+ * with "old <cursor>" and a consistency proof from there; on 409 resend
+ * from the size the witness holds, if it is one this log has; on 200
+ * check the cosignatures (with a verifier key) and move the cursor. */
 static km_status run_witness(sqlite3 *db, const char *origin, const km_sink *s, const forward_run_opts *o,
                              km_forward_sink_result *r, km_err *e)
 {
-	uint64_t size;
-	uint8_t root[32], sig[AUDIT_SIG_BYTES];
-	int64_t t;
+	audit_head h;
 	int have;
-	km_status st = audit_latest_head(db, &size, root, &t, sig, &have, e);
-	if (st || !have || size <= r->cursor)
+	km_status st = audit_head_at_most(db, UINT64_MAX, &h, &have, e);
+	if (st || !have || h.size <= r->cursor)
 		return st;
+	if (!o->audit_pub)
+		return km_fail(e, KM_EUSAGE, "sink %s: the witness sink needs the audit public key "
+		               "to check the head and present it as a signed note", s->name);
+	km_audit_checkpoint cp;
+	if ((st = audit_head_note(o->audit_pub, origin, &h, &cp, e)))
+		return st;
+	/* the note's text: everything before the blank line */
+	const char *blank = strstr(cp.note, "\n\n");
+	size_t text_len = blank ? (size_t)(blank - cp.note) + 1 : 0;
+	if (!text_len)
+		return km_fail(e, KM_EINTERNAL, "the checkpoint note has no text");
 	http c;
-	buf body = {0};
-	if ((st = http_open(s, &c, e)) == KM_OK) {
-		if (!(st = witness_body(origin, size, root, t, sig, o->audit_pub, &body, e)) &&
-		    !(st = http_deliver(&c, s, o, &body, size, size, r, e)) &&
-		    !(st = cursor_advance(db, s->name, r->cursor, size, e))) {
-			r->delivered++;
-			r->batches++;
-			r->cursor = size;
-			report(o, r);
+	if ((st = http_open(s, &c, e)))
+		return st;
+	static const long pass[] = {400, 403, 404, 409, 422, 0};
+	http_answer ans = {0};
+	uint64_t old = r->cursor;
+	unsigned conflicts = 0;
+	char what[96];
+	snprintf(what, sizeof what, "the checkpoint of size %" PRIu64, h.size);
+	for (;;) {
+		char *req = NULL;
+		size_t rlen = 0;
+		if ((st = witness_request(db, old, h.size, h.root, cp.note, &req, &rlen, e)))
+			break;
+		buf body = {req, rlen, rlen + 1};
+		st = http_post(&c, s, o, &body, "text/plain; charset=utf-8", NULL, what, pass, &ans, r, e);
+		free(req);
+		if (st)
+			break;
+		const char *ab = ans.body.p ? ans.body.p : "";
+		if (ans.code == 409) {
+			uint64_t theirs;
+			if (strncmp(ans.ctype, "text/x.tlog.size", 16) != 0 ||
+			    witness_parse_size(ab, ans.body.len, &theirs) != 0) {
+				st = km_fail(e, KM_EIO, "sink %s: %s answered 409 without its size (a text/x.tlog.size "
+				             "body): is url the witness's submission prefix?", s->name, s->url);
+				break;
+			}
+			r->witness_size = theirs;
+			if (theirs > h.size) {
+				st = witness_alarm(r, theirs, e, "sink %s: ALARM: the witness %s has cosigned a tree "
+				                   "of %" PRIu64 " entries for %s, but this log's newest signed head "
+				                   "has %" PRIu64 ": the log was truncated or rolled back, or another "
+				                   "log signs with this origin and key", s->name, s->url, theirs,
+				                   origin, h.size);
+				break;
+			}
+			if (theirs == old) {
+				/* it holds exactly the size we sent and still refuses: at
+				 * old == size its root differs (the spec's same-size 409) */
+				st = witness_alarm(r, theirs, e, "sink %s: ALARM: the witness %s holds a different "
+				                   "tree of %" PRIu64 " entries for %s than this log: the log was "
+				                   "rewritten after the witness saw it (a split view)", s->name,
+				                   s->url, theirs, origin);
+				break;
+			}
+			r->conflicts++;
+			if (++conflicts > WITNESS_CONFLICTS_MAX) {
+				st = km_fail(e, KM_EBUSY, "sink %s: the witness's size kept changing (%u "
+				             "conflicts): is another forwarder sending to it?", s->name,
+				             conflicts - 1);
+				break;
+			}
+			old = theirs;
+			continue;
 		}
-		http_close(&c);
+		if (ans.code == 422) {
+			/* the proof verified here against our root at old: the
+			 * witness's tree of that size is another one */
+			st = witness_alarm(r, old, e, "sink %s: ALARM: the witness %s refused the consistency "
+			                   "proof from %" PRIu64 " to %" PRIu64 " entries (422), which verifies "
+			                   "against this log's own tree of %" PRIu64 ": the witness holds another "
+			                   "tree of that size for %s (the log was rewritten, a split view)",
+			                   s->name, s->url, old, h.size, old, origin);
+			break;
+		}
+		if (ans.code == 403) {
+			st = km_fail(e, KM_EIO, "sink %s: the witness %s does not trust this log's key (403): "
+			             "give its operator the verifier key from `keyward audit checkpoint --json` "
+			             "(verifier_key)", s->name, s->url);
+			break;
+		}
+		if (ans.code == 404) {
+			st = km_fail(e, KM_EIO, "sink %s: the witness %s does not know the origin %s (404): ask "
+			             "its operator to add this log; url must be the witness's submission "
+			             "prefix (keyward posts to URL/add-checkpoint)", s->name, s->url, origin);
+			break;
+		}
+		if (ans.code == 400) {
+			st = km_fail(e, KM_EIO, "sink %s: the witness %s refused the request as malformed "
+			             "(400): %.120s", s->name, s->url, ab);
+			break;
+		}
+		/* 2xx: cosigned */
+		witness_cosig cs[WITNESS_COSIG_MAX];
+		size_t nc = 0;
+		if ((st = witness_check_cosignatures(ab, ans.body.len, cp.note, text_len,
+		                                     s->has_vkey ? s->vkey_name : NULL, s->vkey_id, s->vkey_pub,
+		                                     km_now(), cs, KM_ARRAY_LEN(cs), &nc, e))) {
+			char inner[KM_ERR_MSG_MAX];
+			snprintf(inner, sizeof inner, "%s", e->msg);
+			km_fail(e, st, "sink %s: %s: %s", s->name, s->url, inner);
+			break;
+		}
+		if ((st = witness_ack(db, s, r->cursor, h.size, cs, nc, e)))
+			break;
+		r->delivered++;
+		r->batches++;
+		r->cosignatures += nc;
+		r->witness_size = h.size;
+		r->cursor = h.size;
+		report(o, r);
+		break;
 	}
-	free(body.p);
+	free(ans.body.p);
+	http_close(&c);
 	return st;
 }
 
@@ -868,12 +1057,18 @@ km_status forward_sink_run(sqlite3 *db, const char *origin, const km_sink *s,
 	uint64_t size = 0, head = 0;
 	if (!st)
 		st = log_ends(db, &size, &head, e);
-	if (!st && r->cursor > (s->kind == KM_SINK_WITNESS ? head : size))
+	if (!st && r->cursor > (s->kind == KM_SINK_WITNESS ? head : size)) {
+		if (s->kind == KM_SINK_WITNESS) {
+			/* the witness cosigned a tree this log no longer has */
+			r->alarm = 1;
+			r->witness_size = r->cursor;
+		}
 		st = km_fail(e, KM_EINTEGRITY, "sink %s has acknowledged %s %" PRIu64 ", but the log's %s is "
 		             "%" PRIu64 ": the audit log was truncated or replaced (run `keyward audit verify`)",
 		             s->name, s->kind == KM_SINK_WITNESS ? "a tree head of size" : "entries up to",
 		             r->cursor, s->kind == KM_SINK_WITNESS ? "newest signed head" : "size",
 		             s->kind == KM_SINK_WITNESS ? head : size);
+	}
 	if (!st) {
 		if (s->kind == KM_SINK_WEBHOOK)
 			st = run_webhook(db, origin, s, o, r, e);
@@ -960,6 +1155,7 @@ km_status km_forward(km_ctx *ctx, const km_forward_opts *o, km_forward_progress_
 
 	forward_run_opts ro = {o->follow, o->stop, progress, pctx, ctx->audit_pub};
 	int64_t next_try[KM_SINKS_MAX] = {0};
+	int alarmed[KM_SINKS_MAX] = {0};
 	km_status first = KM_OK;
 	for (;;) {
 		uint64_t moved = 0;
@@ -977,11 +1173,24 @@ km_status km_forward(km_ctx *ctx, const km_forward_opts *o, km_forward_progress_
 			fresh.batches = r->batches;
 			fresh.retries = r->retries;
 			fresh.retry_after_waits = r->retry_after_waits;
+			fresh.conflicts = r->conflicts;
+			fresh.cosignatures = r->cosignatures;
 			*r = fresh;
 			km_err se;
 			km_err_clear(&se);
 			km_status s = forward_sink_run(ctx->db, origin, &sinks[i], &ro, r, &se);
 			moved += r->delivered - before;
+			if (r->alarm && !alarmed[i]) {
+				/* A witness holding a tree this log does not extend is
+				 * evidence of tampering: it goes into the log itself
+				 * (once per run and sink), not only to stderr. */
+				alarmed[i] = 1;
+				km_err ae;
+				km_audit_event(ctx, "audit.witness", sinks[i].name, "error",
+				               json_pack("{s:b, s:s, s:s, s:I, s:s}", "alarm", 1, "sink",
+				                         sinks[i].name, "url", sinks[i].url, "witness_size",
+				                         (json_int_t)r->witness_size, "message", se.msg), &ae);
+			}
 			if (s && !o->follow && !first) {
 				first = s;
 				*e = se;

@@ -15,20 +15,29 @@
  * ever delivered.  Unsealed on purpose: see forward.h. */
 extern const char forward_schema_sql[];
 
+/* The witnesses' verified cosignatures (catalogue migration v13), one row
+ * per (size, witness key).  Unsealed: each row carries its own Ed25519
+ * signature, which is what an auditor checks, and nothing reads it to
+ * decide anything. */
+extern const char forward_cosign_schema_sql[];
+
 typedef struct forward_run_opts {
 	int patient;                    /* never give up on a batch (follow mode) */
 	volatile sig_atomic_t *stop;    /* may be NULL */
 	km_forward_progress_fn progress;
 	void *pctx;
-	EVP_PKEY *audit_pub;            /* the witness body's signed note; NULL: none */
+	EVP_PKEY *audit_pub;            /* checks a head before it goes to a witness as a
+	                                 * signed note; a witness sink needs it */
 } forward_run_opts;
 
 /* Deliver sink s from its cursor to the end of the log (webhook, file) or
- * post the newest signed tree head if it is newer than the cursor
- * (witness), then return.  origin is the log's origin line.  r is filled
+ * submit the newest signed tree head to the witness (add-checkpoint) if it
+ * is newer than the cursor, then return.  origin is the log's origin line.  r is filled
  * (name, counts, cursor, lag, status).  KM_EIO when the sink failed, its
  * message in e and r->error; KM_EBUSY if another forwarder moved the
- * cursor meanwhile; KM_EINTEGRITY if the log has a gap. */
+ * cursor meanwhile; KM_EINTEGRITY if the log has a gap, a witness's
+ * cosignature does not verify, or (r->alarm set) the witness holds a tree
+ * this log does not extend. */
 km_status forward_sink_run(sqlite3 *db, const char *origin, const km_sink *s,
                            const forward_run_opts *o, km_forward_sink_result *r, km_err *e);
 

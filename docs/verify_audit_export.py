@@ -18,7 +18,13 @@ outsiders"):
     the newest checkpoint; the inclusion proofs in proofs.json;
   * with --old-checkpoint FILE: a checkpoint the auditor kept from before
     is signed by the same key, and the exported log is consistent with it
-    (it only grew).
+    (it only grew);
+  * checkpoint.witnessed, when a witness cosigned: the audit key's signature
+    and its consistency proof to the newest checkpoint; with --witness-key
+    VKEY (the witness's signed-note verifier key NAME+KEYID+BASE64, type
+    0x04), its timestamped Ed25519 cosignature (c2sp.org/tlog-cosignature)
+    over "cosignature/v1\ntime T\n" + the checkpoint text, checked with
+    `openssl pkeyutl -verify -rawin`.
 
 Pass the audit public key you trust with --pubkey (from `keyward audit
 pubkey` at enrolment time); without it the key in the export is used and a
@@ -37,6 +43,8 @@ import tempfile
 
 EM_DASH = "\u2014"
 SIG_TYPE_ECDSA = 0x02
+SIG_TYPE_COSIGNATURE = 0x04
+ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 
 class Problems:
@@ -229,6 +237,62 @@ class Checkpoint:
         return True
 
 
+def parse_witness_key(vkey):
+    """NAME+KEYID+BASE64(0x04 || Ed25519 key) -> (name, key ID bytes, key)."""
+    try:
+        name, kid, key = vkey.strip().split("+", 2)
+        raw = base64.b64decode(key, validate=True)
+        kid_b = bytes.fromhex(kid)
+    except ValueError:
+        raise ValueError("--witness-key %r is not NAME+KEYID+BASE64" % vkey[:60])
+    if len(raw) != 33 or raw[0] != SIG_TYPE_COSIGNATURE or len(kid_b) != 4:
+        raise ValueError("--witness-key %s is not an Ed25519 cosignature key (type 0x04)" % name)
+    if hashlib.sha256(name.encode() + b"\n" + raw[:1] + raw[1:]).digest()[:4] != kid_b:
+        raise ValueError("--witness-key %s: the key ID does not match the name and key" % name)
+    return name, kid_b, raw[1:]
+
+
+def verify_cosignature(cp, name, kid, key, problems):
+    """The witness's cosignature lines on checkpoint cp: at least one, all valid."""
+    found = 0
+    with tempfile.TemporaryDirectory() as td:
+        pem = os.path.join(td, "w.pem")
+        with open(pem, "w") as f:
+            f.write("-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n"
+                    % base64.b64encode(ED25519_SPKI_PREFIX + key).decode())
+        for line in cp.sig_lines:
+            parts = line[2:].split(" ")
+            if len(parts) != 2 or parts[0] != name:
+                continue
+            try:
+                sig = base64.b64decode(parts[1], validate=True)
+            except ValueError:
+                problems.add("%s: a signature line of %s is not base64" % (cp.what, name))
+                return False
+            if sig[:4] != kid:
+                continue
+            found += 1
+            if len(sig) != 4 + 8 + 64:
+                problems.add("%s: the cosignature by %s is not a timestamped Ed25519 one" % (cp.what, name))
+                return False
+            t = int.from_bytes(sig[4:12], "big")
+            mf, sf = os.path.join(td, "msg"), os.path.join(td, "sig")
+            with open(mf, "wb") as f:
+                f.write(b"cosignature/v1\ntime %d\n" % t + cp.text)
+            with open(sf, "wb") as f:
+                f.write(sig[12:])
+            r = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pem, "-rawin",
+                                "-in", mf, "-sigfile", sf], capture_output=True)
+            if r.returncode != 0:
+                problems.add("%s (size %d): the cosignature by %s does not verify: the checkpoint or "
+                             "the cosignature was altered" % (cp.what, cp.size, name))
+                return False
+    if not found:
+        problems.add("%s carries no cosignature by %s (key ID %s)" % (cp.what, name, kid.hex()))
+        return False
+    return True
+
+
 def seq_later(f, seq):
     """Does a later line of f hold entry seq?  (Tells a reordering from a
     drop; reads the rest of the file.)"""
@@ -404,6 +468,42 @@ def check(args):
                 P.add("the start checkpoint (size %d) is not consistent with the checkpoint at size "
                       "%d: the log's history was rewritten in between" % (start.size, top.size))
 
+    # The checkpoint a witness cosigned, and its consistency proof.
+    witnessed = None
+    if os.path.isfile(path("checkpoint.witnessed")):
+        try:
+            witnessed = Checkpoint(path("checkpoint.witnessed"), "witnessed checkpoint")
+        except ValueError as e:
+            P.add(str(e))
+        if witnessed:
+            witnessed.verify(pub, key_id, P)
+            if witnessed.origin != top.origin:
+                P.add("witnessed checkpoint is from log %s, the export from %s"
+                      % (witnessed.origin, top.origin))
+            if witnessed.size > top.size:
+                P.add("witnessed checkpoint (size %d) is newer than the export's checkpoint (size %d)"
+                      % (witnessed.size, top.size))
+            elif witnessed.size not in cons:
+                P.add("proofs.json has no consistency proof from the witnessed checkpoint (size %d)"
+                      % witnessed.size)
+            elif not verify_consistency(witnessed.size, top.size, witnessed.root, top.root,
+                                        cons[witnessed.size]):
+                P.add("the witnessed checkpoint (size %d) is not consistent with the checkpoint at "
+                      "size %d: the log's history was rewritten after the witness saw it"
+                      % (witnessed.size, top.size))
+            for vk in args.witness_key or []:
+                try:
+                    verify_cosignature(witnessed, *parse_witness_key(vk), P)
+                except ValueError as e:
+                    P.add(str(e))
+            if not args.witness_key:
+                print("warning: checkpoint.witnessed has %d signature line(s) besides the audit "
+                      "key's; pass --witness-key to check the witness's cosignature"
+                      % (len(witnessed.sig_lines) - 1), file=sys.stderr)
+    elif args.witness_key:
+        P.add("--witness-key given, but the export has no checkpoint.witnessed (no witness "
+              "cosigned a checkpoint at or below size %d)" % top.size)
+
     # Inclusion proofs.
     for inc in proofs.get("inclusion", []):
         try:
@@ -441,9 +541,12 @@ def check(args):
                   "%d): the log's history was rewritten since that checkpoint (a fork)"
                   % (old.size, top.size))
     if not P.items:
-        print("ok: %s, entries %d..%d, checkpoint size %d, root %s%s"
+        print("ok: %s, entries %d..%d, checkpoint size %d, root %s%s%s"
               % (top.origin, first_seq, top.size, top.size, base64.b64encode(top.root).decode(),
-                 ", consistent with the old checkpoint at size %d" % old.size if old else ""))
+                 ", consistent with the old checkpoint at size %d" % old.size if old else "",
+                 ", cosigned at size %d by %s" % (witnessed.size, ", ".join(
+                     parse_witness_key(v)[0] for v in args.witness_key))
+                 if witnessed and args.witness_key else ""))
     return P
 
 
@@ -453,6 +556,9 @@ def main():
     ap.add_argument("--pubkey", help="the audit public key (PEM) you trust")
     ap.add_argument("--old-checkpoint", metavar="FILE",
                     help="a checkpoint you kept earlier: the export must be consistent with it")
+    ap.add_argument("--witness-key", metavar="VKEY", action="append",
+                    help="a witness's verifier key (NAME+KEYID+BASE64): checkpoint.witnessed "
+                         "must carry its valid cosignature (repeatable)")
     args = ap.parse_args()
     problems = check(args)
     for p in problems.items:

@@ -2114,6 +2114,7 @@ START_TEST(test_migration_backfills_nodes)
 	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
 	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
 	sql(db, "DROP TABLE audit_forward"); /* v10 */
+	sql(db, "DROP TABLE audit_cosignatures"); /* v13 */
 	sqlite3_close(db);
 
 	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);

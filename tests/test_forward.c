@@ -108,6 +108,12 @@ START_TEST(test_parse_refusals_name_the_field)
 		{"[{\"name\":\"a\",\"type\":\"syslog\"}]", "[0].type must be"},
 		{"[{\"name\":\"a\",\"type\":\"file\",\"path\":\"\"}]", "[0].path must be a non-empty string"},
 		{"[{\"name\":\"a\",\"type\":\"webhook\",\"url\":\"http://h/\",\"client_key\":\"k\"}]", "[0].client_key needs client_cert"},
+		{"[{\"name\":\"a\",\"type\":\"webhook\",\"url\":\"http://h/\",\"verifier_key\":\"x+00000000+AAAA\"}]",
+		 "[0].verifier_key applies to a witness sink only"},
+		{"[{\"name\":\"a\",\"type\":\"witness\",\"url\":\"http://h/\",\"verifier_key\":7}]",
+		 "[0].verifier_key: must be a string"},
+		{"[{\"name\":\"a\",\"type\":\"witness\",\"url\":\"http://h/\",\"verifier_key\":\"w+0000000g+AAAA\"}]",
+		 "[0].verifier_key: the key ID between the '+' signs must be 8 lower-case hex digits"},
 		{"[{\"name\":\"a\",\"type\":\"file\",\"path\":\"f\"},{\"name\":\"a\",\"type\":\"file\",\"path\":\"g\"}]",
 		 "[1].name \"a\" is already the name of sink 0"},
 	};

@@ -120,10 +120,11 @@ km_status ui_cmd_audit_export(ui_cli *cli, const ui_args *a, km_err *e)
 	if ((st = km_audit_export(cli->ctx, a->pos[0], ui_arg(a, "since"), from_size, &r, e)) != KM_OK)
 		return st;
 	if (cli->json)
-		return ui_json_print(json_pack("{s:s,s:I,s:I,s:I,s:I}", "dir", a->pos[0], "first_seq",
+		return ui_json_print(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "dir", a->pos[0], "first_seq",
 		                               (json_int_t)r.first_seq, "last_seq", (json_int_t)r.last_seq,
 		                               "events", (json_int_t)r.events, "start_size",
-		                               (json_int_t)r.start_size),
+		                               (json_int_t)r.start_size, "witnessed_size",
+		                               (json_int_t)r.witnessed_size),
 		                     e);
 	if (r.events)
 		ui_print_line("exported entries %" PRIu64 "..%" PRIu64 " (%" PRIu64 " events) to %s", r.first_seq,
@@ -135,6 +136,8 @@ km_status ui_cmd_audit_export(ui_cli *cli, const ui_args *a, km_err *e)
 		              r.last_seq, r.start_size);
 	else
 		ui_print_line("checkpoint: size %" PRIu64, r.last_seq);
+	if (r.witnessed_size)
+		ui_print_line("cosigned by a witness: size %" PRIu64 " (checkpoint.witnessed)", r.witnessed_size);
 	ui_print_line("check it anywhere: python3 verify_audit_export.py %s", a->pos[0]);
 	return KM_OK;
 }

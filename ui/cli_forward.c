@@ -68,6 +68,12 @@ km_status ui_cmd_audit_forward(ui_cli *cli, const ui_args *a, km_err *e)
 			                      "retries", (json_int_t)r->retries,
 			                      "retry_after_waits", (json_int_t)r->retry_after_waits,
 			                      "cursor", (json_int_t)r->cursor, "lag", (json_int_t)r->lag);
+			if (r->kind == KM_SINK_WITNESS) {
+				json_object_set_new(j, "conflicts", json_integer((json_int_t)r->conflicts));
+				json_object_set_new(j, "cosignatures", json_integer((json_int_t)r->cosignatures));
+				json_object_set_new(j, "witness_size", json_integer((json_int_t)r->witness_size));
+				json_object_set_new(j, "alarm", json_boolean(r->alarm));
+			}
 			json_object_set_new(j, "error", r->status ? ui_json_text(r->error) : json_null());
 			json_array_append_new(arr, j);
 		}
@@ -80,7 +86,7 @@ km_status ui_cmd_audit_forward(ui_cli *cli, const ui_args *a, km_err *e)
 			printf("%-16s %-8s delivered %" PRIu64 " in %" PRIu64 " batches, %" PRIu64
 			       " retries; cursor %" PRIu64 ", lag %" PRIu64 "%s\n", r->name,
 			       km_sink_kind_name(r->kind), r->delivered, r->batches, r->retries, r->cursor,
-			       r->lag, r->status ? " (FAILED)" : "");
+			       r->lag, r->alarm ? " (ALARM)" : r->status ? " (FAILED)" : "");
 		}
 	}
 	return fst;

@@ -24,7 +24,6 @@ Paths:
              one delivered without knowing it (it will be sent again)
   /down      always 503
   /reject    always 400
-  /witness   a checkpoint: its JSON is appended to DIR/checkpoints
 """
 import hashlib
 import hmac
@@ -79,9 +78,6 @@ class Handler(BaseHTTPRequestHandler):
             if not hmac.compare_digest(want, self.headers.get("X-Keyward-Signature", "")):
                 return self.answer(401)
         path = self.path
-        if path == "/witness":
-            log("checkpoints", body.decode() + "\n")
-            return self.answer(200)
         try:
             batch = json.loads(body)
             first, last = batch["first_seq"], batch["last_seq"]
