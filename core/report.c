@@ -38,7 +38,24 @@ typedef struct rep {
 	json_t *cited;             /* control id -> array of seqs */
 	km_status st;
 	km_err *e;
+	const km_report_opts *o;
+	int cancelled;             /* the progress callback asked to stop */
 } rep;
+
+static const char *const phase_names[KM_REPORT_PHASES] = {"aggregates", "verification", "proofs", "rendering"};
+
+const char *km_report_phase_name(km_report_phase p)
+{
+	return (unsigned)p < KM_REPORT_PHASES ? phase_names[p] : "?";
+}
+
+/* Progress to the caller; KM_EBUSY once it asks to stop. */
+static km_status tell(rep *r, km_report_phase ph, uint64_t done, uint64_t total)
+{
+	if (r->o->progress && !r->cancelled && r->o->progress(r->o->pctx, ph, done, total))
+		r->cancelled = 1;
+	return r->cancelled ? km_fail(r->e, KM_EBUSY, "report cancelled") : KM_OK;
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -590,10 +607,17 @@ static km_status anomalies(rep *r)
 
 /* ---------------------------------------------------- verification, map */
 
-static km_status verification(rep *r, const km_report_opts *o, km_audit_checkpoint *cp, int *have_cp)
+static int verify_progress(void *c, uint64_t checked, uint64_t total)
+{
+	return tell(c, KM_REPORT_VERIFICATION, checked, total) != KM_OK;
+}
+
+static km_status verification(rep *r, km_audit_checkpoint *cp, int *have_cp)
 {
 	audit_verify_result vr;
-	km_status st = km_audit_verify(r->ctx, o->progress, o->pctx, &vr, r->e);
+	km_status st = km_audit_verify(r->ctx, verify_progress, r, &vr, r->e);
+	if (st && r->cancelled)
+		return km_fail(r->e, KM_EBUSY, "report cancelled");
 	if (st)
 		return st;
 	char rh[2 * AUDIT_HASH_BYTES + 1];
@@ -677,7 +701,10 @@ static km_status control_map(rep *r, const km_audit_checkpoint *cp, int have_cp)
 	json_t *proofs = json_object();
 	json_object_set_new(r->doc, "proofs", proofs);
 	km_status st = KM_OK;
-	for (size_t i = 0; i < sizeof controls / sizeof controls[0] && !st; i++) {
+	const size_t nc = sizeof controls / sizeof controls[0];
+	for (size_t i = 0; i < nc && !st; i++) {
+		if ((st = tell(r, KM_REPORT_PROOFS, i, nc)))
+			break;
 		const struct control *c = &controls[i];
 		json_t *seqs = json_object_get(r->cited, c->id);
 		size_t n = json_array_size(seqs);
@@ -722,6 +749,8 @@ static km_status control_map(rep *r, const km_audit_checkpoint *cp, int have_cp)
 			free(p);
 		}
 	}
+	if (!st)
+		st = tell(r, KM_REPORT_PROOFS, nc, nc);
 	return st;
 }
 
@@ -760,7 +789,7 @@ static km_status report_impl(km_ctx *ctx, const km_report_opts *o, json_t **out,
 		return km_fail(e, KM_EUSAGE, "--from must be before --to (the period is empty)");
 	int redact = !km_role_need_to_know(view);
 	rep r = {.ctx = ctx, .ps = km_pseudonyms_new(ctx, redact), .doc = json_object(), .cited = json_object(),
-	         .e = e};
+	         .e = e, .o = o};
 	if (!r.ps || !r.doc || !r.cited) {
 		km_pseudonyms_free(r.ps);
 		json_decref(r.doc);
@@ -785,17 +814,21 @@ static km_status report_impl(km_ctx *ctx, const km_report_opts *o, json_t **out,
 	if (!cp)
 		st = km_fail(e, KM_ENOMEM, "out of memory for the report");
 	if (!st)
+		st = tell(&r, KM_REPORT_AGGREGATES, 0, 5);
+	if (!st)
 		st = inventory(&r);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 1, 5)))
 		st = lifecycle(&r);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 2, 5)))
 		st = approvals(&r, from, to);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 3, 5)))
 		st = access(&r);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 4, 5)))
 		st = anomalies(&r);
 	if (!st)
-		st = verification(&r, o, cp, &have_cp);
+		st = tell(&r, KM_REPORT_AGGREGATES, 5, 5);
+	if (!st)
+		st = verification(&r, cp, &have_cp);
 	if (!st)
 		st = control_map(&r, cp, have_cp);
 	if (!st && r.st)
