@@ -188,7 +188,7 @@ START_TEST(progress_phases_and_cancel)
 	ck_assert_msg(km_report(ctx, &o, &doc, &e) == KM_OK, "%s", e.msg);
 	json_decref(doc);
 	ck_assert(l.order_ok);
-	ck_assert_int_ge(l.seen[KM_REPORT_AGGREGATES], 6);
+	ck_assert_int_ge(l.seen[KM_REPORT_AGGREGATES], 5);
 	ck_assert_int_ge(l.seen[KM_REPORT_VERIFICATION], 1);
 	ck_assert_int_ge(l.seen[KM_REPORT_PROOFS], 2);
 	ck_assert_int_eq(l.seen[KM_REPORT_RENDERING], 0);

@@ -21,6 +21,7 @@ ok report --from 2020-01-01 --to "$T0" --format json
 cp "$OUT" "$W/r.json"
 q "SELECT seq, time, action, outcome, object, hex(leaf_hash), json_extract(json, '\$.details.kind') FROM audit_events" >"$W/events.txt"
 q "SELECT name, cur_state, cur_version FROM keys" >"$W/keys.txt"
+q "SELECT actor, object, action, outcome, time FROM audit_events" >"$W/use.txt"
 q "SELECT id, created FROM requests" >"$W/requests.txt"
 q "SELECT request_id, approver FROM approvals" >"$W/approvals.txt"
 python3 - "$W" "$T0" <<'EOF' || fail "the JSON report disagrees with the database"
@@ -62,6 +63,15 @@ prot = sum(e["action"] == "protect" and e["outcome"] == "ok" for e in ev)
 assert sum(a["count"] for a in d["access_by_actor"] if a["action"] == "protect" and a["outcome"] == "ok") == prot
 assert sum(k["protect"] for k in d["access_by_key"]) == prot
 den = sum(e["outcome"] == "denied" for e in ev)
+# key use: every (actor, object, action, outcome) group and its count, as SQL's GROUP BY
+use = collections.Counter()
+for l in open(w + "/use.txt"):
+    actor, obj, action, outcome, time = l.rstrip("\n").split("|")
+    if "2020-01-01" <= time < hi and (action in ("protect", "unprotect", "unprotect.override") or outcome == "denied"):
+        use[(actor, obj, action, outcome)] += 1
+got = {(a["actor"], a["object"], a["action"], a["outcome"]): a["count"] for a in d["access_by_actor"]}
+assert got == dict(use), (sorted(set(got.items()) ^ set(use.items())))[:10]
+assert list(got) == sorted(got), "key use is not in (actor, object, action, outcome) order"
 assert d["summary"]["denials"] == den and den > 0
 assert d["summary"]["anomalies"] == sum(e["action"].startswith("anomaly") for e in ev)
 ids = [c["control"] for c in d["controls"]]
