@@ -573,6 +573,11 @@ typedef struct use_acc {
 	json_t *days;       /* "YYYY-MM-DD" -> count */
 	uint64_t visited;   /* entries seen (all proven) */
 	int oom;
+	/* the log is in time order and runs of one kind are long: the last
+	 * day's counter and the last group, checked before any lookup */
+	char last_day[16];
+	json_t *last_day_count;
+	size_t last_group;  /* + 1; 0: none */
 } use_acc;
 
 /* A member's text as a C string: copied, or decoded when it has escapes. */
@@ -596,16 +601,38 @@ static char *span_str(const span *s, char *buf, size_t cap)
 static void count_day(use_acc *u, const char *time)
 {
 	char day[16];
-	snprintf(day, sizeof day, "%.10s", time);
-	json_t *c = json_object_get(u->days, day);
-	if (c)
-		json_integer_set(c, json_integer_value(c) + 1);
-	else if (json_object_set_new(u->days, day, json_integer(1)))
-		u->oom = 1;
+	size_t n = strnlen(time, 10);
+	memcpy(day, time, n);
+	day[n] = '\0';
+	json_t *c = u->last_day_count && strcmp(day, u->last_day) == 0 ? u->last_day_count
+	                                                                : json_object_get(u->days, day);
+	if (!c) {
+		if (json_object_set_new(u->days, day, json_integer(0)) || !(c = json_object_get(u->days, day))) {
+			u->oom = 1;
+			return;
+		}
+	}
+	json_integer_set(c, json_integer_value(c) + 1);
+	memcpy(u->last_day, day, n + 1);
+	u->last_day_count = c;
+}
+
+static int field_cmp(const char *a, const char *b);
+
+static int same_group(const use_group *g, char *const v[4])
+{
+	for (int i = 0; i < 4; i++)
+		if (field_cmp(g->f[i], v[i]) != 0)
+			return 0;
+	return 1;
 }
 
 static void count_use(use_acc *u, char *const v[4], uint64_t seq)
 {
+	if (u->last_group && same_group(&u->g[u->last_group - 1], v)) {
+		u->g[u->last_group - 1].count++;
+		return;
+	}
 	/* the key: each field length-prefixed, "-" for absent */
 	char key[4 * (KM_REPORT_FIELD_MAX + 8)];
 	size_t o = 0;
@@ -614,8 +641,8 @@ static void count_use(use_acc *u, char *const v[4], uint64_t seq)
 		                      v[i] ? v[i] : "");
 	json_t *at = json_object_get(u->index, key);
 	if (at) {
-		use_group *g = &u->g[json_integer_value(at)];
-		g->count++;
+		u->last_group = (size_t)json_integer_value(at) + 1;
+		u->g[u->last_group - 1].count++;
 		return;
 	}
 	if (u->n == u->cap) {
@@ -637,7 +664,7 @@ static void count_use(use_acc *u, char *const v[4], uint64_t seq)
 	g->min_seq = (int64_t)seq;
 	if (json_object_set_new(u->index, key, json_integer((json_int_t)u->n)))
 		u->oom = 1;
-	u->n++;
+	u->last_group = ++u->n;
 }
 
 /* The verification's visitor: the same filter as
