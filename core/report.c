@@ -482,17 +482,27 @@ enum { EF_ACTION, EF_ACTOR, EF_OBJECT, EF_OUTCOME, EF_TIME, EF_COUNT };
  * and actions are shorter; a longer one is cut here, grouped by its head). */
 #define KM_REPORT_FIELD_MAX 512
 static const char *const ef_names[EF_COUNT] = {"action", "actor", "object", "outcome", "time"};
+static const size_t ef_lens[EF_COUNT] = {6, 5, 6, 7, 4};
 
 /* p at a '"': past the closing one (NULL if none); *escaped if a backslash. */
 static const char *skip_string(const char *p, const char *end, int *escaped)
 {
-	for (p++; p < end; p++) {
-		if (*p == '\\') {
+	for (p++; p < end;) {
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		if (!q)
+			return NULL;
+		if (memchr(p, '\\', (size_t)(q - p))) {
+			/* escapes: step through them to find the real end */
 			*escaped = 1;
-			p++;
-		} else if (*p == '"') {
-			return p + 1;
+			for (; p < end; p++) {
+				if (*p == '\\')
+					p++;
+				else if (*p == '"')
+					return p + 1;
+			}
+			return NULL;
 		}
+		return q + 1;
 	}
 	return NULL;
 }
@@ -541,7 +551,7 @@ static int event_fields(const char *t, size_t n, span f[EF_COUNT])
 		size_t kn = (size_t)(ke - 1 - k);
 		int which = -1;
 		for (int i = 0; i < EF_COUNT && !kesc; i++)
-			if (strlen(ef_names[i]) == kn && memcmp(ef_names[i], k, kn) == 0)
+			if (ef_lens[i] == kn && memcmp(ef_names[i], k, kn) == 0)
 				which = i;
 		p = ke + 1;
 		if (which >= 0 && p < end && *p == '"') {

@@ -11,6 +11,10 @@ source "$(dirname "$0")/cli_lib.sh"
 kw_setup
 kw_init_demo
 ok key create features/report-test --tag owner=zz-report-owner-team
+# a denial whose object the log stores with escapes (quote, backslash,
+# \u00e9): key use is counted from the event text, which must decode them
+kw --user svc-scoring-api key show 'features/q"u\ote é' && fail "a service read a key"
+grep -qF "not allowed" "$ERR" || fail "the service's read was not refused: $(cat "$ERR")"
 sleep 1
 T0=$(date -u +%Y-%m-%dT%H:%M:%SZ) # every event above is before T0, every later one at or after it
 sleep 1
@@ -71,7 +75,8 @@ for l in open(w + "/use.txt"):
         use[(actor, obj, action, outcome)] += 1
 got = {(a["actor"], a["object"], a["action"], a["outcome"]): a["count"] for a in d["access_by_actor"]}
 assert got == dict(use), (sorted(set(got.items()) ^ set(use.items())))[:10]
-assert list(got) == sorted(got), "key use is not in (actor, object, action, outcome) order"
+assert list(got) == sorted(got, key=lambda g: tuple(x.encode() for x in g)), "key use is not in (actor, object, action, outcome) order"
+assert ("svc-scoring-api", 'key:features/q"u\\ote \u00e9', "key.read", "denied") in got, "the escaped denial is not counted"
 assert d["summary"]["denials"] == den and den > 0
 assert d["summary"]["anomalies"] == sum(e["action"].startswith("anomaly") for e in ev)
 ids = [c["control"] for c in d["controls"]]
