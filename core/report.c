@@ -1,12 +1,12 @@
 /*
  * report.c — the auditor report (report.h).
  *
- * Cost: the period's events are read by three index-driven aggregate
- * queries (per day from the time index alone; key use grouped by actor,
- * object, action and outcome; the few life-cycle actions through the
- * action index), never loaded into memory; the inventory, approvals and
- * proofs are small.  The full verification is the one pass over the whole
- * log (docs/audit.md, Performance).
+ * Cost: one pass over the whole log, the verification's, which also
+ * counts key use and events per day from the entries it proves (a
+ * visitor: km_audit_verify_visit); the few life-cycle actions and the
+ * anomalies come through the action index; the inventory, approvals and
+ * proofs are small.  Nothing is loaded into memory but the groups and
+ * days counted (docs/audit.md, "Reports for auditors", Cost).
  *
  * Redaction happens while the document is built (pseudonym.h), so no
  * renderer ever holds a hidden name.

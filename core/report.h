@@ -17,11 +17,15 @@
  *                 (km_request_verify)
  *   compromises, destructions   the events in the period
  *   access_by_actor, access_by_key   key use (protect, unprotect,
- *                 override) and denials, counted
+ *                 override) and denials, counted from the entries the
+ *                 verification proves, in its pass (so, with a damaged
+ *                 log, only up to the first bad entry)
  *   anomalies     events whose action is "anomaly" (or starts with it),
  *                 with their rule, subject and evidence
- *   events_per_day
- *   verification  a full audit_verify now, and the newest checkpoint
+ *   events_per_day  counted as key use is
+ *   verification  a full audit_verify now, and the newest checkpoint;
+ *                 counts_from says in words what the counts rest on,
+ *                 counted_entries how many entries they saw
  *   controls      PCI DSS v4 3.6.1 and 3.7.1-3.7.9, NIST SP 800-57
  *                 cryptoperiod and state rules, each with the events of
  *                 the period that evidence it (at most
