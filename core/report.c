@@ -754,7 +754,8 @@ static km_status access(rep *r, use_acc *u)
 	json_t *by_actor = section(r, "access_by_actor");
 	json_t *keys = json_object(); /* key -> {protect, unprotect, override, denied, actors{}} */
 	uint64_t denials = 0;
-	qsort(u->g, u->n, sizeof *u->g, group_cmp);
+	if (u->n)
+		qsort(u->g, u->n, sizeof *u->g, group_cmp);
 	for (size_t gi = 0; gi < u->n; gi++) {
 		const char *actor = u->g[gi].f[0];
 		const char *object = u->g[gi].f[1];
