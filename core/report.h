@@ -61,8 +61,9 @@
  * end's (the document is rendered outside the core); it reports it through
  * the same callback so one progress display covers the whole report. */
 typedef enum km_report_phase {
-	KM_REPORT_AGGREGATES,            /* inventory, life cycle, approvals, access, anomalies */
-	KM_REPORT_VERIFICATION,          /* the audit log verified (done/total: entries) */
+	KM_REPORT_AGGREGATES,            /* inventory, life cycle, approvals, anomalies */
+	KM_REPORT_VERIFICATION,          /* the log verified, key use and per day counted
+	                                  * in the same pass (done/total: entries) */
 	KM_REPORT_PROOFS,                /* inclusion proofs of the cited events */
 	KM_REPORT_RENDERING,             /* JSON, CSV or HTML written (the front end's) */
 	KM_REPORT_PHASES
