@@ -30,9 +30,17 @@ screen | grep -qF "$today" || fail "the form's To is not today ($today)"
 screen | grep -qF "html" || fail "the form's format is not html by default"
 # From, To, Format, Role, Output: ^U clears a field
 keys C-u "2000-01-01" Tab C-u "$to" Tab C-u "json" Tab "auditor" Tab "console.json" Enter
-wait_for "Report: " 10
-screen | grep -E "Report: (aggregates|verification|proofs|rendering) \(phase [1-4] of 4\) +[0-9]+%" >/dev/null ||
-	fail "no phase and percent on the progress line"
+# one capture per look, so the line checked is the line seen while it runs
+seen=0
+for _ in $(seq 1 100); do
+	if screen | grep -qE "Report: (aggregates|verification|proofs|rendering) \(phase [1-4] of 4\) +[0-9]+%"; then
+		seen=1
+		break
+	fi
+	screen | grep -qF "Report written" && break
+	sleep 0.1
+done
+[ $seen = 1 ] || fail "no phase and percent on the progress line while the report ran"
 wait_for "Report written" 30
 screen | grep -qF "report written: $out/console.json" || fail "the message line does not say where the file is"
 [ -s "$out/console.json" ] || fail "no file at $out/console.json"
