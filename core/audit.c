@@ -1449,6 +1449,8 @@ typedef struct vstate {
 	km_status err;      /* verification itself broke */
 	km_err err_msg;
 	audit_verify_result *r;
+	audit_visit_fn visit; /* every proven entry, or NULL */
+	void *visit_ctx;
 } vstate;
 
 __attribute__((format(printf, 3, 4)))
@@ -1827,6 +1829,8 @@ static void batch_run(vstate *v, const vbatch *b)
 		if (it->kind == ITEM_ENTRY) {
 			v_entry(v, it->num, b->arena + it->off, it->len, it->hash, it->hash_len,
 			        it->leaf_done ? it->leaf : NULL);
+			if (v->visit && !v->failed && v->err == KM_OK)
+				v->visit(v->visit_ctx, (uint64_t)it->num, b->arena + it->off, it->len);
 			for (unsigned j = 0; j < it->node_count && !v->failed && v->err == KM_OK; j++)
 				v_node(v, &b->node[it->node_first + j]);
 		} else
@@ -2155,6 +2159,13 @@ km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a,
                        audit_progress_fn progress, void *pctx,
                        audit_verify_result *r, km_err *e)
 {
+	return audit_verify_visit(db, pub, a, progress, pctx, NULL, NULL, r, e);
+}
+
+km_status audit_verify_visit(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a,
+                             audit_progress_fn progress, void *pctx, audit_visit_fn visit,
+                             void *vctx, audit_verify_result *r, km_err *e)
+{
 	vpipe *p = NULL;
 	vstate v;
 	pthread_t thread;
@@ -2173,6 +2184,8 @@ km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a,
 		return s;
 	v.r = r;
 	v.pub = pub;
+	v.visit = visit;
+	v.visit_ctx = vctx;
 	v.anchor = a && a->have ? a : NULL;
 	merkle_frontier_init(&v.f);
 	/* max(seq) is one b-tree descent; count(*) would scan an index, so it

@@ -253,6 +253,12 @@ km_status audit_verify(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a,
                        audit_progress_fn progress, void *pctx,
                        audit_verify_result *r, km_err *e);
 
+/* audit_verify, and visit (may be NULL) is called with every entry once it
+ * is proven, in seq order; after a problem no further entry is visited. */
+km_status audit_verify_visit(sqlite3 *db, EVP_PKEY *pub, const audit_anchor *a,
+                             audit_progress_fn progress, void *pctx, audit_visit_fn visit,
+                             void *vctx, audit_verify_result *r, km_err *e);
+
 /* Verify one entry: its text is canonical (re-serialised by Jansson) and its
  * own "seq" matches, its leaf hash matches the text, it is included in the
  * newest signed tree head (inclusion proof from the stored nodes), that

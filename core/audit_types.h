@@ -90,4 +90,11 @@ typedef struct audit_verify_result {
  * cancels (audit_verify then returns KM_EBUSY, "verification cancelled"). */
 typedef int (*audit_progress_fn)(void *ctx, uint64_t checked, uint64_t total);
 
+/* Called by verification for every entry it has just proven (leaf hash
+ * recomputed from text and matched; text in keyward's canonical form), in
+ * seq order, on the thread that checks: text is the stored event, not
+ * NUL-terminated, valid only during the call.  Lets one pass over the log
+ * both verify it and compute what a caller needs from the same bytes. */
+typedef void (*audit_visit_fn)(void *ctx, uint64_t seq, const char *text, size_t len);
+
 #endif

@@ -86,8 +86,8 @@ km_status km_audit_verify_start(km_ctx *ctx, km_verify_job **job, km_err *e)
 	return km_op_end(ctx, audit_verify_start_impl(ctx, job, e), e);
 }
 
-km_status km_audit_verify_run(km_verify_job *job, audit_progress_fn progress, void *pctx,
-                              audit_verify_result *r, km_err *e)
+static km_status verify_run(km_verify_job *job, audit_progress_fn progress, void *pctx, audit_visit_fn visit,
+                            void *vctx, audit_verify_result *r, km_err *e)
 {
 	sqlite3 *db = NULL;
 	/* Its own connection, inside one read transaction: a consistent
@@ -98,11 +98,17 @@ km_status km_audit_verify_run(km_verify_job *job, audit_progress_fn progress, vo
 	if (!(st = km_db_exec(db, "BEGIN", e))) {
 		/* The anchor was read before this snapshot began (in start):
 		 * a commit in between only makes the log longer than it. */
-		st = audit_verify(db, job->pub, &job->anchor, progress, pctx, r, e);
+		st = audit_verify_visit(db, job->pub, &job->anchor, progress, pctx, visit, vctx, r, e);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
 	return st;
+}
+
+km_status km_audit_verify_run(km_verify_job *job, audit_progress_fn progress, void *pctx,
+                              audit_verify_result *r, km_err *e)
+{
+	return verify_run(job, progress, pctx, NULL, NULL, r, e);
 }
 
 void km_audit_verify_abandon(km_verify_job *job)
@@ -122,11 +128,17 @@ km_status km_audit_verify_finish(km_ctx *ctx, km_verify_job *job, const audit_ve
 km_status km_audit_verify(km_ctx *ctx, audit_progress_fn progress, void *pctx,
                           audit_verify_result *r, km_err *e)
 {
+	return km_audit_verify_visit(ctx, progress, pctx, NULL, NULL, r, e);
+}
+
+km_status km_audit_verify_visit(km_ctx *ctx, audit_progress_fn progress, void *pctx, audit_visit_fn visit,
+                                void *vctx, audit_verify_result *r, km_err *e)
+{
 	km_verify_job *job;
 	km_status st = km_audit_verify_start(ctx, &job, e);
 	if (st)
 		return st;
-	if ((st = km_audit_verify_run(job, progress, pctx, r, e))) {
+	if ((st = verify_run(job, progress, pctx, visit, vctx, r, e))) {
 		km_audit_verify_abandon(job);
 		return st;
 	}

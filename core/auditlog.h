@@ -35,6 +35,13 @@ void km_audit_verify_abandon(km_verify_job *job);
 km_status km_audit_verify(km_ctx *ctx, audit_progress_fn progress, void *pctx,
                           audit_verify_result *r, km_err *e);
 
+/* km_audit_verify, and visit (may be NULL) sees every entry once it is
+ * proven (audit_types.h), on the verifier's checking thread: one pass over
+ * the log both verifies it and feeds the caller (the auditor report's
+ * counts), so the caller's figures come from the bytes just verified. */
+km_status km_audit_verify_visit(km_ctx *ctx, audit_progress_fn progress, void *pctx, audit_visit_fn visit,
+                                void *vctx, audit_verify_result *r, km_err *e);
+
 /* One entry: its leaf hash, its inclusion in the newest signed tree head
  * and that head's signature. */
 km_status km_audit_verify_entry(km_ctx *ctx, uint64_t seq, audit_verify_result *r,

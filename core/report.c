@@ -1,12 +1,12 @@
 /*
  * report.c — the auditor report (report.h).
  *
- * Cost: the period's events are read by three index-driven aggregate
- * queries (per day from the time index alone; key use grouped by actor,
- * object, action and outcome; the few life-cycle actions through the
- * action index), never loaded into memory; the inventory, approvals and
- * proofs are small.  The full verification is the one pass over the whole
- * log (docs/audit.md, Performance).
+ * Cost: one pass over the whole log, the verification's, which also
+ * counts key use and events per day from the entries it proves (a
+ * visitor: km_audit_verify_visit); the few life-cycle actions and the
+ * anomalies come through the action index; the inventory, approvals and
+ * proofs are small.  Nothing is loaded into memory but the groups and
+ * days counted (docs/audit.md, "Reports for auditors", Cost).
  *
  * Redaction happens while the document is built (pseudonym.h), so no
  * renderer ever holds a hidden name.
@@ -38,7 +38,24 @@ typedef struct rep {
 	json_t *cited;             /* control id -> array of seqs */
 	km_status st;
 	km_err *e;
+	const km_report_opts *o;
+	int cancelled;             /* the progress callback asked to stop */
 } rep;
+
+static const char *const phase_names[KM_REPORT_PHASES] = {"aggregates", "verification", "proofs", "rendering"};
+
+const char *km_report_phase_name(km_report_phase p)
+{
+	return (unsigned)p < KM_REPORT_PHASES ? phase_names[p] : "?";
+}
+
+/* Progress to the caller; KM_EBUSY once it asks to stop. */
+static km_status tell(rep *r, km_report_phase ph, uint64_t done, uint64_t total)
+{
+	if (r->o->progress && !r->cancelled && r->o->progress(r->o->pctx, ph, done, total))
+		r->cancelled = 1;
+	return r->cancelled ? km_fail(r->e, KM_EBUSY, "report cancelled") : KM_OK;
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -445,30 +462,306 @@ static km_status approvals(rep *r, int64_t from_ms, int64_t to_ms)
 	return st ? st : r->st;
 }
 
-/* ---------------------------------------------------------------- access */
+/* ------------------------------------------------- key use, per day */
 
-static km_status access(rep *r)
+/* Key use and events per day are counted from the entries the verification
+ * proves, in its one pass over the log (km_audit_verify_visit): the log is
+ * read once, not once to verify and again (through the JSON of every row,
+ * which the generated columns re-parse) to count, and the counts come from
+ * the very bytes that were proven. */
+
+/* A top-level string member of an event: where its text is in the entry. */
+typedef struct span {
+	const char *p;
+	size_t n;
+	int present, escaped;
+} span;
+
+enum { EF_ACTION, EF_ACTOR, EF_OBJECT, EF_OUTCOME, EF_TIME, EF_COUNT };
+/* Longest member kept whole (the writer caps objects at 200 bytes, names
+ * and actions are shorter; a longer one is cut here, grouped by its head). */
+#define KM_REPORT_FIELD_MAX 512
+static const char *const ef_names[EF_COUNT] = {"action", "actor", "object", "outcome", "time"};
+static const size_t ef_lens[EF_COUNT] = {6, 5, 6, 7, 4};
+
+/* p at a '"': past the closing one (NULL if none); *escaped if a backslash. */
+static const char *skip_string(const char *p, const char *end, int *escaped)
 {
-	sqlite3 *db = km_db(r->ctx);
+	for (p++; p < end;) {
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		if (!q)
+			return NULL;
+		if (memchr(p, '\\', (size_t)(q - p))) {
+			/* escapes: step through them to find the real end */
+			*escaped = 1;
+			for (; p < end; p++) {
+				if (*p == '\\')
+					p++;
+				else if (*p == '"')
+					return p + 1;
+			}
+			return NULL;
+		}
+		return q + 1;
+	}
+	return NULL;
+}
+
+static const char *skip_value(const char *p, const char *end)
+{
+	int ig = 0, depth = 0;
+	while (p && p < end) {
+		if (*p == '"') {
+			p = skip_string(p, end, &ig);
+			if (depth == 0)
+				return p;
+			continue;
+		}
+		if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (depth == 0)
+				return p;
+			if (--depth == 0)
+				return p + 1;
+		} else if (depth == 0 && *p == ',') {
+			return p;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+/* The members of the event's top-level object (the canonical form: compact,
+ * so no whitespace); 0 if it is not that shape. */
+static int event_fields(const char *t, size_t n, span f[EF_COUNT])
+{
+	const char *p = t, *end = t + n;
+	memset(f, 0, sizeof(span) * EF_COUNT);
+	if (n < 2 || *p != '{')
+		return 0;
+	p++;
+	while (p < end && *p != '}') {
+		int kesc = 0;
+		if (*p != '"')
+			return 0;
+		const char *k = p + 1, *ke = skip_string(p, end, &kesc);
+		if (!ke || ke >= end || *ke != ':')
+			return 0;
+		size_t kn = (size_t)(ke - 1 - k);
+		int which = -1;
+		for (int i = 0; i < EF_COUNT && !kesc; i++)
+			if (ef_lens[i] == kn && memcmp(ef_names[i], k, kn) == 0)
+				which = i;
+		p = ke + 1;
+		if (which >= 0 && p < end && *p == '"') {
+			int esc = 0;
+			const char *ve = skip_string(p, end, &esc);
+			if (!ve)
+				return 0;
+			f[which] = (span){p + 1, (size_t)(ve - 1 - (p + 1)), 1, esc};
+			p = ve;
+		} else if (!(p = skip_value(p, end))) {
+			return 0;
+		}
+		if (p < end && *p == ',')
+			p++;
+	}
+	return p < end;
+}
+
+typedef struct use_group {
+	char *f[4]; /* actor, object, action, outcome; NULL: absent (as SQL NULL) */
+	int64_t count, min_seq;
+} use_group;
+
+typedef struct use_acc {
+	char from[32], to[32];
+	json_t *index;      /* group key -> position in g */
+	use_group *g;
+	size_t n, cap;
+	json_t *days;       /* "YYYY-MM-DD" -> count */
+	uint64_t visited;   /* entries seen (all proven) */
+	int oom;
+	/* the log is in time order and runs of one kind are long: the last
+	 * day's counter and the last group, checked before any lookup */
+	char last_day[16];
+	json_t *last_day_count;
+	size_t last_group;  /* + 1; 0: none */
+} use_acc;
+
+/* A member's text as a C string: copied, or decoded when it has escapes. */
+static char *span_str(const span *s, char *buf, size_t cap)
+{
+	if (!s->present)
+		return NULL;
+	if (!s->escaped && s->n < cap) {
+		memcpy(buf, s->p, s->n);
+		buf[s->n] = '\0';
+		return buf;
+	}
+	json_t *j = json_loadb(s->p - 1, s->n + 2, JSON_DECODE_ANY, NULL);
+	const char *v = json_string_value(j);
+	if (v)
+		snprintf(buf, cap, "%s", v);
+	json_decref(j);
+	return v ? buf : NULL;
+}
+
+static void count_day(use_acc *u, const char *time)
+{
+	char day[16];
+	size_t n = strnlen(time, 10);
+	memcpy(day, time, n);
+	day[n] = '\0';
+	json_t *c = u->last_day_count && strcmp(day, u->last_day) == 0 ? u->last_day_count
+	                                                                : json_object_get(u->days, day);
+	if (!c) {
+		if (json_object_set_new(u->days, day, json_integer(0)) || !(c = json_object_get(u->days, day))) {
+			u->oom = 1;
+			return;
+		}
+	}
+	json_integer_set(c, json_integer_value(c) + 1);
+	memcpy(u->last_day, day, n + 1);
+	u->last_day_count = c;
+}
+
+static int field_cmp(const char *a, const char *b);
+
+static int same_group(const use_group *g, char *const v[4])
+{
+	for (int i = 0; i < 4; i++)
+		if (field_cmp(g->f[i], v[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static void count_use(use_acc *u, char *const v[4], uint64_t seq)
+{
+	if (u->last_group && same_group(&u->g[u->last_group - 1], v)) {
+		u->g[u->last_group - 1].count++;
+		return;
+	}
+	/* the key: each field length-prefixed, "-" for absent */
+	char key[4 * (KM_REPORT_FIELD_MAX + 8)];
+	size_t o = 0;
+	for (int i = 0; i < 4; i++)
+		o += (size_t)snprintf(key + o, sizeof key - o, v[i] ? "%zu:%s|" : "-|", v[i] ? strlen(v[i]) : 0,
+		                      v[i] ? v[i] : "");
+	json_t *at = json_object_get(u->index, key);
+	if (at) {
+		u->last_group = (size_t)json_integer_value(at) + 1;
+		u->g[u->last_group - 1].count++;
+		return;
+	}
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? 2 * u->cap : 64;
+		use_group *ng = realloc(u->g, cap * sizeof *ng);
+		if (!ng) {
+			u->oom = 1;
+			return;
+		}
+		u->g = ng;
+		u->cap = cap;
+	}
+	use_group *g = &u->g[u->n];
+	memset(g, 0, sizeof *g);
+	for (int i = 0; i < 4; i++)
+		if (v[i] && !(g->f[i] = strdup(v[i])))
+			u->oom = 1;
+	g->count = 1;
+	g->min_seq = (int64_t)seq;
+	if (json_object_set_new(u->index, key, json_integer((json_int_t)u->n)))
+		u->oom = 1;
+	u->last_group = ++u->n;
+}
+
+/* The verification's visitor: the same filter as
+ *   WHERE time >= from AND time < to
+ *     AND (action IN ('protect', 'unprotect', 'unprotect.override') OR outcome = 'denied')
+ *   GROUP BY actor, object, action, outcome
+ * and per day substr(time, 1, 10), on the proven text. */
+static void use_visit(void *c, uint64_t seq, const char *text, size_t len)
+{
+	use_acc *u = c;
+	span f[EF_COUNT];
+	char b[EF_COUNT][KM_REPORT_FIELD_MAX];
+	char *v[EF_COUNT];
+	json_t *parsed = NULL;
+	u->visited++;
+	if (event_fields(text, len, f)) {
+		for (int i = 0; i < EF_COUNT; i++)
+			v[i] = span_str(&f[i], b[i], sizeof b[i]);
+	} else {
+		/* not the compact canonical shape: the general parser */
+		parsed = json_loadb(text, len, 0, NULL);
+		for (int i = 0; i < EF_COUNT; i++) {
+			const char *s = json_string_value(json_object_get(parsed, ef_names[i]));
+			v[i] = s ? (snprintf(b[i], sizeof b[i], "%s", s), b[i]) : NULL;
+		}
+	}
+	const char *t = v[EF_TIME];
+	if (t && strcmp(t, u->from) >= 0 && strcmp(t, u->to) < 0) {
+		count_day(u, t);
+		const char *a = v[EF_ACTION], *oc = v[EF_OUTCOME];
+		if ((a && (strcmp(a, "protect") == 0 || strcmp(a, "unprotect") == 0 ||
+		           strcmp(a, "unprotect.override") == 0)) ||
+		    (oc && strcmp(oc, "denied") == 0)) {
+			char *g[4] = {v[EF_ACTOR], v[EF_OBJECT], v[EF_ACTION], v[EF_OUTCOME]};
+			count_use(u, g, seq);
+		}
+	}
+	json_decref(parsed);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int field_cmp(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a ? 1 : b ? -1 : 0; /* absent first, as SQL orders NULL */
+	return strcmp(a, b);
+}
+
+static int group_cmp(const void *x, const void *y)
+{
+	const use_group *a = x, *b = y;
+	for (int i = 0; i < 4; i++) {
+		int c = field_cmp(a->f[i], b->f[i]);
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+static void use_acc_free(use_acc *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		for (int j = 0; j < 4; j++)
+			free(u->g[i].f[j]);
+	free(u->g);
+	json_decref(u->index);
+	json_decref(u->days);
+}
+
+static km_status access(rep *r, use_acc *u)
+{
 	km_err *e = r->e;
-	sqlite3_stmt *q;
-	km_status st = km_db_prepare(
-	    db, "SELECT actor, object, action, outcome, count(*), min(seq) FROM audit_events "
-	        "WHERE time >= ?1 AND time < ?2 AND (action IN ('protect', 'unprotect', 'unprotect.override') "
-	        "OR outcome = 'denied') GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", &q, e);
-	if (st)
-		return st;
-	bind_period(r, q);
 	json_t *by_actor = section(r, "access_by_actor");
 	json_t *keys = json_object(); /* key -> {protect, unprotect, override, denied, actors{}} */
-	int rc;
 	uint64_t denials = 0;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *actor = (const char *)sqlite3_column_text(q, 0);
-		const char *object = (const char *)sqlite3_column_text(q, 1);
-		const char *action = (const char *)sqlite3_column_text(q, 2);
-		const char *outcome = (const char *)sqlite3_column_text(q, 3);
-		int64_t n = sqlite3_column_int64(q, 4);
+	if (u->n)
+		qsort(u->g, u->n, sizeof *u->g, group_cmp);
+	for (size_t gi = 0; gi < u->n; gi++) {
+		const char *actor = u->g[gi].f[0];
+		const char *object = u->g[gi].f[1];
+		const char *action = u->g[gi].f[2] ? u->g[gi].f[2] : "";
+		const char *outcome = u->g[gi].f[3] ? u->g[gi].f[3] : "";
+		int64_t n = u->g[gi].count, first = u->g[gi].min_seq;
 		char key[160];
 		uint32_t ver;
 		int is_key = key_of(object, key, sizeof key, &ver);
@@ -479,9 +772,9 @@ static km_status access(rep *r)
 			                                          "count", (json_int_t)n));
 		if (strcmp(outcome, "denied") == 0) {
 			denials += (uint64_t)n;
-			cite(r, "pci-3.6.1", sqlite3_column_int64(q, 5));
+			cite(r, "pci-3.6.1", first);
 		} else if (strcmp(action, "unprotect.override") == 0) {
-			cite(r, "nist-states", sqlite3_column_int64(q, 5));
+			cite(r, "nist-states", first);
 		}
 		if (!is_key)
 			continue;
@@ -499,11 +792,6 @@ static km_status access(rep *r)
 			json_object_set_new(k, col, json_integer(json_integer_value(json_object_get(k, col)) + n));
 		json_object_set_new(json_object_get(k, "actors"), actor ? actor : "", json_true());
 	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_DONE) {
-		json_decref(keys);
-		return km_db_fail(db, e, "report (key use)");
-	}
 	json_t *by_key = section(r, "access_by_key");
 	const char *name;
 	json_t *k;
@@ -514,6 +802,24 @@ static km_status access(rep *r)
 	}
 	json_decref(keys);
 	json_object_set_new(json_object_get(r->doc, "summary"), "denials", json_integer((json_int_t)denials));
+	/* Events per day, in day order. */
+	size_t nd = json_object_size(u->days), i = 0;
+	const char **days = calloc(nd ? nd : 1, sizeof *days);
+	if (!days)
+		return km_fail(e, KM_ENOMEM, "out of memory for the report");
+	json_t *c;
+	json_object_foreach(u->days, name, c)
+		days[i++] = name;
+	qsort(days, nd, sizeof *days, str_cmp);
+	json_t *per_day = section(r, "events_per_day");
+	uint64_t total = 0;
+	for (i = 0; i < nd; i++) {
+		json_int_t ev = json_integer_value(json_object_get(u->days, days[i]));
+		total += (uint64_t)ev;
+		json_array_append_new(per_day, json_pack("{s:s,s:I}", "day", days[i], "events", ev));
+	}
+	free(days);
+	json_object_set_new(json_object_get(r->doc, "summary"), "events", json_integer((json_int_t)total));
 	return r->st;
 }
 
@@ -569,31 +875,37 @@ static km_status anomalies(rep *r)
 	if (rc != SQLITE_DONE)
 		return km_db_fail(db, r->e, "report (anomalies)");
 	json_object_set_new(json_object_get(r->doc, "summary"), "anomalies", json_integer((json_int_t)n));
-	/* Events per day, from the time index alone. */
-	if ((st = km_db_prepare(db, "SELECT substr(time, 1, 10), count(*) FROM audit_events "
-	                        "WHERE time >= ?1 AND time < ?2 GROUP BY 1 ORDER BY 1", &q, r->e)))
-		return st;
-	bind_period(r, q);
-	json_t *days = section(r, "events_per_day");
-	uint64_t total = 0;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		total += (uint64_t)sqlite3_column_int64(q, 1);
-		json_array_append_new(days, json_pack("{s:s,s:I}", "day", (const char *)sqlite3_column_text(q, 0),
-		                                      "events", (json_int_t)sqlite3_column_int64(q, 1)));
-	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_DONE)
-		return km_db_fail(db, r->e, "report (events per day)");
-	json_object_set_new(json_object_get(r->doc, "summary"), "events", json_integer((json_int_t)total));
 	return r->st;
 }
 
 /* ---------------------------------------------------- verification, map */
 
-static km_status verification(rep *r, const km_report_opts *o, km_audit_checkpoint *cp, int *have_cp)
+static int verify_progress(void *c, uint64_t checked, uint64_t total)
+{
+	return tell(c, KM_REPORT_VERIFICATION, checked, total) != KM_OK;
+}
+
+/* The verification, which also counts key use and events per day from
+ * the entries it proves (use_visit), then those sections. */
+static km_status verification(rep *r, km_audit_checkpoint *cp, int *have_cp)
 {
 	audit_verify_result vr;
-	km_status st = km_audit_verify(r->ctx, o->progress, o->pctx, &vr, r->e);
+	use_acc u = {.index = json_object(), .days = json_object()};
+	memcpy(u.from, r->from, sizeof u.from);
+	memcpy(u.to, r->to, sizeof u.to);
+	if (!u.index || !u.days) {
+		use_acc_free(&u);
+		return km_fail(r->e, KM_ENOMEM, "out of memory for the report");
+	}
+	km_status st = km_audit_verify_visit(r->ctx, verify_progress, r, use_visit, &u, &vr, r->e);
+	if (!st && u.oom)
+		st = km_fail(r->e, KM_ENOMEM, "out of memory counting key use for the report");
+	if (!st)
+		st = access(r, &u);
+	uint64_t visited = u.visited;
+	use_acc_free(&u);
+	if (st && r->cancelled)
+		return km_fail(r->e, KM_EBUSY, "report cancelled");
 	if (st)
 		return st;
 	char rh[2 * AUDIT_HASH_BYTES + 1];
@@ -614,6 +926,13 @@ static km_status verification(rep *r, const km_report_opts *o, km_audit_checkpoi
 	} else {
 		json_object_set_new(v, "checkpoint", json_null());
 	}
+	/* What the counts rest on, in words the reader can check. */
+	json_object_set_new(v, "counted_entries", json_integer((json_int_t)visited));
+	json_object_set_new(v, "counts_from",
+	                    json_string(vr.intact ? "key use and events per day were counted from the entries this "
+	                                            "verification proved, in the same pass over the log"
+	                                          : "key use and events per day were counted from the entries proven "
+	                                            "before the first bad one; later entries are not counted"));
 	json_object_set_new(r->doc, "verification", v);
 	return KM_OK;
 }
@@ -677,7 +996,10 @@ static km_status control_map(rep *r, const km_audit_checkpoint *cp, int have_cp)
 	json_t *proofs = json_object();
 	json_object_set_new(r->doc, "proofs", proofs);
 	km_status st = KM_OK;
-	for (size_t i = 0; i < sizeof controls / sizeof controls[0] && !st; i++) {
+	const size_t nc = sizeof controls / sizeof controls[0];
+	for (size_t i = 0; i < nc && !st; i++) {
+		if ((st = tell(r, KM_REPORT_PROOFS, i, nc)))
+			break;
 		const struct control *c = &controls[i];
 		json_t *seqs = json_object_get(r->cited, c->id);
 		size_t n = json_array_size(seqs);
@@ -722,6 +1044,8 @@ static km_status control_map(rep *r, const km_audit_checkpoint *cp, int have_cp)
 			free(p);
 		}
 	}
+	if (!st)
+		st = tell(r, KM_REPORT_PROOFS, nc, nc);
 	return st;
 }
 
@@ -760,7 +1084,7 @@ static km_status report_impl(km_ctx *ctx, const km_report_opts *o, json_t **out,
 		return km_fail(e, KM_EUSAGE, "--from must be before --to (the period is empty)");
 	int redact = !km_role_need_to_know(view);
 	rep r = {.ctx = ctx, .ps = km_pseudonyms_new(ctx, redact), .doc = json_object(), .cited = json_object(),
-	         .e = e};
+	         .e = e, .o = o};
 	if (!r.ps || !r.doc || !r.cited) {
 		km_pseudonyms_free(r.ps);
 		json_decref(r.doc);
@@ -785,17 +1109,19 @@ static km_status report_impl(km_ctx *ctx, const km_report_opts *o, json_t **out,
 	if (!cp)
 		st = km_fail(e, KM_ENOMEM, "out of memory for the report");
 	if (!st)
+		st = tell(&r, KM_REPORT_AGGREGATES, 0, 4);
+	if (!st)
 		st = inventory(&r);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 1, 4)))
 		st = lifecycle(&r);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 2, 4)))
 		st = approvals(&r, from, to);
-	if (!st)
-		st = access(&r);
-	if (!st)
+	if (!st && !(st = tell(&r, KM_REPORT_AGGREGATES, 3, 4)))
 		st = anomalies(&r);
 	if (!st)
-		st = verification(&r, o, cp, &have_cp);
+		st = tell(&r, KM_REPORT_AGGREGATES, 4, 4);
+	if (!st)
+		st = verification(&r, cp, &have_cp);
 	if (!st)
 		st = control_map(&r, cp, have_cp);
 	if (!st && r.st)

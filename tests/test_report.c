@@ -10,6 +10,7 @@
 #include "th_deploy.h"
 #include "report.h"
 #include "auditproof.h"
+#include "auditlog.h"
 #include "kek.h"
 #include "keystate.h"
 
@@ -156,6 +157,71 @@ START_TEST(who_may_report_and_time_options)
 }
 END_TEST
 
+/* Phases as the callback saw them, and where to cancel (-1: never). */
+typedef struct phase_log {
+	int seen[KM_REPORT_PHASES];
+	int last_phase, order_ok, calls;
+	int cancel_at; /* phase to cancel in */
+} phase_log;
+
+static int on_phase(void *c, km_report_phase ph, uint64_t done, uint64_t total)
+{
+	phase_log *l = c;
+	l->calls++;
+	if ((int)ph < l->last_phase || (total && done > total))
+		l->order_ok = 0;
+	l->last_phase = (int)ph;
+	l->seen[ph]++;
+	return (int)ph == l->cancel_at;
+}
+
+START_TEST(progress_phases_and_cancel)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, NULL);
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	km_err e;
+	ck_assert_msg(km_key_create(ctx, "features/prog", NULL, 0, &e) == KM_OK, "%s", e.msg);
+	/* every phase the core owns, in order; never rendering (the front end's) */
+	phase_log l = {.order_ok = 1, .cancel_at = -1};
+	km_report_opts o = {.progress = on_phase, .pctx = &l};
+	json_t *doc = NULL;
+	ck_assert_msg(km_report(ctx, &o, &doc, &e) == KM_OK, "%s", e.msg);
+	json_decref(doc);
+	ck_assert(l.order_ok);
+	ck_assert_int_ge(l.seen[KM_REPORT_AGGREGATES], 5);
+	ck_assert_int_ge(l.seen[KM_REPORT_VERIFICATION], 1);
+	ck_assert_int_ge(l.seen[KM_REPORT_PROOFS], 2);
+	ck_assert_int_eq(l.seen[KM_REPORT_RENDERING], 0);
+	ck_assert_str_eq(km_report_phase_name(KM_REPORT_VERIFICATION), "verification");
+	/* a cancel in each phase stops the report there, recorded as a failure */
+	for (int ph = KM_REPORT_AGGREGATES; ph <= KM_REPORT_PROOFS; ph++) {
+		phase_log c = {.order_ok = 1, .cancel_at = ph};
+		km_report_opts co = {.progress = on_phase, .pctx = &c};
+		doc = NULL;
+		ck_assert_int_eq(km_report(ctx, &co, &doc, &e), KM_EBUSY);
+		ck_assert_ptr_null(doc);
+		ck_assert_str_eq(e.msg, "report cancelled");
+		ck_assert_int_eq(c.last_phase, ph);
+		for (int later = ph + 1; later < KM_REPORT_PHASES; later++)
+			ck_assert_int_eq(c.seen[later], 0);
+	}
+	int errors = 0, oks = 0;
+	audit_row row;
+	for (uint64_t seq = 1;; seq++) {
+		if (km_audit_get(ctx, seq, &row, &e) != KM_OK)
+			break;
+		if (row.action && strcmp(row.action, "report.read") == 0) {
+			errors += row.outcome && strcmp(row.outcome, "error") == 0 && strstr(row.json, "report cancelled");
+			oks += row.outcome && strcmp(row.outcome, "ok") == 0;
+		}
+		audit_row_free(&row);
+	}
+	ck_assert_int_eq(oks, 1);
+	ck_assert_int_eq(errors, 3);
+	km_close(ctx);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("report");
@@ -164,6 +230,7 @@ int main(void)
 	tcase_set_timeout(t, 300);
 	tcase_add_test(t, rotation_and_compromise_are_evidenced_with_proofs);
 	tcase_add_test(t, who_may_report_and_time_options);
+	tcase_add_test(t, progress_phases_and_cancel);
 	suite_add_tcase(s, t);
 	return th_run_suite(s);
 }

@@ -80,6 +80,11 @@
 	  "Verify the whole audit log (runs in the background with progress)", ui_act_view)       \
 	X(UI_ACT_AUDIT_SESSIONS, "audit-sessions", "L", "audit", "logins",                         \
 	  "Show or hide session (login) events, which are hidden at first", ui_act_view)         \
+	X(UI_ACT_AUDIT_REPORT, "report", "R", "audit", "report",                                   \
+	  "Start an auditor report (form: period, format, role, file); it runs in the background " \
+	  "with its phase and percent shown", ui_act_view)                                         \
+	X(UI_ACT_CANCEL, "cancel", "Esc", "all", "",                                               \
+	  "Cancel the running report (no file is left behind)", ui_act_cancel)                     \
 	X(UI_ACT_REQ_APPROVE, "approve-request", "a", "inbox", "approve",                          \
 	  "Approve the selected request: sign its digest with your key (passphrase, + TOTP)",     \
 	  ui_act_view)                                                                             \
@@ -127,6 +132,7 @@ typedef enum ui_action {
 	X("state", "NAME VERSION STATE",                                                        \
 	  "Request a state change of a version (destructive ones ask you to type the name)", ui_colon_state) \
 	X("verify", "", "Verify the whole audit log (on the audit screen)", ui_colon_verify)      \
+	X("report", "", "Start an auditor report (form; progress on the audit screen)", ui_colon_report) \
 	X("filter", "[TEXT]", "Set the current screen's filter (no TEXT: clear it)", ui_colon_filter) \
 	X("sort", "COLUMN [asc|desc]", "Sort the current screen by a column", ui_colon_sort)      \
 	X("screen", "SCREEN", "Switch to a screen by name (keys, audit, schedule, inbox, jobs, lineage, anomalies)", ui_colon_screen)          \

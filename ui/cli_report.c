@@ -1,13 +1,15 @@
 /*
  * cli_report.c — `keyward report`: the auditor report (core/report.h) as
  * JSON, CSV or self-contained HTML, on stdout or written atomically to
- * --out (a temporary beside it, then rename: atomicfile.h).
+ * --out (a temporary beside it, then rename: atomicfile.h).  The renderer
+ * (reportfile.h) is shared with the console's report form.
  *
  * Every form is rendered from the core's document only, after redaction,
  * so no form can hold a name the document does not.
  */
 #include "cli.h"
 #include "html.h"
+#include "reportfile.h"
 #include "report.h"
 #include "auditproof.h"
 #include "atomicfile.h"
@@ -429,8 +431,18 @@ static void html_report(FILE *f, json_t *doc)
 
 /* ------------------------------------------------------------------ entry */
 
-static km_status render(FILE *f, const char *fmt, json_t *doc, km_err *e)
+km_status ui_report_check_format(const char *fmt, km_err *e)
 {
+	if (strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0 && strcmp(fmt, "html") != 0)
+		return km_fail(e, KM_EUSAGE, "report: the format is json, csv or html, not \"%.40s\"", fmt);
+	return KM_OK;
+}
+
+km_status ui_report_render(FILE *f, const char *fmt, json_t *doc, km_err *e)
+{
+	km_status st = ui_report_check_format(fmt, e);
+	if (st)
+		return st;
 	if (strcmp(fmt, "json") == 0)
 		return ui_json_fprint(f, doc, e);
 	if (strcmp(fmt, "csv") == 0)
@@ -440,6 +452,33 @@ static km_status render(FILE *f, const char *fmt, json_t *doc, km_err *e)
 	if (ferror(f))
 		return km_fail(e, KM_EIO, "writing the report failed");
 	return KM_OK;
+}
+
+km_status ui_report_write(const char *path, const char *fmt, json_t *doc, int (*stop)(void *c), void *sc,
+                          km_err *e)
+{
+	atomicfile af;
+	km_status st = ui_report_check_format(fmt, e);
+	if (st || (st = atomicfile_open(path, &af, e)))
+		return st;
+	int fd = dup(af.fd);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		atomicfile_abort(&af);
+		return km_fail(e, KM_EIO, "cannot write the report beside %s", path);
+	}
+	st = ui_report_render(f, fmt, doc, e);
+	if (fclose(f) != 0 && !st)
+		st = km_fail(e, KM_EIO, "writing the report to %s failed", path);
+	if (!st && stop && stop(sc))
+		st = km_fail(e, KM_EBUSY, "report cancelled");
+	if (st) {
+		atomicfile_abort(&af);
+		return st;
+	}
+	return atomicfile_commit(&af, e);
 }
 
 km_status ui_cmd_report(ui_cli *cli, const ui_args *a, km_err *e)
@@ -463,32 +502,7 @@ km_status ui_cmd_report(ui_cli *cli, const ui_args *a, km_err *e)
 	json_t *doc;
 	if ((st = km_report(cli->ctx, &o, &doc, e)))
 		return st;
-	if (!out) {
-		st = render(stdout, fmt, doc, e);
-		json_decref(doc);
-		return st;
-	}
-	atomicfile af;
-	if ((st = atomicfile_open(out, &af, e))) {
-		json_decref(doc);
-		return st;
-	}
-	int fd = dup(af.fd);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		if (fd >= 0)
-			close(fd);
-		atomicfile_abort(&af);
-		json_decref(doc);
-		return km_fail(e, KM_EIO, "cannot write the report beside %s", out);
-	}
-	st = render(f, fmt, doc, e);
+	st = out ? ui_report_write(out, fmt, doc, NULL, NULL, e) : ui_report_render(stdout, fmt, doc, e);
 	json_decref(doc);
-	if (fclose(f) != 0 && !st)
-		st = km_fail(e, KM_EIO, "writing the report to %s failed", out);
-	if (st) {
-		atomicfile_abort(&af);
-		return st;
-	}
-	return atomicfile_commit(&af, e);
+	return st;
 }

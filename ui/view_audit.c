@@ -23,6 +23,7 @@
 #include "auditlog.h"
 #include "auditproof.h"
 #include "audittext.h"
+#include "reportrun.h"
 
 #include <openssl/evp.h>
 
@@ -266,7 +267,7 @@ static void au_report(ui_view *v, int rc)
 static int au_list_rows(ui_view *v)
 {
 	audit_state *s = v->st;
-	int h = v->area.h - 2 - ((s->v.running || s->v.have_result) ? 3 : 0);
+	int h = v->area.h - 2 - ((s->v.running || s->v.have_result) ? 3 : 0) - ui_report_rows();
 	/* the event's details need the room more than the neighbours do */
 	if (s->detail_open)
 		h = h / 3 > 3 ? h / 3 : (h < 3 ? h : 3);
@@ -346,6 +347,7 @@ static void au_close(ui_view *v)
 {
 	audit_state *s = v->st;
 	au_verify_stop(s);
+	ui_report_shutdown();
 	ui_lw_free(&s->lw);
 	au_detail_clear(s);
 	free(s->known);
@@ -593,6 +595,7 @@ static void au_jump_to(ui_view *v, uint64_t seq)
 static void au_tick(ui_view *v)
 {
 	audit_state *s = v->st;
+	ui_report_tick(v->c);
 	if (!s->v.running)
 		return;
 	pthread_mutex_lock(&s->v.mu);
@@ -918,6 +921,8 @@ static void au_draw(ui_view *v, ui_rect a)
 	int y = a.y + 1;
 	ui_rect vr = {y, a.x, 3, a.w};
 	y += au_draw_verify(v, vr);
+	ui_rect rr = {y, a.x, 3, a.w};
+	y += ui_report_draw(c, rr);
 	ui_draw_fill(c, y, a.x, a.w, UI_EL_HEADER);
 	char hdr[200];
 	ui_tw_format(hdr, sizeof hdr, "%*s %-*s %-*s %-*s %-*s %s", AU_SEQ, "SEQ", AU_TIME, "TIME (UTC)",
@@ -980,6 +985,9 @@ static int au_handle(ui_view *v, ui_action a)
 	case UI_ACT_AUDIT_VERIFY:
 		au_verify_begin(v);
 		return 1;
+	case UI_ACT_AUDIT_REPORT:
+		ui_report_start(v->c);
+		return 1;
 	case UI_ACT_AUDIT_SESSIONS:
 		s->show_sessions = !s->show_sessions;
 		au_sessions_apply(s);
@@ -1011,7 +1019,9 @@ const struct ui_view_ops ui_view_audit = {
 	        "the keys whose names contain it, as on the keys screen; "
 	        "f opens the same filter as a form. Enter shows the event, indented, and its leaf "
 	        "hash. V verifies the whole log in the background: every leaf, every signed tree "
-	        "head; on damage the list jumps to the first bad entry.",
+	        "head; on damage the list jumps to the first bad entry. R starts an auditor report "
+	        "(period, format, role, file) in the background with its phase and percent; Esc "
+	        "cancels it and leaves no file; at the end the file's path is shown.",
 	.state_size = sizeof(audit_state),
 	.open = au_open,
 	.close = au_close,

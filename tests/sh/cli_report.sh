@@ -11,6 +11,10 @@ source "$(dirname "$0")/cli_lib.sh"
 kw_setup
 kw_init_demo
 ok key create features/report-test --tag owner=zz-report-owner-team
+# a denial whose object the log stores with escapes (quote, backslash,
+# \u00e9): key use is counted from the event text, which must decode them
+kw --user svc-scoring-api key show 'features/q"u\ote é' && fail "a service read a key"
+grep -qF "not allowed" "$ERR" || fail "the service's read was not refused: $(cat "$ERR")"
 sleep 1
 T0=$(date -u +%Y-%m-%dT%H:%M:%SZ) # every event above is before T0, every later one at or after it
 sleep 1
@@ -21,6 +25,7 @@ ok report --from 2020-01-01 --to "$T0" --format json
 cp "$OUT" "$W/r.json"
 q "SELECT seq, time, action, outcome, object, hex(leaf_hash), json_extract(json, '\$.details.kind') FROM audit_events" >"$W/events.txt"
 q "SELECT name, cur_state, cur_version FROM keys" >"$W/keys.txt"
+q "SELECT actor, object, action, outcome, time FROM audit_events" >"$W/use.txt"
 q "SELECT id, created FROM requests" >"$W/requests.txt"
 q "SELECT request_id, approver FROM approvals" >"$W/approvals.txt"
 python3 - "$W" "$T0" <<'EOF' || fail "the JSON report disagrees with the database"
@@ -62,6 +67,16 @@ prot = sum(e["action"] == "protect" and e["outcome"] == "ok" for e in ev)
 assert sum(a["count"] for a in d["access_by_actor"] if a["action"] == "protect" and a["outcome"] == "ok") == prot
 assert sum(k["protect"] for k in d["access_by_key"]) == prot
 den = sum(e["outcome"] == "denied" for e in ev)
+# key use: every (actor, object, action, outcome) group and its count, as SQL's GROUP BY
+use = collections.Counter()
+for l in open(w + "/use.txt"):
+    actor, obj, action, outcome, time = l.rstrip("\n").split("|")
+    if "2020-01-01" <= time < hi and (action in ("protect", "unprotect", "unprotect.override") or outcome == "denied"):
+        use[(actor, obj, action, outcome)] += 1
+got = {(a["actor"], a["object"], a["action"], a["outcome"]): a["count"] for a in d["access_by_actor"]}
+assert got == dict(use), (sorted(set(got.items()) ^ set(use.items())))[:10]
+assert list(got) == sorted(got, key=lambda g: tuple(x.encode() for x in g)), "key use is not in (actor, object, action, outcome) order"
+assert ("svc-scoring-api", 'key:features/q"u\\ote \u00e9', "key.read", "denied") in got, "the escaped denial is not counted"
 assert d["summary"]["denials"] == den and den > 0
 assert d["summary"]["anomalies"] == sum(e["action"].startswith("anomaly") for e in ev)
 ids = [c["control"] for c in d["controls"]]
