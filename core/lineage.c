@@ -1013,7 +1013,8 @@ typedef struct walk {
 	uint32_t *parent;      /* UINT32_MAX for a start */
 	const char **edge;
 	uint32_t *depth;
-	int64_t *when;         /* first_seen of the edge that reached it */
+	int64_t *when;         /* first_seen of the edge that reached it (provenance reads it;
+	                        * an impact walk reading packed rows may leave it 0) */
 	size_t n, cap;
 	uint64_t cycles;
 	char cycle_example[512];
@@ -1254,16 +1255,19 @@ static km_status walk_edge(walk *w, uint32_t i, int64_t next, const char *kind, 
 static int walk_expand_packed(walk *w, uint32_t i, const walk_edges *we, km_err *e)
 {
 	size_t n;
+	int timed;
 	int first_hop = we->first_hop_ok && w->parent[i] == NO_PARENT;
-	int got = lineage_adj_reader_edges(we->adj, w->node[i], first_hop, &n, e);
+	int got = lineage_adj_reader_edges(we->adj, w->node[i], we->as_of, first_hop, &n, &timed, e);
 	if (got <= 0)
 		return got;
+	const lineage_adj_edge *ed = we->adj->edges;
 	for (size_t k = 0; k < n; k++) {
-		const lineage_adj_edge *ed = &we->adj->edges[k];
-		if (ed->first_seen > we->as_of ||
-		    (first_hop && !we->first_hop_ok(we->c, i, ed->first_seen, ed->last_seen)))
+		/* Untimed: every edge was first seen by as_of, and the visit's
+		 * `when` stays 0 (only provenance, which reads SQL, uses it). */
+		if (timed && (ed[k].first_seen > we->as_of ||
+		              (first_hop && !we->first_hop_ok(we->c, i, ed[k].first_seen, ed[k].last_seen))))
 			continue;
-		if (walk_edge(w, i, ed->dst, lineage_adj_kind_name(ed->kind), ed->first_seen, we->nodeq, e))
+		if (walk_edge(w, i, ed[k].dst, lineage_adj_kind_name(ed[k].kind), ed[k].first_seen, we->nodeq, e))
 			return -1;
 	}
 	return 1;
@@ -1454,11 +1458,8 @@ static km_status impact_seeds(sqlite3 *db, int64_t key_id, uint32_t version, int
 	return st;
 }
 
-/* Known nodes past which an impact walk reads the whole packed table
- * (walk_edges.all_at). */
-#ifndef IMPACT_ALL_AT
-#define IMPACT_ALL_AT 10000
-#endif
+size_t lineage_impact_all_at = 10000;
+
 #define IMPACT_EDGE_SQL "SELECT dst, kind, first_seen, last_seen FROM lineage_edges " \
                         "WHERE src = ?1 AND first_seen <= ?2"
 #define NODE_BY_ID_SQL "SELECT " NODE_COLS " FROM lineage_nodes WHERE id = ?"
@@ -1679,7 +1680,7 @@ km_status lineage_impact_run(km_ctx *ctx, const char *key_name, uint32_t version
 	node_pack *pack = NULL;
 	char *arena = NULL;
 	lineage_adj_reader adj = {0};
-	walk_edges we = {.adj = &adj, .all_at = IMPACT_ALL_AT, .as_of = as_of,
+	walk_edges we = {.adj = &adj, .all_at = lineage_impact_all_at, .as_of = as_of,
 	                 .first_hop_ok = impact_first_hop, .c = &iw};
 	if ((st = km_db_prepare(db, IMPACT_EDGE_SQL, &edgeq, e)) ||
 	    (st = km_db_prepare(db, NODE_BY_ID_SQL, &nodeq, e)) ||

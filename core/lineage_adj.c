@@ -1,16 +1,17 @@
 /*
  * lineage_adj.c — the packed out-edge table (lineage_adj.h).
  *
- * A packed row: the format byte, the edge count, then per edge, in
- * lineage_edges' primary-key order:
- *   varint  zigzag(dst - previous dst)          (first: dst - 0)
- *   byte    kind (LINEAGE_EK_*)
- *   varint  zigzag(first_seen - previous first_seen)
- *   varint  zigzag(last_seen - first_seen)
+ * A packed row: the format byte, the edge count, the latest first_seen of
+ * its edges, then four columns, each edge in lineage_edges' primary-key
+ * order (dst, then kind as text):
+ *   count x varint  zigzag(dst - previous dst)          (first: dst - 0)
+ *   count x byte    kind (LINEAGE_EK_*)
+ *   count x varint  zigzag(first_seen - previous first_seen)
+ *   count x varint  zigzag(last_seen - first_seen)
  * Varints are little-endian base 128.  Differences are taken modulo 2^64,
- * so every int64 round-trips.  Ids sorted ascending and times of one
- * source's edges being close, an edge takes about 8 bytes instead of the
- * 40 or so of its lineage_edges row.
+ * so every int64 round-trips.  Columns, so that a walk as of now (every
+ * edge first seen by then, which the header says) reads ids and kinds
+ * only: the times were two thirds of the bytes and of the decoding.
  */
 #include "lineage_adj.h"
 #include "db.h"
@@ -72,19 +73,29 @@ static uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
 static int pack(buf *b, const lineage_adj_edge *edges, size_t n)
 {
 	b->len = 0;
-	if (buf_room(b, 11 + n * 31))
+	if (buf_room(b, 21 + n * 31))
 		return -1;
 	b->p[b->len++] = LINEAGE_ADJ_FORMAT;
 	put_varint(b, n);
-	uint64_t prev_dst = 0, prev_first = 0;
+	int64_t max_first = INT64_MIN;
+	for (size_t i = 0; i < n; i++)
+		if (edges[i].first_seen > max_first)
+			max_first = edges[i].first_seen;
+	put_varint(b, zigzag((uint64_t)(n ? max_first : 0)));
+	uint64_t prev = 0;
 	for (size_t i = 0; i < n; i++) {
-		put_varint(b, zigzag((uint64_t)edges[i].dst - prev_dst));
-		b->p[b->len++] = (unsigned char)edges[i].kind;
-		put_varint(b, zigzag((uint64_t)edges[i].first_seen - prev_first));
-		put_varint(b, zigzag((uint64_t)edges[i].last_seen - (uint64_t)edges[i].first_seen));
-		prev_dst = (uint64_t)edges[i].dst;
-		prev_first = (uint64_t)edges[i].first_seen;
+		put_varint(b, zigzag((uint64_t)edges[i].dst - prev));
+		prev = (uint64_t)edges[i].dst;
 	}
+	for (size_t i = 0; i < n; i++)
+		b->p[b->len++] = (unsigned char)edges[i].kind;
+	prev = 0;
+	for (size_t i = 0; i < n; i++) {
+		put_varint(b, zigzag((uint64_t)edges[i].first_seen - prev));
+		prev = (uint64_t)edges[i].first_seen;
+	}
+	for (size_t i = 0; i < n; i++)
+		put_varint(b, zigzag((uint64_t)edges[i].last_seen - (uint64_t)edges[i].first_seen));
 	return 0;
 }
 
@@ -137,17 +148,6 @@ static inline int get_varint(const unsigned char **p, const unsigned char *end, 
 	return -1;
 }
 
-/* Past one varint without its value. */
-static inline int skip_varint(const unsigned char **p, const unsigned char *end)
-{
-	for (const unsigned char *q = *p, *stop = end - q > 10 ? q + 10 : end; q < stop; q++)
-		if (!(*q & 0x80)) {
-			*p = q + 1;
-			return 0;
-		}
-	return -1;
-}
-
 static int edges_room(lineage_adj_edge **buf_, size_t *cap, size_t n)
 {
 	if (n <= *cap)
@@ -163,13 +163,14 @@ static int edges_room(lineage_adj_edge **buf_, size_t *cap, size_t n)
 	return 0;
 }
 
-int lineage_adj_decode(const void *blob, size_t len, int want_last, lineage_adj_edge **out, size_t *cap,
-                       size_t *n)
+int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_times, lineage_adj_edge **out,
+                       size_t *cap, size_t *n, int *timed)
 {
 	const unsigned char *p = blob, *end = p + len;
-	uint64_t count;
+	uint64_t count, mf;
 	*n = 0;
-	if (len < 2 || *p++ != LINEAGE_ADJ_FORMAT || get_varint(&p, end, &count))
+	*timed = 0;
+	if (len < 3 || *p++ != LINEAGE_ADJ_FORMAT || get_varint(&p, end, &count) || get_varint(&p, end, &mf))
 		return 1;
 	/* An edge takes at least 4 bytes: a count the row cannot hold is
 	 * damage, not a reason to allocate. */
@@ -177,33 +178,48 @@ int lineage_adj_decode(const void *blob, size_t len, int want_last, lineage_adj_
 		return 1;
 	if (edges_room(out, cap, (size_t)count))
 		return -1;
-	uint64_t dst = 0, first = 0;
 	lineage_adj_edge *ed = *out;
+	uint64_t acc = 0;
 	for (size_t i = 0; i < count; i++) {
-		uint64_t d, f, l;
-		if (get_varint(&p, end, &d) || p >= end)
+		uint64_t d;
+		if (get_varint(&p, end, &d))
 			return 1;
-		unsigned kind = *p++;
-		if (kind > LINEAGE_EK_OTHER || get_varint(&p, end, &f))
+		acc += unzigzag(d);
+		ed[i].dst = (int64_t)acc;
+	}
+	if ((size_t)(end - p) < count)
+		return 1;
+	for (size_t i = 0; i < count; i++) {
+		if (p[i] > LINEAGE_EK_OTHER)
 			return 1;
-		dst += unzigzag(d);
-		first += unzigzag(f);
-		ed[i].dst = (int64_t)dst;
-		ed[i].kind = kind;
-		ed[i].first_seen = (int64_t)first;
-		if (want_last) {
-			if (get_varint(&p, end, &l))
-				return 1;
-			ed[i].last_seen = (int64_t)(first + unzigzag(l));
-		} else {
-			if (skip_varint(&p, end))
-				return 1;
-			ed[i].last_seen = INT64_MAX;
-		}
+		ed[i].kind = p[i];
+	}
+	p += count;
+	int64_t max_first = (int64_t)unzigzag(mf);
+	if (!want_times && max_first <= as_of) {
+		for (size_t i = 0; i < count; i++)
+			ed[i].first_seen = ed[i].last_seen = 0;
+		*n = (size_t)count;
+		return 0;
+	}
+	acc = 0;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t f;
+		if (get_varint(&p, end, &f))
+			return 1;
+		acc += unzigzag(f);
+		ed[i].first_seen = (int64_t)acc;
+	}
+	for (size_t i = 0; i < count; i++) {
+		uint64_t l;
+		if (get_varint(&p, end, &l))
+			return 1;
+		ed[i].last_seen = (int64_t)((uint64_t)ed[i].first_seen + unzigzag(l));
 	}
 	if (p != end)
 		return 1;
 	*n = (size_t)count;
+	*timed = 1;
 	return 0;
 }
 
@@ -461,9 +477,11 @@ km_status lineage_adj_reader_load_all(lineage_adj_reader *r, km_err *e)
 	return KM_OK;
 }
 
-int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int want_last, size_t *n, km_err *e)
+int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int64_t as_of, int want_times, size_t *n,
+                             int *timed, km_err *e)
 {
 	*n = 0;
+	*timed = 1;
 	int dec;
 	if (r->all) {
 		size_t lo = 0, hi = r->nsrc;
@@ -479,7 +497,7 @@ int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int want_last,
 		size_t len = r->off[lo + 1] - r->off[lo];
 		if (!len)
 			return 0;
-		dec = lineage_adj_decode(r->data + r->off[lo], len, want_last, &r->edges, &r->cap, n);
+		dec = lineage_adj_decode(r->data + r->off[lo], len, as_of, want_times, &r->edges, &r->cap, n, timed);
 	} else {
 		sqlite3_reset(r->rowq);
 		sqlite3_bind_int64(r->rowq, 1, node);
@@ -495,7 +513,7 @@ int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int want_last,
 		}
 		const void *blob = sqlite3_column_blob(r->rowq, 0);
 		size_t len = blob ? (size_t)sqlite3_column_bytes(r->rowq, 0) : 0;
-		dec = len ? lineage_adj_decode(blob, len, want_last, &r->edges, &r->cap, n) : 1;
+		dec = len ? lineage_adj_decode(blob, len, as_of, want_times, &r->edges, &r->cap, n, timed) : 1;
 		sqlite3_reset(r->rowq);
 	}
 	if (dec < 0) {

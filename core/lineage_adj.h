@@ -49,13 +49,14 @@ typedef struct lineage_adj_edge {
 const char *lineage_adj_kind_name(unsigned kind);
 
 /* A packed row's edges into *buf (grown as needed, *cap its room), *n of
- * them; last_seen only with want_last (else INT64_MAX: only an impact's
- * first hop reads it, and skipping it is a tenth of a wide walk).
- * 0: done; 1: not a row this format can read (wrong format byte,
- * truncated, trailing bytes, a count that does not match); -1: out of
+ * them.  Their times too when want_times or when some edge was first seen
+ * after as_of (*timed 1); else *timed is 0 and first_seen and last_seen
+ * are 0: every edge was first seen by as_of, and a walk past its first hop
+ * needs no more.  0: done; 1: not a row this format can read (wrong format
+ * byte, truncated, trailing bytes, a count that does not fit); -1: out of
  * memory. */
-int lineage_adj_decode(const void *blob, size_t len, int want_last, lineage_adj_edge **buf, size_t *cap,
-                       size_t *n);
+int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_times, lineage_adj_edge **buf,
+                       size_t *cap, size_t *n, int *timed);
 
 /* Repack every stale row from lineage_edges (deleting the rows of sources
  * left with no edges).  Call inside the writer's transaction. */
@@ -95,10 +96,11 @@ void lineage_adj_reader_close(lineage_adj_reader *r);
 /* Read every row now, in one scan of the table. */
 km_status lineage_adj_reader_load_all(lineage_adj_reader *r, km_err *e);
 
-/* The edges of node into r->edges[0..*n-1]: 1 when the packed table
- * answered (*n 0 when it has no row; last_seen as lineage_adj_decode), 0 when its row is stale or cannot be
- * decoded (the caller reads lineage_edges instead), -1 on a database or
- * memory failure (e set). */
-int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int want_last, size_t *n, km_err *e);
+/* The edges of node into r->edges[0..*n-1], times as lineage_adj_decode
+ * (as_of, want_times, *timed): 1 when the packed table answered (*n 0 when
+ * it has no row), 0 when its row is stale or cannot be decoded (the caller
+ * reads lineage_edges instead), -1 on a database or memory failure (e set). */
+int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int64_t as_of, int want_times, size_t *n,
+                             int *timed, km_err *e);
 
 #endif
