@@ -11,7 +11,8 @@
  * initialised deployment (10 layers of N/10; each node of layers 0-7 has
  * K+1 derived-from edges into the next layer, each model of layer 8 K+2
  * served-by edges to endpoints, to distinct positions within +-60 of its
- * own, so a narrow start stays narrow; with K = 10, 1M edges), plus two
+ * own, so a narrow start stays narrow; with K = 10, 1M edges; then the
+ * packed out-edge table built from them, lineage_adj.h), plus two
  * keys' protection: bench/narrow v1 protects 10 neighbouring nodes of
  * layer 0, bench/wide v1 protects 1000 spread over it (its impact reaches
  * most of the graph).  The keys must exist (`keyward key create`).
@@ -24,6 +25,7 @@
  */
 #include "keyward.h"
 #include "lineage.h"
+#include "lineage_adj.h"
 
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -155,6 +157,11 @@ static int graph(const char *path, long nodes, long k)
 		if (sqlite3_step(p) != SQLITE_DONE)
 			die("protection", sqlite3_errmsg(db));
 	}
+	/* Written around the import, so every source's packed out-edge row is
+	 * marked stale (db.c, v13): pack them all, as the migration would. */
+	km_err e;
+	if (lineage_adj_build(db, &e) != KM_OK)
+		die("packing the out-edges", e.msg);
 	exec_or_die(db, "COMMIT; ANALYZE;");
 	sqlite3_finalize(n);
 	sqlite3_finalize(ed);
