@@ -4,7 +4,7 @@
  *
  *   lineage_speed graph  --db FILE [--nodes N] [--edges-per-node K]
  *   lineage_speed cte    --db FILE --key NAME --version V --as-of T
- *   lineage_speed impact --key NAME --version V [--as-of T] [--runs R]
+ *   lineage_speed impact --key NAME --version V [--as-of T] [--runs R] [--all-at N]
  *   lineage_speed events --out FILE [-n N]
  *
  * graph: writes a layered graph straight into the catalogue of an
@@ -20,12 +20,15 @@
  * km_lineage_impact (for the sqlite3 shell to time).
  * impact: opens the deployment (KEYWARD_HOME) and times km_lineage_impact
  * in this process, best of R runs; prints JSON {"seconds", "nodes"}.
+ * --all-at N: read the whole packed out-edge table once the walk knows N
+ * nodes (0: a row per node throughout; lineage_int.h).
  * events: N OpenLineage run events (default 100,000) as JSON lines, over
  * 20,000 datasets and 500 jobs, each with 2 inputs and 1 or 2 outputs.
  */
 #include "keyward.h"
 #include "lineage.h"
 #include "lineage_adj.h"
+#include "lineage_int.h"
 
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -272,10 +275,14 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "cte") == 0)
 		return cte(opt(argc, argv, "--db", "keyward.db"), opt(argc, argv, "--key", "bench/narrow"),
 		           opt(argc, argv, "--version", "1"), opt(argc, argv, "--as-of", "9999999999"));
-	if (strcmp(mode, "impact") == 0)
+	if (strcmp(mode, "impact") == 0) {
+		const char *all_at = opt(argc, argv, "--all-at", NULL);
+		if (all_at)
+			lineage_impact_all_at = (size_t)atol(all_at);
 		return impact(opt(argc, argv, "--key", "bench/narrow"),
 		              (uint32_t)atol(opt(argc, argv, "--version", "1")),
 		              atoll(opt(argc, argv, "--as-of", "0")), atoi(opt(argc, argv, "--runs", "5")));
+	}
 	if (strcmp(mode, "events") == 0)
 		return events(opt(argc, argv, "--out", "events.jsonl"), atol(opt(argc, argv, "-n", "100000")));
 	die("usage", "graph|cte|impact|events ...");
