@@ -405,8 +405,13 @@ static const char schema_v13_lineage_out[] =
 	"CREATE INDEX lineage_out_stale ON lineage_out(src) WHERE packed IS NULL;"
 	"CREATE TRIGGER lineage_edges_out_ins AFTER INSERT ON lineage_edges BEGIN "
 	LINEAGE_OUT_STALE("NEW") " END;"
+	/* An update moves the edge off OLD.src only if it changes src: the
+	 * import's (first_seen, last_seen) updates pay for one row, not two. */
 	"CREATE TRIGGER lineage_edges_out_upd AFTER UPDATE OF src, dst, kind, first_seen, last_seen "
-	"ON lineage_edges BEGIN " LINEAGE_OUT_STALE("OLD") LINEAGE_OUT_STALE("NEW") " END;"
+	"ON lineage_edges BEGIN "
+	"INSERT INTO lineage_out(src, packed) SELECT OLD.src, NULL WHERE OLD.src <> NEW.src "
+	"ON CONFLICT(src) DO UPDATE SET packed = NULL WHERE packed IS NOT NULL;"
+	LINEAGE_OUT_STALE("NEW") " END;"
 	"CREATE TRIGGER lineage_edges_out_del AFTER DELETE ON lineage_edges BEGIN "
 	LINEAGE_OUT_STALE("OLD") " END;";
 

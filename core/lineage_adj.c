@@ -264,7 +264,13 @@ static km_status step_done(sqlite3_stmt *q, const char *what, km_err *e)
 	return rc == SQLITE_DONE ? KM_OK : km_db_fail(sqlite3_db_handle(q), e, what);
 }
 
-km_status lineage_adj_refresh(sqlite3 *db, km_err *e)
+static int id_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+km_status lineage_adj_refresh(sqlite3 *db, const int64_t *also, size_t n_also, km_err *e)
 {
 	sqlite3_stmt *staleq = NULL, *edgeq = NULL, *updq = NULL, *delq = NULL;
 	int64_t *stale = NULL;
@@ -293,10 +299,28 @@ km_status lineage_adj_refresh(sqlite3 *db, km_err *e)
 		st = km_db_fail(db, e, "lineage (stale packed rows)");
 		goto out;
 	}
+	if (n_also) {
+		int64_t *ns = realloc(stale, (nstale + n_also) * sizeof *ns);
+		if (!ns) {
+			st = km_fail(e, KM_ENOMEM, "out of memory packing lineage edges");
+			goto out;
+		}
+		stale = ns;
+		memcpy(stale + nstale, also, n_also * sizeof *also);
+		nstale += n_also;
+		qsort(stale, nstale, sizeof *stale, id_cmp);
+		size_t k = 0;
+		for (size_t i = 0; i < nstale; i++)
+			if (!k || stale[i] != stale[k - 1])
+				stale[k++] = stale[i];
+		nstale = k;
+	}
 	if (!nstale)
 		goto out;
+	/* An upsert: a source the import wrote may have no row yet. */
 	if ((st = km_db_prepare(db, EDGES_OF_SQL, &edgeq, e)) ||
-	    (st = km_db_prepare(db, "UPDATE lineage_out SET packed = ?2 WHERE src = ?1", &updq, e)) ||
+	    (st = km_db_prepare(db, "INSERT INTO lineage_out(src, packed) VALUES(?1, ?2) "
+	                        "ON CONFLICT(src) DO UPDATE SET packed = excluded.packed", &updq, e)) ||
 	    (st = km_db_prepare(db, "DELETE FROM lineage_out WHERE src = ?1", &delq, e)))
 		goto out;
 	for (size_t i = 0; i < nstale && !st; i++) {

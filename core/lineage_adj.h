@@ -17,9 +17,10 @@
  *    node's edges from lineage_edges as before, so a stale or damaged row
  *    costs speed, not correctness;
  *  - no row at all means no outgoing edges (every edge insert makes one);
- *  - the import repacks the stale rows at its end, in its transaction
- *    (lineage_adj_refresh), and the migration that adds the table builds it
- *    whole (lineage_adj_build).
+ *  - the import, which runs with triggers off and lists the sources it
+ *    wrote itself, repacks those and any stale rows at its end, in its
+ *    transaction (lineage_adj_refresh); the migration that adds the table
+ *    builds it whole (lineage_adj_build).
  * Someone who can write the catalogue file can change what lineage says
  * either way (lineage_edges is no better protected); lineage informs, it
  * never authorises (docs/architecture.md).
@@ -58,9 +59,11 @@ const char *lineage_adj_kind_name(unsigned kind);
 int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_times, lineage_adj_edge **buf,
                        size_t *cap, size_t *n, int *timed);
 
-/* Repack every stale row from lineage_edges (deleting the rows of sources
- * left with no edges).  Call inside the writer's transaction. */
-km_status lineage_adj_refresh(sqlite3 *db, km_err *e);
+/* Repack every stale row, and the rows of the n sources in also (a
+ * writer that ran with triggers off names what it wrote; duplicates are
+ * fine), from lineage_edges, deleting the rows of sources left with no
+ * edges.  Call inside the writer's transaction. */
+km_status lineage_adj_refresh(sqlite3 *db, const int64_t *also, size_t n, km_err *e);
 
 /* Rebuild the whole table from lineage_edges in one ordered scan: for the
  * migration that adds it, and for tools that wrote lineage_edges in bulk

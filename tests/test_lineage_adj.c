@@ -275,10 +275,10 @@ START_TEST(packed_walk_equals_sql_walk)
 	          "WHERE n.name = 'island'");
 	check_table(ctx, 1, 0); /* the trigger marked the row stale */
 	km_err e;
-	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), NULL, 0, &e), KM_OK);
 	exec(ctx, "CREATE TEMP TABLE lie AS SELECT o.src, o.packed FROM lineage_out o JOIN hub h ON h.id = o.src");
 	exec(ctx, "DELETE FROM lineage_edges WHERE dst = (SELECT id FROM lineage_nodes WHERE name = 'island')");
-	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), NULL, 0, &e), KM_OK);
 	check_table(ctx, 0, 0);
 	/* (the start has no other edges: the repack dropped its row) */
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out WHERE src = (SELECT src FROM lie)"), 0);
@@ -364,6 +364,15 @@ START_TEST(writers_keep_the_table_in_step)
 	/* fresh1 has no edges left: its row went with them. */
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out WHERE src = "
 	                            "(SELECT id FROM lineage_nodes WHERE name = 'fresh1')"), 0);
+	all_walks_agree(ctx, &reached, &cycles);
+	/* An update that moves an edge to another source marks both. */
+	exec(ctx, "INSERT INTO lineage_nodes(kind, namespace, name, first_seen) VALUES('dataset', 's3://lake', "
+	          "'mover', 0)");
+	exec(ctx, "UPDATE lineage_edges SET src = (SELECT id FROM lineage_nodes WHERE name = 'mover') "
+	          "WHERE src = (SELECT id FROM lineage_nodes WHERE name = 'd5') AND "
+	          "dst = (SELECT id FROM lineage_nodes WHERE name = 'd6')");
+	ck_assert_int_eq(count(ctx, "SELECT changes()"), 1);
+	check_table(ctx, 2, 0);
 	all_walks_agree(ctx, &reached, &cycles);
 	km_close(ctx);
 }
