@@ -391,10 +391,11 @@ static km_status v10_audit_forward(sqlite3 *db, km_err *e)
 /* v13: the packed out-edge table impact walks read (lineage_adj.h): one
  * row per source instead of one per edge.  A cache of lineage_edges kept
  * honest by these triggers, which mark a source's row stale (packed NULL,
- * made if need be) whenever one of its edges is written, by anyone; a walk
- * reads a stale row's edges from lineage_edges, and the import repacks
- * stale rows before it commits.  No foreign key: a row left by a deleted
- * node is stale and goes at the next repack. */
+ * made if need be) whenever one of its edges is written by anyone with
+ * triggers on; a walk reads a stale row's edges from lineage_edges.  The
+ * import, which turns triggers off for its loop, repacks the sources it
+ * wrote and every stale row before it commits.  No foreign key: a row left
+ * by a deleted node is stale and goes at the next repack. */
 #define LINEAGE_OUT_STALE(row)                                                             \
 	"INSERT INTO lineage_out(src, packed) VALUES(" row ".src, NULL) "                     \
 	"ON CONFLICT(src) DO UPDATE SET packed = NULL WHERE packed IS NOT NULL;"
