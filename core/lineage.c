@@ -1262,7 +1262,7 @@ static km_status node_load(sqlite3_stmt *q, int64_t id, km_lineage_node *n, km_e
  * and reads the whole packed table in one scan rather than a row per node
  * (callgrind, bench/lineage_speed: a row read is about 3,400 instructions,
  * the scan of 90k rows 81 M, the price of some 24,000 row reads; the wide
- * key's walk is 0.54 G instructions switching at 10,000 known nodes and
+ * key's walk was 0.54 G instructions switching at 10,000 known nodes and
  * 0.76 G reading a row per node, the narrow one's 0.04 G a row per node
  * and 0.10 G scanning from the start). */
 typedef struct walk_edges {
@@ -1307,8 +1307,15 @@ static int walk_expand_packed(walk *w, uint32_t i, const walk_edges *we, km_err 
 		if (timed && (ed[k].first_seen > we->as_of ||
 		              (first_hop && !we->first_hop_ok(we->c, i, ed[k].first_seen, ed[k].last_seen))))
 			continue;
-		if (walk_edge(w, i, ed[k].dst, lineage_adj_kind_name(ed[k].kind), ed[k].first_seen, we->nodeq, e))
-			return -1;
+		/* walk_edge, with the kind's name looked up only for a new visit
+		 * (one edge in ten on the wide benchmark). */
+		uint32_t seen = walk_find(w, ed[k].dst);
+		if (seen == NO_PARENT) {
+			if (walk_add(w, ed[k].dst, i, lineage_adj_kind_name(ed[k].kind), ed[k].first_seen, e))
+				return -1;
+		} else if (w->depth[seen] <= w->depth[i]) {
+			walk_note_back_edge(w, i, seen, we->nodeq);
+		}
 	}
 	return 1;
 }

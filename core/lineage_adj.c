@@ -102,7 +102,8 @@ static int pack(buf *b, const lineage_adj_edge *edges, size_t n)
 /* Inlined, with the one- and two-byte cases first: ids a row apart and
  * kinds are most of what a walk decodes (a loop per byte was a fifth of a
  * wide walk). */
-static inline int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+static inline __attribute__((always_inline)) int get_varint(const unsigned char **p, const unsigned char *end,
+                                                            uint64_t *v)
 {
 	const unsigned char *q = *p;
 	if (q < end && q[0] < 0x80) {
