@@ -4,14 +4,15 @@
  *
  *   lineage_speed graph  --db FILE [--nodes N] [--edges-per-node K]
  *   lineage_speed cte    --db FILE --key NAME --version V --as-of T
- *   lineage_speed impact --key NAME --version V [--as-of T] [--runs R]
+ *   lineage_speed impact --key NAME --version V [--as-of T] [--runs R] [--all-at N]
  *   lineage_speed events --out FILE [-n N]
  *
  * graph: writes a layered graph straight into the catalogue of an
  * initialised deployment (10 layers of N/10; each node of layers 0-7 has
  * K+1 derived-from edges into the next layer, each model of layer 8 K+2
  * served-by edges to endpoints, to distinct positions within +-60 of its
- * own, so a narrow start stays narrow; with K = 10, 1M edges), plus two
+ * own, so a narrow start stays narrow; with K = 10, 1M edges; then the
+ * packed out-edge table built from them, lineage_adj.h), plus two
  * keys' protection: bench/narrow v1 protects 10 neighbouring nodes of
  * layer 0, bench/wide v1 protects 1000 spread over it (its impact reaches
  * most of the graph).  The keys must exist (`keyward key create`).
@@ -19,11 +20,15 @@
  * km_lineage_impact (for the sqlite3 shell to time).
  * impact: opens the deployment (KEYWARD_HOME) and times km_lineage_impact
  * in this process, best of R runs; prints JSON {"seconds", "nodes"}.
+ * --all-at N: read the whole packed out-edge table once the walk knows N
+ * nodes (0: a row per node throughout; lineage_int.h).
  * events: N OpenLineage run events (default 100,000) as JSON lines, over
  * 20,000 datasets and 500 jobs, each with 2 inputs and 1 or 2 outputs.
  */
 #include "keyward.h"
 #include "lineage.h"
+#include "lineage_adj.h"
+#include "lineage_int.h"
 
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -155,6 +160,11 @@ static int graph(const char *path, long nodes, long k)
 		if (sqlite3_step(p) != SQLITE_DONE)
 			die("protection", sqlite3_errmsg(db));
 	}
+	/* Written around the import, so every source's packed out-edge row is
+	 * marked stale (db.c, v13): pack them all, as the migration would. */
+	km_err e;
+	if (lineage_adj_build(db, &e) != KM_OK)
+		die("packing the out-edges", e.msg);
 	exec_or_die(db, "COMMIT; ANALYZE;");
 	sqlite3_finalize(n);
 	sqlite3_finalize(ed);
@@ -265,10 +275,14 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "cte") == 0)
 		return cte(opt(argc, argv, "--db", "keyward.db"), opt(argc, argv, "--key", "bench/narrow"),
 		           opt(argc, argv, "--version", "1"), opt(argc, argv, "--as-of", "9999999999"));
-	if (strcmp(mode, "impact") == 0)
+	if (strcmp(mode, "impact") == 0) {
+		const char *all_at = opt(argc, argv, "--all-at", NULL);
+		if (all_at)
+			lineage_impact_all_at = (size_t)atol(all_at);
 		return impact(opt(argc, argv, "--key", "bench/narrow"),
 		              (uint32_t)atol(opt(argc, argv, "--version", "1")),
 		              atoll(opt(argc, argv, "--as-of", "0")), atoi(opt(argc, argv, "--runs", "5")));
+	}
 	if (strcmp(mode, "events") == 0)
 		return events(opt(argc, argv, "--out", "events.jsonl"), atol(opt(argc, argv, "-n", "100000")));
 	die("usage", "graph|cte|impact|events ...");

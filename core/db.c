@@ -4,6 +4,7 @@
 #include "db.h"
 #include "audit.h"
 #include "forward_int.h"
+#include "lineage_adj.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -393,6 +394,40 @@ static km_status v13_audit_cosignatures(sqlite3 *db, km_err *e)
 	return km_db_exec(db, forward_cosign_schema_sql, e);
 }
 
+/* v14: the packed out-edge table impact walks read (lineage_adj.h): one
+ * row per source instead of one per edge.  A cache of lineage_edges kept
+ * honest by these triggers, which mark a source's row stale (packed NULL,
+ * made if need be) whenever one of its edges is written by anyone with
+ * triggers on; a walk reads a stale row's edges from lineage_edges.  The
+ * import, which turns triggers off for its loop, repacks the sources it
+ * wrote and every stale row before it commits.  No foreign key: a row left
+ * by a deleted node is stale and goes at the next repack. */
+#define LINEAGE_OUT_STALE(row)                                                             \
+	"INSERT INTO lineage_out(src, packed) VALUES(" row ".src, NULL) "                     \
+	"ON CONFLICT(src) DO UPDATE SET packed = NULL WHERE packed IS NOT NULL;"
+static const char schema_v14_lineage_out[] =
+	"CREATE TABLE lineage_out("
+	"  src INTEGER PRIMARY KEY,"
+	"  packed BLOB);"
+	"CREATE INDEX lineage_out_stale ON lineage_out(src) WHERE packed IS NULL;"
+	"CREATE TRIGGER lineage_edges_out_ins AFTER INSERT ON lineage_edges BEGIN "
+	LINEAGE_OUT_STALE("NEW") " END;"
+	/* An update moves the edge off OLD.src only if it changes src: the
+	 * import's (first_seen, last_seen) updates pay for one row, not two. */
+	"CREATE TRIGGER lineage_edges_out_upd AFTER UPDATE OF src, dst, kind, first_seen, last_seen "
+	"ON lineage_edges BEGIN "
+	"INSERT INTO lineage_out(src, packed) SELECT OLD.src, NULL WHERE OLD.src <> NEW.src "
+	"ON CONFLICT(src) DO UPDATE SET packed = NULL WHERE packed IS NOT NULL;"
+	LINEAGE_OUT_STALE("NEW") " END;"
+	"CREATE TRIGGER lineage_edges_out_del AFTER DELETE ON lineage_edges BEGIN "
+	LINEAGE_OUT_STALE("OLD") " END;";
+
+/* Existing deployments get the table built whole. */
+static km_status v14_lineage_out(sqlite3 *db, km_err *e)
+{
+	return lineage_adj_build(db, e);
+}
+
 /* Migration steps; index i takes the schema from version i to i + 1: its
  * SQL (may be NULL), then its C step (may be NULL), in one transaction. */
 static const struct migration {
@@ -412,6 +447,7 @@ static const struct migration {
 	{schema_v11_retired, NULL},
 	{schema_v12_protection, v12_lineage_triggers},
 	{NULL, v13_audit_cosignatures},
+	{schema_v14_lineage_out, v14_lineage_out},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

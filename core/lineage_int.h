@@ -41,6 +41,12 @@ km_status lineage_node_find_run(km_ctx *ctx, const char *spec, km_lineage_node *
 km_status lineage_rewrapped(km_ctx *ctx, int64_t key_id, uint32_t from_version, uint32_t to_version,
                             int64_t first_id, int64_t last_id, km_err *e);
 
+/* Known nodes past which km_lineage_impact's walk has proved wide and
+ * reads the whole packed out-edge table in one scan (lineage_adj.h)
+ * instead of a row per node; 0: never.  A variable so that tests can send
+ * small graphs down either path. */
+extern size_t lineage_impact_all_at;
+
 /* lineage_redact.c: what the public queries wrap around the caller's
  * callbacks: each node redacted when the session is redacting, and each
  * provenance input given the approvals behind its key version.  The first

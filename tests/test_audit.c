@@ -2113,6 +2113,7 @@ START_TEST(test_migration_backfills_nodes)
 	sql(db, "DROP TRIGGER assets_lineage_ins; DROP TRIGGER assets_lineage_rekey;"
 	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
 	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
+	sql(db, "DROP TABLE lineage_out"); /* v13 (its triggers went with lineage_edges) */
 	sql(db, "DROP TABLE audit_forward"); /* v10 */
 	sql(db, "DROP TABLE audit_cosignatures"); /* v13 */
 	sqlite3_close(db);

@@ -1,0 +1,516 @@
+/*
+ * test_lineage_adj.c — the packed out-edge table (core/lineage_adj.h) that
+ * impact walks read: on a random graph with cycles, re-observed edges and
+ * protection intervals, the walk over packed rows (a row per node, and the
+ * whole table at once) gives exactly the walk over lineage_edges (every
+ * row marked stale) as of several times; an import, a writer that goes
+ * around the import, and the migration keep the table in step; and a
+ * packed row that disagrees with lineage_edges is caught.
+ */
+#include "th_deploy.h"
+#include "asset.h"
+#include "ctx.h"
+#include "db.h"
+#include "kek.h"
+#include "lineage.h"
+#include "lineage_adj.h"
+#include "lineage_int.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static th_deploy D;
+static int64_t clock_now;
+
+static int64_t test_clock(void *c)
+{
+	(void)c;
+	return clock_now;
+}
+
+static void teardown(void)
+{
+	lineage_impact_all_at = 10000;
+	th_deploy_teardown(&D);
+}
+
+#define T0 1767225600 /* 2026-01-01 */
+#define DAY 86400
+
+static km_ctx *open_deploy(void)
+{
+	th_deploy_setup(&D, KM_ROLE_OFFICER,
+	                "\"lineage_mappings\": [{\"namespace\": \"s3://lake\", \"name\": \"features/*\","
+	                " \"asset\": \"feature:{name}\"}]");
+	km_ctx *ctx = th_deploy_open(&D, NULL);
+	clock_now = T0;
+	km_set_clock(ctx, test_clock, NULL);
+	return ctx;
+}
+
+static int64_t count(km_ctx *ctx, const char *sql)
+{
+	int64_t v;
+	km_err e;
+	ck_assert_msg(km_db_int64(km_db(ctx), sql, &v, &e) == KM_OK, "%s: %s", sql, e.msg);
+	return v;
+}
+
+static void exec(km_ctx *ctx, const char *sql)
+{
+	km_err e;
+	ck_assert_msg(km_db_exec(km_db(ctx), sql, &e) == KM_OK, "%s: %s", sql, e.msg);
+}
+
+/* One OpenLineage run: job reads `in`, writes `out`, at t. */
+static size_t ev(char *buf, size_t cap, int seq, int64_t t, const char *job, const char *in, const char *out)
+{
+	char when[32];
+	km_time_format(t, when);
+	int n = snprintf(buf, cap,
+	                 "{\"eventType\":\"COMPLETE\",\"eventTime\":\"%s\",\"run\":{\"runId\":"
+	                 "\"00000000-0000-4000-8000-%012d\"},\"job\":{\"namespace\":\"airflow\",\"name\":\"%s\"},"
+	                 "\"inputs\":[{\"namespace\":\"s3://lake\",\"name\":\"%s\"}],"
+	                 "\"outputs\":[{\"namespace\":\"s3://lake\",\"name\":\"%s\"}],"
+	                 "\"producer\":\"https://example.com/p\",\"schemaURL\":"
+	                 "\"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\"}\n",
+	                 when, seq, job, in, out);
+	ck_assert_int_gt(n, 0);
+	ck_assert_uint_lt((size_t)n, cap);
+	return (size_t)n;
+}
+
+static void import_text(km_ctx *ctx, const char *text)
+{
+	km_err e;
+	km_lineage_import_result r;
+	ck_assert_msg(km_lineage_import_buffer(ctx, text, strlen(text), "t.jsonl", &r, &e) == KM_OK, "%s", e.msg);
+}
+
+static uint32_t rnd = 2463534242u;
+static uint32_t next_rand(void)
+{
+	rnd ^= rnd << 13;
+	rnd ^= rnd >> 17;
+	rnd ^= rnd << 5;
+	return rnd;
+}
+
+/* n random runs over features/a..d and d0..d29 (a small pool: cycles and
+ * edges seen again, earlier and later), times spread over days 1..9 and
+ * imported out of order. */
+static void import_random(km_ctx *ctx, int first_seq, int n)
+{
+	static char text[400 * 700];
+	size_t used = 0;
+	for (int i = 0; i < n; i++) {
+		char in[32], out[32];
+		uint32_t a = next_rand() % 34, b = next_rand() % 34;
+		if (a < 4)
+			snprintf(in, sizeof in, "features/%c", 'a' + (char)a);
+		else
+			snprintf(in, sizeof in, "d%u", a - 4);
+		snprintf(out, sizeof out, "d%u", b % 30);
+		int64_t t = T0 + (int64_t)(1 + next_rand() % 9) * DAY + (int64_t)(next_rand() % DAY);
+		char job[8];
+		snprintf(job, sizeof job, "j%u", next_rand() % 5);
+		used += ev(text + used, sizeof text - used, first_seq + i, t, job, in, out);
+	}
+	import_text(ctx, text);
+}
+
+/* ---- a walk as comparable lines ------------------------------------------ */
+
+typedef struct sig_list {
+	char (*line)[240];
+	size_t n, cap;
+} sig_list;
+
+static int sig_hit(void *c, const km_lineage_hit *h)
+{
+	sig_list *l = c;
+	ck_assert_uint_lt(l->n, l->cap);
+	char label[300];
+	km_lineage_node_label(&h->node, label, sizeof label);
+	/* node <- the node before it, depth, the edge that reached it, the
+	 * whole path's edges, the start's protection, the node. */
+	char path[64] = "";
+	for (size_t k = 0; k < h->path_len && k < 20; k++)
+		path[k] = h->path[k].edge[0];
+	snprintf(l->line[l->n++], sizeof l->line[0], "%lld<-%lld d%u %s %s v%u %lld..%lld %.60s %d",
+	         (long long)h->node.id, h->path_len > 1 ? (long long)h->path[h->path_len - 2].node : -1LL,
+	         h->depth, h->path[h->path_len - 1].edge, path, h->kek_version, (long long)h->protected_from,
+	         (long long)h->protected_to, label, (int)h->node.kind);
+	ck_assert_uint_eq(h->path_len, h->depth + 1);
+	return 0;
+}
+
+#define SIG_MAX 512
+typedef struct walk_sig {
+	char lines[SIG_MAX][240];
+	sig_list l;
+	km_lineage_impact_summary sum;
+} walk_sig;
+
+static void walk_of(km_ctx *ctx, uint32_t version, int64_t as_of, walk_sig *s)
+{
+	km_err e;
+	s->l = (sig_list){s->lines, 0, SIG_MAX};
+	ck_assert_msg(km_lineage_impact(ctx, "features/risk", version, as_of, sig_hit, &s->l, &s->sum, &e) == KM_OK,
+	              "%s", e.msg);
+	ck_assert_uint_eq(s->l.n, s->sum.total);
+}
+
+static int same_walk(const walk_sig *a, const walk_sig *b)
+{
+	if (a->l.n != b->l.n || a->sum.cycles != b->sum.cycles ||
+	    strcmp(a->sum.cycle_example, b->sum.cycle_example) != 0 ||
+	    memcmp(a->sum.counts, b->sum.counts, sizeof a->sum.counts) != 0)
+		return 0;
+	for (size_t i = 0; i < a->l.n; i++)
+		if (strcmp(a->lines[i], b->lines[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static void check_table(km_ctx *ctx, uint64_t want_stale, uint64_t want_wrong)
+{
+	uint64_t stale, wrong;
+	km_err e;
+	ck_assert_msg(lineage_adj_check(km_db(ctx), &stale, &wrong, &e) == KM_OK, "%s", e.msg);
+	ck_assert_uint_eq(stale, want_stale);
+	ck_assert_uint_eq(wrong, want_wrong);
+}
+
+/* The walk over lineage_edges alone: every packed row marked stale for
+ * the walk, then put back as it was. */
+static void sql_walk_of(km_ctx *ctx, uint32_t version, int64_t as_of, walk_sig *s)
+{
+	exec(ctx, "CREATE TEMP TABLE keep_out AS SELECT src, packed FROM lineage_out;"
+	          "UPDATE lineage_out SET packed = NULL");
+	walk_of(ctx, version, as_of, s);
+	exec(ctx, "UPDATE lineage_out SET packed = (SELECT packed FROM keep_out k WHERE k.src = lineage_out.src);"
+	          "DROP TABLE keep_out");
+}
+
+static const int64_t as_ofs[] = {0, T0 + 2 * DAY, T0 + 3 * DAY + DAY / 2, T0 + 5 * DAY, T0 + 8 * DAY};
+
+/* Packed (a row at a time, and the whole table) == SQL, for both
+ * versions' selections and every as_of; *reached: the largest walk. */
+static void all_walks_agree(km_ctx *ctx, size_t *reached, uint64_t *cycles)
+{
+	static walk_sig sql, rows, whole;
+	*reached = 0;
+	*cycles = 0;
+	for (uint32_t v = 0; v <= 1; v++)
+		for (size_t t = 0; t < KM_ARRAY_LEN(as_ofs); t++) {
+			sql_walk_of(ctx, v, as_ofs[t], &sql);
+			lineage_impact_all_at = 0;
+			walk_of(ctx, v, as_ofs[t], &rows);
+			lineage_impact_all_at = 1;
+			walk_of(ctx, v, as_ofs[t], &whole);
+			lineage_impact_all_at = 10000;
+			ck_assert_msg(same_walk(&sql, &rows), "row-per-node walk differs (v%u, as of #%zu)", v, t);
+			ck_assert_msg(same_walk(&sql, &whole), "whole-table walk differs (v%u, as of #%zu)", v, t);
+			if (sql.l.n > *reached)
+				*reached = sql.l.n;
+			if (sql.sum.cycles > *cycles)
+				*cycles = sql.sum.cycles;
+		}
+}
+
+static int walk_has(const walk_sig *s, const char *label)
+{
+	for (size_t i = 0; i < s->l.n; i++)
+		if (strstr(s->lines[i], label))
+			return 1;
+	return 0;
+}
+
+static void set_up_graph(km_ctx *ctx)
+{
+	km_err e;
+	ck_assert_int_eq(km_key_create(ctx, "features/risk", NULL, 0, &e), KM_OK);
+	const char *specs[] = {"feature:features/a@1", "feature:features/b@1", "feature:features/c@1",
+	                       "feature:features/d@1"};
+	ck_assert_msg(km_asset_register_bulk(ctx, "features/risk", specs, 4, &e) == KM_OK, "%s", e.msg);
+	clock_now = T0 + 10 * DAY;
+	import_random(ctx, 1, 300);
+	/* Two datasets protected by v1 for days 3 to 6 only: their first hop
+	 * takes only edges seen in that window. */
+	exec(ctx, "INSERT INTO lineage_protection(node, asset_id, key_id, kek_version, valid_from, valid_to) "
+	          "SELECT n.id, 0, k.id, 1, 1767225600 + 3 * 86400, 1767225600 + 6 * 86400 "
+	          "FROM lineage_nodes n, keys k WHERE n.name IN ('d3', 'd4') AND k.name = 'features/risk'");
+}
+
+/* ---- the tests ------------------------------------------------------------ */
+
+START_TEST(packed_walk_equals_sql_walk)
+{
+	km_ctx *ctx = open_deploy();
+	set_up_graph(ctx);
+	/* The import left every row packed and equal to lineage_edges. */
+	ck_assert_int_gt(count(ctx, "SELECT count(*) FROM lineage_out"), 20);
+	check_table(ctx, 0, 0);
+	size_t reached;
+	uint64_t cycles;
+	all_walks_agree(ctx, &reached, &cycles);
+	ck_assert_uint_gt(reached, 20);
+	ck_assert_uint_gt(cycles, 0);
+
+	/* A packed row that lies (one more edge than lineage_edges holds, to
+	 * a node nothing else reaches, out of a start and seen while it was
+	 * protected) is what a repack that forgot a writer
+	 * would leave: the check names it, and the packed walk differs from
+	 * the SQL walk, which shows the walk reads the packed rows. */
+	exec(ctx, "INSERT INTO lineage_nodes(kind, namespace, name, first_seen) VALUES('dataset', 's3://lake', "
+	          "'island', 0)");
+	exec(ctx, "CREATE TEMP TABLE hub AS SELECT n.id AS id FROM lineage_nodes n WHERE n.name = "
+	          "'feature:features/a' AND n.namespace = 'keyward' AND n.version = '1'");
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM hub"), 1);
+	exec(ctx, "INSERT INTO lineage_edges(src, dst, kind, first_seen, last_seen) SELECT h.id, n.id, "
+	          "'derived-from', 1767225600 + 86400, 1767225600 + 86400 FROM hub h, lineage_nodes n "
+	          "WHERE n.name = 'island'");
+	check_table(ctx, 1, 0); /* the trigger marked the row stale */
+	km_err e;
+	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), NULL, 0, &e), KM_OK);
+	exec(ctx, "CREATE TEMP TABLE lie AS SELECT o.src, o.packed FROM lineage_out o JOIN hub h ON h.id = o.src");
+	exec(ctx, "DELETE FROM lineage_edges WHERE dst = (SELECT id FROM lineage_nodes WHERE name = 'island')");
+	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), NULL, 0, &e), KM_OK);
+	check_table(ctx, 0, 0);
+	/* (the start has no other edges: the repack dropped its row) */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out WHERE src = (SELECT src FROM lie)"), 0);
+	exec(ctx, "INSERT INTO lineage_out(src, packed) SELECT src, packed FROM lie");
+	check_table(ctx, 0, 1);
+	static walk_sig sql, packed;
+	sql_walk_of(ctx, 1, 0, &sql);
+	walk_of(ctx, 1, 0, &packed);
+	ck_assert(!walk_has(&sql, "s3://lake island"));
+	ck_assert(walk_has(&packed, "s3://lake island"));
+	ck_assert(!same_walk(&sql, &packed));
+
+	/* A row that cannot be decoded is read from lineage_edges instead. */
+	exec(ctx, "UPDATE lineage_out SET packed = X'01FFFF' WHERE src = (SELECT src FROM lie)");
+	walk_of(ctx, 1, 0, &packed);
+	ck_assert(same_walk(&sql, &packed));
+	/* And a rebuild puts it right. */
+	ck_assert_int_eq(lineage_adj_build(km_db(ctx), &e), KM_OK);
+	check_table(ctx, 0, 0);
+	walk_of(ctx, 1, 0, &packed);
+	ck_assert(same_walk(&sql, &packed));
+	km_close(ctx);
+}
+END_TEST
+
+START_TEST(writers_keep_the_table_in_step)
+{
+	km_ctx *ctx = open_deploy();
+	set_up_graph(ctx);
+	static walk_sig before, after;
+	walk_of(ctx, 1, 0, &before);
+	ck_assert(!walk_has(&before, "s3://lake fresh1"));
+	int64_t rows = count(ctx, "SELECT count(*) FROM lineage_out");
+
+	/* A second import: new edges out of reached nodes, one to a new
+	 * dataset, and edges seen again earlier than before (their first_seen
+	 * moves back, which changes what is reached as of day 2). */
+	char text[8 * 700];
+	size_t used = 0;
+	used += ev(text + used, sizeof text - used, 900, T0 + 9 * DAY, "j9", "features/a", "fresh1");
+	used += ev(text + used, sizeof text - used, 901, T0 + 9 * DAY, "j9", "fresh1", "d0");
+	for (int i = 0; i < 4; i++) {
+		char in[16];
+		snprintf(in, sizeof in, "features/%c", 'a' + i);
+		used += ev(text + used, sizeof text - used, 910 + i, T0 + DAY + 60, "j0", in, "d1");
+	}
+	import_text(ctx, text);
+	check_table(ctx, 0, 0);
+	ck_assert_int_gt(count(ctx, "SELECT count(*) FROM lineage_out"), rows);
+	walk_of(ctx, 1, 0, &after);
+	ck_assert(walk_has(&after, "s3://lake fresh1"));
+	size_t reached;
+	uint64_t cycles;
+	all_walks_agree(ctx, &reached, &cycles);
+
+	/* A writer that goes around the import (the sqlite3 shell): the
+	 * trigger marks the row stale, the walk reads lineage_edges for it
+	 * and sees the edge at once, and the next import repacks it. */
+	exec(ctx, "INSERT INTO lineage_nodes(kind, namespace, name, first_seen) VALUES('dataset', 's3://lake', "
+	          "'by-hand', 0)");
+	exec(ctx, "INSERT INTO lineage_edges(src, dst, kind, first_seen, last_seen) SELECT a.id, b.id, "
+	          "'derived-from', 5, 5 FROM lineage_nodes a, lineage_nodes b WHERE a.name = 'fresh1' AND "
+	          "b.name = 'by-hand'");
+	check_table(ctx, 1, 0);
+	walk_of(ctx, 1, 0, &after);
+	ck_assert(walk_has(&after, "s3://lake by-hand"));
+	all_walks_agree(ctx, &reached, &cycles);
+	/* The same for an update and a delete by hand. */
+	exec(ctx, "UPDATE lineage_edges SET first_seen = 1767225600 + 7 * 86400 WHERE dst = "
+	          "(SELECT id FROM lineage_nodes WHERE name = 'by-hand')");
+	walk_of(ctx, 1, T0 + 6 * DAY, &after);
+	ck_assert(!walk_has(&after, "s3://lake by-hand"));
+	all_walks_agree(ctx, &reached, &cycles);
+	exec(ctx, "DELETE FROM lineage_edges WHERE src = (SELECT id FROM lineage_nodes WHERE name = 'fresh1')");
+	walk_of(ctx, 1, 0, &after);
+	ck_assert(!walk_has(&after, "s3://lake by-hand"));
+	all_walks_agree(ctx, &reached, &cycles);
+	check_table(ctx, 1, 0);
+	char one[700];
+	ev(one, sizeof one, 990, T0 + 9 * DAY, "j1", "d5", "d6");
+	import_text(ctx, one);
+	check_table(ctx, 0, 0);
+	/* fresh1 has no edges left: its row went with them. */
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out WHERE src = "
+	                            "(SELECT id FROM lineage_nodes WHERE name = 'fresh1')"), 0);
+	all_walks_agree(ctx, &reached, &cycles);
+	/* An update that moves an edge to another source marks both. */
+	exec(ctx, "INSERT INTO lineage_nodes(kind, namespace, name, first_seen) VALUES('dataset', 's3://lake', "
+	          "'mover', 0)");
+	exec(ctx, "UPDATE lineage_edges SET src = (SELECT id FROM lineage_nodes WHERE name = 'mover') "
+	          "WHERE src = (SELECT id FROM lineage_nodes WHERE name = 'd5') AND "
+	          "dst = (SELECT id FROM lineage_nodes WHERE name = 'd6')");
+	ck_assert_int_eq(count(ctx, "SELECT changes()"), 1);
+	check_table(ctx, 2, 0);
+	all_walks_agree(ctx, &reached, &cycles);
+	km_close(ctx);
+}
+END_TEST
+
+/* A deployment from before the table: the migration builds it whole. */
+START_TEST(migration_builds_the_table)
+{
+	km_ctx *ctx = open_deploy();
+	set_up_graph(ctx);
+	static walk_sig before, after;
+	walk_of(ctx, 0, 0, &before);
+	int64_t rows = count(ctx, "SELECT count(*) FROM lineage_out");
+	km_close(ctx);
+
+	char path[400];
+	snprintf(path, sizeof path, "%s/keyward.db", D.home);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	/* As the schema was before it (the migration is the newest). */
+	char sql[300];
+	snprintf(sql, sizeof sql,
+	         "DROP TRIGGER lineage_edges_out_ins; DROP TRIGGER lineage_edges_out_upd;"
+	         "DROP TRIGGER lineage_edges_out_del; DROP TABLE lineage_out; PRAGMA user_version = %d",
+	         km_db_schema_version() - 1);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	ctx = th_deploy_open(&D, NULL);
+	km_set_clock(ctx, test_clock, NULL);
+	ck_assert_int_eq(count(ctx, "PRAGMA user_version"), km_db_schema_version());
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out"), rows);
+	check_table(ctx, 0, 0);
+	walk_of(ctx, 0, 0, &after);
+	ck_assert(same_walk(&before, &after));
+	km_close(ctx);
+}
+END_TEST
+
+/* Packing round-trips every int64 and every kind; rows that are not this
+ * format's are refused, not guessed at. */
+START_TEST(packing_round_trips_and_refuses_damage)
+{
+	sqlite3 *db;
+	km_err e;
+	ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	ck_assert_int_eq(km_db_exec(db, "CREATE TABLE lineage_edges(src INTEGER, dst INTEGER, kind TEXT, "
+	                            "first_seen INTEGER, last_seen INTEGER, PRIMARY KEY(src, dst, kind)) "
+	                            "WITHOUT ROWID; CREATE TABLE lineage_out(src INTEGER PRIMARY KEY, packed BLOB);"
+	                            "INSERT INTO lineage_edges VALUES"
+	                            " (-7, -9223372036854775808, 'served-by', 9223372036854775807, 9223372036854775807),"
+	                            " (-7, -1, 'consumed-by', -9223372036854775808, 9223372036854775807),"
+	                            " (-7, -1, 'derived-from', 0, 0),"
+	                            " (-7, 5, 'made-up', 1767225600123, 1767225600000),"
+	                            " (-7, 9223372036854775807, 'derived-from', -5, -6),"
+	                            " (3, 4, 'derived-from', 10, 20);", &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_build(db, &e), KM_OK);
+	sqlite3_stmt *q;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT packed FROM lineage_out WHERE src = -7", -1, &q, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	size_t len = (size_t)sqlite3_column_bytes(q, 0);
+	unsigned char *blob = malloc(len);
+	memcpy(blob, sqlite3_column_blob(q, 0), len);
+	sqlite3_finalize(q);
+	lineage_adj_edge *ed = NULL;
+	size_t cap = 0, n;
+	int timed;
+	ck_assert_int_eq(lineage_adj_decode(blob, len, 0, 1, &ed, &cap, &n, &timed), 0);
+	ck_assert_int_eq(timed, 1);
+	ck_assert_uint_eq(n, 5);
+	/* Primary-key order: dst, then kind as text. */
+	static const struct {
+		int64_t dst, first, last;
+		unsigned kind;
+	} want[] = {
+		{INT64_MIN, INT64_MAX, INT64_MAX, LINEAGE_EK_SERVED},
+		{-1, INT64_MIN, INT64_MAX, LINEAGE_EK_CONSUMED},
+		{-1, 0, 0, LINEAGE_EK_DERIVED},
+		{5, 1767225600123, 1767225600000, LINEAGE_EK_OTHER},
+		{INT64_MAX, -5, -6, LINEAGE_EK_DERIVED},
+	};
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(ed[i].dst, want[i].dst);
+		ck_assert_int_eq(ed[i].first_seen, want[i].first);
+		ck_assert_int_eq(ed[i].last_seen, want[i].last);
+		ck_assert_uint_eq(ed[i].kind, want[i].kind);
+	}
+	ck_assert_str_eq(lineage_adj_kind_name(LINEAGE_EK_OTHER), "unknown");
+	/* As of a time after every first_seen the times are left out; as of
+	 * one before some, they are read (the walk filters on them). */
+	ck_assert_int_eq(lineage_adj_decode(blob, len, INT64_MAX, 0, &ed, &cap, &n, &timed), 0);
+	ck_assert_int_eq(timed, 0);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_int_eq(ed[4].dst, INT64_MAX);
+	ck_assert_int_eq(lineage_adj_decode(blob, len, 1767225600122, 0, &ed, &cap, &n, &timed), 0);
+	ck_assert_int_eq(timed, 1);
+	/* Damage: every truncation, a wrong format byte, trailing bytes, a
+	 * kind out of range, a count the row cannot hold. */
+	for (size_t cut = 0; cut < len; cut++)
+		ck_assert_int_eq(lineage_adj_decode(blob, cut, 0, 1, &ed, &cap, &n, &timed), 1);
+	unsigned char *bad = malloc(len + 1);
+	memcpy(bad, blob, len);
+	bad[len] = 0;
+	ck_assert_int_eq(lineage_adj_decode(bad, len + 1, 0, 1, &ed, &cap, &n, &timed), 1);
+	bad[0] = LINEAGE_ADJ_FORMAT + 1;
+	ck_assert_int_eq(lineage_adj_decode(bad, len, 0, 1, &ed, &cap, &n, &timed), 1);
+	static const unsigned char huge[] = {LINEAGE_ADJ_FORMAT, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0};
+	ck_assert_int_eq(lineage_adj_decode(huge, sizeof huge, 0, 1, &ed, &cap, &n, &timed), 1);
+	/* count 1, max_first 0, dst 0, kind 9 */
+	static const unsigned char kind9[] = {LINEAGE_ADJ_FORMAT, 1, 0, 0, 9, 0, 0};
+	ck_assert_int_eq(lineage_adj_decode(kind9, sizeof kind9, 0, 1, &ed, &cap, &n, &timed), 1);
+	uint64_t stale, wrong;
+	ck_assert_int_eq(lineage_adj_check(db, &stale, &wrong, &e), KM_OK);
+	ck_assert_uint_eq(stale + wrong, 0);
+	free(bad);
+	free(blob);
+	free(ed);
+	sqlite3_close(db);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("lineage_adj");
+	TCase *t = tcase_create("deployment");
+	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, packed_walk_equals_sql_walk);
+	tcase_add_test(t, writers_keep_the_table_in_step);
+	tcase_add_test(t, migration_builds_the_table);
+	suite_add_tcase(s, t);
+	TCase *p = tcase_create("pure");
+	tcase_add_test(p, packing_round_trips_and_refuses_damage);
+	suite_add_tcase(s, p);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
