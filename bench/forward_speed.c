@@ -113,6 +113,8 @@ static timing append_ours(const char *path, uint64_t n, uint64_t batch, int outb
 	sqlite3 *db = open_fresh(path);
 	sql(db, audit_schema_sql);
 	sql(db, forward_schema_sql);
+	if (getenv("BENCH_SQL"))
+		sql(db, getenv("BENCH_SQL"));
 	/* The design not chosen: an outbox table with a row per event and
 	 * sink, written beside each append and deleted once delivered. */
 	sqlite3_stmt *ob = NULL;
@@ -260,10 +262,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	uint64_t n = 200000, batch = 1000;
-	int rounds = 3;
+	int rounds = 3, rows_design = 1, only_ours = 0;
 	const char *dbpath = NULL, *url = NULL, *secret = NULL, *dump = NULL;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--no-rows")) { /* skip the design not chosen */
+			rows_design = 0;
+			continue;
+		}
+		if (!strcmp(a, "--only-ours")) { /* for a profiler: our side alone */
+			only_ours = 1;
+			continue;
+		}
 		if (!v)
 			die(a, "needs a value");
 		if (!strcmp(a, "-n"))
@@ -295,8 +305,12 @@ int main(int argc, char **argv)
 		snprintf(alt, sizeof alt, "%s.rows", dbpath);
 		timing bo = {1e9, 1e9}, bp = {1e9, 1e9}, ba = {1e9, 1e9};
 		for (int r = 0; r < rounds; r++) {
-			timing ta = append_ours(alt, n, batch, 1);
+			timing ta = rows_design ? append_ours(alt, n, batch, 1) : (timing){1e9, 1e9};
 			timing to = append_ours(dbpath, n, batch, 0);
+			if (only_ours) {
+				printf("ours: %.0f events/s (%.0f per CPU s)\n", (double)n / to.wall, (double)n / to.cpu);
+				continue;
+			}
 			timing tp = append_peer(dbpath, peer, batch);
 			if (ta.wall < ba.wall) ba.wall = ta.wall;
 			if (ta.cpu < ba.cpu) ba.cpu = ta.cpu;

@@ -224,42 +224,225 @@ static int outcome_ok(const char *o)
 	return 0;
 }
 
+/* ------------------------------------------------------------ canonical text
+ *
+ * The canonical text is what Jansson's json_dumps(JSON_FLAGS) makes of the
+ * event object, byte for byte (verification re-serialises a sample with
+ * Jansson and compares).  Building a Jansson object and dumping it cost a
+ * fifth of an append (key sorting, a malloc per token), so the writer
+ * emits the same bytes itself: strings of printable ASCII without '"' or
+ * '\\' are copied (Jansson copies those unchanged too), integers printed,
+ * objects' keys sorted bytewise as Jansson sorts them.  Anything else (a
+ * string needing an escape, a key with a NUL) is handed to Jansson itself,
+ * so the rare cases are Jansson's by construction. */
+typedef struct cbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+} cbuf;
+
+static void cb_put(cbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+#define CB_LIT(b, lit) cb_put((b), (lit), sizeof(lit) - 1)
+
+/* Bytes Jansson copies into a string unescaped under JSON_FLAGS. */
+static int plain_ascii(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+/* A JSON string; 0, or -1 if it is not valid UTF-8. */
+static int cb_string(cbuf *b, const char *s, size_t n)
+{
+	if (plain_ascii(s, n)) {
+		CB_LIT(b, "\"");
+		cb_put(b, s, n);
+		CB_LIT(b, "\"");
+		return 0;
+	}
+	json_t *j = json_stringn(s, n);
+	char *t = j ? json_dumps(j, JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+	json_decref(j);
+	if (!t)
+		return j ? (b->oom = 1, 0) : -1;
+	cb_put(b, t, strlen(t));
+	free(t);
+	return 0;
+}
+
+static void cb_int(cbuf *b, json_int_t v)
+{
+	char tmp[24], *p = tmp + sizeof tmp;
+	/* through unsigned so that the most negative value negates */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	cb_put(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* details in canonical form; -1: a case left to Jansson (whole value). */
+static int cb_value(cbuf *b, const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING: {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		if (!plain_ascii(s, n))
+			return -1;
+		return cb_string(b, s, n);
+	}
+	case JSON_INTEGER:
+		cb_int(b, json_integer_value(v));
+		return 0;
+	case JSON_TRUE:
+		CB_LIT(b, "true");
+		return 0;
+	case JSON_FALSE:
+		CB_LIT(b, "false");
+		return 0;
+	case JSON_NULL:
+		CB_LIT(b, "null");
+		return 0;
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *c;
+		CB_LIT(b, "[");
+		json_array_foreach(v, i, c) {
+			if (i)
+				CB_LIT(b, ",");
+			if (cb_value(b, c))
+				return -1;
+		}
+		CB_LIT(b, "]");
+		return 0;
+	}
+	case JSON_OBJECT: {
+		const char *small[16], **keys = small, *k;
+		size_t n = json_object_size(v), i = 0, klen;
+		json_t *c;
+		int rc = 0;
+		if (n > KM_ARRAY_LEN(small) && !(keys = malloc(n * sizeof *keys))) {
+			b->oom = 1;
+			return 0;
+		}
+		json_object_keylen_foreach((json_t *)v, k, klen, c) {
+			if (i == n || klen != strlen(k) || !plain_ascii(k, klen)) {
+				rc = -1;
+				break;
+			}
+			keys[i++] = k;
+		}
+		if (!rc && i == n) {
+			qsort(keys, n, sizeof *keys, key_cmp);
+			CB_LIT(b, "{");
+			for (i = 0; i < n && !rc; i++) {
+				if (i)
+					CB_LIT(b, ",");
+				cb_string(b, keys[i], strlen(keys[i]));
+				CB_LIT(b, ":");
+				rc = cb_value(b, json_object_get(v, keys[i]));
+			}
+			CB_LIT(b, "}");
+		} else {
+			rc = -1;
+		}
+		if (keys != small)
+			free(keys);
+		return rc;
+	}
+	default: /* reals: validate_event refuses them; Jansson's format is its own */
+		return -1;
+	}
+}
+
+static km_status bad_utf8(km_err *e, const char *field)
+{
+	return km_fail(e, KM_EINVAL, "audit event field \"%s\" is not valid UTF-8", field);
+}
+
 /* The canonical text of an event (malloc'd). */
 static km_status event_text(const audit_event *ev, uint64_t seq, const char *time, char **out,
                             km_err *e)
 {
-	json_t *o = json_object(), *v;
+	cbuf b = {0};
 	km_status s = KM_OK;
 
 	*out = NULL;
-	if (!o)
-		return km_fail(e, KM_ENOMEM, "out of memory building an audit event");
-	struct {
-		const char *name;
-		json_t *value;
-	} fields[] = {
-		{"action", json_string(ev->action)},
-		{"actor", json_string(ev->actor)},
-		{"object", ev->object ? json_string(ev->object) : json_null()},
-		{"outcome", json_string(ev->outcome)},
-		{"seq", json_integer((json_int_t)seq)},
-		{"time", json_string(time)},
-		{"details", ev->details ? json_incref(ev->details) : json_object()},
-	};
-	for (size_t i = 0; i < KM_ARRAY_LEN(fields); i++) {
-		v = fields[i].value;
-		if (!v && s == KM_OK)
-			s = km_fail(e, KM_EINVAL, "audit event field \"%s\" is not valid UTF-8", fields[i].name);
-		if (v && json_object_set_new(o, fields[i].name, v) != 0 && s == KM_OK)
-			s = km_fail(e, KM_ENOMEM, "out of memory building an audit event");
+	CB_LIT(&b, "{\"action\":");
+	if (cb_string(&b, ev->action, strlen(ev->action)))
+		s = bad_utf8(e, "action");
+	CB_LIT(&b, ",\"actor\":");
+	if (!s && cb_string(&b, ev->actor, strlen(ev->actor)))
+		s = bad_utf8(e, "actor");
+	CB_LIT(&b, ",\"details\":");
+	if (!ev->details) {
+		CB_LIT(&b, "{}");
+	} else if (!s) {
+		size_t mark = b.len;
+		if (cb_value(&b, ev->details)) {
+			char *t = json_dumps(ev->details, JSON_FLAGS);
+			if (!t)
+				s = km_fail(e, KM_EINVAL, "audit event cannot be serialised (invalid UTF-8 in details?)");
+			b.len = mark;
+			if (t)
+				cb_put(&b, t, strlen(t));
+			free(t);
+		}
 	}
-	if (s == KM_OK) {
-		*out = json_dumps(o, JSON_FLAGS);
-		if (!*out)
-			s = km_fail(e, KM_EINVAL, "audit event cannot be serialised (invalid UTF-8 in details?)");
+	CB_LIT(&b, ",\"object\":");
+	if (!ev->object)
+		CB_LIT(&b, "null");
+	else if (!s && cb_string(&b, ev->object, strlen(ev->object)))
+		s = bad_utf8(e, "object");
+	CB_LIT(&b, ",\"outcome\":");
+	if (!s && cb_string(&b, ev->outcome, strlen(ev->outcome)))
+		s = bad_utf8(e, "outcome");
+	CB_LIT(&b, ",\"seq\":");
+	cb_int(&b, (json_int_t)seq);
+	CB_LIT(&b, ",\"time\":");
+	if (!s && cb_string(&b, time, strlen(time)))
+		s = bad_utf8(e, "time");
+	CB_LIT(&b, "}");
+	if (!s && b.oom)
+		s = km_fail(e, KM_ENOMEM, "out of memory building an audit event");
+	if (s) {
+		free(b.p);
+		return s;
 	}
-	json_decref(o);
-	return s;
+	*out = b.p;
+	return KM_OK;
 }
 
 static km_status validate_event(const audit_event *ev, km_err *e)

@@ -795,6 +795,95 @@ START_TEST(test_canonical_json)
 }
 END_TEST
 
+/* A random details value: nested objects (some with more keys than the
+ * writer sorts on the stack), arrays, integers at the extremes, booleans,
+ * null, and strings that need every kind of escape Jansson makes. */
+static unsigned rnd(unsigned *r, size_t n)
+{
+	return (unsigned)((size_t)rand_r(r) % n);
+}
+
+static json_t *random_value(unsigned *r, int depth)
+{
+	static const char *const strs[] = {"plain", "", "with \"quotes\"", "back\\slash", "tab\there",
+	                                   "nl\nx", "ctl\x01\x1f", "del\x7f", "slash/", "caf\xc3\xa9",
+	                                   "\xf0\x9f\x94\x91 key", "~!@#$%^&*()_+`-={}[]|:;'<>,.?"};
+	static const json_int_t ints[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007, -99};
+	unsigned k = rnd(r, depth < 3 ? 8 : 5);
+	switch (k) {
+	case 0: return json_string(strs[rnd(r, KM_ARRAY_LEN(strs))]);
+	case 1: return json_integer(ints[rnd(r, KM_ARRAY_LEN(ints))]);
+	case 2: return json_boolean(rnd(r, 2));
+	case 3: return json_null();
+	case 4: return json_string(strs[0]);
+	case 5: {
+		json_t *a = json_array();
+		for (unsigned i = rnd(r, 4); i > 0; i--)
+			json_array_append_new(a, random_value(r, depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		for (unsigned i = rnd(r, k == 7 ? 24 : 4); i > 0; i--) {
+			char name[32];
+			static const char *const names[] = {"a", "b", "Z", "aa", "a b", "r\xc3\xa9", "q\"", "n"};
+			unsigned w = rnd(r, KM_ARRAY_LEN(names));
+			snprintf(name, sizeof name, "%s%u", names[w], w == KM_ARRAY_LEN(names) - 1 ? i : 0);
+			json_object_set_new(o, name, random_value(r, depth + 1));
+		}
+		return o;
+	}
+	}
+}
+
+/* The writer emits the canonical text itself (not through Jansson's
+ * dump): every stored text must be exactly what Jansson makes of the same
+ * event object. */
+START_TEST(test_canonical_matches_jansson)
+{
+	static const char *const names[] = {"alice", "o'brien \"ob\"", "zo\xc3\xab", "tab\tuser", "/x/y"};
+	unsigned r = 12345;
+	km_err e;
+	int fallback_seen = 0, fast_seen = 0;
+
+	sql(fx.db, "BEGIN IMMEDIATE");
+	for (uint64_t i = 1; i <= 400; i++) {
+		json_t *d = json_object();
+		for (unsigned k = rnd(&r, 6); k > 0; k--) {
+			char name[16];
+			snprintf(name, sizeof name, "f%u", rnd(&r, 30));
+			json_object_set_new(d, name, random_value(&r, 1));
+		}
+		audit_event ev = {names[rnd(&r, KM_ARRAY_LEN(names))], "asset.protect",
+		                  i % 7 ? names[rnd(&r, KM_ARRAY_LEN(names))] : NULL, results[i % 7],
+		                  i % 11 ? d : NULL};
+		uint64_t seq;
+		ck_assert_int_eq(audit_append(fx.db, &ev, &seq, &e), KM_OK);
+		audit_row row;
+		ck_assert_int_eq(audit_get(fx.db, seq, &row, &e), KM_OK);
+		json_t *o = json_pack("{s:s,s:s,s:o,s:s?,s:s,s:I,s:s}", "action", ev.action, "actor", ev.actor,
+		                      "details", ev.details ? json_incref(ev.details) : json_object(), "object",
+		                      ev.object, "outcome", ev.outcome, "seq", (json_int_t)seq, "time", row.time);
+		ck_assert_ptr_nonnull(o);
+		char *want = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+		ck_assert_str_eq(row.json, want);
+		if (strchr(want, '\\'))
+			fallback_seen = 1;
+		else
+			fast_seen = 1;
+		free(want);
+		json_decref(o);
+		audit_row_free(&row);
+		json_decref(d);
+	}
+	ck_assert_msg(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e) == KM_OK, "sign: %s", e.msg);
+	sql(fx.db, "COMMIT");
+	ck_assert(fallback_seen && fast_seen);
+	audit_verify_result res = verify();
+	ck_assert_msg(res.intact == 1, "%s", res.problem);
+}
+END_TEST
+
 /* Table-driven: what audit_append accepts and refuses in details. */
 static const struct {
 	const char *details; /* JSON text; NULL = no details */
@@ -2171,6 +2260,7 @@ int main(void)
 	tcase_add_test(tc, test_signer_refuses_truncated_log);
 	tcase_add_test(tc, test_big_log);
 	tcase_add_test(tc, test_canonical_json);
+	tcase_add_test(tc, test_canonical_matches_jansson);
 	tcase_add_test(tc, test_details_rules);
 	tcase_add_test(tc, test_event_fields_and_usage);
 	tcase_add_test(tc, test_query_filters);
