@@ -58,9 +58,33 @@
 	"CREATE TABLE audit_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, " \
 	"PRIMARY KEY(level, idx)) WITHOUT ROWID;\n"
 
+/* ... and of schema 13: the filter columns become ordinary columns that
+ * the writer fills from the event it serialises.  As generated columns,
+ * every index entry re-parsed the event text with json_extract (SQLite
+ * 3.40 caches no parse across them); now they cost nothing to compute.
+ * They are copies, not the evidence: audit verify checks each row's
+ * columns against its hashed text.  The rebuild keeps every row as it is
+ * (json_extract of the old generated columns, once). */
+#define AUDIT_EVENTS_V13                                                                        \
+	"CREATE TABLE audit_events_v13(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, "                 \
+	"leaf_hash BLOB NOT NULL, time TEXT, actor TEXT, action TEXT, object TEXT, outcome TEXT);\n"
+#define AUDIT_INDEXES_V13                                                                      \
+	"CREATE INDEX audit_events_object ON audit_events(object, seq);\n"                           \
+	"CREATE INDEX audit_events_actor ON audit_events(actor, seq);\n"                             \
+	"CREATE INDEX audit_events_action ON audit_events(action, seq);\n"                           \
+	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);\n"                         \
+	"CREATE INDEX audit_events_time ON audit_events(time);\n"
+#define AUDIT_SCHEMA_V13                                                                       \
+	AUDIT_EVENTS_V13                                                                           \
+	"INSERT INTO audit_events_v13(seq, json, leaf_hash, time, actor, action, object, outcome) "   \
+	"SELECT seq, json, leaf_hash, time, actor, action, object, outcome FROM audit_events;\n"    \
+	"DROP TABLE audit_events;\n"                                                                \
+	"ALTER TABLE audit_events_v13 RENAME TO audit_events;\n" AUDIT_INDEXES_V13
+
 const char audit_schema_v1_sql[] = AUDIT_SCHEMA_V1;
 const char audit_schema_v4_sql[] = AUDIT_SCHEMA_V4;
-const char audit_schema_sql[] = AUDIT_SCHEMA_V1 AUDIT_SCHEMA_V4;
+const char audit_schema_v13_sql[] = AUDIT_SCHEMA_V13;
+const char audit_schema_sql[] = AUDIT_SCHEMA_V1 AUDIT_SCHEMA_V4 AUDIT_SCHEMA_V13;
 
 #define HB MERKLE_HASH_BYTES
 #define JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
@@ -729,7 +753,8 @@ km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e)
 	if (!w)
 		return km_fail(e, KM_ENOMEM, "out of memory");
 	w->db = db;
-	if ((s = prepare(db, "INSERT INTO audit_events(seq, json, leaf_hash) VALUES(?, ?, ?)", &w->insert, e)) != KM_OK ||
+	if ((s = prepare(db, "INSERT INTO audit_events(seq, json, leaf_hash, time, actor, action, object, outcome) "
+	                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?)", &w->insert, e)) != KM_OK ||
 	    (s = prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES(?, ?, ?)", &w->node_put, e)) != KM_OK ||
 	    (s = prepare(db, "DELETE FROM audit_frontier", &w->frontier_clear, e)) != KM_OK ||
 	    (s = prepare(db, "INSERT INTO audit_frontier(level, hash) VALUES(?, ?)", &w->frontier_put, e)) != KM_OK ||
@@ -821,6 +846,15 @@ km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *
 		sqlite3_bind_int64(w->insert, 1, (sqlite3_int64)(w->n + 1));
 		sqlite3_bind_text(w->insert, 2, text, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(w->insert, 3, leaf, HB, SQLITE_STATIC);
+		/* the filter columns: the very strings the text was made of */
+		sqlite3_bind_text(w->insert, 4, now, AUDIT_TIME_LEN, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 5, ev->actor, -1, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 6, ev->action, -1, SQLITE_STATIC);
+		if (ev->object)
+			sqlite3_bind_text(w->insert, 7, ev->object, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(w->insert, 7);
+		sqlite3_bind_text(w->insert, 8, ev->outcome, -1, SQLITE_STATIC);
 		if (sqlite3_step(w->insert) != SQLITE_DONE)
 			s = db_fail(w->db, e, "appending an audit event");
 		sqlite3_reset(w->insert);
@@ -1620,6 +1654,8 @@ typedef struct vstate {
 	char last_time[AUDIT_TIME_LEN]; /* the previous entry's time */
 	int stray;          /* the reader found a node past the log: */
 	int64_t stray_level, stray_idx;
+	uint64_t cols_bad;  /* the first entry whose filter columns disagree with its
+	                     * text: reported once everything else checked out */
 	int node_bad;       /* the first stored node that disagreed, held back */
 	uint64_t node_first;/* until a head or the anchor proves its entries */
 	char node_problem[200];
@@ -1654,6 +1690,102 @@ static void fmt_range(char *buf, size_t cap, uint64_t lo, uint64_t hi)
 		snprintf(buf, cap, "entry %llu", (unsigned long long)lo);
 	else
 		snprintf(buf, cap, "entries %llu..%llu", (unsigned long long)lo, (unsigned long long)hi);
+}
+
+/* The filter columns against the text they were copied from.  The text's
+ * shape is canonical (sorted keys: action, actor, details, object, outcome,
+ * seq, time): action and actor are read from the front, time, outcome and
+ * object from the back, so the details in between (anything at all) are
+ * never parsed.  A string inside JSON holds no unescaped quote, so the
+ * quote that opens a value is found scanning back from the one that closes
+ * it.  Anything unexpected counts as a mismatch; the shape and hash checks
+ * say more about a malformed text. */
+
+/* Is the JSON string t[0..n) (quotes included) the column value (v, vn)? */
+static int json_string_is(const char *t, size_t n, const unsigned char *v, size_t vn)
+{
+	if (n < 2 || t[0] != '"' || t[n - 1] != '"' || !v)
+		return 0;
+	if (!memchr(t, '\\', n))
+		return n - 2 == vn && memcmp(t + 1, v, vn) == 0;
+	json_t *j = json_loadb(t, n, JSON_DECODE_ANY, NULL);
+	int same = json_is_string(j) && json_string_length(j) == vn && memcmp(json_string_value(j), v, vn) == 0;
+	json_decref(j);
+	return same;
+}
+
+/* From the opening quote at t[i]: one past the closing quote, or 0. */
+static size_t string_end(const char *t, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (t[i] == '\\')
+			i++;
+		else if (t[i] == '"')
+			return i + 1;
+	}
+	return 0;
+}
+
+/* From the closing quote at t[i]: the opening quote's index, or 0. */
+static size_t string_start(const char *t, size_t lo, size_t i)
+{
+	while (i-- > lo) {
+		if (t[i] != '"')
+			continue;
+		size_t bs = 0;
+		while (i - bs > lo && t[i - bs - 1] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return i;
+	}
+	return 0;
+}
+
+static int ends_with_at(const char *t, size_t end, size_t lo, const char *lit)
+{
+	size_t n = strlen(lit);
+	return end >= lo + n && memcmp(t + end - n, lit, n) == 0;
+}
+
+static int columns_match(const char *t, size_t len, sqlite3_stmt *st)
+{
+	static const char head[] = "{\"action\":";
+	const size_t hl = sizeof head - 1;
+#define COL(i) sqlite3_column_text(st, i), col_bytes(st, i)
+	size_t a, b, c, d;
+
+	/* time: the last value, fixed length */
+	if (len < hl + AUDIT_TIME_LEN + 2 || memcmp(t, head, hl) != 0 ||
+	    !json_string_is(t + len - AUDIT_TIME_LEN - 3, AUDIT_TIME_LEN + 2, COL(3)))
+		return 0;
+	/* action, actor */
+	if (!(a = string_end(t, len, hl)) || !json_string_is(t + hl, a - hl, COL(5)) ||
+	    len - a < 10 || memcmp(t + a, ",\"actor\":\"", 10) != 0 || !(b = string_end(t, len, a + 9)) ||
+	    !json_string_is(t + a + 9, b - a - 9, COL(4)))
+		return 0;
+	/* outcome: the string before ,"seq": */
+	const char *sq = NULL;
+	for (size_t i = len - AUDIT_TIME_LEN - 3; i > b + 7; i--)
+		if (memcmp(t + i - 7, ",\"seq\":", 7) == 0) {
+			sq = t + i - 7;
+			break;
+		}
+	if (!sq)
+		return 0;
+	c = (size_t)(sq - t);
+	size_t o = c > b ? string_start(t, b, c - 1) : 0;
+	if (!o || !json_string_is(t + o, c - o, COL(7)) || !ends_with_at(t, o, b, ",\"outcome\":"))
+		return 0;
+	d = o - 11; /* end of the object value */
+	if (ends_with_at(t, d, b, "null")) {
+		if (sqlite3_column_type(st, 6) == SQLITE_NULL && ends_with_at(t, d - 4, b, ",\"object\":"))
+			return 1;
+		if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+			return 0;
+	}
+	size_t q = d > b && t[d - 1] == '"' ? string_start(t, b, d - 1) : 0;
+	return q && json_string_is(t + q, d - q, COL(6)) && ends_with_at(t, q, b, ",\"object\":");
+#undef COL
 }
 
 /* The cheap per-entry shape check: the text starts with the first key and
@@ -1951,6 +2083,12 @@ static void v_finish(vstate *v, sqlite3 *db, km_err *e)
 		       (long long)v->stray_idx, (unsigned long long)n);
 		return;
 	}
+	if (v->cols_bad) {
+		v_fail(v, v->cols_bad, "entry %llu: its filter columns (time, actor, action, object, outcome) do "
+		       "not match its text; the entries are intact, but audit tail filters, reports and "
+		       "anomaly scans read those columns (tampered or damaged)", (unsigned long long)v->cols_bad);
+		return;
+	}
 	v->r->intact = 1;
 	v->r->first_bad_seq = 0;
 	v->r->problem[0] = '\0';
@@ -1975,6 +2113,7 @@ typedef struct vitem {
 	uint8_t sig[AUDIT_SIG_BYTES];
 	int sig_verdict;   /* head: 1 / -1 the reader found the signature good / bad, 0 not checked */
 	unsigned node_first, node_count; /* entry: the stored nodes it completes, in the batch */
+	int cols_bad;      /* entry: its filter columns disagree with its text */
 } vitem;
 
 
@@ -2005,6 +2144,8 @@ static void batch_run(vstate *v, const vbatch *b)
 		if (it->kind == ITEM_ENTRY) {
 			v_entry(v, it->num, b->arena + it->off, it->len, it->hash, it->hash_len,
 			        it->leaf_done ? it->leaf : NULL);
+			if (it->cols_bad && !v->cols_bad && !v->failed)
+				v->cols_bad = (uint64_t)it->num;
 			for (unsigned j = 0; j < it->node_count && !v->failed && v->err == KM_OK; j++)
 				v_node(v, &b->node[it->node_first + j]);
 		} else
@@ -2232,7 +2373,8 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 	memset(&nc, 0, sizeof nc);
 
 	*cancelled = 0;
-	if ((s = prepare(db, "SELECT seq, json, leaf_hash FROM audit_events ORDER BY seq", &es, e)) != KM_OK ||
+	if ((s = prepare(db, "SELECT seq, json, leaf_hash, time, actor, action, object, outcome FROM audit_events "
+	                 "ORDER BY seq", &es, e)) != KM_OK ||
 	    (s = prepare(db, "SELECT size, root, time, signature FROM audit_tree_heads ORDER BY size",
 	                 &hs, e)) != KM_OK)
 		goto out;
@@ -2308,6 +2450,7 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 		it->hash_len = col_bytes(es, 2);
 		if (it->hash_len)
 			memcpy(it->hash, sqlite3_column_blob(es, 2), it->hash_len < HB ? it->hash_len : HB);
+		it->cols_bad = !columns_match(b->arena + it->off, need, es);
 		km_err ignored; /* on failure the checker hashes it, and reports */
 		it->leaf_done = p->reader_h && (rows & 7) < READER_LEAF_SHARE &&
 		                merkle_leaf_hash(p->reader_h, b->arena + it->off, need, it->leaf, &ignored) == KM_OK;

@@ -405,6 +405,7 @@ static const struct migration {
 	{NULL, v10_audit_forward},
 	{schema_v11_retired, NULL},
 	{schema_v12_protection, v12_lineage_triggers},
+	{audit_schema_v13_sql, NULL},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -176,7 +176,11 @@ static void attacker_rewrite(sqlite3 *db, int64_t seq, const char *json)
 	uint8_t leaf[HB];
 	sqlite3_stmt *st;
 	attacker_leaf(json, leaf);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE audit_events SET json = ?, leaf_hash = ? WHERE seq = ?",
+	/* a thorough attacker keeps the filter columns in step with the text */
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE audit_events SET json = ?1, leaf_hash = ?2, "
+	                                    "time = json_extract(?1, '$.time'), actor = json_extract(?1, '$.actor'), "
+	                                    "action = json_extract(?1, '$.action'), object = json_extract(?1, '$.object'), "
+	                                    "outcome = json_extract(?1, '$.outcome') WHERE seq = ?3",
 	                                    -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, leaf, HB, SQLITE_TRANSIENT);
@@ -2167,6 +2171,107 @@ END_TEST
 
 /* Schema 4 on a catalogue written before it: the nodes are rebuilt from the
  * leaf hashes, identical to the ones the writer stores. */
+/* The filter columns are copies of fields of the hashed text: each kind
+ * of edit to a copy alone (the text and every hash intact) is found, and
+ * pinned to its entry. */
+START_TEST(test_tamper_filter_columns)
+{
+	static const struct {
+		const char *set;
+		int64_t seq;
+	} edits[] = {
+		{"actor = 'mallory'", 40},
+		{"action = 'status'", 41},
+		{"object = 'features/other'", 42},
+		{"object = NULL", 43},
+		{"outcome = 'denied'", 45},   /* entry 45 was ok */
+		{"time = '2026-01-01T00:00:00.000Z'", 46},
+		{"actor = NULL", 47},
+	};
+	standard_log();
+	sql(fx.db, "UPDATE audit_events SET object = NULL WHERE seq = 50"); /* object is never NULL here */
+	audit_verify_result r = verify();
+	expect_bad(&r, 50, "entry 50: its filter columns", "do not match its text");
+	sql(fx.db, "UPDATE audit_events SET object = json_extract(json, '$.object') WHERE seq = 50");
+	for (size_t i = 0; i < KM_ARRAY_LEN(edits); i++) {
+		char q[400];
+		snprintf(q, sizeof q, "UPDATE audit_events SET %s WHERE seq = %lld", edits[i].set, (long long)edits[i].seq);
+		sql(fx.db, q);
+		r = verify();
+		expect_bad(&r, (uint64_t)edits[i].seq, "filter columns", "anomaly scans");
+		snprintf(q, sizeof q, "UPDATE audit_events SET time = json_extract(json, '$.time'), actor = "
+		         "json_extract(json, '$.actor'), action = json_extract(json, '$.action'), object = "
+		         "json_extract(json, '$.object'), outcome = json_extract(json, '$.outcome') WHERE seq = %lld",
+		         (long long)edits[i].seq);
+		sql(fx.db, q);
+	}
+	r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	/* an edited text outranks its stale columns: the head check names it */
+	sql(fx.db, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 20");
+	sql(fx.db, "UPDATE audit_events SET json = replace(json, '\"outcome\":\"ok\"', '\"outcome\":\"denied\"') "
+	           "WHERE seq = 10");
+	r = verify();
+	ck_assert_uint_eq(r.first_bad_seq, 10);
+	ck_assert_ptr_null(strstr(r.problem, "filter columns"));
+}
+END_TEST
+
+/* Schema 13 rebuilds an events table whose filter columns were generated
+ * (json_extract) into stored columns: every row kept, the log intact, and
+ * the writer appends on top. */
+START_TEST(test_migration_v13_stored_columns)
+{
+	char path[512];
+	sqlite3 *db;
+	km_err e;
+	int64_t v;
+
+	snprintf(path, sizeof path, "%s/v13.db", fx.t.dir);
+	ck_assert_int_eq(km_db_open(path, 1, &db, &e), KM_OK);
+	sql(db, "INSERT INTO audit_meta(key, value) VALUES('origin', 'keyward/test-deployment')");
+	grow(db, 50, 1);
+	/* as keyward up to schema 12 stored it */
+	sql(db, "CREATE TABLE old_events AS SELECT seq, json, leaf_hash FROM audit_events;"
+	        "DROP TABLE audit_events;"
+	        "CREATE TABLE audit_events(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL, "
+	        "time TEXT GENERATED ALWAYS AS (json_extract(json,'$.time')) VIRTUAL, "
+	        "actor TEXT GENERATED ALWAYS AS (json_extract(json,'$.actor')) VIRTUAL, "
+	        "action TEXT GENERATED ALWAYS AS (json_extract(json,'$.action')) VIRTUAL, "
+	        "object TEXT GENERATED ALWAYS AS (json_extract(json,'$.object')) VIRTUAL, "
+	        "outcome TEXT GENERATED ALWAYS AS (json_extract(json,'$.outcome')) VIRTUAL);"
+	        "CREATE INDEX audit_events_object ON audit_events(object, seq);"
+	        "CREATE INDEX audit_events_actor ON audit_events(actor, seq);"
+	        "CREATE INDEX audit_events_action ON audit_events(action, seq);"
+	        "CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);"
+	        "CREATE INDEX audit_events_time ON audit_events(time);"
+	        "INSERT INTO audit_events(seq, json, leaf_hash) SELECT * FROM old_events;");
+	char pragma[64];
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", km_db_schema_version() - 1);
+	sql(db, pragma);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM pragma_table_xinfo('audit_events') WHERE hidden"), 5);
+	sqlite3_close(db);
+
+	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);
+	ck_assert_int_eq(km_db_int64(db, "PRAGMA user_version", &v, &e), KM_OK);
+	ck_assert_int_eq(v, km_db_schema_version());
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM pragma_table_xinfo('audit_events') WHERE hidden"), 0);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_events"), 50);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_events WHERE time IS json_extract(json, '$.time') "
+	                                "AND actor IS json_extract(json, '$.actor') AND action IS "
+	                                "json_extract(json, '$.action') AND object IS json_extract(json, '$.object') "
+	                                "AND outcome IS json_extract(json, '$.outcome') AND time IS NOT NULL"), 50);
+	audit_verify_result r;
+	ck_assert_int_eq(audit_verify(db, fx.pub, NULL, NULL, NULL, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	grow(db, 60, 1);
+	ck_assert_int_eq(audit_verify(db, fx.pub, NULL, NULL, NULL, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1 && r.entries_checked == 60, "%s", r.problem);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_events WHERE actor = 'bob'"), 20);
+	sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(test_migration_backfills_nodes)
 {
 	char path[512];
@@ -2284,6 +2389,8 @@ int main(void)
 	tcase_add_test(tc, test_nodes_and_proofs_from_db);
 	tcase_add_test(tc, test_tampered_nodes);
 	tcase_add_test(tc, test_migration_backfills_nodes);
+	tcase_add_test(tc, test_tamper_filter_columns);
+	tcase_add_test(tc, test_migration_v13_stored_columns);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
