@@ -77,8 +77,10 @@ static sqlite3 *open_fresh(const char *path)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK)
 		die(path, "cannot open");
-	/* keyward's own settings (core/db.c configure()) on both sides */
-	sql(db, "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL; "
+	/* keyward's own settings (core/db.c km_db_open() and configure()) on
+	 * both sides: 16 KiB pages, WAL, synchronous=FULL */
+	sql(db, "PRAGMA page_size = 16384; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; "
+	        "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL; "
 	        "PRAGMA synchronous = FULL;");
 	return db;
 }
@@ -113,7 +115,7 @@ static timing append_ours(const char *path, uint64_t n, uint64_t batch, int outb
 	sqlite3 *db = open_fresh(path);
 	sql(db, audit_schema_sql);
 	sql(db, forward_schema_sql);
-	if (getenv("BENCH_SQL"))
+	if (getenv("BENCH_SQL")) /* experiments: e.g. drop an index to see its cost */
 		sql(db, getenv("BENCH_SQL"));
 	/* The design not chosen: an outbox table with a row per event and
 	 * sink, written beside each append and deleted once delivered. */

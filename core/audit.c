@@ -64,7 +64,10 @@
  * 3.40 caches no parse across them); now they cost nothing to compute.
  * They are copies, not the evidence: audit verify checks each row's
  * columns against its hashed text.  The rebuild keeps every row as it is
- * (json_extract of the old generated columns, once). */
+ * (json_extract of the old generated columns, once).  The outcome index
+ * keeps only the rare outcomes (denied, error): "ok" is most of the log, so
+ * an index of it never narrowed a query, and it cost a B-tree insert per
+ * event. */
 #define AUDIT_EVENTS_V13                                                                        \
 	"CREATE TABLE audit_events_v13(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, "                 \
 	"leaf_hash BLOB NOT NULL, time TEXT, actor TEXT, action TEXT, object TEXT, outcome TEXT);\n"
@@ -72,7 +75,7 @@
 	"CREATE INDEX audit_events_object ON audit_events(object, seq);\n"                           \
 	"CREATE INDEX audit_events_actor ON audit_events(actor, seq);\n"                             \
 	"CREATE INDEX audit_events_action ON audit_events(action, seq);\n"                           \
-	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);\n"                         \
+	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq) WHERE outcome <> 'ok';\n"   \
 	"CREATE INDEX audit_events_time ON audit_events(time);\n"
 #define AUDIT_SCHEMA_V13                                                                       \
 	AUDIT_EVENTS_V13                                                                           \
@@ -182,9 +185,24 @@ static void fmt_time_ms_at(char out[AUDIT_TIME_LEN + 8], int64_t clock_s)
 		ts.tv_sec = (time_t)clock_s;
 		ts.tv_nsec = 0;
 	}
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, AUDIT_TIME_LEN + 8, "%.19s.%03dZ", secs, (int)(ts.tv_nsec / 1000000) % 1000);
+	/* The seconds part changes once a second, appends come thousands of
+	 * times a second: format it only when it changed (per thread). */
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[24];
+	if (ts.tv_sec != cached_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+		memcpy(cached, secs, 20);
+		cached_sec = ts.tv_sec;
+	}
+	int ms = (int)(ts.tv_nsec / 1000000) % 1000;
+	memcpy(out, cached, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 
@@ -270,7 +288,7 @@ static void cb_put(cbuf *b, const char *s, size_t n)
 	if (b->oom)
 		return;
 	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
+		size_t cap = b->cap ? b->cap : 512;
 		while (cap < b->len + n + 1)
 			cap *= 2;
 		char *p = realloc(b->p, cap);
@@ -1338,7 +1356,12 @@ km_status audit_get(sqlite3 *db, uint64_t seq, audit_row *out, km_err *e)
  * walks the one that matches fewest rows (probed with capped index-only
  * counts), so SQLite never falls back to computing json_extract() over a
  * large part of the log. */
-typedef enum { MATCH_EXACT, MATCH_PREFIX } match_kind;
+typedef enum {
+	MATCH_EXACT,
+	MATCH_PREFIX,
+	MATCH_RARE,  /* exact, for any value but "ok" */
+	MATCH_DENSE, /* exact, for "ok" alone; no index */
+} match_kind;
 
 static const struct {
 	size_t offset;     /* the audit_filter field */
@@ -1351,7 +1374,12 @@ static const struct {
 	 "audit_events_object"},
 	{offsetof(audit_filter, actor), " AND actor = ?", MATCH_EXACT, "audit_events_actor"},
 	{offsetof(audit_filter, action), " AND action = ?", MATCH_EXACT, "audit_events_action"},
-	{offsetof(audit_filter, outcome), " AND outcome = ?", MATCH_EXACT, "audit_events_outcome"},
+	/* The outcome index holds the rare outcomes alone (the repeated
+	 * predicate lets SQLite use it); "ok" is most of the log, and never
+	 * drives the plan. */
+	{offsetof(audit_filter, outcome), " AND outcome = ? AND outcome <> 'ok'", MATCH_RARE,
+	 "audit_events_outcome"},
+	{offsetof(audit_filter, outcome), " AND +outcome = ?", MATCH_DENSE, NULL},
 };
 
 /* Read exactly n digits at *p into *v. */
@@ -1418,7 +1446,11 @@ static const char *filter_value(const audit_filter *f, size_t i)
 	if (!f)
 		return NULL;
 	memcpy(&v, (const char *)f + filter_clauses[i].offset, sizeof v);
-	return v && *v ? v : NULL;
+	if (!v || !*v)
+		return NULL;
+	if (filter_clauses[i].kind == MATCH_RARE || filter_clauses[i].kind == MATCH_DENSE)
+		return (strcmp(v, "ok") == 0) == (filter_clauses[i].kind == MATCH_DENSE) ? v : NULL;
+	return v;
 }
 
 static const char *nonempty(const char *v)
@@ -1544,11 +1576,11 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	 * walking the rowid newest first, as is no column filter at all. */
 	for (size_t i = 0; i < KM_ARRAY_LEN(filter_clauses) && s == KM_OK && lo < hi; i++) {
 		int64_t count = 0;
-		if (!filter_value(f, i))
+		if (!filter_value(f, i) || !filter_clauses[i].index)
 			continue;
 		if ((s = probe_clause(db, i, filter_value(f, i), uppers[i], lo, hi, &count, e)) != KM_OK)
 			break;
-		if (count < best_count || (count == best_count && filter_clauses[i].kind == MATCH_EXACT)) {
+		if (count < best_count || (count == best_count && filter_clauses[i].kind != MATCH_PREFIX)) {
 			best_count = count;
 			best = i;
 		}

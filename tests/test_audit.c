@@ -1032,6 +1032,8 @@ START_TEST(test_query_filters)
 		{.object_prefix = "nothing/"},
 		{.action = "key.rotate", .outcome = "ok"},
 		{.outcome = "denied"},
+		{.outcome = "error"},
+		{.outcome = "ok"},
 		{.actor = "carol", .object_prefix = "features/", .outcome = "ok"},
 		{.object = "features/fraud", .actor = "alice"},
 		{.hide_action = "key.rotate"},
@@ -1247,6 +1249,9 @@ START_TEST(test_query_plans)
 		{.object = "features/fraud"},
 		{.object_prefix = "features/"},
 		{.outcome = "denied", .object_prefix = "models/"},
+		{.outcome = "denied"}, /* the partial index of rare outcomes */
+		{.outcome = "error", .actor = "carol"},
+		{.outcome = "ok", .action = "key.rotate"},
 		{.time_from = "2026-02"},
 		{.time_to = "2026-02", .action = "key.rotate"},
 		{.time_from = "2026", .time_to = "2026", .object_prefix = "features/", .actor = "alice"},
