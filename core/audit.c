@@ -1262,7 +1262,16 @@ km_status audit_latest_head(sqlite3 *db, uint64_t *size, uint8_t root[HB], int64
 
 /* ------------------------------------------------------------ rows */
 
-#define ROW_COLUMNS "seq, json, leaf_hash, time, actor, action, object, outcome"
+/* Rows a person reads (audit_get, audit_query: a page at a time) take
+ * their fields from the hashed text itself, so a row can never show what
+ * the hash does not cover, even if a stored copy was edited (the copies
+ * only select the rows).  Bulk scans read the stored copies (ROW_STORED):
+ * json_extract on every row of an export would cost more than the export,
+ * and the copies are what audit_verify checks. */
+#define ROW_COLUMNS                                                                             \
+	"seq, json, leaf_hash, json_extract(json, '$.time'), json_extract(json, '$.actor'), "          \
+	"json_extract(json, '$.action'), json_extract(json, '$.object'), json_extract(json, '$.outcome')"
+#define ROW_STORED "seq, json, leaf_hash, time, actor, action, object, outcome"
 
 /* Fill *row from a statement selecting ROW_COLUMNS: one block holds every
  * string. */
@@ -2924,7 +2933,7 @@ km_status audit_scan(sqlite3 *db, uint64_t first, uint64_t last, audit_row_fn ro
 	km_status s = read_begin(db, &opened, e);
 	if (s != KM_OK)
 		return s;
-	if ((s = prepare(db, "SELECT " ROW_COLUMNS " FROM audit_events WHERE seq >= ? AND seq <= ? "
+	if ((s = prepare(db, "SELECT " ROW_STORED " FROM audit_events WHERE seq >= ? AND seq <= ? "
 	                 "ORDER BY seq", &st, e)) == KM_OK) {
 		sqlite3_bind_int64(st, 1, first > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)first);
 		sqlite3_bind_int64(st, 2, last > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)last);

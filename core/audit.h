@@ -317,7 +317,10 @@ km_status audit_prefix_subtrees(sqlite3 *db, uint64_t size, uint8_t (*hashes)[ME
 km_status audit_root_at(sqlite3 *db, uint64_t size, uint8_t root[MERKLE_HASH_BYTES], km_err *e);
 
 /* Events first..last (1-based, inclusive) oldest first, one snapshot;
- * rows are borrowed as in audit_query; nonzero from row_cb stops. */
+ * rows are borrowed as in audit_query; nonzero from row_cb stops.  Unlike
+ * audit_query and audit_get, whose fields are read from the hashed text,
+ * a scanned row's time/actor/action/object/outcome are the stored copies
+ * (audit_verify checks them against the text); json is the text. */
 km_status audit_scan(sqlite3 *db, uint64_t first, uint64_t last, audit_row_fn row_cb, void *ctx,
                      km_err *e);
 
