@@ -81,7 +81,11 @@ static sqlite3 *open_fresh(const char *path)
 		die(path, "cannot open");
 	/* keyward's own settings (core/db.c km_db_open() and configure()) on
 	 * both sides: 16 KiB pages, WAL, synchronous=FULL */
-	sql(db, "PRAGMA page_size = 16384; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; "
+	char ps[64]; /* BENCH_PAGE_SIZE: experiments with another page size */
+	snprintf(ps, sizeof ps, "PRAGMA page_size = %d",
+	         getenv("BENCH_PAGE_SIZE") ? atoi(getenv("BENCH_PAGE_SIZE")) : 16384);
+	sql(db, ps);
+	sql(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; "
 	        "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL; "
 	        "PRAGMA synchronous = FULL;");
 	return db;
