@@ -2,7 +2,8 @@
  * forward_speed.c — the cost of the outbox on the append path, and how fast
  * the forwarder delivers (bench/forward_speed.sh runs both with their peers).
  *
- *   forward_speed append [-n EVENTS] [--batch B] [--rounds R] --db FILE
+ *   forward_speed append [-n EVENTS] [--batch B] [--rounds R] [--no-rows]
+ *                 [--only-ours] --db FILE
  *   forward_speed forward --db FILE --url URL [--batch B] [--secret FILE]
  *                 [--dump DIR] [--rounds R]
  *
@@ -12,9 +13,10 @@
  * an in-process P-256 key (keyward signs in the HSM; the HSM's ~2 ms per
  * commit is left out of both sides here), with the forwarding cursor table
  * present: the outbox.  The peer inserts the very same rows (seq, text,
- * leaf hash) into a plain table with prepared statements, B per
- * transaction, same pragmas.  Each round runs ours then the peer; best of
- * R (default 3).
+ * leaf hash, and the five filter columns) into a plain table with prepared
+ * statements, B per transaction, same pragmas.  Each round runs ours then the peer; best of
+ * R (default 3).  --no-rows skips the design not chosen (an outbox row per
+ * event); --only-ours times our side alone (for a profiler).
  *
  * forward: delivers the log at FILE to a webhook at URL from cursor 0,
  * B events per batch (default 1000), HMAC-signed with --secret, and
@@ -77,8 +79,14 @@ static sqlite3 *open_fresh(const char *path)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK)
 		die(path, "cannot open");
-	/* keyward's own settings (core/db.c configure()) on both sides */
-	sql(db, "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL; "
+	/* keyward's own settings (core/db.c km_db_open() and configure()) on
+	 * both sides: 16 KiB pages, WAL, synchronous=FULL */
+	char ps[64]; /* BENCH_PAGE_SIZE: experiments with another page size */
+	snprintf(ps, sizeof ps, "PRAGMA page_size = %d",
+	         getenv("BENCH_PAGE_SIZE") ? atoi(getenv("BENCH_PAGE_SIZE")) : 16384);
+	sql(db, ps);
+	sql(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; "
+	        "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL; "
 	        "PRAGMA synchronous = FULL;");
 	return db;
 }
@@ -113,6 +121,8 @@ static timing append_ours(const char *path, uint64_t n, uint64_t batch, int outb
 	sqlite3 *db = open_fresh(path);
 	sql(db, audit_schema_sql);
 	sql(db, forward_schema_sql);
+	if (getenv("BENCH_SQL")) /* experiments: e.g. drop an index to see its cost */
+		sql(db, getenv("BENCH_SQL"));
 	/* The design not chosen: an outbox table with a row per event and
 	 * sink, written beside each append and deleted once delivered. */
 	sqlite3_stmt *ob = NULL;
@@ -159,42 +169,61 @@ static timing append_ours(const char *path, uint64_t n, uint64_t batch, int outb
 	return t;
 }
 
-/* The peer: the same rows, plain prepared INSERTs into a bare table. */
+/* The peer: the same rows (seq, text, leaf hash and the five filter
+ * columns keyward stores beside the text), plain prepared INSERTs into a
+ * bare table without indexes. */
+#define PEER_COLS 8
 static timing append_peer(const char *ours, const char *path, uint64_t batch)
 {
 	sqlite3 *src;
 	if (sqlite3_open_v2(ours, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		die(ours, "cannot open");
 	sqlite3_stmt *rd;
-	if (sqlite3_prepare_v2(src, "SELECT seq, json, leaf_hash FROM audit_events ORDER BY seq", -1, &rd, NULL))
+	if (sqlite3_prepare_v2(src, "SELECT seq, json, leaf_hash, time, actor, action, object, outcome "
+	                       "FROM audit_events ORDER BY seq", -1, &rd, NULL))
 		die("read", sqlite3_errmsg(src));
 	/* rows in memory first, so the peer's timing is its inserts alone */
 	size_t n = 0, cap = 1 << 16;
-	struct row { int64_t seq; char *json; int jlen; unsigned char hash[32]; } *rows = malloc(cap * sizeof *rows);
+	struct row {
+		int64_t seq;
+		int len[PEER_COLS];
+		char *col[PEER_COLS]; /* NULL: SQL NULL (column 0 unused) */
+	} *rows = malloc(cap * sizeof *rows);
 	while (sqlite3_step(rd) == SQLITE_ROW) {
 		if (n == cap && !(rows = realloc(rows, (cap *= 2) * sizeof *rows)))
 			die("peer", "out of memory");
 		rows[n].seq = sqlite3_column_int64(rd, 0);
-		rows[n].jlen = sqlite3_column_bytes(rd, 1);
-		rows[n].json = malloc((size_t)rows[n].jlen);
-		memcpy(rows[n].json, sqlite3_column_text(rd, 1), (size_t)rows[n].jlen);
-		memcpy(rows[n].hash, sqlite3_column_blob(rd, 2), 32);
+		for (int c = 1; c < PEER_COLS; c++) {
+			rows[n].len[c] = sqlite3_column_bytes(rd, c);
+			rows[n].col[c] = NULL;
+			if (sqlite3_column_type(rd, c) != SQLITE_NULL) {
+				rows[n].col[c] = malloc((size_t)rows[n].len[c] + 1);
+				memcpy(rows[n].col[c], sqlite3_column_blob(rd, c), (size_t)rows[n].len[c]);
+			}
+		}
 		n++;
 	}
 	sqlite3_finalize(rd);
 	sqlite3_close(src);
 	sqlite3 *db = open_fresh(path);
-	sql(db, "CREATE TABLE ev(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL)");
+	sql(db, "CREATE TABLE ev(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL, time TEXT, "
+	        "actor TEXT, action TEXT, object TEXT, outcome TEXT)");
 	sqlite3_stmt *ins;
-	if (sqlite3_prepare_v2(db, "INSERT INTO ev(seq, json, leaf_hash) VALUES (?1, ?2, ?3)", -1, &ins, NULL))
+	if (sqlite3_prepare_v2(db, "INSERT INTO ev VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &ins, NULL))
 		die("prepare", sqlite3_errmsg(db));
 	double t0 = now_s(), c0 = cpu_s();
 	for (size_t i = 0; i < n;) {
 		sql(db, "BEGIN IMMEDIATE");
 		for (uint64_t k = 0; k < batch && i < n; k++, i++) {
 			sqlite3_bind_int64(ins, 1, rows[i].seq);
-			sqlite3_bind_text(ins, 2, rows[i].json, rows[i].jlen, SQLITE_STATIC);
-			sqlite3_bind_blob(ins, 3, rows[i].hash, 32, SQLITE_STATIC);
+			for (int c = 1; c < PEER_COLS; c++) {
+				if (!rows[i].col[c])
+					sqlite3_bind_null(ins, c + 1);
+				else if (c == 2)
+					sqlite3_bind_blob(ins, c + 1, rows[i].col[c], rows[i].len[c], SQLITE_STATIC);
+				else
+					sqlite3_bind_text(ins, c + 1, rows[i].col[c], rows[i].len[c], SQLITE_STATIC);
+			}
 			if (sqlite3_step(ins) != SQLITE_DONE)
 				die("insert", sqlite3_errmsg(db));
 			sqlite3_reset(ins);
@@ -205,7 +234,8 @@ static timing append_peer(const char *ours, const char *path, uint64_t batch)
 	sqlite3_finalize(ins);
 	sqlite3_close(db);
 	for (size_t i = 0; i < n; i++)
-		free(rows[i].json);
+		for (int c = 1; c < PEER_COLS; c++)
+			free(rows[i].col[c]);
 	free(rows);
 	return t;
 }
@@ -260,10 +290,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	uint64_t n = 200000, batch = 1000;
-	int rounds = 3;
+	int rounds = 3, rows_design = 1, only_ours = 0;
 	const char *dbpath = NULL, *url = NULL, *secret = NULL, *dump = NULL;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--no-rows")) { /* skip the design not chosen */
+			rows_design = 0;
+			continue;
+		}
+		if (!strcmp(a, "--only-ours")) { /* for a profiler: our side alone */
+			only_ours = 1;
+			continue;
+		}
 		if (!v)
 			die(a, "needs a value");
 		if (!strcmp(a, "-n"))
@@ -295,8 +333,12 @@ int main(int argc, char **argv)
 		snprintf(alt, sizeof alt, "%s.rows", dbpath);
 		timing bo = {1e9, 1e9}, bp = {1e9, 1e9}, ba = {1e9, 1e9};
 		for (int r = 0; r < rounds; r++) {
-			timing ta = append_ours(alt, n, batch, 1);
+			timing ta = rows_design ? append_ours(alt, n, batch, 1) : (timing){1e9, 1e9};
 			timing to = append_ours(dbpath, n, batch, 0);
+			if (only_ours) {
+				printf("ours: %.0f events/s (%.0f per CPU s)\n", (double)n / to.wall, (double)n / to.cpu);
+				continue;
+			}
 			timing tp = append_peer(dbpath, peer, batch);
 			if (ta.wall < ba.wall) ba.wall = ta.wall;
 			if (ta.cpu < ba.cpu) ba.cpu = ta.cpu;
@@ -312,11 +354,13 @@ int main(int argc, char **argv)
 		       "                          events/s   per CPU second\n"
 		       "  keyward outbox append   %8.0f   %8.0f\n"
 		       "  raw sqlite3 inserts     %8.0f   %8.0f\n"
-		       "  ratio (ours / peer)     %8.2f   %8.2f\n"
-		       "  (not chosen) an outbox row per event: %.0f events/s, %.0f per CPU second\n",
+		       "  ratio (ours / peer)     %8.2f   %8.2f\n",
 		       rounds, (unsigned long long)n, (unsigned long long)batch, (double)n / bo.wall,
 		       (double)n / bo.cpu, (double)n / bp.wall, (double)n / bp.cpu, bp.wall / bo.wall,
-		       bp.cpu / bo.cpu, (double)n / ba.wall, (double)n / ba.cpu);
+		       bp.cpu / bo.cpu);
+		if (rows_design)
+			printf("  (not chosen) an outbox row per event: %.0f events/s, %.0f per CPU second\n",
+			       (double)n / ba.wall, (double)n / ba.cpu);
 		EVP_PKEY_free(soft_key);
 		return 0;
 	}

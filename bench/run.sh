@@ -180,7 +180,10 @@ with open(path, "w") as f:
              "time": "2026-11-23T12:00:00.000Z"}, sort_keys=True, separators=(",", ":"))
         f.write("INSERT INTO assets(uid,kind,name,version,key_id,kek_version,wrapped_dek,size,created,created_by) "
                 "VALUES('%s','dataset','bulk/partition-%d','%d',1,1,x'%s',0,1763900000,'root');\n" % (uid, i // 1000, i % 1000, dek))
-        f.write("INSERT INTO audit_events(seq,json,leaf_hash) VALUES(%d,'%s',randomblob(32));\n" % (i + 1, ev.replace("'", "''")))
+        # the filter columns too: keyward stores them beside the text (schema 13)
+        f.write("INSERT INTO audit_events(seq,json,leaf_hash,time,actor,action,object,outcome) VALUES(%d,'%s',"
+                "randomblob(32),'2026-11-23T12:00:00.000Z','root','protect','key:datasets/bulk-events@1','ok');\n"
+                % (i + 1, ev.replace("'", "''")))
     f.write("COMMIT;\n")
 PY
 cat > "$work/prep.py" <<'PY'
@@ -199,7 +202,8 @@ t = time.perf_counter()
 db.execute("BEGIN")
 db.executemany("INSERT INTO assets(uid,kind,name,version,key_id,kek_version,wrapped_dek,size,created,created_by) "
                "VALUES(?,'dataset',?,?,1,1,?,0,1763900000,'root')", assets)
-db.executemany("INSERT INTO audit_events(seq,json,leaf_hash) VALUES(?,?,?)", events)
+db.executemany("INSERT INTO audit_events(seq,json,leaf_hash,time,actor,action,object,outcome) "
+               "VALUES(?,?,?,'2026-11-23T12:00:00.000Z','root','protect','key:datasets/bulk-events@1','ok')", events)
 db.execute("COMMIT")
 print(time.perf_counter() - t)
 PY

@@ -58,9 +58,36 @@
 	"CREATE TABLE audit_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, " \
 	"PRIMARY KEY(level, idx)) WITHOUT ROWID;\n"
 
+/* ... and of schema 14: the filter columns become ordinary columns that
+ * the writer fills from the event it serialises.  As generated columns,
+ * every index entry re-parsed the event text with json_extract (SQLite
+ * 3.40 caches no parse across them); now they cost nothing to compute.
+ * They are copies, not the evidence: audit verify checks each row's
+ * columns against its hashed text.  The rebuild keeps every row as it is
+ * (json_extract of the old generated columns, once).  The outcome index
+ * keeps only the rare outcomes (denied, error): "ok" is most of the log, so
+ * an index of it never narrowed a query, and it cost a B-tree insert per
+ * event. */
+#define AUDIT_EVENTS_V13                                                                        \
+	"CREATE TABLE audit_events_v14(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, "                 \
+	"leaf_hash BLOB NOT NULL, time TEXT, actor TEXT, action TEXT, object TEXT, outcome TEXT);\n"
+#define AUDIT_INDEXES_V14                                                                      \
+	"CREATE INDEX audit_events_object ON audit_events(object, seq);\n"                           \
+	"CREATE INDEX audit_events_actor ON audit_events(actor, seq);\n"                             \
+	"CREATE INDEX audit_events_action ON audit_events(action, seq);\n"                           \
+	"CREATE INDEX audit_events_outcome ON audit_events(outcome, seq) WHERE outcome <> 'ok';\n"   \
+	"CREATE INDEX audit_events_time ON audit_events(time);\n"
+#define AUDIT_SCHEMA_V13                                                                       \
+	AUDIT_EVENTS_V13                                                                           \
+	"INSERT INTO audit_events_v14(seq, json, leaf_hash, time, actor, action, object, outcome) "   \
+	"SELECT seq, json, leaf_hash, time, actor, action, object, outcome FROM audit_events;\n"    \
+	"DROP TABLE audit_events;\n"                                                                \
+	"ALTER TABLE audit_events_v14 RENAME TO audit_events;\n" AUDIT_INDEXES_V14
+
 const char audit_schema_v1_sql[] = AUDIT_SCHEMA_V1;
 const char audit_schema_v4_sql[] = AUDIT_SCHEMA_V4;
-const char audit_schema_sql[] = AUDIT_SCHEMA_V1 AUDIT_SCHEMA_V4;
+const char audit_schema_v14_sql[] = AUDIT_SCHEMA_V13;
+const char audit_schema_sql[] = AUDIT_SCHEMA_V1 AUDIT_SCHEMA_V4 AUDIT_SCHEMA_V13;
 
 #define HB MERKLE_HASH_BYTES
 #define JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
@@ -158,9 +185,24 @@ static void fmt_time_ms_at(char out[AUDIT_TIME_LEN + 8], int64_t clock_s)
 		ts.tv_sec = (time_t)clock_s;
 		ts.tv_nsec = 0;
 	}
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, AUDIT_TIME_LEN + 8, "%.19s.%03dZ", secs, (int)(ts.tv_nsec / 1000000) % 1000);
+	/* The seconds part changes once a second, appends come thousands of
+	 * times a second: format it only when it changed (per thread). */
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[24];
+	if (ts.tv_sec != cached_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm);
+		memcpy(cached, secs, 20);
+		cached_sec = ts.tv_sec;
+	}
+	int ms = (int)(ts.tv_nsec / 1000000) % 1000;
+	memcpy(out, cached, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 
@@ -224,42 +266,225 @@ static int outcome_ok(const char *o)
 	return 0;
 }
 
+/* ------------------------------------------------------------ canonical text
+ *
+ * The canonical text is what Jansson's json_dumps(JSON_FLAGS) makes of the
+ * event object, byte for byte (verification re-serialises a sample with
+ * Jansson and compares).  Building a Jansson object and dumping it cost a
+ * fifth of an append (key sorting, a malloc per token), so the writer
+ * emits the same bytes itself: strings of printable ASCII without '"' or
+ * '\\' are copied (Jansson copies those unchanged too), integers printed,
+ * objects' keys sorted bytewise as Jansson sorts them.  Anything else (a
+ * string needing an escape, a key with a NUL) is handed to Jansson itself,
+ * so the rare cases are Jansson's by construction. */
+typedef struct cbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+} cbuf;
+
+static void cb_put(cbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+#define CB_LIT(b, lit) cb_put((b), (lit), sizeof(lit) - 1)
+
+/* Bytes Jansson copies into a string unescaped under JSON_FLAGS. */
+static int plain_ascii(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+/* A JSON string; 0, or -1 if it is not valid UTF-8. */
+static int cb_string(cbuf *b, const char *s, size_t n)
+{
+	if (plain_ascii(s, n)) {
+		CB_LIT(b, "\"");
+		cb_put(b, s, n);
+		CB_LIT(b, "\"");
+		return 0;
+	}
+	json_t *j = json_stringn(s, n);
+	char *t = j ? json_dumps(j, JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+	json_decref(j);
+	if (!t)
+		return j ? (b->oom = 1, 0) : -1;
+	cb_put(b, t, strlen(t));
+	free(t);
+	return 0;
+}
+
+static void cb_int(cbuf *b, json_int_t v)
+{
+	char tmp[24], *p = tmp + sizeof tmp;
+	/* through unsigned so that the most negative value negates */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	cb_put(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* details in canonical form; -1: a case left to Jansson (whole value). */
+static int cb_value(cbuf *b, const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING: {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		if (!plain_ascii(s, n))
+			return -1;
+		return cb_string(b, s, n);
+	}
+	case JSON_INTEGER:
+		cb_int(b, json_integer_value(v));
+		return 0;
+	case JSON_TRUE:
+		CB_LIT(b, "true");
+		return 0;
+	case JSON_FALSE:
+		CB_LIT(b, "false");
+		return 0;
+	case JSON_NULL:
+		CB_LIT(b, "null");
+		return 0;
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *c;
+		CB_LIT(b, "[");
+		json_array_foreach(v, i, c) {
+			if (i)
+				CB_LIT(b, ",");
+			if (cb_value(b, c))
+				return -1;
+		}
+		CB_LIT(b, "]");
+		return 0;
+	}
+	case JSON_OBJECT: {
+		const char *small[16], **keys = small, *k;
+		size_t n = json_object_size(v), i = 0, klen;
+		json_t *c;
+		int rc = 0;
+		if (n > KM_ARRAY_LEN(small) && !(keys = malloc(n * sizeof *keys))) {
+			b->oom = 1;
+			return 0;
+		}
+		json_object_keylen_foreach((json_t *)v, k, klen, c) {
+			if (i == n || klen != strlen(k) || !plain_ascii(k, klen)) {
+				rc = -1;
+				break;
+			}
+			keys[i++] = k;
+		}
+		if (!rc && i == n) {
+			qsort(keys, n, sizeof *keys, key_cmp);
+			CB_LIT(b, "{");
+			for (i = 0; i < n && !rc; i++) {
+				if (i)
+					CB_LIT(b, ",");
+				cb_string(b, keys[i], strlen(keys[i]));
+				CB_LIT(b, ":");
+				rc = cb_value(b, json_object_get(v, keys[i]));
+			}
+			CB_LIT(b, "}");
+		} else {
+			rc = -1;
+		}
+		if (keys != small)
+			free(keys);
+		return rc;
+	}
+	default: /* reals: validate_event refuses them; Jansson's format is its own */
+		return -1;
+	}
+}
+
+static km_status bad_utf8(km_err *e, const char *field)
+{
+	return km_fail(e, KM_EINVAL, "audit event field \"%s\" is not valid UTF-8", field);
+}
+
 /* The canonical text of an event (malloc'd). */
 static km_status event_text(const audit_event *ev, uint64_t seq, const char *time, char **out,
                             km_err *e)
 {
-	json_t *o = json_object(), *v;
+	cbuf b = {0};
 	km_status s = KM_OK;
 
 	*out = NULL;
-	if (!o)
-		return km_fail(e, KM_ENOMEM, "out of memory building an audit event");
-	struct {
-		const char *name;
-		json_t *value;
-	} fields[] = {
-		{"action", json_string(ev->action)},
-		{"actor", json_string(ev->actor)},
-		{"object", ev->object ? json_string(ev->object) : json_null()},
-		{"outcome", json_string(ev->outcome)},
-		{"seq", json_integer((json_int_t)seq)},
-		{"time", json_string(time)},
-		{"details", ev->details ? json_incref(ev->details) : json_object()},
-	};
-	for (size_t i = 0; i < KM_ARRAY_LEN(fields); i++) {
-		v = fields[i].value;
-		if (!v && s == KM_OK)
-			s = km_fail(e, KM_EINVAL, "audit event field \"%s\" is not valid UTF-8", fields[i].name);
-		if (v && json_object_set_new(o, fields[i].name, v) != 0 && s == KM_OK)
-			s = km_fail(e, KM_ENOMEM, "out of memory building an audit event");
+	CB_LIT(&b, "{\"action\":");
+	if (cb_string(&b, ev->action, strlen(ev->action)))
+		s = bad_utf8(e, "action");
+	CB_LIT(&b, ",\"actor\":");
+	if (!s && cb_string(&b, ev->actor, strlen(ev->actor)))
+		s = bad_utf8(e, "actor");
+	CB_LIT(&b, ",\"details\":");
+	if (!ev->details) {
+		CB_LIT(&b, "{}");
+	} else if (!s) {
+		size_t mark = b.len;
+		if (cb_value(&b, ev->details)) {
+			char *t = json_dumps(ev->details, JSON_FLAGS);
+			if (!t)
+				s = km_fail(e, KM_EINVAL, "audit event cannot be serialised (invalid UTF-8 in details?)");
+			b.len = mark;
+			if (t)
+				cb_put(&b, t, strlen(t));
+			free(t);
+		}
 	}
-	if (s == KM_OK) {
-		*out = json_dumps(o, JSON_FLAGS);
-		if (!*out)
-			s = km_fail(e, KM_EINVAL, "audit event cannot be serialised (invalid UTF-8 in details?)");
+	CB_LIT(&b, ",\"object\":");
+	if (!ev->object)
+		CB_LIT(&b, "null");
+	else if (!s && cb_string(&b, ev->object, strlen(ev->object)))
+		s = bad_utf8(e, "object");
+	CB_LIT(&b, ",\"outcome\":");
+	if (!s && cb_string(&b, ev->outcome, strlen(ev->outcome)))
+		s = bad_utf8(e, "outcome");
+	CB_LIT(&b, ",\"seq\":");
+	cb_int(&b, (json_int_t)seq);
+	CB_LIT(&b, ",\"time\":");
+	if (!s && cb_string(&b, time, strlen(time)))
+		s = bad_utf8(e, "time");
+	CB_LIT(&b, "}");
+	if (!s && b.oom)
+		s = km_fail(e, KM_ENOMEM, "out of memory building an audit event");
+	if (s) {
+		free(b.p);
+		return s;
 	}
-	json_decref(o);
-	return s;
+	*out = b.p;
+	return KM_OK;
 }
 
 static km_status validate_event(const audit_event *ev, km_err *e)
@@ -546,7 +771,8 @@ km_status audit_writer_new(sqlite3 *db, audit_writer **out, km_err *e)
 	if (!w)
 		return km_fail(e, KM_ENOMEM, "out of memory");
 	w->db = db;
-	if ((s = prepare(db, "INSERT INTO audit_events(seq, json, leaf_hash) VALUES(?, ?, ?)", &w->insert, e)) != KM_OK ||
+	if ((s = prepare(db, "INSERT INTO audit_events(seq, json, leaf_hash, time, actor, action, object, outcome) "
+	                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?)", &w->insert, e)) != KM_OK ||
 	    (s = prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES(?, ?, ?)", &w->node_put, e)) != KM_OK ||
 	    (s = prepare(db, "DELETE FROM audit_frontier", &w->frontier_clear, e)) != KM_OK ||
 	    (s = prepare(db, "INSERT INTO audit_frontier(level, hash) VALUES(?, ?)", &w->frontier_put, e)) != KM_OK ||
@@ -638,6 +864,15 @@ km_status audit_writer_append(audit_writer *w, const audit_event *ev, uint64_t *
 		sqlite3_bind_int64(w->insert, 1, (sqlite3_int64)(w->n + 1));
 		sqlite3_bind_text(w->insert, 2, text, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(w->insert, 3, leaf, HB, SQLITE_STATIC);
+		/* the filter columns: the very strings the text was made of */
+		sqlite3_bind_text(w->insert, 4, now, AUDIT_TIME_LEN, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 5, ev->actor, -1, SQLITE_STATIC);
+		sqlite3_bind_text(w->insert, 6, ev->action, -1, SQLITE_STATIC);
+		if (ev->object)
+			sqlite3_bind_text(w->insert, 7, ev->object, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(w->insert, 7);
+		sqlite3_bind_text(w->insert, 8, ev->outcome, -1, SQLITE_STATIC);
 		if (sqlite3_step(w->insert) != SQLITE_DONE)
 			s = db_fail(w->db, e, "appending an audit event");
 		sqlite3_reset(w->insert);
@@ -1027,7 +1262,16 @@ km_status audit_latest_head(sqlite3 *db, uint64_t *size, uint8_t root[HB], int64
 
 /* ------------------------------------------------------------ rows */
 
-#define ROW_COLUMNS "seq, json, leaf_hash, time, actor, action, object, outcome"
+/* Rows a person reads (audit_get, audit_query: a page at a time) take
+ * their fields from the hashed text itself, so a row can never show what
+ * the hash does not cover, even if a stored copy was edited (the copies
+ * only select the rows).  Bulk scans read the stored copies (ROW_STORED):
+ * json_extract on every row of an export would cost more than the export,
+ * and the copies are what audit_verify checks. */
+#define ROW_COLUMNS                                                                             \
+	"seq, json, leaf_hash, json_extract(json, '$.time'), json_extract(json, '$.actor'), "          \
+	"json_extract(json, '$.action'), json_extract(json, '$.object'), json_extract(json, '$.outcome')"
+#define ROW_STORED "seq, json, leaf_hash, time, actor, action, object, outcome"
 
 /* Fill *row from a statement selecting ROW_COLUMNS: one block holds every
  * string. */
@@ -1121,7 +1365,12 @@ km_status audit_get(sqlite3 *db, uint64_t seq, audit_row *out, km_err *e)
  * walks the one that matches fewest rows (probed with capped index-only
  * counts), so SQLite never falls back to computing json_extract() over a
  * large part of the log. */
-typedef enum { MATCH_EXACT, MATCH_PREFIX } match_kind;
+typedef enum {
+	MATCH_EXACT,
+	MATCH_PREFIX,
+	MATCH_RARE,  /* exact, for any value but "ok" */
+	MATCH_DENSE, /* exact, for "ok" alone; no index */
+} match_kind;
 
 static const struct {
 	size_t offset;     /* the audit_filter field */
@@ -1134,7 +1383,12 @@ static const struct {
 	 "audit_events_object"},
 	{offsetof(audit_filter, actor), " AND actor = ?", MATCH_EXACT, "audit_events_actor"},
 	{offsetof(audit_filter, action), " AND action = ?", MATCH_EXACT, "audit_events_action"},
-	{offsetof(audit_filter, outcome), " AND outcome = ?", MATCH_EXACT, "audit_events_outcome"},
+	/* The outcome index holds the rare outcomes alone (the repeated
+	 * predicate lets SQLite use it); "ok" is most of the log, and never
+	 * drives the plan. */
+	{offsetof(audit_filter, outcome), " AND outcome = ? AND outcome <> 'ok'", MATCH_RARE,
+	 "audit_events_outcome"},
+	{offsetof(audit_filter, outcome), " AND +outcome = ?", MATCH_DENSE, NULL},
 };
 
 /* Read exactly n digits at *p into *v. */
@@ -1201,7 +1455,11 @@ static const char *filter_value(const audit_filter *f, size_t i)
 	if (!f)
 		return NULL;
 	memcpy(&v, (const char *)f + filter_clauses[i].offset, sizeof v);
-	return v && *v ? v : NULL;
+	if (!v || !*v)
+		return NULL;
+	if (filter_clauses[i].kind == MATCH_RARE || filter_clauses[i].kind == MATCH_DENSE)
+		return (strcmp(v, "ok") == 0) == (filter_clauses[i].kind == MATCH_DENSE) ? v : NULL;
+	return v;
 }
 
 static const char *nonempty(const char *v)
@@ -1328,11 +1586,11 @@ km_status audit_query(sqlite3 *db, const audit_filter *f, uint64_t before_seq, i
 	 * walking the rowid newest first, as is no column filter at all. */
 	for (size_t i = 0; i < KM_ARRAY_LEN(filter_clauses) && s == KM_OK && lo < hi; i++) {
 		int64_t count = 0;
-		if (!filter_value(f, i))
+		if (!filter_value(f, i) || !filter_clauses[i].index)
 			continue;
 		if ((s = probe_clause(db, i, filter_value(f, i), uppers[i], lo, hi, &count, e)) != KM_OK)
 			break;
-		if (count < best_count || (count == best_count && filter_clauses[i].kind == MATCH_EXACT)) {
+		if (count < best_count || (count == best_count && filter_clauses[i].kind != MATCH_PREFIX)) {
 			best_count = count;
 			best = i;
 		}
@@ -1442,6 +1700,8 @@ typedef struct vstate {
 	char last_time[AUDIT_TIME_LEN]; /* the previous entry's time */
 	int stray;          /* the reader found a node past the log: */
 	int64_t stray_level, stray_idx;
+	uint64_t cols_bad;  /* the first entry whose filter columns disagree with its
+	                     * text: reported once everything else checked out */
 	int node_bad;       /* the first stored node that disagreed, held back */
 	uint64_t node_first;/* until a head or the anchor proves its entries */
 	char node_problem[200];
@@ -1478,6 +1738,102 @@ static void fmt_range(char *buf, size_t cap, uint64_t lo, uint64_t hi)
 		snprintf(buf, cap, "entry %llu", (unsigned long long)lo);
 	else
 		snprintf(buf, cap, "entries %llu..%llu", (unsigned long long)lo, (unsigned long long)hi);
+}
+
+/* The filter columns against the text they were copied from.  The text's
+ * shape is canonical (sorted keys: action, actor, details, object, outcome,
+ * seq, time): action and actor are read from the front, time, outcome and
+ * object from the back, so the details in between (anything at all) are
+ * never parsed.  A string inside JSON holds no unescaped quote, so the
+ * quote that opens a value is found scanning back from the one that closes
+ * it.  Anything unexpected counts as a mismatch; the shape and hash checks
+ * say more about a malformed text. */
+
+/* Is the JSON string t[0..n) (quotes included) the column value (v, vn)? */
+static int json_string_is(const char *t, size_t n, const unsigned char *v, size_t vn)
+{
+	if (n < 2 || t[0] != '"' || t[n - 1] != '"' || !v)
+		return 0;
+	if (!memchr(t, '\\', n))
+		return n - 2 == vn && memcmp(t + 1, v, vn) == 0;
+	json_t *j = json_loadb(t, n, JSON_DECODE_ANY, NULL);
+	int same = json_is_string(j) && json_string_length(j) == vn && memcmp(json_string_value(j), v, vn) == 0;
+	json_decref(j);
+	return same;
+}
+
+/* From the opening quote at t[i]: one past the closing quote, or 0. */
+static size_t string_end(const char *t, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (t[i] == '\\')
+			i++;
+		else if (t[i] == '"')
+			return i + 1;
+	}
+	return 0;
+}
+
+/* From the closing quote at t[i]: the opening quote's index, or 0. */
+static size_t string_start(const char *t, size_t lo, size_t i)
+{
+	while (i-- > lo) {
+		if (t[i] != '"')
+			continue;
+		size_t bs = 0;
+		while (i - bs > lo && t[i - bs - 1] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return i;
+	}
+	return 0;
+}
+
+static int ends_with_at(const char *t, size_t end, size_t lo, const char *lit)
+{
+	size_t n = strlen(lit);
+	return end >= lo + n && memcmp(t + end - n, lit, n) == 0;
+}
+
+static int columns_match(const char *t, size_t len, sqlite3_stmt *st)
+{
+	static const char head[] = "{\"action\":";
+	const size_t hl = sizeof head - 1;
+#define COL(i) sqlite3_column_text(st, i), col_bytes(st, i)
+	size_t a, b, c, d;
+
+	/* time: the last value, fixed length */
+	if (len < hl + AUDIT_TIME_LEN + 2 || memcmp(t, head, hl) != 0 ||
+	    !json_string_is(t + len - AUDIT_TIME_LEN - 3, AUDIT_TIME_LEN + 2, COL(3)))
+		return 0;
+	/* action, actor */
+	if (!(a = string_end(t, len, hl)) || !json_string_is(t + hl, a - hl, COL(5)) ||
+	    len - a < 10 || memcmp(t + a, ",\"actor\":\"", 10) != 0 || !(b = string_end(t, len, a + 9)) ||
+	    !json_string_is(t + a + 9, b - a - 9, COL(4)))
+		return 0;
+	/* outcome: the string before ,"seq": */
+	const char *sq = NULL;
+	for (size_t i = len - AUDIT_TIME_LEN - 3; i > b + 7; i--)
+		if (memcmp(t + i - 7, ",\"seq\":", 7) == 0) {
+			sq = t + i - 7;
+			break;
+		}
+	if (!sq)
+		return 0;
+	c = (size_t)(sq - t);
+	size_t o = c > b ? string_start(t, b, c - 1) : 0;
+	if (!o || !json_string_is(t + o, c - o, COL(7)) || !ends_with_at(t, o, b, ",\"outcome\":"))
+		return 0;
+	d = o - 11; /* end of the object value */
+	if (ends_with_at(t, d, b, "null")) {
+		if (sqlite3_column_type(st, 6) == SQLITE_NULL && ends_with_at(t, d - 4, b, ",\"object\":"))
+			return 1;
+		if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+			return 0;
+	}
+	size_t q = d > b && t[d - 1] == '"' ? string_start(t, b, d - 1) : 0;
+	return q && json_string_is(t + q, d - q, COL(6)) && ends_with_at(t, q, b, ",\"object\":");
+#undef COL
 }
 
 /* The cheap per-entry shape check: the text starts with the first key and
@@ -1775,6 +2131,12 @@ static void v_finish(vstate *v, sqlite3 *db, km_err *e)
 		       (long long)v->stray_idx, (unsigned long long)n);
 		return;
 	}
+	if (v->cols_bad) {
+		v_fail(v, v->cols_bad, "entry %llu: its filter columns (time, actor, action, object, outcome) do "
+		       "not match its text; the entries are intact, but audit tail filters, reports and "
+		       "anomaly scans read those columns (tampered or damaged)", (unsigned long long)v->cols_bad);
+		return;
+	}
 	v->r->intact = 1;
 	v->r->first_bad_seq = 0;
 	v->r->problem[0] = '\0';
@@ -1799,6 +2161,7 @@ typedef struct vitem {
 	uint8_t sig[AUDIT_SIG_BYTES];
 	int sig_verdict;   /* head: 1 / -1 the reader found the signature good / bad, 0 not checked */
 	unsigned node_first, node_count; /* entry: the stored nodes it completes, in the batch */
+	int cols_bad;      /* entry: its filter columns disagree with its text */
 } vitem;
 
 
@@ -1831,6 +2194,8 @@ static void batch_run(vstate *v, const vbatch *b)
 			        it->leaf_done ? it->leaf : NULL);
 			if (v->visit && !v->failed && v->err == KM_OK)
 				v->visit(v->visit_ctx, (uint64_t)it->num, b->arena + it->off, it->len);
+			if (it->cols_bad && !v->cols_bad && !v->failed)
+				v->cols_bad = (uint64_t)it->num;
 			for (unsigned j = 0; j < it->node_count && !v->failed && v->err == KM_OK; j++)
 				v_node(v, &b->node[it->node_first + j]);
 		} else
@@ -2058,7 +2423,8 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 	memset(&nc, 0, sizeof nc);
 
 	*cancelled = 0;
-	if ((s = prepare(db, "SELECT seq, json, leaf_hash FROM audit_events ORDER BY seq", &es, e)) != KM_OK ||
+	if ((s = prepare(db, "SELECT seq, json, leaf_hash, time, actor, action, object, outcome FROM audit_events "
+	                 "ORDER BY seq", &es, e)) != KM_OK ||
 	    (s = prepare(db, "SELECT size, root, time, signature FROM audit_tree_heads ORDER BY size",
 	                 &hs, e)) != KM_OK)
 		goto out;
@@ -2134,6 +2500,7 @@ static km_status read_all(sqlite3 *db, vpipe *p, audit_progress_fn progress, voi
 		it->hash_len = col_bytes(es, 2);
 		if (it->hash_len)
 			memcpy(it->hash, sqlite3_column_blob(es, 2), it->hash_len < HB ? it->hash_len : HB);
+		it->cols_bad = !columns_match(b->arena + it->off, need, es);
 		km_err ignored; /* on failure the checker hashes it, and reports */
 		it->leaf_done = p->reader_h && (rows & 7) < READER_LEAF_SHARE &&
 		                merkle_leaf_hash(p->reader_h, b->arena + it->off, need, it->leaf, &ignored) == KM_OK;
@@ -2584,7 +2951,7 @@ km_status audit_scan(sqlite3 *db, uint64_t first, uint64_t last, audit_row_fn ro
 	km_status s = read_begin(db, &opened, e);
 	if (s != KM_OK)
 		return s;
-	if ((s = prepare(db, "SELECT " ROW_COLUMNS " FROM audit_events WHERE seq >= ? AND seq <= ? "
+	if ((s = prepare(db, "SELECT " ROW_STORED " FROM audit_events WHERE seq >= ? AND seq <= ? "
 	                 "ORDER BY seq", &st, e)) == KM_OK) {
 		sqlite3_bind_int64(st, 1, first > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)first);
 		sqlite3_bind_int64(st, 2, last > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)last);

@@ -394,7 +394,7 @@ static km_status v13_audit_cosignatures(sqlite3 *db, km_err *e)
 	return km_db_exec(db, forward_cosign_schema_sql, e);
 }
 
-/* v14: the packed out-edge table impact walks read (lineage_adj.h): one
+/* v15: the packed out-edge table impact walks read (lineage_adj.h): one
  * row per source instead of one per edge.  A cache of lineage_edges kept
  * honest by these triggers, which mark a source's row stale (packed NULL,
  * made if need be) whenever one of its edges is written by anyone with
@@ -405,7 +405,7 @@ static km_status v13_audit_cosignatures(sqlite3 *db, km_err *e)
 #define LINEAGE_OUT_STALE(row)                                                             \
 	"INSERT INTO lineage_out(src, packed) VALUES(" row ".src, NULL) "                     \
 	"ON CONFLICT(src) DO UPDATE SET packed = NULL WHERE packed IS NOT NULL;"
-static const char schema_v14_lineage_out[] =
+static const char schema_v15_lineage_out[] =
 	"CREATE TABLE lineage_out("
 	"  src INTEGER PRIMARY KEY,"
 	"  packed BLOB);"
@@ -423,7 +423,7 @@ static const char schema_v14_lineage_out[] =
 	LINEAGE_OUT_STALE("OLD") " END;";
 
 /* Existing deployments get the table built whole. */
-static km_status v14_lineage_out(sqlite3 *db, km_err *e)
+static km_status v15_lineage_out(sqlite3 *db, km_err *e)
 {
 	return lineage_adj_build(db, e);
 }
@@ -447,7 +447,8 @@ static const struct migration {
 	{schema_v11_retired, NULL},
 	{schema_v12_protection, v12_lineage_triggers},
 	{NULL, v13_audit_cosignatures},
-	{schema_v14_lineage_out, v14_lineage_out},
+	{audit_schema_v14_sql, NULL},
+	{schema_v15_lineage_out, v15_lineage_out},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

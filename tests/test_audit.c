@@ -176,7 +176,11 @@ static void attacker_rewrite(sqlite3 *db, int64_t seq, const char *json)
 	uint8_t leaf[HB];
 	sqlite3_stmt *st;
 	attacker_leaf(json, leaf);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE audit_events SET json = ?, leaf_hash = ? WHERE seq = ?",
+	/* a thorough attacker keeps the filter columns in step with the text */
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE audit_events SET json = ?1, leaf_hash = ?2, "
+	                                    "time = json_extract(?1, '$.time'), actor = json_extract(?1, '$.actor'), "
+	                                    "action = json_extract(?1, '$.action'), object = json_extract(?1, '$.object'), "
+	                                    "outcome = json_extract(?1, '$.outcome') WHERE seq = ?3",
 	                                    -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, leaf, HB, SQLITE_TRANSIENT);
@@ -795,6 +799,95 @@ START_TEST(test_canonical_json)
 }
 END_TEST
 
+/* A random details value: nested objects (some with more keys than the
+ * writer sorts on the stack), arrays, integers at the extremes, booleans,
+ * null, and strings that need every kind of escape Jansson makes. */
+static unsigned rnd(unsigned *r, size_t n)
+{
+	return (unsigned)((size_t)rand_r(r) % n);
+}
+
+static json_t *random_value(unsigned *r, int depth)
+{
+	static const char *const strs[] = {"plain", "", "with \"quotes\"", "back\\slash", "tab\there",
+	                                   "nl\nx", "ctl\x01\x1f", "del\x7f", "slash/", "caf\xc3\xa9",
+	                                   "\xf0\x9f\x94\x91 key", "~!@#$%^&*()_+`-={}[]|:;'<>,.?"};
+	static const json_int_t ints[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007, -99};
+	unsigned k = rnd(r, depth < 3 ? 8 : 5);
+	switch (k) {
+	case 0: return json_string(strs[rnd(r, KM_ARRAY_LEN(strs))]);
+	case 1: return json_integer(ints[rnd(r, KM_ARRAY_LEN(ints))]);
+	case 2: return json_boolean(rnd(r, 2));
+	case 3: return json_null();
+	case 4: return json_string(strs[0]);
+	case 5: {
+		json_t *a = json_array();
+		for (unsigned i = rnd(r, 4); i > 0; i--)
+			json_array_append_new(a, random_value(r, depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		for (unsigned i = rnd(r, k == 7 ? 24 : 4); i > 0; i--) {
+			char name[32];
+			static const char *const names[] = {"a", "b", "Z", "aa", "a b", "r\xc3\xa9", "q\"", "n"};
+			unsigned w = rnd(r, KM_ARRAY_LEN(names));
+			snprintf(name, sizeof name, "%s%u", names[w], w == KM_ARRAY_LEN(names) - 1 ? i : 0);
+			json_object_set_new(o, name, random_value(r, depth + 1));
+		}
+		return o;
+	}
+	}
+}
+
+/* The writer emits the canonical text itself (not through Jansson's
+ * dump): every stored text must be exactly what Jansson makes of the same
+ * event object. */
+START_TEST(test_canonical_matches_jansson)
+{
+	static const char *const names[] = {"alice", "o'brien \"ob\"", "zo\xc3\xab", "tab\tuser", "/x/y"};
+	unsigned r = 12345;
+	km_err e;
+	int fallback_seen = 0, fast_seen = 0;
+
+	sql(fx.db, "BEGIN IMMEDIATE");
+	for (uint64_t i = 1; i <= 400; i++) {
+		json_t *d = json_object();
+		for (unsigned k = rnd(&r, 6); k > 0; k--) {
+			char name[16];
+			snprintf(name, sizeof name, "f%u", rnd(&r, 30));
+			json_object_set_new(d, name, random_value(&r, 1));
+		}
+		audit_event ev = {names[rnd(&r, KM_ARRAY_LEN(names))], "asset.protect",
+		                  i % 7 ? names[rnd(&r, KM_ARRAY_LEN(names))] : NULL, results[i % 7],
+		                  i % 11 ? d : NULL};
+		uint64_t seq;
+		ck_assert_int_eq(audit_append(fx.db, &ev, &seq, &e), KM_OK);
+		audit_row row;
+		ck_assert_int_eq(audit_get(fx.db, seq, &row, &e), KM_OK);
+		json_t *o = json_pack("{s:s,s:s,s:o,s:s?,s:s,s:I,s:s}", "action", ev.action, "actor", ev.actor,
+		                      "details", ev.details ? json_incref(ev.details) : json_object(), "object",
+		                      ev.object, "outcome", ev.outcome, "seq", (json_int_t)seq, "time", row.time);
+		ck_assert_ptr_nonnull(o);
+		char *want = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+		ck_assert_str_eq(row.json, want);
+		if (strchr(want, '\\'))
+			fallback_seen = 1;
+		else
+			fast_seen = 1;
+		free(want);
+		json_decref(o);
+		audit_row_free(&row);
+		json_decref(d);
+	}
+	ck_assert_msg(audit_sign_head(fx.db, NULL, NULL, sign_cb, fx.h, &e) == KM_OK, "sign: %s", e.msg);
+	sql(fx.db, "COMMIT");
+	ck_assert(fallback_seen && fast_seen);
+	audit_verify_result res = verify();
+	ck_assert_msg(res.intact == 1, "%s", res.problem);
+}
+END_TEST
+
 /* Table-driven: what audit_append accepts and refuses in details. */
 static const struct {
 	const char *details; /* JSON text; NULL = no details */
@@ -939,6 +1032,8 @@ START_TEST(test_query_filters)
 		{.object_prefix = "nothing/"},
 		{.action = "key.rotate", .outcome = "ok"},
 		{.outcome = "denied"},
+		{.outcome = "error"},
+		{.outcome = "ok"},
 		{.actor = "carol", .object_prefix = "features/", .outcome = "ok"},
 		{.object = "features/fraud", .actor = "alice"},
 		{.hide_action = "key.rotate"},
@@ -1154,6 +1249,9 @@ START_TEST(test_query_plans)
 		{.object = "features/fraud"},
 		{.object_prefix = "features/"},
 		{.outcome = "denied", .object_prefix = "models/"},
+		{.outcome = "denied"}, /* the partial index of rare outcomes */
+		{.outcome = "error", .actor = "carol"},
+		{.outcome = "ok", .action = "key.rotate"},
 		{.time_from = "2026-02"},
 		{.time_to = "2026-02", .action = "key.rotate"},
 		{.time_from = "2026", .time_to = "2026", .object_prefix = "features/", .actor = "alice"},
@@ -2078,6 +2176,115 @@ END_TEST
 
 /* Schema 4 on a catalogue written before it: the nodes are rebuilt from the
  * leaf hashes, identical to the ones the writer stores. */
+/* The filter columns are copies of fields of the hashed text: each kind
+ * of edit to a copy alone (the text and every hash intact) is found, and
+ * pinned to its entry. */
+START_TEST(test_tamper_filter_columns)
+{
+	static const struct {
+		const char *set;
+		int64_t seq;
+	} edits[] = {
+		{"actor = 'mallory'", 40},
+		{"action = 'status'", 41},
+		{"object = 'features/other'", 42},
+		{"object = NULL", 43},
+		{"outcome = 'denied'", 45},   /* entry 45 was ok */
+		{"time = '2026-01-01T00:00:00.000Z'", 46},
+		{"actor = NULL", 47},
+	};
+	standard_log();
+	sql(fx.db, "UPDATE audit_events SET object = NULL WHERE seq = 50"); /* object is never NULL here */
+	audit_verify_result r = verify();
+	expect_bad(&r, 50, "entry 50: its filter columns", "do not match its text");
+	sql(fx.db, "UPDATE audit_events SET object = json_extract(json, '$.object') WHERE seq = 50");
+	for (size_t i = 0; i < KM_ARRAY_LEN(edits); i++) {
+		char q[400];
+		snprintf(q, sizeof q, "UPDATE audit_events SET %s WHERE seq = %lld", edits[i].set, (long long)edits[i].seq);
+		sql(fx.db, q);
+		r = verify();
+		expect_bad(&r, (uint64_t)edits[i].seq, "filter columns", "anomaly scans");
+		if (i == 0) {
+			/* a row read shows the hashed text's actor, not the edited copy */
+			audit_row row;
+			km_err e;
+			ck_assert_int_eq(audit_get(fx.db, 40, &row, &e), KM_OK);
+			ck_assert_str_eq(row.actor, actors[40 % KM_ARRAY_LEN(actors)]);
+			audit_row_free(&row);
+		}
+		snprintf(q, sizeof q, "UPDATE audit_events SET time = json_extract(json, '$.time'), actor = "
+		         "json_extract(json, '$.actor'), action = json_extract(json, '$.action'), object = "
+		         "json_extract(json, '$.object'), outcome = json_extract(json, '$.outcome') WHERE seq = %lld",
+		         (long long)edits[i].seq);
+		sql(fx.db, q);
+	}
+	r = verify();
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	/* an edited text outranks its stale columns: the head check names it */
+	sql(fx.db, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 20");
+	sql(fx.db, "UPDATE audit_events SET json = replace(json, '\"outcome\":\"ok\"', '\"outcome\":\"denied\"') "
+	           "WHERE seq = 10");
+	r = verify();
+	ck_assert_uint_eq(r.first_bad_seq, 10);
+	ck_assert_ptr_null(strstr(r.problem, "filter columns"));
+}
+END_TEST
+
+/* Schema 13 rebuilds an events table whose filter columns were generated
+ * (json_extract) into stored columns: every row kept, the log intact, and
+ * the writer appends on top. */
+START_TEST(test_migration_v14_stored_columns)
+{
+	char path[512];
+	sqlite3 *db;
+	km_err e;
+	int64_t v;
+
+	snprintf(path, sizeof path, "%s/v14.db", fx.t.dir);
+	ck_assert_int_eq(km_db_open(path, 1, &db, &e), KM_OK);
+	sql(db, "INSERT INTO audit_meta(key, value) VALUES('origin', 'keyward/test-deployment')");
+	grow(db, 50, 1);
+	/* as keyward up to schema 12 stored it */
+	sql(db, "CREATE TABLE old_events AS SELECT seq, json, leaf_hash FROM audit_events;"
+	        "DROP TABLE audit_events;"
+	        "CREATE TABLE audit_events(seq INTEGER PRIMARY KEY, json TEXT NOT NULL, leaf_hash BLOB NOT NULL, "
+	        "time TEXT GENERATED ALWAYS AS (json_extract(json,'$.time')) VIRTUAL, "
+	        "actor TEXT GENERATED ALWAYS AS (json_extract(json,'$.actor')) VIRTUAL, "
+	        "action TEXT GENERATED ALWAYS AS (json_extract(json,'$.action')) VIRTUAL, "
+	        "object TEXT GENERATED ALWAYS AS (json_extract(json,'$.object')) VIRTUAL, "
+	        "outcome TEXT GENERATED ALWAYS AS (json_extract(json,'$.outcome')) VIRTUAL);"
+	        "CREATE INDEX audit_events_object ON audit_events(object, seq);"
+	        "CREATE INDEX audit_events_actor ON audit_events(actor, seq);"
+	        "CREATE INDEX audit_events_action ON audit_events(action, seq);"
+	        "CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);"
+	        "CREATE INDEX audit_events_time ON audit_events(time);"
+	        "INSERT INTO audit_events(seq, json, leaf_hash) SELECT * FROM old_events;");
+	/* schema 13: v15's packed lineage table (and its triggers) not made yet either */
+	sql(db, "DROP TRIGGER lineage_edges_out_ins; DROP TRIGGER lineage_edges_out_upd;"
+	        "DROP TRIGGER lineage_edges_out_del; DROP TABLE lineage_out; PRAGMA user_version = 13");
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM pragma_table_xinfo('audit_events') WHERE hidden"), 5);
+	sqlite3_close(db);
+
+	ck_assert_int_eq(km_db_open(path, 0, &db, &e), KM_OK);
+	ck_assert_int_eq(km_db_int64(db, "PRAGMA user_version", &v, &e), KM_OK);
+	ck_assert_int_eq(v, km_db_schema_version());
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM pragma_table_xinfo('audit_events') WHERE hidden"), 0);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_events"), 50);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_events WHERE time IS json_extract(json, '$.time') "
+	                                "AND actor IS json_extract(json, '$.actor') AND action IS "
+	                                "json_extract(json, '$.action') AND object IS json_extract(json, '$.object') "
+	                                "AND outcome IS json_extract(json, '$.outcome') AND time IS NOT NULL"), 50);
+	audit_verify_result r;
+	ck_assert_int_eq(audit_verify(db, fx.pub, NULL, NULL, NULL, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1, "%s", r.problem);
+	grow(db, 60, 1);
+	ck_assert_int_eq(audit_verify(db, fx.pub, NULL, NULL, NULL, &r, &e), KM_OK);
+	ck_assert_msg(r.intact == 1 && r.entries_checked == 60, "%s", r.problem);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM audit_events WHERE actor = 'bob'"), 20);
+	sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(test_migration_backfills_nodes)
 {
 	char path[512];
@@ -2113,7 +2320,7 @@ START_TEST(test_migration_backfills_nodes)
 	sql(db, "DROP TRIGGER assets_lineage_ins; DROP TRIGGER assets_lineage_rekey;"
 	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
 	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
-	sql(db, "DROP TABLE lineage_out"); /* v13 (its triggers went with lineage_edges) */
+	sql(db, "DROP TABLE lineage_out"); /* v15 (its triggers went with lineage_edges) */
 	sql(db, "DROP TABLE audit_forward"); /* v10 */
 	sql(db, "DROP TABLE audit_cosignatures"); /* v13 */
 	sqlite3_close(db);
@@ -2173,6 +2380,7 @@ int main(void)
 	tcase_add_test(tc, test_signer_refuses_truncated_log);
 	tcase_add_test(tc, test_big_log);
 	tcase_add_test(tc, test_canonical_json);
+	tcase_add_test(tc, test_canonical_matches_jansson);
 	tcase_add_test(tc, test_details_rules);
 	tcase_add_test(tc, test_event_fields_and_usage);
 	tcase_add_test(tc, test_query_filters);
@@ -2196,6 +2404,8 @@ int main(void)
 	tcase_add_test(tc, test_nodes_and_proofs_from_db);
 	tcase_add_test(tc, test_tampered_nodes);
 	tcase_add_test(tc, test_migration_backfills_nodes);
+	tcase_add_test(tc, test_tamper_filter_columns);
+	tcase_add_test(tc, test_migration_v14_stored_columns);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
