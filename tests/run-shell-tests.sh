@@ -33,13 +33,16 @@ else
 	done
 fi
 
+source "$here/parallel_lib.sh"
+par_tmpdir
+
 # The demo template (see lib.sh): made afresh each run, so never stale,
 # when two or more of the tests would run `init --demo`; a test copies it.
 # KW_DEMO_TEMPLATE=none: every test runs its own init.
 if [ "${KW_DEMO_TEMPLATE:-}" = none ]; then
 	unset KW_DEMO_TEMPLATE
 elif [ "$(grep -lE '^[^#]*(kw_demo_home|kw_init_demo)' "${tests[@]}" | wc -l)" -ge 2 ]; then
-	KW_DEMO_TEMPLATE=$logdir/demo-template
+	KW_DEMO_TEMPLATE=${PAR_TMPDIR:-$logdir}/demo-template
 	start=$SECONDS
 	if (cd "$here/.." && bash -c 'source tests/sh/lib.sh && kw_demo_template_make "$1"' _ "$KW_DEMO_TEMPLATE") \
 		>"$logdir/demo-template.log" 2>&1; then
@@ -59,5 +62,4 @@ par_note() { :; }
 par_show() { echo "(last 60 lines)"; tail -n 60 "$1"; }
 
 PAR_LOGDIR=$logdir PAR_WHAT="shell tests"
-source "$here/parallel_lib.sh"
 par_run "${tests[@]}"
