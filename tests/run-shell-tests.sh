@@ -11,6 +11,8 @@
 #   NAME: a test's file name without .sh (default: all but SHTESTS_EXCEPT,
 #   a space-separated list of names).  LABEL, if set, starts each line.
 #   Libraries (lib.sh, *_lib.sh) are sourced by tests, never run.
+#   The tests' temp dirs go to memory when it can (par_tmpdir); the demo
+#   deployment is made once per run and copied by each test (lib.sh).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -3,7 +3,8 @@
 # the screen with capture-pane; CLI tests may use the deployment helpers.
 #
 #   kw_fresh_home     temp KEYWARD_HOME with a SoftHSM2 conf + token dir, no init
-#   kw_demo_home      the same, then `keyward init --demo` (prints nothing)
+#   kw_demo_home      the same, then `keyward init --demo` (prints nothing): a copy of the
+#                     runner's demo template when there is one (see kw_demo_template_make)
 #   tmux_start [VAR=VAL...] [--size CxR] [--] CMD...   start CMD in a tmux window (120x40)
 #   wait_for TEXT [SECONDS]             poll the screen until TEXT shows (fixed string)
 #   wait_gone TEXT [SECONDS]            poll until TEXT is gone
