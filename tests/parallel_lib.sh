@@ -24,7 +24,8 @@ par_tmpdir() {
 	[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] || return 0
 	[ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 2097152 ] 2>/dev/null || return 0
 	local d
-	d=$(mktemp -d /dev/shm/kw-tests.XXXXXX) || return 0
+	# a short name: console tests show paths in 120 columns
+	d=$(mktemp -d /dev/shm/kw.XXXXXX) || return 0
 	printf '#!/bin/sh\nexit 0\n' >"$d/exec-probe" && chmod 700 "$d/exec-probe" && "$d/exec-probe" 2>/dev/null || {
 		rm -rf "$d"
 		return 0
