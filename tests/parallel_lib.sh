@@ -31,6 +31,9 @@ par_tmpdir() {
 		return 0
 	}
 	rm -f "$d/exec-probe"
+	# as /tmp is: tests hand directories to another user (make_run's non-root
+	# demo), who must reach them
+	chmod 1777 "$d"
 	PAR_TMPDIR=$d
 	export TMPDIR=$d
 	trap 'rm -rf "$PAR_TMPDIR"' EXIT
