@@ -201,7 +201,11 @@ shtest: all $(TOOL_BIN)
 test: all unit shtest
 
 # Everything a test pass needs, so that it can be built in parallel first.
-test-bins: all $(TEST_BIN) $(TOOL_BIN)
+# The fixtures' objects and the public headers' copies are named here so that
+# make keeps them: as intermediates it deleted them at the end of this make,
+# and `check`'s next makes (unit, shtest) then rebuilt them, relinked every
+# suite and recompiled all of ui/, on each build.
+test-bins: all $(TEST_BIN) $(TOOL_BIN) $(TH_OBJ) $(PUBLIC_COPY)
 
 # `make check` on two cores: every unit suite under both builds; every
 # shell test once, under AddressSanitizer + UBSan (the stricter build),

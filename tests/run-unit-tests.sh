@@ -25,4 +25,5 @@ par_show() { cat "$1"; }
 
 PAR_LOGDIR=$logdir PAR_WHAT="unit suites"
 source "$here/parallel_lib.sh"
+par_tmpdir
 par_run "$@"

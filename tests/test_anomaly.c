@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static th_deploy D;
 static km_ctx *ctx;
@@ -84,9 +86,18 @@ static uint64_t decrypt(int64_t t, const char *actor, const char *key, const cha
 	return emit(t, actor, "unprotect", obj, "ok", json_pack("{s:s,s:s}", "name", asset, "kind", "feature"));
 }
 
-/* The deployment and the normal history; the calendar's zone and hours
- * (NULL: Europe/Berlin, 08:00-18:00). */
-static void normal_history(const char *tz, const char *hours)
+/* The normal history is the same in every scenario, and making it (a
+ * deployment, ~1,000 events in 54 transactions) costs more than any
+ * scenario: it is made once per run, in a process of its own, into
+ * template_dir, and each scenario gets its own copy (th_deploy_copy). */
+static char template_dir[256];
+#define ANOMALY_CFG                                                                                       \
+	"\"anomaly\": {\"working_hours\": \"%s\", \"working_days\": \"mon-fri\", \"time_zone\": \"%s\", "      \
+	"\"spike_min\": 60, \"spike_factor\": 5, \"mass_assets\": 25, \"mass_window_seconds\": 600, "        \
+	"\"denials\": 5, \"denials_window_seconds\": 300, \"learn_hours\": %ld}"
+
+/* The deployment and the normal history, into D (then closed). */
+static void make_history(long *learn_out)
 {
 	int64_t now = km_now();
 	T0 = (now / DAY + 3) * DAY;
@@ -95,11 +106,7 @@ static void normal_history(const char *tz, const char *hours)
 	/* learning covers the deployment's making and the history's first day */
 	long learn = (long)((T0 + DAY - now) / 3600 + 2);
 	char cfg[1024];
-	snprintf(cfg, sizeof cfg, "\"anomaly\": {\"working_hours\": \"%s\", \"working_days\": "
-	         "\"mon-fri\", \"time_zone\": \"%s\", \"spike_min\": 60, \"spike_factor\": 5, "
-	         "\"mass_assets\": 25, \"mass_window_seconds\": 600, \"denials\": 5, "
-	         "\"denials_window_seconds\": 300, \"learn_hours\": %ld}",
-	         hours ? hours : "08:00-18:00", tz ? tz : "Europe/Berlin", learn);
+	snprintf(cfg, sizeof cfg, ANOMALY_CFG, "08:00-18:00", "Europe/Berlin", learn);
 	th_deploy_setup(&D, KM_ROLE_OFFICER | KM_ROLE_AUDITOR, cfg);
 	ctx = th_deploy_open(&D, NULL);
 	snprintf(me, sizeof me, "%s", km_actor_get(ctx)->name);
@@ -129,6 +136,68 @@ static void normal_history(const char *tz, const char *hours)
 			tx_end();
 		}
 	}
+	km_close(ctx);
+	ctx = NULL;
+	*learn_out = learn;
+}
+
+/* The template, made by a child process (so that this one has never had
+ * the template's token open when it opens its copy's). */
+static void make_template(void)
+{
+	char ready[300];
+	snprintf(ready, sizeof ready, "%s/ready", template_dir);
+	if (access(ready, F_OK) == 0)
+		return;
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		long learn = 0;
+		make_history(&learn);
+		th_deploy tpl;
+		th_deploy_copy(&D, &tpl, template_dir);
+		th_deploy_teardown(&D);
+		FILE *f = fopen(ready, "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "%lld %ld\n", (long long)T0, learn);
+		ck_assert_int_eq(fclose(f), 0);
+		exit(0);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "making the normal history failed");
+	ck_assert_int_eq(access(ready, F_OK), 0);
+}
+
+/* This scenario's deployment: a copy of the template with the calendar's
+ * zone and hours (NULL: Europe/Berlin, 08:00-18:00), open in ctx on the
+ * session clock. */
+static void normal_history(const char *tz, const char *hours)
+{
+	make_template();
+	char ready[300];
+	snprintf(ready, sizeof ready, "%s/ready", template_dir);
+	FILE *f = fopen(ready, "r");
+	ck_assert_ptr_nonnull(f);
+	long long t0 = 0;
+	long learn = 0;
+	ck_assert_int_eq(fscanf(f, "%lld %ld", &t0, &learn), 2);
+	fclose(f);
+	T0 = (int64_t)t0;
+	th_deploy tpl;
+	th_deploy_at(&tpl, template_dir);
+	th_deploy_copy(&tpl, &D, NULL);
+	th_deploy_use(&D);
+	if (tz || hours) {
+		char cfg[1024];
+		snprintf(cfg, sizeof cfg, ANOMALY_CFG, hours ? hours : "08:00-18:00", tz ? tz : "Europe/Berlin", learn);
+		th_deploy_config(&D, cfg);
+	}
+	ctx = th_deploy_open(&D, NULL);
+	snprintf(me, sizeof me, "%s", km_actor_get(ctx)->name);
+	clk = T0;
+	km_set_clock(ctx, test_clock, NULL);
 }
 
 static void teardown(void)
@@ -467,9 +536,19 @@ int main(void)
 	tcase_add_test(tcfg, config_thresholds_checked);
 	tcase_add_test(tcfg, time_zone_offsets);
 	suite_add_tcase(s, tcfg);
+	/* the template's dir, which every scenario's process inherits */
+	const char *t = getenv("TMPDIR");
+	snprintf(template_dir, sizeof template_dir, "%s/kw-hsm-XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(template_dir)) {
+		perror(template_dir);
+		return 1;
+	}
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	th_hsm tpl;
+	th_hsm_at(&tpl, template_dir);
+	th_hsm_teardown(&tpl);
 	return failed ? 1 : 0;
 }

@@ -11,9 +11,14 @@
 #include "user_int.h"
 
 #include <check.h>
+#include <errno.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+
+extern char **environ;
 
 void th_deploy_setup(th_deploy *d, unsigned roles, const char *extra_config)
 {
@@ -35,18 +40,102 @@ void th_deploy_setup(th_deploy *d, unsigned roles, const char *extra_config)
 	km_err e = {0};
 	km_status st = km_init_deployment(&o, &e);
 	ck_assert_msg(st == KM_OK, "init: %s", e.msg);
-	if (extra_config) {
-		km_config c;
-		ck_assert_int_eq(km_config_load(&c, d->home, &e), KM_OK);
-		char text[1024];
-		snprintf(text, sizeof text, "{%s}", extra_config);
-		ck_assert_msg(km_config_parse(&c, text, "extra", &e) == KM_OK, "%s", e.msg);
-		ck_assert_int_eq(km_config_save(&c, &e), KM_OK);
-		km_config_free(&c);
-	}
+	if (extra_config)
+		th_deploy_config(d, extra_config);
+	th_deploy_use(d);
+}
+
+void th_deploy_config(th_deploy *d, const char *extra_config)
+{
+	km_config c;
+	km_err e = {0};
+	ck_assert_msg(km_config_load(&c, d->home, &e) == KM_OK, "%s", e.msg);
+	char text[1024];
+	ck_assert_uint_lt((size_t)snprintf(text, sizeof text, "{%s}", extra_config), sizeof text);
+	ck_assert_msg(km_config_parse(&c, text, "extra", &e) == KM_OK, "%s", e.msg);
+	ck_assert_msg(km_config_save(&c, &e) == KM_OK, "%s", e.msg);
+	km_config_free(&c);
+}
+
+void th_deploy_use(const th_deploy *d)
+{
+	setenv("SOFTHSM2_CONF", d->hsm.conf, 1);
 	setenv("KEYWARD_HOME", d->home, 1);
 	setenv("KEYWARD_PIN", d->hsm.pin, 1);
 	setenv("KEYWARD_PASSPHRASE", TH_PASSPHRASE, 1);
+}
+
+void th_deploy_at(th_deploy *d, const char *dir)
+{
+	memset(d, 0, sizeof *d);
+	th_hsm_at(&d->hsm, dir);
+	snprintf(d->home, sizeof d->home, "%s/home", d->hsm.dir);
+}
+
+/* cp -a from to: a directory tree as it is (modes kept: the home is 0700). */
+static void copy_tree(const char *from, const char *to)
+{
+	char *argv[] = {"cp", "-a", "--", (char *)from, (char *)to, NULL};
+	pid_t pid;
+	int rc = posix_spawnp(&pid, "cp", NULL, NULL, argv, environ), status = 0;
+	ck_assert_msg(rc == 0, "cannot run cp: %s", strerror(rc));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "cp -a %s %s failed", from, to);
+}
+
+/* Whether the file at path contains text (a path the copy must not name). */
+static int file_names(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	size_t n = strlen(text), cap = 1 << 16, have = 0, got;
+	char *buf = malloc(cap + n);
+	ck_assert_ptr_nonnull(buf);
+	int found = 0;
+	/* chunks overlapping by n bytes, so a match across two is seen */
+	while (!found && (got = fread(buf + have, 1, cap, f)) > 0) {
+		have += got;
+		found = memmem(buf, have, text, n) != NULL;
+		if (have > n) {
+			memmove(buf, buf + have - n, n);
+			have = n;
+		}
+	}
+	free(buf);
+	fclose(f);
+	return found;
+}
+
+void th_deploy_copy(const th_deploy *src, th_deploy *dst, const char *dir)
+{
+	char made[256];
+	if (!dir) {
+		const char *t = getenv("TMPDIR");
+		snprintf(made, sizeof made, "%s/kw-hsm-XXXXXX", t && *t ? t : "/tmp");
+		ck_assert_msg(mkdtemp(made) != NULL, "mkdtemp %s: %s", made, strerror(errno));
+		dir = made;
+	}
+	th_deploy_at(dst, dir);
+	copy_tree(src->hsm.tokendir, dst->hsm.tokendir);
+	copy_tree(src->home, dst->home);
+	FILE *f = fopen(dst->hsm.conf, "w");
+	ck_assert_msg(f != NULL, "%s: %s", dst->hsm.conf, strerror(errno));
+	fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", dst->hsm.tokendir);
+	ck_assert_int_eq(fclose(f), 0);
+	/* config.json names the SoftHSM2 conf, outside the home: absolute */
+	km_config c;
+	km_err e = {0};
+	ck_assert_msg(km_config_load(&c, dst->home, &e) == KM_OK, "%s", e.msg);
+	snprintf(c.softhsm2_conf, sizeof c.softhsm2_conf, "%s", dst->hsm.conf);
+	ck_assert_msg(km_config_save(&c, &e) == KM_OK, "%s", e.msg);
+	km_config_free(&c);
+	/* nothing in the copy may still lead to the original */
+	static const char *const files[] = {"config.json", "keyward.db"};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char path[400];
+		snprintf(path, sizeof path, "%s/%s", dst->home, files[i]);
+		ck_assert_msg(!file_names(path, src->hsm.dir), "%s names %s", path, src->hsm.dir);
+	}
 }
 
 km_ctx *th_deploy_open(th_deploy *d, const char *user)

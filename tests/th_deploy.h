@@ -22,6 +22,26 @@ typedef struct th_deploy {
  * NULL.  Exports KEYWARD_HOME and KEYWARD_PIN.  Aborts the test on failure. */
 void th_deploy_setup(th_deploy *d, unsigned roles, const char *extra_config);
 
+/* Merge extra_config (JSON members, as for th_deploy_setup) into its
+ * config.json.  Aborts the test on failure. */
+void th_deploy_config(th_deploy *d, const char *extra_config);
+
+/* A fixture many tests share is made once and copied per test (a Check
+ * suite's tests are separate processes; making a deployment and its
+ * history can cost more than the test).  th_deploy_copy copies src's token
+ * directory and home into `dir` (existing and empty; NULL: a new temp dir
+ * of its own) and names the copy's SoftHSM2 conf in its config.json, so the
+ * copy is a deployment of its own: changing it leaves src as it was.  src
+ * must not be open (no km_ctx on it) in this process or any other: the copy
+ * is of the files.  th_deploy_copy exports nothing; th_deploy_use exports
+ * what th_deploy_setup does (SOFTHSM2_CONF, KEYWARD_HOME, KEYWARD_PIN,
+ * KEYWARD_PASSPHRASE) for d.  Both abort the test on failure. */
+void th_deploy_copy(const th_deploy *src, th_deploy *dst, const char *dir);
+void th_deploy_use(const th_deploy *d);
+/* d as th_deploy_setup or th_deploy_copy left it in dir (for a copy made
+ * in an earlier process): the paths, module, token label and PINs. */
+void th_deploy_at(th_deploy *d, const char *dir);
+
 /* km_open on it as keyward user `user` (NULL: who ran init); aborts the
  * test on failure. */
 km_ctx *th_deploy_open(th_deploy *d, const char *user);

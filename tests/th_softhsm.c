@@ -52,27 +52,33 @@ static int setup_failed(th_hsm *t, const char *what, const char *why)
 	return -1;
 }
 
-int th_hsm_setup(th_hsm *t)
+void th_hsm_at(th_hsm *t, const char *dir)
 {
 	const char *module = getenv("KEYWARD_TEST_PKCS11_MODULE");
-	hsm_config cfg;
-	km_err e;
-	FILE *f;
 
 	memset(t, 0, sizeof *t);
-	if ((size_t)snprintf(t->dir, sizeof t->dir, "%s/" TH_DIR_PREFIX "XXXXXX", tmp_base()) >= sizeof t->dir)
-		return setup_failed(t, "temp dir", "TMPDIR is too long");
-	if (!mkdtemp(t->dir)) {
-		int err = errno;
-		t->dir[0] = '\0';
-		return setup_failed(t, "mkdtemp", strerror(err));
-	}
+	snprintf(t->dir, sizeof t->dir, "%s", dir);
 	snprintf(t->conf, sizeof t->conf, "%s/softhsm2.conf", t->dir);
 	snprintf(t->tokendir, sizeof t->tokendir, "%s/tokens", t->dir);
 	snprintf(t->module, sizeof t->module, "%s", module && *module ? module : TH_DEFAULT_MODULE);
 	snprintf(t->label, sizeof t->label, "kw-test");
 	snprintf(t->pin, sizeof t->pin, "kw-user-1234");
 	snprintf(t->so_pin, sizeof t->so_pin, "kw-so-567890");
+}
+
+int th_hsm_setup(th_hsm *t)
+{
+	char dir[256];
+	hsm_config cfg;
+	km_err e;
+	FILE *f;
+
+	memset(t, 0, sizeof *t);
+	if ((size_t)snprintf(dir, sizeof dir, "%s/" TH_DIR_PREFIX "XXXXXX", tmp_base()) >= sizeof dir)
+		return setup_failed(t, "temp dir", "TMPDIR is too long");
+	if (!mkdtemp(dir))
+		return setup_failed(t, "mkdtemp", strerror(errno));
+	th_hsm_at(t, dir);
 
 	if (mkdir(t->tokendir, 0700) != 0)
 		return setup_failed(t, t->tokendir, strerror(errno));

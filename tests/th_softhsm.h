@@ -31,6 +31,10 @@ typedef struct th_hsm {
  * and removes what it made. */
 int th_hsm_setup(th_hsm *t);
 
+/* t's fields for a token th_hsm_setup made in dir (or a copy of one):
+ * the paths under dir, the module, label and PINs.  Touches no file. */
+void th_hsm_at(th_hsm *t, const char *dir);
+
 /* th_hsm_setup, then open the token, log in, create the root key and the
  * audit key pair.  *out is the open, logged-in handle (hsm_close it before
  * th_hsm_teardown).  0 on success. */

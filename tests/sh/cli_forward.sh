@@ -69,13 +69,25 @@ assert not missing, f"gap: {missing[:5]}"
 dups = sorted(s for s, n in seen.items() if n > 1)
 assert all(n <= 1 + resends for n in seen.values()), "an event came more than once per re-send"
 assert len(dups) <= batch * resends, f"{len(dups)} duplicates, more than {resends} batch(es) of {batch}"
-# duplicates form at most `resends` runs, each within one batch
+# duplicates form at most `resends` runs, each within one batch.  A run is
+# a re-send as the receiver saw it: events it had already had, in a row, in
+# the order they came (two re-sends of adjacent batches are two runs, though
+# their seqs adjoin: a run of adjacent seqs would count them as one).
 runs = []
-for s in dups:
-    if runs and s == runs[-1][1] + 1:
-        runs[-1][1] = s
+top = 0
+cur = None
+for t in got:
+    s = json.loads(t)["seq"]
+    if s <= top:
+        if cur is not None and s == cur[1] + 1:
+            cur[1] = s
+        else:
+            cur = [s, s]
+            runs.append(cur)
     else:
-        runs.append([s, s])
+        cur = None
+        top = s
+assert sum(b - a + 1 for a, b in runs) == sum(n - 1 for n in seen.values()), "a duplicate outside every re-send"
 assert len(runs) <= resends and all(b - a < batch for a, b in runs), f"duplicate runs {runs}"
 print(f"{len(got)} received, {len(seen)} distinct, {len(dups)} duplicates in {len(runs)} run(s)")
 EOF

@@ -3,7 +3,8 @@
 # the screen with capture-pane; CLI tests may use the deployment helpers.
 #
 #   kw_fresh_home     temp KEYWARD_HOME with a SoftHSM2 conf + token dir, no init
-#   kw_demo_home      the same, then `keyward init --demo` (prints nothing)
+#   kw_demo_home      the same, then `keyward init --demo` (prints nothing): a copy of the
+#                     runner's demo template when there is one (see kw_demo_template_make)
 #   tmux_start [VAR=VAL...] [--size CxR] [--] CMD...   start CMD in a tmux window (120x40)
 #   wait_for TEXT [SECONDS]             poll the screen until TEXT shows (fixed string)
 #   wait_gone TEXT [SECONDS]            poll until TEXT is gone
@@ -71,9 +72,66 @@ kw_fresh_home() {
 
 kw_demo_home() {
 	kw_fresh_home
-	"$KEYWARD_BIN" init --demo $KW_ARGON2 --softhsm2-conf "$KW_CONF" >"$KW_TMP/init.out" 2>&1 ||
-		fail "keyward init --demo failed: $(cat "$KW_TMP/init.out")"
+	if ! kw_demo_from_template "$KW_TMP/init.out" "$KW_TMP/init.out"; then
+		"$KEYWARD_BIN" init --demo $KW_ARGON2 --softhsm2-conf "$KW_CONF" >"$KW_TMP/init.out" 2>&1 ||
+			fail "keyward init --demo failed: $(cat "$KW_TMP/init.out")"
+	fi
 	KW_DB=$KEYWARD_HOME/keyward.db
+}
+
+# The demo template: `init --demo` costs seconds of CPU (under ASan most of
+# a test's set-up), the same in every test, so the shell test runner makes
+# it once per run, before the tests (KW_DEMO_TEMPLATE is its directory:
+# home/ as kw_fresh_home makes it, and init's stdout and stderr), and each
+# test copies it.  The copy is the test's own: its own token directory,
+# database and PIN file, which it may change at will.  Made with the same
+# binary minutes before, so the demo's history ("days ago") still holds.
+
+# kw_demo_template_make DIR: `init --demo` into DIR/home, as kw_demo_home
+# would, then mark DIR ready.  Run by the runner (lib.sh sourced in a shell
+# of its own).
+kw_demo_template_make() {
+	local dir=$1
+	rm -rf "$dir"
+	mkdir -p "$dir/home/tokens"
+	printf '%s\n' "directories.tokendir = $dir/home/tokens" "objectstore.backend = file" \
+		"log.level = ERROR" >"$dir/home/softhsm2.conf"
+	KEYWARD_HOME=$dir/home "$KEYWARD_BIN" init --demo $KW_ARGON2 --softhsm2-conf "$dir/home/softhsm2.conf" \
+		>"$dir/init.stdout" 2>"$dir/init.stderr" || {
+		cat "$dir/init.stdout" "$dir/init.stderr" >&2
+		return 1
+	}
+	# the binary it was made with: a template from another build is never used
+	cksum <"$KEYWARD_BIN" >"$dir/binary"
+	touch "$dir/ready"
+}
+
+# kw_demo_from_template OUT ERR: if there is a template made by this
+# binary, copy it into the fresh $KEYWARD_HOME (kw_fresh_home's) and put
+# init's output, with the test's home in it, into OUT and ERR (may be the
+# same file).  Non-zero (and nothing done) if there is none.
+kw_demo_from_template() {
+	local t=${KW_DEMO_TEMPLATE:-}
+	[ -n "$t" ] && [ -f "$t/ready" ] && [ "$(cksum <"$KEYWARD_BIN")" = "$(cat "$t/binary")" ] || return 1
+	[ "$KEYWARD_HOME" = "$KW_TMP/home" ] || return 1
+	local from=$t/home
+	rm -rf "$KEYWARD_HOME"
+	cp -a "$from" "$KEYWARD_HOME" || fail "cannot copy the demo template $from"
+	# what holds the home's absolute path: the SoftHSM2 conf (its token
+	# directory) and the demo assets' file paths
+	printf '%s\n' "directories.tokendir = $KEYWARD_HOME/tokens" "objectstore.backend = file" \
+		"log.level = ERROR" >"$KEYWARD_HOME/softhsm2.conf"
+	sqlite3 "$KEYWARD_HOME/keyward.db" "UPDATE assets SET path = '$KEYWARD_HOME' || substr(path, $((${#from} + 1)))
+		WHERE substr(path, 1, $((${#from} + 1))) = '$from/';" || fail "cannot move the demo template's asset paths"
+	if grep -rqF -- "$from" "$KEYWARD_HOME"; then
+		fail "the demo template's home $from is still named in $(grep -rlF -- "$from" "$KEYWARD_HOME")"
+	fi
+	sed "s|$from|$KEYWARD_HOME|g" "$t/init.stdout" >"$1"
+	if [ "$1" = "$2" ]; then
+		sed "s|$from|$KEYWARD_HOME|g" "$t/init.stderr" >>"$2"
+	else
+		sed "s|$from|$KEYWARD_HOME|g" "$t/init.stderr" >"$2"
+	fi
 }
 
 # tmux_start [VAR=VALUE...] [--size COLSxROWS] [--] COMMAND [ARGS...]
