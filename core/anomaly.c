@@ -464,19 +464,30 @@ static json_t *finding_add(scan *s, const char *rule, const char *object, const 
 
 /* ------------------------------------------------------------ history */
 
-/* count(*) of a statement with the given text binds (NULL: skip). */
-static int64_t sql_count(scan *s, const char *sql, const char *const *texts, size_t nt,
-                         const int64_t *ints, size_t ni)
+/* A history statement, prepared with its text binds, then its integer
+ * binds; NULL (the scan's status set) if it could not be. */
+static sqlite3_stmt *sql_bound(scan *s, const char *sql, const char *const *texts, size_t nt,
+                               const int64_t *ints, size_t ni)
 {
 	sqlite3_stmt *q;
-	int64_t n = 0;
 	if (s->st || (s->st = km_db_prepare(s->db, sql, &q, s->e)))
-		return 0;
+		return NULL;
 	int p = 1;
 	for (size_t i = 0; i < nt; i++)
 		sqlite3_bind_text(q, p++, texts[i], -1, SQLITE_TRANSIENT);
 	for (size_t i = 0; i < ni; i++)
 		sqlite3_bind_int64(q, p++, ints[i]);
+	return q;
+}
+
+/* count(*) of a statement with the given binds. */
+static int64_t sql_count(scan *s, const char *sql, const char *const *texts, size_t nt,
+                         const int64_t *ints, size_t ni)
+{
+	sqlite3_stmt *q = sql_bound(s, sql, texts, nt, ints, ni);
+	int64_t n = 0;
+	if (!q)
+		return 0;
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
@@ -490,15 +501,10 @@ static int64_t sql_count(scan *s, const char *sql, const char *const *texts, siz
 static size_t sql_seqs(scan *s, const char *sql, const char *const *texts, size_t nt,
                        const int64_t *ints, size_t ni, uint64_t *out, size_t cap)
 {
-	sqlite3_stmt *q;
+	sqlite3_stmt *q = sql_bound(s, sql, texts, nt, ints, ni);
 	size_t n = 0;
-	if (s->st || (s->st = km_db_prepare(s->db, sql, &q, s->e)))
+	if (!q)
 		return 0;
-	int p = 1;
-	for (size_t i = 0; i < nt; i++)
-		sqlite3_bind_text(q, p++, texts[i], -1, SQLITE_TRANSIENT);
-	for (size_t i = 0; i < ni; i++)
-		sqlite3_bind_int64(q, p++, ints[i]);
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW && n < cap)
 		out[n++] = (uint64_t)sqlite3_column_int64(q, 0);

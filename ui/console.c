@@ -13,6 +13,7 @@
  * any way out, or do work in a signal handler.
  */
 #include "console.h"
+#include "audittext.h"
 #include "ui.h"
 #include "views.h"
 #include "dialog.h"
@@ -282,6 +283,29 @@ int ui_draw_wrapped(ui_console *c, int y, int bottom, int x, int w, ui_element e
 		p += next;
 	}
 	return y;
+}
+
+struct ui_para_sink {
+	ui_console *c;
+	ui_rect a;
+	int y;
+	unsigned flags;
+};
+
+static int ui_para_line(void *ctx, const char *text, int indent)
+{
+	struct ui_para_sink *p = ctx;
+	if (p->y >= p->a.y + p->a.h)
+		return 1;
+	ui_draw_text(p->c, p->y++, p->a.x + 1 + indent, p->a.w - 2 - indent, UI_EL_NORMAL, p->flags, text);
+	return 0;
+}
+
+int ui_draw_paragraphs(ui_console *c, ui_rect a, int y, unsigned flags, const char *text)
+{
+	struct ui_para_sink p = {c, a, y, flags};
+	ui_audit_wrap(text ? text : "", a.w - 2, ui_para_line, &p);
+	return p.y;
 }
 
 void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el)

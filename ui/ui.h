@@ -124,6 +124,10 @@ void ui_draw_text(ui_console *c, int y, int x, int w, ui_element el, unsigned fl
  * last row that fits ends in an ellipsis if text is left.  Returns the row
  * after the last one drawn. */
 int ui_draw_wrapped(ui_console *c, int y, int bottom, int x, int w, ui_element el, const char *s);
+/* Draw text of several lines in rect a from row y, each cut by
+ * ui_audit_wrap (continuations indented under their line), in UI_EL_NORMAL
+ * with flags; stops at a's bottom.  Returns the row after the last drawn. */
+int ui_draw_paragraphs(ui_console *c, ui_rect a, int y, unsigned flags, const char *text);
 void ui_draw_fill(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_hline(ui_console *c, int y, int x, int w, ui_element el);
 void ui_draw_box(ui_console *c, ui_rect r, ui_element frame, ui_element fill, const char *title);

@@ -121,21 +121,6 @@ static const an_row *an_selected(anom_state *s)
 	return s->rs.n ? &s->all[s->shown[s->rs.sel]] : NULL;
 }
 
-struct an_lines {
-	ui_console *c;
-	ui_rect a;
-	int y;
-};
-
-static int an_line(void *ctx, const char *text, int indent)
-{
-	struct an_lines *l = ctx;
-	if (l->y >= l->a.y + l->a.h)
-		return 1;
-	ui_draw_text(l->c, l->y++, l->a.x + 1 + indent, l->a.w - 2 - indent, UI_EL_NORMAL, 0, text);
-	return 0;
-}
-
 static void an_draw_detail(ui_view *v, ui_rect a, const an_row *r)
 {
 	ui_console *c = v->c;
@@ -143,12 +128,11 @@ static void an_draw_detail(ui_view *v, ui_rect a, const an_row *r)
 	ui_draw_hline(c, a.y, a.x, a.w, UI_EL_BORDER);
 	ui_tw_format(t, sizeof t, " Anomaly %llu: %s ", (unsigned long long)r->seq, r->rule);
 	ui_draw_text(c, a.y, a.x + 2, a.w - 4, UI_EL_SECTION, UI_TW_ELLIPSIS, t);
-	struct an_lines l = {c, a, a.y + 1};
-	ui_audit_wrap(r->reason, a.w - 2, an_line, &l);
-	if (l.y < a.y + a.h)
-		ui_draw_text(c, l.y++, a.x + 1, a.w - 2, UI_EL_SECTION, 0, "Evidence: the audit events (keyward audit show SEQ)");
+	int y = ui_draw_paragraphs(c, a, a.y + 1, 0, r->reason);
+	if (y < a.y + a.h)
+		ui_draw_text(c, y++, a.x + 1, a.w - 2, UI_EL_SECTION, 0, "Evidence: the audit events (keyward audit show SEQ)");
 	ui_tw_format(t, sizeof t, "%s", r->evidence);
-	ui_audit_wrap(t, a.w - 2, an_line, &l);
+	ui_draw_paragraphs(c, a, y, 0, t);
 }
 
 static void an_draw(ui_view *v, ui_rect a)

@@ -793,22 +793,6 @@ static int au_detail_summary(ui_view *v, ui_rect a, int y, const au_row *r)
 	return y;
 }
 
-struct au_line_ctx {
-	ui_console *c;
-	ui_rect a;
-	int y;
-};
-
-static int au_detail_line(void *ctx, const char *text, int indent)
-{
-	struct au_line_ctx *lc = ctx;
-	if (lc->y >= lc->a.y + lc->a.h)
-		return 1;
-	ui_draw_text(lc->c, lc->y++, lc->a.x + 1 + indent, lc->a.w - 2 - indent, UI_EL_NORMAL, UI_TW_JSON,
-	             text);
-	return 0;
-}
-
 /* The event, indented and wrapped at word boundaries. */
 static int au_detail_event(ui_view *v, ui_rect a, int y)
 {
@@ -825,12 +809,11 @@ static int au_detail_event(ui_view *v, ui_rect a, int y)
 	char *close = body ? strrchr(body, '\n') : NULL;
 	if (close && strcmp(close, "\n}") == 0)
 		*close = '\0';
-	struct au_line_ctx lc = {c, a, y};
 	if (body != pretty)
-		lc.a.x -= 2, lc.a.w += 2; /* every member line starts with two spaces */
-	ui_audit_wrap(body ? body : "", lc.a.w - 2, au_detail_line, &lc);
+		a.x -= 2, a.w += 2; /* every member line starts with two spaces */
+	y = ui_draw_paragraphs(c, a, y, UI_TW_JSON, body);
 	free(pretty);
-	return lc.y;
+	return y;
 }
 
 /* The selected event's RFC 9162 inclusion proof in the newest signed tree
