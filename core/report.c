@@ -928,11 +928,17 @@ static km_status verification(rep *r, km_audit_checkpoint *cp, int *have_cp)
 	}
 	/* What the counts rest on, in words the reader can check. */
 	json_object_set_new(v, "counted_entries", json_integer((json_int_t)visited));
-	json_object_set_new(v, "counts_from",
-	                    json_string(vr.intact ? "key use and events per day were counted from the entries this "
-	                                            "verification proved, in the same pass over the log"
-	                                          : "key use and events per day were counted from the entries proven "
-	                                            "before the first bad one; later entries are not counted"));
+	/* A damaged copy of the filter columns leaves every text proven, and
+	 * counted: the sentence must say which of the two happened. */
+	const char *counts_from =
+		vr.intact ? "key use and events per day were counted from the entries this verification proved, "
+		            "in the same pass over the log"
+		: visited >= vr.first_bad_seq
+		          ? "key use and events per day were counted from every entry's text, which this "
+		            "verification proved; the damage is in the stored filter columns, which the counts do not read"
+		          : "key use and events per day were counted from the entries proven before the first bad "
+		            "one; later entries are not counted";
+	json_object_set_new(v, "counts_from", json_string(counts_from));
 	json_object_set_new(r->doc, "verification", v);
 	return KM_OK;
 }

@@ -306,4 +306,31 @@ ok --user dave report --format html --out "$W/out/report.html"
 if kw --user dave report --format csv --out "$W/missing-dir/r.csv"; then fail "wrote into a missing directory"; fi
 has "$ERR" "missing-dir"
 [ ! -e "$W/missing-dir/r.csv" ] || fail "a report appeared in a directory that does not exist"
+
+step "a log edited behind keyward's back: the report says so and counts only what was proven"
+# an attacker with write access to the catalogue rewrites who ran a report:
+# the hashed text and its column copy
+bad=$(q "SELECT seq FROM audit_events WHERE action = 'report.read' AND actor = 'dave' ORDER BY seq LIMIT 1")
+total=$(q "SELECT max(seq) FROM audit_events")
+[ -n "$bad" ] && [ "$bad" -gt 1 ] && [ "$bad" -lt "$total" ] || fail "no event of dave's in the middle of the log ($bad of $total)"
+q "UPDATE audit_events SET json = replace(json, '\"actor\":\"dave\"', '\"actor\":\"eve\"'), actor = 'eve' WHERE seq = $bad"
+q "SELECT json FROM audit_events WHERE seq = $bad" | grep -qF '"actor":"eve"' || fail "the text edit did not take"
+kw --user dave report --format json || true
+[ "$(jget "$OUT" 'd["verification"]["intact"]')" = false ] || fail "the report calls an edited log intact"
+[ "$(jget "$OUT" 'd["verification"]["first_bad_seq"]')" = "$bad" ] || fail "first bad entry is not $bad"
+[ "$(jget "$OUT" 'd["verification"]["counted_entries"]')" = "$((bad - 1))" ] ||
+	fail "counted $(jget "$OUT" 'd["verification"]["counted_entries"]') entries, not the $((bad - 1)) before the edit"
+jget "$OUT" 'd["verification"]["counts_from"]' | grep -qF "before the first bad one" ||
+	fail "counts_from does not say the counts stop at the bad entry"
+
+# the text put back, its column copy left edited: every text is proven and
+# counted, and the report says the damage is in the columns
+q "UPDATE audit_events SET json = replace(json, '\"actor\":\"eve\"', '\"actor\":\"dave\"') WHERE seq = $bad"
+[ "$(q "SELECT actor FROM audit_events WHERE seq = $bad")" = eve ] || fail "the column edit is gone"
+kw --user dave report --format json || true
+[ "$(jget "$OUT" 'd["verification"]["intact"]')" = false ] || fail "the report calls a log with edited columns intact"
+[ "$(jget "$OUT" 'd["verification"]["first_bad_seq"]')" = "$bad" ] || fail "first bad entry is not $bad (columns)"
+[ "$(jget "$OUT" 'd["verification"]["counted_entries"]')" -gt "$bad" ] || fail "a column edit stopped the counts"
+jget "$OUT" 'd["verification"]["counts_from"]' | grep -qF "stored filter columns" ||
+	fail "counts_from does not say the counts read the proven texts: $(jget "$OUT" 'd["verification"]["counts_from"]')"
 echo "ok"
