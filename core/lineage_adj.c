@@ -14,6 +14,7 @@
  * only: the times were two thirds of the bytes and of the decoding.
  */
 #include "lineage_adj.h"
+#include "bigbuf.h"
 #include "db.h"
 
 #include <inttypes.h>
@@ -164,8 +165,10 @@ static int edges_room(lineage_adj_edge **buf_, size_t *cap, size_t n)
 	return 0;
 }
 
-int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_times, lineage_adj_edge **out,
-                       size_t *cap, size_t *n, int *timed)
+/* untimed: the row was kept without its times (packed_untimed_len), so
+ * it holds at least 2 bytes an edge, not 4, and ends after its kinds. */
+static int decode(const void *blob, size_t len, int64_t as_of, int want_times, int untimed,
+                  lineage_adj_edge **out, size_t *cap, size_t *n, int *timed)
 {
 	const unsigned char *p = blob, *end = p + len;
 	uint64_t count, mf;
@@ -175,7 +178,7 @@ int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_tim
 		return 1;
 	/* An edge takes at least 4 bytes: a count the row cannot hold is
 	 * damage, not a reason to allocate. */
-	if (count > (size_t)(end - p) / 4)
+	if (count > (size_t)(end - p) / (untimed ? 2 : 4))
 		return 1;
 	if (edges_room(out, cap, (size_t)count))
 		return -1;
@@ -197,6 +200,8 @@ int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_tim
 	}
 	p += count;
 	int64_t max_first = (int64_t)unzigzag(mf);
+	if (untimed && (want_times || max_first > as_of || p != end))
+		return 1;
 	if (!want_times && max_first <= as_of) {
 		for (size_t i = 0; i < count; i++)
 			ed[i].first_seen = ed[i].last_seen = 0;
@@ -222,6 +227,12 @@ int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_tim
 	*n = (size_t)count;
 	*timed = 1;
 	return 0;
+}
+
+int lineage_adj_decode(const void *blob, size_t len, int64_t as_of, int want_times, lineage_adj_edge **out,
+                       size_t *cap, size_t *n, int *timed)
+{
+	return decode(blob, len, as_of, want_times, 0, out, cap, n, timed);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -440,65 +451,114 @@ km_status lineage_adj_reader_open(sqlite3 *db, lineage_adj_reader *r, km_err *e)
 	return km_db_prepare(db, "SELECT packed FROM lineage_out WHERE src = ?1", &r->rowq, e);
 }
 
+/* *p (of *bytes) grown to want bytes (bigbuf.h): 0, or -1 with *p as it was. */
+#define grow(p, bytes, want) grow_bytes((void **)(void *)(p), (bytes), (want))
+static int grow_bytes(void **p, size_t *bytes, size_t want)
+{
+	void *np = km_big_realloc(*p, *bytes, want);
+	if (!np)
+		return -1;
+	*p = np;
+	*bytes = want;
+	return 0;
+}
+
+/* The whole-table copy freed, at the sizes it was grown to. */
+static void reader_rows_free(lineage_adj_reader *r)
+{
+	km_big_free(r->src, r->src_bytes);
+	km_big_free(r->off, r->off_bytes);
+	km_big_free(r->untimed, r->untimed_bytes);
+	km_big_free(r->data, r->data_bytes);
+	r->src = NULL;
+	r->off = NULL;
+	r->untimed = r->data = NULL;
+	r->src_bytes = r->off_bytes = r->untimed_bytes = r->data_bytes = 0;
+	r->rows_cap = r->data_len = r->nsrc = 0;
+}
+
 void lineage_adj_reader_close(lineage_adj_reader *r)
 {
 	sqlite3_finalize(r->rowq);
 	free(r->edges);
-	free(r->src);
-	free(r->off);
-	free(r->data);
+	reader_rows_free(r);
 	memset(r, 0, sizeof *r);
 }
 
-km_status lineage_adj_reader_load_all(lineage_adj_reader *r, km_err *e)
+/* The length of a packed row up to the end of its kinds, and whether every
+ * edge was first seen by as_of (the header's latest first_seen): such a row
+ * can be kept without its times, which a walk past its first hop never
+ * reads.  0 when the row does not parse (it is then kept whole, for the
+ * decoder to refuse). */
+static size_t packed_untimed_len(const unsigned char *p, size_t len, int64_t as_of)
+{
+	const unsigned char *q = p, *end = p + len;
+	uint64_t count, mf;
+	if (len < 3 || *q++ != LINEAGE_ADJ_FORMAT || get_varint(&q, end, &count) || get_varint(&q, end, &mf) ||
+	    (int64_t)unzigzag(mf) > as_of || count > (size_t)(end - q))
+		return 0;
+	/* The ids: count varints, each ended by a byte with its high bit clear. */
+	for (uint64_t seen = 0; seen < count;) {
+		if (q == end)
+			return 0;
+		seen += !(*q++ & 0x80);
+	}
+	if ((size_t)(end - q) < count)
+		return 0;
+	return (size_t)(q - p) + (size_t)count;
+}
+
+km_status lineage_adj_reader_load_all(lineage_adj_reader *r, int64_t as_of, km_err *e)
 {
 	sqlite3_stmt *q;
 	km_status st = km_db_prepare(r->db, "SELECT src, packed FROM lineage_out ORDER BY src", &q, e);
 	if (st)
 		return st;
-	size_t cap = 0;
-	buf data = {0};
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (r->nsrc + 1 >= cap) {
-			size_t nc = cap ? cap * 2 : 4096;
-			int64_t *ns = realloc(r->src, nc * sizeof *ns);
-			if (ns)
-				r->src = ns;
-			size_t *no = ns ? realloc(r->off, (nc + 1) * sizeof *no) : NULL;
-			if (!no) {
+		if (r->nsrc + 1 >= r->rows_cap) {
+			size_t nc = r->rows_cap ? r->rows_cap * 2 : 4096;
+			if (grow(&r->src, &r->src_bytes, nc * sizeof *r->src) ||
+			    grow(&r->off, &r->off_bytes, (nc + 1) * sizeof *r->off) ||
+			    grow(&r->untimed, &r->untimed_bytes, nc)) {
 				st = km_fail(e, KM_ENOMEM, "out of memory reading the lineage graph");
 				break;
 			}
-			r->off = no;
-			cap = nc;
+			r->rows_cap = nc;
 		}
-		const void *blob = sqlite3_column_blob(q, 1);
+		const unsigned char *blob = sqlite3_column_blob(q, 1);
 		size_t len = blob ? (size_t)sqlite3_column_bytes(q, 1) : 0;
-		if (buf_room(&data, len)) {
-			st = km_fail(e, KM_ENOMEM, "out of memory reading the lineage graph");
-			break;
+		size_t cut = len ? packed_untimed_len(blob, len, as_of) : 0;
+		if (cut)
+			len = cut;
+		if (r->data_len + len > r->data_bytes) {
+			size_t nc = r->data_bytes ? r->data_bytes : (size_t)1 << 20;
+			while (nc < r->data_len + len)
+				nc *= 2;
+			if (grow(&r->data, &r->data_bytes, nc)) {
+				st = km_fail(e, KM_ENOMEM, "out of memory reading the lineage graph");
+				break;
+			}
 		}
 		if (len)
-			memcpy(data.p + data.len, blob, len);
+			memcpy(r->data + r->data_len, blob, len);
 		r->src[r->nsrc] = sqlite3_column_int64(q, 0);
-		r->off[r->nsrc++] = data.len;
-		data.len += len;
+		r->untimed[r->nsrc] = cut != 0;
+		r->off[r->nsrc++] = r->data_len;
+		r->data_len += len;
 	}
 	if (!st && rc != SQLITE_DONE)
 		st = km_db_fail(r->db, e, "lineage (packed rows)");
 	sqlite3_finalize(q);
+	if (!st && !r->off && grow(&r->off, &r->off_bytes, sizeof *r->off))
+		st = km_fail(e, KM_ENOMEM, "out of memory reading the lineage graph");
 	if (st) {
-		free(data.p);
+		reader_rows_free(r);
 		return st;
 	}
-	if (!r->off && !(r->off = malloc(sizeof *r->off))) {
-		free(data.p);
-		return km_fail(e, KM_ENOMEM, "out of memory reading the lineage graph");
-	}
-	r->off[r->nsrc] = data.len;
-	r->data = data.p;
+	r->off[r->nsrc] = r->data_len;
 	r->all = 1;
+	r->all_as_of = as_of;
 	return KM_OK;
 }
 
@@ -522,8 +582,14 @@ int lineage_adj_reader_edges(lineage_adj_reader *r, int64_t node, int64_t as_of,
 		size_t len = r->off[lo + 1] - r->off[lo];
 		if (!len)
 			return 0;
-		dec = lineage_adj_decode(r->data + r->off[lo], len, as_of, want_times, &r->edges, &r->cap, n, timed);
+		/* Kept without its times: fine as of the time it was cut for or
+		 * later, unless the times are wanted (a first hop); then the row. */
+		if (r->untimed[lo] && (want_times || as_of < r->all_as_of))
+			goto one_row;
+		dec = decode(r->data + r->off[lo], len, as_of, want_times, r->untimed[lo], &r->edges, &r->cap, n,
+		             timed);
 	} else {
+	one_row:
 		sqlite3_reset(r->rowq);
 		sqlite3_bind_int64(r->rowq, 1, node);
 		int rc = sqlite3_step(r->rowq);

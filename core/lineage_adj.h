@@ -90,16 +90,24 @@ typedef struct lineage_adj_reader {
 	 * is 0 (a packed row never is). */
 	int64_t *src;
 	size_t *off;
+	unsigned char *untimed;     /* 1: row i was kept without its times */
 	unsigned char *data;
-	size_t nsrc;
+	size_t nsrc, rows_cap;      /* rows, and room for them */
+	size_t data_len;
+	/* What each array was sized to, to free it by (bigbuf.h). */
+	size_t src_bytes, off_bytes, untimed_bytes, data_bytes;
 	int all;
+	int64_t all_as_of;          /* the as_of the rows were cut for */
 } lineage_adj_reader;
 
 km_status lineage_adj_reader_open(sqlite3 *db, lineage_adj_reader *r, km_err *e);
 void lineage_adj_reader_close(lineage_adj_reader *r);
 
-/* Read every row now, in one scan of the table. */
-km_status lineage_adj_reader_load_all(lineage_adj_reader *r, km_err *e);
+/* Read every row now, in one scan of the table.  A row whose edges were
+ * all first seen by as_of is kept without its times (two thirds of the
+ * bytes); asked for them later (a first hop, an earlier as_of), the reader
+ * reads that row from the table again. */
+km_status lineage_adj_reader_load_all(lineage_adj_reader *r, int64_t as_of, km_err *e);
 
 /* The edges of node into r->edges[0..*n-1], times as lineage_adj_decode
  * (as_of, want_times, *timed): 1 when the packed table answered (*n 0 when

@@ -47,6 +47,11 @@ km_status lineage_rewrapped(km_ctx *ctx, int64_t key_id, uint32_t from_version, 
  * small graphs down either path. */
 extern size_t lineage_impact_all_at;
 
+/* The widest span of node ids a walk indexes directly instead of hashing
+ * (lineage.c, walk_dense); 0: always hash.  A variable for the same
+ * reason. */
+extern size_t lineage_walk_dense_max;
+
 /* lineage_redact.c: what the public queries wrap around the caller's
  * callbacks: each node redacted when the session is redacting, and each
  * provenance input given the approvals behind its key version.  The first

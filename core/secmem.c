@@ -30,6 +30,8 @@
 static int secure_heap_up;
 /* mlockall(MCL_CURRENT | MCL_FUTURE) is in force. */
 static int process_locked;
+/* ... and every new mapping counts against a finite RLIMIT_MEMLOCK. */
+static int lock_bounded;
 
 km_status km_hygiene_init(km_err *e)
 {
@@ -118,6 +120,11 @@ void km_memlock_query(km_memlock_state *s)
 	s->level = process_locked ? KM_MEMLOCK_PROCESS : s->heap_locked ? KM_MEMLOCK_KEYS : KM_MEMLOCK_NONE;
 }
 
+int km_memlock_bounded(void)
+{
+	return lock_bounded;
+}
+
 km_status km_memlock_process(km_memlock_state *out, km_err *e)
 {
 	km_memlock_state s;
@@ -133,6 +140,7 @@ km_status km_memlock_process(km_memlock_state *out, km_err *e)
 		else
 			err = errno;
 		km_memlock_query(&s);
+		lock_bounded = process_locked && !s.exempt && s.limit_bytes != UINT64_MAX;
 	}
 	if (out)
 		*out = s;

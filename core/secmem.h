@@ -82,4 +82,10 @@ void km_memlock_query(km_memlock_state *s);
  * within it.  Call after km_hygiene_init(). */
 km_status km_memlock_process(km_memlock_state *s, km_err *e);
 
+/* 1 when km_memlock_process locked every page under a finite
+ * RLIMIT_MEMLOCK (not exempt): each new mapping then spends that limit in
+ * full, so optional mappings (a lineage walk's map of the catalogue) are
+ * better not made. */
+int km_memlock_bounded(void);
+
 #endif

@@ -9,6 +9,7 @@
  */
 #include "th_deploy.h"
 #include "asset.h"
+#include "bigbuf.h"
 #include "ctx.h"
 #include "db.h"
 #include "kek.h"
@@ -17,6 +18,7 @@
 #include "lineage_int.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@ static int64_t test_clock(void *c)
 static void teardown(void)
 {
 	lineage_impact_all_at = 10000;
+	lineage_walk_dense_max = (size_t)1 << 22;
 	th_deploy_teardown(&D);
 }
 
@@ -198,10 +201,11 @@ static void sql_walk_of(km_ctx *ctx, uint32_t version, int64_t as_of, walk_sig *
 static const int64_t as_ofs[] = {0, T0 + 2 * DAY, T0 + 3 * DAY + DAY / 2, T0 + 5 * DAY, T0 + 8 * DAY};
 
 /* Packed (a row at a time, and the whole table) == SQL, for both
- * versions' selections and every as_of; *reached: the largest walk. */
+ * versions' selections and every as_of, and each with its visited set
+ * hashed instead of indexed by id; *reached: the largest walk. */
 static void all_walks_agree(km_ctx *ctx, size_t *reached, uint64_t *cycles)
 {
-	static walk_sig sql, rows, whole;
+	static walk_sig sql, rows, whole, hashed;
 	*reached = 0;
 	*cycles = 0;
 	for (uint32_t v = 0; v <= 1; v++)
@@ -214,6 +218,15 @@ static void all_walks_agree(km_ctx *ctx, size_t *reached, uint64_t *cycles)
 			lineage_impact_all_at = 10000;
 			ck_assert_msg(same_walk(&sql, &rows), "row-per-node walk differs (v%u, as of #%zu)", v, t);
 			ck_assert_msg(same_walk(&sql, &whole), "whole-table walk differs (v%u, as of #%zu)", v, t);
+			for (size_t at = 0; at <= 1; at++) {
+				lineage_walk_dense_max = 0;
+				lineage_impact_all_at = at;
+				walk_of(ctx, v, as_ofs[t], &hashed);
+				lineage_walk_dense_max = (size_t)1 << 22;
+				lineage_impact_all_at = 10000;
+				ck_assert_msg(same_walk(&sql, &hashed), "hashed walk differs (v%u, as of #%zu, all at %zu)",
+				              v, t, at);
+			}
 			if (sql.l.n > *reached)
 				*reached = sql.l.n;
 			if (sql.sum.cycles > *cycles)
@@ -378,6 +391,59 @@ START_TEST(writers_keep_the_table_in_step)
 }
 END_TEST
 
+/* The whole-table read keeps a row without its times when every edge was
+ * first seen by the walk's as_of, and answers from the row itself when the
+ * times are wanted after all (a first hop) or for an earlier as_of: the
+ * same edges as a row-at-a-time read, times and all. */
+START_TEST(whole_table_keeps_rows_without_times)
+{
+	km_ctx *ctx = open_deploy();
+	set_up_graph(ctx);
+	km_err e;
+	sqlite3 *db = km_db(ctx);
+	lineage_adj_reader whole, one;
+	ck_assert_int_eq(lineage_adj_reader_open(db, &whole, &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_reader_open(db, &one, &e), KM_OK);
+	int64_t as_of = T0 + 9 * DAY;
+	ck_assert_int_eq(lineage_adj_reader_load_all(&whole, as_of, &e), KM_OK);
+	size_t cut = 0;
+	for (size_t i = 0; i < whole.nsrc; i++)
+		cut += whole.untimed[i];
+	/* Exactly the rows whose edges were all first seen by then; edges are
+	 * spread over days 1..9, so some are cut and some kept whole. */
+	ck_assert_int_eq((int64_t)cut, count(ctx, "SELECT count(*) FROM (SELECT max(first_seen) AS m FROM "
+	                                          "lineage_edges WHERE kind <> 'protected-by' GROUP BY src) "
+	                                          "WHERE m <= 1767225600 + 9 * 86400"));
+	ck_assert_uint_gt(cut, 0);
+	ck_assert_uint_lt(cut, whole.nsrc);
+	static const int64_t asks[] = {T0 + 9 * DAY, T0 + 10 * DAY, T0 + 2 * DAY};
+	size_t compared = 0;
+	for (size_t i = 0; i < whole.nsrc; i++)
+		for (size_t a = 0; a < KM_ARRAY_LEN(asks); a++)
+			for (int want_times = 0; want_times <= 1; want_times++) {
+				size_t nw, no;
+				int tw, to;
+				ck_assert_int_eq(lineage_adj_reader_edges(&whole, whole.src[i], asks[a], want_times, &nw, &tw,
+				                                          &e), 1);
+				ck_assert_int_eq(lineage_adj_reader_edges(&one, whole.src[i], asks[a], want_times, &no, &to,
+				                                          &e), 1);
+				ck_assert_uint_eq(nw, no);
+				ck_assert_int_eq(tw, to);
+				for (size_t k = 0; k < nw; k++) {
+					ck_assert_int_eq(whole.edges[k].dst, one.edges[k].dst);
+					ck_assert_uint_eq(whole.edges[k].kind, one.edges[k].kind);
+					ck_assert_int_eq(whole.edges[k].first_seen, one.edges[k].first_seen);
+					ck_assert_int_eq(whole.edges[k].last_seen, one.edges[k].last_seen);
+				}
+				compared += nw;
+			}
+	ck_assert_uint_gt(compared, 100);
+	lineage_adj_reader_close(&whole);
+	lineage_adj_reader_close(&one);
+	km_close(ctx);
+}
+END_TEST
+
 /* A deployment from before the table: the migration builds it whole. */
 START_TEST(migration_builds_the_table)
 {
@@ -495,6 +561,40 @@ START_TEST(packing_round_trips_and_refuses_damage)
 }
 END_TEST
 
+/* Scratch buffers keep their bytes across every move between the heap and
+ * huge-page mappings, and mapped ones sit on 2 MiB boundaries. */
+START_TEST(scratch_buffers_keep_their_bytes)
+{
+	static const size_t sizes[] = {100, KM_BIG_MIN - 1, KM_BIG_MIN, (size_t)3 << 20, (size_t)5 << 20,
+	                               (size_t)5 << 20 | 1, 1000, (size_t)9 << 20, 0};
+	unsigned char *p = NULL;
+	size_t have = 0;
+	for (size_t k = 0; k < KM_ARRAY_LEN(sizes); k++) {
+		unsigned char *np = km_big_realloc(p, have, sizes[k]);
+		ck_assert_ptr_nonnull(np);
+		size_t keep = have < sizes[k] ? have : sizes[k];
+		for (size_t i = 0; i < keep; i += 4093)
+			ck_assert_uint_eq(np[i], (unsigned char)(i * 7 + 1));
+		if (keep)
+			ck_assert_uint_eq(np[keep - 1], (unsigned char)((keep - 1) * 7 + 1));
+		if (sizes[k] >= KM_BIG_MIN)
+			ck_assert_uint_eq((uintptr_t)np % ((size_t)2 << 20), 0);
+		for (size_t i = 0; i < sizes[k]; i++)
+			np[i] = (unsigned char)(i * 7 + 1);
+		p = np;
+		have = sizes[k];
+	}
+	km_big_free(p, have);
+	for (size_t n = 1; n <= ((size_t)4 << 20); n *= 8) {
+		unsigned char *z = km_big_zalloc(n);
+		ck_assert_ptr_nonnull(z);
+		for (size_t i = 0; i < n; i++)
+			ck_assert_uint_eq(z[i], 0);
+		km_big_free(z, n);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lineage_adj");
@@ -504,9 +604,11 @@ int main(void)
 	tcase_add_test(t, packed_walk_equals_sql_walk);
 	tcase_add_test(t, writers_keep_the_table_in_step);
 	tcase_add_test(t, migration_builds_the_table);
+	tcase_add_test(t, whole_table_keeps_rows_without_times);
 	suite_add_tcase(s, t);
 	TCase *p = tcase_create("pure");
 	tcase_add_test(p, packing_round_trips_and_refuses_damage);
+	tcase_add_test(p, scratch_buffers_keep_their_bytes);
 	suite_add_tcase(s, p);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
