@@ -422,8 +422,27 @@ static const char schema_v15_lineage_out[] =
 	"CREATE TRIGGER lineage_edges_out_del AFTER DELETE ON lineage_edges BEGIN "
 	LINEAGE_OUT_STALE("OLD") " END;";
 
-/* Existing deployments get the table built whole. */
+/* Existing deployments: every source's row made stale, so that walks read
+ * lineage_edges until v16, which comes in the same upgrade, builds the
+ * rows (a v15 build would write the times v16 moved to a table of their
+ * own). */
 static km_status v15_lineage_out(sqlite3 *db, km_err *e)
+{
+	return km_db_exec(db, "INSERT INTO lineage_out(src, packed) SELECT DISTINCT src, NULL FROM lineage_edges", e);
+}
+
+/* v16: the packed rows' times in a table of their own (format 2,
+ * lineage_adj.c): a walk as of now reads ids and kinds only, a third of
+ * the pages.  Kept in step with lineage_out by the one writer that packs
+ * (lineage_adj_refresh); the triggers above already make a row stale for
+ * any edge write, and a stale row's times are never read.  Format 1 rows
+ * read as stale until the build below replaces them. */
+static const char schema_v16_lineage_out_times[] =
+	"CREATE TABLE lineage_out_times("
+	"  src INTEGER PRIMARY KEY,"
+	"  times BLOB NOT NULL);";
+
+static km_status v16_lineage_out_times(sqlite3 *db, km_err *e)
 {
 	return lineage_adj_build(db, e);
 }
@@ -449,6 +468,7 @@ static const struct migration {
 	{NULL, v13_audit_cosignatures},
 	{audit_schema_v14_sql, NULL},
 	{schema_v15_lineage_out, v15_lineage_out},
+	{schema_v16_lineage_out_times, v16_lineage_out_times},
 };
 
 int km_db_schema_version(void) { return (int)KM_ARRAY_LEN(migrations); }

@@ -1425,7 +1425,7 @@ static km_status walk_run_to(walk *w, size_t *next_visit, size_t through, size_t
 		if (i > through && (max_known == 0 || w->n >= max_known))
 			break;
 		if (we->adj && we->all_at && !we->adj->all && w->n >= we->all_at &&
-		    lineage_adj_reader_load_all(we->adj, we->as_of, e))
+		    lineage_adj_reader_load_all(we->adj, e))
 			return e->code;
 		int got = we->adj ? walk_expand_packed(w, (uint32_t)i, we, e) : 0;
 		if (got < 0)

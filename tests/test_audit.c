@@ -2259,9 +2259,11 @@ START_TEST(test_migration_v14_stored_columns)
 	        "CREATE INDEX audit_events_outcome ON audit_events(outcome, seq);"
 	        "CREATE INDEX audit_events_time ON audit_events(time);"
 	        "INSERT INTO audit_events(seq, json, leaf_hash) SELECT * FROM old_events;");
-	/* schema 13: v15's packed lineage table (and its triggers) not made yet either */
+	/* schema 13: v15's packed lineage table (and its triggers) and v16's
+	 * table of its times not made yet either */
 	sql(db, "DROP TRIGGER lineage_edges_out_ins; DROP TRIGGER lineage_edges_out_upd;"
-	        "DROP TRIGGER lineage_edges_out_del; DROP TABLE lineage_out; PRAGMA user_version = 13");
+	        "DROP TRIGGER lineage_edges_out_del; DROP TABLE lineage_out; DROP TABLE lineage_out_times;"
+	        "PRAGMA user_version = 13");
 	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM pragma_table_xinfo('audit_events') WHERE hidden"), 5);
 	sqlite3_close(db);
 
@@ -2321,6 +2323,7 @@ START_TEST(test_migration_backfills_nodes)
 	        "DROP TABLE lineage_events; DROP TABLE lineage_protection; DROP TABLE lineage_edges;"
 	        "DROP TABLE lineage_nodes; DROP INDEX assets_by_identity");
 	sql(db, "DROP TABLE lineage_out"); /* v15 (its triggers went with lineage_edges) */
+	sql(db, "DROP TABLE lineage_out_times"); /* v16 */
 	sql(db, "DROP TABLE audit_forward"); /* v10 */
 	sql(db, "DROP TABLE audit_cosignatures"); /* v13 */
 	sqlite3_close(db);

@@ -289,13 +289,15 @@ START_TEST(packed_walk_equals_sql_walk)
 	check_table(ctx, 1, 0); /* the trigger marked the row stale */
 	km_err e;
 	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), NULL, 0, &e), KM_OK);
-	exec(ctx, "CREATE TEMP TABLE lie AS SELECT o.src, o.packed FROM lineage_out o JOIN hub h ON h.id = o.src");
+	exec(ctx, "CREATE TEMP TABLE lie AS SELECT o.src, o.packed, t.times FROM lineage_out o "
+	          "JOIN lineage_out_times t USING (src) JOIN hub h ON h.id = o.src");
 	exec(ctx, "DELETE FROM lineage_edges WHERE dst = (SELECT id FROM lineage_nodes WHERE name = 'island')");
 	ck_assert_int_eq(lineage_adj_refresh(km_db(ctx), NULL, 0, &e), KM_OK);
 	check_table(ctx, 0, 0);
 	/* (the start has no other edges: the repack dropped its row) */
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out WHERE src = (SELECT src FROM lie)"), 0);
-	exec(ctx, "INSERT INTO lineage_out(src, packed) SELECT src, packed FROM lie");
+	exec(ctx, "INSERT INTO lineage_out(src, packed) SELECT src, packed FROM lie;"
+	          "INSERT INTO lineage_out_times(src, times) SELECT src, times FROM lie");
 	check_table(ctx, 0, 1);
 	static walk_sig sql, packed;
 	sql_walk_of(ctx, 1, 0, &sql);
@@ -391,11 +393,11 @@ START_TEST(writers_keep_the_table_in_step)
 }
 END_TEST
 
-/* The whole-table read keeps a row without its times when every edge was
- * first seen by the walk's as_of, and answers from the row itself when the
- * times are wanted after all (a first hop) or for an earlier as_of: the
- * same edges as a row-at-a-time read, times and all. */
-START_TEST(whole_table_keeps_rows_without_times)
+/* The whole-table read copies ids and kinds only (lineage_out), and reads
+ * a row's times (lineage_out_times) when they are wanted (a first hop, an
+ * as_of before some edge): the same edges as a row-at-a-time read, times
+ * and all; and a times row gone missing makes the row read as stale. */
+START_TEST(whole_table_reads_times_when_wanted)
 {
 	km_ctx *ctx = open_deploy();
 	set_up_graph(ctx);
@@ -404,20 +406,13 @@ START_TEST(whole_table_keeps_rows_without_times)
 	lineage_adj_reader whole, one;
 	ck_assert_int_eq(lineage_adj_reader_open(db, &whole, &e), KM_OK);
 	ck_assert_int_eq(lineage_adj_reader_open(db, &one, &e), KM_OK);
-	int64_t as_of = T0 + 9 * DAY;
-	ck_assert_int_eq(lineage_adj_reader_load_all(&whole, as_of, &e), KM_OK);
-	size_t cut = 0;
-	for (size_t i = 0; i < whole.nsrc; i++)
-		cut += whole.untimed[i];
-	/* Exactly the rows whose edges were all first seen by then; edges are
-	 * spread over days 1..9, so some are cut and some kept whole. */
-	ck_assert_int_eq((int64_t)cut, count(ctx, "SELECT count(*) FROM (SELECT max(first_seen) AS m FROM "
-	                                          "lineage_edges WHERE kind <> 'protected-by' GROUP BY src) "
-	                                          "WHERE m <= 1767225600 + 9 * 86400"));
-	ck_assert_uint_gt(cut, 0);
-	ck_assert_uint_lt(cut, whole.nsrc);
+	ck_assert_int_eq(lineage_adj_reader_load_all(&whole, &e), KM_OK);
+	ck_assert_int_eq((int64_t)whole.data_len, count(ctx, "SELECT sum(length(packed)) FROM lineage_out"));
+	ck_assert_int_eq((int64_t)whole.nsrc, count(ctx, "SELECT count(*) FROM lineage_out"));
+	/* Edges are spread over days 1..9: as of the start of day 9 some rows
+	 * need their times and some do not. */
 	static const int64_t asks[] = {T0 + 9 * DAY, T0 + 10 * DAY, T0 + 2 * DAY};
-	size_t compared = 0;
+	size_t compared = 0, timed_rows = 0, untimed_rows = 0;
 	for (size_t i = 0; i < whole.nsrc; i++)
 		for (size_t a = 0; a < KM_ARRAY_LEN(asks); a++)
 			for (int want_times = 0; want_times <= 1; want_times++) {
@@ -429,6 +424,10 @@ START_TEST(whole_table_keeps_rows_without_times)
 				                                          &e), 1);
 				ck_assert_uint_eq(nw, no);
 				ck_assert_int_eq(tw, to);
+				if (a == 0 && !want_times) {
+					timed_rows += tw != 0;
+					untimed_rows += tw == 0;
+				}
 				for (size_t k = 0; k < nw; k++) {
 					ck_assert_int_eq(whole.edges[k].dst, one.edges[k].dst);
 					ck_assert_uint_eq(whole.edges[k].kind, one.edges[k].kind);
@@ -438,32 +437,45 @@ START_TEST(whole_table_keeps_rows_without_times)
 				compared += nw;
 			}
 	ck_assert_uint_gt(compared, 100);
+	ck_assert_uint_gt(timed_rows, 0);
+	ck_assert_uint_gt(untimed_rows, 0);
+	/* Its times row gone: stale when the times are wanted, fine when not. */
+	int64_t src = whole.src[0];
+	char sql[120];
+	snprintf(sql, sizeof sql, "DELETE FROM lineage_out_times WHERE src = %lld", (long long)src);
+	exec(ctx, sql);
+	size_t n;
+	int timed;
+	ck_assert_int_eq(lineage_adj_reader_edges(&whole, src, T0 + 2 * DAY, 1, &n, &timed, &e), 0);
+	ck_assert_int_eq(lineage_adj_reader_edges(&one, src, T0 + 2 * DAY, 1, &n, &timed, &e), 0);
+	ck_assert_int_eq(lineage_adj_reader_edges(&whole, src, INT64_MAX, 0, &n, &timed, &e), 1);
+	ck_assert_uint_gt(n, 0);
 	lineage_adj_reader_close(&whole);
 	lineage_adj_reader_close(&one);
 	km_close(ctx);
 }
 END_TEST
 
-/* A deployment from before the table: the migration builds it whole. */
-START_TEST(migration_builds_the_table)
+/* Deployments from before the table (v14) and from before its times had
+ * a table of their own (v15, format 1 rows): the migrations build both
+ * whole, and the walk is the same.  (v16 is the newest migration.) */
+static void migrate_from(int version, const char *undo)
 {
 	km_ctx *ctx = open_deploy();
 	set_up_graph(ctx);
 	static walk_sig before, after;
 	walk_of(ctx, 0, 0, &before);
 	int64_t rows = count(ctx, "SELECT count(*) FROM lineage_out");
+	int64_t times = count(ctx, "SELECT count(*) FROM lineage_out_times");
+	ck_assert_int_eq(rows, times);
 	km_close(ctx);
 
 	char path[400];
 	snprintf(path, sizeof path, "%s/keyward.db", D.home);
 	sqlite3 *db;
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	/* As the schema was before it (the migration is the newest). */
-	char sql[300];
-	snprintf(sql, sizeof sql,
-	         "DROP TRIGGER lineage_edges_out_ins; DROP TRIGGER lineage_edges_out_upd;"
-	         "DROP TRIGGER lineage_edges_out_del; DROP TABLE lineage_out; PRAGMA user_version = %d",
-	         km_db_schema_version() - 1);
+	char sql[600];
+	snprintf(sql, sizeof sql, "%s PRAGMA user_version = %d", undo, version);
 	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
@@ -471,10 +483,25 @@ START_TEST(migration_builds_the_table)
 	km_set_clock(ctx, test_clock, NULL);
 	ck_assert_int_eq(count(ctx, "PRAGMA user_version"), km_db_schema_version());
 	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out"), rows);
+	ck_assert_int_eq(count(ctx, "SELECT count(*) FROM lineage_out_times"), times);
 	check_table(ctx, 0, 0);
 	walk_of(ctx, 0, 0, &after);
 	ck_assert(same_walk(&before, &after));
 	km_close(ctx);
+}
+
+START_TEST(migration_builds_the_table)
+{
+	ck_assert_int_eq(km_db_schema_version(), 16);
+	migrate_from(14, "DROP TRIGGER lineage_edges_out_ins; DROP TRIGGER lineage_edges_out_upd;"
+	                 "DROP TRIGGER lineage_edges_out_del; DROP TABLE lineage_out; DROP TABLE lineage_out_times;");
+}
+END_TEST
+
+START_TEST(migration_moves_the_times)
+{
+	/* Format 1 rows (the first byte says so) are rebuilt, not misread. */
+	migrate_from(15, "DROP TABLE lineage_out_times; UPDATE lineage_out SET packed = X'01' || substr(packed, 2);");
 }
 END_TEST
 
@@ -488,6 +515,7 @@ START_TEST(packing_round_trips_and_refuses_damage)
 	ck_assert_int_eq(km_db_exec(db, "CREATE TABLE lineage_edges(src INTEGER, dst INTEGER, kind TEXT, "
 	                            "first_seen INTEGER, last_seen INTEGER, PRIMARY KEY(src, dst, kind)) "
 	                            "WITHOUT ROWID; CREATE TABLE lineage_out(src INTEGER PRIMARY KEY, packed BLOB);"
+	                            "CREATE TABLE lineage_out_times(src INTEGER PRIMARY KEY, times BLOB NOT NULL);"
 	                            "INSERT INTO lineage_edges VALUES"
 	                            " (-7, -9223372036854775808, 'served-by', 9223372036854775807, 9223372036854775807),"
 	                            " (-7, -1, 'consumed-by', -9223372036854775808, 9223372036854775807),"
@@ -497,17 +525,21 @@ START_TEST(packing_round_trips_and_refuses_damage)
 	                            " (3, 4, 'derived-from', 10, 20);", &e), KM_OK);
 	ck_assert_int_eq(lineage_adj_build(db, &e), KM_OK);
 	sqlite3_stmt *q;
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT packed FROM lineage_out WHERE src = -7", -1, &q, NULL),
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT o.packed, t.times FROM lineage_out o JOIN lineage_out_times t "
+	                                    "USING (src) WHERE src = -7", -1, &q, NULL),
 	                 SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-	size_t len = (size_t)sqlite3_column_bytes(q, 0);
-	unsigned char *blob = malloc(len);
+	size_t len = (size_t)sqlite3_column_bytes(q, 0), tlen = (size_t)sqlite3_column_bytes(q, 1);
+	unsigned char *blob = malloc(len), *times = malloc(tlen);
 	memcpy(blob, sqlite3_column_blob(q, 0), len);
+	memcpy(times, sqlite3_column_blob(q, 1), tlen);
 	sqlite3_finalize(q);
 	lineage_adj_edge *ed = NULL;
 	size_t cap = 0, n;
 	int timed;
-	ck_assert_int_eq(lineage_adj_decode(blob, len, 0, 1, &ed, &cap, &n, &timed), 0);
+	/* The times wanted and not given: the caller is told to fetch them. */
+	ck_assert_int_eq(lineage_adj_decode(blob, len, NULL, 0, 0, 1, &ed, &cap, &n, &timed), 2);
+	ck_assert_int_eq(lineage_adj_decode(blob, len, times, tlen, 0, 1, &ed, &cap, &n, &timed), 0);
 	ck_assert_int_eq(timed, 1);
 	ck_assert_uint_eq(n, 5);
 	/* Primary-key order: dst, then kind as text. */
@@ -528,34 +560,58 @@ START_TEST(packing_round_trips_and_refuses_damage)
 		ck_assert_uint_eq(ed[i].kind, want[i].kind);
 	}
 	ck_assert_str_eq(lineage_adj_kind_name(LINEAGE_EK_OTHER), "unknown");
-	/* As of a time after every first_seen the times are left out; as of
-	 * one before some, they are read (the walk filters on them). */
-	ck_assert_int_eq(lineage_adj_decode(blob, len, INT64_MAX, 0, &ed, &cap, &n, &timed), 0);
+	/* As of a time after every first_seen the times are not needed (and
+	 * not asked for); as of one before some, they are (the walk filters
+	 * on them). */
+	ck_assert_int_eq(lineage_adj_decode(blob, len, NULL, 0, INT64_MAX, 0, &ed, &cap, &n, &timed), 0);
 	ck_assert_int_eq(timed, 0);
 	ck_assert_uint_eq(n, 5);
 	ck_assert_int_eq(ed[4].dst, INT64_MAX);
-	ck_assert_int_eq(lineage_adj_decode(blob, len, 1767225600122, 0, &ed, &cap, &n, &timed), 0);
+	ck_assert_int_eq(lineage_adj_decode(blob, len, NULL, 0, 1767225600122, 0, &ed, &cap, &n, &timed), 2);
+	ck_assert_int_eq(lineage_adj_decode(blob, len, times, tlen, 1767225600122, 0, &ed, &cap, &n, &timed), 0);
 	ck_assert_int_eq(timed, 1);
-	/* Damage: every truncation, a wrong format byte, trailing bytes, a
-	 * kind out of range, a count the row cannot hold. */
+	/* Damage: every truncation of the row and of its times, a wrong format
+	 * byte, trailing bytes in either, a kind out of range, a count the row
+	 * cannot hold. */
 	for (size_t cut = 0; cut < len; cut++)
-		ck_assert_int_eq(lineage_adj_decode(blob, cut, 0, 1, &ed, &cap, &n, &timed), 1);
-	unsigned char *bad = malloc(len + 1);
+		ck_assert_int_eq(lineage_adj_decode(blob, cut, times, tlen, 0, 1, &ed, &cap, &n, &timed), 1);
+	for (size_t cut = 0; cut < tlen; cut++)
+		ck_assert_int_eq(lineage_adj_decode(blob, len, times, cut, 0, 1, &ed, &cap, &n, &timed), 1);
+	unsigned char *bad = malloc((len > tlen ? len : tlen) + 1);
 	memcpy(bad, blob, len);
 	bad[len] = 0;
-	ck_assert_int_eq(lineage_adj_decode(bad, len + 1, 0, 1, &ed, &cap, &n, &timed), 1);
+	ck_assert_int_eq(lineage_adj_decode(bad, len + 1, times, tlen, 0, 1, &ed, &cap, &n, &timed), 1);
 	bad[0] = LINEAGE_ADJ_FORMAT + 1;
-	ck_assert_int_eq(lineage_adj_decode(bad, len, 0, 1, &ed, &cap, &n, &timed), 1);
+	ck_assert_int_eq(lineage_adj_decode(bad, len, times, tlen, 0, 1, &ed, &cap, &n, &timed), 1);
+	bad[0] = 1; /* format 1 (times in the row) reads as stale */
+	ck_assert_int_eq(lineage_adj_decode(bad, len, times, tlen, 0, 1, &ed, &cap, &n, &timed), 1);
+	memcpy(bad, times, tlen);
+	bad[tlen] = 0;
+	ck_assert_int_eq(lineage_adj_decode(blob, len, bad, tlen + 1, 0, 1, &ed, &cap, &n, &timed), 1);
 	static const unsigned char huge[] = {LINEAGE_ADJ_FORMAT, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0};
-	ck_assert_int_eq(lineage_adj_decode(huge, sizeof huge, 0, 1, &ed, &cap, &n, &timed), 1);
+	ck_assert_int_eq(lineage_adj_decode(huge, sizeof huge, NULL, 0, 0, 0, &ed, &cap, &n, &timed), 1);
 	/* count 1, max_first 0, dst 0, kind 9 */
-	static const unsigned char kind9[] = {LINEAGE_ADJ_FORMAT, 1, 0, 0, 9, 0, 0};
-	ck_assert_int_eq(lineage_adj_decode(kind9, sizeof kind9, 0, 1, &ed, &cap, &n, &timed), 1);
+	static const unsigned char kind9[] = {LINEAGE_ADJ_FORMAT, 1, 0, 0, 9};
+	ck_assert_int_eq(lineage_adj_decode(kind9, sizeof kind9, NULL, 0, 0, 0, &ed, &cap, &n, &timed), 1);
+	static const unsigned char kind2[] = {LINEAGE_ADJ_FORMAT, 1, 0, 0, 2};
+	ck_assert_int_eq(lineage_adj_decode(kind2, sizeof kind2, NULL, 0, 0, 0, &ed, &cap, &n, &timed), 0);
 	uint64_t stale, wrong;
 	ck_assert_int_eq(lineage_adj_check(db, &stale, &wrong, &e), KM_OK);
 	ck_assert_uint_eq(stale + wrong, 0);
+	/* The check sees a times row that differs, one that is missing, and
+	 * one left without its row. */
+	ck_assert_int_eq(km_db_exec(db, "UPDATE lineage_out_times SET times = X'0000' WHERE src = 3", &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_check(db, &stale, &wrong, &e), KM_OK);
+	ck_assert_uint_eq(wrong, 1);
+	ck_assert_int_eq(km_db_exec(db, "DELETE FROM lineage_out_times WHERE src = 3", &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_check(db, &stale, &wrong, &e), KM_OK);
+	ck_assert_uint_eq(wrong, 1);
+	ck_assert_int_eq(km_db_exec(db, "INSERT INTO lineage_out_times VALUES(99, X'00')", &e), KM_OK);
+	ck_assert_int_eq(lineage_adj_check(db, &stale, &wrong, &e), KM_OK);
+	ck_assert_uint_eq(wrong, 2);
 	free(bad);
 	free(blob);
+	free(times);
 	free(ed);
 	sqlite3_close(db);
 }
@@ -604,7 +660,8 @@ int main(void)
 	tcase_add_test(t, packed_walk_equals_sql_walk);
 	tcase_add_test(t, writers_keep_the_table_in_step);
 	tcase_add_test(t, migration_builds_the_table);
-	tcase_add_test(t, whole_table_keeps_rows_without_times);
+	tcase_add_test(t, migration_moves_the_times);
+	tcase_add_test(t, whole_table_reads_times_when_wanted);
 	suite_add_tcase(s, t);
 	TCase *p = tcase_create("pure");
 	tcase_add_test(p, packing_round_trips_and_refuses_damage);
