@@ -746,7 +746,7 @@ static const struct {
 	{1, 9},                     /* alice proposes a policy change */
 	{1, 6}, {1, 7}, {1, 8},     /* their rotations, paused midway */
 	{1, 10},                    /* refused attempts */
-	{1, 11},                    /* the nightly lineage sync */
+	{1, 11},                    /* the lineage sync from the data platform */
 	{DEMO_NIGHT, 12},           /* planted: the weekend night */
 	{12, 13},                   /* planted: the probing service */
 	{1, 14},                    /* planted: the override, after the compromise */

@@ -6,8 +6,9 @@
  * (km_init_deployment with demo on, then km_demo_fill, both on the demo's
  * timeline), but with the present chosen by the test through the
  * timeline (km_demo_timeline_start): 03:00 on a Monday (the night, with
- * the weekend just behind: the last days of the story fall on days off)
- * and 14:00 on a Wednesday.  A scan must then find exactly the anomalies
+ * the weekend just behind: the last days of the story fall on days off),
+ * 14:00 on a Wednesday, and 03:00 on a Monday with the calendar in
+ * Asia/Tokyo.  A scan must then find exactly the anomalies
  * the demo plants (docs/audit.md, "The demo's anomalies"), by rule, object
  * and actor: none of the history's ordinary work may look off-hours or
  * new.  Before the history kept to working hours, the 03:00 demo raised
@@ -16,6 +17,7 @@
 #include "anomaly.h"
 #include "audit.h"
 #include "ctx.h"
+#include "config.h"
 #include "demo.h"
 #include "th_softhsm.h"
 
@@ -47,9 +49,11 @@ static int64_t past(int weekday, int hh)
 	return (day + weekday) * DAY + hh * 3600;
 }
 
-/* init --demo and the fill, with the history ending at `present`; the
- * open session (on the demo's clock, now at the present) in *out. */
-static void make_demo(th_hsm *h, int64_t present, km_ctx **out)
+/* init --demo and the fill, with the history ending at `present` and the
+ * scanner's calendar in time zone `tz` (NULL: the default, UTC) from
+ * before the fill; the open session (on the demo's clock, now at the
+ * present) in *out. */
+static void make_demo(th_hsm *h, int64_t present, const char *tz, km_ctx **out)
 {
 	ck_assert_int_eq(th_hsm_setup(h), 0);
 	char home[400], pin_file[500];
@@ -62,6 +66,15 @@ static void make_demo(th_hsm *h, int64_t present, km_ctx **out)
 	                  .argon2_m_kib = 8, .clock = km_demo_clock, .clock_ctx = &timeline};
 	km_err e = {0};
 	ck_assert_msg(km_init_deployment(&o, &e) == KM_OK, "init --demo: %s", e.msg);
+	if (tz) {
+		km_config c;
+		char text[200];
+		snprintf(text, sizeof text, "{\"anomaly\": {\"time_zone\": \"%s\"}}", tz);
+		ck_assert_msg(km_config_load(&c, home, &e) == KM_OK, "%s", e.msg);
+		ck_assert_msg(km_config_parse(&c, text, "test", &e) == KM_OK, "%s", e.msg);
+		ck_assert_msg(km_config_save(&c, &e) == KM_OK, "%s", e.msg);
+		km_config_free(&c);
+	}
 	km_open_opts oo = {.home = home, .pin_file = pin_file, .prompt = demo_passphrase,
 	                   .clock = km_demo_clock, .clock_ctx = &timeline};
 	ck_assert_msg(km_open(&oo, out, &e) == KM_OK, "open: %s", e.msg);
@@ -99,11 +112,11 @@ static const char *const planted[] = {
 	"version-use key:inference/scoring-api@2 alice",
 };
 
-static void scan_finds_exactly_the_planted(int64_t present, const char *when)
+static void scan_finds_exactly_the_planted(int64_t present, const char *tz, const char *when)
 {
 	th_hsm h;
 	km_ctx *ctx = NULL;
-	make_demo(&h, present, &ctx);
+	make_demo(&h, present, tz, &ctx);
 	km_err e = {0};
 	km_anomaly_scan_result r;
 	ck_assert_msg(km_anomaly_scan(ctx, &r, &e) == KM_OK, "scan: %s", e.msg);
@@ -124,13 +137,22 @@ static void scan_finds_exactly_the_planted(int64_t present, const char *when)
 
 START_TEST(demo_made_at_three_in_the_night)
 {
-	scan_finds_exactly_the_planted(past(1, 3), "Monday 03:00");
+	scan_finds_exactly_the_planted(past(1, 3), NULL, "Monday 03:00");
 }
 END_TEST
 
 START_TEST(demo_made_in_the_afternoon)
 {
-	scan_finds_exactly_the_planted(past(3, 14), "Wednesday 14:00");
+	scan_finds_exactly_the_planted(past(3, 14), NULL, "Wednesday 14:00");
+}
+END_TEST
+
+/* The calendar in Tokyo (UTC+9, no summer time): the history keeps to
+ * Tokyo's working hours, which a history in UTC's would miss by nine
+ * hours.  Sunday 18:00 UTC is Monday 03:00 there. */
+START_TEST(demo_made_at_night_in_tokyo)
+{
+	scan_finds_exactly_the_planted(past(0, 18), "Asia/Tokyo", "Monday 03:00 Tokyo");
 }
 END_TEST
 
@@ -141,6 +163,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, demo_made_at_three_in_the_night);
 	tcase_add_test(tc, demo_made_in_the_afternoon);
+	tcase_add_test(tc, demo_made_at_night_in_tokyo);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s) ? 1 : 0;
 }
