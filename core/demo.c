@@ -165,7 +165,7 @@ typedef struct demo_approvers {
 	km_ctx *s[KM_ARRAY_LEN(demo_approver_names)];
 } demo_approvers;
 
-static km_status demo_passphrase(void *c, const char *question, char *buf, size_t cap, km_err *e)
+km_status km_demo_prompt(void *c, const char *question, char *buf, size_t cap, km_err *e)
 {
 	(void)c, (void)question;
 	if (cap <= strlen(KM_DEMO_PASSPHRASE))
@@ -177,7 +177,7 @@ static km_status demo_passphrase(void *c, const char *question, char *buf, size_
 /* Another demo person's session, on the demo's clock. */
 static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_err *e)
 {
-	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = demo_passphrase,
+	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = km_demo_prompt,
 	                  .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
 	return km_open(&o, out, e);
 }

@@ -48,6 +48,11 @@ typedef struct km_demo_timeline {
 void km_demo_timeline_start(km_demo_timeline *t, int64_t present);
 int64_t km_demo_clock(void *timeline);
 
+/* The demo's people's step-up prompt (a km_secret_prompt_fn): every
+ * question answered with KM_DEMO_PASSPHRASE.  For sessions on a demo
+ * deployment made by code (the fill's own people, tests). */
+km_status km_demo_prompt(void *c, const char *question, char *buf, size_t cap, km_err *e);
+
 /* Showcase keys (features/, feature-groups/, datasets/, models/,
  * inference/) with versions in several states, a few dozen protected
  * assets, demo users — then the extras, in large transactions. */

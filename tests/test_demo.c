@@ -30,15 +30,6 @@
 
 static km_demo_timeline timeline;
 
-static km_status demo_passphrase(void *c, const char *question, char *buf, size_t cap, km_err *e)
-{
-	(void)c, (void)question;
-	if (cap <= strlen(KM_DEMO_PASSPHRASE))
-		return km_fail(e, KM_EINTERNAL, "no room for the demo passphrase");
-	snprintf(buf, cap, "%s", KM_DEMO_PASSPHRASE);
-	return KM_OK;
-}
-
 /* Unix time of `weekday` (0 Sunday) at hh:00 UTC, in the week that began
  * at least a week before the real now: a past the demo can end at. */
 static int64_t past(int weekday, int hh)
@@ -75,7 +66,7 @@ static void make_demo(th_hsm *h, int64_t present, const char *tz, km_ctx **out)
 		ck_assert_msg(km_config_save(&c, &e) == KM_OK, "%s", e.msg);
 		km_config_free(&c);
 	}
-	km_open_opts oo = {.home = home, .pin_file = pin_file, .prompt = demo_passphrase,
+	km_open_opts oo = {.home = home, .pin_file = pin_file, .prompt = km_demo_prompt,
 	                   .clock = km_demo_clock, .clock_ctx = &timeline};
 	ck_assert_msg(km_open(&oo, out, &e) == KM_OK, "open: %s", e.msg);
 	ck_assert_msg(km_demo_fill(*out, NULL, &e) == KM_OK, "demo: %s", e.msg);
