@@ -638,9 +638,17 @@ static void rule_first_use(scan *s)
 		              "object >= ?2 AND object < ?3 AND action IN ('protect', 'unprotect') AND "
 		              "outcome = 'ok' AND seq < ?4 LIMIT 1)", texts, 3, &before, 1) > 0 || s->st)
 			continue;
-		char object[300];
-		snprintf(object, sizeof object, "key:%s", key);
-		json_t *d = finding_add(s, "first-use", object, v->actor, &v->seq, 1,
+		/* The key's creator protecting its first assets is how every key
+		 * starts: the creation is the audited, authorised act, and the
+		 * first use by the same person says nothing new. */
+		char kobj[300];
+		snprintf(kobj, sizeof kobj, "key:%s", key);
+		const char *created[2] = {kobj, v->actor};
+		if (sql_count(s, "SELECT count(*) FROM (SELECT 1 FROM audit_events WHERE object = ?1 AND "
+		              "action = 'key.create' AND outcome = 'ok' AND actor = ?2 AND seq < ?3 LIMIT 1)",
+		              created, 2, &before, 1) > 0 || s->st)
+			continue;
+		json_t *d = finding_add(s, "first-use", kobj, v->actor, &v->seq, 1,
 		                        "%s used key %s for the first time (%s)", v->actor, key, v->action);
 		if (d)
 			json_object_set_new(d, "key_name", json_string(key));

@@ -17,7 +17,7 @@
  *                   reach max(spike_min, spike_factor x the hourly mean of
  *                   the baseline_hours before it)
  *   first-use       an actor protects or decrypts under a key for the
- *                   first time
+ *                   first time (but for the actor who created the key)
  *   off-hours       key use outside the working hours and days, in the
  *                   configured time zone (IANA name, read from the
  *                   system's zoneinfo; one finding per actor and hour)

@@ -14,6 +14,7 @@
 #include "request.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,18 +101,26 @@ static size_t split(char *buf, char **out, size_t cap)
 	return n;
 }
 
-static km_status protect_demo_asset(km_ctx *ctx, const char *key, const char *spec, km_err *e)
+/* Where the demo keeps the envelope of asset `spec`: HOME/demo-assets/
+ * and the spec with '/', ':' and '@' as '_', then ".kwe". */
+#define DEMO_ASSET_PATH_MAX (PATH_MAX + 300)
+static void demo_asset_path(km_ctx *ctx, const char *spec, char path[DEMO_ASSET_PATH_MAX])
 {
-	const km_config *cfg = km_config_get(ctx);
-	char dir[PATH_MAX + 16], path[PATH_MAX + 300], file[256];
-	snprintf(dir, sizeof dir, "%s/demo-assets", cfg->home);
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return km_fail(e, KM_EIO, "cannot create %s: %s", dir, strerror(errno));
+	char file[256];
 	size_t j = 0;
 	for (const char *p = spec; *p && j + 1 < sizeof file - 5; p++)
 		file[j++] = (*p == '/' || *p == ':' || *p == '@') ? '_' : *p;
 	file[j] = '\0';
-	snprintf(path, sizeof path, "%s/%s.kwe", dir, file);
+	snprintf(path, DEMO_ASSET_PATH_MAX, "%s/demo-assets/%s.kwe", km_config_get(ctx)->home, file);
+}
+
+static km_status protect_demo_asset(km_ctx *ctx, const char *key, const char *spec, km_err *e)
+{
+	char dir[PATH_MAX + 16], path[DEMO_ASSET_PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/demo-assets", km_config_get(ctx)->home);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return km_fail(e, KM_EIO, "cannot create %s: %s", dir, strerror(errno));
+	demo_asset_path(ctx, spec, path);
 
 	/* Plausible content: a CSV-ish body of a few KiB. */
 	int fd = memfd_create("keyward-demo", MFD_CLOEXEC);
@@ -156,7 +165,7 @@ typedef struct demo_approvers {
 	km_ctx *s[KM_ARRAY_LEN(demo_approver_names)];
 } demo_approvers;
 
-static km_status demo_passphrase(void *c, const char *question, char *buf, size_t cap, km_err *e)
+km_status km_demo_prompt(void *c, const char *question, char *buf, size_t cap, km_err *e)
 {
 	(void)c, (void)question;
 	if (cap <= strlen(KM_DEMO_PASSPHRASE))
@@ -168,7 +177,7 @@ static km_status demo_passphrase(void *c, const char *question, char *buf, size_
 /* Another demo person's session, on the demo's clock. */
 static km_status demo_session(km_ctx *ctx, const char *user, km_ctx **out, km_err *e)
 {
-	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = demo_passphrase,
+	km_open_opts o = {.home = km_config_get(ctx)->home, .user = user, .prompt = km_demo_prompt,
 	                  .clock = ctx->clock, .clock_ctx = ctx->clock_ctx};
 	return km_open(&o, out, e);
 }
@@ -204,21 +213,149 @@ static km_status demo_decide(km_ctx *ctx, demo_approvers *ap, const char *id, in
 
 /* ---- the timeline ------------------------------------------------------ */
 
-void km_demo_timeline_start(km_demo_timeline *t) { t->now = km_now() - (int64_t)KM_DEMO_HISTORY_DAYS * 86400; }
+#define DEMO_DAY 86400
+
+/* The calendar zone's offset from UTC at t (0 if the zone cannot be read
+ * any more: it was checked when the config was loaded). */
+static int64_t demo_tz_offset(const km_demo_timeline *t, int64_t at)
+{
+	int32_t off = 0;
+	km_err ignored;
+	if (km_anomaly_tz_offset(t->calendar.time_zone, at, &off, &ignored) != KM_OK)
+		off = 0;
+	return off;
+}
+
+/* The local day number of t (days since 1970-01-01 in the zone). */
+static int64_t demo_local_day(const km_demo_timeline *t, int64_t at)
+{
+	int64_t local = at + demo_tz_offset(t, at);
+	return local >= 0 ? local / DEMO_DAY : (local - DEMO_DAY + 1) / DEMO_DAY;
+}
+
+static int demo_working_day(const km_demo_timeline *t, int64_t day)
+{
+	int wday = (int)(((day + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
+	return (int)((t->calendar.work_days >> wday) & 1);
+}
+
+/* Unix time of minute `min` of local day `day` (the offset read an hour
+ * before: the same as at the minute but across a DST change, which
+ * happens at night, far from the minutes the demo uses). */
+static int64_t demo_local_time(const km_demo_timeline *t, int64_t day, int min)
+{
+	int64_t local = day * DEMO_DAY + (int64_t)min * 60;
+	return local - demo_tz_offset(t, local - 3600);
+}
+
+/* The working day a step `days` before the present happens on: that day,
+ * or, if it is not a working day, the working day before it; never before
+ * the day the clock is on (steps come oldest first), and if the clock is
+ * on a day off already (the planted weekend night), the next working day
+ * before today. */
+static int64_t demo_step_day(const km_demo_timeline *t, int days)
+{
+	int64_t today = demo_local_day(t, t->present), day = today - days;
+	if (day < t->day)
+		day = t->day;
+	int64_t back = day;
+	while (back > t->day && !demo_working_day(t, back))
+		back--;
+	if (demo_working_day(t, back))
+		return back;
+	for (int64_t fwd = day; fwd < today; fwd++)
+		if (demo_working_day(t, fwd))
+			return fwd;
+	return day;
+}
+
+/* Move the clock to the step `days` before the present, in working time:
+ * a day's first step an hour or so after work starts, each next one 5 to
+ * 27 minutes later (minutes from the count of steps: reproducible), never
+ * past an hour or so before work ends, and never backwards. */
+static void timeline_move(km_demo_timeline *t, int days)
+{
+	int start = t->calendar.work_start_min, span = t->calendar.work_end_min - start;
+	int margin = span / 8;
+	t->steps++;
+	if (days <= 0) { /* the present: real time again */
+		t->now = t->present > t->now ? t->present : t->now + 60;
+		t->day = demo_local_day(t, t->now);
+		return;
+	}
+	int64_t day = demo_step_day(t, days), when;
+	if (day > t->day)
+		when = demo_local_time(t, day, start + margin + (int)(t->steps * 17 % (unsigned)(margin + 1)));
+	else {
+		when = t->now + (int64_t)(5 + t->steps * 11 % 23) * 60;
+		if (when > demo_local_time(t, day, start + span - margin))
+			when = t->now + 60;
+	}
+	t->now = when > t->now ? when : t->now + 60;
+	t->day = day;
+}
+
+void km_demo_timeline_start(km_demo_timeline *t, int64_t present)
+{
+	memset(t, 0, sizeof *t);
+	t->present = present;
+	km_anomaly_config_defaults(&t->calendar);
+	t->day = INT32_MIN;
+	timeline_move(t, KM_DEMO_HISTORY_DAYS);
+}
 
 int64_t km_demo_clock(void *timeline) { return ((km_demo_timeline *)timeline)->now; }
 
-/* Move the demo's clock to `days` before today (never backwards; a few
- * minutes on per step so that events of one day keep their order).  A
- * session not on the demo clock (`keyward demo` adding extras later) keeps
- * the real time. */
+/* The session's timeline, or NULL when it is not on the demo's clock (a
+ * session of `keyward demo` adding extras later keeps the real time). */
+static km_demo_timeline *demo_timeline(km_ctx *ctx)
+{
+	return ctx->clock == km_demo_clock ? ctx->clock_ctx : NULL;
+}
+
+/* Move the demo's clock to `days` before today, in working time. */
 static void demo_at(km_ctx *ctx, int days)
 {
-	if (ctx->clock != km_demo_clock)
+	km_demo_timeline *t = demo_timeline(ctx);
+	if (t)
+		timeline_move(t, days);
+}
+
+/* Let `seconds` pass within a step (a person working through a list). */
+static void demo_tick(km_ctx *ctx, int seconds)
+{
+	km_demo_timeline *t = demo_timeline(ctx);
+	if (t)
+		t->now += seconds;
+}
+
+/* The planted weekend night (below): `days` before today is a day off by
+ * the calendar; the evening, well after work ended. */
+static void demo_at_night(km_ctx *ctx, int days)
+{
+	km_demo_timeline *t = demo_timeline(ctx);
+	if (!t)
 		return;
-	km_demo_timeline *t = ctx->clock_ctx;
-	int64_t when = km_now() - (int64_t)days * 86400;
-	t->now = when > t->now ? when : t->now + 300;
+	int end = t->calendar.work_end_min;
+	int64_t day = demo_local_day(t, t->present) - days;
+	int64_t when = demo_local_time(t, day, end + (24 * 60 - end) * 3 / 4);
+	t->steps++;
+	t->now = when > t->now ? when : t->now + 60;
+	t->day = day > t->day ? day : t->day;
+}
+
+/* How many days before today the planted weekend night is: the first day
+ * off at least three weeks back (three weeks if the calendar has none). */
+static int demo_night_days(km_ctx *ctx)
+{
+	km_demo_timeline *t = demo_timeline(ctx);
+	if (!t)
+		return 21;
+	int64_t today = demo_local_day(t, t->present);
+	for (int d = 21; d < 28; d++)
+		if (!demo_working_day(t, today - d))
+			return d;
+	return 21;
 }
 
 /* One step of a showcase key's story. */
@@ -511,8 +648,97 @@ static km_status extra_lineage(km_ctx *ctx, km_err *e)
 	return st;
 }
 
+/* ---- planted anomalies ------------------------------------------------- */
+
+/* The rest of the history keeps to working hours and to each key's usual
+ * people, so `keyward audit scan` on the demo finds exactly these, each
+ * something an auditor should read (docs/audit.md, "The demo's
+ * anomalies"; tests/test_demo.c checks the list at 03:00 and at 14:00):
+ *
+ *   the weekend night   alice, an officer who never used datasets/claims-2025
+ *                       (health data), decrypts its raw data and both
+ *                       training splits on a Saturday evening three weeks
+ *                       ago: off-hours on key:datasets/claims-2025@1 and
+ *                       first-use on key:datasets/claims-2025.
+ *   the probing service svc-scoring-api, whose scope is models/ and
+ *                       inference/, asks for 12 keys' details one after
+ *                       another within two minutes, twelve days ago, and is
+ *                       refused each time: denial-burst on
+ *                       user:svc-scoring-api.
+ *   the override        yesterday, the day after inference/scoring-api v2
+ *                       was marked compromised, alice decrypts an inference
+ *                       log still under v2 with the audited override:
+ *                       version-use on key:inference/scoring-api@2 and
+ *                       first-use on key:inference/scoring-api.
+ */
+
+/* Decrypt the demo envelope of `spec` as session s (the plaintext goes to
+ * /dev/null: the use is the point, and nothing is kept). */
+static km_status demo_decrypt(km_ctx *s, const char *spec, int override, km_err *e)
+{
+	char path[DEMO_ASSET_PATH_MAX];
+	demo_asset_path(s, spec, path);
+	int in = open(path, O_RDONLY | O_CLOEXEC), out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	km_status st = in < 0 || out < 0 ? km_fail(e, KM_EIO, "demo: cannot open %s: %s", path, strerror(errno))
+	                                 : KM_OK;
+	km_unprotect_opts o = {.override_compromised = override};
+	if (!st)
+		st = km_unprotect_ex(s, in, out, NULL, &o, NULL, e);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return st ? km_wrap(e, "demo: decrypting %s", spec) : KM_OK;
+}
+
+static const char *const night_specs[] = {
+	"dataset:claims-2025/raw@2025-06-30", "dataset:claims-2025/train-split@v1",
+	"dataset:claims-2025/test-split@v1", "dataset:claims-2025/raw@2025-06-30",
+};
+
+static km_status planted_weekend_night(km_ctx *ctx, km_err *e)
+{
+	km_ctx *alice = NULL;
+	km_status st = demo_session(ctx, "alice", &alice, e);
+	for (size_t i = 0; !st && i < KM_ARRAY_LEN(night_specs); i++) {
+		if (i)
+			demo_tick(ctx, 6 * 60 + 40);
+		st = demo_decrypt(alice, night_specs[i], 0, e);
+	}
+	km_close(alice);
+	return st;
+}
+
+static km_status planted_probing_service(km_ctx *ctx, km_err *e)
+{
+	km_ctx *svc = NULL;
+	km_status st = demo_session(ctx, "svc-scoring-api", &svc, e);
+	for (size_t i = 0; !st && i < 12; i++) {
+		km_key_info k;
+		km_err ignored;
+		demo_tick(ctx, 9);
+		if (km_key_get(svc, demo_keys[i % KM_ARRAY_LEN(demo_keys)].name, &k, &ignored) != KM_EDENIED)
+			st = km_fail(e, KM_EINTERNAL, "demo: a service could read the inventory");
+	}
+	km_close(svc);
+	return st;
+}
+
+static km_status planted_override(km_ctx *ctx, km_err *e)
+{
+	km_ctx *alice = NULL;
+	km_status st = demo_session(ctx, "alice", &alice, e);
+	if (!st)
+		st = demo_decrypt(alice, "inference-log:scoring-api/requests@2026-11-23", 1, e);
+	km_close(alice);
+	return st;
+}
+
 /* Extra steps, by day: what 3 + i is bulk key i's birth, 6 + i its
- * rotation paused midway; 9 a policy proposal; 10 refused attempts. */
+ * rotation paused midway; 9 a policy proposal; 10 refused attempts; 11 the
+ * lineage sync; 12-14 the planted anomalies (the night's day is the
+ * calendar's, DEMO_NIGHT: demo_night_days). */
+#define DEMO_NIGHT -1
 static const struct {
 	int days, what;
 } demo_extras[] = {
@@ -520,7 +746,10 @@ static const struct {
 	{1, 9},                     /* alice proposes a policy change */
 	{1, 6}, {1, 7}, {1, 8},     /* their rotations, paused midway */
 	{1, 10},                    /* refused attempts */
-	{1, 11},                    /* the nightly lineage sync */
+	{1, 11},                    /* the lineage sync from the data platform */
+	{DEMO_NIGHT, 12},           /* planted: the weekend night */
+	{12, 13},                   /* planted: the probing service */
+	{1, 14},                    /* planted: the override, after the compromise */
 };
 
 static km_status step_extra(km_ctx *ctx, demo_approvers *ap, int what, km_err *e)
@@ -531,12 +760,18 @@ static km_status step_extra(km_ctx *ctx, demo_approvers *ap, int what, km_err *e
 		return extra_rotation_midway(ctx, ap, &demo_bulk[what - 6], e);
 	if (what == 11)
 		return extra_lineage(ctx, e);
+	if (what == 12)
+		return planted_weekend_night(ctx, e);
+	if (what == 13)
+		return planted_probing_service(ctx, e);
+	if (what == 14)
+		return planted_override(ctx, e);
 	return what == 9 ? extra_policy_request(ctx, e) : extra_denials(ctx, ap, e);
 }
 
 /* Every step of every showcase key, oldest first (a stable order within a
  * day: the table's). */
-static size_t demo_steps(demo_step *out, size_t cap)
+static size_t demo_steps(km_ctx *ctx, demo_step *out, size_t cap)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < KM_ARRAY_LEN(demo_keys); i++) {
@@ -550,7 +785,8 @@ static size_t demo_steps(demo_step *out, size_t cap)
 			out[n++] = (demo_step){atoi(p + 1), i, 2, c};
 	}
 	for (size_t i = 0; i < KM_ARRAY_LEN(demo_extras) && n < cap; i++)
-		out[n++] = (demo_step){demo_extras[i].days, SIZE_MAX, demo_extras[i].what, 0};
+		out[n++] = (demo_step){demo_extras[i].days == DEMO_NIGHT ? demo_night_days(ctx) : demo_extras[i].days,
+		                       SIZE_MAX, demo_extras[i].what, 0};
 	/* insertion sort: a few dozen steps */
 	for (size_t i = 1; i < n; i++) {
 		demo_step x = out[i];
@@ -565,10 +801,13 @@ static size_t demo_steps(demo_step *out, size_t cap)
 static km_status showcase_all(km_ctx *ctx, demo_approvers *ap, const km_demo_opts *o, km_err *e)
 {
 	demo_step steps[96];
-	size_t n = demo_steps(steps, KM_ARRAY_LEN(steps));
+	size_t n = demo_steps(ctx, steps, KM_ARRAY_LEN(steps));
 	km_status st = KM_OK;
 	for (size_t i = 0; !st && i < n; i++) {
-		demo_at(ctx, steps[i].days);
+		if (steps[i].key == SIZE_MAX && steps[i].what == 12)
+			demo_at_night(ctx, steps[i].days);
+		else
+			demo_at(ctx, steps[i].days);
 		if (steps[i].key == SIZE_MAX) {
 			if ((st = step_extra(ctx, ap, steps[i].what, e)))
 				st = km_wrap(e, "demo");
@@ -586,7 +825,10 @@ static km_status showcase_all(km_ctx *ctx, demo_approvers *ap, const km_demo_opt
 	return st;
 }
 
-/* The demo's policies: a deployment-wide cadence, a shorter one for the
+/* The demo's policies: a deployment-wide cadence and a request lifetime of
+ * five days (the history's last days may move back over a weekend to the
+ * Friday before, and the requests opened then must still be pending when
+ * the console opens on the Monday), a shorter cadence for the
  * inference logs, and two approvers besides the requester for every key
  * tagged sensitivity=high above (the issue's "high-sensitivity keys ask
  * for two").  JSON bodies as a policy request's "change" carries them. */
@@ -594,7 +836,7 @@ static const struct {
 	const char *scope;
 	const char *fields;
 } demo_policies[] = {
-	{"", "{\"cadence_days\":90,\"request_ttl_hours\":72}"},
+	{"", "{\"cadence_days\":90,\"request_ttl_hours\":120}"},
 	{"inference/", "{\"cadence_days\":30,\"transition_days\":7}"},
 	{"datasets/", "{\"reencrypt\":1}"},
 	{"features/credit-risk", "{\"quorum\":2}"},
@@ -701,6 +943,11 @@ km_status km_demo_fill(km_ctx *ctx, const km_demo_opts *o, km_err *e)
 	km_key_info probe;
 	km_err ignored;
 	km_status st = KM_OK;
+	/* The history keeps to the deployment's own calendar (the defaults
+	 * at init, as the timeline began). */
+	km_demo_timeline *t = demo_timeline(ctx);
+	if (t && (st = km_anomaly_config_parse(ctx->cfg.anomaly, &t->calendar, e)))
+		return st;
 	/* Showcase content once; `keyward demo` may run again for extras. */
 	if (km_key_get(ctx, demo_keys[0].name, &probe, &ignored) != KM_OK) {
 		demo_approvers ap = {0};

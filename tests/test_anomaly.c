@@ -364,6 +364,24 @@ START_TEST(first_use_by_a_new_actor)
 }
 END_TEST
 
+/* The key's creator protecting its first assets is how a key starts: no
+ * finding; another actor's first use of the same new key is one. */
+START_TEST(first_use_by_the_creator_is_not_reported)
+{
+	normal_history(NULL, NULL);
+	km_err e;
+	clk = berlin(14, 10, 0);
+	ck_assert_msg(km_key_create(ctx, "features/c", NULL, 0, &e) == KM_OK, "%s", e.msg);
+	tx_begin();
+	emit(berlin(14, 10, 5), me, "protect", "key:features/c@1", "ok", json_pack("{s:s}", "name", "c-1"));
+	uint64_t other = decrypt(berlin(14, 11, 0), "svc-a", "features/c", "c-1");
+	tx_end();
+	findings f = scan_and_collect();
+	assert_only(&f, "creator's first use", "first-use", 1);
+	ck_assert(has_evidence(&f, other));
+}
+END_TEST
+
 START_TEST(off_hours_by_the_configured_calendar)
 {
 	normal_history(NULL, NULL);
@@ -526,6 +544,7 @@ int main(void)
 	tcase_add_test(tc, spike_per_key_and_per_actor);
 	tcase_add_test(tc, spike_across_two_scans_found_once);
 	tcase_add_test(tc, first_use_by_a_new_actor);
+	tcase_add_test(tc, first_use_by_the_creator_is_not_reported);
 	tcase_add_test(tc, off_hours_by_the_configured_calendar);
 	tcase_add_test(tc, off_hours_time_zone_matters);
 	tcase_add_test(tc, mass_decrypt_of_many_assets);

@@ -160,7 +160,7 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 		o.demo = 1;
 		/* The demo's history is backdated (demo.h): init and every
 		 * session of the fill run on its clock. */
-		km_demo_timeline_start(&timeline);
+		km_demo_timeline_start(&timeline, km_now());
 		o.clock = cli->clock = km_demo_clock;
 		o.clock_ctx = cli->clock_ctx = &timeline;
 	} else {

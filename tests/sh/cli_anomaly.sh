@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_anomaly.sh — `keyward audit scan` and `keyward anomaly list` on the
-# demo's history: the findings are anomaly events whose evidence seqs name
-# real events of the rule's kind; a second scan starts after the first
+# demo's history: the findings are the anomalies the demo plants (and
+# nothing of its ordinary working-hours history, whatever hour init ran),
+# anomaly events whose evidence seqs name real events of the rule's kind; a second scan starts after the first
 # (durable cursor in the log) and finds nothing new; a malformed threshold
 # is refused naming the field; a service may not scan; the console lists
 # the anomalies on screen 7 and counts them in the status bar.
@@ -10,15 +11,18 @@ source "$(dirname "$0")/cli_lib.sh"
 kw_setup
 kw_init_demo
 
-step "a first scan finds the demo's first uses and night-time work"
+step "a first scan finds the demo's planted anomalies, and only those"
 ok audit scan --json
 jeq "$OUT" 'd["from"]' 1
 found=$(jget "$OUT" 'd["anomalies"]')
 through=$(jget "$OUT" 'd["through"]')
-[ "$found" -gt 0 ] || fail "the demo's history raised nothing"
+[ "$found" -eq 5 ] || fail "the demo's history raised $found anomalies, not the 5 planted"
 ok anomaly list -n 1000 --json
 cp "$OUT" "$KW_TMP/list.json"
 jeq "$KW_TMP/list.json" 'len(d)' "$found"
+# docs/audit.md, "The demo's anomalies"
+jeq "$KW_TMP/list.json" 'sorted(a["rule"] + " " + a["object"] + " " + a["subject"] for a in d)' \
+	'["denial-burst user:svc-scoring-api svc-scoring-api", "first-use key:datasets/claims-2025 alice", "first-use key:inference/scoring-api alice", "off-hours key:datasets/claims-2025@1 alice", "version-use key:inference/scoring-api@2 alice"]'
 jeq "$KW_TMP/list.json" 'all(len(a["evidence"]) >= 1 for a in d)' true
 jeq "$KW_TMP/list.json" 'sorted({a["rule"] for a in d} - {"first-use", "off-hours", "decrypt-spike", "mass-decrypt", "denial-burst", "version-use"})' '[]'
 # every first-use names an event of its actor using the key; every seq is below the cursor

@@ -24,7 +24,7 @@ ok policy show inference/scoring-api
 has "$OUT" "effective policy of inference/scoring-api"
 grep -Eq '^cadence_days +30 +inference/$' "$OUT" || fail "cadence from the prefix"
 grep -Eq '^quorum +2 +inference/scoring-api$' "$OUT" || fail "quorum from the key's own policy"
-grep -Eq '^request_ttl_hours +72 +global$' "$OUT" || fail "ttl from the global policy"
+grep -Eq '^request_ttl_hours +120 +global$' "$OUT" || fail "ttl from the global policy"
 grep -Eq '^usage_bound +16777216 +default$' "$OUT" || fail "bound from the default"
 ok policy show inference/scoring-api --json
 jeq "$OUT" 'd["key"]' inference/scoring-api
@@ -55,7 +55,7 @@ jeq "$OUT" 'd[0]["fields"]["cadence_days"]' 90
 jeq "$OUT" '[p["scope"] for p in d][1:] == sorted(p["scope"] for p in d[1:])' true
 ok policy list
 head -n1 "$OUT" | grep -Eq '^SCOPE +FIELDS$' || fail "policy list header"
-grep -Eq '^global +cadence_days=90 request_ttl_hours=72$' "$OUT" || fail "global row"
+grep -Eq '^global +cadence_days=90 request_ttl_hours=120$' "$OUT" || fail "global row"
 
 step "policy set / unset open requests; nothing changes yet"
 before=$(sqlite3 "$DB" "SELECT group_concat(scope || body, ';') FROM policies")
