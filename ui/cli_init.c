@@ -11,6 +11,7 @@
 #include "request.h"
 #include "prompt.h"
 #include "demo.h"
+#include "anomaly.h"
 #include "user.h"
 #include "secmem.h"
 #include "caller.h"
@@ -198,9 +199,16 @@ km_status ui_cmd_init(ui_cli *cli, const ui_args *a, km_err *e)
 	st = ui_cli_open(cli, pin_path, e);
 	if (st == KM_OK)
 		st = demo_fill(cli, 0, 0, e);
+	/* One scan of the history, as cron would have run it, so that the
+	 * anomalies screen opens on the incidents the demo plants
+	 * (docs/audit.md) rather than on "run a scan". */
+	km_anomaly_scan_result scan = {0};
 	if (st == KM_OK)
-		ui_note("demo content added; the PIN is in %s and every demo person's passphrase is "
-		        "\"%s\" (DEMO ONLY)", pin_path, KM_DEMO_PASSPHRASE);
+		st = km_anomaly_scan(cli->ctx, &scan, e);
+	if (st == KM_OK)
+		ui_note("demo content added (a scan of its history found %" PRIu64 " anomalies); the PIN is in %s "
+		        "and every demo person's passphrase is \"%s\" (DEMO ONLY)",
+		        scan.anomalies, pin_path, KM_DEMO_PASSPHRASE);
 out:
 	km_secure_free(pass, PASS_CAP);
 	km_secure_free(so_pin, PIN_CAP);

@@ -490,9 +490,10 @@ static void ui_paint_title(ui_console *c)
 typedef struct { char text[192]; ui_element el; } ui_status_seg;
 
 /* The segments after the home path and the person, in full or, when the
- * full ones do not fit, compact at level 1 "HSM ok" and at level 2 (80
- * columns) also "audit 1679 unverified", "4 due 4 late".  Returns how many
- * were written from seg. */
+ * full ones do not fit, compact at level 1 "HSM ok", at level 2 (80
+ * columns) also "audit 1679 unverified", "4 due 4 late", and at level 3
+ * (80 columns with anomalies waiting) "5 anom", "1679 unverified".
+ * Returns how many were written from seg. */
 static int ui_status_facts(ui_console *c, int level, ui_status_seg *seg)
 {
 	const km_status_info *s = &c->status;
@@ -504,8 +505,11 @@ static int ui_status_facts(ui_console *c, int level, ui_status_seg *seg)
 		seg[n++].el = UI_EL_STATUS_WARN;
 	}
 	if (c->anomalies) {
-		ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu anomal%s", (unsigned long long)c->anomalies,
-		             c->anomalies == 1 ? "y" : "ies");
+		if (level >= 3)
+			ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu anom", (unsigned long long)c->anomalies);
+		else
+			ui_tw_format(seg[n].text, sizeof seg[n].text, "%llu anomal%s", (unsigned long long)c->anomalies,
+			             c->anomalies == 1 ? "y" : "ies");
 		seg[n++].el = UI_EL_STATUS_WARN;
 	}
 	if (c->status_problem[0]) {
@@ -533,7 +537,9 @@ static int ui_status_facts(ui_console *c, int level, ui_status_seg *seg)
 			             s->last_verified_intact ? g->ok : "FAILED");
 		vel = s->last_verified_intact ? UI_EL_STATUS : UI_EL_STATUS_BAD;
 	}
-	ui_tw_format(seg[n].text, sizeof seg[n].text, compact ? "audit %llu %s" : "audit %llu events, %s",
+	/* level 3: an unverified log is "1785 unverified", the word audit gone */
+	ui_tw_format(seg[n].text, sizeof seg[n].text,
+	             level >= 3 && !s->last_verified[0] ? "%llu %s" : compact ? "audit %llu %s" : "audit %llu events, %s",
 	             (unsigned long long)s->audit_events, ver);
 	seg[n++].el = vel;
 	ui_tw_format(seg[n].text, sizeof seg[n].text, compact ? "%llu due %llu late" : "%llu due, %llu overdue",
@@ -584,7 +590,7 @@ static void ui_paint_status(ui_console *c)
 	seg[n++].el = UI_EL_STATUS;
 	/* the home path keeps at least 9 cells; past that the facts go compact */
 	int facts = 0, fits = 0;
-	for (int level = 0; level < 3 && !fits; level++) {
+	for (int level = 0; level < 4 && !fits; level++) {
 		facts = ui_status_facts(c, level, seg + n);
 		fits = ui_status_width(seg, n + facts) - ui_tw_width(seg[0].text) + 9 <= c->cols - 1;
 	}

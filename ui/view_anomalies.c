@@ -150,7 +150,18 @@ static void an_draw(ui_view *v, ui_rect a)
 	if (s->page < 1)
 		s->page = 1;
 	ui_rs_fit(&s->rs, s->page);
-	enum { W_SEQ = 8, W_TIME = 16, W_RULE = 13, W_SUBJ = 14 };
+	/* Below 100 columns the object gets the room: the year goes from the
+	 * time, the seq and actor columns shrink to what the rows need. */
+	int narrow = a.w < 100;
+	int W_SEQ = narrow ? 7 : 8, W_TIME = narrow ? 11 : 16, W_RULE = 13, W_SUBJ = 14;
+	if (narrow) {
+		W_SUBJ = 5;
+		for (int i = 0; i < s->rs.n; i++) {
+			int w = ui_tw_width(s->all[s->shown[i]].subject);
+			if (w > W_SUBJ)
+				W_SUBJ = w < 16 ? w : 16;
+		}
+	}
 	char hdr[300];
 	ui_tw_format(hdr, sizeof hdr, "%*s %-*s %-*s %-*s %s", W_SEQ, "SEQ", W_TIME, "TIME (UTC)", W_RULE, "RULE",
 	             W_SUBJ, "ACTOR", "OBJECT  EVIDENCE");
@@ -172,7 +183,8 @@ static void an_draw(ui_view *v, ui_rect a)
 		ui_tw_format(t, sizeof t, "%llu", (unsigned long long)an->seq);
 		ui_draw_text(c, y, x, W_SEQ, base, UI_TW_RIGHT, t);
 		x += W_SEQ + 1;
-		ui_draw_text(c, y, x, W_TIME, base, UI_TW_PAD, an->time);
+		ui_draw_text(c, y, x, W_TIME, base, UI_TW_PAD,
+		             narrow && strlen(an->time) >= 16 ? an->time + 5 : an->time);
 		x += W_TIME + 1;
 		ui_draw_text(c, y, x, W_RULE, base == UI_EL_NORMAL ? UI_EL_BAD : base, UI_TW_PAD | UI_TW_ELLIPSIS,
 		             an->rule);

@@ -11,11 +11,12 @@ source "$(dirname "$0")/cli_lib.sh"
 kw_setup
 kw_init_demo
 
-step "a first scan finds the demo's planted anomalies, and only those"
-ok audit scan --json
-jeq "$OUT" 'd["from"]' 1
-found=$(jget "$OUT" 'd["anomalies"]')
-through=$(jget "$OUT" 'd["through"]')
+step "init --demo's scan found the demo's planted anomalies, and only those"
+ok audit tail --action audit.scan --json
+jeq "$OUT" 'len(d)' 1
+jeq "$OUT" 'd[0]["details"]["from"]' 1
+found=$(jget "$OUT" 'd[0]["details"]["anomalies"]')
+through=$(jget "$OUT" 'd[0]["details"]["through"]')
 [ "$found" -eq 5 ] || fail "the demo's history raised $found anomalies, not the 5 planted"
 ok anomaly list -n 1000 --json
 cp "$OUT" "$KW_TMP/list.json"

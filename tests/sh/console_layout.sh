@@ -3,7 +3,8 @@
 # name shows in full (names get the space, tags give way first); after a
 # resize the selected row stays selected and visible, and a taller window
 # fills from above instead of leaving blank rows; at 80 columns every tab
-# shows, its title shortened.
+# shows, its title shortened, and the anomalies screen shows the demo's
+# planted findings.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -23,6 +24,19 @@ title="$(screen | sed -n 1p) " # capture-pane drops trailing blanks
 for t in "1 Keys" "2 Audit" "3 Sched" "4 Appr" "5 Ops" "6 Lineage" "7 Anom"; do
 	case "$title" in *" $t "*) ;; *) fail "tab '$t' is not on the 80-column title bar: $title" ;; esac
 done
+# the anomalies screen opens on the demo's planted incidents (init --demo
+# scans its history), each row's rule and object whole at 80 columns
+keys 7
+wait_for "5 anomalies"
+for row in "denial-burst +svc-scoring-api +user:svc-scoring-api( |…)" "off-hours +alice +key:datasets/claims-2025@1( |…)" \
+	"version-use +alice +key:inference/scoring-api@2( |…)" "first-use +alice +key:inference/scoring-api( |…)" \
+	"first-use +alice +key:datasets/claims-2025( |…)"; do
+	screen | grep -qE "$row" || fail "no row '$row' whole on the anomalies screen at 80 columns: $(screen | sed -n 2,9p)"
+done
+bar=$(screen | sed -n 23p)
+case "$bar" in *"5 anom"*"HSM ok"*" due "*" late"*) ;; *) fail "the 80-column status bar lacks a fact: $bar" ;; esac
+case "$bar" in *"…"*) fail "the 80-column status bar is cut: $bar" ;; esac
+echo "the anomalies screen shows the 5 planted findings"
 tmux_stop
 
 step "resize keeps the selection visible"
